@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	redoc "github.com/mvrilo/go-redoc"
+	swaggerfiles "github.com/swaggo/files/v2"
+)
+
+// Swagger UI comes from github.com/swaggo/files/v2 (swagger-ui-dist 5.x) and
+// ReDoc from github.com/mvrilo/go-redoc (redoc.standalone.js), both embedded
+// in their Go modules: the docs need no CDN.
+
+const swaggerPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Aircraft data platform — API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});</script>
+</body></html>`
+
+const redocPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Aircraft data platform — API reference</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="/redoc/redoc.standalone.js"></script>
+</body></html>`
+
+var redocJS = []byte(redoc.JavaScript)
+
+func registerDocs(r *gin.Engine) {
+	html := func(page string) gin.HandlerFunc {
+		return func(c *gin.Context) { c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(page)) }
+	}
+	r.GET("/docs", html(swaggerPage))
+	r.StaticFS("/docs/assets", http.FS(swaggerfiles.FS))
+	r.GET("/redoc", html(redocPage))
+	r.GET("/redoc/redoc.standalone.js", func(c *gin.Context) {
+		c.Header("Cache-Control", "public, max-age=86400")
+		c.Data(http.StatusOK, "application/javascript", redocJS)
+	})
+}

@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+type ingestInput struct {
+	Prefix string `query:"prefix" doc:"only objects whose key starts with this prefix" example:"raw/day=20231101/"`
+	asyncInput
+}
+
+// asyncInput selects a background run: ?async=true or Prefer: respond-async.
+type asyncInput struct {
+	Async  bool   `query:"async" doc:"answer 202 at once with a job to poll"`
+	Prefer string `header:"Prefer" doc:"respond-async: same as async=true (RFC 7240)"`
+}
+
+func (in asyncInput) async() bool {
+	return in.Async || strings.Contains(strings.ToLower(in.Prefer), "respond-async")
+}
+
+// maybeAsync is the output of operations that answer either with their
+// result (200) or with a job (202).
+type maybeAsync struct {
+	Status   int
+	Location string `header:"Location"`
+	Body     any
+}
+
+func asyncResponses(api huma.API, result any) map[string]*huma.Response {
+	schema := func(v any) *huma.Schema {
+		return api.OpenAPI().Components.Schemas.Schema(reflect.TypeOf(v), true, "")
+	}
+	return map[string]*huma.Response{
+		"200": {Description: "finished", Content: map[string]*huma.MediaType{"application/json": {Schema: schema(result)}}},
+		"202": {Description: "started in the background: poll the job at Location", Content: map[string]*huma.MediaType{"application/json": {Schema: schema(jobs.View{})}}},
+	}
+}
+
+// startJob answers 202 with a job that runs fn.
+func startJob(d Deps, kind string, fn func(context.Context, *progress.Counter) (any, error)) *maybeAsync {
+	v := d.Jobs.Start(kind, fn)
+	return &maybeAsync{Status: http.StatusAccepted, Location: "/api/v1/jobs/" + v.ID, Body: v}
+}
+
+type statsInput struct {
+	ICAO string `path:"icao" pattern:"^~?[0-9A-Fa-f]{6}$" doc:"ICAO 24-bit address: 6 hex digits, any case; ~ marks a non-ICAO address" example:"a65800"`
+}
+
+type statsOutput struct{ Body *flight.Stats }
+
+type listInput struct {
+	After string `query:"after" pattern:"^(~?[0-9A-Fa-f]{6})?$" doc:"return aircraft after this address (the previous page's next)"`
+	Limit int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+}
+
+type aircraftPage struct {
+	Items []flight.Aircraft `json:"items"`
+	// Next is the value of after for the next page; null on the last page.
+	Next *string `json:"next"`
+}
+
+func registerFlights(api huma.API, d Deps) {
+	op := post("process-s3-data", "/process-s3-data", "Ingest flight data files from S3 into statistics", "flight statistics")
+	op.Description = "Reads every object under prefix in S3_BUCKET (readsb-hist snapshots or [{icao, altitude, speed}] lists, " +
+		"plain or gzip), exactly once. Files that do not decode are reported and contribute nothing. One run at a time: 409 while another runs."
+	op.Responses = asyncResponses(api, ingest.Result{})
+	op.Errors = []int{http.StatusUnauthorized, http.StatusConflict, http.StatusServiceUnavailable}
+	huma.Register(api, op, func(ctx context.Context, in *ingestInput) (*maybeAsync, error) {
+		run, err := d.Ingest.Begin(ctx)
+		if errors.Is(err, ingest.ErrBusy) {
+			return nil, huma.Error409Conflict("an ingestion is already running; try again when it has finished")
+		}
+		if err != nil {
+			return nil, unavailable(d, "database", err)
+		}
+		if in.async() {
+			return startJob(d, "ingest", func(ctx context.Context, p *progress.Counter) (any, error) {
+				return run.Ingest(ctx, in.Prefix, p)
+			}), nil
+		}
+		res, err := run.Ingest(ctx, in.Prefix, nil)
+		if err != nil {
+			return nil, unavailable(d, "ingestion", err)
+		}
+		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
+	})
+
+	huma.Register(api, get("aircraft-stats", "/aircraft-stats/{icao}", "Statistics of one aircraft", "flight statistics"),
+		func(ctx context.Context, in *statsInput) (*statsOutput, error) {
+			icao, err := flight.NormalizeICAO(in.ICAO)
+			if err != nil {
+				return nil, huma.Error422UnprocessableEntity(err.Error())
+			}
+			s, err := d.DB.Stats(ctx, icao)
+			if errors.Is(err, postgres.ErrNotFound) {
+				return nil, huma.Error404NotFound("no statistics for aircraft " + icao)
+			}
+			if err != nil {
+				return nil, unavailable(d, "database", err)
+			}
+			return &statsOutput{Body: s}, nil
+		})
+
+	huma.Register(api, get("list-aircraft", "/api/v1/aircraft", "Aircraft with statistics, by address, a page at a time", "flight statistics"),
+		func(ctx context.Context, in *listInput) (*struct{ Body aircraftPage }, error) {
+			after := strings.ToLower(in.After)
+			items, err := d.DB.Aircraft(ctx, after, in.Limit+1)
+			if err != nil {
+				return nil, unavailable(d, "database", err)
+			}
+			page := aircraftPage{Items: items}
+			if len(items) > in.Limit {
+				page.Items = items[:in.Limit]
+				next := page.Items[in.Limit-1].ICAO
+				page.Next = &next
+			}
+			return &struct{ Body aircraftPage }{page}, nil
+		})
+}
+
+// unavailable logs err and answers 503 naming the dependency, without
+// leaking internals.
+func unavailable(d Deps, what string, err error) error {
+	d.Log.Error(what+" failed", "error", err)
+	return huma.Error503ServiceUnavailable(what + " unavailable: " + err.Error())
+}

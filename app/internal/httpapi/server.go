@@ -1,0 +1,90 @@
+// Package httpapi is the service's HTTP interface: a gin engine whose
+// operations are declared with huma, which validates input (422 naming the
+// field), writes RFC 9457 problem details for every error, and generates the
+// OpenAPI document from the code. Swagger UI and ReDoc are served from assets
+// embedded in the binary, so the docs work with no internet.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humagin"
+	"github.com/gin-contrib/cors"
+	"github.com/gin-gonic/gin"
+
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+)
+
+// Check is one dependency that readiness reports on.
+type Check struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	Log      *slog.Logger
+	Version  string
+	APIToken string // when set, every POST needs it as a bearer token
+	CORS     []string
+
+	DB     *postgres.DB
+	Ingest *ingest.Service
+	Jobs   *jobs.Registry
+	Ready  []Check
+}
+
+// NewServer returns the service's HTTP handler.
+func NewServer(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.ContextWithFallback = true
+	r.Use(requestID(), accessLog(d.Log), recovery(d.Log))
+	if len(d.CORS) > 0 {
+		r.Use(cors.New(cors.Config{
+			AllowOrigins:  d.CORS,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "Prefer", "X-Request-Id"},
+			ExposeHeaders: []string{"Location", "X-Request-Id"},
+			MaxAge:        12 * time.Hour,
+		}))
+	}
+	r.NoRoute(func(c *gin.Context) { writeProblem(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
+	r.NoMethod(func(c *gin.Context) { writeProblem(c, http.StatusMethodNotAllowed, "method not allowed") })
+	r.HandleMethodNotAllowed = true
+
+	cfg := huma.DefaultConfig("Aircraft data platform", d.Version)
+	cfg.Info.Description = "Flight statistics from ADS-B readsb-hist files in S3, and lane file downloads tracked in MongoDB."
+	cfg.DocsPath = ""     // Swagger UI and ReDoc are served below, from embedded assets
+	cfg.CreateHooks = nil // no $schema links in response bodies: keep the seeds' shapes
+	cfg.OpenAPIPath = "/openapi"
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "API_TOKEN; required for POST when the service has one"},
+	}
+	api := humagin.New(r, cfg)
+	api.UseMiddleware(requireToken(api, d.APIToken))
+
+	registerHealth(api, d)
+	registerFlights(api, d)
+	registerJobs(api, d)
+	registerDocs(r)
+	return r
+}
+
+// post declares a POST operation that needs the bearer token.
+func post(id, path, summary string, tags ...string) huma.Operation {
+	return huma.Operation{
+		OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: tags,
+		Security: []map[string][]string{{"bearer": {}}},
+	}
+}
+
+func get(id, path, summary string, tags ...string) huma.Operation {
+	return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary, Tags: tags}
+}

@@ -1,0 +1,235 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aircraftdata/platform/app/internal/flight"
+)
+
+// ErrBusy is returned by Lock when another ingestion holds the lock.
+var ErrBusy = errors.New("another ingestion is running")
+
+// ingestLock is the advisory lock key that serialises ingestions across all
+// instances sharing the database ("airc" in ASCII).
+const ingestLock = 0x61697263
+
+// Lock takes the ingestion lock for as long as the returned connection is
+// held; release it with Unlock. A session-level advisory lock is released by
+// the server if the connection dies, so a crashed instance never blocks others.
+func (db *DB) Lock(ctx context.Context) (*Lock, error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, ingestLock).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("postgres: lock: %w", err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, ErrBusy
+	}
+	return &Lock{conn: conn}, nil
+}
+
+// Lock is a held ingestion lock.
+type Lock struct{ conn *pgxpool.Conn }
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, ingestLock); err != nil {
+		// The lock dies with the session: drop the connection rather than
+		// return a locked one to the pool.
+		l.conn.Conn().Close(ctx)
+	}
+	l.conn.Release()
+}
+
+// Object identifies one stored object version.
+type Object struct {
+	Bucket, Key, ETag, VersionID string
+	Size                         int64
+}
+
+// Outcome is what happened to an object in the ledger.
+type Outcome string
+
+const (
+	Ingested          Outcome = "ingested"
+	DuplicateSnapshot Outcome = "duplicate-snapshot"
+)
+
+// Processed is one object's ledger entry.
+type Processed struct {
+	Object
+	Outcome      Outcome
+	SnapshotAt   time.Time // zero when the format has no snapshot time
+	Observations int64
+}
+
+// Known returns the subset of keys of bucket (with their etags) that are in
+// the ledger already.
+func (db *DB) Known(ctx context.Context, bucket string, objs []Object) (map[Object]bool, error) {
+	keys := make([]string, len(objs))
+	etags := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i], etags[i] = o.Key, o.ETag
+	}
+	rows, err := db.pool.Query(ctx, `
+		SELECT l.key, l.etag FROM ingested_objects l
+		JOIN unnest($2::text[], $3::text[]) AS o(key, etag) ON l.key = o.key AND l.etag = o.etag
+		WHERE l.bucket = $1`, bucket, keys, etags)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ledger: %w", err)
+	}
+	defer rows.Close()
+	known := make(map[Object]bool)
+	for rows.Next() {
+		var k, e string
+		if err := rows.Scan(&k, &e); err != nil {
+			return nil, err
+		}
+		known[Object{Bucket: bucket, Key: k, ETag: e}] = true
+	}
+	return known, rows.Err()
+}
+
+// SnapshotKey returns the key under which the snapshot taken at t was
+// ingested, if it was.
+func (db *DB) SnapshotKey(ctx context.Context, t time.Time) (string, bool, error) {
+	var bucket, key string
+	err := db.pool.QueryRow(ctx, `SELECT bucket, key FROM snapshots WHERE snapshot_at = $1`, t).Scan(&bucket, &key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("postgres: snapshots: %w", err)
+	}
+	return bucket + "/" + key, true, nil
+}
+
+// Commit writes, in one transaction, the ledger entries of a batch of
+// objects and the statistics they produced. Either all of it is stored or
+// none: a batch interrupted before commit is simply ingested again.
+func (db *DB) Commit(ctx context.Context, objects []Processed, agg flight.Aggregate) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+
+	ledger := make([][]any, len(objects))
+	var snaps [][]any
+	for i, o := range objects {
+		var at *time.Time
+		if !o.SnapshotAt.IsZero() {
+			at = &o.SnapshotAt
+			if o.Outcome == Ingested {
+				snaps = append(snaps, []any{o.SnapshotAt, o.Bucket, o.Key})
+			}
+		}
+		ledger[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, at, string(o.Outcome), o.Observations}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_objects"},
+		[]string{"bucket", "key", "etag", "version_id", "size", "snapshot_at", "outcome", "observations"},
+		pgx.CopyFromRows(ledger)); err != nil {
+		return fmt.Errorf("postgres: ledger: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"snapshots"}, []string{"snapshot_at", "bucket", "key"},
+		pgx.CopyFromRows(snaps)); err != nil {
+		return fmt.Errorf("postgres: snapshots: %w", err)
+	}
+	if err := upsertStats(ctx, tx, agg); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	return nil
+}
+
+var statsColumns = []string{
+	"icao", "registration", "registration_at", "type", "type_at", "observations", "first_seen", "last_seen",
+	"altitude_count", "altitude_sum", "altitude_max", "speed_count", "speed_sum", "speed_max", "emergencies",
+}
+
+// upsertStats copies the batch into a temporary table and merges it into
+// aircraft_stats in one statement: one round trip for any number of aircraft.
+func upsertStats(ctx context.Context, tx pgx.Tx, agg flight.Aggregate) error {
+	if len(agg) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE stats_batch (LIKE aircraft_stats) ON COMMIT DROP`); err != nil {
+		return fmt.Errorf("postgres: stage: %w", err)
+	}
+	rows := make([][]any, 0, len(agg))
+	for icao, p := range agg {
+		rows = append(rows, []any{
+			icao, nullString(p.Registration), nullTime(p.Registration, p.RegistrationAt),
+			nullString(p.Type), nullTime(p.Type, p.TypeAt), p.Observations, p.FirstSeen, p.LastSeen,
+			p.AltitudeCount, p.AltitudeSum, nullMax(p.AltitudeCount, p.AltitudeMax),
+			p.SpeedCount, p.SpeedSum, nullMax(p.SpeedCount, p.SpeedMax), emptyIfNil(p.Emergencies),
+		})
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"stats_batch"}, statsColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("postgres: stage: %w", err)
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO aircraft_stats AS s SELECT * FROM stats_batch
+		ON CONFLICT (icao) DO UPDATE SET
+			registration    = CASE WHEN newer(excluded.registration_at, s.registration_at) THEN excluded.registration ELSE s.registration END,
+			registration_at = CASE WHEN newer(excluded.registration_at, s.registration_at) THEN excluded.registration_at ELSE s.registration_at END,
+			type            = CASE WHEN newer(excluded.type_at, s.type_at) THEN excluded.type ELSE s.type END,
+			type_at         = CASE WHEN newer(excluded.type_at, s.type_at) THEN excluded.type_at ELSE s.type_at END,
+			observations    = s.observations + excluded.observations,
+			first_seen      = LEAST(s.first_seen, excluded.first_seen),
+			last_seen       = GREATEST(s.last_seen, excluded.last_seen),
+			altitude_count  = s.altitude_count + excluded.altitude_count,
+			altitude_sum    = s.altitude_sum + excluded.altitude_sum,
+			altitude_max    = GREATEST(s.altitude_max, excluded.altitude_max),
+			speed_count     = s.speed_count + excluded.speed_count,
+			speed_sum       = s.speed_sum + excluded.speed_sum,
+			speed_max       = GREATEST(s.speed_max, excluded.speed_max),
+			emergencies     = ARRAY(SELECT DISTINCT e FROM unnest(s.emergencies || excluded.emergencies) AS e ORDER BY e)`)
+	if err != nil {
+		return fmt.Errorf("postgres: merge statistics: %w", err)
+	}
+	return nil
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nullTime(s string, t time.Time) *time.Time {
+	if s == "" {
+		return nil
+	}
+	return &t
+}
+
+func nullMax(n int64, v float64) *float64 {
+	if n == 0 {
+		return nil
+	}
+	return &v
+}
+
+func emptyIfNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
