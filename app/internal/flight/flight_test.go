@@ -1,0 +1,88 @@
+package flight
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestNormalizeICAO(t *testing.T) {
+	for in, want := range map[string]string{"A65800": "a65800", "a65800": "a65800", "~0F0f0f": "~0f0f0f", " abc123 ": "abc123"} {
+		if got, err := NormalizeICAO(in); err != nil || got != want {
+			t.Errorf("NormalizeICAO(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "abc12", "abc1234", "abc12g", "~~abc123", "~abc12", "ab c12", "äbc123"} {
+		if got, err := NormalizeICAO(in); err == nil {
+			t.Errorf("NormalizeICAO(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+// Merging partials in any grouping and order gives what observing every
+// observation one by one gives.
+func TestMergeIsOrderIndependent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2023, 11, 1, 0, 0, 0, 0, time.UTC)
+	regs := []string{"", "N1", "N2"}
+	emerg := []string{"", "none", "general", "lordo"}
+	type obsAt struct {
+		o  Observation
+		at time.Time
+	}
+	var all []obsAt
+	for i := range 2000 {
+		o := Observation{
+			ICAO:         []string{"aaaaaa", "bbbbbb", "cccccc"}[rng.IntN(3)],
+			Registration: regs[rng.IntN(3)],
+			Type:         regs[rng.IntN(3)],
+			Emergency:    emerg[rng.IntN(4)],
+		}
+		if rng.IntN(4) > 0 {
+			o.Altitude = Number{Value: float64(rng.IntN(40000)), Valid: true}
+		}
+		if rng.IntN(3) > 0 {
+			o.GroundSpeed = Number{Value: float64(rng.IntN(500)), Valid: true}
+		}
+		all = append(all, obsAt{o, base.Add(time.Duration(i) * 5 * time.Second)})
+	}
+	direct := make(Aggregate)
+	for _, x := range all {
+		direct.Observe(x.o, x.at)
+	}
+	// The same observations in shuffled chunks, merged in shuffled order.
+	rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	merged := make(Aggregate)
+	for start := 0; start < len(all); {
+		end := min(len(all), start+1+rng.IntN(300))
+		chunk := make(Aggregate)
+		for _, x := range all[start:end] {
+			chunk.Observe(x.o, x.at)
+		}
+		merged.Merge(chunk)
+		start = end
+	}
+	for icao, want := range direct {
+		got := merged[icao]
+		// Sums of the same integers in another order are exact in float64.
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", icao, *got, *want)
+		}
+	}
+	if merged.Observations() != int64(len(all)) {
+		t.Errorf("observations = %d, want %d", merged.Observations(), len(all))
+	}
+}
+
+func TestStampSetsTimeOfRegistration(t *testing.T) {
+	a := make(Aggregate)
+	a.Observe(Observation{ICAO: "aaaaaa", Registration: "N1"}, time.Time{})
+	a.Observe(Observation{ICAO: "aaaaaa"}, time.Time{}) // no registration: N1 stays
+	at := time.Unix(1698796829, 0)
+	a.Stamp(at)
+	p := a["aaaaaa"]
+	if p.Registration != "N1" || !p.RegistrationAt.Equal(at) || !p.FirstSeen.Equal(at) || !p.LastSeen.Equal(at) || !p.TypeAt.IsZero() {
+		t.Errorf("after Stamp: %+v", *p)
+	}
+}
