@@ -18,16 +18,17 @@ import (
 
 type ingestInput struct {
 	Prefix string `query:"prefix" doc:"only objects whose key starts with this prefix" example:"raw/day=20231101/"`
-	asyncInput
+	AsyncInput
 }
 
-// asyncInput selects a background run: ?async=true or Prefer: respond-async.
-type asyncInput struct {
+// AsyncInput (exported so that huma sees its embedded fields) selects a
+// background run: ?async=true or Prefer: respond-async.
+type AsyncInput struct {
 	Async  bool   `query:"async" doc:"answer 202 at once with a job to poll"`
 	Prefer string `header:"Prefer" doc:"respond-async: same as async=true (RFC 7240)"`
 }
 
-func (in asyncInput) async() bool {
+func (in AsyncInput) async() bool {
 	return in.Async || strings.Contains(strings.ToLower(in.Prefer), "respond-async")
 }
 

@@ -1,0 +1,591 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/httpapi"
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/stacktest"
+)
+
+const token = "test-token"
+
+// flightsEnv is a service on a fresh database and bucket.
+type flightsEnv struct {
+	url    string
+	db     *postgres.DB
+	bucket bucket.Bucket
+}
+
+func newFlightsEnv(t *testing.T) *flightsEnv {
+	t.Helper()
+	ctx := context.Background()
+	b := stacktest.Bucket(t)
+	db, err := postgres.Open(ctx, stacktest.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	jobsCtx, cancel := context.WithCancel(ctx)
+	reg := jobs.NewRegistry(jobsCtx, time.Hour)
+	t.Cleanup(func() { cancel(); reg.Wait() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
+		Log: log, Version: "test", APIToken: token,
+		DB:     db,
+		Ingest: &ingest.Service{DB: db, Bucket: b, Log: log, Workers: 3},
+		Jobs:   reg,
+		Ready:  []httpapi.Check{{Name: "postgres", Check: db.Ping}, {Name: "s3", Check: b.Check}},
+	}))
+	t.Cleanup(srv.Close)
+	return &flightsEnv{url: srv.URL, db: db, bucket: b}
+}
+
+func (e *flightsEnv) do(t *testing.T, method, path string, hdr map[string]string) (int, []byte, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, resp.Header
+}
+
+var auth = map[string]string{"Authorization": "Bearer " + token}
+
+func decode[T any](t *testing.T, body []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return v
+}
+
+// --- the oracle: statistics computed the obvious way from the sample files ---
+
+type want struct {
+	obs            int
+	first, last    float64
+	reg, typ       string
+	regAt, typAt   float64
+	altN, gsN      int
+	altSum, altMax float64
+	gsSum, gsMax   float64
+	emergencies    map[string]bool
+}
+
+func oracle(t *testing.T, files ...string) map[string]*want {
+	all := map[string]*want{}
+	for _, name := range files {
+		var doc struct {
+			Now      float64          `json:"now"`
+			Aircraft []map[string]any `json:"aircraft"`
+		}
+		if err := json.Unmarshal(stacktest.Sample(t, name), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range doc.Aircraft {
+			hex := strings.ToLower(a["hex"].(string))
+			w := all[hex]
+			if w == nil {
+				w = &want{first: doc.Now, last: doc.Now, altMax: math.Inf(-1), gsMax: math.Inf(-1), emergencies: map[string]bool{}}
+				all[hex] = w
+			}
+			w.obs++
+			w.first, w.last = math.Min(w.first, doc.Now), math.Max(w.last, doc.Now)
+			if r, _ := a["r"].(string); r != "" && doc.Now >= w.regAt {
+				w.reg, w.regAt = r, doc.Now
+			}
+			if ty, _ := a["t"].(string); ty != "" && doc.Now >= w.typAt {
+				w.typ, w.typAt = ty, doc.Now
+			}
+			if v, ok := a["alt_baro"].(float64); ok {
+				w.altN++
+				w.altSum += v
+				w.altMax = math.Max(w.altMax, v)
+			}
+			if v, ok := a["gs"].(float64); ok {
+				w.gsN++
+				w.gsSum += v
+				w.gsMax = math.Max(w.gsMax, v)
+			}
+			if e, _ := a["emergency"].(string); e != "" && e != "none" {
+				w.emergencies[e] = true
+			}
+		}
+	}
+	return all
+}
+
+type statsBody struct {
+	ICAO            string     `json:"icao"`
+	Registration    *string    `json:"registration"`
+	Type            *string    `json:"type"`
+	Observations    int        `json:"observations"`
+	FirstSeen       *time.Time `json:"first_seen"`
+	LastSeen        *time.Time `json:"last_seen"`
+	MaxAltitudeBaro *float64   `json:"max_altitude_baro"`
+	AvgAltitudeBaro *float64   `json:"avg_altitude_baro"`
+	MaxGroundSpeed  *float64   `json:"max_ground_speed"`
+	AvgGroundSpeed  *float64   `json:"avg_ground_speed"`
+	HadEmergency    bool       `json:"had_emergency"`
+	Emergencies     []string   `json:"emergencies"`
+}
+
+func epoch(sec float64) time.Time { return time.UnixMilli(int64(math.Round(sec * 1000))).UTC() }
+
+func checkStats(t *testing.T, hex string, w *want, got statsBody) {
+	t.Helper()
+	bad := func(field string, g, x any) { t.Errorf("%s %s = %v, want %v", hex, field, g, x) }
+	if got.ICAO != hex {
+		bad("icao", got.ICAO, hex)
+	}
+	if got.Observations != w.obs {
+		bad("observations", got.Observations, w.obs)
+	}
+	if got.FirstSeen == nil || !got.FirstSeen.Equal(epoch(w.first)) {
+		bad("first_seen", got.FirstSeen, epoch(w.first))
+	}
+	if got.LastSeen == nil || !got.LastSeen.Equal(epoch(w.last)) {
+		bad("last_seen", got.LastSeen, epoch(w.last))
+	}
+	optStr := func(field string, g *string, x string) {
+		if (x == "") != (g == nil) || (g != nil && *g != x) {
+			bad(field, g, x)
+		}
+	}
+	optStr("registration", got.Registration, w.reg)
+	optStr("type", got.Type, w.typ)
+	optNum := func(field string, g *float64, n int, x float64) {
+		if n == 0 {
+			if g != nil {
+				bad(field, *g, nil)
+			}
+			return
+		}
+		if g == nil || math.Abs(*g-x) > 1e-9*math.Max(1, math.Abs(x)) {
+			bad(field, g, x)
+		}
+	}
+	optNum("max_altitude_baro", got.MaxAltitudeBaro, w.altN, w.altMax)
+	optNum("avg_altitude_baro", got.AvgAltitudeBaro, w.altN, w.altSum/float64(w.altN))
+	optNum("max_ground_speed", got.MaxGroundSpeed, w.gsN, w.gsMax)
+	optNum("avg_ground_speed", got.AvgGroundSpeed, w.gsN, w.gsSum/float64(w.gsN))
+	if got.HadEmergency != (len(w.emergencies) > 0) || len(got.Emergencies) != len(w.emergencies) {
+		bad("emergencies", got.Emergencies, w.emergencies)
+	}
+	for _, e := range got.Emergencies {
+		if !w.emergencies[e] {
+			bad("emergency", e, w.emergencies)
+		}
+	}
+}
+
+var goodSamples = []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000315Z.json.gz", "20231101-000700Z.json.gz"}
+var badSamples = []string{"bad/20231101-000030Z.cut-mid-record.json", "bad/20231101-000315Z.cut-mid-record.json"}
+
+// distinct snapshots among goodSamples: the two 000315Z files are one snapshot.
+var uniqueSnapshots = []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000700Z.json.gz"}
+
+type ingestResult struct {
+	FilesSeen       int               `json:"files_seen"`
+	FilesIngested   int               `json:"files_ingested"`
+	FilesSkipped    int               `json:"files_skipped"`
+	SkippedByReason map[string]int    `json:"skipped_by_reason"`
+	Skipped         []ingest.FileNote `json:"skipped"`
+	FilesFailed     int               `json:"files_failed"`
+	Failed          []ingest.FileNote `json:"failed"`
+	AircraftUpdated int               `json:"aircraft_updated"`
+	Observations    int               `json:"observations"`
+	Bytes           int64             `json:"bytes"`
+}
+
+func upload(t *testing.T, b bucket.Bucket, prefix string, names ...string) {
+	for _, n := range names {
+		stacktest.Put(t, b, prefix+n, stacktest.Sample(t, n))
+	}
+}
+
+func TestIngestAndStatistics(t *testing.T) {
+	e := newFlightsEnv(t)
+	const prefix = "raw/day=20231101/"
+	upload(t, e.bucket, prefix, goodSamples...)
+	upload(t, e.bucket, prefix, badSamples...)
+	stacktest.Put(t, e.bucket, "elsewhere/20231101-000030Z.json", stacktest.Sample(t, "20231101-000030Z.json"))
+
+	wantStats := oracle(t, uniqueSnapshots...)
+	wantObs := 0
+	for _, w := range wantStats {
+		wantObs += w.obs
+	}
+
+	status, body, _ := e.do(t, "POST", "/process-s3-data?prefix="+prefix, auth)
+	if status != http.StatusOK {
+		t.Fatalf("ingest: %d %s", status, body)
+	}
+	res := decode[ingestResult](t, body)
+	if res.FilesSeen != 6 || res.FilesIngested != 3 || res.FilesSkipped != 1 || res.FilesFailed != 2 {
+		t.Errorf("files seen/ingested/skipped/failed = %d/%d/%d/%d, want 6/3/1/2: %s",
+			res.FilesSeen, res.FilesIngested, res.FilesSkipped, res.FilesFailed, body)
+	}
+	if res.SkippedByReason["duplicate snapshot"] != 1 || len(res.Skipped) != 1 ||
+		!strings.HasPrefix(res.Skipped[0].Key, prefix+"20231101-000315Z.json") {
+		t.Errorf("the 000315Z snapshot under its second key should be skipped as a duplicate: %+v", res.Skipped)
+	}
+	var failedKeys []string
+	for _, f := range res.Failed {
+		failedKeys = append(failedKeys, f.Key)
+		if !strings.Contains(f.Reason, "truncated") {
+			t.Errorf("%s: reason %q should say the file is truncated", f.Key, f.Reason)
+		}
+	}
+	slices.Sort(failedKeys)
+	if !slices.Equal(failedKeys, []string{prefix + badSamples[0], prefix + badSamples[1]}) {
+		t.Errorf("failed = %v", failedKeys)
+	}
+	if res.Observations != wantObs || res.AircraftUpdated != len(wantStats) {
+		t.Errorf("observations %d, aircraft %d; want %d, %d", res.Observations, res.AircraftUpdated, wantObs, len(wantStats))
+	}
+
+	// Exact statistics for many aircraft: every one with an emergency, every
+	// one seen in all three snapshots with changing data, and a spread of
+	// the rest.
+	hexes := make([]string, 0, len(wantStats))
+	for h := range wantStats {
+		hexes = append(hexes, h)
+	}
+	sort.Strings(hexes)
+	var picked []string
+	for i, h := range hexes {
+		w := wantStats[h]
+		if len(w.emergencies) > 0 || (w.obs == 3 && i%7 == 0) || i%41 == 0 {
+			picked = append(picked, h)
+		}
+	}
+	if len(picked) < 300 {
+		t.Fatalf("only %d aircraft picked", len(picked))
+	}
+	emergencies := 0
+	for _, h := range picked {
+		status, body, _ := e.do(t, "GET", "/aircraft-stats/"+h, nil)
+		if status != http.StatusOK {
+			t.Fatalf("stats %s: %d %s", h, status, body)
+		}
+		got := decode[statsBody](t, body)
+		checkStats(t, h, wantStats[h], got)
+		if got.HadEmergency {
+			emergencies++
+		}
+	}
+	if emergencies < 1 {
+		t.Errorf("%d aircraft with an emergency checked; the samples hold one (adcfef, in two snapshots)", emergencies)
+	}
+	t.Logf("checked %d of %d aircraft against the oracle", len(picked), len(wantStats))
+
+	// Case-insensitive icao.
+	if status, _, _ := e.do(t, "GET", "/aircraft-stats/"+strings.ToUpper(picked[0]), nil); status != http.StatusOK {
+		t.Errorf("upper-case icao: %d", status)
+	}
+
+	// Rerun: nothing changes.
+	before := fetchAll(t, e)
+	status, body, _ = e.do(t, "POST", "/process-s3-data?prefix="+prefix, auth)
+	if status != http.StatusOK {
+		t.Fatalf("rerun: %d %s", status, body)
+	}
+	res = decode[ingestResult](t, body)
+	if res.FilesIngested != 0 || res.SkippedByReason["already ingested"] != 4 || res.FilesFailed != 2 || res.Observations != 0 {
+		t.Errorf("rerun should skip the 4 processed files and fail the 2 bad ones again: %s", body)
+	}
+	if after := fetchAll(t, e); !bytes.Equal(before, after) {
+		t.Error("statistics changed on rerun")
+	}
+
+	// The same snapshot under yet another key, in another run, counts once.
+	status, body, _ = e.do(t, "POST", "/process-s3-data?prefix=elsewhere/", auth)
+	res = decode[ingestResult](t, body)
+	if status != http.StatusOK || res.FilesIngested != 0 || res.SkippedByReason["duplicate snapshot"] != 1 {
+		t.Errorf("a known snapshot under a new key: %d %s", status, body)
+	}
+	if after := fetchAll(t, e); !bytes.Equal(before, after) {
+		t.Error("statistics changed by a duplicate snapshot")
+	}
+}
+
+// fetchAll returns every aircraft's statistics, as served, for comparison.
+func fetchAll(t *testing.T, e *flightsEnv) []byte {
+	t.Helper()
+	var all bytes.Buffer
+	for _, a := range listAll(t, e, 1000) {
+		_, body, _ := e.do(t, "GET", "/aircraft-stats/"+a, nil)
+		all.Write(body)
+	}
+	return all.Bytes()
+}
+
+func listAll(t *testing.T, e *flightsEnv, limit int) []string {
+	t.Helper()
+	var icaos []string
+	after := ""
+	for {
+		status, body, _ := e.do(t, "GET", fmt.Sprintf("/api/v1/aircraft?limit=%d&after=%s", limit, after), nil)
+		if status != http.StatusOK {
+			t.Fatalf("list: %d %s", status, body)
+		}
+		page := decode[struct {
+			Items []struct {
+				ICAO string `json:"icao"`
+			} `json:"items"`
+			Next *string `json:"next"`
+		}](t, body)
+		for _, it := range page.Items {
+			icaos = append(icaos, it.ICAO)
+		}
+		if page.Next == nil {
+			return icaos
+		}
+		after = *page.Next
+	}
+}
+
+func TestAircraftListPages(t *testing.T) {
+	e := newFlightsEnv(t)
+	upload(t, e.bucket, "", "20231101-000700Z.json.gz")
+	if status, body, _ := e.do(t, "POST", "/process-s3-data", auth); status != http.StatusOK {
+		t.Fatalf("ingest: %d %s", status, body)
+	}
+	want := oracle(t, "20231101-000700Z.json.gz")
+	got := listAll(t, e, 333)
+	if len(got) != len(want) {
+		t.Errorf("listed %d aircraft, want %d", len(got), len(want))
+	}
+	if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != len(got) {
+		t.Error("pages are not in order or repeat an aircraft")
+	}
+	for _, h := range got {
+		if want[h] == nil {
+			t.Fatalf("listed %s, which is not in the data", h)
+		}
+	}
+}
+
+func TestIngestConflictAndAuth(t *testing.T) {
+	e := newFlightsEnv(t)
+	if status, _, hdr := e.do(t, "POST", "/process-s3-data", nil); status != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") == "" {
+		t.Errorf("no token: %d", status)
+	}
+	if status, _, _ := e.do(t, "POST", "/process-s3-data", map[string]string{"Authorization": "Bearer wrong"}); status != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d", status)
+	}
+	// Another instance holds the ingestion lock: this one must answer 409.
+	lock, err := e.db.Lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body, hdr := e.do(t, "POST", "/process-s3-data", auth)
+	if status != http.StatusConflict || !strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json") {
+		t.Errorf("concurrent run: %d %s", status, body)
+	}
+	lock.Unlock()
+	if status, body, _ := e.do(t, "POST", "/process-s3-data", auth); status != http.StatusOK {
+		t.Errorf("after the other run: %d %s", status, body)
+	}
+}
+
+func TestConcurrentRequestsOneWins(t *testing.T) {
+	e := newFlightsEnv(t)
+	upload(t, e.bucket, "", goodSamples...)
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = e.do(t, "POST", "/process-s3-data", auth)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict:
+		default:
+			t.Errorf("unexpected status %d", c)
+		}
+	}
+	if ok == 0 {
+		t.Error("no run succeeded")
+	}
+	// Whatever interleaving happened, every snapshot counted once.
+	want := oracle(t, uniqueSnapshots...)
+	for _, h := range []string{"a65800"} {
+		if w := want[h]; w != nil {
+			_, body, _ := e.do(t, "GET", "/aircraft-stats/"+h, nil)
+			checkStats(t, h, w, decode[statsBody](t, body))
+		}
+	}
+	var total int
+	for _, h := range listAll(t, e, 1000) {
+		_, body, _ := e.do(t, "GET", "/aircraft-stats/"+h, nil)
+		total += decode[statsBody](t, body).Observations
+	}
+	wantTotal := 0
+	for _, w := range want {
+		wantTotal += w.obs
+	}
+	if total != wantTotal {
+		t.Errorf("%d observations stored after concurrent runs, want %d", total, wantTotal)
+	}
+}
+
+func TestStatsErrors(t *testing.T) {
+	e := newFlightsEnv(t)
+	for _, bad := range []string{"xyz", "abcdefg", "abcde", "~abcd", "12345z", "a6580%20"} {
+		status, body, hdr := e.do(t, "GET", "/aircraft-stats/"+bad, nil)
+		if status != http.StatusUnprocessableEntity || !strings.Contains(string(body), "icao") ||
+			!strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json") {
+			t.Errorf("%q: %d %s", bad, status, body)
+		}
+	}
+	if status, body, _ := e.do(t, "GET", "/aircraft-stats/abc123", nil); status != http.StatusNotFound {
+		t.Errorf("unknown icao: %d %s", status, body)
+	}
+	if status, _, _ := e.do(t, "GET", "/no/such/path", nil); status != http.StatusNotFound {
+		t.Errorf("unknown path: %d", status)
+	}
+}
+
+func TestAsyncIngestJob(t *testing.T) {
+	for _, async := range []struct{ query, prefer string }{{"?async=true", ""}, {"", "respond-async"}} {
+		e := newFlightsEnv(t)
+		upload(t, e.bucket, "", uniqueSnapshots...)
+		hdr := map[string]string{"Authorization": auth["Authorization"], "Prefer": async.prefer}
+		status, body, h := e.do(t, "POST", "/process-s3-data"+async.query, hdr)
+		if status != http.StatusAccepted || !strings.HasPrefix(h.Get("Location"), "/api/v1/jobs/") {
+			t.Fatalf("async: %d %s", status, body)
+		}
+		var job struct {
+			State    string `json:"state"`
+			Progress struct {
+				FilesDone  int  `json:"files_done"`
+				FilesTotal int  `json:"files_total"`
+				BytesDone  int  `json:"bytes_done"`
+				BytesTotal int  `json:"bytes_total"`
+				TotalKnown bool `json:"total_known"`
+			} `json:"progress"`
+			Result *ingestResult `json:"result"`
+			Error  string        `json:"error"`
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			_, body, _ = e.do(t, "GET", h.Get("Location"), nil)
+			job = decode[struct {
+				State    string `json:"state"`
+				Progress struct {
+					FilesDone  int  `json:"files_done"`
+					FilesTotal int  `json:"files_total"`
+					BytesDone  int  `json:"bytes_done"`
+					BytesTotal int  `json:"bytes_total"`
+					TotalKnown bool `json:"total_known"`
+				} `json:"progress"`
+				Result *ingestResult `json:"result"`
+				Error  string        `json:"error"`
+			}](t, body)
+			if job.State != "running" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if job.State != "succeeded" || job.Result == nil || job.Result.FilesIngested != 3 {
+			t.Fatalf("job: %s", body)
+		}
+		var size int
+		for _, n := range uniqueSnapshots {
+			size += len(stacktest.Sample(t, n))
+		}
+		p := job.Progress
+		if p.FilesDone != 3 || p.FilesTotal != 3 || p.BytesDone != size || p.BytesTotal != size || !p.TotalKnown {
+			t.Errorf("progress %+v, want 3 files and %d bytes done of known totals", p, size)
+		}
+		_, body, _ = e.do(t, "GET", "/aircraft-stats/adcfef", nil)
+		checkStats(t, "adcfef", oracle(t, uniqueSnapshots...)["adcfef"], decode[statsBody](t, body))
+	}
+	e := newFlightsEnv(t)
+	if status, _, _ := e.do(t, "GET", "/api/v1/jobs/000000000000000000000000", nil); status != http.StatusNotFound {
+		t.Errorf("unknown job: %d", status)
+	}
+}
+
+func TestHealthReadyAndDocs(t *testing.T) {
+	e := newFlightsEnv(t)
+	status, body, _ := e.do(t, "GET", "/api/v1/health", nil)
+	if status != 200 || !strings.Contains(string(body), `"status":"ok"`) {
+		t.Errorf("health: %d %s", status, body)
+	}
+	status, body, _ = e.do(t, "GET", "/api/v1/ready", nil)
+	if status != 200 || !strings.Contains(string(body), `"postgres":"ok"`) || !strings.Contains(string(body), `"s3":"ok"`) {
+		t.Errorf("ready: %d %s", status, body)
+	}
+	status, body, _ = e.do(t, "GET", "/openapi.json", nil)
+	doc := decode[struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}](t, body)
+	for _, p := range []string{"/process-s3-data", "/aircraft-stats/{icao}", "/api/v1/aircraft", "/api/v1/health", "/api/v1/ready", "/api/v1/jobs/{id}"} {
+		if doc.Paths[p] == nil {
+			t.Errorf("openapi.json lacks %s", p)
+		}
+	}
+	if status != 200 || !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi: %d %s", status, doc.OpenAPI)
+	}
+	for path, marker := range map[string]string{
+		"/docs":                             "swagger-ui-bundle.js",
+		"/docs/assets/swagger-ui-bundle.js": "SwaggerUIBundle",
+		"/docs/assets/swagger-ui.css":       ".swagger-ui",
+		"/redoc":                            "redoc.standalone.js",
+		"/redoc/redoc.standalone.js":        "Redoc",
+	} {
+		status, body, _ := e.do(t, "GET", path, nil)
+		if status != 200 || !strings.Contains(string(body), marker) {
+			t.Errorf("%s: %d, %d bytes, no %q", path, status, len(body), marker)
+		}
+	}
+}
+
+func TestReadyReportsDownDependency(t *testing.T) {
+	e := newFlightsEnv(t)
+	e.db.Close() // the database is gone
+	status, body, _ := e.do(t, "GET", "/api/v1/ready", nil)
+	if status != http.StatusServiceUnavailable || strings.Contains(string(body), `"postgres":"ok"`) {
+		t.Errorf("ready with the database down: %d %s", status, body)
+	}
+}

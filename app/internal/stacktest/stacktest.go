@@ -1,0 +1,161 @@
+// Package stacktest gives integration tests their own piece of the real local
+// stack (scripts/cmd/devstack): a fresh PostgreSQL database and a fresh S3
+// bucket per test, removed when the test ends.
+//
+// Tests that use it skip when the stack's variables are missing, unless
+// AIRCRAFT_STACK=1 (set by `devstack exec`, so by `make test`), in which case
+// they fail: under make test a missing stack is an error, never a pass.
+package stacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+)
+
+// Env returns the value of a stack variable, skipping or failing the test
+// when it is missing.
+func Env(t testing.TB, key string) string {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		if os.Getenv("AIRCRAFT_STACK") == "1" {
+			t.Fatalf("%s is not set although AIRCRAFT_STACK=1", key)
+		}
+		t.Skipf("%s not set: run under the local stack (make test, or scripts' devstack exec -- go test ...)", key)
+	}
+	return v
+}
+
+// Name returns a short unique lower-case name with prefix.
+func Name(prefix string) string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Postgres creates an empty database for the test and returns its URL.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	admin := Env(t, "DB_ADMIN_URL")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("postgres admin connection: %v", err)
+	}
+	name := Name("test_")
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		t.Fatalf("create database: %v", err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// S3 returns a client for the local S3 server.
+func S3(t testing.TB) *s3.Client {
+	t.Helper()
+	endpoint := Env(t, "S3_ENDPOINT")
+	Env(t, "AWS_ACCESS_KEY_ID")
+	c, err := bucket.NewClient(context.Background(), "us-east-1", endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Bucket creates a versioned bucket for the test, emptied and removed at the end.
+func Bucket(t testing.TB) bucket.Bucket {
+	t.Helper()
+	c := S3(t)
+	ctx := context.Background()
+	name := Name("test-")
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(name),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		t.Fatalf("enable versioning: %v", err)
+	}
+	t.Cleanup(func() { removeBucket(c, name) })
+	return bucket.Bucket{Client: c, Name: name}
+}
+
+func removeBucket(c *s3.Client, name string) {
+	ctx := context.Background()
+	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(name)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			break
+		}
+		for _, v := range page.Versions {
+			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: m.Key, VersionId: m.VersionId})
+		}
+	}
+	_, _ = c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
+}
+
+// Put uploads body under key.
+func Put(t testing.TB, b bucket.Bucket, key string, body []byte) {
+	t.Helper()
+	_, err := b.Client.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(b.Name), Key: aws.String(key), Body: strings.NewReader(string(body)),
+	})
+	if err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// SamplesDir is the folder of real readsb-hist samples (shared/ beside the
+// repository).
+func SamplesDir(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "data", "readsb-hist")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("sample data not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// Sample reads one sample file (path relative to SamplesDir).
+func Sample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(SamplesDir(t), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
