@@ -1,0 +1,98 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aircraftdata/platform/scripts/internal/envfile"
+	"github.com/aircraftdata/platform/scripts/internal/service"
+)
+
+const (
+	serviceAddr = "127.0.0.1:8443"
+	serviceURL  = "https://localhost:8443"
+)
+
+// dev runs the stack, seeds it, and runs aircraftd over HTTPS until ctx is
+// cancelled; then it stops the service and what it started of the stack.
+func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	dir := filepath.Join(o.root, ".dev")
+	bin := filepath.Join(dir, "bin", "aircraftd")
+	cert, key := filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
+
+	// Build the service while the stack starts.
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer cancelBuild()
+	built := make(chan error, 1)
+	go func() { built <- service.Build(buildCtx, o.root, bin) }()
+
+	s, err := start(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer s.stop(ctx)
+
+	if err := seedAll(ctx, s, o); err != nil {
+		return err
+	}
+	if err := <-built; err != nil {
+		return err
+	}
+	if err := service.GenCert(ctx, bin, cert, key, []string{"localhost", "127.0.0.1"}); err != nil {
+		return err
+	}
+	svc, err := service.Start(ctx, service.Config{
+		Bin:      bin,
+		Addr:     serviceAddr,
+		CertFile: cert,
+		KeyFile:  key,
+		Env:      append(os.Environ(), s.env...),
+		LogPath:  s.LogPath("aircraftd"),
+		Echo:     stdout,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := svc.Stop(15 * time.Second); err != nil {
+			fmt.Fprintln(stderr, "devstack:", err)
+		}
+	}()
+
+	printDevBanner(stdout, s, rel(cert), envfile.Get(s.env, "API_TOKEN"))
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "\nstopping...")
+		return nil
+	case <-svc.Done():
+		return fmt.Errorf("aircraftd exited (%v); log %s:\n%s", svc.Err(), rel(svc.LogPath), svc.Tail(20))
+	}
+}
+
+func printDevBanner(w io.Writer, s *session, cert, token string) {
+	fmt.Fprintf(w, `
+Local stack (state in %s, variables in %s):
+`, rel(s.Dir), rel(s.EnvPath()))
+	s.Describe(w)
+	fmt.Fprintf(w, `  aircraftd %-16s log %s
+
+  Swagger UI  %[3]s/docs
+  ReDoc       %[3]s/redoc
+  Health      %[3]s/api/v1/health
+  API token   %[4]s
+
+Try it:
+  TOKEN=%[4]s
+  curl --cacert %[5]s %[3]s/api/v1/health
+  curl --cacert %[5]s -H "Authorization: Bearer $TOKEN" -X POST %[3]s/process-s3-data
+  curl --cacert %[5]s %[3]s/aircraft-stats/a65800
+  curl --cacert %[5]s %[3]s/api/v1/aircraft
+
+Ctrl-C stops the service and what this devstack started.
+`, serviceAddr, rel(s.LogPath("aircraftd")), serviceURL, token, cert)
+}
