@@ -1,0 +1,447 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/readsb"
+	"github.com/aircraftdata/platform/app/internal/tlscert"
+)
+
+// IngestOptions configure the ingestion benchmark.
+type IngestOptions struct {
+	Samples  string // shared/data/readsb-hist
+	MinBytes int64  // generate at least this much JSON…
+	MinFiles int    // …in at least this many snapshots
+	Workers  int    // decode workers for the pure-decode run (the service uses its default)
+	Rate     int    // requests per second for the latency run
+	Duration time.Duration
+	Out      io.Writer
+}
+
+// Ingest runs the ingestion benchmark against the local stack (the
+// variables devstack exports): generate and upload the data set, decode it
+// in memory (no I/O), ingest it with the real service binary S3 → Postgres,
+// then load GET /aircraft-stats at a fixed rate.
+func Ingest(ctx context.Context, o IngestOptions) error {
+	for _, k := range []string{"DB_ADMIN_URL", "S3_ENDPOINT", "AWS_ACCESS_KEY_ID"} {
+		if os.Getenv(k) == "" {
+			return fmt.Errorf("%s not set: run under the local stack (make bench-ingest)", k)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "bench-ingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	s3c, err := bucket.NewClient(ctx, "us-east-1", os.Getenv("S3_ENDPOINT"))
+	if err != nil {
+		return err
+	}
+	b := bucket.Bucket{Client: s3c, Name: fmt.Sprintf("bench-%d", time.Now().UnixNano())}
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.Name)}); err != nil {
+		return fmt.Errorf("create bucket: %w", err)
+	}
+	defer emptyAndRemove(s3c, b.Name)
+
+	fmt.Fprintf(o.Out, "generating and uploading >= %d snapshots, >= %.1f GB of JSON to s3://%s ...\n", o.MinFiles, float64(o.MinBytes)/1e9, b.Name)
+	files, total, err := generate(ctx, o, b)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "data set: %d snapshots, %.0f MB of JSON\n", len(files), float64(total)/1e6)
+
+	decoded, obs, aircraft := pureDecode(files, o.Workers)
+	nfiles := len(files)
+	files = nil // let the data set go before the service runs
+
+	svc, err := startService(ctx, tmp, b.Name)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+
+	start := time.Now()
+	var res struct {
+		FilesIngested   int     `json:"files_ingested"`
+		FilesFailed     int     `json:"files_failed"`
+		Observations    int64   `json:"observations"`
+		AircraftUpdated int     `json:"aircraft_updated"`
+		Bytes           int64   `json:"bytes"`
+		DurationSeconds float64 `json:"duration_seconds"`
+	}
+	if err := svc.call(ctx, "POST", "/process-s3-data", &res); err != nil {
+		return err
+	}
+	wall := time.Since(start).Seconds()
+	peak := svc.peakRSS()
+	if res.FilesIngested != nfiles || res.Observations != obs || res.FilesFailed != 0 {
+		return fmt.Errorf("the service ingested %d files / %d observations (%d failed); the decoder saw %d / %d",
+			res.FilesIngested, res.Observations, res.FilesFailed, nfiles, obs)
+	}
+	ingestMBs := float64(res.Bytes) / 1e6 / wall
+
+	lat, err := svc.latency(ctx, o.Rate, o.Duration)
+	if err != nil {
+		return err
+	}
+
+	w := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "\nmachine\t%s\n", machine())
+	fmt.Fprintf(w, "data\t%d snapshots, %.0f MB JSON, %d observations, %d aircraft\n", res.FilesIngested, float64(res.Bytes)/1e6, res.Observations, aircraft)
+	fmt.Fprintf(w, "pure decode + aggregate, in memory, %d workers\t%.0f MB/s\n", decoded.workers, decoded.mbs)
+	fmt.Fprintf(w, "service ingest S3 -> Postgres, end to end\t%.0f MB/s, %.0f observations/s (%.1f s)\n", ingestMBs, float64(res.Observations)/wall, wall)
+	fmt.Fprintf(w, "ratio ingest / pure decode\t%.2f (target >= 0.5)\n", ingestMBs/decoded.mbs)
+	fmt.Fprintf(w, "service peak RSS (VmHWM)\t%.0f MiB (target <= 150)\n", float64(peak)/(1<<20))
+	fmt.Fprintf(w, "GET /aircraft-stats at %d req/s for %s\tp50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors, %.0f req/s achieved (target p99 <= 2 ms)\n",
+		o.Rate, o.Duration, lat.p50, lat.p99, lat.max, lat.errors, lat.achieved)
+	return w.Flush()
+}
+
+// generate uploads snapshots (two uploads at a time) and keeps them in memory
+// for the pure-decode run.
+func generate(ctx context.Context, o IngestOptions, b bucket.Bucket) ([][]byte, int64, error) {
+	gen, err := NewSnapshots(o.Samples)
+	if err != nil {
+		return nil, 0, err
+	}
+	var files [][]byte
+	var total int64
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var upErr error
+	for total < o.MinBytes || len(files) < o.MinFiles {
+		mu.Lock()
+		failed := upErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		name, data, err := gen.Next()
+		if err != nil {
+			return nil, 0, err
+		}
+		files = append(files, data)
+		total += int64(len(data))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, err := b.Client.PutObject(ctx, &s3.PutObjectInput{
+				Bucket: aws.String(b.Name), Key: aws.String("raw/" + name), Body: bytes.NewReader(data),
+			})
+			if err != nil {
+				mu.Lock()
+				if upErr == nil {
+					upErr = fmt.Errorf("upload: %w", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return files, total, upErr
+}
+
+type decodeFigure struct {
+	mbs     float64
+	workers int
+}
+
+// pureDecode decodes and aggregates every file from memory the way the
+// service does (workers decode, one goroutine merges); best of three runs.
+func pureDecode(files [][]byte, workers int) (decodeFigure, int64, int) {
+	var size int64
+	for _, f := range files {
+		size += int64(len(f))
+	}
+	best := 0.0
+	var obs int64
+	var aircraft int
+	for range 3 {
+		start := time.Now()
+		in := make(chan []byte)
+		out := make(chan *readsb.File, workers)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for data := range in {
+					f, err := readsb.Decode(bytes.NewReader(data))
+					if err != nil {
+						panic(err) // generated data always decodes
+					}
+					out <- f
+				}
+			}()
+		}
+		go func() {
+			for _, f := range files {
+				in <- f
+			}
+			close(in)
+			wg.Wait()
+			close(out)
+		}()
+		agg := make(flight.Aggregate)
+		obs = 0
+		for f := range out {
+			obs += f.Observations
+			agg.Merge(f.Aircraft)
+		}
+		aircraft = len(agg)
+		best = max(best, float64(size)/1e6/time.Since(start).Seconds())
+	}
+	return decodeFigure{mbs: best, workers: workers}, obs, aircraft
+}
+
+type service struct {
+	cmd    *exec.Cmd
+	base   string
+	client *http.Client
+	token  string
+	admin  string
+	dbName string
+}
+
+// startService builds the real binary and runs it on a fresh database.
+func startService(ctx context.Context, tmp, bucketName string) (*service, error) {
+	bin := filepath.Join(tmp, "aircraftd")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/aircraftd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build aircraftd: %w", err)
+	}
+	cert, key := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
+	if _, err := tlscert.WriteFiles(cert, key, []string{"127.0.0.1"}); err != nil {
+		return nil, err
+	}
+	pemCert, _ := os.ReadFile(cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCert)
+
+	s := &service{admin: os.Getenv("DB_ADMIN_URL"), dbName: fmt.Sprintf("bench_%d", time.Now().UnixNano()), token: "bench-token"}
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+s.dbName)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbURL := strings.Replace(s.admin, "/postgres?", "/"+s.dbName+"?", 1)
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.base = "https://127.0.0.1:" + strconv.Itoa(port)
+	s.cmd = exec.Command(bin)
+	s.cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "S3_BUCKET="+bucketName, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"TLS_CERT_FILE="+cert, "TLS_KEY_FILE="+key, "API_TOKEN="+s.token, "LOG_LEVEL=warn")
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	s.client = &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool},
+		MaxIdleConnsPerHost: 256,
+	}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := s.client.Get(s.base + "/api/v1/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("service not ready after 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *service) call(ctx context.Context, method, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// peakRSS is the service's high-water resident set size in bytes.
+func (s *service) peakRSS() int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+type latencies struct {
+	p50, p99, max float64 // ms
+	errors        int
+	achieved      float64
+}
+
+// latency sends GET /aircraft-stats for random known aircraft at a fixed
+// rate (open loop: a slow answer does not slow the sender) and measures
+// each request.
+func (s *service) latency(ctx context.Context, rate int, d time.Duration) (latencies, error) {
+	var icaos []string
+	after := ""
+	for {
+		var page struct {
+			Items []flight.Aircraft `json:"items"`
+			Next  *string           `json:"next"`
+		}
+		if err := s.call(ctx, "GET", "/api/v1/aircraft?limit=1000&after="+after, &page); err != nil {
+			return latencies{}, err
+		}
+		for _, a := range page.Items {
+			icaos = append(icaos, a.ICAO)
+		}
+		if page.Next == nil {
+			break
+		}
+		after = *page.Next
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	run := func(d time.Duration) ([]float64, int, float64) {
+		n := int(d.Seconds() * float64(rate))
+		durs := make([]float64, n)
+		var errs int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		interval := time.Second / time.Duration(rate)
+		start := time.Now()
+		for i := range n {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+			icao := icaos[rng.IntN(len(icaos))]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t0 := time.Now()
+				resp, err := s.client.Get(s.base + "/aircraft-stats/" + icao)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				el := time.Since(t0)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					errs++
+				}
+				durs[i] = float64(el.Microseconds()) / 1000
+			}()
+		}
+		wg.Wait()
+		return durs, errs, float64(n) / time.Since(start).Seconds()
+	}
+	run(time.Second) // warm up connections and caches
+	durs, errs, achieved := run(d)
+	slices.Sort(durs)
+	pct := func(p float64) float64 { return durs[min(len(durs)-1, int(p*float64(len(durs))))] }
+	return latencies{p50: pct(0.50), p99: pct(0.99), max: durs[len(durs)-1], errors: errs, achieved: achieved}, nil
+}
+
+func (s *service) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Wait()
+	}
+	ctx := context.Background()
+	if conn, err := pgx.Connect(ctx, s.admin); err == nil {
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.dbName+" WITH (FORCE)")
+		conn.Close(ctx)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func emptyAndRemove(c *s3.Client, name string) {
+	ctx := context.Background()
+	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(name)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			break
+		}
+		for _, v := range page.Versions {
+			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: v.Key, VersionId: v.VersionId})
+		}
+	}
+	_, _ = c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if rest, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), ":"))
+				break
+			}
+		}
+	}
+	var si syscall.Sysinfo_t
+	_ = syscall.Sysinfo(&si)
+	return fmt.Sprintf("%s, %d cores (GOMAXPROCS), %.0f GiB", cpu, runtime.GOMAXPROCS(0), float64(si.Totalram)*float64(si.Unit)/(1<<30))
+}
