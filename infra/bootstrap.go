@@ -1,0 +1,175 @@
+package main
+
+// The instance side of a deploy, as plain text: the user data, the two environment files and the static scripts and
+// units under bootstrap/. Nothing here calls CDK, so the rendering is tested (and shellchecked) without a synth.
+// Values may be CDK token strings; CloudFormation substitutes them at deploy time.
+
+import (
+	"embed"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+//go:embed bootstrap
+var bootstrapFS embed.FS
+
+// Paths on the instance.
+const (
+	binaryPath     = "/opt/aircraft/bin/aircraftd"
+	serviceEnvPath = "/etc/aircraft/aircraftd.env"
+	deployEnvPath  = "/etc/aircraft/deploy.env"
+	caBundlePath   = "/etc/aircraft/rds-ca.pem"
+	tlsCertPath    = "/etc/aircraft/tls/cert.pem"
+	tlsKeyPath     = "/etc/aircraft/tls/key.pem"
+	stateDir       = "/var/lib/aircraft"
+	serviceLogPath = "/var/log/aircraft/aircraftd.log"
+	sbin           = "/usr/local/sbin"
+	// The RDS certificate bundle of all commercial regions; DocumentDB uses the same CAs.
+	rdsCABundleURL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+)
+
+// bootstrapFile returns a static file of bootstrap/.
+func bootstrapFile(name string) string {
+	b, err := bootstrapFS.ReadFile("bootstrap/" + name)
+	if err != nil {
+		panic(err) // embedded at build time: a missing name is a programming error
+	}
+	return string(b)
+}
+
+// Scripts installed into /usr/local/sbin by config set "tools", by name.
+var scripts = []string{"aircraft-apply", "aircraft-signal", "aircraft-healthcheck", "aircraft-gencert"}
+
+// RenderUserData is the instance's user data: install cfn-init's tools, then run aircraft-apply.
+func RenderUserData(region, stack, resource string) string {
+	return strings.NewReplacer("@REGION@", region, "@STACK@", stack, "@RESOURCE@", resource).
+		Replace(bootstrapFile("user-data.sh"))
+}
+
+// ServiceSettings is what the service's environment is made of.
+type ServiceSettings struct {
+	Region            string
+	Bucket            string
+	DBSecretArn       string
+	MongoSecretArn    string
+	DocumentDB        bool // the Mongo secret is DocumentDB's: TLS with the RDS CA bundle
+	APITokenSecretArn string
+	TLSMode           string // "acme" or "selfsigned"
+	Domain            string
+	AcmeEmail         string
+}
+
+// ServiceEnvironment is /etc/aircraft/aircraftd.env: every variable aircraftd reads (docs/CONTRACT.md).
+// Secrets stay in Secrets Manager: the file holds their ARNs, never their values.
+func ServiceEnvironment(s ServiceSettings) map[string]string {
+	env := map[string]string{
+		"HTTP_ADDR":              ":443",
+		"REDIRECT_ADDR":          ":80",
+		"AWS_REGION":             s.Region,
+		"S3_BUCKET":              s.Bucket,
+		"DB_SECRET_ARN":          s.DBSecretArn,
+		"DB_NAME":                databaseName,
+		"DB_SSLMODE":             "verify-full",
+		"DB_SSLROOTCERT":         caBundlePath,
+		"MONGODB_URL_SECRET_ARN": s.MongoSecretArn,
+		"MONGODB_DB_NAME":        "s3_files",
+		"MONGODB_COLLECTION":     "file_records",
+		"API_TOKEN_SECRET_ARN":   s.APITokenSecretArn,
+		"DOWNLOAD_PATH":          stateDir + "/downloads",
+		"LOG_LEVEL":              "info",
+	}
+	if s.DocumentDB {
+		env["MONGODB_TLS_CA_FILE"] = caBundlePath
+	}
+	if s.TLSMode == "acme" {
+		env["ACME_DOMAIN"] = s.Domain
+		env["ACME_CACHE_DIR"] = stateDir + "/acme"
+		if s.AcmeEmail != "" {
+			env["ACME_EMAIL"] = s.AcmeEmail
+		}
+	} else {
+		env["TLS_CERT_FILE"] = tlsCertPath
+		env["TLS_KEY_FILE"] = tlsKeyPath
+	}
+	return env
+}
+
+// DeploySettings is what the scripts need to know about the stack and the release.
+type DeploySettings struct {
+	Region, Stack, Resource string // where cfn-init reads the metadata: region, stack name, instance logical id
+	Release                 string // id of this release (binary and configuration)
+	WaitCondition           string // logical id of the wait condition of this release
+	TLSMode                 string
+	ElasticIP               string
+	CertParameter           string // SSM parameter for the self-signed certificate ("" with ACME)
+}
+
+// DeployEnvironment is /etc/aircraft/deploy.env, sourced by the aircraft-* scripts.
+func DeployEnvironment(d DeploySettings) map[string]string {
+	return map[string]string{
+		"CFN_REGION":     d.Region,
+		"CFN_STACK":      d.Stack,
+		"CFN_RESOURCE":   d.Resource,
+		"RELEASE":        d.Release,
+		"WAIT_CONDITION": d.WaitCondition,
+		"TLS_MODE":       d.TLSMode,
+		"ELASTIC_IP":     d.ElasticIP,
+		"CERT_PARAMETER": d.CertParameter,
+		"TLS_CERT_FILE":  tlsCertPath,
+		"TLS_KEY_FILE":   tlsKeyPath,
+	}
+}
+
+// Values of the environment files are read both by systemd (EnvironmentFile=) and by bash (`.`): keep them to
+// characters that mean the same to both. CDK tokens are replaced by CloudFormation with ARNs, names and addresses.
+var (
+	safeValue = regexp.MustCompile(`^[A-Za-z0-9_./:@,+=-]*$`)
+	cdkToken  = regexp.MustCompile(`\$\{Token\[[^\]]+\]\}`)
+)
+
+// RenderEnv renders KEY=value lines sorted by key, so the file (and the release id) is deterministic.
+func RenderEnv(header string, env map[string]string) (string, error) {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n# Written by cfn-init from the CDK app in infra/ - changes here are overwritten by the next deploy.\n", header)
+	for _, k := range keys {
+		if !safeValue.MatchString(cdkToken.ReplaceAllString(env[k], "")) {
+			return "", fmt.Errorf("%s=%q: value must match %s", k, env[k], safeValue)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
+	}
+	return b.String(), nil
+}
+
+// CfnHupConfig is /etc/cfn/cfn-hup.conf: poll the stack every minute.
+func CfnHupConfig(stackID, region string) string {
+	return fmt.Sprintf("[main]\nstack=%s\nregion=%s\ninterval=1\nverbose=true\n", stackID, region)
+}
+
+// CfnHupHook is /etc/cfn/hooks.d/aircraft.conf: run aircraft-apply when the instance's cfn-init metadata changes.
+func CfnHupHook(resource string) string {
+	return fmt.Sprintf("[aircraft-release]\ntriggers=post.update\npath=Resources.%s.Metadata.AWS::CloudFormation::Init\naction=%s/aircraft-apply\nrunas=root\n",
+		resource, sbin)
+}
+
+// CloudWatchAgentConfig ships the service log and the deploy logs to the stack's log group.
+func CloudWatchAgentConfig(logGroup string) map[string]any {
+	file := func(path, stream string) map[string]any {
+		return map[string]any{"file_path": path, "log_group_name": logGroup, "log_stream_name": "{instance_id}/" + stream}
+	}
+	return map[string]any{
+		"agent": map[string]any{"run_as_user": "root"},
+		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
+			file(serviceLogPath, "aircraftd"),
+			file("/var/log/cfn-init.log", "cfn-init"),
+			file("/var/log/cfn-hup.log", "cfn-hup"),
+			file("/var/log/aircraft-user-data.log", "user-data"),
+		}}}},
+	}
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// ReleaseProps configures the deployment of app/ onto the service instance.
+type ReleaseProps struct {
+	Service       *Service
+	BinaryPath    string // linux binary of aircraftd for Service.Arch (see ServiceBinary)
+	Environment   ServiceSettings
+	CertParameter string // SSM parameter of the self-signed certificate; "" with ACME
+}
+
+// Release is the deployment of app/: the aircraftd binary as an S3 asset, installed with its environment and a
+// hardened systemd unit by cfn-init, so that `cdk deploy` alone brings the service up.
+//
+// Updates happen in place: a changed binary or configuration changes the instance's cfn-init metadata only; cfn-hup
+// on the instance notices within a minute and runs aircraft-apply, which installs it, restarts aircraftd (a second
+// or two without service) and signals this release's wait condition once the service is healthy. Every release has
+// its own wait condition (its logical id carries the release id), so `cdk deploy` waits for the new release to be
+// healthy, and a failed one rolls the stack back - cfn-hup then re-applies the previous metadata.
+type Release struct {
+	constructs.Construct
+	ID            string // release id: hash of the binary and everything installed with it
+	Binary        awss3assets.Asset
+	WaitCondition awscdk.CfnWaitCondition
+}
+
+func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Release {
+	this := constructs.NewConstruct(scope, &id)
+	stack := awscdk.Stack_Of(this)
+	service := props.Service
+	instance := service.Instance.Node().DefaultChild().(awsec2.CfnInstance)
+
+	binary := awss3assets.NewAsset(this, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
+	binarySHA, err := fileSHA256(props.BinaryPath)
+	if err != nil {
+		panic(err)
+	}
+
+	serviceEnv := must(RenderEnv("Environment of aircraftd (docs/CONTRACT.md)", ServiceEnvironment(props.Environment)))
+	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName())
+	deploy := DeploySettings{
+		Region:        *awscdk.Aws_REGION(),
+		Stack:         *awscdk.Aws_STACK_NAME(),
+		Resource:      *instance.LogicalId(),
+		TLSMode:       props.Environment.TLSMode,
+		ElasticIP:     *service.ElasticIP.AttrPublicIp(),
+		CertParameter: props.CertParameter,
+	}
+
+	// The release id covers the binary and everything cfn-init installs (tokens resolved to their CloudFormation
+	// references), but not the files naming the release itself.
+	releaseID := hashJSON(binarySHA, staticFilesDigest(), stack.Resolve(map[string]any{
+		"env":    serviceEnv,
+		"deploy": DeployEnvironment(deploy),
+		"agent":  cwAgent,
+	}))
+
+	wait := awscdk.NewCfnWaitCondition(this, jsii.String("Healthy"+releaseID), &awscdk.CfnWaitConditionProps{})
+	wait.CfnOptions().SetCreationPolicy(&awscdk.CfnCreationPolicy{
+		ResourceSignal: &awscdk.CfnResourceSignal{Count: jsii.Number(1), Timeout: jsii.String("PT15M")},
+	})
+	wait.AddResourceDependency(instance, jsii.String("the release runs on this instance"))
+	wait.AddResourceDependency(service.Association, jsii.String("the health check uses the Elastic IP"))
+	deploy.Release = releaseID
+	deploy.WaitCondition = *wait.LogicalId()
+	deployEnv := must(RenderEnv("Stack, release and TLS settings of the aircraft-* scripts", DeployEnvironment(deploy)))
+
+	restart := awsec2.NewInitServiceRestartHandle()
+	root := func(mode string, restarts bool) *awsec2.InitFileOptions {
+		o := &awsec2.InitFileOptions{Mode: jsii.String(mode), Owner: jsii.String("root"), Group: jsii.String("root")}
+		if restarts {
+			o.ServiceRestartHandles = &[]awsec2.InitServiceRestartHandle{restart}
+		}
+		return o
+	}
+
+	tools := []awsec2.InitElement{
+		awsec2.InitFile_FromString(jsii.String(deployEnvPath), jsii.String(deployEnv), root("000644", false)),
+		awsec2.InitFile_FromString(jsii.String("/etc/cfn/cfn-hup.conf"), jsii.String(CfnHupConfig(*awscdk.Aws_STACK_ID(), *awscdk.Aws_REGION())), root("000400", false)),
+		awsec2.InitFile_FromString(jsii.String("/etc/cfn/hooks.d/aircraft.conf"), jsii.String(CfnHupHook(*instance.LogicalId())), root("000400", false)),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/cfn-hup.service"), jsii.String(bootstrapFile("cfn-hup.service")), root("000644", false)),
+	}
+	for _, name := range scripts {
+		tools = append(tools, awsec2.InitFile_FromString(jsii.String(sbin+"/"+name), jsii.String(bootstrapFile(name+".sh")), root("000755", false)))
+	}
+	tools = append(tools,
+		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("10-daemon-reload")}),
+		// cfn-hup is not restarted on changes: it may be running this very deploy. It reads its files at start.
+		awsec2.InitService_Enable(jsii.String("cfn-hup"), &awsec2.InitServiceOptions{ServiceManager: awsec2.ServiceManager_SYSTEMD}),
+	)
+
+	app := []awsec2.InitElement{
+		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, root("000755", true)),
+		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(serviceEnv), root("000644", true)),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644", true)),
+		awsec2.InitFile_FromUrl(jsii.String(caBundlePath), jsii.String(rdsCABundleURL), root("000644", true)),
+		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644", false)),
+		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644", false)),
+		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+stateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
+			&awsec2.InitCommandOptions{Key: jsii.String("10-user"), TestCmd: jsii.String("! id aircraftd")}),
+		awsec2.InitCommand_ShellCommand(jsii.String("dnf install -y amazon-cloudwatch-agent"),
+			&awsec2.InitCommandOptions{Key: jsii.String("20-cloudwatch-agent"), TestCmd: jsii.String("! rpm -q amazon-cloudwatch-agent")}),
+		awsec2.InitCommand_ShellCommand(jsii.String(sbin+"/aircraft-gencert"), &awsec2.InitCommandOptions{Key: jsii.String("30-certificate")}),
+		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("40-daemon-reload")}),
+		awsec2.InitCommand_ShellCommand(jsii.String("/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"),
+			&awsec2.InitCommandOptions{Key: jsii.String("50-ship-logs")}),
+		awsec2.InitService_Enable(jsii.String("aircraftd"), &awsec2.InitServiceOptions{
+			ServiceManager: awsec2.ServiceManager_SYSTEMD, ServiceRestartHandle: restart,
+		}),
+	}
+
+	init := awsec2.CloudFormationInit_FromConfigSets(&awsec2.ConfigSetProps{
+		ConfigSets: &map[string]*[]*string{
+			"tools":  jsii.Strings("tools"),        // user data, before the first aircraft-apply
+			"deploy": jsii.Strings("tools", "app"), // aircraft-apply: every release
+		},
+		Configs: &map[string]awsec2.InitConfig{
+			"tools": awsec2.NewInitConfig(&tools),
+			"app":   awsec2.NewInitConfig(&app),
+		},
+	})
+	// Attach writes the metadata and its S3 authentication. The user data it would add is discarded: the instance
+	// has its own (bootstrap/user-data.sh), and no creation policy, since the wait condition takes the signal. The
+	// role is passed without policy updates so that the grants below are exactly what the instance needs.
+	init.Attach(instance, &awsec2.AttachInitOptions{
+		InstanceRole: service.Role.WithoutPolicyUpdates(nil),
+		Platform:     awsec2.OperatingSystemType_LINUX,
+		UserData:     awsec2.UserData_ForLinux(nil),
+	})
+	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadReleaseBinary"),
+		Actions:   jsii.Strings("s3:GetObject"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey())),
+	}))
+	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadMetadataAndSignal"),
+		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),
+		Resources: jsii.Strings(*awscdk.Aws_STACK_ID()),
+	}))
+
+	return &Release{Construct: this, ID: releaseID, Binary: binary, WaitCondition: wait}
+}
+
+// staticFilesDigest hashes the embedded scripts and units, which are part of every release.
+func staticFilesDigest() string {
+	h := sha256.New()
+	entries, _ := bootstrapFS.ReadDir("bootstrap")
+	for _, e := range entries {
+		h.Write([]byte(e.Name() + "\x00" + bootstrapFile(e.Name()) + "\x00"))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashJSON is a short, stable id of values (maps are marshalled with sorted keys).
+func hashJSON(values ...any) string {
+	b, err := json.Marshal(values)
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+func must(s string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return s
+}

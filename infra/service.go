@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// ServiceProps configures the service instance.
+type ServiceProps struct {
+	Vpc              awsec2.IVpc
+	InstanceType     string
+	AllowedCidr      string
+	DataBucket       awss3.IBucket
+	LogGroupName     string
+	LogRetentionDays int
+	Stage            string
+}
+
+// Service is the EC2 box: one instance in a public subnet on Amazon Linux 2023 with IMDSv2 required, an encrypted
+// root volume and an Elastic IP. No SSH key and no port 22 - Session Manager instead. Its security group admits 80
+// and 443 from allowedCidr only, and lets out HTTPS plus what the stack connects it to (5432, 27017).
+// Its role reads the data bucket and nothing else on S3; the stack adds its secrets, Release its deploy rights.
+type Service struct {
+	constructs.Construct
+	Instance      awsec2.Instance
+	SecurityGroup awsec2.SecurityGroup
+	Role          awsiam.Role
+	ElasticIP     awsec2.CfnEIP
+	Association   awsec2.CfnEIPAssociation
+	LogGroup      awslogs.LogGroup
+	Arch          string // GOARCH of the instance: amd64 or arm64
+}
+
+func NewService(scope constructs.Construct, id string, props *ServiceProps) *Service {
+	this := constructs.NewConstruct(scope, &id)
+
+	sg := awsec2.NewSecurityGroup(this, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              props.Vpc,
+		Description:      jsii.String("aircraftd: HTTP/HTTPS in from allowedCidr; out HTTPS and the databases"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	clients := awsec2.Peer_Ipv4(jsii.String(props.AllowedCidr))
+	sg.AddIngressRule(clients, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS API"), nil)
+	sg.AddIngressRule(clients, awsec2.Port_Tcp(jsii.Number(80)), jsii.String("HTTP: ACME challenge and redirect to HTTPS"), nil)
+	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)),
+		jsii.String("HTTPS: AWS APIs (S3, Secrets Manager, SSM, CloudFormation, Logs), RDS CA bundle, dnf, ACME"), nil)
+
+	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		Description: jsii.String("EC2-S3-Access: aircraftd reads the data bucket and its own secrets"),
+	})
+	// Read-only on the data bucket, object versions included, and nothing else on S3.
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ListDataBucket"),
+		Actions:   jsii.Strings("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation", "s3:GetBucketVersioning"),
+		Resources: jsii.Strings(*props.DataBucket.BucketArn()),
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadDataObjects"),
+		Actions:   jsii.Strings("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
+		Resources: jsii.Strings(*props.DataBucket.ArnForObjects(jsii.String("*"))),
+	}))
+
+	logs := awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(props.LogGroupName),
+		RemovalPolicy: retainInProd(props.Stage),
+	})
+	logs.Node().DefaultChild().(awslogs.CfnLogGroup).SetRetentionInDays(jsii.Number(float64(props.LogRetentionDays)))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("WriteServiceLogs"),
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+		Resources: jsii.Strings(*logs.LogGroupArn()),
+	}))
+
+	instanceType := awsec2.NewInstanceType(jsii.String(props.InstanceType))
+	arch := "amd64"
+	if instanceType.Architecture() == awsec2.InstanceArchitecture_ARM_64 {
+		arch = "arm64"
+	}
+	instance := awsec2.NewInstance(this, jsii.String("Instance"), &awsec2.InstanceProps{
+		Vpc:          props.Vpc,
+		VpcSubnets:   &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
+		InstanceType: instanceType,
+		// Resolved when the instance launches: a new AMI release does not replace a running instance.
+		MachineImage: awsec2.MachineImage_ResolveSsmParameterAtLaunch(jsii.String(amiParameter(arch)),
+			&awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX}),
+		SecurityGroup: sg,
+		Role:          role,
+		// Public IP until the Elastic IP is associated: the subnets have no NAT gateway.
+		AssociatePublicIpAddress: jsii.Bool(true),
+		// IMDSv2 only, and not reachable from containers or forwarded traffic (hop limit 1).
+		HttpEndpoint:            jsii.Bool(true),
+		HttpTokens:              awsec2.HttpTokens_REQUIRED,
+		HttpPutResponseHopLimit: jsii.Number(1),
+		BlockDevices: &[]*awsec2.BlockDevice{{
+			DeviceName: jsii.String("/dev/xvda"),
+			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(16), &awsec2.EbsDeviceOptions{
+				VolumeType:          awsec2.EbsDeviceVolumeType_GP3,
+				Encrypted:           jsii.Bool(true),
+				DeleteOnTermination: jsii.Bool(true),
+			}),
+		}},
+		SsmSessionPermissions:           jsii.Bool(true), // AmazonSSMManagedInstanceCore: Session Manager, no SSH
+		PropagateTagsToVolumeOnCreation: jsii.Bool(true),
+		UserDataCausesReplacement:       jsii.Bool(false),
+		UserData:                        awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
+	})
+	// The user data names the instance's own logical id, so it is added once the instance exists.
+	cfnInstance := instance.Node().DefaultChild().(awsec2.CfnInstance)
+	script := RenderUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *cfnInstance.LogicalId())
+	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
+	instance.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))
+
+	eip := awsec2.NewCfnEIP(this, jsii.String("ElasticIp"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
+	association := awsec2.NewCfnEIPAssociation(this, jsii.String("ElasticIpAssociation"), &awsec2.CfnEIPAssociationProps{
+		AllocationId: eip.AttrAllocationId(),
+		InstanceId:   instance.InstanceId(),
+	})
+
+	return &Service{Construct: this, Instance: instance, SecurityGroup: sg, Role: role, ElasticIP: eip,
+		Association: association, LogGroup: logs, Arch: arch}
+}
+
+// amiParameter is the public SSM parameter of the latest Amazon Linux 2023 AMI for arch.
+func amiParameter(arch string) string {
+	if arch == "arm64" {
+		return "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+	}
+	return "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+// AllowTo lets the service reach a database on its port: egress here, ingress on the database's security group.
+func (s *Service) AllowTo(target awsec2.IConnectable, port int, what string) {
+	target.Connections().AllowFrom(s.Instance, awsec2.Port_Tcp(jsii.Number(float64(port))),
+		jsii.String(fmt.Sprintf("%s from the service", what)))
+}
+
+// retainInProd is the removal policy of data that cannot be snapshotted (logs, the bucket): kept in prod.
+func retainInProd(stage string) awscdk.RemovalPolicy {
+	if stage == "prod" {
+		return awscdk.RemovalPolicy_RETAIN
+	}
+	return awscdk.RemovalPolicy_DESTROY
+}
+
+// AllowToInternet lets the service out to any IPv4 address on port (an external database).
+func (s *Service) AllowToInternet(port int, what string) {
+	s.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// AircraftStackProps configures the stack.
+type AircraftStackProps struct {
+	awscdk.StackProps
+	Config     Config
+	BinaryPath string // aircraftd for the instance's architecture (see ServiceBinary)
+}
+
+// NewAircraftStack is the architecture of the seed, box by box:
+//
+//	client ──HTTPS 443 (80: ACME, redirect)──▶ EC2 (public subnet, Elastic IP) ──5432──▶ RDS PostgreSQL (isolated)
+//	                                             │ └──────────27017──────────▶ DocumentDB (isolated)
+//	                                             └──read-only, S3 gateway endpoint──▶ S3 bucket aircraft-data
+//
+// It is environment-agnostic: no account, region or lookups, so `cdk synth` needs no AWS credentials.
+func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStackProps) awscdk.Stack {
+	cfg := props.Config
+	sprops := props.StackProps
+	sprops.Description = jsii.String("Aircraft data platform: aircraftd on EC2, RDS PostgreSQL, DocumentDB, S3 (infra/ in the platform repository)")
+	stack := awscdk.NewStack(scope, &id, &sprops)
+	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("aircraft-data-platform"), nil)
+	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
+
+	// VPC 10.0.0.0/16: public and isolated subnets in two AZs, no NAT gateway, S3 gateway endpoint.
+	network := NewNetwork(stack, "Network")
+
+	// S3 bucket aircraft-data: private, versioned, TLS only; the flight data files.
+	data := NewDataBucket(stack, "DataBucket", &DataBucketProps{
+		BucketName: cfg.BucketName, NoncurrentVersionDays: cfg.NoncurrentVersionDays, Stage: cfg.Stage,
+	})
+
+	// RDS PostgreSQL in the isolated subnets, not publicly accessible.
+	database := NewDatabase(stack, "Database", &DatabaseProps{
+		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
+	})
+
+	// Mongo-wire store of the file records: DocumentDB in the isolated subnets, or an external MongoDB.
+	docstore := NewDocStore(stack, "DocStore", &DocStoreProps{
+		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
+	})
+
+	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
+	service := NewService(stack, "Service", &ServiceProps{
+		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, DataBucket: data.Bucket,
+		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
+	})
+
+	// EC2 ──5432──▶ RDS, EC2 ──27017──▶ DocumentDB: security group to security group, nothing else.
+	service.AllowTo(database.Instance, 5432, "PostgreSQL")
+	if docstore.Cluster != nil {
+		service.AllowTo(docstore.Cluster, 27017, "DocumentDB")
+	} else {
+		service.AllowToInternet(27017, "external MongoDB")
+	}
+
+	// The API token of every POST, generated; the service reads it and its database secrets, nothing else.
+	apiToken := awssecretsmanager.NewSecret(stack, jsii.String("ApiToken"), &awssecretsmanager.SecretProps{
+		Description: jsii.String("Bearer token of the aircraftd API (every POST)"),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength: jsii.Number(48), ExcludePunctuation: jsii.Bool(true),
+		},
+	})
+	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
+		secret.GrantRead(service.Role, nil)
+	}
+
+	// HTTPS: ACME for domainName, else a self-signed certificate published to SSM.
+	https := NewHTTPS(stack, "Https", &HTTPSProps{
+		Service: service, StackName: cfg.StackName, DomainName: cfg.DomainName, HostedZoneID: cfg.HostedZoneID,
+	})
+	certParameter := ""
+	if https.CertificateParameter != nil {
+		certParameter = *https.CertificateParameter.ParameterName()
+	}
+
+	// The app: built from app/, shipped as an S3 asset, installed and updated in place as a systemd service.
+	release := NewRelease(stack, "Release", &ReleaseProps{
+		Service:    service,
+		BinaryPath: props.BinaryPath,
+		Environment: ServiceSettings{
+			Region:            *awscdk.Aws_REGION(),
+			Bucket:            *data.Bucket.BucketName(),
+			DBSecretArn:       *database.Instance.Secret().SecretArn(),
+			MongoSecretArn:    *docstore.Secret.SecretArn(),
+			DocumentDB:        docstore.Cluster != nil,
+			APITokenSecretArn: *apiToken.SecretArn(),
+			TLSMode:           cfg.TLSMode(),
+			Domain:            cfg.DomainName,
+			AcmeEmail:         cfg.AcmeEmail,
+		},
+		CertParameter: certParameter,
+	})
+
+	output(stack, "ApiUrl", https.URL, "Base URL of the API")
+	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
+	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
+	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
+	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
+	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
+	output(stack, "InstanceId", service.Instance.InstanceId(), "Service instance (aws ssm start-session --target <id>)")
+	output(stack, "ElasticIp", service.ElasticIP.AttrPublicIp(), "Public address of the service")
+	output(stack, "LogGroupName", service.LogGroup.LogGroupName(), "Service and deploy logs")
+	output(stack, "ReleaseId", jsii.String(release.ID), "Release id of the deployed binary and configuration")
+	if https.CertificateParameter != nil {
+		output(stack, "CertificateParameterName", https.CertificateParameter.ParameterName(), "SSM parameter with the self-signed certificate (PEM)")
+	}
+
+	AddNagSuppressions(stack, cfg)
+	return stack
+}
+
+func output(stack awscdk.Stack, id string, value *string, description string) {
+	awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(description)})
+}
