@@ -1,0 +1,325 @@
+package download
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/minio/crc64nvme"
+)
+
+// Algorithm names a checksum a file is verified with: one of the object's
+// full-object S3 checksums, or the MD5 of a single-part ETag.
+type Algorithm string
+
+const (
+	CRC32     Algorithm = "crc32"
+	CRC32C    Algorithm = "crc32c"
+	CRC64NVME Algorithm = "crc64nvme"
+	SHA1      Algorithm = "sha1"
+	SHA256    Algorithm = "sha256"
+	MD5ETag   Algorithm = "md5" // the ETag of a single-part, non-KMS object
+	NoSum     Algorithm = ""    // nothing to verify but the size (multipart object without a full-object checksum)
+)
+
+// Expected is what a downloaded file must hash to.
+type Expected struct {
+	Algorithm Algorithm
+	Sum       []byte // raw digest, big-endian for CRCs as S3 sends them
+}
+
+// String is "algorithm:value" as S3 shows it (base64, hex for MD5), or
+// "size-only".
+func (e Expected) String() string {
+	switch e.Algorithm {
+	case NoSum:
+		return "size-only"
+	case MD5ETag:
+		return "md5:" + hex.EncodeToString(e.Sum)
+	}
+	return string(e.Algorithm) + ":" + base64.StdEncoding.EncodeToString(e.Sum)
+}
+
+// crcKind describes a reflected CRC whose pieces can be combined: the data
+// of a ranged download arrives out of order, and CRCs of its runs are
+// joined without reading the file again (zlib's crc32_combine, generalised).
+type crcKind struct {
+	width  int    // bits
+	poly   uint64 // reflected polynomial
+	update func(crc uint64, p []byte) uint64
+}
+
+var (
+	tabCastagnoli = crc32.MakeTable(crc32.Castagnoli)
+	crcKinds      = map[Algorithm]*crcKind{
+		CRC32:     {32, 0xedb88320, func(c uint64, p []byte) uint64 { return uint64(crc32.Update(uint32(c), crc32.IEEETable, p)) }},
+		CRC32C:    {32, 0x82f63b78, func(c uint64, p []byte) uint64 { return uint64(crc32.Update(uint32(c), tabCastagnoli, p)) }},
+		CRC64NVME: {64, crc64nvme.NVME, crc64nvme.Update},
+	}
+)
+
+// sum returns crc as S3 writes it: big-endian bytes.
+func (k *crcKind) sum(crc uint64) []byte {
+	if k.width == 32 {
+		return binary.BigEndian.AppendUint32(nil, uint32(crc))
+	}
+	return binary.BigEndian.AppendUint64(nil, crc)
+}
+
+// combine returns the CRC of A‖B from crc1 = CRC(A), crc2 = CRC(B) and
+// len2 = len(B), in O(log len2) GF(2) matrix steps.
+func (k *crcKind) combine(crc1, crc2 uint64, len2 int64) uint64 {
+	if len2 <= 0 {
+		return crc1
+	}
+	even := make([]uint64, k.width) // operator for 2^n zero bits, n even
+	odd := make([]uint64, k.width)  // n odd
+	odd[0] = k.poly                 // one zero bit
+	row := uint64(1)
+	for n := 1; n < k.width; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	gf2Square(even, odd) // two zero bits
+	gf2Square(odd, even) // four
+	for {
+		gf2Square(even, odd) // first pass: one zero byte
+		if len2&1 != 0 {
+			crc1 = gf2Times(even, crc1)
+		}
+		len2 >>= 1
+		if len2 == 0 {
+			break
+		}
+		gf2Square(odd, even)
+		if len2&1 != 0 {
+			crc1 = gf2Times(odd, crc1)
+		}
+		len2 >>= 1
+		if len2 == 0 {
+			break
+		}
+	}
+	return crc1 ^ crc2
+}
+
+func gf2Times(mat []uint64, vec uint64) uint64 {
+	var sum uint64
+	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
+		if vec&1 != 0 {
+			sum ^= mat[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(square, mat []uint64) {
+	for n := range mat {
+		square[n] = gf2Times(mat, mat[n])
+	}
+}
+
+func newHash(a Algorithm) hash.Hash {
+	switch a {
+	case CRC32:
+		return crc32.NewIEEE()
+	case CRC32C:
+		return crc32.New(tabCastagnoli)
+	case CRC64NVME:
+		return crc64nvme.New()
+	case SHA1:
+		return sha1.New()
+	case SHA256:
+		return sha256.New()
+	case MD5ETag:
+		return md5.New()
+	}
+	return nil
+}
+
+// ErrMismatch means the bytes on disk are not the object's.
+var ErrMismatch = errors.New("checksum mismatch")
+
+// verifier is the io.WriterAt a download writes through: it writes to the
+// temp file and hashes on the way, so that verifying costs no second read
+// of the file in the common cases.
+//
+// CRCs are kept per run of contiguous writes (each ranged GET writes one
+// run, in order) and combined at the end. Other digests can only be fed in
+// file order: the bytes that arrive in order are hashed as they come, the
+// rest is read back from the (page-cached) file by Verify.
+type verifier struct {
+	f    *os.File
+	exp  Expected
+	size int64
+	crc  *crcKind
+
+	mu      sync.Mutex
+	runs    map[int64]*run // by current end offset
+	starts  map[int64]*run // by start offset
+	broken  bool           // writes overlapped in a way runs cannot describe: hash the file
+	h       hash.Hash      // in-order digest of [0, next)
+	next    int64
+	written int64
+}
+
+type run struct {
+	start, end int64
+	crc        uint64
+}
+
+func newVerifier(f *os.File, exp Expected, size int64) *verifier {
+	v := &verifier{f: f, exp: exp, size: size, crc: crcKinds[exp.Algorithm]}
+	if v.crc != nil {
+		v.runs, v.starts = map[int64]*run{}, map[int64]*run{}
+	} else if exp.Algorithm != NoSum {
+		v.h = newHash(exp.Algorithm)
+	}
+	return v
+}
+
+// WriteAt writes p at off in the file and accounts for it.
+func (v *verifier) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > v.size {
+		return 0, fmt.Errorf("write of %d bytes at %d is beyond the object's %d bytes (the object changed?)", len(p), off, v.size)
+	}
+	n, err := v.f.WriteAt(p, off)
+	p = p[:n]
+	switch {
+	case v.crc != nil:
+		v.addRun(p, off)
+	case v.h != nil:
+		v.mu.Lock()
+		switch {
+		case off == v.next:
+			v.h.Write(p)
+			v.next += int64(n)
+		case off < v.next:
+			v.h.Reset() // rewritten (a retried range): start over from the file
+			v.next = 0
+		}
+		v.mu.Unlock()
+	}
+	v.mu.Lock()
+	v.written += int64(n)
+	v.mu.Unlock()
+	return n, err
+}
+
+func (v *verifier) addRun(p []byte, off int64) {
+	v.mu.Lock()
+	r := v.runs[off]
+	switch {
+	case r != nil: // continues a run
+		delete(v.runs, off)
+	case v.starts[off] != nil: // a range retried from its start
+		r = v.starts[off]
+		delete(v.runs, r.end)
+		r.end, r.crc = off, 0
+	default:
+		r = &run{start: off, end: off}
+		v.starts[off] = r
+	}
+	v.mu.Unlock()
+
+	// Only the goroutine writing this range touches r: hash outside the lock.
+	r.crc = v.crc.update(r.crc, p)
+	end := off + int64(len(p))
+
+	v.mu.Lock()
+	r.end = end
+	if other := v.runs[end]; other != nil && other != r {
+		v.broken = true
+	}
+	v.runs[end] = r
+	v.mu.Unlock()
+}
+
+// Verify checks that the file is the object: size, then checksum.
+func (v *verifier) Verify() error {
+	st, err := v.f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != v.size {
+		return fmt.Errorf("%w: file has %d bytes, the object %d", ErrMismatch, st.Size(), v.size)
+	}
+	var got []byte
+	switch {
+	case v.exp.Algorithm == NoSum:
+		return nil
+	case v.crc != nil:
+		c, ok := v.combined()
+		if !ok {
+			return verifyFile(v.f, v.exp)
+		}
+		got = v.crc.sum(c)
+	default:
+		if v.next < v.size {
+			// Read back what did not arrive in order.
+			if _, err := io.Copy(v.h, io.NewSectionReader(v.f, v.next, v.size-v.next)); err != nil {
+				return fmt.Errorf("read back: %w", err)
+			}
+		}
+		got = v.h.Sum(nil)
+	}
+	return compare(v.exp, got)
+}
+
+// combined joins the runs' CRCs when they tile [0, size) exactly.
+func (v *verifier) combined() (uint64, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.broken {
+		return 0, false
+	}
+	rs := make([]*run, 0, len(v.starts))
+	for _, r := range v.starts {
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].start < rs[j].start })
+	var crc uint64 // CRC of the empty string is 0 for these CRCs
+	var at int64
+	for _, r := range rs {
+		if r.start != at {
+			return 0, false
+		}
+		crc = v.crc.combine(crc, r.crc, r.end-r.start)
+		at = r.end
+	}
+	return crc, at == v.size
+}
+
+func compare(exp Expected, got []byte) error {
+	if !bytes.Equal(got, exp.Sum) {
+		return fmt.Errorf("%w: %s of the file is %s, the object's is %s", ErrMismatch, exp.Algorithm,
+			Expected{exp.Algorithm, got}.String(), exp.String())
+	}
+	return nil
+}
+
+// verifyFile hashes the whole file and compares with exp (its size has
+// been checked).
+func verifyFile(f *os.File, exp Expected) error {
+	if exp.Algorithm == NoSum {
+		return nil
+	}
+	h := newHash(exp.Algorithm)
+	buf := make([]byte, 1<<20)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), buf); err != nil {
+		return fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	return compare(exp, h.Sum(nil))
+}
