@@ -63,10 +63,12 @@ func Ensure(ctx context.Context, getenv func(string) string, log io.Writer) (*DB
 	}
 
 	// The usual local URL answers: a cluster is already running and set up.
-	if u := localURL("5432", Database); Ping(ctx, u) == nil {
+	u := localURL("5432", Database)
+	pingErr := Ping(ctx, u)
+	if pingErr == nil {
 		return &DB{URL: u, AdminURL: localURL("5432", "postgres"), Origin: "local cluster (already running, left running)"}, nil
 	}
-	return ensureLocal(ctx, log)
+	return ensureLocal(ctx, log, fmt.Errorf("%s: %w", redact(u), pingErr))
 }
 
 // URLFromEnv returns DATABASE_URL, or a URL built from DB_HOST DB_PORT DB_USER
@@ -189,14 +191,15 @@ func versionLess(a, b string) bool {
 	return a < b
 }
 
-func ensureLocal(ctx context.Context, log io.Writer) (*DB, error) {
+// ensureLocal sets up Debian's cluster; why says why the local URL did not answer.
+func ensureLocal(ctx context.Context, log io.Writer, why error) (*DB, error) {
 	if os.Geteuid() != 0 {
-		return nil, errors.New("postgres: no reachable server: DATABASE_URL is unset and the local cluster does not answer on 127.0.0.1:5432; " +
-			"setting it up needs root (apt-get, pg_ctlcluster): run as root, or set DATABASE_URL to a reachable server")
+		return nil, fmt.Errorf("postgres: DATABASE_URL is unset and the local database does not answer (%v); "+
+			"setting it up needs root (apt-get, pg_ctlcluster, psql as postgres): run as root, or set DATABASE_URL to a reachable server", why)
 	}
 	if _, err := os.Stat("/etc/debian_version"); err != nil {
-		return nil, errors.New("postgres: no reachable server and this is not Debian (no /etc/debian_version): " +
-			"install and start PostgreSQL yourself and set DATABASE_URL (see docs/local-stack.md)")
+		return nil, fmt.Errorf("postgres: DATABASE_URL is unset and the local database does not answer (%v); "+
+			"this is not Debian (no /etc/debian_version), so install and start PostgreSQL yourself and set DATABASE_URL (see docs/local-stack.md)", why)
 	}
 	if err := install(ctx, log); err != nil {
 		return nil, err

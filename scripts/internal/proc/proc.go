@@ -156,6 +156,18 @@ func Tail(path string, n int) string {
 	return out.String()
 }
 
+// Listening reports whether something accepts TCP connections on addr. It is
+// a fast first check: clients with retries can take seconds to give up on a
+// closed port.
+func Listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // CheckPortFree returns an error when something already listens on addr.
 func CheckPortFree(addr string) error {
 	l, err := net.Listen("tcp", addr)

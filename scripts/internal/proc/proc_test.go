@@ -111,3 +111,18 @@ func TestCheckPortFree(t *testing.T) {
 		t.Errorf("CheckPortFree(free %s) = %v", addr, err)
 	}
 }
+
+func TestListening(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if !Listening(addr) {
+		t.Errorf("Listening(%s) = false while listening", addr)
+	}
+	l.Close()
+	if Listening(addr) {
+		t.Errorf("Listening(%s) = true after close", addr)
+	}
+}

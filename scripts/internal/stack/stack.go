@@ -86,8 +86,8 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 func (s *Stack) startS3AndMongo(ctx context.Context, log io.Writer) error {
 	s.S3.Addr, s.Mongo.Addr = s3local.Addr, ferret.Addr
 	c := s3local.Client()
-	needS3 := s3local.Reachable(ctx, c) != nil
-	needMongo := ferret.Ping(ctx, ferret.URL) != nil
+	needS3 := !proc.Listening(s3local.Addr) || s3local.Reachable(ctx, c) != nil
+	needMongo := !proc.Listening(ferret.Addr) || ferret.Ping(ctx, ferret.URL) != nil
 
 	var pkgs []string
 	if needS3 {
@@ -134,7 +134,7 @@ func (s *Stack) buildTools(ctx context.Context, log io.Writer, pkgs []string) er
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("build %s (cd scripts && GOWORK=off go %s): %w\n%s",
+		return fmt.Errorf("s3/mongodb: build %s (cd scripts && GOWORK=off go %s): %w\n%s",
 			strings.Join(pkgs, " "), strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	if d := time.Since(start); d > 5*time.Second {
