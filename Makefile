@@ -25,21 +25,25 @@ dev: devstack ## run Postgres, S3, MongoDB and the service on https://localhost:
 stack: devstack ## run only the local stack (Postgres, S3, MongoDB) until Ctrl-C
 	@$(DEVSTACK) up
 
+.PHONY: seed
+seed: devstack ## upload the readsb-hist samples to the local bucket
+	@$(DEVSTACK) seed
+
 # --- tests ------------------------------------------------------------------
 
 .PHONY: test
-test: test-app ## everything CI runs: unit + integration tests on the real local stack, infra tests, local e2e, lint
+test: test-app test-scripts ## everything CI runs: unit + integration tests on the real local stack, infra tests, local e2e, lint
 
 .PHONY: test-app
 test-app: devstack ## app unit and integration tests (starts the local stack)
-	@$(DEVSTACK) exec -- bash -c 'cd app && go test $(GO_TEST_FLAGS) ./...'
+	@$(DEVSTACK) exec -- go -C app test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-scripts
-test-scripts: ## unit tests of the local stack program
-	@cd scripts && GOWORK=off go test $(GO_TEST_FLAGS) ./...
+test-scripts: devstack ## local stack program: unit + its integration tests
+	@$(DEVSTACK) exec -- env GOWORK=off go -C scripts test $(GO_TEST_FLAGS) ./...
 
 # --- benchmarks -------------------------------------------------------------
 
 .PHONY: bench-ingest
 bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots S3 -> Postgres; prints MB/s, obs/s, RSS, p99
-	@$(DEVSTACK) exec -- bash -c 'cd app && go run ./cmd/bench-ingest'
+	@$(DEVSTACK) exec -- go -C app run ./cmd/bench-ingest
