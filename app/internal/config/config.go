@@ -104,7 +104,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		AWSRegion:         env("AWS_REGION", "us-east-1"),
 		S3Bucket:          env("S3_BUCKET", ""),
 		S3Endpoint:        env("S3_ENDPOINT", ""),
-		IngestWorkers:     number("INGEST_WORKERS", 4),
+		IngestWorkers:     number("INGEST_WORKERS", 3),
 		ShutdownGrace:     time.Duration(number("SHUTDOWN_GRACE_SECONDS", 20)) * time.Second,
 		MongoURL:          env("MONGODB_URL", ""),
 		MongoURLSecretARN: env("MONGODB_URL_SECRET_ARN", ""),

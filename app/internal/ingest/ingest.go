@@ -29,7 +29,7 @@ var ErrBusy = postgres.ErrBusy
 
 // Defaults for Service fields left zero.
 const (
-	DefaultWorkers          = 4
+	DefaultWorkers          = 3
 	DefaultBatchAircraft    = 50_000
 	DefaultBatchFiles       = 200
 	maxListedNotes          = 1000
@@ -109,7 +109,7 @@ func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter
 
 	workers := cmp(s.Workers, DefaultWorkers)
 	tasks := make(chan bucket.Object, workers)
-	results := make(chan fetched, workers)
+	results := make(chan fetched) // unbuffered: decoded files wait in their worker, not in a queue
 	var listErr error
 	var wg sync.WaitGroup
 

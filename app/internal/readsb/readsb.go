@@ -77,7 +77,10 @@ func (a *altitude) UnmarshalJSON(b []byte) error {
 // Larger files stream, so memory per decoder never exceeds this much.
 const wholeLimit = 32 << 20
 
-var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var (
+	buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	records = sync.Pool{New: func() any { return new([]record) }}
+)
 
 // Decode reads one file, plain or gzip.
 func Decode(r io.Reader) (*File, error) {
@@ -131,14 +134,17 @@ func decodeWhole(data []byte) (*File, error) {
 	}
 	switch data[0] {
 	case '{':
+		recs := records.Get().(*[]record)
+		defer putRecords(recs)
 		var s struct {
 			Now      *float64  `json:"now"`
 			Aircraft *[]record `json:"aircraft"`
 		}
+		s.Aircraft = recs
 		if err := json.UnmarshalNoEscape(data, &s); err != nil {
 			return nil, syntaxErr(err)
 		}
-		if s.Aircraft == nil {
+		if len(*recs) == 0 && !hasAircraftArray(data) {
 			return nil, errNoAircraft
 		}
 		if s.Now == nil {
@@ -150,16 +156,37 @@ func decodeWhole(data []byte) (*File, error) {
 		f.Format = "readsb-hist"
 		f.observe(*s.Aircraft)
 	case '[':
-		var recs []record
-		if err := json.UnmarshalNoEscape(data, &recs); err != nil {
+		recs := records.Get().(*[]record)
+		defer putRecords(recs)
+		if err := json.UnmarshalNoEscape(data, recs); err != nil {
 			return nil, syntaxErr(err)
 		}
 		f.Format = "list"
-		f.observe(recs)
+		f.observe(*recs)
 	default:
 		return nil, errNotFlightData
 	}
 	return f, nil
+}
+
+// hasAircraftArray tells an empty "aircraft" array from a missing one (the
+// pooled slice hides the difference).
+func hasAircraftArray(data []byte) bool {
+	var probe struct {
+		Aircraft json.RawMessage `json:"aircraft"`
+	}
+	return json.Unmarshal(data, &probe) == nil && len(probe.Aircraft) > 0 && probe.Aircraft[0] == '['
+}
+
+// putRecords returns a decoded slice to the pool, cleared so that it keeps
+// no strings alive, unless it grew unusually large.
+func putRecords(recs *[]record) {
+	if cap(*recs) > 1<<16 {
+		return
+	}
+	clear(*recs)
+	*recs = (*recs)[:0]
+	records.Put(recs)
 }
 
 func (f *File) observe(recs []record) {

@@ -186,6 +186,13 @@ func TestDecodeRejectsBadFiles(t *testing.T) {
 	}
 }
 
+func TestDecodeEmptySnapshot(t *testing.T) {
+	f, err := Decode(strings.NewReader(`{"now": 1698796829.3, "aircraft": []}`))
+	if err != nil || f.Observations != 0 || f.Now.IsZero() {
+		t.Errorf("empty snapshot: %+v, %v", f, err)
+	}
+}
+
 func TestDecodeListFormat(t *testing.T) {
 	data := []byte(`[
 	  {"icao": "ABC123", "altitude": 1000, "speed": 200.5},
