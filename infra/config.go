@@ -42,6 +42,7 @@ var (
 	zoneIDPattern     = regexp.MustCompile(`^Z[A-Z0-9]{4,31}$`)
 	secretArnPattern  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
 	instanceTypeRegex = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	emailPattern      = regexp.MustCompile(`^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
 )
 
 // ParseConfig reads the context through get (which returns nil for unset keys) and validates it,
@@ -100,7 +101,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("hostedZoneId needs domainName")
 	case c.HostedZoneID != "" && !zoneIDPattern.MatchString(c.HostedZoneID):
 		return fmt.Errorf("hostedZoneId %q: not a Route 53 zone id", c.HostedZoneID)
-	case c.AcmeEmail != "" && (c.DomainName == "" || !strings.Contains(c.AcmeEmail, "@") || strings.ContainsAny(c.AcmeEmail, " \t'\"$`\\")):
+	case c.AcmeEmail != "" && (c.DomainName == "" || !emailPattern.MatchString(c.AcmeEmail)):
 		return fmt.Errorf("acmeEmail %q: needs domainName and a plain e-mail address", c.AcmeEmail)
 	case c.MongoURISecretArn != "" && !secretArnPattern.MatchString(c.MongoURISecretArn):
 		return fmt.Errorf("mongoUriSecretArn %q: want the complete secret ARN (with its 6-character suffix)", c.MongoURISecretArn)

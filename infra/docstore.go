@@ -51,6 +51,7 @@ func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *D
 			ExcludeCharacters: jsii.String(passwordExcludeCharacters),
 		},
 		InstanceType:       awsec2.InstanceType_Of(awsec2.InstanceClass_BURSTABLE3, awsec2.InstanceSize_MEDIUM),
+		Port:               jsii.Number(27017),
 		Instances:          jsii.Number(1),
 		Vpc:                props.Vpc,
 		VpcSubnets:         &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},

@@ -1,0 +1,238 @@
+package main
+
+// What issue 4 adds to the seed: DocumentDB or an external MongoDB, bucket lifecycle, the service's Elastic IP,
+// Session Manager and logs, stage-dependent backups and removal, HTTPS modes, outputs, context validation.
+
+import (
+	"debug/elf"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+func TestDocumentDB(t *testing.T) {
+	s := stackOf(t, "default")
+	check(t, func() {
+		tpl := s.Assertions()
+		tpl.ResourceCountIs(jsii.String("AWS::DocDB::DBInstance"), jsii.Number(1))
+		tpl.HasResourceProperties(jsii.String("AWS::DocDB::DBCluster"), map[string]any{
+			"StorageEncrypted": true, "Port": 27017, "EngineVersion": "5.0.0",
+			"MasterUsername": assertions.Match_AnyValue(), "MasterUserPassword": assertions.Match_AnyValue(),
+		})
+		tpl.HasResourceProperties(jsii.String("AWS::DocDB::DBClusterParameterGroup"), map[string]any{
+			"Family": "docdb5.0", "Parameters": map[string]any{"tls": "enabled"},
+		})
+	})
+	cluster := s.One(t, "AWS::DocDB::DBCluster")
+	if pw := joinedText(cluster.Props["MasterUserPassword"]); !strings.Contains(pw, "{{resolve:secretsmanager:") {
+		t.Errorf("DocumentDB password %s: want a dynamic reference to the generated secret", pw)
+	}
+	in := s.rulesOf(s.docdbSG(t), "ingress")
+	if len(in) != 1 || in[0].Peer != s.serviceSG(t) || in[0].FromPort != 27017 || in[0].ToPort != 27017 {
+		t.Errorf("DocumentDB ingress %v: want 27017 from the service group only", in)
+	}
+	if out := s.rulesOf(s.docdbSG(t), "egress"); len(out) != 0 {
+		t.Errorf("DocumentDB egress %v", out)
+	}
+	env := s.serviceEnv(t)
+	if env["MONGODB_TLS_CA_FILE"] != caBundlePath || !strings.Contains(env["MONGODB_URL_SECRET_ARN"], "DocStoreClusterSecretAttachment") {
+		t.Errorf("Mongo settings: %v", env)
+	}
+}
+
+func TestExternalMongoReplacesDocumentDB(t *testing.T) {
+	s := stackOf(t, "externalMongo")
+	arn := configurations["externalMongo"]["mongoUriSecretArn"].(string)
+	for _, typ := range []string{"AWS::DocDB::DBCluster", "AWS::DocDB::DBInstance", "AWS::DocDB::DBSubnetGroup"} {
+		if n := len(s.Resources(typ)); n != 0 {
+			t.Errorf("%d %s with an external MongoDB", n, typ)
+		}
+	}
+	env := s.serviceEnv(t)
+	if env["MONGODB_URL_SECRET_ARN"] != arn {
+		t.Errorf("MONGODB_URL_SECRET_ARN=%s", env["MONGODB_URL_SECRET_ARN"])
+	}
+	if _, ok := env["MONGODB_TLS_CA_FILE"]; ok {
+		t.Error("MONGODB_TLS_CA_FILE is for DocumentDB")
+	}
+	stmts, _ := s.roleStatements(t)
+	readable := false
+	for _, st := range stmts {
+		readable = readable || slices.Contains(st.Actions, "secretsmanager:GetSecretValue") && slices.Contains(st.Resources, arn)
+	}
+	if !readable {
+		t.Error("the service cannot read the external Mongo secret")
+	}
+	egress := false
+	for _, r := range s.rulesOf(s.serviceSG(t), "egress") {
+		egress = egress || r.FromPort == 27017 && r.Cidr == "0.0.0.0/0"
+	}
+	if !egress {
+		t.Error("no egress to the external MongoDB")
+	}
+}
+
+func TestBucketLifecycleAndEncryption(t *testing.T) {
+	for name, days := range map[string]float64{"default": 30, "narrow": 14} {
+		s := stackOf(t, name)
+		check(t, func() {
+			s.Assertions().HasResourceProperties(jsii.String("AWS::S3::Bucket"), map[string]any{
+				"BucketEncryption": map[string]any{"ServerSideEncryptionConfiguration": []any{
+					map[string]any{"ServerSideEncryptionByDefault": map[string]any{"SSEAlgorithm": "AES256"}},
+				}},
+				"LifecycleConfiguration": map[string]any{"Rules": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+					"Status": "Enabled", "NoncurrentVersionExpiration": map[string]any{"NoncurrentDays": days},
+				})})},
+			})
+		})
+	}
+}
+
+func TestServiceInstance(t *testing.T) {
+	s := stackOf(t, "default")
+	inst := s.One(t, "AWS::EC2::Instance")
+	eip := s.One(t, "AWS::EC2::EIP")
+	assoc := s.One(t, "AWS::EC2::EIPAssociation")
+	if !refTo(assoc.Props["InstanceId"], inst.ID) || !refTo(assoc.Props["AllocationId"], eip.ID) {
+		t.Errorf("Elastic IP association %s", jsonOf(assoc.Props))
+	}
+	if _, ok := inst.Raw["CreationPolicy"]; ok {
+		t.Error("the instance has a creation policy: the release's wait condition takes the signal")
+	}
+	// Session Manager instead of SSH.
+	if _, managed := s.roleStatements(t); !slices.ContainsFunc(managed, func(m string) bool { return strings.HasSuffix(m, "AmazonSSMManagedInstanceCore") }) {
+		t.Error("no Session Manager permissions")
+	}
+	// CloudWatch Logs: its own group, with retention, and nothing more.
+	lg := s.One(t, "AWS::Logs::LogGroup")
+	if lg.Props["RetentionInDays"] != float64(30) || lg.Props["LogGroupName"] != "/aircraft/AircraftPlatform/service" {
+		t.Errorf("log group %s", jsonOf(lg.Props))
+	}
+	if n := stackOf(t, "narrow").One(t, "AWS::Logs::LogGroup"); n.Props["RetentionInDays"] != float64(90) {
+		t.Errorf("logRetentionDays=90: %v", n.Props["RetentionInDays"])
+	}
+	stmts, _ := s.roleStatements(t)
+	for _, st := range stmts {
+		for _, a := range st.Actions {
+			if strings.HasPrefix(a, "logs:") && !slices.Equal(st.Resources, []string{"${" + lg.ID + ".Arn}"}) {
+				t.Errorf("%s on %v: only the service log group", a, st.Resources)
+			}
+		}
+	}
+}
+
+func TestStageDecidesBackupsAndRemoval(t *testing.T) {
+	for name, want := range map[string]struct {
+		policy     string
+		backupDays float64
+		protected  bool
+		bucket     string
+	}{
+		"default": {"Delete", 1, false, "Delete"},
+		"prod":    {"Snapshot", 7, true, "Retain"},
+	} {
+		s := stackOf(t, name)
+		db := s.One(t, "AWS::RDS::DBInstance")
+		if db.Raw["DeletionPolicy"] != want.policy || db.Props["BackupRetentionPeriod"] != want.backupDays || db.Props["DeletionProtection"] != want.protected {
+			t.Errorf("%s: RDS DeletionPolicy=%v backups=%v protection=%v", name, db.Raw["DeletionPolicy"], db.Props["BackupRetentionPeriod"], db.Props["DeletionProtection"])
+		}
+		doc := s.One(t, "AWS::DocDB::DBCluster")
+		if doc.Raw["DeletionPolicy"] != want.policy || doc.Props["BackupRetentionPeriod"] != want.backupDays {
+			t.Errorf("%s: DocumentDB DeletionPolicy=%v backups=%v", name, doc.Raw["DeletionPolicy"], doc.Props["BackupRetentionPeriod"])
+		}
+		if b := s.One(t, "AWS::S3::Bucket"); b.Raw["DeletionPolicy"] != want.bucket {
+			t.Errorf("%s: bucket DeletionPolicy=%v", name, b.Raw["DeletionPolicy"])
+		}
+	}
+}
+
+func TestHTTPSModes(t *testing.T) {
+	t.Run("self-signed without a domain", func(t *testing.T) {
+		s := stackOf(t, "default")
+		param := s.One(t, "AWS::SSM::Parameter")
+		if param.Props["Name"] != "/aircraft/AircraftPlatform/tls-certificate" || !refTo(s.Output("CertificateParameterName"), param.ID) {
+			t.Errorf("certificate parameter %s, output %v", jsonOf(param.Props), s.Output("CertificateParameterName"))
+		}
+		stmts, _ := s.roleStatements(t)
+		var ssm []statement
+		for _, st := range stmts {
+			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) {
+				ssm = append(ssm, st)
+			}
+		}
+		if len(ssm) != 1 || !slices.Equal(ssm[0].Actions, []string{"ssm:PutParameter"}) ||
+			len(ssm[0].Resources) != 1 || !strings.HasSuffix(ssm[0].Resources[0], ":parameter${"+param.ID+"}") {
+			t.Errorf("ssm statements %+v: want PutParameter on the certificate parameter only", ssm)
+		}
+		if env := s.serviceEnv(t); env["TLS_CERT_FILE"] != tlsCertPath || env["ACME_DOMAIN"] != "" {
+			t.Errorf("environment %v", env)
+		}
+		if strings.Contains(joinedText(s.Output("ApiUrl")), "api.") || !strings.Contains(joinedText(s.Output("ApiUrl")), ".PublicIp}") {
+			t.Errorf("ApiUrl %s", joinedText(s.Output("ApiUrl")))
+		}
+	})
+	t.Run("ACME with domainName and hostedZoneId", func(t *testing.T) {
+		s := stackOf(t, "acme")
+		if len(s.Resources("AWS::SSM::Parameter")) != 0 || s.Output("CertificateParameterName") != nil {
+			t.Error("no certificate parameter with ACME")
+		}
+		env := s.serviceEnv(t)
+		if env["ACME_DOMAIN"] != "api.aircraft.example.com" || env["ACME_EMAIL"] != "ops@example.com" || env["ACME_CACHE_DIR"] == "" || env["TLS_CERT_FILE"] != "" {
+			t.Errorf("environment %v", env)
+		}
+		rec := s.One(t, "AWS::Route53::RecordSet")
+		eip := s.One(t, "AWS::EC2::EIP")
+		if rec.Props["Name"] != "api.aircraft.example.com." || rec.Props["Type"] != "A" || rec.Props["HostedZoneId"] != "Z0123456789ABCDEFGHIJ" ||
+			!refTo(list(rec.Props["ResourceRecords"])[0], eip.ID) {
+			t.Errorf("DNS record %s", jsonOf(rec.Props))
+		}
+		if s.Output("ApiUrl") != "https://api.aircraft.example.com" {
+			t.Errorf("ApiUrl %v", s.Output("ApiUrl"))
+		}
+	})
+}
+
+func TestOutputs(t *testing.T) {
+	s := stackOf(t, "default")
+	for _, name := range []string{"ApiUrl", "BucketName", "DatabaseEndpoint", "DatabaseSecretArn", "InstanceId",
+		"CertificateParameterName", "ApiTokenSecretArn", "MongoSecretArn", "ElasticIp", "LogGroupName", "ReleaseId"} {
+		if s.Output(name) == nil {
+			t.Errorf("no output %s", name)
+		}
+	}
+	token := s.Resource(t, strings.Trim(strings.TrimPrefix(joinedText(s.Output("ApiTokenSecretArn")), "${"), "}"))
+	if jsonOf(token.Props["GenerateSecretString"]) != `{"ExcludePunctuation":true,"PasswordLength":48}` {
+		t.Errorf("API token secret %s", jsonOf(token.Props))
+	}
+}
+
+func TestGravitonGetsAnArm64Binary(t *testing.T) {
+	if instanceArch("t2.micro") != "amd64" || instanceArch("t4g.small") != "arm64" || instanceArch("c7g.large") != "arm64" {
+		t.Fatal("instanceArch")
+	}
+	if amiParameter("arm64") != "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64" {
+		t.Error(amiParameter("arm64"))
+	}
+	if os.Getenv(BinaryOverrideEnv) != "" {
+		t.Skipf("%s is set: the binaries are not built here", BinaryOverrideEnv)
+	}
+	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+		bin := serviceBinary(t, arch)
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatalf("%s: %v (AIRCRAFTD_BINARY must be a linux binary)", bin, err)
+		}
+		if f.Machine != machine || f.Class != elf.ELFCLASS64 {
+			t.Errorf("%s: machine %v", arch, f.Machine)
+		}
+		f.Close()
+	}
+	s := synth(t, map[string]any{"instanceType": "t4g.small"}, fakeBinary(t, "arm64 stand-in"))
+	if img := s.One(t, "AWS::EC2::Instance").Props["ImageId"]; img != "resolve:ssm:"+amiParameter("arm64") {
+		t.Errorf("ImageId %v", img)
+	}
+}

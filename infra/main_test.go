@@ -1,0 +1,330 @@
+package main
+
+// Test harness: every test that needs a template synthesizes the real stack in-process (the same code path as
+// `cdk synth`), offline, with the context of ../cdk.json, into a temporary folder, and reads the cloud assembly
+// back as JSON. jsii's package cache and temporary files stay under infra/.cache, not in the user's home.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+var (
+	repo         string // repository root
+	testTmp      string // per-run temporary folder under infra/.cache
+	testBinaries = map[string]string{}
+)
+
+func TestMain(m *testing.M) {
+	code, err := runTests(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "infra tests:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func runTests(m *testing.M) (int, error) {
+	var err error
+	if repo, err = repoRoot(); err != nil {
+		return 1, err
+	}
+	infra := filepath.Join(repo, "infra")
+	// Node 24 of the pinned toolchain for jsii, when installed (make test installs it).
+	if bin := filepath.Join(infra, "node_modules", "node", "bin"); isDir(bin) {
+		os.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	if err := os.MkdirAll(filepath.Join(infra, ".cache"), 0o755); err != nil {
+		return 1, err
+	}
+	os.Setenv("JSII_RUNTIME_PACKAGE_CACHE_ROOT", filepath.Join(infra, ".cache", "jsii"))
+	if testTmp, err = os.MkdirTemp(filepath.Join(infra, ".cache"), "test-"); err != nil {
+		return 1, err
+	}
+	os.Setenv("TMPDIR", testTmp)
+	defer os.RemoveAll(testTmp)
+	defer jsii.Close()
+
+	return m.Run(), nil
+}
+
+func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
+
+// serviceBinary is the binary the default synths ship: the real build of app/ for arch (as `make synth` does),
+// or AIRCRAFTD_BINARY when set.
+func serviceBinary(t testing.TB, arch string) string {
+	t.Helper()
+	if bin, ok := testBinaries[arch]; ok {
+		return bin
+	}
+	bin, err := ServiceBinary(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build"), arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testBinaries[arch] = bin
+	return bin
+}
+
+// fakeBinary writes a stand-in binary with the given content, for tests about what changes between releases.
+func fakeBinary(t testing.TB, content string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(testTmp, "bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "aircraftd")
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Synth is one synthesized cloud assembly.
+type Synth struct {
+	Config    Config
+	Dir       string
+	Raw       []byte         // the template file, byte for byte
+	Template  map[string]any // the same, parsed
+	AssetsRaw []byte         // the asset manifest
+	Manifest  map[string]any
+	template  assertions.Template
+}
+
+// cdkJSONContext is the context of ../cdk.json: the feature flags every synth runs with.
+func cdkJSONContext(t testing.TB) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo, "cdk.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct{ Context map[string]any }
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Context
+}
+
+// synth synthesizes the stack with cdk.json's context plus ctx, shipping binary ("" = the real build).
+func synth(t testing.TB, ctx map[string]any, binary string) *Synth {
+	t.Helper()
+	context := cdkJSONContext(t)
+	// What the CDK CLI adds to every synth: path and asset metadata, and the CDK version report (AWS::CDK::Metadata).
+	context["aws:cdk:enable-path-metadata"] = true
+	context["aws:cdk:enable-asset-metadata"] = true
+	context["aws:cdk:version-reporting"] = true
+	for k, v := range ctx {
+		context[k] = v
+	}
+	dir, err := os.MkdirTemp(testTmp, "cdk.out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &context, Outdir: jsii.String(dir)})
+	cfg, err := ParseConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binary == "" {
+		binary = serviceBinary(t, instanceArch(cfg.InstanceType))
+	}
+	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: binary})
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	app.Synth(nil)
+
+	s := &Synth{Config: cfg, Dir: dir}
+	if s.Raw, err = os.ReadFile(filepath.Join(dir, cfg.StackName+".template.json")); err != nil {
+		t.Fatal(err)
+	}
+	if s.AssetsRaw, err = os.ReadFile(filepath.Join(dir, cfg.StackName+".assets.json")); err != nil {
+		t.Fatal(err)
+	}
+	mustUnmarshal(t, s.Raw, &s.Template)
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUnmarshal(t, b, &s.Manifest)
+	return s
+}
+
+var (
+	synthMu    sync.Mutex
+	synthCache = map[string]*Synth{}
+)
+
+// Named configurations of the stack, synthesized once per test run with the real binary.
+var configurations = map[string]map[string]any{
+	"default":       {},
+	"prod":          {"stage": "prod", "stackName": "AircraftProd"},
+	"acme":          {"domainName": "api.aircraft.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "acmeEmail": "ops@example.com"},
+	"externalMongo": {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-uri-AbCdEf"},
+	"narrow":        {"allowedCidr": "203.0.113.0/24", "bucketName": "aircraft-data-test-bucket", "noncurrentVersionDays": "14", "logRetentionDays": 90},
+}
+
+// stackOf returns the synthesized configuration name (see configurations).
+func stackOf(t testing.TB, name string) *Synth {
+	t.Helper()
+	synthMu.Lock()
+	defer synthMu.Unlock()
+	if s, ok := synthCache[name]; ok {
+		return s
+	}
+	ctx, ok := configurations[name]
+	if !ok {
+		t.Fatalf("no configuration %q", name)
+	}
+	s := synth(t, ctx, "")
+	synthCache[name] = s
+	return s
+}
+
+func mustUnmarshal(t testing.TB, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Assertions returns the CDK assertions view of the template.
+func (s *Synth) Assertions() assertions.Template {
+	if s.template == nil {
+		s.template = assertions.Template_FromJSON(&s.Template, nil)
+	}
+	return s.template
+}
+
+// check runs a CDK assertion, turning its panic into a test failure.
+func check(t testing.TB, assertion func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%v", r)
+		}
+	}()
+	assertion()
+}
+
+// Resource is one template resource.
+type Resource struct {
+	ID    string
+	Type  string
+	Props map[string]any
+	Raw   map[string]any
+}
+
+// Resources returns the resources of a type, sorted by logical id.
+func (s *Synth) Resources(typ string) []Resource {
+	var out []Resource
+	for id, r := range s.Template["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["Type"] == typ {
+			props, _ := r["Properties"].(map[string]any)
+			out = append(out, Resource{ID: id, Type: typ, Props: props, Raw: r})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// One returns the single resource of a type.
+func (s *Synth) One(t testing.TB, typ string) Resource {
+	t.Helper()
+	rs := s.Resources(typ)
+	if len(rs) != 1 {
+		t.Fatalf("want one %s, have %d", typ, len(rs))
+	}
+	return rs[0]
+}
+
+// Resource returns a resource by logical id.
+func (s *Synth) Resource(t testing.TB, id string) Resource {
+	t.Helper()
+	r, ok := s.Template["Resources"].(map[string]any)[id].(map[string]any)
+	if !ok {
+		t.Fatalf("no resource %s", id)
+	}
+	props, _ := r["Properties"].(map[string]any)
+	return Resource{ID: id, Type: r["Type"].(string), Props: props, Raw: r}
+}
+
+// Output returns the value of an output (nil if absent).
+func (s *Synth) Output(name string) any {
+	o, ok := s.Template["Outputs"].(map[string]any)[name].(map[string]any)
+	if !ok {
+		return nil
+	}
+	return o["Value"]
+}
+
+// jsonOf renders a value compactly, for comparisons of intrinsics and messages.
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// refTo reports whether v is {"Ref": id} or {"Fn::GetAtt": [id, ...]}.
+func refTo(v any, id string) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	if m["Ref"] == id {
+		return true
+	}
+	if ga, ok := m["Fn::GetAtt"].([]any); ok && len(ga) > 0 && ga[0] == id {
+		return true
+	}
+	return false
+}
+
+// list returns v as a list (a single value becomes a list of one).
+func list(v any) []any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		return v
+	default:
+		return []any{v}
+	}
+}
+
+// str returns v as a string if it is one.
+func strOf(v any) string { s, _ := v.(string); return s }
+
+// joinedText flattens a {"Fn::Join": ["", [...]]} (or a string) into text, rendering intrinsics as ${...}.
+func joinedText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if j, ok := v["Fn::Join"].([]any); ok && len(j) == 2 {
+			var b strings.Builder
+			for _, part := range j[1].([]any) {
+				b.WriteString(joinedText(part))
+			}
+			return b.String()
+		}
+		if r, ok := v["Ref"].(string); ok {
+			return "${" + r + "}"
+		}
+		if ga, ok := v["Fn::GetAtt"].([]any); ok {
+			return "${" + fmt.Sprint(ga[0]) + "." + fmt.Sprint(ga[1]) + "}"
+		}
+		if b64, ok := v["Fn::Base64"]; ok {
+			return joinedText(b64)
+		}
+	}
+	return jsonOf(v)
+}
