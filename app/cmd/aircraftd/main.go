@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless
+// GOMEMLIMIT says otherwise.
+const defaultMemoryLimit = 128 << 20
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -63,6 +68,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := newLogger(stdout, cfg.LogLevel)
 	log.Info("starting", "version", version)
+	if getenv("GOMEMLIMIT") == "" {
+		// The service runs on 1 GiB instances beside other processes. Its
+		// live heap is bounded by design (batches, a few files in flight);
+		// a soft limit makes the collector reclaim garbage before the heap
+		// doubles past that, instead of after. GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 
 	if err := resolveSecrets(ctx, cfg); err != nil {
 		return err
