@@ -289,6 +289,17 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 		}
 	}
 
+	// The inline shell of cfn-init (commands and their tests) passes shellcheck too.
+	for config, cmds := range map[string]map[string]map[string]any{"app": commands, "tools": toolCommands(t, s)} {
+		for key, c := range cmds {
+			for _, field := range []string{"command", "test"} {
+				if sh, ok := c[field].(string); ok {
+					shellcheck(t, config+"-"+key+"-"+field, "#!/bin/bash\n"+sh+"\n")
+				}
+			}
+		}
+	}
+
 	ud := joinedText(instance.Props["UserData"])
 	if want := RenderUserData("${AWS::Region}", "${AWS::StackName}", instance.ID); strings.TrimRight(ud, "\n") != strings.TrimRight(want, "\n") {
 		t.Errorf("user data in the template:\n%s\nwant:\n%s", ud, want)
@@ -314,4 +325,9 @@ func initConfig(t *testing.T, s *Synth, name string) (files, commands, services 
 	}
 	systemd, _ := cfg["services"].(map[string]any)
 	return conv(cfg["files"]), conv(cfg["commands"]), conv(systemd["systemd"])
+}
+
+func toolCommands(t *testing.T, s *Synth) map[string]map[string]any {
+	_, commands, _ := initConfig(t, s, "tools")
+	return commands
 }

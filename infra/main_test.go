@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -26,37 +27,59 @@ var (
 	testBinaries = map[string]string{}
 )
 
+// testEnvMarker is set in the environment of the re-executed test binary (see TestMain).
+const testEnvMarker = "AIRCRAFT_INFRA_TEST_ENV"
+
 func TestMain(m *testing.M) {
-	code, err := runTests(m)
-	if err != nil {
+	var err error
+	if repo, err = repoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "infra tests:", err)
-		code = 1
+		os.Exit(1)
 	}
+	if os.Getenv(testEnvMarker) == "" {
+		// jsii fixes the environment of its Node.js runtime while the CDK packages initialize, before TestMain
+		// runs, so setting variables here would be too late: run this test binary again with them set.
+		env, err := testEnvironment()
+		if err == nil {
+			jsii.Close() // removes the runtime's temporary folder, made during initialization
+			err = syscall.Exec(os.Args[0], os.Args, env)
+		}
+		fmt.Fprintln(os.Stderr, "infra tests:", err)
+		os.Exit(1)
+	}
+	testTmp = os.Getenv("TMPDIR")
+	code := m.Run()
+	jsii.Close()
+	os.RemoveAll(testTmp)
 	os.Exit(code)
 }
 
-func runTests(m *testing.M) (int, error) {
-	var err error
-	if repo, err = repoRoot(); err != nil {
-		return 1, err
-	}
+// testEnvironment is the environment of the tests: Node 24 of the pinned toolchain first on PATH (when installed;
+// make test installs it), and jsii's package cache and all temporary files under infra/.cache, not in the
+// user's home or /tmp.
+func testEnvironment() ([]string, error) {
 	infra := filepath.Join(repo, "infra")
-	// Node 24 of the pinned toolchain for jsii, when installed (make test installs it).
-	if bin := filepath.Join(infra, "node_modules", "node", "bin"); isDir(bin) {
-		os.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
 	if err := os.MkdirAll(filepath.Join(infra, ".cache"), 0o755); err != nil {
-		return 1, err
+		return nil, err
 	}
-	os.Setenv("JSII_RUNTIME_PACKAGE_CACHE_ROOT", filepath.Join(infra, ".cache", "jsii"))
-	if testTmp, err = os.MkdirTemp(filepath.Join(infra, ".cache"), "test-"); err != nil {
-		return 1, err
+	tmp, err := os.MkdirTemp(filepath.Join(infra, ".cache"), "test-")
+	if err != nil {
+		return nil, err
 	}
-	os.Setenv("TMPDIR", testTmp)
-	defer os.RemoveAll(testTmp)
-	defer jsii.Close()
-
-	return m.Run(), nil
+	path := os.Getenv("PATH")
+	if bin := filepath.Join(infra, "node_modules", "node", "bin"); isDir(bin) {
+		path = bin + string(os.PathListSeparator) + path
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "PATH", "TMPDIR", "JSII_RUNTIME_PACKAGE_CACHE_ROOT":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "PATH="+path, "TMPDIR="+tmp, testEnvMarker+"=1",
+		"JSII_RUNTIME_PACKAGE_CACHE_ROOT="+filepath.Join(infra, ".cache", "jsii")), nil
 }
 
 func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
