@@ -235,3 +235,37 @@ func ParseKey(key string) (r Record, reason string, ok bool) {
 	}
 	return Record{Key: key, LaneID: lane, Timestamp: t, Status: Pending}, "", true
 }
+
+// ErrNotFound means there is no record of a key.
+var ErrNotFound = errors.New("no such file record")
+
+// RegisterResult counts what a registration did.
+type RegisterResult struct {
+	Added     int `json:"added" doc:"new records"`
+	Updated   int `json:"updated" doc:"records whose object changed: back to pending"`
+	Unchanged int `json:"unchanged" doc:"records already registered as they are"`
+}
+
+// Add adds o's counts to r's.
+func (r *RegisterResult) Add(o RegisterResult) {
+	r.Added += o.Added
+	r.Updated += o.Updated
+	r.Unchanged += o.Unchanged
+}
+
+// Outcome is how a claimed download ended.
+type Outcome struct {
+	Status    Status // Downloaded or Failed
+	LocalPath string // Downloaded: where the file is
+	ETag      string // Downloaded: of the object on disk
+	VersionID string
+	Size      int64
+	Checksum  string // Downloaded: what the file was verified with
+	Error     string // Failed: why
+}
+
+// Finished is the outcome of the download of one key.
+type Finished struct {
+	Key     string
+	Outcome Outcome
+}

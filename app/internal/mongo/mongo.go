@@ -1,16 +1,16 @@
 // Package mongo keeps lane file records (lanes.Record) in MongoDB, Amazon
 // DocumentDB or FerretDB, with the official Go driver.
 //
-// It uses only what all three offer: single-document atomic updates
-// (findAndModify), unordered bulk writes, $setOnInsert upserts and plain
-// indexes. No transactions, change streams, aggregation pipelines in updates
-// or retryable writes are needed: DocumentDB's `retryWrites=false` is fine.
+// It uses only what all three offer, and nothing whose atomicity differs
+// between them: inserts checked by a unique index (the claims, see
+// claims.go), unordered bulk writes, updates by key and plain indexes. No
+// transactions, change streams, aggregation pipelines or retryable writes are
+// needed: DocumentDB's `retryWrites=false` is fine.
 //
-// A download claims a record with a lease: one findOneAndUpdate that only
-// matches when the record is not being downloaded, or when the lease of the
-// download that holds it has expired (its instance died). So two requests,
-// on one instance or many, never download the same file at the same time,
-// and a crashed instance's claims free themselves.
+// Round trips are batched (one insertMany claims an hour of files, one bulk
+// write records a batch of outcomes): FerretDB, the local stack's server,
+// spends about a millisecond per write on a small collection, and scans the
+// collection for every filter.
 package mongo
 
 import (
@@ -32,14 +32,6 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// Errors of the store.
-var (
-	ErrNotFound  = errors.New("no such file record")
-	ErrClaimed   = errors.New("file is being downloaded by another request")
-	ErrLeaseLost = errors.New("download lease lost: another request took the file over")
-	ErrChanged   = errors.New("the record was re-registered with another etag during the download")
-)
-
 // Options say where the records live.
 type Options struct {
 	URL        string // mongodb:// or mongodb+srv:// URI
@@ -49,29 +41,28 @@ type Options struct {
 	AppName    string
 }
 
-// Store is the file record collection.
+// Store is the file record collection and its claims.
 type Store struct {
 	client *mongo.Client
-	coll   *mongo.Collection
+	coll   *mongo.Collection // records
+	claims *mongo.Collection // <collection>_claims: running downloads
 }
 
-// Document fields beyond lanes.Record's: the lease of a running download.
+// Document fields (lanes.Record's bson names).
 const (
-	fKey        = "s3_key"
-	fLane       = "lane_id"
-	fTimestamp  = "timestamp"
-	fSize       = "size"
-	fETag       = "etag"
-	fVersion    = "version_id"
-	fStatus     = "status"
-	fLocalPath  = "local_path"
-	fAttempts   = "attempts"
-	fLastError  = "last_error"
-	fChecksum   = "checksum"
-	fUpdatedAt  = "updated_at"
-	fModified   = "last_modified"
-	fLeaseOwner = "lease_owner"
-	fLeaseUntil = "lease_until"
+	fKey       = "s3_key"
+	fLane      = "lane_id"
+	fTimestamp = "timestamp"
+	fSize      = "size"
+	fETag      = "etag"
+	fVersion   = "version_id"
+	fStatus    = "status"
+	fLocalPath = "local_path"
+	fAttempts  = "attempts"
+	fLastError = "last_error"
+	fChecksum  = "checksum"
+	fUpdatedAt = "updated_at"
+	fModified  = "last_modified"
 )
 
 // Open connects to the server and makes sure the collection's indexes exist.
@@ -110,7 +101,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: %w", err)
 	}
-	s := &Store{client: client, coll: client.Database(o.Database).Collection(o.Collection)}
+	db := client.Database(o.Database)
+	s := &Store{client: client, coll: db.Collection(o.Collection), claims: db.Collection(o.Collection + "_claims")}
 	if err := s.EnsureIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -135,37 +127,54 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // EnsureIndexes creates the collection's indexes when missing: a unique one
-// on the key and one on (lane_id, timestamp) for the hour queries.
+// on the key and one on (lane_id, timestamp) for the hour queries. Indexes
+// that exist are left alone and not created again (FerretDB 1.24 fails on a
+// createIndexes of several indexes that already exist).
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: fKey, Value: 1}}, Options: options.Index().SetUnique(true).SetName("s3_key_unique")},
-		{Keys: bson.D{{Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1}}, Options: options.Index().SetName("lane_id_timestamp")},
-	})
-	if err != nil {
-		return fmt.Errorf("mongodb: create indexes: %w", err)
+	want := []struct {
+		name string
+		m    mongo.IndexModel
+	}{
+		{"s3_key_unique", mongo.IndexModel{Keys: bson.D{{Key: fKey, Value: 1}}, Options: options.Index().SetUnique(true).SetName("s3_key_unique")}},
+		{"lane_id_timestamp", mongo.IndexModel{Keys: bson.D{{Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1}}, Options: options.Index().SetName("lane_id_timestamp")}},
+	}
+	have := map[string]bool{}
+	cur, err := s.coll.Indexes().List(ctx)
+	if err == nil {
+		var specs []struct {
+			Name string `bson:"name"`
+		}
+		err = cur.All(ctx, &specs)
+		for _, sp := range specs {
+			have[sp.Name] = true
+		}
+	}
+	if err != nil && !isNamespaceNotFound(err) {
+		return fmt.Errorf("mongodb: list indexes: %w", err)
+	}
+	for _, w := range want {
+		if have[w.name] {
+			continue
+		}
+		if _, err := s.coll.Indexes().CreateOne(ctx, w.m); err != nil {
+			return fmt.Errorf("mongodb: create index: %w", err)
+		}
 	}
 	return nil
 }
 
-// Drop removes the collection (tests).
-func (s *Store) Drop(ctx context.Context) error { return s.coll.Drop(ctx) }
+// isNamespaceNotFound says whether err is "collection does not exist" (26).
+func isNamespaceNotFound(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(26)
+}
+
+// DropDatabase removes the store's database (tests).
+func (s *Store) DropDatabase(ctx context.Context) error { return s.coll.Database().Drop(ctx) }
 
 // Collection is the underlying collection (tests insert records by hand, as
 // the seed's users had to).
 func (s *Store) Collection() *mongo.Collection { return s.coll }
-
-// RegisterResult counts what a registration did.
-type RegisterResult struct {
-	Added     int `json:"added"`
-	Updated   int `json:"updated"`
-	Unchanged int `json:"unchanged"`
-}
-
-func (r *RegisterResult) add(o RegisterResult) {
-	r.Added += o.Added
-	r.Updated += o.Updated
-	r.Unchanged += o.Unchanged
-}
 
 // registerBatch bounds the keys of one $in query and one bulk write.
 const registerBatch = 1000
@@ -176,15 +185,15 @@ const registerBatch = 1000
 // record's Size < 0, empty ETag or empty VersionID mean "unknown": they are
 // neither compared nor overwritten. Status and the download fields of rs are
 // ignored: new records are pending.
-func (s *Store) Register(ctx context.Context, rs []lanes.Record, now time.Time) (RegisterResult, error) {
-	var total RegisterResult
+func (s *Store) Register(ctx context.Context, rs []lanes.Record, now time.Time) (lanes.RegisterResult, error) {
+	var total lanes.RegisterResult
 	for len(rs) > 0 {
 		n := min(len(rs), registerBatch)
 		res, err := s.registerBatch(ctx, rs[:n], now)
 		if err != nil {
 			return total, err
 		}
-		total.add(res)
+		total.Add(res)
 		rs = rs[n:]
 	}
 	return total, nil
@@ -200,8 +209,8 @@ type known struct {
 	Status    string    `bson:"status"`
 }
 
-func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.Time) (RegisterResult, error) {
-	var res RegisterResult
+func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.Time) (lanes.RegisterResult, error) {
+	var res lanes.RegisterResult
 	// Last one wins within a call.
 	byKey := make(map[string]lanes.Record, len(rs))
 	keys := make([]string, 0, len(rs))
@@ -228,16 +237,14 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 		have[k.Key] = k
 	}
 
+	var inserts []any
 	var models []mongo.WriteModel
 	for _, key := range keys {
 		r := byKey[key]
 		r.Timestamp = r.Timestamp.UTC().Truncate(time.Millisecond) // BSON dates hold milliseconds
 		old, ok := have[key]
 		if !ok {
-			models = append(models, mongo.NewUpdateOneModel().
-				SetFilter(bson.D{{Key: fKey, Value: key}}).
-				SetUpdate(bson.D{{Key: "$setOnInsert", Value: newDoc(r, now)}}).
-				SetUpsert(true))
+			inserts = append(inserts, newDoc(r, now))
 			continue
 		}
 		set, changed := changes(old, r)
@@ -246,53 +253,39 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 			continue
 		}
 		set = append(set, bson.E{Key: fUpdatedAt, Value: now})
-		if old.Status == string(lanes.Downloading) {
-			// Leave the running download its claim; it will find the
-			// object changed when it finishes (Finish checks the etag).
-			models = append(models, mongo.NewUpdateOneModel().
-				SetFilter(bson.D{{Key: fKey, Value: key}}).
-				SetUpdate(bson.D{{Key: "$set", Value: set}}))
-			continue
+		update := bson.D{{Key: "$set", Value: set}}
+		if old.Status != string(lanes.Downloading) {
+			// What was downloaded (or failed) is no longer the object. A
+			// running download keeps its status; it records what it got.
+			set = append(set, bson.E{Key: fStatus, Value: lanes.Pending}, bson.E{Key: fAttempts, Value: 0})
+			update = bson.D{{Key: "$set", Value: set},
+				{Key: "$unset", Value: bson.D{{Key: fLastError, Value: ""}, {Key: fChecksum, Value: ""}, {Key: fLocalPath, Value: ""}}}}
 		}
-		set = append(set, bson.E{Key: fStatus, Value: lanes.Pending}, bson.E{Key: fAttempts, Value: 0})
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: fKey, Value: key}}).
-			SetUpdate(bson.D{{Key: "$set", Value: set},
-				{Key: "$unset", Value: bson.D{{Key: fLastError, Value: ""}, {Key: fChecksum, Value: ""}, {Key: fLocalPath, Value: ""}}}}))
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: fKey, Value: key}}).SetUpdate(update))
 	}
-	if len(models) == 0 {
-		return res, nil
+	if len(inserts) > 0 {
+		// A duplicate is a record registered concurrently: unchanged.
+		dup, err := insertMany(ctx, s.coll, inserts)
+		if err != nil {
+			return res, fmt.Errorf("mongodb: register records: %w", err)
+		}
+		for _, d := range dup {
+			if d {
+				res.Unchanged++
+			} else {
+				res.Added++
+			}
+		}
 	}
-	bw, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	if err != nil && !onlyDuplicateKeys(err) {
-		return res, fmt.Errorf("mongodb: register records: %w", err)
+	if len(models) > 0 {
+		bw, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		if err != nil {
+			return res, fmt.Errorf("mongodb: update records: %w", err)
+		}
+		res.Updated += int(bw.ModifiedCount)
+		res.Unchanged += len(models) - int(bw.ModifiedCount)
 	}
-	var added, updated int
-	if bw != nil {
-		added, updated = int(bw.UpsertedCount), int(bw.ModifiedCount)
-	}
-	// Whatever was neither added nor modified was registered concurrently
-	// with the same values, or lost an upsert race on the unique index.
-	res.Added += added
-	res.Updated += updated
-	res.Unchanged += len(models) - added - updated
 	return res, nil
-}
-
-// onlyDuplicateKeys says whether a bulk write failed only because concurrent
-// upserts of the same keys raced on the unique index (DocumentDB does not
-// retry those itself).
-func onlyDuplicateKeys(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 && we.Code != 11001 {
-			return false
-		}
-	}
-	return true
 }
 
 func newDoc(r lanes.Record, now time.Time) bson.D {
@@ -381,144 +374,48 @@ func (s *Store) List(ctx context.Context, q Query) ([]lanes.Record, error) {
 	if q.Limit > 0 {
 		opts.SetLimit(int64(q.Limit))
 	}
-	cur, err := s.coll.Find(ctx, f, opts)
+	return s.find(ctx, f, opts)
+}
+
+func (s *Store) find(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]lanes.Record, error) {
+	cur, err := s.coll.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: list records: %w", err)
+		return nil, fmt.Errorf("mongodb: find records: %w", err)
 	}
 	out := []lanes.Record{}
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("mongodb: read records: %w", err)
 	}
 	for i := range out {
-		out[i].Timestamp = out[i].Timestamp.UTC()
-		out[i].UpdatedAt = out[i].UpdatedAt.UTC()
+		utc(&out[i])
 	}
 	return out, nil
 }
 
-// Get returns the record of key, or ErrNotFound.
+func utc(r *lanes.Record) {
+	r.Timestamp, r.UpdatedAt = r.Timestamp.UTC(), r.UpdatedAt.UTC()
+	if r.Modified != nil {
+		m := r.Modified.UTC()
+		r.Modified = &m
+	}
+}
+
+// ForHour returns the records of h's lane whose timestamp falls in h, in
+// key order.
+func (s *Store) ForHour(ctx context.Context, h lanes.Hour) ([]lanes.Record, error) {
+	return s.List(ctx, Query{LaneID: h.LaneID, From: h.Start, To: h.End()})
+}
+
+// Get returns the record of key, or lanes.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) (lanes.Record, error) {
 	var r lanes.Record
 	err := s.coll.FindOne(ctx, bson.D{{Key: fKey, Value: key}}).Decode(&r)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return r, ErrNotFound
+		return r, lanes.ErrNotFound
 	}
 	if err != nil {
 		return r, fmt.Errorf("mongodb: get %s: %w", key, err)
 	}
-	r.Timestamp, r.UpdatedAt = r.Timestamp.UTC(), r.UpdatedAt.UTC()
+	utc(&r)
 	return r, nil
-}
-
-// Claim marks the record of key as downloading by owner until now+lease and
-// counts an attempt, atomically: it fails with ErrClaimed while another
-// owner's unexpired lease holds it, ErrNotFound when there is no record.
-func (s *Store) Claim(ctx context.Context, key, owner string, now time.Time, lease time.Duration) (lanes.Record, error) {
-	filter := bson.D{
-		{Key: fKey, Value: key},
-		{Key: "$or", Value: bson.A{
-			bson.D{{Key: fStatus, Value: bson.D{{Key: "$ne", Value: lanes.Downloading}}}},
-			bson.D{{Key: fLeaseUntil, Value: bson.D{{Key: "$lt", Value: now}}}},
-			bson.D{{Key: fLeaseOwner, Value: owner}},
-		}},
-	}
-	update := bson.D{
-		{Key: "$set", Value: bson.D{
-			{Key: fStatus, Value: lanes.Downloading},
-			{Key: fLeaseOwner, Value: owner},
-			{Key: fLeaseUntil, Value: now.Add(lease)},
-			{Key: fUpdatedAt, Value: now},
-		}},
-		{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}},
-	}
-	var r lanes.Record
-	err := s.coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&r)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		if _, gerr := s.Get(ctx, key); errors.Is(gerr, ErrNotFound) {
-			return r, ErrNotFound
-		}
-		return r, ErrClaimed
-	}
-	if err != nil {
-		return r, fmt.Errorf("mongodb: claim %s: %w", key, err)
-	}
-	r.Timestamp, r.UpdatedAt = r.Timestamp.UTC(), r.UpdatedAt.UTC()
-	return r, nil
-}
-
-// Renew extends owner's lease on key to until, or fails with ErrLeaseLost.
-func (s *Store) Renew(ctx context.Context, key, owner string, until time.Time) error {
-	res, err := s.coll.UpdateOne(ctx,
-		bson.D{{Key: fKey, Value: key}, {Key: fLeaseOwner, Value: owner}, {Key: fStatus, Value: lanes.Downloading}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseUntil, Value: until}}}})
-	if err != nil {
-		return fmt.Errorf("mongodb: renew lease on %s: %w", key, err)
-	}
-	if res.MatchedCount == 0 {
-		return ErrLeaseLost
-	}
-	return nil
-}
-
-// Outcome is how a claimed download ended.
-type Outcome struct {
-	Status    lanes.Status // Downloaded or Failed
-	LocalPath string
-	ETag      string // of what is on disk; a record whose etag changed meanwhile goes back to pending
-	VersionID string
-	Size      int64
-	Checksum  string
-	Error     string
-}
-
-// Finish records the outcome of owner's download of key and releases the
-// claim. It fails with ErrLeaseLost when the claim is no longer owner's, and
-// with ErrChanged (leaving the record pending) when a download succeeded but
-// the record was re-registered with another etag meanwhile.
-func (s *Store) Finish(ctx context.Context, key, owner string, o Outcome, now time.Time) error {
-	set := bson.D{{Key: fStatus, Value: o.Status}, {Key: fUpdatedAt, Value: now}}
-	unset := bson.D{{Key: fLeaseOwner, Value: ""}, {Key: fLeaseUntil, Value: ""}}
-	filter := bson.D{{Key: fKey, Value: key}, {Key: fLeaseOwner, Value: owner}}
-	if o.Status == lanes.Downloaded {
-		set = append(set,
-			bson.E{Key: fLocalPath, Value: o.LocalPath},
-			bson.E{Key: fSize, Value: o.Size},
-			bson.E{Key: fChecksum, Value: o.Checksum})
-		if o.VersionID != "" {
-			set = append(set, bson.E{Key: fVersion, Value: o.VersionID})
-		}
-		unset = append(unset, bson.E{Key: fLastError, Value: ""})
-		if o.ETag != "" {
-			// Only if the record still names what was downloaded.
-			filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-				bson.D{{Key: fETag, Value: o.ETag}},
-				bson.D{{Key: fETag, Value: bson.D{{Key: "$exists", Value: false}}}},
-				bson.D{{Key: fETag, Value: ""}},
-			}})
-			set = append(set, bson.E{Key: fETag, Value: o.ETag})
-		}
-	} else {
-		set = append(set, bson.E{Key: fLastError, Value: o.Error})
-	}
-	res, err := s.coll.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}, {Key: "$unset", Value: unset}})
-	if err != nil {
-		return fmt.Errorf("mongodb: finish %s: %w", key, err)
-	}
-	if res.MatchedCount == 1 {
-		return nil
-	}
-	if o.Status == lanes.Downloaded && o.ETag != "" {
-		// Re-registered with another etag while downloading: what is on
-		// disk is stale; release the claim as pending.
-		res, err = s.coll.UpdateOne(ctx, bson.D{{Key: fKey, Value: key}, {Key: fLeaseOwner, Value: owner}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: fStatus, Value: lanes.Pending}, {Key: fUpdatedAt, Value: now}}},
-				{Key: "$unset", Value: unset}})
-		if err != nil {
-			return fmt.Errorf("mongodb: finish %s: %w", key, err)
-		}
-		if res.MatchedCount == 1 {
-			return ErrChanged
-		}
-	}
-	return ErrLeaseLost
 }

@@ -1,0 +1,454 @@
+// Package download moves lane files from S3 to local disk and indexes the
+// bucket into file records.
+//
+// A download request names a lane and an hour; every registered file of it
+// is fetched by a bounded pool of workers. Each file is claimed in the store
+// first (an atomic claim with an expiring lease, so two requests never fetch
+// the same file at once), fetched with the AWS SDK's transfer manager in
+// parallel ranged GETs written straight to a temp file in the target folder
+// (memory does not grow with the file), verified against the object's
+// checksum while it is written, and renamed into place: a file is there whole
+// or not at all. A file already present with the right size and checksum is
+// not fetched again. Transient errors are retried with exponential backoff
+// and jitter, by the SDK per request and here per file.
+package download
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+// Store keeps the file records and the claims of running downloads
+// (package mongo).
+type Store interface {
+	ForHour(ctx context.Context, h lanes.Hour) ([]lanes.Record, error)
+	// Claim claims keys for owner: won are now downloading, held are
+	// claimed by another owner whose lease has not expired.
+	Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won []lanes.Record, held []string, err error)
+	// Renew extends all of owner's claims.
+	Renew(ctx context.Context, owner string, until time.Time) error
+	// Finish records outcomes and releases their claims.
+	Finish(ctx context.Context, owner string, fs []lanes.Finished, now time.Time) error
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultWorkers         = 4
+	DefaultPartSize        = 16 << 20
+	DefaultPartConcurrency = 4
+	DefaultAttempts        = 3
+	DefaultLease           = 2 * time.Minute
+	DefaultReadTimeout     = 30 * time.Second
+)
+
+// Config configures a Downloader.
+type Config struct {
+	Store  Store
+	S3     *s3.Client // the service's client; the downloader derives its own transport from it
+	Bucket string     // SOURCE_BUCKET
+	Root   string     // DOWNLOAD_PATH: nothing is ever written outside it
+
+	Workers         int           // files fetched at once
+	PartSize        int64         // bytes per ranged GET
+	PartConcurrency int           // ranged GETs at once per file
+	Attempts        int           // tries per file on transient errors
+	Lease           time.Duration // how long a claim holds without renewal (renewed every Lease/3)
+	ReadTimeout     time.Duration // a connection idle this long is dropped (and the range retried)
+
+	// Durable syncs each file to disk before renaming it into place, and the
+	// folder after, so that a file reported downloaded survives a power
+	// loss. See the package README (docs/downloads.md) for its cost; without
+	// it a crash can leave a renamed but empty or partial file, which the
+	// next request detects (checksum) and downloads again.
+	Durable bool
+
+	Log *slog.Logger
+}
+
+// Downloader downloads the files of lane hours.
+type Downloader struct {
+	cfg  Config
+	s3   *s3.Client
+	tm   *transfermanager.Client
+	root *os.Root
+	abs  string // absolute DOWNLOAD_PATH, for the records' local_path
+	now  func() time.Time
+	id   string // this instance, in lease owners
+	seq  atomic.Int64
+}
+
+// New prepares a downloader: it creates DOWNLOAD_PATH if needed and keeps it
+// open as an os.Root, through which every file operation goes, so that no
+// name (nor a symlink planted below the root) can reach outside it.
+func New(cfg Config) (*Downloader, error) {
+	if cfg.Store == nil || cfg.S3 == nil || cfg.Bucket == "" || cfg.Root == "" {
+		return nil, errors.New("download: Store, S3, Bucket and Root are required")
+	}
+	cfg.Workers = orDefault(cfg.Workers, DefaultWorkers)
+	cfg.PartSize = orDefault(cfg.PartSize, DefaultPartSize)
+	cfg.PartConcurrency = orDefault(cfg.PartConcurrency, DefaultPartConcurrency)
+	cfg.Attempts = orDefault(cfg.Attempts, DefaultAttempts)
+	cfg.Lease = orDefault(cfg.Lease, DefaultLease)
+	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, DefaultReadTimeout)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("download: DOWNLOAD_PATH: %w", err)
+	}
+	abs, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("download: DOWNLOAD_PATH: %w", err)
+	}
+
+	// A client of our own: enough pooled connections for every worker's
+	// ranges, a read timeout so a stalled connection fails (and is retried)
+	// instead of hanging, and more patient retries (exponential backoff
+	// with full jitter) than the service's default.
+	hc := awshttp.NewBuildableClient().
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConns = 0
+			tr.MaxIdleConnsPerHost = cfg.Workers*cfg.PartConcurrency + 4
+		}).
+		WithReadTimeout(cfg.ReadTimeout)
+	client := s3.New(cfg.S3.Options(), func(o *s3.Options) {
+		o.HTTPClient = hc
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 5
+			so.MaxBackoff = 5 * time.Second
+		})
+		// Ranged responses carry no whole-object checksum: the verifier checks
+		// the assembled file instead.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	tm := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.GetObjectType = tmtypes.GetObjectRanges
+		o.PartSizeBytes = cfg.PartSize
+		o.Concurrency = cfg.PartConcurrency
+		o.DisableChecksumValidation = true
+		o.PartBodyMaxRetries = 3
+	})
+	var b [4]byte
+	_, _ = crand.Read(b[:])
+	return &Downloader{cfg: cfg, s3: client, tm: tm, root: root, abs: abs, now: time.Now, id: hex.EncodeToString(b[:])}, nil
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Close releases DOWNLOAD_PATH.
+func (d *Downloader) Close() error { return d.root.Close() }
+
+// Outcomes of a successful file.
+const (
+	OutcomeDownloaded     = "downloaded"
+	OutcomeAlreadyPresent = "already present"
+)
+
+// File is a successfully downloaded (or already present) file: its record
+// as stored after the download, and what happened.
+type File struct {
+	lanes.Record
+	Outcome string `json:"outcome" enum:"downloaded,already present" doc:"already present: the file on disk had the object's size and checksum, nothing was fetched"`
+}
+
+// Failure is a file that could not be downloaded, and why.
+type Failure struct {
+	Key    string `json:"s3_key"`
+	Reason string `json:"reason"`
+}
+
+// Result is the answer to a download request: the seed's shape
+// (successful, failed, total_files, success_count, failure_count) plus the
+// reason of each failure.
+type Result struct {
+	Successful     []File    `json:"successful"`
+	Failed         []string  `json:"failed" doc:"keys of the files that failed"`
+	Failures       []Failure `json:"failures" doc:"the failed files with the reason of each"`
+	TotalFiles     int       `json:"total_files"`
+	SuccessCount   int       `json:"success_count"`
+	FailureCount   int       `json:"failure_count"`
+	Downloaded     int       `json:"downloaded_count" doc:"successful files actually fetched"`
+	AlreadyPresent int       `json:"already_present_count" doc:"successful files that were already on disk, whole"`
+	Bytes          int64     `json:"bytes_downloaded"`
+	Seconds        float64   `json:"duration_seconds"`
+}
+
+// fileResult is the outcome of one file.
+type fileResult struct {
+	file  File
+	bytes int64 // fetched
+	err   error
+}
+
+// Download fetches every registered file of the hour h. It fails only when
+// the records cannot be read; a file that cannot be fetched is a failure in
+// the result, with its reason. p (may be nil) follows files and bytes.
+//
+// The hour's files are claimed together (one round trip) and handed to
+// the workers; files claimed by another request are claimed again once that
+// request lets them go (it finished them: they are then found present, or
+// it failed or died: they are fetched here). Outcomes are recorded in
+// batches, at the latest 100 ms after each file ends.
+func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*Result, error) {
+	start := time.Now()
+	recs, err := d.cfg.Store.ForHour(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		total += max(r.Size, 0)
+		keys[i] = r.Key
+	}
+	p.AddTotal(int64(len(recs)), total)
+	p.TotalKnown()
+
+	owner := fmt.Sprintf("%s-%d", d.id, d.seq.Add(1))
+	rec := newRecorder(d, owner)
+	stopRenew := d.renewClaims(ctx, owner)
+
+	var mu sync.Mutex
+	results := make(map[string]fileResult, len(recs))
+	work := make(chan lanes.Record)
+	var wg sync.WaitGroup
+	for range min(d.cfg.Workers, len(recs)) {
+		wg.Go(func() {
+			for r := range work {
+				res, outcome := d.file(ctx, r, p)
+				rec.add(lanes.Finished{Key: r.Key, Outcome: outcome})
+				mu.Lock()
+				results[r.Key] = res
+				mu.Unlock()
+				p.AddDone(1, 0)
+			}
+		})
+	}
+
+	waiting, claimErr := keys, error(nil)
+	delay := 50 * time.Millisecond
+	for len(waiting) > 0 {
+		won, held, err := d.cfg.Store.Claim(ctx, waiting, owner, d.now().UTC(), d.cfg.Lease)
+		if err != nil {
+			claimErr = err
+			break
+		}
+		for _, r := range won {
+			work <- r
+		}
+		if waiting = held; len(waiting) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			claimErr = fmt.Errorf("waiting for another request's download of this file: %w", context.Cause(ctx))
+		case <-time.After(jitter(delay)):
+		}
+		if claimErr != nil {
+			break
+		}
+		delay = min(delay*2, time.Second)
+	}
+	close(work)
+	wg.Wait()
+	stopRenew()
+	unrecorded := rec.close()
+
+	res := &Result{Successful: []File{}, Failed: []string{}, Failures: []Failure{}, TotalFiles: len(recs)}
+	notClaimed := make(map[string]bool, len(waiting))
+	for _, k := range waiting {
+		notClaimed[k] = true
+	}
+	for _, r := range recs {
+		fr, ok := results[r.Key]
+		switch {
+		case ok && fr.err == nil && unrecorded[r.Key] != nil:
+			fr.err = fmt.Errorf("downloaded, but recording it failed: %w", unrecorded[r.Key])
+		case !ok && notClaimed[r.Key] && claimErr != nil:
+			fr.err = claimErr
+		case !ok:
+			fr.err = errors.New("the file record disappeared during the download")
+		}
+		if fr.err != nil {
+			res.Failed = append(res.Failed, r.Key)
+			res.Failures = append(res.Failures, Failure{Key: r.Key, Reason: fr.err.Error()})
+			continue
+		}
+		res.Successful = append(res.Successful, fr.file)
+		res.Bytes += fr.bytes
+		if fr.file.Outcome == OutcomeDownloaded {
+			res.Downloaded++
+		} else {
+			res.AlreadyPresent++
+		}
+	}
+	res.SuccessCount, res.FailureCount = len(res.Successful), len(res.Failed)
+	res.Seconds = time.Since(start).Seconds()
+	d.cfg.Log.Info("lane hour downloaded", "lane_id", h.LaneID, "hour", h.Start, "files", res.TotalFiles,
+		"downloaded", res.Downloaded, "already_present", res.AlreadyPresent, "failed", res.FailureCount,
+		"bytes", res.Bytes, "seconds", res.Seconds)
+	return res, nil
+}
+
+// file downloads one claimed record and says how it ended.
+func (d *Downloader) file(ctx context.Context, r lanes.Record, p *progress.Counter) (fileResult, lanes.Outcome) {
+	rel, err := lanes.RelPath(r)
+	var got fetched
+	if err == nil {
+		got, err = d.fetchWithRetries(ctx, r, rel, p)
+	}
+	if err != nil {
+		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts, "error", err)
+		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
+	}
+	local := filepath.Join(d.abs, rel)
+	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: local, ETag: got.etag, VersionID: got.version, Size: got.size, Checksum: got.checksum}
+	r.Status, r.LocalPath, r.Size, r.Checksum, r.LastError, r.UpdatedAt = lanes.Downloaded, local, got.size, got.checksum, "", d.now().UTC()
+	if got.etag != "" {
+		r.ETag = got.etag
+	}
+	if got.version != "" {
+		r.VersionID = got.version
+	}
+	outcome := OutcomeDownloaded
+	if got.present {
+		outcome = OutcomeAlreadyPresent
+	}
+	return fileResult{file: File{Record: r, Outcome: outcome}, bytes: got.bytes}, o
+}
+
+// renewClaims renews owner's claims every Lease/3 until stop is called.
+func (d *Downloader) renewClaims(ctx context.Context, owner string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(d.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Lease/3)
+				if err := d.cfg.Store.Renew(rctx, owner, d.now().UTC().Add(d.cfg.Lease)); err != nil {
+					d.cfg.Log.Warn("renewing download claims", "owner", owner, "error", err)
+				}
+				cancel()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// recorder writes outcomes to the store in batches: every 100 ms, or as
+// soon as 64 are waiting. Outcomes are recorded even when the request was
+// cancelled meanwhile.
+type recorder struct {
+	d     *Downloader
+	owner string
+
+	mu      sync.Mutex
+	pending []lanes.Finished
+	failed  map[string]error
+
+	kick chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+const (
+	recordEvery = 100 * time.Millisecond
+	recordBatch = 64
+)
+
+func newRecorder(d *Downloader, owner string) *recorder {
+	r := &recorder{d: d, owner: owner, failed: map[string]error{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	r.wg.Go(func() {
+		t := time.NewTicker(recordEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.stop:
+				r.flush()
+				return
+			case <-t.C:
+			case <-r.kick:
+			}
+			r.flush()
+		}
+	})
+	return r
+}
+
+func (r *recorder) add(f lanes.Finished) {
+	r.mu.Lock()
+	r.pending = append(r.pending, f)
+	n := len(r.pending)
+	r.mu.Unlock()
+	if n >= recordBatch {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *recorder) flush() {
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.d.cfg.Store.Finish(ctx, r.owner, batch, r.d.now().UTC()); err != nil {
+		r.d.cfg.Log.Error("recording download outcomes", "files", len(batch), "error", err)
+		r.mu.Lock()
+		for _, f := range batch {
+			r.failed[f.Key] = err
+		}
+		r.mu.Unlock()
+	}
+}
+
+// close records what is left and returns the keys whose outcome could not
+// be recorded.
+func (r *recorder) close() map[string]error {
+	close(r.stop)
+	r.wg.Wait()
+	return r.failed
+}
+
+// Root is the absolute DOWNLOAD_PATH.
+func (d *Downloader) Root() string { return d.abs }

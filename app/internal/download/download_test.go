@@ -1,0 +1,567 @@
+package download_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/mongo"
+	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
+	"github.com/aircraftdata/platform/app/internal/progress"
+	"github.com/aircraftdata/platform/app/internal/stacktest"
+)
+
+var ctx = context.Background()
+
+// partSize is small in tests so that a 9 MiB object takes the ranged path.
+const partSize = 2 << 20
+
+// env is a bucket, a store and a downloads folder of the test's own.
+type env struct {
+	bucket bucket.Bucket
+	store  *mongo.Store
+	root   string
+	prefix string
+	files  map[string][]byte // key → uploaded bytes
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{store: mongotest.Store(t), bucket: stacktest.Bucket(t), files: map[string][]byte{}}
+	e.root = filepath.Join(t.TempDir(), "downloads")
+	e.prefix = stacktest.Name("lanes/run") + "/"
+	return e
+}
+
+func (e *env) downloader(t *testing.T, s3c *s3.Client, mod ...func(*download.Config)) *download.Downloader {
+	t.Helper()
+	cfg := download.Config{
+		Store: e.store, S3: s3c, Bucket: e.bucket.Name, Root: e.root,
+		Workers: 3, PartSize: partSize, PartConcurrency: 3, Lease: 30 * time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	d, err := download.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// put uploads n random bytes under the prefix with the given checksum
+// algorithm ("" = none: the ETag is the MD5).
+func (e *env) put(t *testing.T, key string, n int, algo s3types.ChecksumAlgorithm) []byte {
+	t.Helper()
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), uint64(len(key))))
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			data[i+j] = byte(v >> (8 * j))
+		}
+	}
+	in := &s3.PutObjectInput{Bucket: aws.String(e.bucket.Name), Key: aws.String(e.prefix + key), Body: bytes.NewReader(data), ChecksumAlgorithm: algo}
+	var opts []func(*s3.Options)
+	if algo == "" {
+		opts = append(opts, func(o *s3.Options) { o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired })
+	}
+	if _, err := e.bucket.Client.PutObject(ctx, in, opts...); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+	e.files[e.prefix+key] = data
+	return data
+}
+
+func (e *env) index(t *testing.T) *download.IndexResult {
+	t.Helper()
+	ix := &download.Indexer{Store: e.store, Bucket: e.bucket}
+	res, err := ix.Index(ctx, e.prefix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func hour(t *testing.T, lane string, h int) lanes.Hour {
+	t.Helper()
+	hr, err := lanes.NewHour(lane, "2024-02-14", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hr
+}
+
+func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// checkOnDisk checks that each key's file is at the layout's path with the
+// uploaded bytes (sha256 of what was uploaded against sha256 of the file).
+func (e *env) checkOnDisk(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		_, rest, _ := strings.Cut(strings.TrimPrefix(k, e.prefix), "/")
+		lane, _, _ := strings.Cut(strings.TrimPrefix(k, e.prefix), "/")
+		path := filepath.Join(e.root, lane, filepath.FromSlash(rest))
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%s: %v", k, err)
+			continue
+		}
+		if sum(got) != sum(e.files[k]) {
+			t.Errorf("%s: file on disk (%d bytes) differs from the uploaded object (%d bytes)", k, len(got), len(e.files[k]))
+		}
+	}
+}
+
+// leftovers lists temp files (.*.part-*) below the downloads folder.
+func leftovers(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".part-") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func keysOf(fs []download.File) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestIndexAndDownloadHour(t *testing.T) {
+	e := newEnv(t)
+	p := e.prefix
+	e.put(t, "lane1/2024/02/14/14/a-1k.bin", 1<<10, s3types.ChecksumAlgorithmCrc32c)
+	e.put(t, "lane1/2024/02/14/14/b-300k.bin", 300<<10, s3types.ChecksumAlgorithmCrc32)
+	e.put(t, "lane1/2024/02/14/14/c-1m-nosum.bin", 1<<20, "") // no checksum sent: the server adds CRC64NVME, as S3 does
+	e.put(t, "lane1/2024/02/14/14/d-9m.bin", 9<<20, s3types.ChecksumAlgorithmCrc64nvme)
+	e.put(t, "lane1/2024/02/14/14/e-3m-sha256.bin", 3<<20, s3types.ChecksumAlgorithmSha256)
+	e.put(t, "lane1/2024/02/14/14/f-empty.bin", 0, s3types.ChecksumAlgorithmCrc32c)
+	e.put(t, "lane1/2024/02/14/15/other-hour.bin", 10, s3types.ChecksumAlgorithmCrc32c)
+	e.put(t, "lane2/2024/02/14/14/other-lane.bin", 10, s3types.ChecksumAlgorithmCrc32c)
+	e.put(t, "notes/readme.txt", 10, s3types.ChecksumAlgorithmCrc32c)
+	hourKeys := []string{
+		p + "lane1/2024/02/14/14/a-1k.bin", p + "lane1/2024/02/14/14/b-300k.bin", p + "lane1/2024/02/14/14/c-1m-nosum.bin",
+		p + "lane1/2024/02/14/14/d-9m.bin", p + "lane1/2024/02/14/14/e-3m-sha256.bin", p + "lane1/2024/02/14/14/f-empty.bin",
+	}
+
+	// Index, then again: nothing new.
+	res := e.index(t)
+	if res.Objects != 9 || res.Added != 8 || res.SkippedCount != 1 || res.Skipped[0].Key != p+"notes/readme.txt" {
+		t.Errorf("index: %+v", res)
+	}
+	res = e.index(t)
+	if res.Added != 0 || res.Updated != 0 || res.Unchanged != 8 {
+		t.Errorf("index rerun: %+v, want 8 unchanged", res)
+	}
+
+	// Download the hour.
+	d := e.downloader(t, e.bucket.Client)
+	prog := new(progress.Counter)
+	got, err := d.Download(ctx, hour(t, "lane1", 14), prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TotalFiles != 6 || got.SuccessCount != 6 || got.FailureCount != 0 || got.Downloaded != 6 {
+		t.Fatalf("download: total %d, ok %d, failed %v", got.TotalFiles, got.SuccessCount, got.Failures)
+	}
+	if !slices.Equal(keysOf(got.Successful), hourKeys) {
+		t.Errorf("successful %v, want %v", keysOf(got.Successful), hourKeys)
+	}
+	var wantBytes int64
+	for _, k := range hourKeys {
+		wantBytes += int64(len(e.files[k]))
+	}
+	if got.Bytes != wantBytes {
+		t.Errorf("bytes_downloaded %d, want %d", got.Bytes, wantBytes)
+	}
+	if r := prog.Report(); r.FilesDone != 6 || r.FilesTotal != 6 || r.BytesDone != wantBytes || r.BytesTotal != wantBytes {
+		t.Errorf("progress %+v, want 6 files and %d bytes done of total", r, wantBytes)
+	}
+	e.checkOnDisk(t, hourKeys...)
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+	// Nothing of the other hour or lane.
+	if _, err := os.Stat(filepath.Join(e.root, "lane1", "2024", "02", "14", "15")); err == nil {
+		t.Error("hour 15 was downloaded too")
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "lane2")); err == nil {
+		t.Error("lane2 was downloaded too")
+	}
+
+	// Records: downloaded, where, verified with what the object carries.
+	wantAlgo := map[string]string{"a-1k.bin": "crc32c:", "b-300k.bin": "crc32:", "c-1m-nosum.bin": "crc64nvme:", "d-9m.bin": "crc64nvme:", "e-3m-sha256.bin": "sha256:", "f-empty.bin": "crc32c:"}
+	recs, err := e.store.List(ctx, mongo.Query{LaneID: "lane1", From: hour(t, "lane1", 14).Start, To: hour(t, "lane1", 14).End()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		name := filepath.Base(r.Key)
+		if r.Status != lanes.Downloaded || r.Attempts != 1 || r.LastError != "" || r.LocalPath != filepath.Join(d.Root(), "lane1", "2024", "02", "14", "14", name) {
+			t.Errorf("record %s: %+v", name, r)
+		}
+		if r.Size != int64(len(e.files[r.Key])) || r.VersionID == "" {
+			t.Errorf("record %s: size %d, version %q", name, r.Size, r.VersionID)
+		}
+		if w := wantAlgo[name]; w != "" && !strings.HasPrefix(r.Checksum, w) {
+			t.Errorf("record %s verified with %q, want %s…", name, r.Checksum, w)
+		}
+		t.Logf("%s verified with %s", name, r.Checksum)
+		if r.Checksum == "" || r.Checksum == "size-only" {
+			t.Errorf("record %s: no checksum verified (%q)", name, r.Checksum)
+		}
+	}
+
+	// Again: nothing is fetched, every file is reported present.
+	got, err = d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SuccessCount != 6 || got.AlreadyPresent != 6 || got.Downloaded != 0 || got.Bytes != 0 {
+		t.Errorf("second download: %d ok, %d present, %d downloaded, %d bytes", got.SuccessCount, got.AlreadyPresent, got.Downloaded, got.Bytes)
+	}
+	for _, f := range got.Successful {
+		if f.Outcome != download.OutcomeAlreadyPresent {
+			t.Errorf("%s: outcome %q", f.Key, f.Outcome)
+		}
+	}
+
+	// A damaged file on disk is fetched again.
+	damaged := filepath.Join(e.root, "lane1", "2024", "02", "14", "14", "b-300k.bin")
+	if err := os.WriteFile(damaged, bytes.Repeat([]byte{'x'}, 300<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An object overwritten in the bucket: index updates its record, the
+	// download fetches the new bytes.
+	e.put(t, "lane1/2024/02/14/14/a-1k.bin", 2<<10, s3types.ChecksumAlgorithmCrc32c)
+	if res := e.index(t); res.Updated != 1 || res.Unchanged != 7 {
+		t.Errorf("index after an overwrite: %+v, want 1 updated", res)
+	}
+	if r, _ := e.store.Get(ctx, p+"lane1/2024/02/14/14/a-1k.bin"); r.Status != lanes.Pending || r.Size != 2<<10 {
+		t.Errorf("overwritten object's record: %+v", r)
+	}
+	got, err = d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Downloaded != 2 || got.AlreadyPresent != 4 || got.FailureCount != 0 {
+		t.Errorf("after damage and overwrite: %d downloaded, %d present, failures %v", got.Downloaded, got.AlreadyPresent, got.Failures)
+	}
+	e.checkOnDisk(t, hourKeys...)
+}
+
+func TestObjectDeletedAfterIndexing(t *testing.T) {
+	e := newEnv(t)
+	for i := range 4 {
+		e.put(t, fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i), 1000+i, s3types.ChecksumAlgorithmCrc32c)
+	}
+	e.index(t)
+	gone := e.prefix + "lane1/2024/02/14/14/f2.bin"
+	if _, err := e.bucket.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e.bucket.Name), Key: aws.String(gone)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.downloader(t, e.bucket.Client).Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SuccessCount != 3 || got.FailureCount != 1 || got.Failed[0] != gone {
+		t.Fatalf("got %d ok, failed %v", got.SuccessCount, got.Failures)
+	}
+	if reason := got.Failures[0].Reason; !strings.Contains(reason, "not found") {
+		t.Errorf("reason %q does not say the object is gone", reason)
+	}
+	r, _ := e.store.Get(ctx, gone)
+	if r.Status != lanes.Failed || !strings.Contains(r.LastError, "not found") || r.Attempts != 1 {
+		t.Errorf("record of the deleted object: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "lane1", "2024", "02", "14", "14", "f2.bin")); !os.IsNotExist(err) {
+		t.Errorf("a file exists for the deleted object: %v", err)
+	}
+	var others []string
+	for i := range 4 {
+		if i != 2 {
+			others = append(others, fmt.Sprintf("%slane1/2024/02/14/14/f%d.bin", e.prefix, i))
+		}
+	}
+	e.checkOnDisk(t, others...)
+}
+
+// cutProxy forwards TCP to the S3 server; while cutting, it closes each
+// connection once `after` bytes of responses went through it.
+type cutProxy struct {
+	ln      net.Listener
+	target  string
+	after   int64
+	cutting atomic.Bool
+	cuts    atomic.Int64
+}
+
+func newCutProxy(t *testing.T, target string, after int64) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, after: after}
+	p.cutting.Store(true)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go func() { _, _ = io.Copy(up, c); up.Close() }()
+	if !p.cutting.Load() {
+		_, _ = io.Copy(c, up)
+		return
+	}
+	if n, _ := io.CopyN(c, up, p.after); n == p.after {
+		p.cuts.Add(1) // cut mid-response: the connection just ends
+	}
+}
+
+func TestTransferCutMidway(t *testing.T) {
+	e := newEnv(t)
+	big := "lane1/2024/02/14/14/big.bin"
+	small := "lane1/2024/02/14/14/small.bin"
+	e.put(t, big, 7<<20, s3types.ChecksumAlgorithmCrc32c)
+	e.put(t, small, 1<<20, "")
+	e.index(t)
+
+	endpoint := stacktest.Env(t, "S3_ENDPOINT")
+	proxy := newCutProxy(t, strings.TrimPrefix(endpoint, "http://"), 256<<10)
+	viaProxy, err := bucket.NewClient(ctx, "us-east-1", "http://"+proxy.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.downloader(t, viaProxy, func(c *download.Config) { c.Attempts = 2 })
+	got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FailureCount != 2 || proxy.cuts.Load() == 0 {
+		t.Fatalf("with every transfer cut: %d failed (want 2), %d cuts; failures %v", got.FailureCount, proxy.cuts.Load(), got.Failures)
+	}
+	for _, f := range got.Failures {
+		t.Logf("failure reason: %s", f.Reason)
+	}
+	dir := filepath.Join(e.root, "lane1", "2024", "02", "14", "14")
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("files visible after cut transfers: %v", entries)
+	}
+	for _, k := range []string{big, small} {
+		r, _ := e.store.Get(ctx, e.prefix+k)
+		if r.Status != lanes.Failed || r.LastError == "" {
+			t.Errorf("%s after a cut transfer: %+v", k, r)
+		}
+	}
+
+	// The network heals: a later call succeeds.
+	proxy.cutting.Store(false)
+	got, err = d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SuccessCount != 2 || got.Downloaded != 2 {
+		t.Fatalf("after the network healed: %d ok, failures %v", got.SuccessCount, got.Failures)
+	}
+	e.checkOnDisk(t, e.prefix+big, e.prefix+small)
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+	for _, k := range []string{big, small} {
+		if r, _ := e.store.Get(ctx, e.prefix+k); r.Status != lanes.Downloaded || r.Attempts != 2 {
+			t.Errorf("%s after success: %+v", k, r)
+		}
+	}
+}
+
+func TestUnsafeKeysNeverWriteOutside(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "lane1/2024/02/14/14/ok.bin", 100, s3types.ChecksumAlgorithmCrc32c)
+	e.index(t)
+	ts := time.Date(2024, 2, 14, 14, 30, 0, 0, time.UTC)
+	bad := []string{
+		e.prefix + "lane1/2024/02/14/14/..",
+		e.prefix + "lane1/2024/02/14/14/",
+		"/etc/passwd",
+		e.prefix + "lane1/../../../../../../../tmp/escape.bin",
+		"lane1\\..\\..\\escape.bin",
+	}
+	var rs []lanes.Record
+	for _, k := range bad {
+		rs = append(rs, lanes.Record{Key: k, LaneID: "lane1", Timestamp: ts, Size: -1})
+	}
+	if _, err := e.store.Register(ctx, rs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Records put in by hand, as the seed's users did: a lane id that is a
+	// path, in the hour of lane "..".
+	for _, lane := range []string{"..", "../.."} {
+		if _, err := e.store.Collection().InsertOne(ctx, bson.D{
+			{Key: "s3_key", Value: e.prefix + "lane1/2024/02/14/14/ok.bin-" + lane}, {Key: "lane_id", Value: lane},
+			{Key: "timestamp", Value: ts}, {Key: "status", Value: "pending"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A symlink planted in the downloads folder, pointing outside it.
+	outside := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(e.root, "lane1", "2024", "02", "14"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(e.root, "lane1", "2024", "02", "14", "14")); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, filepath.Dir(e.root))
+
+	d := e.downloader(t, e.bucket.Client)
+	got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SuccessCount != 0 || got.FailureCount != len(bad)+1 {
+		t.Errorf("got %d ok, %d failed; want all %d failed: %v", got.SuccessCount, got.FailureCount, len(bad)+1, got.Failures)
+	}
+	for _, f := range got.Failures {
+		if !strings.Contains(f.Key, "ok.bin") && !strings.Contains(f.Reason, "unsafe key") {
+			t.Errorf("%q failed for %q, want an unsafe key", f.Key, f.Reason)
+		}
+		r, _ := e.store.Get(ctx, f.Key)
+		if r.Status != lanes.Failed || r.LastError == "" {
+			t.Errorf("record %q: %+v", f.Key, r)
+		}
+	}
+	for _, lane := range []string{"..", "../.."} {
+		if _, err := d.Download(ctx, lanes.Hour{LaneID: lane, Start: ts.Truncate(time.Hour)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("written through the symlink, outside DOWNLOAD_PATH: %v", entries)
+	}
+	if after := snapshot(t, filepath.Dir(e.root)); !slices.Equal(before, after) {
+		t.Errorf("files around DOWNLOAD_PATH changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if _, err := os.Stat("/tmp/escape.bin"); err == nil {
+		t.Error("/tmp/escape.bin was written")
+	}
+}
+
+// snapshot lists every path below dir (not following symlinks).
+func snapshot(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestConcurrentDownloads runs two downloaders (two instances of the
+// service, sharing the store and the folder) on the same hour at once:
+// every file is fetched exactly once, both answer success, the files are
+// whole.
+func TestConcurrentDownloads(t *testing.T) {
+	e := newEnv(t)
+	var keys []string
+	for i := range 12 {
+		size := 200<<10 + i*1000
+		if i%4 == 0 {
+			size = 5 << 20 // ranged
+		}
+		k := fmt.Sprintf("lane1/2024/02/14/14/f%02d.bin", i)
+		e.put(t, k, size, s3types.ChecksumAlgorithmCrc32c)
+		keys = append(keys, e.prefix+k)
+	}
+	e.index(t)
+	d1 := e.downloader(t, e.bucket.Client)
+	d2 := e.downloader(t, e.bucket.Client)
+	var wg sync.WaitGroup
+	results := make([]*download.Result, 2)
+	for i, d := range []*download.Downloader{d1, d2} {
+		wg.Go(func() {
+			r, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	fetched := map[string]int{}
+	for i, r := range results {
+		if r.SuccessCount != 12 || r.FailureCount != 0 {
+			t.Errorf("downloader %d: %d ok, failures %v", i, r.SuccessCount, r.Failures)
+		}
+		for _, f := range r.Successful {
+			if f.Outcome == download.OutcomeDownloaded {
+				fetched[f.Key]++
+			}
+		}
+	}
+	for _, k := range keys {
+		if fetched[k] != 1 {
+			t.Errorf("%s fetched %d times, want once", k, fetched[k])
+		}
+	}
+	t.Logf("downloader 1 fetched %d, downloader 2 fetched %d", results[0].Downloaded, results[1].Downloaded)
+	e.checkOnDisk(t, keys...)
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+}

@@ -1,0 +1,367 @@
+package download
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+// fetched is what a successful fetch got.
+type fetched struct {
+	present  bool // already on disk, whole: nothing fetched
+	size     int64
+	bytes    int64 // fetched
+	etag     string
+	version  string
+	checksum string
+}
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ error }
+
+func (e permanent) Unwrap() error { return e.error }
+
+func (d *Downloader) fetchWithRetries(ctx context.Context, r lanes.Record, rel string, p *progress.Counter) (fetched, error) {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		got, err := d.fetch(ctx, r, rel, p)
+		if err == nil || ctx.Err() != nil || !transient(err) || attempt >= d.cfg.Attempts {
+			var pe permanent
+			if errors.As(err, &pe) {
+				err = pe.error
+			}
+			if err != nil && attempt > 1 {
+				err = fmt.Errorf("%w (after %d tries)", err, attempt)
+			}
+			return got, err
+		}
+		d.cfg.Log.Info("retrying download", "s3_key", r.Key, "try", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-time.After(jitter(backoff)):
+		}
+		backoff *= 2
+	}
+}
+
+// jitter returns a random duration in [d/2, d): retries of many files spread
+// out instead of hitting the server together.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// transient says whether err may go away on a retry: network errors,
+// throttling and server errors, a checksum mismatch (bytes damaged on the
+// way). Client errors (missing or changed object, access denied) and local
+// file errors do not.
+func transient(err error) bool {
+	var pe permanent
+	if errors.As(err, &pe) {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		code := re.HTTPStatusCode()
+		return code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
+	}
+	var pathErr *fs.PathError
+	return !errors.As(err, &pathErr)
+}
+
+// objectMeta is what a HEAD or a whole-object GET says of the object.
+type objectMeta struct {
+	etag, version string
+	size          int64
+	exp           Expected
+}
+
+// metaOf reads the headers common to HeadObjectOutput and GetObjectOutput.
+func metaOf(etag, version *string, size *int64, ct s3types.ChecksumType, sse s3types.ServerSideEncryption, ssec *string,
+	crc32c, crc32, crc64, sha256, sha1 *string) objectMeta {
+	m := objectMeta{etag: strings.Trim(aws.ToString(etag), `"`), version: aws.ToString(version), size: aws.ToInt64(size)}
+	if m.version == "null" {
+		m.version = ""
+	}
+	m.exp = Expected{Algorithm: NoSum}
+	if ct != s3types.ChecksumTypeComposite {
+		for _, c := range []struct {
+			a Algorithm
+			v *string
+		}{{CRC32C, crc32c}, {CRC32, crc32}, {CRC64NVME, crc64}, {SHA256, sha256}, {SHA1, sha1}} {
+			v := aws.ToString(c.v)
+			if v == "" || strings.Contains(v, "-") {
+				continue // absent, or a checksum of part checksums
+			}
+			if sum, err := base64.StdEncoding.DecodeString(v); err == nil {
+				m.exp = Expected{Algorithm: c.a, Sum: sum}
+				return m
+			}
+		}
+	}
+	// A single-part upload's ETag is its MD5, unless KMS or SSE-C encrypted.
+	kms := sse == s3types.ServerSideEncryptionAwsKms || sse == s3types.ServerSideEncryptionAwsKmsDsse || ssec != nil
+	if sum, err := hex.DecodeString(m.etag); err == nil && len(sum) == 16 && !kms {
+		m.exp = Expected{Algorithm: MD5ETag, Sum: sum}
+	}
+	return m
+}
+
+func headMeta(h *s3.HeadObjectOutput) objectMeta {
+	return metaOf(h.ETag, h.VersionId, h.ContentLength, h.ChecksumType, h.ServerSideEncryption, h.SSECustomerAlgorithm,
+		h.ChecksumCRC32C, h.ChecksumCRC32, h.ChecksumCRC64NVME, h.ChecksumSHA256, h.ChecksumSHA1)
+}
+
+func getMeta(g *s3.GetObjectOutput) objectMeta {
+	return metaOf(g.ETag, g.VersionId, g.ContentLength, g.ChecksumType, g.ServerSideEncryption, g.SSECustomerAlgorithm,
+		g.ChecksumCRC32C, g.ChecksumCRC32, g.ChecksumCRC64NVME, g.ChecksumSHA256, g.ChecksumSHA1)
+}
+
+// withChecksums asks for the object's checksums (x-amz-checksum-mode) without
+// the SDK validating them on the fly: the verifier checks the file itself,
+// once.
+var withChecksums = s3.WithAPIOptions(smithyhttp.AddHeaderValue("X-Amz-Checksum-Mode", "ENABLED"))
+
+// matches checks that the object is still the one the record names.
+func (d *Downloader) matches(r lanes.Record, m objectMeta) error {
+	if r.ETag != "" && m.etag != r.ETag {
+		return permanent{fmt.Errorf("s3://%s/%s changed since it was registered (etag %s, now %s): index it again", d.cfg.Bucket, r.Key, r.ETag, m.etag)}
+	}
+	if r.ETag == "" && r.Size > 0 && m.size != r.Size {
+		return permanent{fmt.Errorf("s3://%s/%s has %d bytes, its record says %d: register it again", d.cfg.Bucket, r.Key, m.size, r.Size)}
+	}
+	return nil
+}
+
+func (d *Downloader) head(ctx context.Context, r lanes.Record) (objectMeta, error) {
+	h, err := d.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(r.Key)}, withChecksums)
+	if err != nil {
+		return objectMeta{}, describeS3(err, d.cfg.Bucket, r.Key)
+	}
+	m := headMeta(h)
+	return m, d.matches(r, m)
+}
+
+// fetch makes one attempt at one file:
+//   - a file already at rel with the object's size and checksum is kept
+//     (one HEAD, no GET);
+//   - a small object (up to one part) comes in one GET that also carries its
+//     checksums;
+//   - a large one is HEADed for its checksums, then fetched by the transfer
+//     manager in parallel ranged GETs pinned to its ETag.
+//
+// Bytes go to a temp file next to the target, through the verifier, and the
+// file is renamed into place only once verified.
+func (d *Downloader) fetch(ctx context.Context, r lanes.Record, rel string, p *progress.Counter) (fetched, error) {
+	dir, name := filepath.Split(rel)
+	if st, err := d.root.Lstat(rel); err == nil && st.Mode().IsRegular() {
+		m, err := d.head(ctx, r)
+		if err != nil {
+			return fetched{}, err
+		}
+		if st.Size() == m.size && d.verifyExisting(rel, m.exp) == nil {
+			return fetched{present: true, size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}, nil
+		}
+		return d.fetchLarge(ctx, r, m, dir, name, rel, p) // wrong bytes on disk: fetch it again
+	}
+	if r.Size > 0 && r.Size <= d.cfg.PartSize {
+		return d.fetchSmall(ctx, r, dir, name, rel, p)
+	}
+	m, err := d.head(ctx, r)
+	if err != nil {
+		return fetched{}, err
+	}
+	return d.fetchLarge(ctx, r, m, dir, name, rel, p)
+}
+
+func (d *Downloader) verifyExisting(rel string, exp Expected) error {
+	f, err := d.root.Open(rel)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return verifyFile(f, exp)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, dir, name, rel string, p *progress.Counter) (fetched, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(r.Key)}
+	if r.ETag != "" {
+		in.IfMatch = aws.String(`"` + r.ETag + `"`)
+	}
+	out, err := d.s3.GetObject(ctx, in, withChecksums)
+	if err != nil {
+		return fetched{}, describeS3(err, d.cfg.Bucket, r.Key)
+	}
+	defer out.Body.Close()
+	m := getMeta(out)
+	if err := d.matches(r, m); err != nil {
+		return fetched{}, err
+	}
+	return d.write(dir, name, rel, m, p, func(w io.WriterAt) error {
+		buf := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(buf)
+		_, err := io.CopyBuffer(&offsetWriter{w: w}, out.Body, *buf)
+		if err != nil {
+			return fmt.Errorf("s3://%s/%s: reading: %w", d.cfg.Bucket, r.Key, err)
+		}
+		return nil
+	})
+}
+
+func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMeta, dir, name, rel string, p *progress.Counter) (fetched, error) {
+	return d.write(dir, name, rel, m, p, func(w io.WriterAt) error {
+		if m.size == 0 {
+			return nil
+		}
+		_, err := d.tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{
+			Bucket:   aws.String(d.cfg.Bucket),
+			Key:      aws.String(r.Key),
+			IfMatch:  aws.String(`"` + m.etag + `"`), // every range from the same object, or a 412
+			WriterAt: w,
+		})
+		if err != nil {
+			return describeS3(err, d.cfg.Bucket, r.Key)
+		}
+		return nil
+	})
+}
+
+// write creates a temp file in the target folder, lets fill write the
+// object into it, verifies it, and renames it to rel. On any failure the
+// temp file is removed: a file appears whole or not at all.
+func (d *Downloader) write(dir, name, rel string, m objectMeta, p *progress.Counter, fill func(io.WriterAt) error) (fetched, error) {
+	got := fetched{size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}
+	if dir != "" {
+		if err := d.root.MkdirAll(dir, 0o755); err != nil {
+			return got, permanent{fmt.Errorf("create folder: %w", err)}
+		}
+	}
+	tmp := filepath.Join(dir, "."+name+".part-"+randomSuffix())
+	f, err := d.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return got, permanent{fmt.Errorf("create temp file: %w", err)}
+	}
+	ok := false
+	var counted atomic.Int64
+	defer func() {
+		if !ok {
+			f.Close()
+			_ = d.root.Remove(tmp)
+			p.AddDone(0, -counted.Load())
+		}
+	}()
+
+	v := newVerifier(f, m.exp, m.size)
+	if err := fill(countingWriterAt{v, p, &counted}); err != nil {
+		return got, err
+	}
+	if err := v.Verify(); err != nil {
+		return got, err
+	}
+	if d.cfg.Durable {
+		if err := f.Sync(); err != nil {
+			return got, permanent{fmt.Errorf("sync: %w", err)}
+		}
+	}
+	if err := f.Close(); err != nil {
+		return got, permanent{fmt.Errorf("close: %w", err)}
+	}
+	if err := d.root.Rename(tmp, rel); err != nil {
+		return got, permanent{fmt.Errorf("rename into place: %w", err)}
+	}
+	ok = true
+	if d.cfg.Durable {
+		if err := syncDir(d.root, dir); err != nil {
+			return got, permanent{fmt.Errorf("sync folder: %w", err)}
+		}
+	}
+	got.bytes = m.size
+	return got, nil
+}
+
+func syncDir(root *os.Root, dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	f, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// countingWriterAt reports bytes to the progress counter as they are written.
+type countingWriterAt struct {
+	w *verifier
+	p *progress.Counter
+	n *atomic.Int64
+}
+
+func (c countingWriterAt) WriteAt(b []byte, off int64) (int, error) {
+	n, err := c.w.WriteAt(b, off)
+	c.p.AddDone(0, int64(n))
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// offsetWriter turns sequential writes into WriteAt calls.
+type offsetWriter struct {
+	w   io.WriterAt
+	off int64
+}
+
+func (o *offsetWriter) Write(b []byte) (int, error) {
+	n, err := o.w.WriteAt(b, o.off)
+	o.off += int64(n)
+	return n, err
+}
+
+// describeS3 turns an S3 error into a reason a client can act on.
+func describeS3(err error, bucket, key string) error {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound:
+			return permanent{fmt.Errorf("s3://%s/%s not found: deleted since it was registered?", bucket, key)}
+		case http.StatusPreconditionFailed:
+			return permanent{fmt.Errorf("s3://%s/%s changed since it was registered: index it again", bucket, key)}
+		case http.StatusForbidden:
+			return permanent{fmt.Errorf("s3://%s/%s: access denied", bucket, key)}
+		}
+	}
+	return fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+}

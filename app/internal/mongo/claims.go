@@ -1,0 +1,263 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aircraftdata/platform/app/internal/lanes"
+)
+
+// Claims.
+//
+// A download claims its files before fetching them, so that two requests
+// (on one instance or many) never fetch the same file at the same time. A
+// claim is a document {_id: s3_key, owner, until} in the collection
+// "<collection>_claims": inserting it is the claim, and the unique _id makes
+// that atomic on every server, FerretDB included, whose findAndModify and
+// updates are not atomic (FerretDB issue #3040: its SQLite handler reads and
+// writes without a transaction; 16 racing findOneAndUpdate claims gave 6
+// winners in our tests). Inserts also batch: one insertMany claims a whole
+// hour.
+//
+// A claim lasts until `until` and its owner renews it while working. A
+// claim whose owner died expires; taking it over is made atomic by first
+// inserting a takeover token named after the expired claim's owner: only
+// one taker can insert it.
+
+type claimDoc struct {
+	ID    string    `bson:"_id"` // s3 key
+	Owner string    `bson:"owner"`
+	Until time.Time `bson:"until"`
+}
+
+// claimBatch bounds one insertMany or $in list of claims.
+const claimBatch = 1000
+
+// Claim claims the records of keys for owner until now+lease. won are the
+// records claimed (now downloading, attempts counted), held the keys another
+// owner's unexpired claim holds. Keys without a record are neither.
+func (s *Store) Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won []lanes.Record, held []string, err error) {
+	var wonKeys []string
+	for chunk := range slices.Chunk(dedupe(keys), claimBatch) {
+		w, h, err := s.claimChunk(ctx, chunk, owner, now, lease)
+		if err != nil {
+			return nil, nil, err
+		}
+		wonKeys = append(wonKeys, w...)
+		held = append(held, h...)
+	}
+	if len(wonKeys) == 0 {
+		return nil, held, nil
+	}
+	for chunk := range slices.Chunk(wonKeys, claimBatch) {
+		in := bson.D{{Key: fKey, Value: bson.D{{Key: "$in", Value: chunk}}}}
+		if _, err := s.coll.UpdateMany(ctx, in, bson.D{
+			{Key: "$set", Value: bson.D{{Key: fStatus, Value: lanes.Downloading}, {Key: fUpdatedAt, Value: now}}},
+			{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}},
+		}); err != nil {
+			s.release(ctx, wonKeys, owner)
+			return nil, nil, fmt.Errorf("mongodb: mark downloading: %w", err)
+		}
+		rs, err := s.find(ctx, in, options.Find().SetSort(bson.D{{Key: fKey, Value: 1}}))
+		if err != nil {
+			s.release(ctx, wonKeys, owner)
+			return nil, nil, err
+		}
+		won = append(won, rs...)
+	}
+	if len(won) < len(wonKeys) { // records deleted meanwhile: let their claims go
+		got := make(map[string]bool, len(won))
+		for _, r := range won {
+			got[r.Key] = true
+		}
+		var gone []string
+		for _, k := range wonKeys {
+			if !got[k] {
+				gone = append(gone, k)
+			}
+		}
+		s.release(ctx, gone, owner)
+	}
+	return won, held, nil
+}
+
+func (s *Store) claimChunk(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error) {
+	docs := make([]any, len(keys))
+	for i, k := range keys {
+		docs[i] = claimDoc{ID: k, Owner: owner, Until: now.Add(lease)}
+	}
+	dup, err := insertMany(ctx, s.claims, docs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mongodb: claim: %w", err)
+	}
+	var taken []string
+	for i, k := range keys {
+		if dup[i] {
+			taken = append(taken, k)
+		} else {
+			won = append(won, k)
+		}
+	}
+	if len(taken) == 0 {
+		return won, nil, nil
+	}
+
+	// Claims held by others: take over the expired ones.
+	cur, err := s.claims.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: taken}}}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("mongodb: read claims: %w", err)
+	}
+	var others []claimDoc
+	if err := cur.All(ctx, &others); err != nil {
+		return nil, nil, fmt.Errorf("mongodb: read claims: %w", err)
+	}
+	current := make(map[string]claimDoc, len(others))
+	for _, c := range others {
+		current[c.ID] = c
+	}
+	for _, k := range taken {
+		c, ok := current[k]
+		switch {
+		case ok && c.Owner == owner:
+			won = append(won, k) // ours already (a retry)
+		case ok && !c.Until.Before(now):
+			held = append(held, k)
+		default: // expired, or released since the insert
+			got, err := s.takeOver(ctx, c, ok, k, owner, now, lease)
+			if err != nil {
+				return nil, nil, err
+			}
+			if got {
+				won = append(won, k)
+			} else {
+				held = append(held, k)
+			}
+		}
+	}
+	return won, held, nil
+}
+
+// takeOver replaces an expired claim (or claims a released one) for owner.
+func (s *Store) takeOver(ctx context.Context, old claimDoc, existed bool, key, owner string, now time.Time, lease time.Duration) (bool, error) {
+	if existed {
+		// Only one taker gets to remove this expired claim: the one that
+		// inserts the token named after it.
+		token := bson.D{{Key: "_id", Value: bson.D{{Key: "takeover", Value: key}, {Key: "from", Value: old.Owner}, {Key: "until", Value: old.Until}}}}
+		dup, err := insertMany(ctx, s.claims, []any{token})
+		if err != nil {
+			return false, fmt.Errorf("mongodb: take over claim: %w", err)
+		}
+		if dup[0] {
+			return false, nil
+		}
+		defer func() { _, _ = s.claims.DeleteOne(context.WithoutCancel(ctx), token) }()
+		if _, err := s.claims.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "owner", Value: old.Owner}}); err != nil {
+			return false, fmt.Errorf("mongodb: take over claim: %w", err)
+		}
+	}
+	dup, err := insertMany(ctx, s.claims, []any{claimDoc{ID: key, Owner: owner, Until: now.Add(lease)}})
+	if err != nil {
+		return false, fmt.Errorf("mongodb: claim: %w", err)
+	}
+	return !dup[0], nil
+}
+
+// Renew extends every claim of owner to until.
+func (s *Store) Renew(ctx context.Context, owner string, until time.Time) error {
+	if _, err := s.claims.UpdateMany(ctx, bson.D{{Key: "owner", Value: owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}}); err != nil {
+		return fmt.Errorf("mongodb: renew claims: %w", err)
+	}
+	return nil
+}
+
+// Finish records the outcomes of owner's downloads and releases their claims.
+// Each record gets its own update (one bulk write per call).
+func (s *Store) Finish(ctx context.Context, owner string, fs []lanes.Finished, now time.Time) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, 0, len(fs))
+	keys := make([]string, 0, len(fs))
+	for _, f := range fs {
+		keys = append(keys, f.Key)
+		o := f.Outcome
+		set := bson.D{{Key: fStatus, Value: o.Status}, {Key: fUpdatedAt, Value: now}}
+		var unset bson.D
+		if o.Status == lanes.Downloaded {
+			set = append(set,
+				bson.E{Key: fLocalPath, Value: o.LocalPath},
+				bson.E{Key: fSize, Value: o.Size},
+				bson.E{Key: fChecksum, Value: o.Checksum})
+			if o.ETag != "" {
+				set = append(set, bson.E{Key: fETag, Value: o.ETag})
+			}
+			if o.VersionID != "" {
+				set = append(set, bson.E{Key: fVersion, Value: o.VersionID})
+			}
+			unset = bson.D{{Key: fLastError, Value: ""}}
+		} else {
+			set = append(set, bson.E{Key: fLastError, Value: o.Error})
+		}
+		update := bson.D{{Key: "$set", Value: set}}
+		if len(unset) > 0 {
+			update = append(update, bson.E{Key: "$unset", Value: unset})
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: fKey, Value: f.Key}}).SetUpdate(update))
+	}
+	_, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	s.release(ctx, keys, owner)
+	if err != nil {
+		return fmt.Errorf("mongodb: record download outcomes: %w", err)
+	}
+	return nil
+}
+
+// release removes owner's claims on keys (best effort: an unreleased claim
+// expires).
+func (s *Store) release(ctx context.Context, keys []string, owner string) {
+	ctx = context.WithoutCancel(ctx)
+	for chunk := range slices.Chunk(keys, claimBatch) {
+		_, _ = s.claims.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}, {Key: "owner", Value: owner}})
+	}
+}
+
+// insertMany inserts docs unordered and reports which failed on a duplicate
+// key; any other failure is an error.
+func insertMany(ctx context.Context, c *mongo.Collection, docs []any) (dup []bool, err error) {
+	dup = make([]bool, len(docs))
+	_, err = c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return dup, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return nil, err
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && we.Code != 11001 || we.Index < 0 || we.Index >= len(docs) {
+			return nil, err
+		}
+		dup[we.Index] = true
+	}
+	return dup, nil
+}
+
+func dedupe(keys []string) []string {
+	seen := make(map[string]bool, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,330 @@
+package mongo_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/mongo"
+	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
+)
+
+var (
+	ctx = context.Background()
+	t0  = time.Date(2024, 2, 14, 14, 0, 0, 0, time.UTC)
+)
+
+func rec(key, lane string, ts time.Time, size int64, etag string) lanes.Record {
+	return lanes.Record{Key: key, LaneID: lane, Timestamp: ts, Size: size, ETag: etag}
+}
+
+func TestIndexes(t *testing.T) {
+	s := mongotest.Store(t)
+	cur, err := s.Collection().Indexes().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx []bson.M
+	if err := cur.All(ctx, &idx); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bson.M{}
+	for _, i := range idx {
+		found[fmt.Sprint(i["name"])] = i
+	}
+	if u, ok := found["s3_key_unique"]; !ok || u["unique"] != true {
+		t.Errorf("no unique index on s3_key: %v", idx)
+	}
+	if _, ok := found["lane_id_timestamp"]; !ok {
+		t.Errorf("no (lane_id, timestamp) index: %v", idx)
+	}
+	// The unique index holds against inserts by hand too.
+	doc := bson.D{{Key: "s3_key", Value: "k"}, {Key: "lane_id", Value: "l"}}
+	if _, err := s.Collection().InsertOne(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Collection().InsertOne(ctx, doc); err == nil {
+		t.Error("a second record with the same key was accepted")
+	}
+	// Opening again (another instance starting) is fine.
+	if err := s.EnsureIndexes(ctx); err != nil {
+		t.Errorf("EnsureIndexes again: %v", err)
+	}
+}
+
+func TestRegisterIsIdempotent(t *testing.T) {
+	s := mongotest.Store(t)
+	now := time.Now().UTC()
+	rs := []lanes.Record{
+		rec("p/lane1/2024/02/14/14/a", "lane1", t0, 10, "e1"),
+		rec("p/lane1/2024/02/14/14/b", "lane1", t0, 20, "e2"),
+		rec("p/lane2/2024/02/14/14/c", "lane2", t0, 30, "e3"),
+	}
+	got, err := s.Register(ctx, rs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (lanes.RegisterResult{Added: 3}) {
+		t.Errorf("first registration: %+v, want 3 added", got)
+	}
+	got, err = s.Register(ctx, rs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (lanes.RegisterResult{Unchanged: 3}) {
+		t.Errorf("rerun: %+v, want 3 unchanged", got)
+	}
+	n, _ := s.Collection().CountDocuments(ctx, bson.D{})
+	if n != 3 {
+		t.Errorf("%d documents, want 3", n)
+	}
+
+	a, err := s.Get(ctx, rs[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != lanes.Pending || a.Size != 10 || a.ETag != "e1" || a.LaneID != "lane1" || !a.Timestamp.Equal(t0) || a.Attempts != 0 {
+		t.Errorf("stored record: %+v", a)
+	}
+
+	// b is downloaded; then its object changes: back to pending, new etag.
+	claimAndFinish(t, s, rs[1].Key, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/x/b", ETag: "e2", Size: 20})
+	changed := rs[1]
+	changed.ETag, changed.Size = "e2b", 21
+	got, err = s.Register(ctx, []lanes.Record{rs[0], changed, rs[2]}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (lanes.RegisterResult{Updated: 1, Unchanged: 2}) {
+		t.Errorf("after a change: %+v, want 1 updated, 2 unchanged", got)
+	}
+	b, _ := s.Get(ctx, rs[1].Key)
+	if b.Status != lanes.Pending || b.ETag != "e2b" || b.Size != 21 || b.LocalPath != "" {
+		t.Errorf("changed record: %+v", b)
+	}
+
+	// A downloaded record registered again as it is stays downloaded.
+	claimAndFinish(t, s, rs[2].Key, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/x/c", ETag: "e3", Size: 30})
+	if got, _ := s.Register(ctx, rs[2:], now); got != (lanes.RegisterResult{Unchanged: 1}) {
+		t.Errorf("registering a downloaded record again: %+v", got)
+	}
+	if c, _ := s.Get(ctx, rs[2].Key); c.Status != lanes.Downloaded || c.LocalPath != "/x/c" {
+		t.Errorf("downloaded record after re-registration: %+v", c)
+	}
+
+	// Unknown size/etag (-1, "") are neither compared nor overwritten.
+	if got, _ := s.Register(ctx, []lanes.Record{{Key: rs[0].Key, LaneID: "lane1", Timestamp: t0, Size: -1}}, now); got != (lanes.RegisterResult{Unchanged: 1}) {
+		t.Errorf("registering without size/etag: %+v", got)
+	}
+	if a, _ := s.Get(ctx, rs[0].Key); a.Size != 10 || a.ETag != "e1" {
+		t.Errorf("size/etag overwritten: %+v", a)
+	}
+}
+
+func TestRegisterManyInBatches(t *testing.T) {
+	s := mongotest.Store(t)
+	var rs []lanes.Record
+	for i := range 2500 {
+		rs = append(rs, rec(fmt.Sprintf("k/%05d", i), "lane1", t0.Add(time.Duration(i)*time.Second), int64(i), fmt.Sprint(i)))
+	}
+	rs = append(rs, rs[7]) // the same key twice in one call
+	got, err := s.Register(ctx, rs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Added != 2500 || got.Added+got.Updated+got.Unchanged != len(rs) {
+		t.Errorf("got %+v, want 2500 added of %d", got, len(rs))
+	}
+	list, err := s.List(ctx, mongo.Query{LaneID: "lane1", From: t0, To: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2500 {
+		t.Errorf("%d records in the hour, want 2500", len(list))
+	}
+}
+
+func TestListAndForHour(t *testing.T) {
+	s := mongotest.Store(t)
+	rs := []lanes.Record{
+		rec("a", "lane1", t0.Add(-time.Nanosecond*1e6), 1, "x"), // 13:59:59.999
+		rec("b", "lane1", t0, 1, "x"),
+		rec("c", "lane1", t0.Add(59*time.Minute+59*time.Second), 1, "x"),
+		rec("d", "lane1", t0.Add(time.Hour), 1, "x"),
+		rec("e", "lane2", t0.Add(time.Minute), 1, "x"),
+	}
+	if _, err := s.Register(ctx, rs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := lanes.NewHour("lane1", "2024-02-14", 14)
+	got, err := s.ForHour(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(got) != "b,c" {
+		t.Errorf("ForHour = %s, want b,c", keys(got))
+	}
+	page, _ := s.List(ctx, mongo.Query{Limit: 2})
+	next, _ := s.List(ctx, mongo.Query{Limit: 2, After: page[len(page)-1].Key})
+	if keys(page) != "a,b" || keys(next) != "c,d" {
+		t.Errorf("pages %s then %s", keys(page), keys(next))
+	}
+	claimAndFinish(t, s, "e", lanes.Outcome{Status: lanes.Failed, Error: "boom"})
+	failed, _ := s.List(ctx, mongo.Query{Status: lanes.Failed})
+	if keys(failed) != "e" || failed[0].LastError != "boom" {
+		t.Errorf("failed records: %+v", failed)
+	}
+}
+
+func keys(rs []lanes.Record) string {
+	s := ""
+	for i, r := range rs {
+		if i > 0 {
+			s += ","
+		}
+		s += r.Key
+	}
+	return s
+}
+
+func claimAndFinish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
+	t.Helper()
+	won, _, err := s.Claim(ctx, []string{key}, "setup", time.Now(), time.Minute)
+	if err != nil || len(won) != 1 {
+		t.Fatalf("claim %s: %v, %v", key, won, err)
+	}
+	if err := s.Finish(ctx, "setup", []lanes.Finished{{Key: key, Outcome: o}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClaimsAndOutcomes(t *testing.T) {
+	s := mongotest.Store(t)
+	if _, err := s.Register(ctx, []lanes.Record{rec("k1", "lane1", t0, 5, "e"), rec("k2", "lane1", t0, 6, "e")}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	won, held, err := s.Claim(ctx, []string{"k1", "k2"}, "A", now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(won) != "k1,k2" || len(held) != 0 {
+		t.Fatalf("A won %s, held %v", keys(won), held)
+	}
+	for _, r := range won {
+		if r.Status != lanes.Downloading || r.Attempts != 1 {
+			t.Errorf("claimed record: %+v", r)
+		}
+	}
+	won, held, err = s.Claim(ctx, []string{"k1", "k2", "missing"}, "B", now, time.Minute)
+	if err != nil || len(won) != 0 || fmt.Sprint(held) != "[k1 k2]" {
+		t.Errorf("B while A holds: won %s, held %v, %v", keys(won), held, err)
+	}
+	// A renews, so B still cannot claim after A's first lease would have ended.
+	if err := s.Renew(ctx, "A", now.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, _ := s.Claim(ctx, []string{"k1"}, "B", now.Add(2*time.Minute), time.Minute); len(won) != 0 {
+		t.Error("B took a renewed claim")
+	}
+	// A dies: once its lease has expired, B takes over.
+	later := now.Add(4 * time.Minute)
+	won, held, err = s.Claim(ctx, []string{"k1", "k2"}, "B", later, time.Minute)
+	if err != nil || keys(won) != "k1,k2" || len(held) != 0 {
+		t.Fatalf("B after A's lease expired: won %s, held %v, %v", keys(won), held, err)
+	}
+	if won[0].Attempts != 2 {
+		t.Errorf("attempts after takeover: %d, want 2", won[0].Attempts)
+	}
+	err = s.Finish(ctx, "B", []lanes.Finished{
+		{Key: "k1", Outcome: lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
+		{Key: "k2", Outcome: lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k2", ETag: "e", VersionID: "v1", Size: 6, Checksum: "crc32c:AAAAAA=="}},
+	}, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := s.Get(ctx, "k1")
+	if r1.Status != lanes.Failed || r1.LastError != "cut" || r1.Attempts != 2 {
+		t.Errorf("after failure: %+v", r1)
+	}
+	r2, _ := s.Get(ctx, "k2")
+	if r2.Status != lanes.Downloaded || r2.LastError != "" || r2.LocalPath != "/d/k2" || r2.VersionID != "v1" || r2.Checksum == "" {
+		t.Errorf("after success: %+v", r2)
+	}
+	// Finishing released the claims: C claims at once; success clears the error.
+	claimAndFinish(t, s, "k1", lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k1", Size: 5})
+	if r1, _ = s.Get(ctx, "k1"); r1.Status != lanes.Downloaded || r1.LastError != "" || r1.Attempts != 3 {
+		t.Errorf("after retry: %+v", r1)
+	}
+	if n, _ := s.Collection().Database().Collection("file_records_claims").CountDocuments(ctx, bson.D{}); n != 0 {
+		t.Errorf("%d claims left after every download finished", n)
+	}
+}
+
+func TestReRegistrationDuringDownload(t *testing.T) {
+	s := mongotest.Store(t)
+	r0 := rec("k", "lane1", t0, 5, "old")
+	if _, err := s.Register(ctx, []lanes.Record{r0}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, _ := s.Claim(ctx, []string{"k"}, "A", time.Now(), time.Minute); len(won) != 1 {
+		t.Fatal("no claim")
+	}
+	r1 := r0
+	r1.ETag = "new"
+	if got, _ := s.Register(ctx, []lanes.Record{r1}, time.Now()); got.Updated != 1 {
+		t.Fatalf("re-registration: %+v", got)
+	}
+	if r, _ := s.Get(ctx, "k"); r.Status != lanes.Downloading || r.ETag != "new" {
+		t.Errorf("re-registration during a download: %+v", r)
+	}
+}
+
+// TestClaimIsExclusive races claimers on the same keys, fresh and expired:
+// every key is won exactly once.
+func TestClaimIsExclusive(t *testing.T) {
+	s := mongotest.Store(t)
+	var rs []lanes.Record
+	var ks []string
+	for i := range 10 {
+		rs = append(rs, rec(fmt.Sprint("k", i), "lane1", t0, 5, "e"))
+		ks = append(ks, fmt.Sprint("k", i))
+	}
+	if _, err := s.Register(ctx, rs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	race := func(now time.Time) map[string]int {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := map[string]int{}
+		for i := range 12 {
+			wg.Go(func() {
+				won, _, err := s.Claim(ctx, ks, fmt.Sprint("owner", now.Unix(), "-", i), now, time.Minute)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				for _, r := range won {
+					wins[r.Key]++
+				}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return wins
+	}
+	now := time.Now()
+	for round, at := range []time.Time{now, now.Add(5 * time.Minute)} { // fresh, then all expired
+		wins := race(at)
+		for _, k := range ks {
+			if wins[k] != 1 {
+				t.Errorf("round %d: %s won %d times, want once", round, k, wins[k])
+			}
+		}
+	}
+}
