@@ -21,14 +21,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/sethvargo/go-retry"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
+	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
@@ -104,6 +107,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	registry := jobs.NewRegistry(jobsCtx, time.Hour)
 	defer func() { stopJobs(); registry.Wait() }()
 
+	ready := []httpapi.Check{
+		{Name: "postgres", Check: db.Ping},
+		{Name: "s3", Check: flights.Check},
+	}
+	lanes, err := openLanes(ctx, log, cfg, s3c)
+	if err != nil {
+		return err
+	}
+	if lanes != nil {
+		defer lanes.Downloader.Close()
+		defer lanes.Store.Close(context.WithoutCancel(ctx))
+		ready = append(ready, httpapi.Check{Name: "mongodb", Check: lanes.Store.Ping})
+	}
+
 	handler := httpapi.NewServer(httpapi.Deps{
 		Log:      log,
 		Version:  version,
@@ -112,10 +129,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		DB:       db,
 		Ingest:   &ingest.Service{DB: db, Bucket: flights, Log: log, Workers: cfg.IngestWorkers},
 		Jobs:     registry,
-		Ready: []httpapi.Check{
-			{Name: "postgres", Check: db.Ping},
-			{Name: "s3", Check: flights.Check},
-		},
+		Ready:    ready,
+		Lanes:    lanes,
 	})
 	return serve.Run(ctx, handler, serve.Options{
 		Addr:         cfg.HTTPAddr,
@@ -153,6 +168,43 @@ func openDB(ctx context.Context, log *slog.Logger, url string) (*postgres.DB, er
 		return nil
 	})
 	return db, err
+}
+
+// openLanes connects the lane file downloads to MongoDB (retrying for a
+// minute, like the database) and DOWNLOAD_PATH. Without MONGODB_URL they are
+// off: their endpoints answer 503.
+func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s3.Client) (*httpapi.Lanes, error) {
+	if cfg.MongoURL == "" {
+		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")
+		return nil, nil
+	}
+	var store *mongo.Store
+	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		var err error
+		store, err = mongo.Open(ctx, mongo.Options{
+			URL: cfg.MongoURL, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
+			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd",
+		})
+		if err != nil {
+			log.Warn("mongodb not ready, retrying", "error", err)
+			return retry.RetryableError(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	source := bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
+	dl, err := download.New(download.Config{
+		Store: store, S3: s3c, Bucket: source.Name, Root: cfg.DownloadPath,
+		Workers: cfg.DownloadWorkers, Durable: true, Log: log,
+	})
+	if err != nil {
+		_ = store.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: source, Log: log}}, nil
 }
 
 // resolveSecrets reads the secrets named by *_SECRET_ARN from AWS Secrets

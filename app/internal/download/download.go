@@ -186,10 +186,10 @@ type Failure struct {
 	Reason string `json:"reason"`
 }
 
-// Result is the answer to a download request: the seed's shape
+// HourResult is the answer to a download request: the seed's shape
 // (successful, failed, total_files, success_count, failure_count) plus the
 // reason of each failure.
-type Result struct {
+type HourResult struct {
 	Successful     []File    `json:"successful"`
 	Failed         []string  `json:"failed" doc:"keys of the files that failed"`
 	Failures       []Failure `json:"failures" doc:"the failed files with the reason of each"`
@@ -218,7 +218,7 @@ type fileResult struct {
 // request lets them go (it finished them: they are then found present, or
 // it failed or died: they are fetched here). Outcomes are recorded in
 // batches, at the latest 100 ms after each file ends.
-func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*Result, error) {
+func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
 	start := time.Now()
 	recs, err := d.cfg.Store.ForHour(ctx, h)
 	if err != nil {
@@ -283,7 +283,7 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	stopRenew()
 	unrecorded := rec.close()
 
-	res := &Result{Successful: []File{}, Failed: []string{}, Failures: []Failure{}, TotalFiles: len(recs)}
+	res := &HourResult{Successful: []File{}, Failed: []string{}, Failures: []Failure{}, TotalFiles: len(recs)}
 	notClaimed := make(map[string]bool, len(waiting))
 	for _, k := range waiting {
 		notClaimed[k] = true

@@ -529,7 +529,7 @@ func TestConcurrentDownloads(t *testing.T) {
 	d1 := e.downloader(t, e.bucket.Client)
 	d2 := e.downloader(t, e.bucket.Client)
 	var wg sync.WaitGroup
-	results := make([]*download.Result, 2)
+	results := make([]*download.HourResult, 2)
 	for i, d := range []*download.Downloader{d1, d2} {
 		wg.Go(func() {
 			r, err := d.Download(ctx, hour(t, "lane1", 14), nil)

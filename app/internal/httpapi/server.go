@@ -38,6 +38,8 @@ type Deps struct {
 	Ingest *ingest.Service
 	Jobs   *jobs.Registry
 	Ready  []Check
+
+	Lanes *Lanes // lane file downloads; nil without MongoDB
 }
 
 // NewServer returns the service's HTTP handler.
@@ -73,6 +75,7 @@ func NewServer(d Deps) http.Handler {
 	registerHealth(api, d)
 	registerFlights(api, d)
 	registerJobs(api, d)
+	registerFiles(api, d)
 	registerDocs(r)
 	return r
 }

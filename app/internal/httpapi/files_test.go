@@ -1,0 +1,319 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/httpapi"
+	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
+	"github.com/aircraftdata/platform/app/internal/stacktest"
+)
+
+const filesToken = "files-token"
+
+// filesEnv is a service with lane downloads on a store, bucket and folder
+// of the test's own.
+type filesEnv struct {
+	url    string
+	root   string
+	bucket bucket.Bucket
+}
+
+func newFilesEnv(t *testing.T) *filesEnv {
+	t.Helper()
+	ctx := context.Background()
+	store := mongotest.Store(t)
+	b := stacktest.Bucket(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	root := filepath.Join(t.TempDir(), "downloads")
+	dl, err := download.New(download.Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root, PartSize: 2 << 20, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dl.Close() })
+	jobsCtx, cancel := context.WithCancel(ctx)
+	reg := jobs.NewRegistry(jobsCtx, time.Hour)
+	t.Cleanup(func() { cancel(); reg.Wait() })
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
+		Log: log, Version: "test", APIToken: filesToken, CORS: []string{"https://console.example"},
+		Jobs:  reg,
+		Ready: []httpapi.Check{{Name: "mongodb", Check: store.Ping}},
+		Lanes: &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
+	}))
+	t.Cleanup(srv.Close)
+	return &filesEnv{url: srv.URL, root: root, bucket: b}
+}
+
+// call sends a JSON request (with the token unless noAuth) and decodes the
+// answer into a map.
+func call(t *testing.T, method, url string, body any, noAuth ...bool) (int, map[string]any, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		if s, ok := body.(string); ok {
+			b = []byte(s)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if len(noAuth) == 0 {
+		req.Header.Set("Authorization", "Bearer "+filesToken)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &m) != nil {
+		t.Fatalf("%s %s: not JSON: %s", method, url, raw)
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+// errorLocations are where a 422 problem's errors are, with the property
+// named by "expected required property X" errors (huma puts those at the
+// object's location).
+func errorLocations(m map[string]any) []string {
+	var out []string
+	errs, _ := m["errors"].([]any)
+	for _, e := range errs {
+		if em, ok := e.(map[string]any); ok {
+			loc := fmt.Sprint(em["location"])
+			if _, prop, ok := strings.Cut(fmt.Sprint(em["message"]), "expected required property "); ok {
+				loc += "." + strings.Fields(prop)[0]
+			}
+			out = append(out, loc)
+		}
+	}
+	return out
+}
+
+func TestDownloadValidation(t *testing.T) {
+	e := newFilesEnv(t)
+	cases := []struct {
+		body string
+		want []string // locations named
+	}{
+		{`{"lane_id": "../x", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
+		{`{"lane_id": "", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
+		{`{"lane_id": "` + strings.Repeat("a", 65) + `", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
+		{`{"lane_id": "lane1", "hour": 24, "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "hour": -1, "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "hour": 1.5, "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "hour": 14, "date": "2024-02-30"}`, []string{"body.date"}},
+		{`{"lane_id": "lane1", "hour": 14, "date": "yesterday"}`, []string{"body.date"}},
+		{`{"lane_id": "lane1", "hour": 14}`, []string{"body.date"}},
+		{`{"lane_id": "a/b", "hour": 99, "date": "x"}`, []string{"body.lane_id", "body.hour", "body.date"}},
+	}
+	for _, c := range cases {
+		status, m, _ := call(t, "POST", e.url+"/api/v1/download", c.body)
+		got := errorLocations(m)
+		if status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: status %d, want 422 (%v)", c.body, status, m)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(strings.Join(got, " "), w) {
+				t.Errorf("%s: errors name %v, want %s", c.body, got, w)
+			}
+		}
+	}
+	// Both date forms are fine; an hour without files is an empty result.
+	for _, date := range []string{"2024-02-14", "2024-02-14T00:00:00Z"} {
+		status, m, _ := call(t, "POST", e.url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": date})
+		if status != http.StatusOK || m["total_files"] != 0.0 || m["successful"] == nil || m["failed"] == nil {
+			t.Errorf("date %s: %d %v", date, status, m)
+		}
+	}
+	// The bearer token is required.
+	if status, _, hdr := call(t, "POST", e.url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}, true); status != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") == "" {
+		t.Errorf("without token: %d", status)
+	}
+	for _, path := range []string{"/api/v1/files", "/api/v1/files/index"} {
+		if status, _, _ := call(t, "POST", e.url+path, `{}`, true); status != http.StatusUnauthorized {
+			t.Errorf("POST %s without token: %d", path, status)
+		}
+	}
+	// Listing filters are validated too.
+	for q, loc := range map[string]string{"hour=3": "query.hour", "date=2024-02-31": "query.date", "status=lost": "query.status", "lane_id=a.b": "query.lane_id", "date=2024-02-14&hour=25": "query.hour"} {
+		status, m, _ := call(t, "GET", e.url+"/api/v1/files?"+q, nil)
+		if status != http.StatusUnprocessableEntity || !strings.Contains(strings.Join(errorLocations(m), " "), loc) {
+			t.Errorf("GET /api/v1/files?%s: %d %v, want 422 naming %s", q, status, errorLocations(m), loc)
+		}
+	}
+}
+
+func TestFilesOverHTTP(t *testing.T) {
+	e := newFilesEnv(t)
+	ctx := context.Background()
+	prefix := stacktest.Name("lanes/http") + "/"
+	uploaded := map[string][32]byte{}
+	put := func(key string, n int) {
+		data := bytes.Repeat([]byte(key), n/len(key)+1)[:n]
+		if _, err := e.bucket.Client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(e.bucket.Name), Key: aws.String(prefix + key), Body: bytes.NewReader(data),
+			ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32c,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		uploaded[key] = sha256.Sum256(data)
+	}
+	put("lane1/2024/02/14/14/a.bin", 1000)
+	put("lane1/2024/02/14/14/b.bin", 3<<20)
+	put("lane1/2024/02/14/15/c.bin", 10)
+	put("other/file.txt", 10)
+
+	status, idx, _ := call(t, "POST", e.url+"/api/v1/files/index", map[string]any{"prefix": prefix})
+	if status != 200 || idx["added"] != 3.0 || idx["skipped_count"] != 1.0 || idx["objects"] != 4.0 {
+		t.Fatalf("index: %d %v", status, idx)
+	}
+	if _, idx, _ = call(t, "POST", e.url+"/api/v1/files/index", map[string]any{"prefix": prefix}); idx["added"] != 0.0 || idx["unchanged"] != 3.0 {
+		t.Errorf("index rerun: %v", idx)
+	}
+
+	status, page, _ := call(t, "GET", e.url+"/api/v1/files?lane_id=lane1&date=2024-02-14&hour=14", nil)
+	items, _ := page["items"].([]any)
+	if status != 200 || len(items) != 2 || page["next"] != nil {
+		t.Fatalf("list hour 14: %d %v", status, page)
+	}
+	first := items[0].(map[string]any)
+	if first["s3_key"] != prefix+"lane1/2024/02/14/14/a.bin" || first["status"] != "pending" || first["size"] != 1000.0 || first["etag"] == "" {
+		t.Errorf("listed record: %v", first)
+	}
+	if _, page, _ = call(t, "GET", e.url+"/api/v1/files?lane_id=lane1&limit=2", nil); page["next"] == nil {
+		t.Errorf("3 records, limit 2: no next page: %v", page)
+	} else if _, page2, _ := call(t, "GET", e.url+"/api/v1/files?lane_id=lane1&limit=2&after="+fmt.Sprint(page["next"]), nil); len(page2["items"].([]any)) != 1 {
+		t.Errorf("second page: %v", page2)
+	}
+
+	// Download the hour synchronously: the seed's shape plus reasons.
+	status, res, _ := call(t, "POST", e.url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14T00:00:00Z"})
+	if status != 200 {
+		t.Fatalf("download: %d %v", status, res)
+	}
+	for _, k := range []string{"successful", "failed", "total_files", "success_count", "failure_count", "failures"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("result has no %q: %v", k, res)
+		}
+	}
+	if res["total_files"] != 2.0 || res["success_count"] != 2.0 || res["failure_count"] != 0.0 {
+		t.Fatalf("download result: %v", res)
+	}
+	for _, s := range res["successful"].([]any) {
+		f := s.(map[string]any)
+		if f["status"] != "downloaded" || f["outcome"] != "downloaded" || f["local_path"] == "" {
+			t.Errorf("successful record: %v", f)
+		}
+	}
+	for _, k := range []string{"lane1/2024/02/14/14/a.bin", "lane1/2024/02/14/14/b.bin"} {
+		got, err := os.ReadFile(filepath.Join(e.root, filepath.FromSlash(k)))
+		if err != nil || sha256.Sum256(got) != uploaded[k] {
+			t.Errorf("%s on disk: %v, or not the uploaded bytes", k, err)
+		}
+	}
+	if _, page, _ = call(t, "GET", e.url+"/api/v1/files?status=downloaded", nil); len(page["items"].([]any)) != 2 {
+		t.Errorf("downloaded records: %v", page)
+	}
+
+	// Async: 202, a job to poll, progress, then the result.
+	status, job, hdr := call(t, "POST", e.url+"/api/v1/download?async=true", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"})
+	if status != http.StatusAccepted || hdr.Get("Location") != "/api/v1/jobs/"+fmt.Sprint(job["id"]) {
+		t.Fatalf("async: %d %v %v", status, job, hdr)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for job["state"] == "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		_, job, _ = call(t, "GET", e.url+hdr.Get("Location"), nil)
+	}
+	if job["state"] != "succeeded" {
+		t.Fatalf("job: %v", job)
+	}
+	prog := job["progress"].(map[string]any)
+	if prog["files_done"] != 2.0 || prog["files_total"] != 2.0 || prog["bytes_total"] != float64(1000+3<<20) || prog["total_known"] != true {
+		t.Errorf("job progress: %v", prog)
+	}
+	result := job["result"].(map[string]any)
+	if result["already_present_count"] != 2.0 || result["downloaded_count"] != 0.0 {
+		t.Errorf("second download (async): %v", result)
+	}
+
+	// Explicit registration: new, then idempotent, then a change.
+	rec := map[string]any{"s3_key": prefix + "lane1/2024/02/14/15/c.bin", "lane_id": "lane1", "timestamp": "2024-02-14T15:30:00Z", "size": 10}
+	newRec := map[string]any{"s3_key": prefix + "lane9/x.bin", "lane_id": "lane9", "timestamp": "2024-02-14T15:30:00+01:00"}
+	status, reg, _ := call(t, "POST", e.url+"/api/v1/files", map[string]any{"records": []any{rec, newRec}})
+	if status != 200 || reg["added"] != 1.0 || reg["updated"] != 1.0 {
+		t.Errorf("register: %d %v (c.bin's timestamp moved within its hour: updated; lane9: added)", status, reg)
+	}
+	if _, reg, _ = call(t, "POST", e.url+"/api/v1/files", map[string]any{"records": []any{rec, newRec}}); reg["unchanged"] != 2.0 {
+		t.Errorf("register again: %v", reg)
+	}
+	if _, page, _ = call(t, "GET", e.url+"/api/v1/files?lane_id=lane9&date=2024-02-14&hour=14", nil); len(page["items"].([]any)) != 1 {
+		t.Errorf("a +01:00 timestamp is filed under its UTC hour: %v", page)
+	}
+	for _, bad := range []map[string]any{
+		{"records": []any{}},
+		{"records": []any{map[string]any{"s3_key": "", "lane_id": "l", "timestamp": "2024-02-14T15:30:00Z"}}},
+		{"records": []any{map[string]any{"s3_key": "k", "lane_id": "l/..", "timestamp": "2024-02-14T15:30:00Z"}}},
+		{"records": []any{map[string]any{"s3_key": "k", "lane_id": "l", "timestamp": "soon"}}},
+		{"records": []any{map[string]any{"s3_key": "k", "lane_id": "l", "timestamp": "2024-02-14T15:30:00Z", "size": -1}}},
+	} {
+		if status, m, _ := call(t, "POST", e.url+"/api/v1/files", bad); status != http.StatusUnprocessableEntity {
+			t.Errorf("register %v: %d %v", bad, status, m)
+		}
+	}
+}
+
+func TestReadyAndCORS(t *testing.T) {
+	e := newFilesEnv(t)
+	status, m, _ := call(t, "GET", e.url+"/api/v1/ready", nil)
+	if status != 200 || m["checks"].(map[string]any)["mongodb"] != "ok" {
+		t.Errorf("ready: %d %v", status, m)
+	}
+	req, _ := http.NewRequest("OPTIONS", e.url+"/api/v1/download", nil)
+	req.Header.Set("Origin", "https://console.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "https://console.example" {
+		t.Errorf("preflight from the configured origin: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestLanesNotConfigured(t *testing.T) {
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Version: "test"}))
+	defer srv.Close()
+	if status, _, _ := call(t, "POST", srv.URL+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}); status != http.StatusServiceUnavailable {
+		t.Errorf("download without MongoDB: %d, want 503", status)
+	}
+	if status, _, _ := call(t, "GET", srv.URL+"/api/v1/files", nil); status != http.StatusServiceUnavailable {
+		t.Errorf("list without MongoDB: %d, want 503", status)
+	}
+}
