@@ -22,9 +22,10 @@ import (
 )
 
 var (
-	repo         string // repository root
-	testTmp      string // per-run temporary folder under infra/.cache
-	testBinaries = map[string]string{}
+	repo            string // repository root
+	testTmp         string // per-run temporary folder under infra/.cache
+	testBinaries    = map[string]string{}
+	testBuildErrors = map[string]error{}
 )
 
 // testEnvMarker is set in the environment of the re-executed test binary (see TestMain).
@@ -91,8 +92,12 @@ func serviceBinary(t testing.TB, arch string) string {
 	if bin, ok := testBinaries[arch]; ok {
 		return bin
 	}
+	if err, ok := testBuildErrors[arch]; ok {
+		t.Fatalf("app/ does not build for %s (first error above; AIRCRAFTD_BINARY ships a prebuilt binary): %.200s", arch, err)
+	}
 	bin, err := ServiceBinary(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build"), arch)
 	if err != nil {
+		testBuildErrors[arch] = err
 		t.Fatal(err)
 	}
 	testBinaries[arch] = bin
