@@ -1,0 +1,125 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Service is aircraftd running as the instance runs it: its environment exactly the environment file's (as
+// systemd's EnvironmentFile=, nothing inherited from the test), its output appended to a log file.
+type Service struct {
+	Bin     string
+	EnvFile string
+	LogPath string
+	Dir     string // working directory (systemd's default is /)
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// GenCert makes the service's self-signed pair with the binary's own `aircraftd gencert`, as the instance does.
+func GenCert(ctx context.Context, bin, cert, key string, hosts ...string) error {
+	if err := os.MkdirAll(filepath.Dir(cert), 0o750); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, bin, "gencert", "-cert", cert, "-key", key, "-hosts", strings.Join(hosts, ",")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("aircraftd gencert: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// Start starts the service.
+func (s *Service) Start() error {
+	text, err := os.ReadFile(s.EnvFile)
+	if err != nil {
+		return err
+	}
+	env, err := ParseEnv(string(text))
+	if err != nil {
+		return err
+	}
+	log, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	s.cmd = exec.Command(s.Bin)
+	s.cmd.Env = env
+	s.cmd.Dir = s.Dir
+	s.cmd.Stdout, s.cmd.Stderr = log, log
+	// Its own process group, and SIGKILL if the test process dies first.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	s.done = make(chan struct{})
+	go func() {
+		s.err = s.cmd.Wait()
+		log.Close()
+		close(s.done)
+	}()
+	return nil
+}
+
+// Done is closed when the process has exited.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Stop sends SIGTERM (systemd's stop) and waits up to grace for the process to drain and exit, then kills it.
+// It returns an error when the service did not exit cleanly by itself.
+func (s *Service) Stop(grace time.Duration) error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return fmt.Errorf("aircraftd had already exited: %v", s.err)
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		var ee *exec.ExitError
+		if s.err != nil && !(errors.As(s.err, &ee) && ee.ExitCode() == 0) {
+			return fmt.Errorf("aircraftd exited with %v on SIGTERM", s.err)
+		}
+		return nil
+	case <-time.After(grace):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+		return fmt.Errorf("aircraftd did not stop within %s of SIGTERM; killed", grace)
+	}
+}
+
+// Tail returns the last n lines of the service's log.
+func (s *Service) Tail(n int) string {
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
