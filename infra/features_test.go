@@ -5,6 +5,7 @@ package main
 
 import (
 	"debug/elf"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -189,6 +190,15 @@ func TestHTTPSModes(t *testing.T) {
 		if rec.Props["Name"] != "api.aircraft.example.com." || rec.Props["Type"] != "A" || rec.Props["HostedZoneId"] != "Z0123456789ABCDEFGHIJ" ||
 			!refTo(list(rec.Props["ResourceRecords"])[0], eip.ID) {
 			t.Errorf("DNS record %s", jsonOf(rec.Props))
+		}
+		// allowedCidr narrows the API (443), but port 80 must stay reachable for the http-01 challenge.
+		var got []string
+		for _, r := range s.rulesOf(s.serviceSG(t), "ingress") {
+			got = append(got, fmt.Sprintf("%v/%s", r.FromPort, r.Cidr))
+		}
+		slices.Sort(got)
+		if want := []string{"443/198.51.100.0/24", "80/0.0.0.0/0"}; !slices.Equal(got, want) {
+			t.Errorf("ingress %v, want %v", got, want)
 		}
 		if s.Output("ApiUrl") != "https://api.aircraft.example.com" {
 			t.Errorf("ApiUrl %v", s.Output("ApiUrl"))

@@ -195,7 +195,7 @@ var (
 var configurations = map[string]map[string]any{
 	"default":       {},
 	"prod":          {"stage": "prod", "stackName": "AircraftProd"},
-	"acme":          {"domainName": "api.aircraft.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "acmeEmail": "ops@example.com"},
+	"acme":          {"domainName": "api.aircraft.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "acmeEmail": "ops@example.com", "allowedCidr": "198.51.100.0/24"},
 	"externalMongo": {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-uri-AbCdEf"},
 	"narrow":        {"allowedCidr": "203.0.113.0/24", "bucketName": "aircraft-data-test-bucket", "noncurrentVersionDays": "14", "logRetentionDays": 90},
 }

@@ -59,7 +59,7 @@ var NagSuppressions = []NagSuppression{
 	{ID: "CdkNagValidationFailure", Path: "DocStore/Cluster/Resource", When: withDocumentDB,
 		Reason: "AwsSolutions-DOC3 (secret rotation) cannot evaluate the dynamic reference of the generated secret; rotation is covered by the AwsSolutions-SMG4 suppression above."},
 	{ID: "AwsSolutions-EC23", Path: "Service/SecurityGroup/Resource",
-		Reason: "A public HTTPS API: 443 (and 80 for ACME and the redirect) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. No other port is open."},
+		Reason: "A public HTTPS API: 443 and 80 (redirect only) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. With domainName, port 80 stays open to the internet for the ACME http-01 challenge. No other port is open."},
 	{ID: "AwsSolutions-IAM4", Path: "Service/Role/Resource",
 		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
 		Reason:    "AmazonSSMManagedInstanceCore is the documented minimum for Session Manager, which replaces SSH (no key pair, no port 22)."},

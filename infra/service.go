@@ -18,6 +18,7 @@ type ServiceProps struct {
 	Vpc              awsec2.IVpc
 	InstanceType     string
 	AllowedCidr      string
+	ACME             bool // port 80 must admit the ACME CA's validation servers, i.e. the internet
 	DataBucket       awss3.IBucket
 	LogGroupName     string
 	LogRetentionDays int
@@ -49,7 +50,13 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	})
 	clients := awsec2.Peer_Ipv4(jsii.String(props.AllowedCidr))
 	sg.AddIngressRule(clients, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS API"), nil)
-	sg.AddIngressRule(clients, awsec2.Port_Tcp(jsii.Number(80)), jsii.String("HTTP: ACME challenge and redirect to HTTPS"), nil)
+	if props.ACME {
+		// Let's Encrypt validates http-01 from addresses it does not publish: port 80 (challenge and redirect
+		// only) stays open to the internet however narrow allowedCidr is.
+		sg.AddIngressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(80)), jsii.String("HTTP: ACME http-01 challenge and redirect to HTTPS"), nil)
+	} else {
+		sg.AddIngressRule(clients, awsec2.Port_Tcp(jsii.Number(80)), jsii.String("HTTP: redirect to HTTPS"), nil)
+	}
 	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)),
 		jsii.String("HTTPS: AWS APIs (S3, Secrets Manager, SSM, CloudFormation, Logs), RDS CA bundle, dnf, ACME"), nil)
 

@@ -49,7 +49,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := NewService(stack, "Service", &ServiceProps{
-		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, DataBucket: data.Bucket,
+		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
 		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
 	})
 
