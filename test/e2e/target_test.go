@@ -53,7 +53,7 @@ func TestRunNames(t *testing.T) {
 		strings.HasPrefix(r.FlightPrefix(), r.LanePrefix()) || strings.HasPrefix(r.LanePrefix(), r.FlightPrefix()) {
 		t.Errorf("prefixes overlap: %q %q", r.FlightPrefix(), r.LanePrefix())
 	}
-	if NewRun(time.Now()) == NewRun(time.Now()) {
+	if a, b := NewRun(time.Now()), NewRun(time.Now()); a == b {
 		t.Error("two runs in the same second have the same id")
 	}
 }
