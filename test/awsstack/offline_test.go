@@ -270,7 +270,7 @@ func tcp(from, to int32, cidrs []string, groups ...string) ec2types.IpPermission
 func TestSecurityGroupPredicates(t *testing.T) {
 	const me = "203.0.113.7/32"
 	web := []ec2types.IpPermission{tcp(443, 443, []string{me}), tcp(80, 80, []string{me})}
-	if p := ServiceIngressProblems("sg-svc", web, me); len(p) != 0 {
+	if p := ServiceIngressProblems("sg-svc", web, me, false); len(p) != 0 {
 		t.Errorf("the designed service group: %v", p)
 	}
 	if p := SSHProblems("sg-svc", web); len(p) != 0 {
@@ -286,14 +286,25 @@ func TestSecurityGroupPredicates(t *testing.T) {
 		if p := SSHProblems("sg-svc", perms); len(p) != 1 {
 			t.Errorf("%s: %v", name, p)
 		}
-		if p := ServiceIngressProblems("sg-svc", perms, me); len(p) == 0 {
+		if p := ServiceIngressProblems("sg-svc", perms, me, false); len(p) == 0 {
 			t.Errorf("%s: the service group accepted it", name)
 		}
 	}
-	if p := ServiceIngressProblems("sg-svc", []ec2types.IpPermission{tcp(443, 443, []string{"0.0.0.0/0"})}, me); len(p) != 1 {
+	if p := ServiceIngressProblems("sg-svc", []ec2types.IpPermission{tcp(443, 443, []string{"0.0.0.0/0"})}, me, false); len(p) != 1 {
 		t.Errorf("443 open to the world instead of %s: %v", me, p)
 	}
-	if p := ServiceIngressProblems("sg-svc", nil, me); len(p) != 1 {
+	// With ACME, 80 is open to the internet (http-01); 443 still only to the clients.
+	acme := []ec2types.IpPermission{tcp(443, 443, []string{me}), tcp(80, 80, []string{"0.0.0.0/0"})}
+	if p := ServiceIngressProblems("sg-svc", acme, me, true); len(p) != 0 {
+		t.Errorf("the ACME service group: %v", p)
+	}
+	if p := ServiceIngressProblems("sg-svc", acme, me, false); len(p) != 1 {
+		t.Errorf("80 open to the world without ACME: %v", p)
+	}
+	if p := ServiceIngressProblems("sg-svc", []ec2types.IpPermission{tcp(443, 443, []string{"0.0.0.0/0"}), tcp(80, 80, []string{"0.0.0.0/0"})}, me, true); len(p) != 1 {
+		t.Errorf("443 open to the world with ACME: %v", p)
+	}
+	if p := ServiceIngressProblems("sg-svc", nil, me, false); len(p) != 1 {
 		t.Errorf("no 443: %v", p)
 	}
 

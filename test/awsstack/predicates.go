@@ -59,8 +59,9 @@ func SSHProblems(group string, perms []ec2types.IpPermission) []string {
 	return problems
 }
 
-// ServiceIngressProblems checks the service's group: TCP 80 and 443 only, from allowedCidr only.
-func ServiceIngressProblems(group string, perms []ec2types.IpPermission, allowedCidr string) []string {
+// ServiceIngressProblems checks the service's group: TCP 80 and 443 only, from allowedCidr only; with ACME, port 80
+// from anywhere (the CA validates http-01 from addresses it does not publish).
+func ServiceIngressProblems(group string, perms []ec2types.IpPermission, allowedCidr string, acme bool) []string {
 	var problems []string
 	ports := map[int32]bool{}
 	for _, p := range perms {
@@ -70,8 +71,12 @@ func ServiceIngressProblems(group string, perms []ec2types.IpPermission, allowed
 			continue
 		}
 		ports[from] = true
-		if src := sources(p); !slices.Equal(src, []string{allowedCidr}) {
-			problems = append(problems, fmt.Sprintf("%s: port %d open to %v, want %s only", group, from, src, allowedCidr))
+		want := allowedCidr
+		if acme && from == 80 {
+			want = "0.0.0.0/0"
+		}
+		if src := sources(p); !slices.Equal(src, []string{want}) {
+			problems = append(problems, fmt.Sprintf("%s: port %d open to %v, want %s only", group, from, src, want))
 		}
 	}
 	if !ports[443] {

@@ -255,7 +255,7 @@ func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
 			report(t, SSHProblems(id, g.IpPermissions))
 			switch {
 			case id == serviceGroup:
-				report(t, ServiceIngressProblems(id, g.IpPermissions, st.AllowedCidr))
+				report(t, ServiceIngressProblems(id, g.IpPermissions, st.AllowedCidr, !out.SelfSigned()))
 			case len(g.IpPermissions) > 0:
 				// The databases' groups: their one port, from the service only.
 				port := awssdk.ToInt32(g.IpPermissions[0].FromPort)
