@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -333,19 +334,30 @@ func ingest(t *testing.T, tg Target, prefix string) ingestResult {
 // duplicate of a snapshot ingested before. In both cases: every good file is either ingested or a duplicate, the
 // ingested ones are distinct snapshots, the observations are theirs, and the bad files are reported with a reason.
 func checkFirstIngest(t *testing.T, r Run, d Data, res ingestResult) {
+	for _, p := range firstIngestProblems(r, d, res) {
+		t.Error(p)
+	}
+	t.Logf("%d files ingested (%d observations), %d duplicates of known snapshots, %d bad files reported",
+		res.FilesIngested, res.Observations, res.SkippedByReason[reasonDuplicate], res.FilesFailed)
+}
+
+// firstIngestProblems is checkFirstIngest's rule, as a pure function.
+func firstIngestProblems(r Run, d Data, res ingestResult) []string {
+	var problems []string
+	errorf := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	good, bad := d.Samples.Good, d.Samples.Bad
 	if res.FilesSeen != len(good)+len(bad) {
-		t.Errorf("files seen %d, want %d", res.FilesSeen, len(good)+len(bad))
+		errorf("files seen %d, want %d", res.FilesSeen, len(good)+len(bad))
 	}
 	if res.FilesIngested+res.SkippedByReason[reasonDuplicate] != len(good) || res.FilesSkipped != res.SkippedByReason[reasonDuplicate] {
-		t.Errorf("ingested %d + duplicates %d (skipped %d: %v) should add up to the %d good files",
+		errorf("ingested %d + duplicates %d (skipped %d: %v) should add up to the %d good files",
 			res.FilesIngested, res.SkippedByReason[reasonDuplicate], res.FilesSkipped, res.SkippedByReason, len(good))
 	}
 	duplicate := map[string]bool{}
 	for _, s := range res.Skipped {
 		name, ok := strings.CutPrefix(s.Key, r.FlightPrefix())
 		if !ok || !strings.HasPrefix(s.Reason, reasonDuplicate) {
-			t.Errorf("skipped %s: %q", s.Key, s.Reason)
+			errorf("skipped %s: %q", s.Key, s.Reason)
 		}
 		duplicate[name] = true
 	}
@@ -357,20 +369,21 @@ func checkFirstIngest(t *testing.T, r Run, d Data, res ingestResult) {
 		}
 		now := d.Oracle.Snapshots[s.Name]
 		if other, twice := ingested[now]; twice {
-			t.Errorf("%s and %s hold the same snapshot; both were ingested", other, s.Name)
+			errorf("%s and %s hold the same snapshot; both were ingested", other, s.Name)
 		}
 		ingested[now] = s.Name
 		wantObs += d.Oracle.Observations[now]
 	}
 	if len(ingested) != res.FilesIngested || res.Observations != wantObs {
-		t.Errorf("ingested %d files, %d observations; the files not reported as duplicates are %v: %d observations",
-			res.FilesIngested, res.Observations, ingested, wantObs)
+		names := slices.Sorted(maps.Values(ingested))
+		errorf("ingested %d files, %d observations; the files not reported as duplicates are %v: %d observations",
+			res.FilesIngested, res.Observations, names, wantObs)
 	}
 	var failed []string
 	for _, f := range res.Failed {
 		failed = append(failed, f.Key)
 		if strings.TrimSpace(f.Reason) == "" {
-			t.Errorf("%s failed without a reason", f.Key)
+			errorf("%s failed without a reason", f.Key)
 		}
 	}
 	var wantFailed []string
@@ -379,10 +392,9 @@ func checkFirstIngest(t *testing.T, r Run, d Data, res ingestResult) {
 	}
 	slices.Sort(failed)
 	if res.FilesFailed != len(bad) || !slices.Equal(failed, wantFailed) {
-		t.Errorf("failed %d %v, want %v", res.FilesFailed, failed, wantFailed)
+		errorf("failed %d %v, want %v", res.FilesFailed, failed, wantFailed)
 	}
-	t.Logf("%d files ingested (%d observations), %d duplicates of known snapshots, %d bad files reported",
-		res.FilesIngested, res.Observations, res.SkippedByReason[reasonDuplicate], res.FilesFailed)
+	return problems
 }
 
 // fetchStats returns the served statistics of each aircraft, as bodies, fetched a few at a time.
