@@ -144,7 +144,8 @@ func (tg Target) MustCall(t testing.TB, method, path string, body any, auth Auth
 func (tg Target) WaitHealthy(ctx context.Context, t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	var last string
-	err := poll(ctx, t, "GET "+tg.BaseURL+"/api/v1/health", timeout, time.Second, func() (bool, error) {
+	interval := max(time.Second, timeout/120) // a minute: every second; ten minutes: every five
+	err := poll(ctx, t, "GET "+tg.BaseURL+"/api/v1/health", timeout, interval, func() (bool, error) {
 		status, body, err := http_helper.HTTPGetContextE(t, ctx, tg.BaseURL+"/api/v1/health", tg.TLSConfig())
 		if err != nil {
 			last = err.Error()
