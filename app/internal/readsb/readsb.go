@@ -141,7 +141,7 @@ func decodeWhole(data []byte) (*File, error) {
 			Aircraft *[]record `json:"aircraft"`
 		}
 		s.Aircraft = recs
-		if err := json.UnmarshalNoEscape(data, &s); err != nil {
+		if err := json.Unmarshal(data, &s); err != nil {
 			return nil, syntaxErr(err)
 		}
 		if len(*recs) == 0 && !hasAircraftArray(data) {
@@ -158,7 +158,7 @@ func decodeWhole(data []byte) (*File, error) {
 	case '[':
 		recs := records.Get().(*[]record)
 		defer putRecords(recs)
-		if err := json.UnmarshalNoEscape(data, recs); err != nil {
+		if err := json.Unmarshal(data, recs); err != nil {
 			return nil, syntaxErr(err)
 		}
 		f.Format = "list"
