@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
 func TestTwoSynthsAreByteIdentical(t *testing.T) {
@@ -34,11 +36,11 @@ func TestContractBuildIsReproducible(t *testing.T) {
 		t.Skipf("%s is set: app/ is not built", BinaryOverrideEnv)
 	}
 	app := filepath.Join(repo, "app")
-	a, err := BuildServiceBinary(app, filepath.Join(testTmp, "build-a"), "amd64")
+	a, err := appbuild.Build(app, filepath.Join(testTmp, "build-a"), "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := BuildServiceBinary(app, filepath.Join(testTmp, "build-b", "elsewhere"), "amd64")
+	b, err := appbuild.Build(app, filepath.Join(testTmp, "build-b", "elsewhere"), "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}

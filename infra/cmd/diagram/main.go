@@ -16,14 +16,15 @@ import (
 func main() {
 	assembly := flag.String("assembly", "cdk.out", "cloud assembly folder (the output of cdk synth)")
 	out := flag.String("out", "../docs/architecture.md", "Markdown file to write")
+	readme := flag.String("readme", "", "Markdown file whose diagram block to update too (e.g. ../README.md)")
 	flag.Parse()
-	if err := run(*assembly, *out); err != nil {
+	if err := run(*assembly, *out, *readme); err != nil {
 		fmt.Fprintln(os.Stderr, "diagram:", err)
 		os.Exit(1)
 	}
 }
 
-func run(assembly, out string) error {
+func run(assembly, out, readme string) error {
 	var manifest struct {
 		Artifacts map[string]struct {
 			Type       string
@@ -51,6 +52,21 @@ func run(assembly, out string) error {
 		return err
 	}
 	fmt.Println("wrote", out)
+	if readme == "" {
+		return nil
+	}
+	doc, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	updated, err := diagram.Embed(string(doc), diagram.Mermaid(tpl))
+	if err != nil {
+		return fmt.Errorf("%s: %w", readme, err)
+	}
+	if err := os.WriteFile(readme, []byte(updated), 0o644); err != nil {
+		return err
+	}
+	fmt.Println("updated", readme)
 	return nil
 }
 

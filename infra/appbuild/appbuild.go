@@ -1,0 +1,70 @@
+// Package appbuild is the one reproducible build of the service binary
+// (docs/CONTRACT.md): the CDK app ships what it builds, and the local e2e
+// suite tests the same build (go run ./infra/cmd/appbuild). It imports
+// nothing but the standard library, so using it compiles no CDK code.
+package appbuild
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Args is the go command of the build, before the output path. Changing a
+// flag changes every binary and so every deploy: keep it identical to the
+// contract.
+var Args = []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o"}
+
+// Env is the environment of the build: the contract's variables, and
+// nothing inherited that changes the output (GOFLAGS, GOAMD64/GOARM64
+// levels, GOEXPERIMENT, a workspace).
+func Env(goarch string) []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "GOWORK", "CGO_ENABLED", "GOOS", "GOARCH", "GOFLAGS", "GOAMD64", "GOARM64", "GOEXPERIMENT", "GO386":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "GOWORK=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=")
+}
+
+// Build runs the contract's build of appDir/cmd/aircraftd for linux/goarch
+// (amd64 or arm64) into outDir and returns the absolute path of the binary.
+// The binary is written under a temporary name and renamed, so concurrent
+// builds never leave a half-written file.
+func Build(appDir, outDir, goarch string) (string, error) {
+	if goarch != "amd64" && goarch != "arm64" {
+		return "", fmt.Errorf("build aircraftd: unsupported GOARCH %q", goarch)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return "", err
+	}
+	outDir, err := filepath.Abs(outDir)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(outDir, ".build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+
+	args := append(append([]string{}, Args...), filepath.Join(tmp, "aircraftd"), "./cmd/aircraftd")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = appDir
+	cmd.Env = Env(goarch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build aircraftd (cd %s && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s): %v\n%s",
+			appDir, goarch, strings.Join(args, " "), err, out)
+	}
+	bin := filepath.Join(outDir, "aircraftd")
+	if err := os.Rename(filepath.Join(tmp, "aircraftd"), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}

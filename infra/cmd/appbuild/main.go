@@ -1,0 +1,28 @@
+// Command appbuild builds the service binary exactly as the CDK app does for
+// the instance: go run ./infra/cmd/appbuild -out DIR writes DIR/aircraftd.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/aircraftdata/platform/infra/appbuild"
+)
+
+func main() {
+	app := flag.String("app", "app", "the app module's directory")
+	out := flag.String("out", "", "directory to write aircraftd to")
+	goarch := flag.String("goarch", "amd64", "amd64 (t2, t3…) or arm64 (Graviton)")
+	flag.Parse()
+	if *out == "" {
+		fmt.Fprintln(os.Stderr, "appbuild: -out is required")
+		os.Exit(2)
+	}
+	bin, err := appbuild.Build(*app, *out, *goarch)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "appbuild:", err)
+		os.Exit(1)
+	}
+	fmt.Println(bin)
+}
