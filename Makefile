@@ -32,7 +32,7 @@ seed: devstack ## upload the readsb-hist samples to the local bucket
 # --- tests ------------------------------------------------------------------
 
 .PHONY: test
-test: test-app test-scripts ## everything CI runs: unit + integration tests on the real local stack, infra tests, local e2e, lint
+test: lint test-app test-scripts test-infra e2e ## everything CI runs: lint, unit + integration tests on the real local stack, infra tests, local e2e
 
 .PHONY: test-app
 test-app: devstack ## app unit and integration tests (starts the local stack)
@@ -41,6 +41,45 @@ test-app: devstack ## app unit and integration tests (starts the local stack)
 .PHONY: test-scripts
 test-scripts: devstack ## local stack program: unit + its integration tests
 	@$(DEVSTACK) exec -- env GOWORK=off go -C scripts test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-infra
+test-infra: ## infra tests, offline: seed assertions, cdk-nag, reproducibility, bootstrap scripts
+	@$(MAKE) -C infra test
+
+.PHONY: e2e
+e2e: devstack ## local end to end: aircraftd as built for the instance, on the local stack, over pinned HTTPS (+ the AWS suite's offline tests)
+	@$(DEVSTACK) exec -- env E2E_AWS= go test $(GO_TEST_FLAGS) -timeout 30m ./test/...
+
+.PHONY: e2e-aws
+e2e-aws: ## AWS end to end: deploy a stack of its own, check it over HTTPS, destroy it (E2E_AWS=1 and AWS credentials; docs/e2e.md)
+	@go test $(GO_TEST_FLAGS) -v -timeout 170m -run '^TestAWS$$' ./test/awsstack/
+
+.PHONY: lint
+lint: ## actionlint on the workflows; gofmt, go vet and staticcheck on every module; shellcheck on .ci/run
+	@cd scripts && GOWORK=off go tool actionlint ../.github/workflows/*.yml
+	@test -z "$$(gofmt -l app infra/*.go infra/appbuild infra/cmd test scripts)" || { gofmt -l app infra/*.go infra/appbuild infra/cmd test scripts; echo "gofmt: files above need formatting" >&2; exit 1; }
+	@go vet ./app/... ./infra/... ./test/...
+	@cd scripts && GOWORK=off go vet ./...
+	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	@.dev/bin/staticcheck ./app/... ./infra/... ./test/...
+	@cd scripts && GOWORK=off ../.dev/bin/staticcheck ./...
+	@shellcheck .ci/run
+
+# --- AWS (infra/Makefile; CONTEXT="-c stackName=you", CDK_FLAGS=…) ---------
+
+.PHONY: synth diff deploy destroy bootstrap diagram
+synth: ## CDK synth of infra/ (offline, no AWS credentials)
+	@$(MAKE) -C infra synth
+diff: ## cdk diff against the deployed stack
+	@$(MAKE) -C infra diff
+deploy: ## cdk deploy; returns when the new release is healthy on the instance
+	@$(MAKE) -C infra deploy
+destroy: ## cdk destroy
+	@$(MAKE) -C infra destroy
+bootstrap: ## cdk bootstrap (once per account and region)
+	@$(MAKE) -C infra bootstrap
+diagram: ## regenerate the architecture picture (docs/architecture.md, README) from the synthesized template
+	@$(MAKE) -C infra diagram
 
 # --- benchmarks -------------------------------------------------------------
 
