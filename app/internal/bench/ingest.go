@@ -87,6 +87,7 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	}
 	defer svc.stop()
 
+	cpuBefore := cpuByProcess()
 	start := time.Now()
 	var res struct {
 		FilesIngested   int     `json:"files_ingested"`
@@ -100,6 +101,10 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 		return err
 	}
 	wall := time.Since(start).Seconds()
+	cpu := cpuByProcess()
+	for name, v := range cpuBefore {
+		cpu[name] -= v
+	}
 	peak := svc.peakRSS()
 	if res.FilesIngested != nfiles || res.Observations != obs || res.FilesFailed != 0 {
 		return fmt.Errorf("the service ingested %d files / %d observations (%d failed); the decoder saw %d / %d",
@@ -118,6 +123,8 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	fmt.Fprintf(w, "pure decode + aggregate, in memory, %d workers\t%.0f MB/s\n", decoded.workers, decoded.mbs)
 	fmt.Fprintf(w, "service ingest S3 -> Postgres, end to end\t%.0f MB/s, %.0f observations/s (%.1f s)\n", ingestMBs, float64(res.Observations)/wall, wall)
 	fmt.Fprintf(w, "ratio ingest / pure decode\t%.2f (target >= 0.5)\n", ingestMBs/decoded.mbs)
+	fmt.Fprintf(w, "CPU seconds during the ingest\taircraftd %.1f, versitygw %.1f, postgres %.1f (of %.1f available)\n",
+		cpu["aircraftd"], cpu["versitygw"], cpu["postgres"], wall*float64(runtime.NumCPU()))
 	fmt.Fprintf(w, "service peak RSS (VmHWM)\t%.0f MiB (target <= 150)\n", float64(peak)/(1<<20))
 	fmt.Fprintf(w, "GET /aircraft-stats at %d req/s for %s\tp50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors, %.0f req/s achieved (target p99 <= 2 ms)\n",
 		o.Rate, o.Duration, lat.p50, lat.p99, lat.max, lat.errors, lat.achieved)
@@ -444,4 +451,34 @@ func machine() string {
 	var si syscall.Sysinfo_t
 	_ = syscall.Sysinfo(&si)
 	return fmt.Sprintf("%s, %d cores (GOMAXPROCS), %.0f GiB", cpu, runtime.GOMAXPROCS(0), float64(si.Totalram)*float64(si.Unit)/(1<<30))
+}
+
+// cpuByProcess sums user+system CPU seconds of the processes of interest by
+// command name, from /proc.
+func cpuByProcess() map[string]float64 {
+	out := map[string]float64{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range dirs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid … utime(14) stime(15): comm may hold spaces.
+		open, end := strings.IndexByte(string(data), '('), strings.LastIndexByte(string(data), ')')
+		if open < 0 || end < open {
+			continue
+		}
+		name := string(data[open+1 : end])
+		if name != "aircraftd" && name != "versitygw" && name != "postgres" {
+			continue
+		}
+		f := strings.Fields(string(data[end+2:]))
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		out[name] += (utime + stime) / 100 // clock ticks (USER_HZ = 100 on Linux)
+	}
+	return out
 }

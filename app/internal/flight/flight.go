@@ -89,14 +89,18 @@ func IsEmergency(v string) bool { return v != "" && v != "none" }
 // Partial is the contribution of some observations to one aircraft's
 // statistics. Partials merge associatively, so files can be aggregated in any
 // order and any grouping and give the same result.
+//
+// Times are Unix milliseconds rather than time.Time: a Partial then holds no
+// pointers but its strings, which keeps the collector's work small when
+// hundreds of thousands of them pass through an ingestion.
 type Partial struct {
 	Observations   int64
-	FirstSeen      time.Time
-	LastSeen       time.Time
+	FirstSeen      int64 // Unix ms
+	LastSeen       int64 // Unix ms
 	Registration   string
-	RegistrationAt time.Time // when Registration was last seen
+	RegistrationAt int64 // Unix ms when Registration was last seen
 	Type           string
-	TypeAt         time.Time
+	TypeAt         int64
 	AltitudeCount  int64
 	AltitudeSum    float64
 	AltitudeMax    float64
@@ -106,19 +110,19 @@ type Partial struct {
 	Emergencies    []string // sorted, distinct
 }
 
-// Observe adds one observation made at time at.
-func (p *Partial) Observe(o Observation, at time.Time) {
-	if p.Observations == 0 || at.Before(p.FirstSeen) {
+// Observe adds one observation made at Unix millisecond at.
+func (p *Partial) Observe(o Observation, at int64) {
+	if p.Observations == 0 || at < p.FirstSeen {
 		p.FirstSeen = at
 	}
-	if p.Observations == 0 || at.After(p.LastSeen) {
+	if p.Observations == 0 || at > p.LastSeen {
 		p.LastSeen = at
 	}
 	p.Observations++
-	if o.Registration != "" && !at.Before(p.RegistrationAt) {
+	if o.Registration != "" && at >= p.RegistrationAt {
 		p.Registration, p.RegistrationAt = o.Registration, at
 	}
-	if o.Type != "" && !at.Before(p.TypeAt) {
+	if o.Type != "" && at >= p.TypeAt {
 		p.Type, p.TypeAt = o.Type, at
 	}
 	if o.Altitude.Valid {
@@ -145,17 +149,17 @@ func (p *Partial) Merge(q *Partial) {
 	if q.Observations == 0 {
 		return
 	}
-	if p.Observations == 0 || q.FirstSeen.Before(p.FirstSeen) {
+	if p.Observations == 0 || q.FirstSeen < p.FirstSeen {
 		p.FirstSeen = q.FirstSeen
 	}
-	if p.Observations == 0 || q.LastSeen.After(p.LastSeen) {
+	if p.Observations == 0 || q.LastSeen > p.LastSeen {
 		p.LastSeen = q.LastSeen
 	}
 	p.Observations += q.Observations
-	if q.Registration != "" && !q.RegistrationAt.Before(p.RegistrationAt) {
+	if q.Registration != "" && q.RegistrationAt >= p.RegistrationAt {
 		p.Registration, p.RegistrationAt = q.Registration, q.RegistrationAt
 	}
-	if q.Type != "" && !q.TypeAt.Before(p.TypeAt) {
+	if q.Type != "" && q.TypeAt >= p.TypeAt {
 		p.Type, p.TypeAt = q.Type, q.TypeAt
 	}
 	if q.AltitudeCount > 0 {
@@ -183,25 +187,23 @@ func (p *Partial) addEmergency(e string) {
 	}
 }
 
-// Aggregate holds partial statistics per aircraft address.
-type Aggregate map[string]*Partial
+// Aggregate holds partial statistics per aircraft address. Values, not
+// pointers: one allocation per map growth rather than one per aircraft.
+type Aggregate map[string]Partial
 
-// Observe adds one observation made at time at.
-func (a Aggregate) Observe(o Observation, at time.Time) {
+// Observe adds one observation made at Unix millisecond at.
+func (a Aggregate) Observe(o Observation, at int64) {
 	p := a[o.ICAO]
-	if p == nil {
-		p = new(Partial)
-		a[o.ICAO] = p
-	}
 	p.Observe(o, at)
+	a[o.ICAO] = p
 }
 
-// Merge adds every partial of b into a. b must not be used afterwards: its
-// partials may be taken over by a.
+// Merge adds every partial of b into a.
 func (a Aggregate) Merge(b Aggregate) {
 	for icao, q := range b {
-		if p := a[icao]; p != nil {
-			p.Merge(q)
+		if p, ok := a[icao]; ok {
+			p.Merge(&q)
+			a[icao] = p
 		} else {
 			a[icao] = q
 		}
@@ -221,13 +223,15 @@ func (a Aggregate) Observations() int64 {
 // aggregate a snapshot before they know its time (all of its observations
 // share one), then stamp it.
 func (a Aggregate) Stamp(at time.Time) {
-	for _, p := range a {
-		p.FirstSeen, p.LastSeen = at, at
+	ms := at.UnixMilli()
+	for icao, p := range a {
+		p.FirstSeen, p.LastSeen = ms, ms
 		if p.Registration != "" {
-			p.RegistrationAt = at
+			p.RegistrationAt = ms
 		}
 		if p.Type != "" {
-			p.TypeAt = at
+			p.TypeAt = ms
 		}
+		a[icao] = p
 	}
 }

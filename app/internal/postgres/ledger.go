@@ -175,7 +175,7 @@ func upsertStats(ctx context.Context, tx pgx.Tx, agg flight.Aggregate) error {
 	for icao, p := range agg {
 		rows = append(rows, []any{
 			icao, nullString(p.Registration), nullTime(p.Registration, p.RegistrationAt),
-			nullString(p.Type), nullTime(p.Type, p.TypeAt), p.Observations, p.FirstSeen, p.LastSeen,
+			nullString(p.Type), nullTime(p.Type, p.TypeAt), p.Observations, toTime(p.FirstSeen), toTime(p.LastSeen),
 			p.AltitudeCount, p.AltitudeSum, nullMax(p.AltitudeCount, p.AltitudeMax),
 			p.SpeedCount, p.SpeedSum, nullMax(p.SpeedCount, p.SpeedMax), emptyIfNil(p.Emergencies),
 		})
@@ -213,10 +213,13 @@ func nullString(s string) *string {
 	return &s
 }
 
-func nullTime(s string, t time.Time) *time.Time {
+func toTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func nullTime(s string, ms int64) *time.Time {
 	if s == "" {
 		return nil
 	}
+	t := toTime(ms)
 	return &t
 }
 

@@ -192,7 +192,7 @@ func putRecords(recs *[]record) {
 func (f *File) observe(recs []record) {
 	for i := range recs {
 		if o, ok := recs[i].observation(); ok {
-			f.Aircraft.Observe(o, time.Time{})
+			f.Aircraft.Observe(o, 0)
 			f.Observations++
 		}
 	}
@@ -300,7 +300,7 @@ func decodeRecords(dec *json.Decoder, f *File) error {
 		if !ok {
 			continue // no usable address: not an aircraft we can key statistics on
 		}
-		f.Aircraft.Observe(o, time.Time{})
+		f.Aircraft.Observe(o, 0)
 		f.Observations++
 	}
 	if _, err := dec.Token(); err != nil { // closing ']'

@@ -90,6 +90,7 @@ func TestDecodeMatchesOracle(t *testing.T) {
 					t.Fatal(err)
 				}
 				wantNow := time.UnixMilli(int64(math.Round(now * 1000))).UTC()
+				ms := wantNow.UnixMilli()
 				if !f.Now.Equal(wantNow) {
 					t.Errorf("now = %v, want %v", f.Now, wantNow)
 				}
@@ -99,8 +100,8 @@ func TestDecodeMatchesOracle(t *testing.T) {
 				var total int64
 				for hex, w := range want {
 					total += w.obs
-					p := f.Aircraft[hex]
-					if p == nil {
+					p, ok := f.Aircraft[hex]
+					if !ok {
 						t.Fatalf("aircraft %s missing", hex)
 					}
 					if p.Observations != w.obs || p.Registration != w.reg || p.Type != w.typ ||
@@ -108,14 +109,14 @@ func TestDecodeMatchesOracle(t *testing.T) {
 						p.SpeedCount != w.gsN || p.SpeedSum != w.gsSum ||
 						(w.altN > 0 && p.AltitudeMax != w.altMax) || (w.gsN > 0 && p.SpeedMax != w.gsMax) ||
 						len(p.Emergencies) != len(w.emergencies) {
-						t.Fatalf("stream=%v: %s = %+v, want %+v", stream, hex, *p, *w)
+						t.Fatalf("stream=%v: %s = %+v, want %+v", stream, hex, p, *w)
 					}
 					for _, e := range p.Emergencies {
 						if !w.emergencies[e] {
 							t.Errorf("%s: emergency %q not in the data", hex, e)
 						}
 					}
-					if !p.FirstSeen.Equal(wantNow) || !p.LastSeen.Equal(wantNow) {
+					if p.FirstSeen != ms || p.LastSeen != ms {
 						t.Errorf("%s seen %v..%v, want %v", hex, p.FirstSeen, p.LastSeen, wantNow)
 					}
 				}
@@ -209,9 +210,9 @@ func TestDecodeListFormat(t *testing.T) {
 	}
 	p := f.Aircraft["abc123"]
 	if p.Observations != 2 || p.AltitudeCount != 1 || p.AltitudeMax != 1000 || p.SpeedSum != 210.5 || p.SpeedMax != 200.5 {
-		t.Errorf("abc123 = %+v", *p)
+		t.Errorf("abc123 = %+v", p)
 	}
-	if q := f.Aircraft["~0f0f0f"]; q == nil || q.AltitudeMax != 35000 || q.SpeedCount != 0 {
+	if q, ok := f.Aircraft["~0f0f0f"]; !ok || q.AltitudeMax != 35000 || q.SpeedCount != 0 {
 		t.Errorf("~0f0f0f = %+v", q)
 	}
 }
