@@ -39,7 +39,7 @@ import (
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless
 // GOMEMLIMIT says otherwise.
-const defaultMemoryLimit = 128 << 20
+const defaultMemoryLimit = 100 << 20
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
