@@ -179,7 +179,7 @@ func (s *Store) Renew(ctx context.Context, owner string, until time.Time) error 
 }
 
 // Finish records the outcomes of owner's downloads and releases their claims.
-// Each record gets its own update (one bulk write per call).
+// Each record gets its own update (bulk writes of up to maxBulk).
 func (s *Store) Finish(ctx context.Context, owner string, fs []lanes.Finished, now time.Time) error {
 	if len(fs) == 0 {
 		return nil
@@ -212,7 +212,7 @@ func (s *Store) Finish(ctx context.Context, owner string, fs []lanes.Finished, n
 		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: fKey, Value: f.Key}}).SetUpdate(update))
 	}
-	_, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	_, err := s.bulkWrite(ctx, models)
 	s.release(ctx, keys, owner)
 	if err != nil {
 		return fmt.Errorf("mongodb: record download outcomes: %w", err)

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -277,15 +278,33 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 			}
 		}
 	}
-	if len(models) > 0 {
-		bw, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		if err != nil {
-			return res, fmt.Errorf("mongodb: update records: %w", err)
-		}
-		res.Updated += int(bw.ModifiedCount)
-		res.Unchanged += len(models) - int(bw.ModifiedCount)
+	modified, err := s.bulkWrite(ctx, models)
+	if err != nil {
+		return res, fmt.Errorf("mongodb: update records: %w", err)
 	}
+	res.Updated += modified
+	res.Unchanged += len(models) - modified
 	return res, nil
+}
+
+// maxBulk bounds the operations of one bulk write. FerretDB 1.24 holds one
+// of its 100 SQLite connections per statement of an update command until the
+// command ends: a command of 100 statements or more deadlocks, and leaves
+// its database wedged until FerretDB restarts.
+const maxBulk = 50
+
+// bulkWrite runs models unordered, maxBulk at a time, and returns how many
+// documents were modified.
+func (s *Store) bulkWrite(ctx context.Context, models []mongo.WriteModel) (int, error) {
+	modified := 0
+	for chunk := range slices.Chunk(models, maxBulk) {
+		bw, err := s.coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		if err != nil {
+			return modified, err
+		}
+		modified += int(bw.ModifiedCount)
+	}
+	return modified, nil
 }
 
 func newDoc(r lanes.Record, now time.Time) bson.D {

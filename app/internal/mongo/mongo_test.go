@@ -147,6 +147,32 @@ func TestRegisterManyInBatches(t *testing.T) {
 	if len(list) != 2500 {
 		t.Errorf("%d records in the hour, want 2500", len(list))
 	}
+
+	// Many updates at once (FerretDB 1.24 deadlocks on an update command of
+	// 100 statements or more: the store must split them).
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var changed []lanes.Record
+	var fins []lanes.Finished
+	var ks []string
+	for _, r := range rs[:150] {
+		r.ETag += "-changed"
+		changed = append(changed, r)
+		ks = append(ks, r.Key)
+		fins = append(fins, lanes.Finished{Key: r.Key, Outcome: lanes.Outcome{Status: lanes.Failed, Error: "x"}})
+	}
+	if got, err := s.Register(tctx, changed, time.Now()); err != nil || got.Updated != 150 {
+		t.Fatalf("150 changed records: %+v, %v", got, err)
+	}
+	if won, _, err := s.Claim(tctx, ks, "o", time.Now(), time.Minute); err != nil || len(won) != 150 {
+		t.Fatalf("claim 150: %d, %v", len(won), err)
+	}
+	if err := s.Finish(tctx, "o", fins, time.Now()); err != nil {
+		t.Fatalf("finish 150: %v", err)
+	}
+	if failed, _ := s.List(tctx, mongo.Query{Status: lanes.Failed}); len(failed) != 150 {
+		t.Errorf("%d failed records, want 150", len(failed))
+	}
 }
 
 func TestListAndForHour(t *testing.T) {
