@@ -30,6 +30,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/readsb"
+	"github.com/aircraftdata/platform/app/internal/stacktest"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
 
@@ -68,7 +69,7 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.Name)}); err != nil {
 		return fmt.Errorf("create bucket: %w", err)
 	}
-	defer emptyAndRemove(s3c, b.Name)
+	defer stacktest.RemoveBucket(s3c, b.Name)
 
 	fmt.Fprintf(o.Out, "generating and uploading >= %d snapshots, >= %.1f GB of JSON to s3://%s ...\n", o.MinFiles, float64(o.MinBytes)/1e9, b.Name)
 	files, total, err := generate(ctx, o, b)
@@ -421,21 +422,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func emptyAndRemove(c *s3.Client, name string) {
-	ctx := context.Background()
-	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(name)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			break
-		}
-		for _, v := range page.Versions {
-			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(name), Key: v.Key, VersionId: v.VersionId})
-		}
-	}
-	_, _ = c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)})
 }
 
 func machine() string {

@@ -483,6 +483,19 @@ func TestStatsErrors(t *testing.T) {
 	}
 }
 
+type ingestJob struct {
+	State    string `json:"state"`
+	Progress struct {
+		FilesDone  int  `json:"files_done"`
+		FilesTotal int  `json:"files_total"`
+		BytesDone  int  `json:"bytes_done"`
+		BytesTotal int  `json:"bytes_total"`
+		TotalKnown bool `json:"total_known"`
+	} `json:"progress"`
+	Result *ingestResult `json:"result"`
+	Error  string        `json:"error"`
+}
+
 func TestAsyncIngestJob(t *testing.T) {
 	for _, async := range []struct{ query, prefer string }{{"?async=true", ""}, {"", "respond-async"}} {
 		e := newFlightsEnv(t)
@@ -492,33 +505,11 @@ func TestAsyncIngestJob(t *testing.T) {
 		if status != http.StatusAccepted || !strings.HasPrefix(h.Get("Location"), "/api/v1/jobs/") {
 			t.Fatalf("async: %d %s", status, body)
 		}
-		var job struct {
-			State    string `json:"state"`
-			Progress struct {
-				FilesDone  int  `json:"files_done"`
-				FilesTotal int  `json:"files_total"`
-				BytesDone  int  `json:"bytes_done"`
-				BytesTotal int  `json:"bytes_total"`
-				TotalKnown bool `json:"total_known"`
-			} `json:"progress"`
-			Result *ingestResult `json:"result"`
-			Error  string        `json:"error"`
-		}
+		var job ingestJob
 		deadline := time.Now().Add(time.Minute)
 		for {
 			_, body, _ = e.do(t, "GET", h.Get("Location"), nil)
-			job = decode[struct {
-				State    string `json:"state"`
-				Progress struct {
-					FilesDone  int  `json:"files_done"`
-					FilesTotal int  `json:"files_total"`
-					BytesDone  int  `json:"bytes_done"`
-					BytesTotal int  `json:"bytes_total"`
-					TotalKnown bool `json:"total_known"`
-				} `json:"progress"`
-				Result *ingestResult `json:"result"`
-				Error  string        `json:"error"`
-			}](t, body)
+			job = decode[ingestJob](t, body)
 			if job.State != "running" || time.Now().After(deadline) {
 				break
 			}

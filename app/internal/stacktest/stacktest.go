@@ -105,11 +105,13 @@ func Bucket(t testing.TB) bucket.Bucket {
 	}); err != nil {
 		t.Fatalf("enable versioning: %v", err)
 	}
-	t.Cleanup(func() { removeBucket(c, name) })
+	t.Cleanup(func() { RemoveBucket(c, name) })
 	return bucket.Bucket{Client: c, Name: name}
 }
 
-func removeBucket(c *s3.Client, name string) {
+// RemoveBucket deletes every version and delete marker of a bucket, then the
+// bucket; errors are ignored (it cleans up after tests and benchmarks).
+func RemoveBucket(c *s3.Client, name string) {
 	ctx := context.Background()
 	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(name)})
 	for p.HasMorePages() {
