@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -15,9 +16,9 @@ import (
 
 type ctxKey struct{}
 
-// RequestID returns the id of the request being served by ctx's handler.
-func RequestID(c interface{ Value(any) any }) string {
-	id, _ := c.Value(ctxKey{}).(string)
+// RequestID returns the id of the request whose context ctx is.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
 	return id
 }
 
@@ -31,7 +32,7 @@ func requestID() gin.HandlerFunc {
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
 		}
-		c.Set(ctxKey{}, id)
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), ctxKey{}, id))
 		c.Writer.Header().Set("X-Request-Id", id)
 		c.Next()
 	}
@@ -47,12 +48,12 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 			level = slog.LevelError
 		}
 		log.LogAttrs(c.Request.Context(), level, "request",
-			slog.String("request_id", RequestID(c)),
+			slog.String("request_id", RequestID(c.Request.Context())),
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", c.Writer.Status()),
 			slog.Int("bytes", c.Writer.Size()),
-			slog.Duration("duration", time.Since(start)),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("remote", c.ClientIP()),
 		)
 	}
@@ -67,8 +68,9 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic", "request_id", RequestID(c), "panic", v)
-				writeProblem(c, http.StatusInternalServerError, "internal error (request id "+RequestID(c)+")")
+				id := RequestID(c.Request.Context())
+				log.Error("panic", "request_id", id, "panic", v)
+				writeProblem(c, http.StatusInternalServerError, "internal error (request id "+id+")")
 			}
 		}()
 		c.Next()
