@@ -42,20 +42,23 @@ import (
 // (package mongo).
 type Store interface {
 	ForHour(ctx context.Context, h lanes.Hour) ([]lanes.Record, error)
-	// Claim claims keys for owner: won are now downloading, held are
-	// claimed by another owner whose lease has not expired.
-	Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won []lanes.Record, held []string, err error)
+	// Claim claims keys for owner: won are owner's, held are claimed by
+	// another owner whose lease has not expired.
+	Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error)
 	// Renew extends all of owner's claims.
 	Renew(ctx context.Context, owner string, until time.Time) error
-	// Finish records outcomes and releases their claims.
-	Finish(ctx context.Context, owner string, fs []lanes.Finished, now time.Time) error
+	// Update writes status changes and releases the claims of files that
+	// ended.
+	Update(ctx context.Context, owner string, cs []lanes.Change, now time.Time) error
+	// Release lets claims go (files never started).
+	Release(ctx context.Context, owner string, keys []string)
 }
 
 // Defaults for Config fields left zero.
 const (
 	DefaultWorkers         = 4
-	DefaultPartSize        = 16 << 20
-	DefaultPartConcurrency = 4
+	DefaultPartSize        = 50 << 20 // as s5cmd: measured best here with 5 ranges at once (bench-download)
+	DefaultPartConcurrency = 5
 	DefaultAttempts        = 3
 	DefaultLease           = 2 * time.Minute
 	DefaultReadTimeout     = 30 * time.Second
@@ -75,11 +78,21 @@ type Config struct {
 	Lease           time.Duration // how long a claim holds without renewal (renewed every Lease/3)
 	ReadTimeout     time.Duration // a connection idle this long is dropped (and the range retried)
 
-	// Durable syncs each file to disk before renaming it into place, and the
-	// folder after, so that a file reported downloaded survives a power
-	// loss. See the package README (docs/downloads.md) for its cost; without
-	// it a crash can leave a renamed but empty or partial file, which the
-	// next request detects (checksum) and downloads again.
+	// Durable syncs each file to disk before renaming it into place, and
+	// its folder after, before the file is reported downloaded, so that
+	// "whole or not at all" holds across a power loss or an instance crash,
+	// not only a process crash: without it the rename can reach the disk
+	// before the data, leaving a whole-looking file of zeros or a partial
+	// one that the record calls downloaded (the next request would find it
+	// wrong by its checksum and fetch it again, but a reader in between
+	// would not).
+	//
+	// Measured on the 2-core dev machine (docs/downloads.md): fsync alone
+	// cost 25-35% of the throughput of a 1 GiB download (the disk syncs at
+	// 330-1,080 MB/s); with writeback started while the file is written
+	// (sync_file_range, see startWriteback) about 20%, and 5-15% on 1 MiB
+	// files. The service pays it: it is on by default (aircraftd), and off
+	// only where files are scratch copies that a rerun repairs.
 	Durable bool
 
 	Log *slog.Logger
@@ -213,11 +226,11 @@ type fileResult struct {
 // the records cannot be read; a file that cannot be fetched is a failure in
 // the result, with its reason. p (may be nil) follows files and bytes.
 //
-// The hour's files are claimed together (one round trip) and handed to
-// the workers; files claimed by another request are claimed again once that
+// The hour's files are claimed together (one round trip) and handed to the
+// workers; files claimed by another request are claimed again once that
 // request lets them go (it finished them: they are then found present, or
-// it failed or died: they are fetched here). Outcomes are recorded in
-// batches, at the latest 100 ms after each file ends.
+// it failed or died: they are fetched here). Status changes are written in
+// batches at most 100 ms after they happen (see recorder).
 func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
 	start := time.Now()
 	recs, err := d.cfg.Store.ForHour(ctx, h)
@@ -226,9 +239,11 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	}
 	var total int64
 	keys := make([]string, len(recs))
+	byKey := make(map[string]lanes.Record, len(recs))
 	for i, r := range recs {
 		total += max(r.Size, 0)
 		keys[i] = r.Key
+		byKey[r.Key] = r
 	}
 	p.AddTotal(int64(len(recs)), total)
 	p.TotalKnown()
@@ -239,13 +254,21 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 
 	var mu sync.Mutex
 	results := make(map[string]fileResult, len(recs))
-	work := make(chan lanes.Record)
+	work := make(chan lanes.Record, len(recs))
 	var wg sync.WaitGroup
 	for range min(d.cfg.Workers, len(recs)) {
 		wg.Go(func() {
 			for r := range work {
+				if ctx.Err() != nil { // cancelled: let the claim go, the file was never started
+					d.cfg.Store.Release(context.WithoutCancel(ctx), owner, []string{r.Key})
+					mu.Lock()
+					results[r.Key] = fileResult{err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+					mu.Unlock()
+					continue
+				}
+				rec.started(r)
 				res, outcome := d.file(ctx, r, p)
-				rec.add(lanes.Finished{Key: r.Key, Outcome: outcome})
+				rec.ended(r, outcome)
 				mu.Lock()
 				results[r.Key] = res
 				mu.Unlock()
@@ -262,8 +285,8 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 			claimErr = err
 			break
 		}
-		for _, r := range won {
-			work <- r
+		for _, k := range won {
+			work <- byKey[k]
 		}
 		if waiting = held; len(waiting) == 0 {
 			break
@@ -284,19 +307,15 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	unrecorded := rec.close()
 
 	res := &HourResult{Successful: []File{}, Failed: []string{}, Failures: []Failure{}, TotalFiles: len(recs)}
-	notClaimed := make(map[string]bool, len(waiting))
-	for _, k := range waiting {
-		notClaimed[k] = true
-	}
 	for _, r := range recs {
 		fr, ok := results[r.Key]
 		switch {
 		case ok && fr.err == nil && unrecorded[r.Key] != nil:
 			fr.err = fmt.Errorf("downloaded, but recording it failed: %w", unrecorded[r.Key])
-		case !ok && notClaimed[r.Key] && claimErr != nil:
+		case !ok && claimErr != nil:
 			fr.err = claimErr
 		case !ok:
-			fr.err = errors.New("the file record disappeared during the download")
+			fr.err = errors.New("not downloaded") // cannot happen: every key is won, held or failed
 		}
 		if fr.err != nil {
 			res.Failed = append(res.Failed, r.Key)
@@ -327,9 +346,10 @@ func (d *Downloader) file(ctx context.Context, r lanes.Record, p *progress.Count
 		got, err = d.fetchWithRetries(ctx, r, rel, p)
 	}
 	if err != nil {
-		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts, "error", err)
+		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
 		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
 	}
+	r.Attempts++ // this one
 	local := filepath.Join(d.abs, rel)
 	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: local, ETag: got.etag, VersionID: got.version, Size: got.size, Checksum: got.checksum}
 	r.Status, r.LocalPath, r.Size, r.Checksum, r.LastError, r.UpdatedAt = lanes.Downloaded, local, got.size, got.checksum, "", d.now().UTC()
@@ -369,15 +389,21 @@ func (d *Downloader) renewClaims(ctx context.Context, owner string) (stop func()
 	return func() { close(done); wg.Wait() }
 }
 
-// recorder writes outcomes to the store in batches: every 100 ms, or as
-// soon as 64 are waiting. Outcomes are recorded even when the request was
+// recorder writes status changes to the store in batches, every 100 ms or
+// as soon as 64 are waiting, so that a file's status in the store is at most
+// about 100 ms behind. A file that started and ended within one batch gets
+// one write (downloaded or failed, one more attempt) instead of two: the
+// claim, not the status, is what keeps two downloads of a file apart, and
+// writes are what the store is slowest at (FerretDB spends over a
+// millisecond on each). Changes are written even when the request was
 // cancelled meanwhile.
 type recorder struct {
 	d     *Downloader
 	owner string
 
 	mu      sync.Mutex
-	pending []lanes.Finished
+	pending map[string]*lanes.Change
+	order   []string
 	failed  map[string]error
 
 	kick chan struct{}
@@ -391,7 +417,8 @@ const (
 )
 
 func newRecorder(d *Downloader, owner string) *recorder {
-	r := &recorder{d: d, owner: owner, failed: map[string]error{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	r := &recorder{d: d, owner: owner, pending: map[string]*lanes.Change{}, failed: map[string]error{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.wg.Go(func() {
 		t := time.NewTicker(recordEvery)
 		defer t.Stop()
@@ -409,10 +436,23 @@ func newRecorder(d *Downloader, owner string) *recorder {
 	return r
 }
 
-func (r *recorder) add(f lanes.Finished) {
+func (r *recorder) started(rec lanes.Record) {
 	r.mu.Lock()
-	r.pending = append(r.pending, f)
-	n := len(r.pending)
+	defer r.mu.Unlock()
+	r.pending[rec.Key] = &lanes.Change{Record: rec, Started: true}
+	r.order = append(r.order, rec.Key)
+}
+
+func (r *recorder) ended(rec lanes.Record, o lanes.Outcome) {
+	r.mu.Lock()
+	c := r.pending[rec.Key]
+	if c == nil { // its start was written already
+		c = &lanes.Change{Record: rec}
+		r.pending[rec.Key] = c
+		r.order = append(r.order, rec.Key)
+	}
+	c.Outcome = &o
+	n := len(r.order)
 	r.mu.Unlock()
 	if n >= recordBatch {
 		select {
@@ -424,26 +464,30 @@ func (r *recorder) add(f lanes.Finished) {
 
 func (r *recorder) flush() {
 	r.mu.Lock()
-	batch := r.pending
-	r.pending = nil
+	batch := make([]lanes.Change, 0, len(r.order))
+	for _, k := range r.order {
+		batch = append(batch, *r.pending[k])
+	}
+	clear(r.pending)
+	r.order = r.order[:0]
 	r.mu.Unlock()
 	if len(batch) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := r.d.cfg.Store.Finish(ctx, r.owner, batch, r.d.now().UTC()); err != nil {
-		r.d.cfg.Log.Error("recording download outcomes", "files", len(batch), "error", err)
+	if err := r.d.cfg.Store.Update(ctx, r.owner, batch, r.d.now().UTC()); err != nil {
+		r.d.cfg.Log.Error("recording download status", "files", len(batch), "error", err)
 		r.mu.Lock()
-		for _, f := range batch {
-			r.failed[f.Key] = err
+		for _, c := range batch {
+			r.failed[c.Record.Key] = err
 		}
 		r.mu.Unlock()
 	}
 }
 
-// close records what is left and returns the keys whose outcome could not
-// be recorded.
+// close writes what is left and returns the keys whose status could not be
+// written.
 func (r *recorder) close() map[string]error {
 	close(r.stop)
 	r.wg.Wait()

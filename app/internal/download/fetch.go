@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"golang.org/x/sys/unix"
 
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/progress"
@@ -279,7 +280,13 @@ func (d *Downloader) write(dir, name, rel string, m objectMeta, p *progress.Coun
 	}()
 
 	v := newVerifier(f, m.exp, m.size)
-	if err := fill(countingWriterAt{v, p, &counted}); err != nil {
+	stopFlush := func() {}
+	if d.cfg.Durable && m.size > d.cfg.PartSize {
+		stopFlush = startWriteback(f)
+	}
+	err = fill(countingWriterAt{v, p, &counted})
+	stopFlush()
+	if err != nil {
 		return got, err
 	}
 	if err := v.Verify(); err != nil {
@@ -364,4 +371,26 @@ func describeS3(err error, bucket, key string) error {
 		}
 	}
 	return fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+}
+
+// startWriteback asks the kernel, every 20 ms while a large file is being
+// written, to start writing its dirty pages to disk (sync_file_range
+// SYNC_FILE_RANGE_WRITE: it does not wait), so that the fsync before the
+// rename finds little left to write.
+func startWriteback(f *os.File) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }

@@ -38,6 +38,10 @@ func (s Status) Valid() bool {
 // Record is one file of a lane: an object of the source bucket and what
 // happened to it.
 type Record struct {
+	// ID is the store's document id (the key for records the service
+	// registered; anything for records put in by hand).
+	ID any `json:"-" bson:"_id,omitempty"`
+
 	Key       string    `json:"s3_key" bson:"s3_key" doc:"object key in the source bucket"`
 	LaneID    string    `json:"lane_id" bson:"lane_id"`
 	Timestamp time.Time `json:"timestamp" bson:"timestamp" doc:"when the file's data was recorded (UTC); selects the hour"`
@@ -264,8 +268,11 @@ type Outcome struct {
 	Error     string // Failed: why
 }
 
-// Finished is the outcome of the download of one key.
-type Finished struct {
-	Key     string
-	Outcome Outcome
+// Change is what happened to one file since its status was last written:
+// its download started (Started: status downloading, one more attempt),
+// ended (Outcome set), or both.
+type Change struct {
+	Record  Record // as read before the download (its ID and key)
+	Started bool
+	Outcome *Outcome
 }

@@ -40,52 +40,25 @@ type claimDoc struct {
 // claimBatch bounds one insertMany or $in list of claims.
 const claimBatch = 1000
 
-// Claim claims the records of keys for owner until now+lease. won are the
-// records claimed (now downloading, attempts counted), held the keys another
-// owner's unexpired claim holds. Keys without a record are neither.
-func (s *Store) Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won []lanes.Record, held []string, err error) {
-	var wonKeys []string
+// Claim claims keys for owner until now+lease: won are now owner's, held
+// are claimed by another owner whose lease has not expired. Claiming writes
+// no record: the download records that it started (Update) when it does.
+func (s *Store) Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error) {
 	for chunk := range slices.Chunk(dedupe(keys), claimBatch) {
 		w, h, err := s.claimChunk(ctx, chunk, owner, now, lease)
 		if err != nil {
+			s.release(ctx, won, owner)
 			return nil, nil, err
 		}
-		wonKeys = append(wonKeys, w...)
+		won = append(won, w...)
 		held = append(held, h...)
 	}
-	if len(wonKeys) == 0 {
-		return nil, held, nil
-	}
-	for chunk := range slices.Chunk(wonKeys, claimBatch) {
-		in := bson.D{{Key: fKey, Value: bson.D{{Key: "$in", Value: chunk}}}}
-		if _, err := s.coll.UpdateMany(ctx, in, bson.D{
-			{Key: "$set", Value: bson.D{{Key: fStatus, Value: lanes.Downloading}, {Key: fUpdatedAt, Value: now}}},
-			{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}},
-		}); err != nil {
-			s.release(ctx, wonKeys, owner)
-			return nil, nil, fmt.Errorf("mongodb: mark downloading: %w", err)
-		}
-		rs, err := s.find(ctx, in, options.Find().SetSort(bson.D{{Key: fKey, Value: 1}}))
-		if err != nil {
-			s.release(ctx, wonKeys, owner)
-			return nil, nil, err
-		}
-		won = append(won, rs...)
-	}
-	if len(won) < len(wonKeys) { // records deleted meanwhile: let their claims go
-		got := make(map[string]bool, len(won))
-		for _, r := range won {
-			got[r.Key] = true
-		}
-		var gone []string
-		for _, k := range wonKeys {
-			if !got[k] {
-				gone = append(gone, k)
-			}
-		}
-		s.release(ctx, gone, owner)
-	}
 	return won, held, nil
+}
+
+// Release lets owner's claims on keys go (downloads that never started).
+func (s *Store) Release(ctx context.Context, owner string, keys []string) {
+	s.release(ctx, keys, owner)
 }
 
 func (s *Store) claimChunk(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error) {
@@ -178,21 +151,25 @@ func (s *Store) Renew(ctx context.Context, owner string, until time.Time) error 
 	return nil
 }
 
-// Finish records the outcomes of owner's downloads and releases their claims.
-// Each record gets its own update (bulk writes of up to maxBulk).
-func (s *Store) Finish(ctx context.Context, owner string, fs []lanes.Finished, now time.Time) error {
-	if len(fs) == 0 {
+// Update writes what happened to owner's files and releases the claims of
+// those that ended. A file that started and ended since the last update
+// gets a single write. Records are addressed by their document id: on
+// FerretDB only {_id: …} finds a document without scanning the collection.
+func (s *Store) Update(ctx context.Context, owner string, cs []lanes.Change, now time.Time) error {
+	if len(cs) == 0 {
 		return nil
 	}
-	models := make([]mongo.WriteModel, 0, len(fs))
-	keys := make([]string, 0, len(fs))
-	for _, f := range fs {
-		keys = append(keys, f.Key)
-		o := f.Outcome
-		set := bson.D{{Key: fStatus, Value: o.Status}, {Key: fUpdatedAt, Value: now}}
+	models := make([]mongo.WriteModel, 0, len(cs))
+	var ended []string
+	for _, c := range cs {
+		set := bson.D{{Key: fUpdatedAt, Value: now}}
 		var unset bson.D
-		if o.Status == lanes.Downloaded {
+		switch o := c.Outcome; {
+		case o == nil:
+			set = append(set, bson.E{Key: fStatus, Value: lanes.Downloading})
+		case o.Status == lanes.Downloaded:
 			set = append(set,
+				bson.E{Key: fStatus, Value: lanes.Downloaded},
 				bson.E{Key: fLocalPath, Value: o.LocalPath},
 				bson.E{Key: fSize, Value: o.Size},
 				bson.E{Key: fChecksum, Value: o.Checksum})
@@ -203,21 +180,35 @@ func (s *Store) Finish(ctx context.Context, owner string, fs []lanes.Finished, n
 				set = append(set, bson.E{Key: fVersion, Value: o.VersionID})
 			}
 			unset = bson.D{{Key: fLastError, Value: ""}}
-		} else {
-			set = append(set, bson.E{Key: fLastError, Value: o.Error})
+		default:
+			set = append(set, bson.E{Key: fStatus, Value: o.Status}, bson.E{Key: fLastError, Value: o.Error})
 		}
 		update := bson.D{{Key: "$set", Value: set}}
 		if len(unset) > 0 {
 			update = append(update, bson.E{Key: "$unset", Value: unset})
 		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: fKey, Value: f.Key}}).SetUpdate(update))
+		if c.Started {
+			update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}})
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(idFilter(c.Record)).SetUpdate(update))
+		if c.Outcome != nil {
+			ended = append(ended, c.Record.Key)
+		}
 	}
 	_, err := s.bulkWrite(ctx, models)
-	s.release(ctx, keys, owner)
+	s.release(ctx, ended, owner)
 	if err != nil {
-		return fmt.Errorf("mongodb: record download outcomes: %w", err)
+		return fmt.Errorf("mongodb: record download status: %w", err)
 	}
 	return nil
+}
+
+// idFilter selects r's document: by id when known, else by key.
+func idFilter(r lanes.Record) bson.D {
+	if r.ID != nil {
+		return bson.D{{Key: "_id", Value: r.ID}}
+	}
+	return bson.D{{Key: fKey, Value: r.Key}}
 }
 
 // release removes owner's claims on keys (best effort: an unreleased claim

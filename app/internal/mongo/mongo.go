@@ -201,6 +201,7 @@ func (s *Store) Register(ctx context.Context, rs []lanes.Record, now time.Time) 
 }
 
 type known struct {
+	ID        any       `bson:"_id"`
 	Key       string    `bson:"s3_key"`
 	LaneID    string    `bson:"lane_id"`
 	Timestamp time.Time `bson:"timestamp"`
@@ -224,7 +225,7 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 	res.Unchanged = len(rs) - len(keys) // repeats within the call
 
 	cur, err := s.coll.Find(ctx, bson.D{{Key: fKey, Value: bson.D{{Key: "$in", Value: keys}}}},
-		options.Find().SetProjection(bson.D{{Key: fKey, Value: 1}, {Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: fKey, Value: 1}, {Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1},
 			{Key: fSize, Value: 1}, {Key: fETag, Value: 1}, {Key: fVersion, Value: 1}, {Key: fStatus, Value: 1}}))
 	if err != nil {
 		return res, fmt.Errorf("mongodb: find records: %w", err)
@@ -262,7 +263,7 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 			update = bson.D{{Key: "$set", Value: set},
 				{Key: "$unset", Value: bson.D{{Key: fLastError, Value: ""}, {Key: fChecksum, Value: ""}, {Key: fLocalPath, Value: ""}}}}
 		}
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: fKey, Value: key}}).SetUpdate(update))
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(idFilter(lanes.Record{ID: old.ID, Key: key})).SetUpdate(update))
 	}
 	if len(inserts) > 0 {
 		// A duplicate is a record registered concurrently: unchanged.
@@ -309,6 +310,7 @@ func (s *Store) bulkWrite(ctx context.Context, models []mongo.WriteModel) (int, 
 
 func newDoc(r lanes.Record, now time.Time) bson.D {
 	d := bson.D{
+		{Key: "_id", Value: r.Key}, // the key is unique: the id FerretDB can find without a scan
 		{Key: fKey, Value: r.Key},
 		{Key: fLane, Value: r.LaneID},
 		{Key: fTimestamp, Value: r.Timestamp},

@@ -153,13 +153,13 @@ func TestRegisterManyInBatches(t *testing.T) {
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var changed []lanes.Record
-	var fins []lanes.Finished
+	var cs []lanes.Change
 	var ks []string
 	for _, r := range rs[:150] {
 		r.ETag += "-changed"
 		changed = append(changed, r)
 		ks = append(ks, r.Key)
-		fins = append(fins, lanes.Finished{Key: r.Key, Outcome: lanes.Outcome{Status: lanes.Failed, Error: "x"}})
+		cs = append(cs, lanes.Change{Record: r, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "x"}})
 	}
 	if got, err := s.Register(tctx, changed, time.Now()); err != nil || got.Updated != 150 {
 		t.Fatalf("150 changed records: %+v, %v", got, err)
@@ -167,8 +167,8 @@ func TestRegisterManyInBatches(t *testing.T) {
 	if won, _, err := s.Claim(tctx, ks, "o", time.Now(), time.Minute); err != nil || len(won) != 150 {
 		t.Fatalf("claim 150: %d, %v", len(won), err)
 	}
-	if err := s.Finish(tctx, "o", fins, time.Now()); err != nil {
-		t.Fatalf("finish 150: %v", err)
+	if err := s.Update(tctx, "o", cs, time.Now()); err != nil {
+		t.Fatalf("update 150: %v", err)
 	}
 	if failed, _ := s.List(tctx, mongo.Query{Status: lanes.Failed}); len(failed) != 150 {
 		t.Errorf("%d failed records, want 150", len(failed))
@@ -224,32 +224,49 @@ func claimAndFinish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
 	if err != nil || len(won) != 1 {
 		t.Fatalf("claim %s: %v, %v", key, won, err)
 	}
-	if err := s.Finish(ctx, "setup", []lanes.Finished{{Key: key, Outcome: o}}, time.Now()); err != nil {
+	r, err := s.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, "setup", []lanes.Change{{Record: r, Started: true, Outcome: &o}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestClaimsAndOutcomes(t *testing.T) {
+func claimCount(t *testing.T, s *mongo.Store) int64 {
+	t.Helper()
+	n, err := s.Collection().Database().Collection("file_records_claims").CountDocuments(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestClaimsAndStatus(t *testing.T) {
 	s := mongotest.Store(t)
 	if _, err := s.Register(ctx, []lanes.Record{rec("k1", "lane1", t0, 5, "e"), rec("k2", "lane1", t0, 6, "e")}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	won, held, err := s.Claim(ctx, []string{"k1", "k2"}, "A", now, time.Minute)
-	if err != nil {
+	won, held, err := s.Claim(ctx, []string{"k1", "k2", "k1"}, "A", now, time.Minute)
+	if err != nil || fmt.Sprint(won) != "[k1 k2]" || len(held) != 0 {
+		t.Fatalf("A: won %v, held %v, %v", won, held, err)
+	}
+	won, held, err = s.Claim(ctx, []string{"k1", "k2"}, "B", now, time.Minute)
+	if err != nil || len(won) != 0 || fmt.Sprint(held) != "[k1 k2]" {
+		t.Errorf("B while A holds: won %v, held %v, %v", won, held, err)
+	}
+
+	// A starts both: downloading, one attempt each.
+	r1, _ := s.Get(ctx, "k1")
+	r2, _ := s.Get(ctx, "k2")
+	if err := s.Update(ctx, "A", []lanes.Change{{Record: r1, Started: true}, {Record: r2, Started: true}}, now); err != nil {
 		t.Fatal(err)
 	}
-	if keys(won) != "k1,k2" || len(held) != 0 {
-		t.Fatalf("A won %s, held %v", keys(won), held)
-	}
-	for _, r := range won {
-		if r.Status != lanes.Downloading || r.Attempts != 1 {
-			t.Errorf("claimed record: %+v", r)
+	for _, k := range []string{"k1", "k2"} {
+		if r, _ := s.Get(ctx, k); r.Status != lanes.Downloading || r.Attempts != 1 {
+			t.Errorf("%s started: %+v", k, r)
 		}
-	}
-	won, held, err = s.Claim(ctx, []string{"k1", "k2", "missing"}, "B", now, time.Minute)
-	if err != nil || len(won) != 0 || fmt.Sprint(held) != "[k1 k2]" {
-		t.Errorf("B while A holds: won %s, held %v, %v", keys(won), held, err)
 	}
 	// A renews, so B still cannot claim after A's first lease would have ended.
 	if err := s.Renew(ctx, "A", now.Add(3*time.Minute)); err != nil {
@@ -258,37 +275,64 @@ func TestClaimsAndOutcomes(t *testing.T) {
 	if won, _, _ := s.Claim(ctx, []string{"k1"}, "B", now.Add(2*time.Minute), time.Minute); len(won) != 0 {
 		t.Error("B took a renewed claim")
 	}
-	// A dies: once its lease has expired, B takes over.
+	// A dies: once its lease has expired, B takes over, and fails k1,
+	// downloads k2 (each started and ended in one write).
 	later := now.Add(4 * time.Minute)
 	won, held, err = s.Claim(ctx, []string{"k1", "k2"}, "B", later, time.Minute)
-	if err != nil || keys(won) != "k1,k2" || len(held) != 0 {
-		t.Fatalf("B after A's lease expired: won %s, held %v, %v", keys(won), held, err)
+	if err != nil || fmt.Sprint(won) != "[k1 k2]" || len(held) != 0 {
+		t.Fatalf("B after A's lease expired: won %v, held %v, %v", won, held, err)
 	}
-	if won[0].Attempts != 2 {
-		t.Errorf("attempts after takeover: %d, want 2", won[0].Attempts)
-	}
-	err = s.Finish(ctx, "B", []lanes.Finished{
-		{Key: "k1", Outcome: lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
-		{Key: "k2", Outcome: lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k2", ETag: "e", VersionID: "v1", Size: 6, Checksum: "crc32c:AAAAAA=="}},
+	err = s.Update(ctx, "B", []lanes.Change{
+		{Record: r1, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
+		{Record: r2, Started: true, Outcome: &lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k2", ETag: "e", VersionID: "v1", Size: 6, Checksum: "crc32c:AAAAAA=="}},
 	}, later)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1, _ := s.Get(ctx, "k1")
+	r1, _ = s.Get(ctx, "k1")
 	if r1.Status != lanes.Failed || r1.LastError != "cut" || r1.Attempts != 2 {
 		t.Errorf("after failure: %+v", r1)
 	}
-	r2, _ := s.Get(ctx, "k2")
-	if r2.Status != lanes.Downloaded || r2.LastError != "" || r2.LocalPath != "/d/k2" || r2.VersionID != "v1" || r2.Checksum == "" {
+	r2, _ = s.Get(ctx, "k2")
+	if r2.Status != lanes.Downloaded || r2.LastError != "" || r2.LocalPath != "/d/k2" || r2.VersionID != "v1" || r2.Checksum == "" || r2.Attempts != 2 {
 		t.Errorf("after success: %+v", r2)
 	}
-	// Finishing released the claims: C claims at once; success clears the error.
+	// Ending released the claims: a new owner claims at once; success clears the error.
+	if n := claimCount(t, s); n != 0 {
+		t.Errorf("%d claims left after every download ended", n)
+	}
 	claimAndFinish(t, s, "k1", lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k1", Size: 5})
 	if r1, _ = s.Get(ctx, "k1"); r1.Status != lanes.Downloaded || r1.LastError != "" || r1.Attempts != 3 {
 		t.Errorf("after retry: %+v", r1)
 	}
-	if n, _ := s.Collection().Database().Collection("file_records_claims").CountDocuments(ctx, bson.D{}); n != 0 {
-		t.Errorf("%d claims left after every download finished", n)
+	// Claims of files never started are released as they are.
+	if won, _, _ := s.Claim(ctx, []string{"k1", "k2"}, "C", later, time.Minute); len(won) != 2 {
+		t.Fatal("C could not claim")
+	}
+	s.Release(ctx, "C", []string{"k1", "k2"})
+	if n := claimCount(t, s); n != 0 {
+		t.Errorf("%d claims left after release", n)
+	}
+}
+
+// Records put in by hand (as the seed's users had to) have ids of their
+// own: status changes still reach them.
+func TestHandInsertedRecord(t *testing.T) {
+	s := mongotest.Store(t)
+	if _, err := s.Collection().InsertOne(ctx, bson.D{{Key: "s3_key", Value: "hand"}, {Key: "lane_id", Value: "lane1"},
+		{Key: "timestamp", Value: t0}, {Key: "status", Value: "pending"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := lanes.NewHour("lane1", "2024-02-14", 14)
+	rs, err := s.ForHour(ctx, h)
+	if err != nil || len(rs) != 1 || rs[0].ID == nil {
+		t.Fatalf("ForHour: %+v, %v", rs, err)
+	}
+	if err := s.Update(ctx, "o", []lanes.Change{{Record: rs[0], Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "x"}}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(ctx, "hand"); r.Status != lanes.Failed || r.Attempts != 1 {
+		t.Errorf("hand-inserted record after a failed download: %+v", r)
 	}
 }
 
@@ -300,6 +344,9 @@ func TestReRegistrationDuringDownload(t *testing.T) {
 	}
 	if won, _, _ := s.Claim(ctx, []string{"k"}, "A", time.Now(), time.Minute); len(won) != 1 {
 		t.Fatal("no claim")
+	}
+	if err := s.Update(ctx, "A", []lanes.Change{{Record: r0, Started: true}}, time.Now()); err != nil {
+		t.Fatal(err)
 	}
 	r1 := r0
 	r1.ETag = "new"
@@ -335,8 +382,8 @@ func TestClaimIsExclusive(t *testing.T) {
 					t.Error(err)
 				}
 				mu.Lock()
-				for _, r := range won {
-					wins[r.Key]++
+				for _, k := range won {
+					wins[k]++
 				}
 				mu.Unlock()
 			})
