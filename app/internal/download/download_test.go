@@ -320,12 +320,14 @@ func TestObjectDeletedAfterIndexing(t *testing.T) {
 }
 
 // cutProxy forwards TCP to the S3 server; while cutting, it closes each
-// connection once `after` bytes of responses went through it.
+// connection once `after` bytes of responses went through it; while slow,
+// it lets responses through at about 1 MB/s.
 type cutProxy struct {
 	ln      net.Listener
 	target  string
 	after   int64
 	cutting atomic.Bool
+	slow    atomic.Bool
 	cuts    atomic.Int64
 }
 
@@ -358,6 +360,14 @@ func (p *cutProxy) serve(c net.Conn) {
 	}
 	defer up.Close()
 	go func() { _, _ = io.Copy(up, c); up.Close() }()
+	if p.slow.Load() {
+		for {
+			if _, err := io.CopyN(c, up, 32<<10); err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
 	if !p.cutting.Load() {
 		_, _ = io.Copy(c, up)
 		return
@@ -564,4 +574,50 @@ func TestConcurrentDownloads(t *testing.T) {
 	if l := leftovers(t, e.root); len(l) > 0 {
 		t.Errorf("temp files left: %v", l)
 	}
+}
+
+// TestStatusWhileDownloading watches a slow download: its record says
+// downloading while it runs (written within the recorder's batch delay),
+// then downloaded, with one attempt.
+func TestStatusWhileDownloading(t *testing.T) {
+	e := newEnv(t)
+	key := "lane1/2024/02/14/14/slow.bin"
+	e.put(t, key, 2<<20, s3types.ChecksumAlgorithmCrc32c)
+	e.index(t)
+	proxy := newCutProxy(t, strings.TrimPrefix(stacktest.Env(t, "S3_ENDPOINT"), "http://"), 0)
+	proxy.cutting.Store(false)
+	proxy.slow.Store(true)
+	viaProxy, err := bucket.NewClient(ctx, "us-east-1", "http://"+proxy.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.downloader(t, viaProxy)
+	done := make(chan *download.HourResult, 1)
+	prog := new(progress.Counter)
+	go func() {
+		res, err := d.Download(ctx, hour(t, "lane1", 14), prog)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	seen := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !seen; time.Sleep(20 * time.Millisecond) {
+		r, _ := e.store.Get(ctx, e.prefix+key)
+		seen = r.Status == lanes.Downloading && r.Attempts == 1
+	}
+	if !seen {
+		t.Error("the record never said downloading while the file was being fetched")
+	}
+	if r := prog.Report(); r.BytesDone <= 0 || r.BytesDone >= 2<<20 {
+		t.Logf("progress mid-way: %+v", r) // informative: timing-dependent
+	}
+	res := <-done
+	if res == nil || res.Downloaded != 1 {
+		t.Fatalf("slow download: %+v", res)
+	}
+	if r, _ := e.store.Get(ctx, e.prefix+key); r.Status != lanes.Downloaded || r.Attempts != 1 {
+		t.Errorf("after the slow download: %+v", r)
+	}
+	e.checkOnDisk(t, e.prefix+key)
 }

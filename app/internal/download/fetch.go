@@ -186,6 +186,7 @@ func (d *Downloader) fetch(ctx context.Context, r lanes.Record, rel string, p *p
 			return fetched{}, err
 		}
 		if st.Size() == m.size && d.verifyExisting(rel, m.exp) == nil {
+			p.AddDone(0, m.size) // verified in place: done without a transfer
 			return fetched{present: true, size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}, nil
 		}
 		return d.fetchLarge(ctx, r, m, dir, name, rel, p) // wrong bytes on disk: fetch it again

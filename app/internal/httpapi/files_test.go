@@ -253,7 +253,7 @@ func TestFilesOverHTTP(t *testing.T) {
 		t.Fatalf("job: %v", job)
 	}
 	prog := job["progress"].(map[string]any)
-	if prog["files_done"] != 2.0 || prog["files_total"] != 2.0 || prog["bytes_total"] != float64(1000+3<<20) || prog["total_known"] != true {
+	if prog["files_done"] != 2.0 || prog["files_total"] != 2.0 || prog["bytes_total"] != float64(1000+3<<20) || prog["bytes_done"] != prog["bytes_total"] || prog["total_known"] != true {
 		t.Errorf("job progress: %v", prog)
 	}
 	result := job["result"].(map[string]any)
