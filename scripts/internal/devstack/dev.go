@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -64,6 +65,9 @@ func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}()
 
 	printDevBanner(stdout, s, rel(cert), envfile.Get(s.env, "API_TOKEN"))
+	if err := laneSamples(ctx, o, s, cert, stdout); err != nil {
+		return err
+	}
 
 	select {
 	case <-ctx.Done():
@@ -95,4 +99,18 @@ Try it:
 
 Ctrl-C stops the service and what this devstack started.
 `, serviceAddr, rel(s.LogPath("aircraftd")), serviceURL, token, cert)
+}
+
+// laneSamples runs scripts/cmd/lanesample against the running service: it
+// puts sample lane files in the bucket (idempotent), has the service index
+// them, and prints a download example.
+func laneSamples(ctx context.Context, o options, s *session, cert string, stdout io.Writer) error {
+	cmd := exec.CommandContext(ctx, "go", "run", "./cmd/lanesample", "-api", serviceURL, "-cacert", cert)
+	cmd.Dir = filepath.Join(o.root, "scripts")
+	cmd.Env = append(append(os.Environ(), s.env...), "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("sample lane files (scripts/cmd/lanesample): %w", err)
+	}
+	return nil
 }

@@ -19,8 +19,8 @@ type seedStep struct {
 // seedSteps run in order for `devstack seed` and `devstack dev`.
 var seedSteps = []seedStep{
 	{"readsb-hist snapshots", seedReadsbHist},
-	// Next: {"sample lane files", seedLaneFiles} — write sample lane files to
-	// the bucket and index them in MongoDB (MONGODB_DB_NAME/MONGODB_COLLECTION).
+	// Sample lane files need the running service (it indexes them): dev
+	// writes them after it starts aircraftd (laneSamples).
 }
 
 func seedCmd(ctx context.Context, o options, stderr io.Writer) error {
