@@ -321,12 +321,16 @@ func (s *service) call(ctx context.Context, method, path string, v any) error {
 }
 
 // peakRSS is the service's high-water resident set size in bytes.
-func (s *service) peakRSS() int64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+func (s *service) peakRSS() int64 { return vmHWM(s.cmd.Process.Pid) }
+
+// vmHWM is the high-water resident set size of process pid in bytes (-1 if
+// unknown).
+func vmHWM(pid int) int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
-	for _, line := range strings.Split(string(status), "\n") {
+	for line := range strings.SplitSeq(string(status), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10
@@ -424,10 +428,11 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// machine describes the machine the figures come from.
 func machine() string {
 	cpu := "unknown CPU"
 	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(info), "\n") {
+		for line := range strings.SplitSeq(string(info), "\n") {
 			if rest, ok := strings.CutPrefix(line, "model name"); ok {
 				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), ":"))
 				break
@@ -436,7 +441,7 @@ func machine() string {
 	}
 	var si syscall.Sysinfo_t
 	_ = syscall.Sysinfo(&si)
-	return fmt.Sprintf("%s, %d cores (GOMAXPROCS), %.0f GiB", cpu, runtime.GOMAXPROCS(0), float64(si.Totalram)*float64(si.Unit)/(1<<30))
+	return fmt.Sprintf("%s, %d cores, %.0f GiB, %s", cpu, runtime.NumCPU(), float64(si.Totalram)*float64(si.Unit)/(1<<30), runtime.Version())
 }
 
 // cpuByProcess sums user+system CPU seconds of the processes of interest by

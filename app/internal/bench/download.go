@@ -1,0 +1,587 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/mongo"
+	"github.com/aircraftdata/platform/app/internal/stacktest"
+)
+
+// DownloadOptions configure the download benchmark.
+type DownloadOptions struct {
+	Runs       int    // timed runs of each contender per shape (the median is reported)
+	SmallFiles int    // small files in the first hour
+	SmallSize  int64  // bytes per small file
+	BigSize    int64  // bytes of the large file
+	Scripts    string // the scripts module, for s5cmd
+	Keep       bool   // keep the bucket, databases and files
+}
+
+const (
+	prefix = "bench/"
+	lane   = "lane1"
+	day    = "2024-01-01"
+)
+
+// shape is one of the two workloads: an hour of the lane.
+type shape struct {
+	name  string
+	hour  int
+	files int
+	bytes int64
+}
+
+func (s shape) dir() string { return fmt.Sprintf("%s/2024/01/01/%02d", lane, s.hour) }
+
+// Download compares lane downloads with s5cmd on the local
+// stack (make bench-download): the same objects, the same S3 server, in the
+// same run, runs interleaved.
+//
+//   - 200 × 1 MiB files (one lane hour) and 1 × 1 GiB (another hour);
+//   - "service": POST /api/v1/download on the real aircraftd binary, files
+//     durable (fsync), status in MongoDB (the local stack's FerretDB);
+//   - "engine": the same downloader in this process with the records in
+//     memory and no fsync: the job s5cmd does; "engine+fsync" and
+//     "engine+mongo" add one of the two costs the service pays, to show
+//     where its time goes;
+//   - s5cmd v2.3.0 (pinned in scripts/go.mod) copying the same objects, and
+//     s5cmd followed by an fsync of every file it wrote (the durable
+//     reference for the service).
+//
+// It prints the median MB/s of each, the ratios, and the peak RSS of the
+// service while it downloads 1 GiB (VmHWM, reset before) and of s5cmd.
+// Figures, never assertions.
+func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
+	for _, k := range []string{"S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "MONGODB_URL", "DB_ADMIN_URL"} {
+		if os.Getenv(k) == "" {
+			return fmt.Errorf("%s not set: run under the local stack (make bench-download)", k)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "bench-download-")
+	if err != nil {
+		return err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(tmp)
+	}
+	log := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+
+	log("building aircraftd and s5cmd ...")
+	bin := filepath.Join(tmp, "aircraftd")
+	if err := goBuild(ctx, ".", nil, bin, "./cmd/aircraftd"); err != nil {
+		return err
+	}
+	s5 := filepath.Join(tmp, "s5cmd")
+	if err := goBuild(ctx, o.Scripts, []string{"GOWORK=off"}, s5, "github.com/peak/s5cmd/v2"); err != nil {
+		return err
+	}
+
+	endpoint := os.Getenv("S3_ENDPOINT")
+	s3c, err := bucket.NewClient(ctx, "us-east-1", endpoint)
+	if err != nil {
+		return err
+	}
+	stamp := time.Now().UnixNano()
+	b := bucket.Bucket{Client: s3c, Name: fmt.Sprintf("bench-download-%d", stamp)}
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.Name)}); err != nil {
+		return fmt.Errorf("create bucket: %w", err)
+	}
+	if !o.Keep {
+		defer stacktest.RemoveBucket(s3c, b.Name)
+	}
+
+	small := shape{name: fmt.Sprintf("%d × %s", o.SmallFiles, size(o.SmallSize)), hour: 0, files: o.SmallFiles, bytes: int64(o.SmallFiles) * o.SmallSize}
+	big := shape{name: "1 × " + size(o.BigSize), hour: 1, files: 1, bytes: o.BigSize}
+	log("uploading %s and %s to s3://%s/%s (SDK default checksum: CRC32) ...", small.name, big.name, b.Name, prefix)
+	sums, err := upload(ctx, b, o, small, big, tmp)
+	if err != nil {
+		return err
+	}
+
+	mongoDB := fmt.Sprintf("bench_download_%d", stamp)
+	svc, err := startDownloadService(ctx, bin, tmp, b.Name, mongoDB)
+	if err != nil {
+		return err
+	}
+	defer svc.stop(o.Keep)
+	store, err := mongo.Open(ctx, mongo.Options{URL: os.Getenv("MONGODB_URL"), Database: mongoDB})
+	if err != nil {
+		return err
+	}
+	if !o.Keep {
+		defer store.DropDatabase(context.WithoutCancel(ctx))
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+
+	var idx struct {
+		Added int `json:"added"`
+	}
+	if err := svc.call(ctx, "/api/v1/files/index", map[string]any{"prefix": prefix}, &idx); err != nil {
+		return err
+	}
+	if idx.Added != o.SmallFiles+1 {
+		return fmt.Errorf("index registered %d files, want %d", idx.Added, o.SmallFiles+1)
+	}
+
+	engine, err := newEngine(ctx, store, s3c, b.Name, filepath.Join(tmp, "engine"), false)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	engineSync, err := newEngine(ctx, store, s3c, b.Name, filepath.Join(tmp, "engine-fsync"), true)
+	if err != nil {
+		return err
+	}
+	defer engineSync.Close()
+	engineMongo, err := download.New(download.Config{Store: store, S3: s3c, Bucket: b.Name, Root: filepath.Join(tmp, "engine-mongo"),
+		Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer engineMongo.Close()
+	runEngine := func(d *download.Downloader, sh shape, h lanes.Hour) (time.Duration, error) {
+		if err := os.RemoveAll(filepath.Join(d.Root(), sh.dir())); err != nil {
+			return 0, err
+		}
+		t0 := time.Now()
+		res, err := d.Download(ctx, h, nil)
+		took := time.Since(t0)
+		if err == nil && (res.Downloaded != sh.files || res.FailureCount > 0) {
+			err = fmt.Errorf("%d downloaded, failures %v", res.Downloaded, res.Failures)
+		}
+		return took, err
+	}
+
+	results := map[string]map[string][]float64{} // shape → contender → MB/s
+	var svcRSS, s5RSS int64
+	for _, sh := range []shape{small, big} {
+		results[sh.name] = map[string][]float64{}
+		h, _ := lanes.NewHour(lane, day, sh.hour)
+		contenders := []struct {
+			name string
+			run  func() (time.Duration, error)
+		}{
+			{"service", func() (time.Duration, error) {
+				clear := filepath.Join(svc.downloads, sh.dir())
+				if err := os.RemoveAll(clear); err != nil {
+					return 0, err
+				}
+				if sh == big {
+					svc.resetPeakRSS()
+				}
+				t0 := time.Now()
+				err := svc.download(ctx, sh)
+				d := time.Since(t0)
+				if sh == big {
+					svcRSS = max(svcRSS, svc.peakRSS())
+				}
+				return d, err
+			}},
+			{"engine", func() (time.Duration, error) { return runEngine(engine, sh, h) }},
+			{"engine+fsync", func() (time.Duration, error) { return runEngine(engineSync, sh, h) }},
+			{"engine+mongo", func() (time.Duration, error) { return runEngine(engineMongo, sh, h) }},
+			{"s5cmd", func() (time.Duration, error) {
+				d, rss, err := s5cmd(ctx, s5, endpoint, b.Name, sh, filepath.Join(tmp, "s5cmd-out"), false)
+				if sh == big {
+					s5RSS = max(s5RSS, rss)
+				}
+				return d, err
+			}},
+			{"s5cmd+fsync", func() (time.Duration, error) {
+				d, _, err := s5cmd(ctx, s5, endpoint, b.Name, sh, filepath.Join(tmp, "s5cmd-out"), true)
+				return d, err
+			}},
+		}
+		log("%s: warm-up, then %d timed runs of each, interleaved ...", sh.name, o.Runs)
+		for i := -1; i < o.Runs; i++ {
+			for _, c := range contenders {
+				d, err := c.run()
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", sh.name, c.name, err)
+				}
+				if i >= 0 { // the first round warms caches and connections
+					results[sh.name][c.name] = append(results[sh.name][c.name], float64(sh.bytes)/1e6/d.Seconds())
+				}
+			}
+		}
+	}
+
+	// What was written is what was uploaded (sha256 of the generated bytes).
+	for _, sh := range []shape{small, big} {
+		for _, root := range []string{svc.downloads, engine.Root(), engineSync.Root(), engineMongo.Root(), filepath.Join(tmp, "s5cmd-out")} {
+			if err := verify(root, sh, sums); err != nil {
+				return err
+			}
+		}
+	}
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "\nmachine\t%s\n", machine())
+	fmt.Fprintf(w, "S3\tversitygw (local stack) at %s; MongoDB wire: FerretDB (local stack)\n", endpoint)
+	cols := []string{"service", "engine", "engine+fsync", "engine+mongo", "s5cmd", "s5cmd+fsync"}
+	fmt.Fprintf(w, "median of %d runs, MB/s\t%s\tengine/s5cmd\tservice/s5cmd\tservice/(s5cmd+fsync)\n", o.Runs, strings.Join(cols, "\t"))
+	for _, sh := range []shape{small, big} {
+		r := results[sh.name]
+		m := func(k string) float64 { return median(r[k]) }
+		fmt.Fprintf(w, "%s", sh.name)
+		for _, c := range cols {
+			fmt.Fprintf(w, "\t%.0f", m(c))
+		}
+		fmt.Fprintf(w, "\t%.2f\t%.2f\t%.2f\n", m("engine")/m("s5cmd"), m("service")/m("s5cmd"), m("service")/m("s5cmd+fsync"))
+	}
+	for _, sh := range []shape{small, big} {
+		r := results[sh.name]
+		var parts []string
+		for _, c := range cols {
+			parts = append(parts, c+" "+list(r[c]))
+		}
+		fmt.Fprintf(w, "all runs, %s\t%s\n", sh.name, strings.Join(parts, " | "))
+	}
+	fmt.Fprintf(w, "peak RSS downloading %s\tservice %.0f MiB (VmHWM, target <= 64), s5cmd %.0f MiB\n", size(o.BigSize),
+		float64(svcRSS)/(1<<20), float64(s5RSS)/(1<<20))
+	fmt.Fprintf(w, "targets\tservice >= 1.0x s5cmd on both shapes; RSS <= 64 MiB\n")
+	return w.Flush()
+}
+
+func goBuild(ctx context.Context, dir string, env []string, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// upload writes the small files and the big one (generated, seeded) and
+// returns the sha256 of each by file name.
+func upload(ctx context.Context, b bucket.Bucket, o DownloadOptions, small, big shape, tmp string) (map[string][32]byte, error) {
+	sums := map[string][32]byte{}
+	rng := rand.New(rand.NewPCG(2024, 1))
+	fill := func(p []byte) {
+		for i := 0; i+8 <= len(p); i += 8 {
+			v := rng.Uint64()
+			for j := range 8 {
+				p[i+j] = byte(v >> (8 * j))
+			}
+		}
+	}
+	buf := make([]byte, o.SmallSize)
+	for i := range small.files {
+		fill(buf)
+		name := fmt.Sprintf("f%03d.bin", i)
+		sums[small.dir()+"/"+name] = sha256.Sum256(buf)
+		if _, err := b.Client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(b.Name), Key: aws.String(prefix + small.dir() + "/" + name), Body: bytes.NewReader(buf),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	// The big file goes through a temp file: no GiB in memory.
+	f, err := os.Create(filepath.Join(tmp, "big.src"))
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	chunk := make([]byte, 4<<20)
+	for n := int64(0); n < o.BigSize; n += int64(len(chunk)) {
+		c := chunk[:min(int64(len(chunk)), o.BigSize-n)]
+		fill(c)
+		h.Write(c)
+		if _, err := f.Write(c); err != nil {
+			return nil, err
+		}
+	}
+	sums[big.dir()+"/big.bin"] = [32]byte(h.Sum(nil))
+	if _, err := f.Seek(0, 0); err != nil {
+		return nil, err
+	}
+	if _, err := b.Client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(b.Name), Key: aws.String(prefix + big.dir() + "/big.bin"), Body: f,
+	}); err != nil {
+		return nil, err
+	}
+	return sums, nil
+}
+
+// verify checks the files of sh below root against the uploaded bytes
+// (s5cmd writes an hour's files flat into its folder).
+func verify(root string, sh shape, sums map[string][32]byte) error {
+	n := 0
+	for name, want := range sums {
+		dir, file := filepath.Split(name)
+		if filepath.Clean(dir) != sh.dir() {
+			continue
+		}
+		path := filepath.Join(root, sh.dir(), file)
+		if strings.HasSuffix(root, "s5cmd-out") {
+			path = filepath.Join(root, fmt.Sprint(sh.hour), file)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if [32]byte(h.Sum(nil)) != want {
+			return fmt.Errorf("%s differs from what was uploaded", path)
+		}
+		n++
+	}
+	if n != sh.files {
+		return fmt.Errorf("%s: %d files checked, want %d", root, n, sh.files)
+	}
+	return nil
+}
+
+// s5cmd copies the hour's objects into dir/<hour>/ and returns the time
+// taken and its peak RSS. With fsync, every file it wrote is then synced
+// (part of the time).
+func s5cmd(ctx context.Context, bin, endpoint, bucketName string, sh shape, dir string, fsync bool) (time.Duration, int64, error) {
+	dst := filepath.Join(dir, fmt.Sprint(sh.hour))
+	if err := os.RemoveAll(dst); err != nil {
+		return 0, 0, err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return 0, 0, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "--endpoint-url", endpoint, "cp",
+		fmt.Sprintf("s3://%s/%s%s/*", bucketName, prefix, sh.dir()), dst+"/")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("s5cmd: %w: %s", err, stderr.String())
+	}
+	if fsync {
+		entries, err := os.ReadDir(dst)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, e := range entries {
+			f, err := os.Open(filepath.Join(dst, e.Name()))
+			if err != nil {
+				return 0, 0, err
+			}
+			err = f.Sync()
+			f.Close()
+			if err != nil {
+				return 0, 0, err
+			}
+		}
+		if d, err := os.Open(dst); err == nil {
+			_ = d.Sync()
+			d.Close()
+		}
+	}
+	d := time.Since(t0)
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss << 10
+	}
+	return d, rss, nil
+}
+
+// newEngine is the downloader with its records in memory: the transfer
+// alone.
+func newEngine(ctx context.Context, store *mongo.Store, s3c *s3.Client, bucketName, root string, durable bool) (*download.Downloader, error) {
+	mem := &memStore{recs: map[string]lanes.Record{}}
+	for _, hr := range []int{0, 1} {
+		h, _ := lanes.NewHour(lane, day, hr)
+		rs, err := store.ForHour(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		mem.byHour = append(mem.byHour, rs)
+	}
+	return download.New(download.Config{Store: mem, S3: s3c, Bucket: bucketName, Root: root, Durable: durable,
+		Log: slog.New(slog.DiscardHandler)})
+}
+
+type memStore struct {
+	byHour [][]lanes.Record
+	recs   map[string]lanes.Record
+}
+
+func (m *memStore) ForHour(_ context.Context, h lanes.Hour) ([]lanes.Record, error) {
+	return m.byHour[h.Start.Hour()], nil
+}
+
+func (m *memStore) Claim(_ context.Context, keys []string, _ string, _ time.Time, _ time.Duration) ([]string, []string, error) {
+	return keys, nil, nil
+}
+func (m *memStore) Renew(context.Context, string, time.Time) error                  { return nil }
+func (m *memStore) Update(context.Context, string, []lanes.Change, time.Time) error { return nil }
+func (m *memStore) Release(context.Context, string, []string)                       {}
+
+// dlService is the aircraftd binary, run like in production but on the local
+// stack, with plain HTTP on a free port.
+type dlService struct {
+	cmd       *exec.Cmd
+	base      string
+	token     string
+	admin     string
+	dbName    string
+	downloads string
+}
+
+func startDownloadService(ctx context.Context, bin, tmp, bucketName, mongoDB string) (*dlService, error) {
+	s := &dlService{admin: os.Getenv("DB_ADMIN_URL"), dbName: fmt.Sprintf("bench_dl_%d", time.Now().UnixNano()),
+		token: "bench-token", downloads: filepath.Join(tmp, "service")}
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+s.dbName)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbURL := strings.Replace(s.admin, "/postgres?", "/"+s.dbName+"?", 1)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s.base = "http://" + addr
+	s.cmd = exec.Command(bin)
+	s.cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "S3_BUCKET="+bucketName, "SOURCE_BUCKET="+bucketName, "HTTP_ADDR="+addr, "TLS_DISABLE=true",
+		"API_TOKEN="+s.token, "LOG_LEVEL=warn", "MONGODB_DB_NAME="+mongoDB, "DOWNLOAD_PATH="+s.downloads)
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/api/v1/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop(false)
+			return nil, fmt.Errorf("service not ready after 60 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *dlService) call(ctx context.Context, path string, body, v any) error {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, "POST", s.base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, raw)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func (s *dlService) download(ctx context.Context, sh shape) error {
+	var res struct {
+		Downloaded int `json:"downloaded_count"`
+		Failed     int `json:"failure_count"`
+		Failures   any `json:"failures"`
+	}
+	if err := s.call(ctx, "/api/v1/download", map[string]any{"lane_id": lane, "date": day, "hour": sh.hour}, &res); err != nil {
+		return err
+	}
+	if res.Downloaded != sh.files || res.Failed != 0 {
+		return fmt.Errorf("service downloaded %d of %d files, failures %v", res.Downloaded, sh.files, res.Failures)
+	}
+	return nil
+}
+
+// resetPeakRSS resets the service's VmHWM (Linux: clear_refs 5).
+func (s *dlService) resetPeakRSS() {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// peakRSS is the service's high-water resident set size in bytes.
+func (s *dlService) peakRSS() int64 { return vmHWM(s.cmd.Process.Pid) }
+
+func (s *dlService) stop(keep bool) {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Wait()
+	}
+	if keep {
+		return
+	}
+	ctx := context.Background()
+	if conn, err := pgx.Connect(ctx, s.admin); err == nil {
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.dbName+" WITH (FORCE)")
+		conn.Close(ctx)
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func list(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d B", n)
+}
