@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/download"
@@ -448,57 +446,17 @@ func (m *memStore) Release(context.Context, string, []string)                   
 // dlService is the aircraftd binary, run like in production but on the local
 // stack, with plain HTTP on a free port.
 type dlService struct {
-	cmd       *exec.Cmd
-	base      string
+	*aircraftd
 	token     string
-	admin     string
-	dbName    string
 	downloads string
 }
 
 func startDownloadService(ctx context.Context, bin, tmp, bucketName, mongoDB string) (*dlService, error) {
-	s := &dlService{admin: os.Getenv("DB_ADMIN_URL"), dbName: fmt.Sprintf("bench_dl_%d", time.Now().UnixNano()),
-		token: "bench-token", downloads: filepath.Join(tmp, "service")}
-	conn, err := pgx.Connect(ctx, s.admin)
-	if err != nil {
-		return nil, err
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+s.dbName)
-	conn.Close(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dbURL := strings.Replace(s.admin, "/postgres?", "/"+s.dbName+"?", 1)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s.base = "http://" + addr
-	s.cmd = exec.Command(bin)
-	s.cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+dbURL, "S3_BUCKET="+bucketName, "SOURCE_BUCKET="+bucketName, "HTTP_ADDR="+addr, "TLS_DISABLE=true",
-		"API_TOKEN="+s.token, "LOG_LEVEL=warn", "MONGODB_DB_NAME="+mongoDB, "DOWNLOAD_PATH="+s.downloads)
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/api/v1/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop(false)
-			return nil, fmt.Errorf("service not ready after 60 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s := &dlService{token: "bench-token", downloads: filepath.Join(tmp, "service")}
+	var err error
+	s.aircraftd, err = startAircraftd(ctx, bin, "", "S3_BUCKET="+bucketName, "SOURCE_BUCKET="+bucketName,
+		"API_TOKEN="+s.token, "MONGODB_DB_NAME="+mongoDB, "DOWNLOAD_PATH="+s.downloads)
+	return s, err
 }
 
 func (s *dlService) call(ctx context.Context, path string, body, v any) error {
@@ -509,7 +467,7 @@ func (s *dlService) call(ctx context.Context, path string, body, v any) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -534,29 +492,6 @@ func (s *dlService) download(ctx context.Context, sh shape) error {
 		return fmt.Errorf("service downloaded %d of %d files, failures %v", res.Downloaded, sh.files, res.Failures)
 	}
 	return nil
-}
-
-// resetPeakRSS resets the service's VmHWM (Linux: clear_refs 5).
-func (s *dlService) resetPeakRSS() {
-	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
-}
-
-// peakRSS is the service's high-water resident set size in bytes.
-func (s *dlService) peakRSS() int64 { return vmHWM(s.cmd.Process.Pid) }
-
-func (s *dlService) stop(keep bool) {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		_ = s.cmd.Wait()
-	}
-	if keep {
-		return
-	}
-	ctx := context.Background()
-	if conn, err := pgx.Connect(ctx, s.admin); err == nil {
-		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.dbName+" WITH (FORCE)")
-		conn.Close(ctx)
-	}
 }
 
 func median(v []float64) float64 {

@@ -3,13 +3,10 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,13 +22,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
-	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
 
 // IngestOptions configure the ingestion benchmark.
@@ -86,7 +81,7 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	if err != nil {
 		return err
 	}
-	defer svc.stop()
+	defer svc.stop(false)
 
 	cpuBefore := cpuByProcess()
 	start := time.Now()
@@ -232,15 +227,12 @@ func pureDecode(files [][]byte, workers int) (decodeFigure, int64, int) {
 }
 
 type service struct {
-	cmd    *exec.Cmd
-	base   string
-	client *http.Client
-	token  string
-	admin  string
-	dbName string
+	*aircraftd
+	token string
 }
 
-// startService builds the real binary and runs it on a fresh database.
+// startService builds the real binary and runs it over HTTPS on a fresh
+// database.
 func startService(ctx context.Context, tmp, bucketName string) (*service, error) {
 	bin := filepath.Join(tmp, "aircraftd")
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/aircraftd")
@@ -248,58 +240,10 @@ func startService(ctx context.Context, tmp, bucketName string) (*service, error)
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("build aircraftd: %w", err)
 	}
-	cert, key := filepath.Join(tmp, "cert.pem"), filepath.Join(tmp, "key.pem")
-	if _, err := tlscert.WriteFiles(cert, key, []string{"127.0.0.1"}); err != nil {
-		return nil, err
-	}
-	pemCert, _ := os.ReadFile(cert)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCert)
-
-	s := &service{admin: os.Getenv("DB_ADMIN_URL"), dbName: fmt.Sprintf("bench_%d", time.Now().UnixNano()), token: "bench-token"}
-	conn, err := pgx.Connect(ctx, s.admin)
-	if err != nil {
-		return nil, err
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+s.dbName)
-	conn.Close(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dbURL := strings.Replace(s.admin, "/postgres?", "/"+s.dbName+"?", 1)
-
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s.base = "https://127.0.0.1:" + strconv.Itoa(port)
-	s.cmd = exec.Command(bin)
-	s.cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+dbURL, "S3_BUCKET="+bucketName, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
-		"TLS_CERT_FILE="+cert, "TLS_KEY_FILE="+key, "API_TOKEN="+s.token, "LOG_LEVEL=warn")
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	s.client = &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool},
-		MaxIdleConnsPerHost: 256,
-	}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := s.client.Get(s.base + "/api/v1/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("service not ready after 30 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s := &service{token: "bench-token"}
+	var err error
+	s.aircraftd, err = startAircraftd(ctx, bin, tmp, "S3_BUCKET="+bucketName, "API_TOKEN="+s.token)
+	return s, err
 }
 
 func (s *service) call(ctx context.Context, method, path string, v any) error {
@@ -319,9 +263,6 @@ func (s *service) call(ctx context.Context, method, path string, v any) error {
 	}
 	return json.Unmarshal(body, v)
 }
-
-// peakRSS is the service's high-water resident set size in bytes.
-func (s *service) peakRSS() int64 { return vmHWM(s.cmd.Process.Pid) }
 
 // vmHWM is the high-water resident set size of process pid in bytes (-1 if
 // unknown).
@@ -405,27 +346,6 @@ func (s *service) latency(ctx context.Context, rate int, d time.Duration) (laten
 	slices.Sort(durs)
 	pct := func(p float64) float64 { return durs[min(len(durs)-1, int(p*float64(len(durs))))] }
 	return latencies{p50: pct(0.50), p99: pct(0.99), max: durs[len(durs)-1], errors: errs, achieved: achieved}, nil
-}
-
-func (s *service) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		_ = s.cmd.Wait()
-	}
-	ctx := context.Background()
-	if conn, err := pgx.Connect(ctx, s.admin); err == nil {
-		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.dbName+" WITH (FORCE)")
-		conn.Close(ctx)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // machine describes the machine the figures come from.
