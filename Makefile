@@ -63,6 +63,7 @@ lint: ## actionlint on the workflows; gofmt, go vet and staticcheck on every mod
 	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 	@.dev/bin/staticcheck ./app/... ./infra/... ./test/...
 	@cd scripts && GOWORK=off ../.dev/bin/staticcheck ./...
+	@$(MAKE) -s -C infra shellcheck
 	@shellcheck .ci/run
 
 # --- AWS (infra/Makefile; CONTEXT="-c stackName=you", CDK_FLAGS=…) ---------
