@@ -144,7 +144,7 @@ func registerFiles(api huma.API, d Deps) {
 		}
 		res, err := d.Lanes.Downloader.Download(ctx, in.hour, nil)
 		if err != nil {
-			return nil, unavailable(d, "mongodb", err)
+			return nil, unavailable(ctx, d, "mongodb", err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
@@ -167,7 +167,7 @@ func registerFiles(api huma.API, d Deps) {
 		}
 		res, err := d.Lanes.Store.Register(ctx, rs, time.Now().UTC())
 		if err != nil {
-			return nil, unavailable(d, "mongodb", err)
+			return nil, unavailable(ctx, d, "mongodb", err)
 		}
 		return &struct{ Body lanes.RegisterResult }{res}, nil
 	})
@@ -192,7 +192,7 @@ func registerFiles(api huma.API, d Deps) {
 		}
 		res, err := d.Lanes.Indexer.Index(ctx, prefix, nil)
 		if err != nil {
-			return nil, unavailable(d, "index", err)
+			return nil, unavailable(ctx, d, "index", err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
@@ -206,7 +206,7 @@ func registerFiles(api huma.API, d Deps) {
 				LaneID: in.LaneID, From: in.from, To: in.to, Status: lanes.Status(in.Status), After: in.After, Limit: in.Limit + 1,
 			})
 			if err != nil {
-				return nil, unavailable(d, "mongodb", err)
+				return nil, unavailable(ctx, d, "mongodb", err)
 			}
 			page := filesPage{Items: items}
 			if len(items) > in.Limit {

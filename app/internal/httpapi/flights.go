@@ -85,7 +85,7 @@ func registerFlights(api huma.API, d Deps) {
 			return nil, huma.Error409Conflict("an ingestion is already running; try again when it has finished")
 		}
 		if err != nil {
-			return nil, unavailable(d, "database", err)
+			return nil, unavailable(ctx, d, "database", err)
 		}
 		if in.async() {
 			return startJob(d, "ingest", func(ctx context.Context, p *progress.Counter) (any, error) {
@@ -94,7 +94,7 @@ func registerFlights(api huma.API, d Deps) {
 		}
 		res, err := run.Ingest(ctx, in.Prefix, nil)
 		if err != nil {
-			return nil, unavailable(d, "ingestion", err)
+			return nil, unavailable(ctx, d, "ingestion", err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
@@ -110,7 +110,7 @@ func registerFlights(api huma.API, d Deps) {
 				return nil, huma.Error404NotFound("no statistics for aircraft " + icao)
 			}
 			if err != nil {
-				return nil, unavailable(d, "database", err)
+				return nil, unavailable(ctx, d, "database", err)
 			}
 			return &statsOutput{Body: s}, nil
 		})
@@ -120,7 +120,7 @@ func registerFlights(api huma.API, d Deps) {
 			after := strings.ToLower(in.After)
 			items, err := d.DB.Aircraft(ctx, after, in.Limit+1)
 			if err != nil {
-				return nil, unavailable(d, "database", err)
+				return nil, unavailable(ctx, d, "database", err)
 			}
 			page := aircraftPage{Items: items}
 			if len(items) > in.Limit {
@@ -132,9 +132,9 @@ func registerFlights(api huma.API, d Deps) {
 		})
 }
 
-// unavailable logs err and answers 503 naming the dependency, without
-// leaking internals.
-func unavailable(d Deps, what string, err error) error {
-	d.Log.Error(what+" failed", "error", err)
+// unavailable logs err with the request's id and answers 503 naming the
+// dependency.
+func unavailable(ctx context.Context, d Deps, what string, err error) error {
+	d.Log.ErrorContext(ctx, what+" failed", "request_id", RequestID(ctx), "error", err)
 	return huma.Error503ServiceUnavailable(what + " unavailable: " + err.Error())
 }
