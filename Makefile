@@ -35,8 +35,8 @@ seed: devstack ## upload the readsb-hist samples to the local bucket
 test: lint test-app test-scripts test-infra e2e ## everything CI runs: lint, unit + integration tests on the real local stack, infra tests, local e2e
 
 .PHONY: test-app
-test-app: devstack ## app unit and integration tests (starts the local stack)
-	@$(DEVSTACK) exec -- go -C app test $(GO_TEST_FLAGS) ./...
+test-app: devstack ## app unit and integration tests, with the race detector (starts the local stack)
+	@$(DEVSTACK) exec -- go -C app test -race $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-scripts
 test-scripts: devstack ## local stack program: unit + its integration tests
