@@ -368,21 +368,29 @@ func (d *Downloader) file(ctx context.Context, r lanes.Record, p *progress.Count
 
 // renewClaims renews owner's claims every Lease/3 until stop is called.
 func (d *Downloader) renewClaims(ctx context.Context, owner string) (stop func()) {
+	return every(d.cfg.Lease/3, func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Lease/3)
+		defer cancel()
+		if err := d.cfg.Store.Renew(rctx, owner, d.now().UTC().Add(d.cfg.Lease)); err != nil {
+			d.cfg.Log.Warn("renewing download claims", "owner", owner, "error", err)
+		}
+	})
+}
+
+// every calls fn every interval, in a goroutine of its own, until stop is
+// called; stop returns once fn is no longer running.
+func every(interval time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(d.cfg.Lease / 3)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Lease/3)
-				if err := d.cfg.Store.Renew(rctx, owner, d.now().UTC().Add(d.cfg.Lease)); err != nil {
-					d.cfg.Log.Warn("renewing download claims", "owner", owner, "error", err)
-				}
-				cancel()
+				fn()
 			}
 		}
 	})

@@ -379,19 +379,7 @@ func describeS3(err error, bucket, key string) error {
 // SYNC_FILE_RANGE_WRITE: it does not wait), so that the fsync before the
 // rename finds little left to write.
 func startWriteback(f *os.File) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-			}
-		}
+	return every(20*time.Millisecond, func() {
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	})
-	return func() { close(done); wg.Wait() }
 }
