@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -129,5 +130,39 @@ func TestMongo(t *testing.T) {
 	}
 	if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&got); err != nil || got.LaneID != "lane1" {
 		t.Fatalf("FindOne = %+v, %v", got, err)
+	}
+}
+
+// TestMongoFindsByIDWithTheIndex checks the stack's FerretDB patch
+// (scripts/internal/ferret/patch.go): a find by _id is answered from the _id
+// index, not by scanning the collection. FerretDB's explain returns SQLite's
+// EXPLAIN QUERY PLAN.
+func TestMongoFindsByIDWithTheIndex(t *testing.T) {
+	ctx := needStack(t)
+	c, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URL")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(ctx)
+	db := c.Database(os.Getenv("MONGODB_DB_NAME"))
+	coll := db.Collection("devstack_check_" + strings.ToLower(rand.Text()[:8]))
+	defer coll.Drop(ctx)
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "k1"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, filter := range []bson.D{
+		{{Key: "_id", Value: "k1"}},
+		{{Key: "lane_id", Value: "lane1"}}, // the control: no index, a scan
+	} {
+		var plan bson.M
+		cmd := bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: coll.Name()}, {Key: "filter", Value: filter}}}}
+		if err := db.RunCommand(ctx, cmd).Decode(&plan); err != nil {
+			t.Fatal(err)
+		}
+		text := fmt.Sprint(plan["queryPlanner"])
+		indexed := strings.Contains(text, "USING INDEX")
+		if wantIndexed := filter[0].Key == "_id"; indexed != wantIndexed {
+			t.Errorf("find %v: plan %s; want the _id index used: %v", filter, text, wantIndexed)
+		}
 	}
 }

@@ -89,15 +89,20 @@ func (s *Stack) startS3AndMongo(ctx context.Context, log io.Writer) error {
 	needS3 := !proc.Listening(s3local.Addr) || s3local.Reachable(ctx, c) != nil
 	needMongo := !proc.Listening(ferret.Addr) || ferret.Ping(ctx, ferret.URL) != nil
 
-	var pkgs []string
+	var flags, pkgs []string
 	if needS3 {
 		pkgs = append(pkgs, "github.com/versity/versitygw/cmd/versitygw")
 	}
 	if needMongo {
+		modFile, err := ferret.PatchedModFile(ctx, filepath.Join(s.Root, "scripts"), s.Dir)
+		if err != nil {
+			return err
+		}
+		flags = append(flags, "-modfile", modFile)
 		pkgs = append(pkgs, "./cmd/ferretdb")
 	}
 	if len(pkgs) > 0 {
-		if err := s.buildTools(ctx, log, pkgs); err != nil {
+		if err := s.buildTools(ctx, log, flags, pkgs); err != nil {
 			return err
 		}
 	}
@@ -126,9 +131,10 @@ func (s *Stack) startS3AndMongo(ctx context.Context, log io.Writer) error {
 
 // buildTools builds the pinned tools of the scripts module into .dev/bin.
 // The Go build cache makes this a sub-second no-op once built.
-func (s *Stack) buildTools(ctx context.Context, log io.Writer, pkgs []string) error {
+func (s *Stack) buildTools(ctx context.Context, log io.Writer, flags, pkgs []string) error {
 	start := time.Now()
-	args := append([]string{"build", "-o", s.BinDir() + string(filepath.Separator)}, pkgs...)
+	args := append([]string{"build", "-o", s.BinDir() + string(filepath.Separator)}, flags...)
+	args = append(args, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = filepath.Join(s.Root, "scripts")
 	cmd.Env = append(os.Environ(), "GOWORK=off")
