@@ -81,6 +81,9 @@ func (k *crcKind) sum(crc uint64) []byte {
 // combine returns the CRC of A‖B from crc1 = CRC(A), crc2 = CRC(B) and
 // len2 = len(B), in O(log len2) GF(2) matrix steps.
 func (k *crcKind) combine(crc1, crc2 uint64, len2 int64) uint64 {
+	if crc1 == 0 { // A is empty (or sums to 0): shifting 0 gives 0; the common case of one run
+		return crc2
+	}
 	if len2 <= 0 {
 		return crc1
 	}

@@ -319,6 +319,39 @@ func TestObjectDeletedAfterIndexing(t *testing.T) {
 	e.checkOnDisk(t, others...)
 }
 
+// TestFileThatCannotBePutInPlace: the target name is taken by a folder, so
+// the verified temp file cannot be renamed into place. The file fails with
+// the reason, its temp file is gone, and the others of the hour succeed.
+func TestFileThatCannotBePutInPlace(t *testing.T) {
+	e := newEnv(t)
+	for i := range 3 {
+		e.put(t, fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i), 2000+i, s3types.ChecksumAlgorithmCrc32c)
+	}
+	e.index(t)
+	taken := filepath.Join(e.root, "lane1", "2024", "02", "14", "14", "f1.bin")
+	if err := os.MkdirAll(filepath.Join(taken, "in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.downloader(t, e.bucket.Client).Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := e.prefix + "lane1/2024/02/14/14/f1.bin"
+	if got.SuccessCount != 2 || got.FailureCount != 1 || got.Failed[0] != blocked {
+		t.Fatalf("got %d ok, failed %v", got.SuccessCount, got.Failures)
+	}
+	if reason := got.Failures[0].Reason; !strings.Contains(reason, "rename into place") {
+		t.Errorf("reason %q does not say the file could not be put in place", reason)
+	}
+	if r, _ := e.store.Get(ctx, blocked); r.Status != lanes.Failed || !strings.Contains(r.LastError, "rename") {
+		t.Errorf("record of the blocked file: %+v", r)
+	}
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+	e.checkOnDisk(t, e.prefix+"lane1/2024/02/14/14/f0.bin", e.prefix+"lane1/2024/02/14/14/f2.bin")
+}
+
 // cutProxy forwards TCP to the S3 server; while cutting, it closes each
 // connection once `after` bytes of responses went through it; while slow,
 // it lets responses through at about 1 MB/s.

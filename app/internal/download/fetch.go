@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,22 @@ type fetched struct {
 	etag     string
 	version  string
 	checksum string
+	staged   *staged // the verified temp file to commit (nil when present)
+}
+
+// staged is a fetched and verified temp file, not yet in place: commit
+// syncs it (when durable) and renames it.
+type staged struct {
+	f       *os.File
+	t       target
+	tmp     string // name in t.dir
+	counted int64  // bytes reported to progress, taken back if the commit fails
+}
+
+// target is where a file goes: a name in its folder.
+type target struct {
+	dir  *os.Root // the file's folder, below DOWNLOAD_PATH (see folders)
+	name string
 }
 
 // permanent marks an error that retrying cannot fix.
@@ -44,10 +59,10 @@ type permanent struct{ error }
 
 func (e permanent) Unwrap() error { return e.error }
 
-func (d *Downloader) fetchWithRetries(ctx context.Context, r lanes.Record, rel string, p *progress.Counter) (fetched, error) {
+func (d *Downloader) fetchWithRetries(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		got, err := d.fetch(ctx, r, rel, p)
+		got, err := d.fetch(ctx, r, t, p)
 		if err == nil || ctx.Err() != nil || !transient(err) || attempt >= d.cfg.Attempts {
 			var pe permanent
 			if errors.As(err, &pe) {
@@ -169,7 +184,7 @@ func (d *Downloader) head(ctx context.Context, r lanes.Record) (objectMeta, erro
 }
 
 // fetch makes one attempt at one file:
-//   - a file already at rel with the object's size and checksum is kept
+//   - a file already at t with the object's size and checksum is kept
 //     (one HEAD, no GET);
 //   - a small object (up to one part) comes in one GET that also carries its
 //     checksums;
@@ -178,31 +193,30 @@ func (d *Downloader) head(ctx context.Context, r lanes.Record) (objectMeta, erro
 //
 // Bytes go to a temp file next to the target, through the verifier, and the
 // file is renamed into place only once verified.
-func (d *Downloader) fetch(ctx context.Context, r lanes.Record, rel string, p *progress.Counter) (fetched, error) {
-	dir, name := filepath.Split(rel)
-	if st, err := d.root.Lstat(rel); err == nil && st.Mode().IsRegular() {
+func (d *Downloader) fetch(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
+	if st, err := t.dir.Lstat(t.name); err == nil && st.Mode().IsRegular() {
 		m, err := d.head(ctx, r)
 		if err != nil {
 			return fetched{}, err
 		}
-		if st.Size() == m.size && d.verifyExisting(rel, m.exp) == nil {
+		if st.Size() == m.size && verifyExisting(t, m.exp) == nil {
 			p.AddDone(0, m.size) // verified in place: done without a transfer
 			return fetched{present: true, size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}, nil
 		}
-		return d.fetchLarge(ctx, r, m, dir, name, rel, p) // wrong bytes on disk: fetch it again
+		return d.fetchLarge(ctx, r, m, t, p) // wrong bytes on disk: fetch it again
 	}
 	if r.Size > 0 && r.Size <= d.cfg.PartSize {
-		return d.fetchSmall(ctx, r, dir, name, rel, p)
+		return d.fetchSmall(ctx, r, t, p)
 	}
 	m, err := d.head(ctx, r)
 	if err != nil {
 		return fetched{}, err
 	}
-	return d.fetchLarge(ctx, r, m, dir, name, rel, p)
+	return d.fetchLarge(ctx, r, m, t, p)
 }
 
-func (d *Downloader) verifyExisting(rel string, exp Expected) error {
-	f, err := d.root.Open(rel)
+func verifyExisting(t target, exp Expected) error {
+	f, err := t.dir.Open(t.name)
 	if err != nil {
 		return err
 	}
@@ -212,7 +226,7 @@ func (d *Downloader) verifyExisting(rel string, exp Expected) error {
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, dir, name, rel string, p *progress.Counter) (fetched, error) {
+func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(r.Key)}
 	if r.ETag != "" {
 		in.IfMatch = aws.String(`"` + r.ETag + `"`)
@@ -226,7 +240,7 @@ func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, dir, name, 
 	if err := d.matches(r, m); err != nil {
 		return fetched{}, err
 	}
-	return d.write(dir, name, rel, m, p, func(w io.WriterAt) error {
+	return d.write(t, m, p, func(w io.WriterAt) error {
 		buf := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(buf)
 		_, err := io.CopyBuffer(&offsetWriter{w: w}, out.Body, *buf)
@@ -237,8 +251,8 @@ func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, dir, name, 
 	})
 }
 
-func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMeta, dir, name, rel string, p *progress.Counter) (fetched, error) {
-	return d.write(dir, name, rel, m, p, func(w io.WriterAt) error {
+func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMeta, t target, p *progress.Counter) (fetched, error) {
+	return d.write(t, m, p, func(w io.WriterAt) error {
 		if m.size == 0 {
 			return nil
 		}
@@ -256,17 +270,13 @@ func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMet
 }
 
 // write creates a temp file in the target folder, lets fill write the
-// object into it, verifies it, and renames it to rel. On any failure the
-// temp file is removed: a file appears whole or not at all.
-func (d *Downloader) write(dir, name, rel string, m objectMeta, p *progress.Counter, fill func(io.WriterAt) error) (fetched, error) {
+// object into it, verifies it, and returns it staged for commit, which
+// renames it to t. On any failure the temp file is removed: a file
+// appears whole or not at all.
+func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill func(io.WriterAt) error) (fetched, error) {
 	got := fetched{size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}
-	if dir != "" {
-		if err := d.root.MkdirAll(dir, 0o755); err != nil {
-			return got, permanent{fmt.Errorf("create folder: %w", err)}
-		}
-	}
-	tmp := filepath.Join(dir, "."+name+".part-"+randomSuffix())
-	f, err := d.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := "." + t.name + ".part-" + randomSuffix()
+	f, err := t.dir.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return got, permanent{fmt.Errorf("create temp file: %w", err)}
 	}
@@ -275,7 +285,7 @@ func (d *Downloader) write(dir, name, rel string, m objectMeta, p *progress.Coun
 	defer func() {
 		if !ok {
 			f.Close()
-			_ = d.root.Remove(tmp)
+			_ = t.dir.Remove(tmp)
 			p.AddDone(0, -counted.Load())
 		}
 	}()
@@ -294,31 +304,54 @@ func (d *Downloader) write(dir, name, rel string, m objectMeta, p *progress.Coun
 		return got, err
 	}
 	if d.cfg.Durable {
-		if err := f.Sync(); err != nil {
-			return got, permanent{fmt.Errorf("sync: %w", err)}
-		}
-	}
-	if err := f.Close(); err != nil {
-		return got, permanent{fmt.Errorf("close: %w", err)}
-	}
-	if err := d.root.Rename(tmp, rel); err != nil {
-		return got, permanent{fmt.Errorf("rename into place: %w", err)}
+		// Start writing the rest to disk now, without waiting: by the
+		// time commit syncs the file, little is left to write.
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	ok = true
-	if d.cfg.Durable {
-		if err := syncDir(d.root, dir); err != nil {
-			return got, permanent{fmt.Errorf("sync folder: %w", err)}
-		}
-	}
 	got.bytes = m.size
+	got.staged = &staged{f: f, t: t, tmp: tmp, counted: counted.Load()}
 	return got, nil
 }
 
-func syncDir(root *os.Root, dir string) error {
-	if dir == "" {
-		dir = "."
+// commit puts a staged file in place: synced to disk first when durable,
+// then renamed, then its folder synced. If it cannot, the temp file is
+// removed and nothing is visible.
+func (d *Downloader) commit(s *staged, p *progress.Counter) error {
+	err := func() error {
+		if d.cfg.Durable {
+			if err := s.f.Sync(); err != nil {
+				return fmt.Errorf("sync: %w", err)
+			}
+		}
+		err := s.f.Close()
+		s.f = nil
+		if err != nil {
+			return fmt.Errorf("close: %w", err)
+		}
+		if err := s.t.dir.Rename(s.tmp, s.t.name); err != nil {
+			return fmt.Errorf("rename into place: %w", err)
+		}
+		return nil
+	}()
+	if err != nil {
+		if s.f != nil {
+			s.f.Close()
+		}
+		_ = s.t.dir.Remove(s.tmp)
+		p.AddDone(0, -s.counted)
+		return err
 	}
-	f, err := root.Open(dir)
+	if d.cfg.Durable {
+		if err := syncDir(s.t.dir); err != nil {
+			return fmt.Errorf("sync folder: %w", err)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir *os.Root) error {
+	f, err := dir.Open(".")
 	if err != nil {
 		return err
 	}
