@@ -198,7 +198,7 @@ func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s
 	source := bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
 	dl, err := download.New(download.Config{
 		Store: store, S3: s3c, Bucket: source.Name, Root: cfg.DownloadPath,
-		Workers: cfg.DownloadWorkers, Durable: true, Log: log,
+		Workers: cfg.DownloadWorkers, Durable: cfg.DownloadFsync, Log: log,
 	})
 	if err != nil {
 		_ = store.Close(context.WithoutCancel(ctx))

@@ -45,6 +45,7 @@ type Config struct {
 	MongoTLSCAFile    string
 	DownloadPath      string
 	DownloadWorkers   int
+	DownloadFsync     bool // sync each file (and its folder) to disk before it counts as downloaded
 
 	CORSAllowOrigins []string
 	LogLevel         string
@@ -74,8 +75,8 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 		return n
 	}
-	boolean := func(key string) bool {
-		v := env(key, "false")
+	boolean := func(key string, def bool) bool {
+		v := env(key, strconv.FormatBool(def))
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: want true or false", key, v))
@@ -87,7 +88,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		RedirectAddr:      env("REDIRECT_ADDR", ""),
 		TLSCertFile:       env("TLS_CERT_FILE", ""),
 		TLSKeyFile:        env("TLS_KEY_FILE", ""),
-		TLSDisable:        boolean("TLS_DISABLE"),
+		TLSDisable:        boolean("TLS_DISABLE", false),
 		ACMEDomain:        env("ACME_DOMAIN", ""),
 		ACMEEmail:         env("ACME_EMAIL", ""),
 		ACMECacheDir:      env("ACME_CACHE_DIR", "acme-cache"),
@@ -113,6 +114,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		MongoTLSCAFile:    env("MONGODB_TLS_CA_FILE", ""),
 		DownloadPath:      env("DOWNLOAD_PATH", "./downloads"),
 		DownloadWorkers:   number("DOWNLOAD_WORKERS", 4),
+		DownloadFsync:     boolean("DOWNLOAD_FSYNC", true),
 		LogLevel:          env("LOG_LEVEL", "info"),
 	}
 	c.SourceBucket = env("SOURCE_BUCKET", c.S3Bucket)

@@ -16,7 +16,8 @@ func TestDefaultsAndSeedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.HTTPAddr != ":8443" || c.TLSDisable || c.MongoDBName != "s3_files" || c.MongoCollection != "file_records" ||
-		c.SourceBucket != "aircraft-data" || c.DownloadPath != "./downloads" || c.AWSRegion != "us-east-1" {
+		c.SourceBucket != "aircraft-data" || c.DownloadPath != "./downloads" || c.AWSRegion != "us-east-1" ||
+		!c.DownloadFsync || c.DownloadWorkers != 4 {
 		t.Errorf("defaults: %+v", c)
 	}
 	u, err := c.PostgresURL()
@@ -63,12 +64,20 @@ func TestInvalidSettings(t *testing.T) {
 	for name, m := range map[string]map[string]string{
 		"half a key pair": {"TLS_CERT_FILE": "c.pem"},
 		"bad bool":        {"TLS_DISABLE": "maybe"},
+		"bad fsync":       {"DOWNLOAD_FSYNC": "sometimes"},
 		"bad number":      {"INGEST_WORKERS": "-1"},
 		"plain with cert": {"TLS_DISABLE": "true", "TLS_CERT_FILE": "c", "TLS_KEY_FILE": "k"},
 	} {
 		if _, err := Load(env(m)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestDownloadFsyncOff(t *testing.T) {
+	c, err := Load(env(map[string]string{"DOWNLOAD_FSYNC": "false"}))
+	if err != nil || c.DownloadFsync {
+		t.Errorf("DOWNLOAD_FSYNC=false: fsync %v, %v", c.DownloadFsync, err)
 	}
 }
 
