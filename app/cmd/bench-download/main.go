@@ -15,7 +15,7 @@ import (
 
 func main() {
 	var o bench.DownloadOptions
-	flag.IntVar(&o.Runs, "runs", 3, "timed runs of each contender per shape (the median is reported)")
+	flag.IntVar(&o.Runs, "runs", 5, "timed runs of each contender per shape (the median is reported)")
 	flag.IntVar(&o.SmallFiles, "files", 200, "small files in the first hour")
 	flag.Int64Var(&o.SmallSize, "small", 1<<20, "bytes per small file")
 	flag.Int64Var(&o.BigSize, "big", 1<<30, "bytes of the large file")

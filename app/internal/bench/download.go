@@ -61,8 +61,10 @@ func (s shape) dir() string { return fmt.Sprintf("%s/2024/01/01/%02d", lane, s.h
 // same run, runs interleaved.
 //
 //   - 200 × 1 MiB files (one lane hour) and 1 × 1 GiB (another hour);
-//   - "service": POST /api/v1/download on the real aircraftd binary, files
-//     durable (fsync), status in MongoDB (the local stack's FerretDB);
+//   - "service": POST /api/v1/download on the real aircraftd binary, as
+//     deployed: files durable (fsync), status in MongoDB (the local stack's
+//     FerretDB); "service, no fsync" is a second aircraftd with
+//     DOWNLOAD_FSYNC=false, the same job as s5cmd's plus the bookkeeping;
 //   - "engine": the same downloader in this process with the records in
 //     memory and no fsync: the job s5cmd does; "engine+fsync" and
 //     "engine+mongo" add one of the two costs the service pays, to show
@@ -71,9 +73,12 @@ func (s shape) dir() string { return fmt.Sprintf("%s/2024/01/01/%02d", lane, s.h
 //     s5cmd followed by an fsync of every file it wrote (the durable
 //     reference for the service).
 //
-// It prints the median MB/s of each, the ratios, and the peak RSS of the
-// service while it downloads 1 GiB (VmHWM, reset before) and of s5cmd.
-// Figures, never assertions.
+// It prints, per shape, the median MB/s of each, its ratio to s5cmd, and the
+// median CPU time each run took in the client (this process, its children
+// and the services), the S3 server and the MongoDB server: on 2 cores a
+// run that needs more CPU than the others is slower whatever it waits on.
+// Then the peak RSS of the service while it downloads 1 GiB (VmHWM, reset
+// before) and of s5cmd. Figures, never assertions.
 func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 	for _, k := range []string{"S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "MONGODB_URL", "DB_ADMIN_URL"} {
 		if os.Getenv(k) == "" {
@@ -127,6 +132,11 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 		return err
 	}
 	defer svc.stop(o.Keep)
+	svcNoSync, err := startDownloadService(ctx, bin, tmp, b.Name, mongoDB, "DOWNLOAD_FSYNC=false")
+	if err != nil {
+		return err
+	}
+	defer svcNoSync.stop(o.Keep)
 	store, err := mongo.Open(ctx, mongo.Options{URL: os.Getenv("MONGODB_URL"), Database: mongoDB})
 	if err != nil {
 		return err
@@ -175,55 +185,64 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 		return took, err
 	}
 
-	results := map[string]map[string][]float64{} // shape → contender → MB/s
+	// shape → contender → one figure per timed run
+	mbps := map[string]map[string][]float64{}
+	cpu := map[string]map[string]map[string][]float64{} // … → part (client, s3, mongodb) → CPU ms
 	var svcRSS, s5RSS int64
+	serviceRun := func(s *dlService, sh shape) (time.Duration, error) {
+		if err := os.RemoveAll(filepath.Join(s.downloads, sh.dir())); err != nil {
+			return 0, err
+		}
+		if sh == big && s == svc {
+			s.resetPeakRSS()
+		}
+		t0 := time.Now()
+		err := s.download(ctx, sh)
+		d := time.Since(t0)
+		if sh == big && s == svc {
+			svcRSS = max(svcRSS, s.peakRSS())
+		}
+		return d, err
+	}
+	names := []string{"service", "service, no fsync", "engine", "engine+fsync", "engine+mongo", "s5cmd", "s5cmd+fsync"}
 	for _, sh := range []shape{small, big} {
-		results[sh.name] = map[string][]float64{}
+		mbps[sh.name], cpu[sh.name] = map[string][]float64{}, map[string]map[string][]float64{}
 		h, _ := lanes.NewHour(lane, day, sh.hour)
-		contenders := []struct {
-			name string
-			run  func() (time.Duration, error)
-		}{
-			{"service", func() (time.Duration, error) {
-				clear := filepath.Join(svc.downloads, sh.dir())
-				if err := os.RemoveAll(clear); err != nil {
-					return 0, err
-				}
-				if sh == big {
-					svc.resetPeakRSS()
-				}
-				t0 := time.Now()
-				err := svc.download(ctx, sh)
-				d := time.Since(t0)
-				if sh == big {
-					svcRSS = max(svcRSS, svc.peakRSS())
-				}
-				return d, err
-			}},
-			{"engine", func() (time.Duration, error) { return runEngine(engine, sh, h) }},
-			{"engine+fsync", func() (time.Duration, error) { return runEngine(engineSync, sh, h) }},
-			{"engine+mongo", func() (time.Duration, error) { return runEngine(engineMongo, sh, h) }},
-			{"s5cmd", func() (time.Duration, error) {
+		runs := map[string]func() (time.Duration, error){
+			"service":           func() (time.Duration, error) { return serviceRun(svc, sh) },
+			"service, no fsync": func() (time.Duration, error) { return serviceRun(svcNoSync, sh) },
+			"engine":            func() (time.Duration, error) { return runEngine(engine, sh, h) },
+			"engine+fsync":      func() (time.Duration, error) { return runEngine(engineSync, sh, h) },
+			"engine+mongo":      func() (time.Duration, error) { return runEngine(engineMongo, sh, h) },
+			"s5cmd": func() (time.Duration, error) {
 				d, rss, err := s5cmd(ctx, s5, endpoint, b.Name, sh, filepath.Join(tmp, "s5cmd-out"), false)
 				if sh == big {
 					s5RSS = max(s5RSS, rss)
 				}
 				return d, err
-			}},
-			{"s5cmd+fsync", func() (time.Duration, error) {
+			},
+			"s5cmd+fsync": func() (time.Duration, error) {
 				d, _, err := s5cmd(ctx, s5, endpoint, b.Name, sh, filepath.Join(tmp, "s5cmd-out"), true)
 				return d, err
-			}},
+			},
 		}
 		log("%s: warm-up, then %d timed runs of each, interleaved ...", sh.name, o.Runs)
 		for i := -1; i < o.Runs; i++ {
-			for _, c := range contenders {
-				d, err := c.run()
+			for _, name := range names {
+				before := cpuOfRun()
+				d, err := runs[name]()
 				if err != nil {
-					return fmt.Errorf("%s, %s: %w", sh.name, c.name, err)
+					return fmt.Errorf("%s, %s: %w", sh.name, name, err)
 				}
-				if i >= 0 { // the first round warms caches and connections
-					results[sh.name][c.name] = append(results[sh.name][c.name], float64(sh.bytes)/1e6/d.Seconds())
+				if i < 0 { // the first round warms caches and connections
+					continue
+				}
+				mbps[sh.name][name] = append(mbps[sh.name][name], float64(sh.bytes)/1e6/d.Seconds())
+				if cpu[sh.name][name] == nil {
+					cpu[sh.name][name] = map[string][]float64{}
+				}
+				for part, v := range cpuOfRun() {
+					cpu[sh.name][name][part] = append(cpu[sh.name][name][part], (v-before[part])*1000)
 				}
 			}
 		}
@@ -231,7 +250,7 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 
 	// What was written is what was uploaded (sha256 of the generated bytes).
 	for _, sh := range []shape{small, big} {
-		for _, root := range []string{svc.downloads, engine.Root(), engineSync.Root(), engineMongo.Root(), filepath.Join(tmp, "s5cmd-out")} {
+		for _, root := range []string{svc.downloads, svcNoSync.downloads, engine.Root(), engineSync.Root(), engineMongo.Root(), filepath.Join(tmp, "s5cmd-out")} {
 			if err := verify(root, sh, sums); err != nil {
 				return err
 			}
@@ -239,31 +258,61 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 	}
 
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "\nmachine\t%s\n", machine())
-	fmt.Fprintf(w, "S3\tversitygw (local stack) at %s; MongoDB wire: FerretDB (local stack)\n", endpoint)
-	cols := []string{"service", "engine", "engine+fsync", "engine+mongo", "s5cmd", "s5cmd+fsync"}
-	fmt.Fprintf(w, "median of %d runs, MB/s\t%s\tengine/s5cmd\tservice/s5cmd\tservice/(s5cmd+fsync)\n", o.Runs, strings.Join(cols, "\t"))
+	fmt.Fprintf(out, "\nmachine  %s\n", machine())
+	fmt.Fprintf(out, "S3 versitygw (local stack) at %s; MongoDB wire: FerretDB (local stack)\n", endpoint)
 	for _, sh := range []shape{small, big} {
-		r := results[sh.name]
-		m := func(k string) float64 { return median(r[k]) }
-		fmt.Fprintf(w, "%s", sh.name)
-		for _, c := range cols {
-			fmt.Fprintf(w, "\t%.0f", m(c))
+		fmt.Fprintf(w, "\n%s, median of %d runs\tMB/s\t× s5cmd\t× s5cmd+fsync\tCPU ms: client\tS3 server\tMongoDB\ttotal\t\n", sh.name, o.Runs)
+		ref, refSync := median(mbps[sh.name]["s5cmd"]), median(mbps[sh.name]["s5cmd+fsync"])
+		for _, name := range names {
+			m := median(mbps[sh.name][name])
+			c := cpu[sh.name][name]
+			client, s3cpu, mongoCPU := median(c["client"]), median(c["s3"]), median(c["mongodb"])
+			fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", name, m, m/ref, m/refSync,
+				client, s3cpu, mongoCPU, median(sum(c["client"], c["s3"], c["mongodb"])))
 		}
-		fmt.Fprintf(w, "\t%.2f\t%.2f\t%.2f\n", m("engine")/m("s5cmd"), m("service")/m("s5cmd"), m("service")/m("s5cmd+fsync"))
 	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
 	for _, sh := range []shape{small, big} {
-		r := results[sh.name]
 		var parts []string
-		for _, c := range cols {
-			parts = append(parts, c+" "+list(r[c]))
+		for _, name := range names {
+			parts = append(parts, name+" "+list(mbps[sh.name][name]))
 		}
-		fmt.Fprintf(w, "all runs, %s\t%s\n", sh.name, strings.Join(parts, " | "))
+		fmt.Fprintf(out, "all runs, %s, MB/s: %s\n", sh.name, strings.Join(parts, " | "))
 	}
-	fmt.Fprintf(w, "peak RSS downloading %s\tservice %.0f MiB (VmHWM, target <= 64), s5cmd %.0f MiB\n", size(o.BigSize),
+	fmt.Fprintf(out, "peak RSS downloading %s: service %.0f MiB (VmHWM, target <= 64), s5cmd %.0f MiB\n", size(o.BigSize),
 		float64(svcRSS)/(1<<20), float64(s5RSS)/(1<<20))
-	fmt.Fprintf(w, "targets\tservice >= 1.0x s5cmd on both shapes; RSS <= 64 MiB\n")
-	return w.Flush()
+	fmt.Fprintf(out, "targets: service >= 1.0x s5cmd on both shapes; RSS <= 64 MiB\n")
+	return nil
+}
+
+// cpuOfRun reads the CPU seconds used so far by the parts of a run: the
+// client (this process, its waited-for children such as s5cmd, and the
+// aircraftd services), the S3 server and the MongoDB server of the stack.
+func cpuOfRun() map[string]float64 {
+	procs := cpuByProcess("aircraftd", "versitygw", "ferretdb")
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	secs := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	client := secs(self.Utime) + secs(self.Stime) + secs(children.Utime) + secs(children.Stime) + procs["aircraftd"]
+	return map[string]float64{"client": client, "s3": procs["versitygw"], "mongodb": procs["ferretdb"]}
+}
+
+// sum adds slices element by element.
+func sum(vs ...[]float64) []float64 {
+	var out []float64
+	for _, v := range vs {
+		for i, x := range v {
+			if i == len(out) {
+				out = append(out, 0)
+			}
+			out[i] += x
+		}
+	}
+	return out
 }
 
 func goBuild(ctx context.Context, dir string, env []string, out, pkg string) error {
@@ -451,11 +500,14 @@ type dlService struct {
 	downloads string
 }
 
-func startDownloadService(ctx context.Context, bin, tmp, bucketName, mongoDB string) (*dlService, error) {
-	s := &dlService{token: "bench-token", downloads: filepath.Join(tmp, "service")}
-	var err error
-	s.aircraftd, err = startAircraftd(ctx, bin, "", "S3_BUCKET="+bucketName, "SOURCE_BUCKET="+bucketName,
-		"API_TOKEN="+s.token, "MONGODB_DB_NAME="+mongoDB, "DOWNLOAD_PATH="+s.downloads)
+func startDownloadService(ctx context.Context, bin, tmp, bucketName, mongoDB string, env ...string) (*dlService, error) {
+	downloads, err := os.MkdirTemp(tmp, "service-")
+	if err != nil {
+		return nil, err
+	}
+	s := &dlService{token: "bench-token", downloads: downloads}
+	s.aircraftd, err = startAircraftd(ctx, bin, "", append([]string{"S3_BUCKET=" + bucketName, "SOURCE_BUCKET=" + bucketName,
+		"API_TOKEN=" + s.token, "MONGODB_DB_NAME=" + mongoDB, "DOWNLOAD_PATH=" + s.downloads}, env...)...)
 	return s, err
 }
 

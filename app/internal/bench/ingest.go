@@ -83,7 +83,7 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	}
 	defer svc.stop(false)
 
-	cpuBefore := cpuByProcess()
+	cpuBefore := cpuByProcess("aircraftd", "versitygw", "postgres")
 	start := time.Now()
 	var res struct {
 		FilesIngested   int     `json:"files_ingested"`
@@ -97,7 +97,7 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 		return err
 	}
 	wall := time.Since(start).Seconds()
-	cpu := cpuByProcess()
+	cpu := cpuByProcess("aircraftd", "versitygw", "postgres")
 	for name, v := range cpuBefore {
 		cpu[name] -= v
 	}
@@ -364,9 +364,9 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores, %.0f GiB, %s", cpu, runtime.NumCPU(), float64(si.Totalram)*float64(si.Unit)/(1<<30), runtime.Version())
 }
 
-// cpuByProcess sums user+system CPU seconds of the processes of interest by
-// command name, from /proc.
-func cpuByProcess() map[string]float64 {
+// cpuByProcess sums user+system CPU seconds of the running processes with
+// the given command names, by name, from /proc.
+func cpuByProcess(names ...string) map[string]float64 {
 	out := map[string]float64{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, path := range dirs {
@@ -380,7 +380,7 @@ func cpuByProcess() map[string]float64 {
 			continue
 		}
 		name := string(data[open+1 : end])
-		if name != "aircraftd" && name != "versitygw" && name != "postgres" {
+		if !slices.Contains(names, name) {
 			continue
 		}
 		f := strings.Fields(string(data[end+2:]))
