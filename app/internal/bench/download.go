@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/download"
@@ -229,6 +230,12 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 		log("%s: warm-up, then %d timed runs of each, interleaved ...", sh.name, o.Runs)
 		for i := -1; i < o.Runs; i++ {
 			for _, name := range names {
+				// Untimed: write back what earlier runs left dirty, so that
+				// no run pays for the one before it (a run without fsync
+				// leaves its files to the kernel's flusher).
+				if err := syncFS(tmp); err != nil {
+					return err
+				}
 				before := cpuOfRun()
 				d, err := runs[name]()
 				if err != nil {
@@ -299,6 +306,16 @@ func cpuOfRun() map[string]float64 {
 	secs := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	client := secs(self.Utime) + secs(self.Stime) + secs(children.Utime) + secs(children.Stime) + procs["aircraftd"]
 	return map[string]float64{"client": client, "s3": procs["versitygw"], "mongodb": procs["ferretdb"]}
+}
+
+// syncFS writes back the dirty data of the file system holding dir.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // sum adds slices element by element.
