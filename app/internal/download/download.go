@@ -88,12 +88,12 @@ type Config struct {
 	// wrong by its checksum and fetch it again, but a reader in between
 	// would not).
 	//
-	// Measured on the 2-core dev machine (docs/downloads.md): fsync alone
-	// cost 25-35% of the throughput of a 1 GiB download (the disk syncs at
-	// 330-1,080 MB/s); with writeback started while the file is written
-	// (sync_file_range, see startWriteback) about 20%, and 5-15% on 1 MiB
-	// files. The service pays it: it is on by default (aircraftd), and off
-	// only where files are scratch copies that a rerun repairs.
+	// Measured on the 2-core dev machine (docs/downloads.md), with writeback
+	// started early (sync_file_range) and syncs done by committers while
+	// workers fetch: about 20% of the throughput, on 1 GiB and on 1 MiB
+	// files alike, mostly CPU (the caller submits the writeback). The
+	// service pays it by default (DOWNLOAD_FSYNC=true); turn it off only
+	// where files are scratch copies that a rerun repairs.
 	Durable bool
 
 	Log *slog.Logger
