@@ -142,10 +142,12 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !o.Keep {
-		defer store.DropDatabase(context.WithoutCancel(ctx))
-	}
-	defer store.Close(context.WithoutCancel(ctx))
+	defer func() { // dropped before the client closes (deferred calls run last first)
+		if !o.Keep {
+			_ = store.DropDatabase(context.WithoutCancel(ctx))
+		}
+		_ = store.Close(context.WithoutCancel(ctx))
+	}()
 
 	var idx struct {
 		Added int `json:"added"`
