@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -465,6 +466,83 @@ func TestTransferCutMidway(t *testing.T) {
 			t.Errorf("%s after success: %+v", k, r)
 		}
 	}
+}
+
+// TestCancelledDownload: the request goes away (client gone, shutdown) while
+// an hour of slow files is downloading. Download returns promptly; every
+// file is whole on disk or absent; no record is left saying downloading;
+// the claims are let go, so that the next request fetches the rest at once
+// instead of waiting for them to expire.
+func TestCancelledDownload(t *testing.T) {
+	e := newEnv(t)
+	var keys []string
+	for i := range 8 {
+		k := fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i)
+		e.put(t, k, 256<<10, s3types.ChecksumAlgorithmCrc32c)
+		keys = append(keys, e.prefix+k)
+	}
+	e.index(t)
+	proxy := newCutProxy(t, strings.TrimPrefix(stacktest.Env(t, "S3_ENDPOINT"), "http://"), 0)
+	proxy.cutting.Store(false)
+	proxy.slow.Store(true) // ~1 MB/s per connection: 8 files take well over the second below
+	viaProxy, err := bucket.NewClient(ctx, "us-east-1", "http://"+proxy.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.downloader(t, viaProxy, func(c *download.Config) { c.Workers = 2 })
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prog := new(progress.Counter)
+	go func() { // cancel once the first file is done, the next ones under way
+		for prog.Report().FilesDone < 1 && cctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	got, err := d.Download(cctx, hour(t, "lane1", 14), prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("a cancelled download took %s to return", took)
+	}
+	if got.FailureCount == 0 || got.SuccessCount+got.FailureCount != len(keys) {
+		t.Fatalf("cancelled mid-hour: %d ok, %d failed of %d; want some failed", got.SuccessCount, got.FailureCount, len(keys))
+	}
+	t.Logf("when cancelled: %d downloaded, %d not", got.SuccessCount, got.FailureCount)
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+	done := map[string]bool{}
+	for _, f := range got.Successful {
+		done[f.Key] = true
+	}
+	e.checkOnDisk(t, slices.Collect(maps.Keys(done))...)
+	for _, k := range keys {
+		r, _ := e.store.Get(ctx, k)
+		switch {
+		case done[k] && r.Status != lanes.Downloaded:
+			t.Errorf("%s downloaded, but its record says %+v", k, r)
+		case !done[k] && r.Status != lanes.Failed && r.Status != lanes.Pending:
+			t.Errorf("%s not downloaded, but its record says %q: want failed or pending", k, r.Status)
+		}
+	}
+
+	// The next request (network fine) gets on with it: no claim is left to
+	// wait for (they would hold for the 30 s lease).
+	start = time.Now()
+	got, err = e.downloader(t, e.bucket.Client).Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SuccessCount != len(keys) || got.AlreadyPresent != len(done) {
+		t.Fatalf("next request: %d ok (%d already present, want %d), failures %v", got.SuccessCount, got.AlreadyPresent, len(done), got.Failures)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the next request took %s: it waited for claims of the cancelled one", took)
+	}
+	e.checkOnDisk(t, keys...)
 }
 
 func TestUnsafeKeysNeverWriteOutside(t *testing.T) {
