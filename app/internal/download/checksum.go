@@ -164,7 +164,8 @@ var ErrMismatch = errors.New("checksum mismatch")
 // file order: the bytes that arrive in order are hashed as they come, the
 // rest is read back from the (page-cached) file by Verify.
 type verifier struct {
-	f    *os.File
+	f    *os.File    // the file, for its size and reading back
+	w    io.WriterAt // where writes go: f, or f through a directWriter
 	exp  Expected
 	size int64
 	crc  *crcKind
@@ -183,8 +184,8 @@ type run struct {
 	crc        uint64
 }
 
-func newVerifier(f *os.File, exp Expected, size int64) *verifier {
-	v := &verifier{f: f, exp: exp, size: size, crc: crcKinds[exp.Algorithm]}
+func newVerifier(f *os.File, w io.WriterAt, exp Expected, size int64) *verifier {
+	v := &verifier{f: f, w: w, exp: exp, size: size, crc: crcKinds[exp.Algorithm]}
 	if v.crc != nil {
 		v.runs, v.starts = map[int64]*run{}, map[int64]*run{}
 	} else if exp.Algorithm != NoSum {
@@ -198,7 +199,7 @@ func (v *verifier) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(p)) > v.size {
 		return 0, fmt.Errorf("write of %d bytes at %d is beyond the object's %d bytes (the object changed?)", len(p), off, v.size)
 	}
-	n, err := v.f.WriteAt(p, off)
+	n, err := v.w.WriteAt(p, off)
 	p = p[:n]
 	switch {
 	case v.crc != nil:

@@ -88,7 +88,7 @@ func TestVerifier(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := newVerifier(f, expectedOf(a, data), int64(len(data)))
+			v := newVerifier(f, f, expectedOf(a, data), int64(len(data)))
 			var wg sync.WaitGroup
 			for start := 0; start < len(data); start += part {
 				end := min(start+part, len(data))
@@ -129,7 +129,7 @@ func TestVerifier(t *testing.T) {
 func TestVerifyFileSize(t *testing.T) {
 	f, _ := os.Create(filepath.Join(t.TempDir(), "f"))
 	defer f.Close()
-	v := newVerifier(f, expectedOf(CRC32C, []byte("hello")), 5)
+	v := newVerifier(f, f, expectedOf(CRC32C, []byte("hello")), 5)
 	if _, err := v.WriteAt([]byte("hell"), 0); err != nil {
 		t.Fatal(err)
 	}

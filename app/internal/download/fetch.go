@@ -290,20 +290,35 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 		}
 	}()
 
-	v := newVerifier(f, m.exp, m.size)
+	// Durable: straight to the disk (see direct.go), else through the page
+	// cache with writeback started early.
+	var w io.WriterAt = f
+	var dw *directWriter
 	stopFlush := func() {}
-	if d.cfg.Durable && m.size > d.cfg.PartSize {
-		stopFlush = startWriteback(f)
+	if d.cfg.Durable {
+		if dw, err = openDirect(t.dir, tmp, f); err == nil {
+			w = dw
+		} else if m.size > d.cfg.PartSize {
+			stopFlush = startWriteback(f)
+		}
 	}
+	v := newVerifier(f, w, m.exp, m.size)
 	err = fill(countingWriterAt{v, p, &counted})
 	stopFlush()
+	if dw != nil {
+		if err == nil {
+			err = dw.finish()
+		} else {
+			dw.close()
+		}
+	}
 	if err != nil {
 		return got, err
 	}
 	if err := v.Verify(); err != nil {
 		return got, err
 	}
-	if d.cfg.Durable {
+	if d.cfg.Durable && dw == nil {
 		// Start writing the rest to disk now, without waiting: by the
 		// time commit syncs the file, little is left to write.
 		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)

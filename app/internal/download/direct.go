@@ -1,0 +1,166 @@
+package download
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// Durable downloads write with O_DIRECT: the bytes go from our buffer to the
+// disk without a copy into the page cache and without the writeback that
+// fsync would then have to do. On the 2-core dev machine, writing and syncing
+// 1 GiB took ~150 ms of CPU this way against 0.8-4 s through the page cache
+// (sync_file_range + fsync), at the same 1.3-1.6 GB/s: on a machine whose
+// cores are busy with the transfer itself, that CPU was what durability cost.
+//
+// O_DIRECT wants whole, aligned blocks. Each range of a file is written in
+// order (the transfer manager's ranges, or the single GET of a small file),
+// so a directWriter gathers each range's bytes in an aligned buffer and
+// writes it when full; at the end, finish writes what is left: whole blocks
+// directly, the last partial block through the ordinary descriptor. Where
+// O_DIRECT is refused (tmpfs, some network file systems) the download falls
+// back to the page cache.
+
+const (
+	directBlock = 4096    // alignment of O_DIRECT offsets, lengths and memory (the largest logical block in use)
+	directBuf   = 1 << 20 // bytes gathered per range before a write
+)
+
+var directBufs = sync.Pool{New: func() any { return alignedBuffer(directBuf) }}
+
+// alignedBuffer returns n bytes starting at a directBlock boundary.
+func alignedBuffer(n int) *[]byte {
+	b := make([]byte, n+directBlock)
+	skip := (directBlock - int(uintptrOf(b)%directBlock)) % directBlock
+	b = b[skip : skip+n : skip+n]
+	return &b
+}
+
+// directWriter is an io.WriterAt over a temp file opened twice: with
+// O_DIRECT for whole blocks, and plainly for the rest.
+type directWriter struct {
+	direct *os.File
+	plain  *os.File
+
+	mu     sync.Mutex
+	runs   map[int64]*directRun // by the offset the run continues at
+	starts map[int64]*directRun // by the offset the run started at
+}
+
+// directRun is the bytes of one range not yet written: buf holds the bytes
+// from at onwards. Only the goroutine writing the range touches it (it takes
+// the run out of the map while it writes).
+type directRun struct {
+	end   int64   // where the run continues
+	at    int64   // file offset of buf[0]
+	buf   []byte  // waiting bytes; len <= directBuf
+	pool  *[]byte // buf's backing buffer, from directBufs, held only while bytes wait
+	plain bool    // the run did not start on a block: the page cache takes it
+}
+
+// openDirect opens name in dir a second time with O_DIRECT, for writing
+// beside plain. It fails where the file system refuses O_DIRECT.
+func openDirect(dir *os.Root, name string, plain *os.File) (*directWriter, error) {
+	f, err := dir.OpenFile(name, os.O_WRONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &directWriter{direct: f, plain: plain, runs: map[int64]*directRun{}, starts: map[int64]*directRun{}}, nil
+}
+
+// WriteAt writes p at off. A write continues the run that ends at off, or
+// restarts a run that started at off (the range is retried from its start),
+// or starts a run.
+func (w *directWriter) WriteAt(p []byte, off int64) (int, error) {
+	w.mu.Lock()
+	r := w.runs[off]
+	switch {
+	case r != nil:
+		delete(w.runs, off)
+	case w.starts[off] != nil:
+		r = w.starts[off]
+		delete(w.runs, r.end)
+		r.at, r.buf = off, r.buf[:0] // what it wrote before is written over
+	default:
+		r = &directRun{at: off, plain: off%directBlock != 0}
+		w.starts[off] = r
+	}
+	w.mu.Unlock()
+
+	n, err := w.write(r, p, off)
+
+	w.mu.Lock()
+	r.end = off + int64(n)
+	w.runs[r.end] = r
+	w.mu.Unlock()
+	return n, err
+}
+
+func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
+	if r.plain {
+		return w.plain.WriteAt(p, off)
+	}
+	n := 0
+	for len(p) > 0 {
+		if r.pool == nil {
+			r.pool = directBufs.Get().(*[]byte)
+			r.buf = (*r.pool)[:0]
+		}
+		c := copy(r.buf[len(r.buf):cap(r.buf)], p)
+		r.buf = r.buf[:len(r.buf)+c]
+		p, n = p[c:], n+c
+		if len(r.buf) == cap(r.buf) {
+			if _, err := w.direct.WriteAt(r.buf, r.at); err != nil {
+				return n - len(r.buf), fmt.Errorf("direct write: %w", err)
+			}
+			// Written out: the buffer goes back, so that a finished range
+			// (a whole number of buffers, as 50 MiB parts are) holds none.
+			r.at += int64(len(r.buf))
+			directBufs.Put(r.pool)
+			r.pool, r.buf = nil, nil
+		}
+	}
+	return n, nil
+}
+
+// finish writes what the runs still hold and closes the O_DIRECT
+// descriptor. The plain one stays open (the caller's).
+func (w *directWriter) finish() error {
+	var errs []error
+	for _, r := range w.starts {
+		if len(r.buf) == 0 {
+			continue
+		}
+		whole := len(r.buf) / directBlock * directBlock
+		if whole > 0 {
+			if _, err := w.direct.WriteAt(r.buf[:whole], r.at); err != nil {
+				errs = append(errs, fmt.Errorf("direct write: %w", err))
+			}
+		}
+		if whole < len(r.buf) {
+			if _, err := w.plain.WriteAt(r.buf[whole:], r.at+int64(whole)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	w.close()
+	return errors.Join(errs...)
+}
+
+// close lets the buffers and the O_DIRECT descriptor go.
+func (w *directWriter) close() {
+	for _, r := range w.starts {
+		if r.pool != nil {
+			directBufs.Put(r.pool)
+			r.pool, r.buf = nil, nil
+		}
+	}
+	clear(w.starts)
+	clear(w.runs)
+	_ = w.direct.Close()
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
