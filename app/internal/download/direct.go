@@ -26,7 +26,7 @@ import (
 
 const (
 	directBlock = 4096    // alignment of O_DIRECT offsets, lengths and memory (the largest logical block in use)
-	directBuf   = 1 << 20 // bytes gathered per range before a write
+	directBuf   = 1 << 20 // bytes gathered per range before a write (two per range at most: one filling, one being written)
 )
 
 var directBufs = sync.Pool{New: func() any { return alignedBuffer(directBuf) }}
@@ -54,11 +54,22 @@ type directWriter struct {
 // from at onwards. Only the goroutine writing the range touches it (it takes
 // the run out of the map while it writes).
 type directRun struct {
-	end   int64   // where the run continues
-	at    int64   // file offset of buf[0]
-	buf   []byte  // waiting bytes; len <= directBuf
-	pool  *[]byte // buf's backing buffer, from directBufs, held only while bytes wait
-	plain bool    // the run did not start on a block: the page cache takes it
+	end     int64      // where the run continues
+	at      int64      // file offset of buf[0]
+	buf     []byte     // waiting bytes; len <= directBuf
+	pool    *[]byte    // buf's backing buffer, from directBufs, held only while bytes wait
+	plain   bool       // the run did not start on a block: the page cache takes it
+	writing chan error // the write of the run's previous buffer, under way (nil: none)
+}
+
+// wait waits for the run's write under way, if any.
+func (r *directRun) wait() error {
+	if r.writing == nil {
+		return nil
+	}
+	err := <-r.writing
+	r.writing = nil
+	return err
 }
 
 // openDirect opens name in dir a second time with O_DIRECT, for writing
@@ -83,7 +94,8 @@ func (w *directWriter) WriteAt(p []byte, off int64) (int, error) {
 	case w.starts[off] != nil:
 		r = w.starts[off]
 		delete(w.runs, r.end)
-		r.at, r.buf = off, r.buf[:0] // what it wrote before is written over
+		_ = r.wait()                 // what it wrote before is written over, after
+		r.at, r.buf = off, r.buf[:0] // (the same bytes: every range is pinned to the ETag)
 	default:
 		r = &directRun{at: off, plain: off%directBlock != 0}
 		w.starts[off] = r
@@ -113,13 +125,25 @@ func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
 		r.buf = r.buf[:len(r.buf)+c]
 		p, n = p[c:], n+c
 		if len(r.buf) == cap(r.buf) {
-			if _, err := w.direct.WriteAt(r.buf, r.at); err != nil {
-				return n - len(r.buf), fmt.Errorf("direct write: %w", err)
+			// The full buffer is written while the range goes on filling
+			// the next one: the network and the disk work at once. One
+			// write per run at a time; the buffer goes back to the pool once
+			// written, so that a finished range (a whole number of buffers,
+			// as 50 MiB parts are) holds none.
+			if err := r.wait(); err != nil {
+				return n - len(r.buf), err
 			}
-			// Written out: the buffer goes back, so that a finished range
-			// (a whole number of buffers, as 50 MiB parts are) holds none.
-			r.at += int64(len(r.buf))
-			directBufs.Put(r.pool)
+			buf, pool, at := r.buf, r.pool, r.at
+			r.writing = make(chan error, 1)
+			go func(done chan<- error) {
+				_, err := w.direct.WriteAt(buf, at)
+				directBufs.Put(pool)
+				if err != nil {
+					err = fmt.Errorf("direct write: %w", err)
+				}
+				done <- err
+			}(r.writing)
+			r.at += int64(len(buf))
 			r.pool, r.buf = nil, nil
 		}
 	}
@@ -131,6 +155,9 @@ func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
 func (w *directWriter) finish() error {
 	var errs []error
 	for _, r := range w.starts {
+		if err := r.wait(); err != nil {
+			errs = append(errs, err)
+		}
 		if len(r.buf) == 0 {
 			continue
 		}
@@ -150,9 +177,11 @@ func (w *directWriter) finish() error {
 	return errors.Join(errs...)
 }
 
-// close lets the buffers and the O_DIRECT descriptor go.
+// close waits for the writes under way and lets the buffers and the
+// O_DIRECT descriptor go.
 func (w *directWriter) close() {
 	for _, r := range w.starts {
+		_ = r.wait()
 		if r.pool != nil {
 			directBufs.Put(r.pool)
 			r.pool, r.buf = nil, nil
