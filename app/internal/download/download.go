@@ -6,7 +6,8 @@
 // first (an atomic claim with an expiring lease, so two requests never fetch
 // the same file at once), fetched with the AWS SDK's transfer manager in
 // parallel ranged GETs written straight to a temp file in the target folder
-// (memory does not grow with the file), verified against the object's
+// (with O_DIRECT when durable: direct.go; memory does not grow with the
+// file), verified against the object's
 // checksum while it is written, then synced to disk and renamed into place
 // by a committer while the worker fetches its next file: a file is there
 // whole or not at all. A file already present with the right size and
@@ -88,12 +89,12 @@ type Config struct {
 	// wrong by its checksum and fetch it again, but a reader in between
 	// would not).
 	//
-	// Measured on the 2-core dev machine (docs/downloads.md), with writeback
-	// started early (sync_file_range) and syncs done by committers while
-	// workers fetch: about 20% of the throughput, on 1 GiB and on 1 MiB
-	// files alike, mostly CPU (the caller submits the writeback). The
-	// service pays it by default (DOWNLOAD_FSYNC=true); turn it off only
-	// where files are scratch copies that a rerun repairs.
+	// Durable files are written with O_DIRECT (direct.go), which made
+	// durability nearly free in CPU on the 2-core dev machine: on 1 GiB the
+	// durable service matches plain s5cmd; on 1 MiB files each file's sync
+	// still costs ~20% of the throughput (docs/downloads.md). The service
+	// pays it by default (DOWNLOAD_FSYNC=true); turn it off only where files
+	// are scratch copies that a rerun repairs.
 	Durable bool
 
 	Log *slog.Logger
