@@ -22,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,12 +272,19 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	// The channel is short: the workers wait when the disk falls behind.
 	dirs := &folders{root: d.root}
 	defer dirs.close()
+	if d.cfg.Durable {
+		rec.syncDirs = dirs.syncDirty
+	}
 	commits := make(chan pending, d.cfg.Workers)
 	var committers sync.WaitGroup
 	for range min(d.cfg.Workers, len(recs)) {
 		committers.Go(func() {
 			for c := range commits {
-				finish(c.r, c.got, d.commit(c.got.staged, p))
+				err := d.commit(c.got.staged, p)
+				if err == nil && d.cfg.Durable {
+					dirs.markDirty(c.got.staged.t.dir) // before the recorder hears of the file
+				}
+				finish(c.r, c.got, err)
 			}
 		})
 	}
@@ -338,7 +347,7 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 		fr, ok := results[r.Key]
 		switch {
 		case ok && fr.err == nil && unrecorded[r.Key] != nil:
-			fr.err = fmt.Errorf("downloaded, but recording it failed: %w", unrecorded[r.Key])
+			fr.err = unrecorded[r.Key]
 		case !ok && claimErr != nil:
 			fr.err = claimErr
 		case !ok:
@@ -395,9 +404,37 @@ func (d *Downloader) fetchRecord(ctx context.Context, r lanes.Record, dirs *fold
 // time: at lane/yyyy/mm/dd/hh that was a tenth of the CPU time of a 1 MiB
 // file).
 type folders struct {
-	root *os.Root
-	mu   sync.Mutex
-	open map[string]*os.Root
+	root  *os.Root
+	mu    sync.Mutex
+	open  map[string]*os.Root
+	dirty map[*os.Root]bool // holding renames not yet synced
+}
+
+// markDirty notes that dir holds a rename to sync.
+func (fs *folders) markDirty(dir *os.Root) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.dirty == nil {
+		fs.dirty = map[*os.Root]bool{}
+	}
+	fs.dirty[dir] = true
+}
+
+// syncDirty syncs the folders marked dirty, making their renames durable:
+// one fsync per folder for all the files committed in it meanwhile, instead
+// of one per file (a tenth of the time of a durable 1 MiB file).
+func (fs *folders) syncDirty() error {
+	fs.mu.Lock()
+	dirty := fs.dirty
+	fs.dirty = nil
+	fs.mu.Unlock()
+	var errs []error
+	for dir := range dirty {
+		if err := syncDir(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (fs *folders) get(dir string) (*os.Root, error) {
@@ -488,17 +525,24 @@ func every(interval time.Duration, fn func()) (stop func()) {
 // 200 ms after it started, so that a file fetched in less time than that
 // gets one write instead of two: the claim, not the status, is what keeps
 // two downloads of a file apart, and writes are what the store is slowest
-// at (FerretDB spends about half a millisecond on each). Changes are written
-// even when the request was cancelled meanwhile.
+// at (FerretDB spends about half a millisecond on each). When durable, the
+// folders of the files downloaded since the last batch are synced before
+// the batch is written, so that no record says downloaded before its
+// file's rename is on disk. Changes are written even when the request was
+// cancelled meanwhile.
 type recorder struct {
 	d     *Downloader
 	owner string
 
+	// syncDirs, when set, makes the renames of downloaded files durable;
+	// it runs before their status is written.
+	syncDirs func() error
+
 	mu      sync.Mutex
 	pending map[string]*change
-	order   []string // keys of pending, in the order they changed
-	nEnded  int      // pending changes with an outcome
-	failed  map[string]error
+	order   []string         // keys of pending, in the order they changed
+	nEnded  int              // pending changes with an outcome
+	failed  map[string]error // files downloaded whose end could not be made durable or recorded
 
 	kick chan struct{}
 	stop chan struct{}
@@ -582,17 +626,37 @@ func (r *recorder) flush() {
 	if len(batch) == 0 {
 		return
 	}
+	failed := map[string]error{}
+	if r.syncDirs != nil && slices.ContainsFunc(batch, downloaded) {
+		if err := r.syncDirs(); err != nil {
+			// In place, but a crash could still lose the rename: not
+			// downloaded, as far as the record and the answer go.
+			r.d.cfg.Log.Error("syncing download folders", "error", err)
+			err = fmt.Errorf("downloaded, but syncing its folder failed: %w", err)
+			for i, c := range batch {
+				if downloaded(c) {
+					batch[i].Outcome = &lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
+					failed[c.Record.Key] = err
+				}
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.d.cfg.Store.Update(ctx, r.owner, batch, r.d.now().UTC()); err != nil {
 		r.d.cfg.Log.Error("recording download status", "files", len(batch), "error", err)
-		r.mu.Lock()
 		for _, c := range batch {
-			r.failed[c.Record.Key] = err
+			if failed[c.Record.Key] == nil {
+				failed[c.Record.Key] = fmt.Errorf("downloaded, but recording it failed: %w", err)
+			}
 		}
-		r.mu.Unlock()
 	}
+	r.mu.Lock()
+	maps.Copy(r.failed, failed)
+	r.mu.Unlock()
 }
+
+func downloaded(c lanes.Change) bool { return c.Outcome != nil && c.Outcome.Status == lanes.Downloaded }
 
 // close writes what is left and returns the keys whose status could not be
 // written.

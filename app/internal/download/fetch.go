@@ -330,8 +330,10 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 }
 
 // commit puts a staged file in place: synced to disk first when durable,
-// then renamed, then its folder synced. If it cannot, the temp file is
-// removed and nothing is visible.
+// then renamed. If it cannot, the temp file is removed and nothing is
+// visible. The folder, which holds the rename, is synced later, once for
+// all the files committed meanwhile, before their records say downloaded
+// (folders.syncDirty, from the recorder).
 func (d *Downloader) commit(s *staged, p *progress.Counter) error {
 	err := func() error {
 		if d.cfg.Durable {
@@ -356,11 +358,6 @@ func (d *Downloader) commit(s *staged, p *progress.Counter) error {
 		_ = s.t.dir.Remove(s.tmp)
 		p.AddDone(0, -s.counted)
 		return err
-	}
-	if d.cfg.Durable {
-		if err := syncDir(s.t.dir); err != nil {
-			return fmt.Errorf("sync folder: %w", err)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,106 @@
+package download
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aircraftdata/platform/app/internal/lanes"
+)
+
+// fakeStore records the status writes and what happened before each.
+type fakeStore struct {
+	mu     sync.Mutex
+	events []string
+	writes [][]lanes.Change
+	err    error
+}
+
+func (f *fakeStore) note(e string) { f.mu.Lock(); f.events = append(f.events, e); f.mu.Unlock() }
+
+func (f *fakeStore) ForHour(context.Context, lanes.Hour) ([]lanes.Record, error) { return nil, nil }
+func (f *fakeStore) Claim(_ context.Context, keys []string, _ string, _ time.Time, _ time.Duration) ([]string, []string, error) {
+	return keys, nil, nil
+}
+func (f *fakeStore) Renew(context.Context, string, time.Time) error { return nil }
+func (f *fakeStore) Release(context.Context, string, []string)      {}
+func (f *fakeStore) Update(_ context.Context, _ string, cs []lanes.Change, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, "update")
+	f.writes = append(f.writes, append([]lanes.Change(nil), cs...))
+	return f.err
+}
+
+func newTestRecorder(store *fakeStore, syncDirs func() error) *recorder {
+	d := &Downloader{cfg: Config{Store: store, Log: slog.New(slog.DiscardHandler)}, now: time.Now}
+	r := newRecorder(d, "owner")
+	r.syncDirs = syncDirs
+	return r
+}
+
+// A downloaded file's folder is synced before its status is written; a
+// failed file does not ask for a sync.
+func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
+	store := &fakeStore{}
+	r := newTestRecorder(store, func() error { store.note("sync"); return nil })
+	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
+	r.started(b)
+	r.ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
+	r.flush()
+	r.started(a)
+	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	if failed := r.close(); len(failed) != 0 {
+		t.Errorf("failed: %v", failed)
+	}
+	if got := strings.Join(store.events, ","); got != "update,sync,update" {
+		t.Errorf("events %s, want update (the failed file, no sync), sync, update (the downloaded one)", got)
+	}
+}
+
+// A folder that cannot be synced turns the downloaded files of the batch
+// into failed ones, in the store and in the answer.
+func TestRecorderFolderSyncFails(t *testing.T) {
+	store := &fakeStore{}
+	r := newTestRecorder(store, func() error { return errors.New("EIO") })
+	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
+	r.started(a)
+	r.started(b)
+	r.ended(a, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/a"})
+	r.ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
+	failed := r.close()
+	if len(store.writes) != 1 || len(store.writes[0]) != 2 {
+		t.Fatalf("writes %+v, want one of both files", store.writes)
+	}
+	for _, c := range store.writes[0] {
+		if c.Outcome == nil || c.Outcome.Status != lanes.Failed {
+			t.Errorf("%s written as %+v, want failed", c.Record.Key, c.Outcome)
+		}
+		if c.Record.Key == "a" && !strings.Contains(c.Outcome.Error, "syncing its folder failed: EIO") {
+			t.Errorf("a's error %q", c.Outcome.Error)
+		}
+	}
+	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "syncing its folder failed: EIO") {
+		t.Errorf("answer for a: %v", err)
+	}
+	if failed["b"] != nil {
+		t.Errorf("b failed on its own, the folder sync is not its reason: %v", failed["b"])
+	}
+}
+
+// A status that cannot be written is reported for the files it concerned.
+func TestRecorderStatusWriteFails(t *testing.T) {
+	store := &fakeStore{err: errors.New("no primary")}
+	r := newTestRecorder(store, nil)
+	a := lanes.Record{Key: "a"}
+	r.started(a)
+	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	failed := r.close()
+	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "recording it failed: no primary") {
+		t.Errorf("answer for a: %v", err)
+	}
+}
