@@ -91,12 +91,12 @@ type Config struct {
 	// wrong by its checksum and fetch it again, but a reader in between
 	// would not).
 	//
-	// Durable files are written with O_DIRECT (direct.go), which made
-	// durability nearly free in CPU on the 2-core dev machine: on 1 GiB the
-	// durable service matches plain s5cmd; on 1 MiB files each file's sync
-	// still costs ~20% of the throughput (docs/downloads.md). The service
-	// pays it by default (DOWNLOAD_FSYNC=true); turn it off only where files
-	// are scratch copies that a rerun repairs.
+	// Durable files are written with O_DIRECT (direct.go) and their folders
+	// synced once per status batch (recorder), which made durability nearly
+	// free on the 2-core dev machine: the durable service runs at the speed
+	// of the one without fsync (docs/downloads.md). It is the default
+	// (DOWNLOAD_FSYNC=true); turn it off only where files are scratch copies
+	// that a rerun repairs.
 	Durable bool
 
 	Log *slog.Logger
