@@ -131,7 +131,7 @@ func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
 			// written, so that a finished range (a whole number of buffers,
 			// as 50 MiB parts are) holds none.
 			if err := r.wait(); err != nil {
-				return n - len(r.buf), err
+				return 0, err // the file is given up: what reached the disk does not matter
 			}
 			buf, pool, at := r.buf, r.pool, r.at
 			r.writing = make(chan error, 1)
