@@ -63,8 +63,8 @@ func (s shape) dir() string { return fmt.Sprintf("%s/2024/01/01/%02d", lane, s.h
 //
 //   - 200 × 1 MiB files (one lane hour) and 1 × 1 GiB (another hour);
 //   - "service": POST /api/v1/download on the real aircraftd binary, as
-//     deployed: files durable (fsync), status in MongoDB (the local stack's
-//     FerretDB); "service, no fsync" is a second aircraftd with
+//     deployed: files durable (O_DIRECT, fsync), status in MongoDB (the
+//     local stack's FerretDB); "service, no fsync" is a second aircraftd with
 //     DOWNLOAD_FSYNC=false, the same job as s5cmd's plus the bookkeeping;
 //   - "engine": the same downloader in this process with the records in
 //     memory and no fsync: the job s5cmd does; "engine+fsync" and
