@@ -170,25 +170,18 @@ type verifier struct {
 	size int64
 	crc  *crcKind
 
+	runs runTable[uint64] // with a CRC: the CRC of each run
+
 	mu      sync.Mutex
-	runs    map[int64]*run // by current end offset
-	starts  map[int64]*run // by start offset
-	broken  bool           // writes overlapped in a way runs cannot describe: hash the file
-	h       hash.Hash      // in-order digest of [0, next)
+	broken  bool      // writes overlapped in a way runs cannot describe: hash the file
+	h       hash.Hash // in-order digest of [0, next)
 	next    int64
 	written int64
 }
 
-type run struct {
-	start, end int64
-	crc        uint64
-}
-
 func newVerifier(f *os.File, w io.WriterAt, exp Expected, size int64) *verifier {
 	v := &verifier{f: f, w: w, exp: exp, size: size, crc: crcKinds[exp.Algorithm]}
-	if v.crc != nil {
-		v.runs, v.starts = map[int64]*run{}, map[int64]*run{}
-	} else if exp.Algorithm != NoSum {
+	if v.crc == nil && exp.Algorithm != NoSum {
 		v.h = newHash(exp.Algorithm)
 	}
 	return v
@@ -223,32 +216,13 @@ func (v *verifier) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (v *verifier) addRun(p []byte, off int64) {
-	v.mu.Lock()
-	r := v.runs[off]
-	switch {
-	case r != nil: // continues a run
-		delete(v.runs, off)
-	case v.starts[off] != nil: // a range retried from its start
-		r = v.starts[off]
-		delete(v.runs, r.end)
-		r.end, r.crc = off, 0
-	default:
-		r = &run{start: off, end: off}
-		v.starts[off] = r
-	}
-	v.mu.Unlock()
-
-	// Only the goroutine writing this range touches r: hash outside the lock.
-	r.crc = v.crc.update(r.crc, p)
-	end := off + int64(len(p))
-
-	v.mu.Lock()
-	r.end = end
-	if other := v.runs[end]; other != nil && other != r {
+	r := v.runs.next(off, func(int64) uint64 { return 0 }, func(crc *uint64, _ int64) { *crc = 0 })
+	r.s = v.crc.update(r.s, p) // outside any lock: the run is this goroutine's
+	if v.runs.done(r, off+int64(len(p))) {
+		v.mu.Lock()
 		v.broken = true
+		v.mu.Unlock()
 	}
-	v.runs[end] = r
-	v.mu.Unlock()
 }
 
 // Verify checks that the file is the object: size, then checksum.
@@ -289,10 +263,7 @@ func (v *verifier) combined() (uint64, bool) {
 	if v.broken {
 		return 0, false
 	}
-	rs := make([]*run, 0, len(v.starts))
-	for _, r := range v.starts {
-		rs = append(rs, r)
-	}
+	rs := v.runs.all()
 	sort.Slice(rs, func(i, j int) bool { return rs[i].start < rs[j].start })
 	var crc uint64 // CRC of the empty string is 0 for these CRCs
 	var at int64
@@ -300,7 +271,7 @@ func (v *verifier) combined() (uint64, bool) {
 		if r.start != at {
 			return 0, false
 		}
-		crc = v.crc.combine(crc, r.crc, r.end-r.start)
+		crc = v.crc.combine(crc, r.s, r.end-r.start)
 		at = r.end
 	}
 	return crc, at == v.size

@@ -44,17 +44,12 @@ func alignedBuffer(n int) *[]byte {
 type directWriter struct {
 	direct *os.File
 	plain  *os.File
-
-	mu     sync.Mutex
-	runs   map[int64]*directRun // by the offset the run continues at
-	starts map[int64]*directRun // by the offset the run started at
+	runs   runTable[directRun]
 }
 
 // directRun is the bytes of one range not yet written: buf holds the bytes
-// from at onwards. Only the goroutine writing the range touches it (it takes
-// the run out of the map while it writes).
+// from at onwards.
 type directRun struct {
-	end     int64      // where the run continues
 	at      int64      // file offset of buf[0]
 	buf     []byte     // waiting bytes; len <= directBuf
 	pool    *[]byte    // buf's backing buffer, from directBufs, held only while bytes wait
@@ -79,35 +74,19 @@ func openDirect(dir *os.Root, name string, plain *os.File) (*directWriter, error
 	if err != nil {
 		return nil, err
 	}
-	return &directWriter{direct: f, plain: plain, runs: map[int64]*directRun{}, starts: map[int64]*directRun{}}, nil
+	return &directWriter{direct: f, plain: plain}, nil
 }
 
-// WriteAt writes p at off. A write continues the run that ends at off, or
-// restarts a run that started at off (the range is retried from its start),
-// or starts a run.
+// WriteAt writes p at off, in the run it belongs to (see runTable).
 func (w *directWriter) WriteAt(p []byte, off int64) (int, error) {
-	w.mu.Lock()
-	r := w.runs[off]
-	switch {
-	case r != nil:
-		delete(w.runs, off)
-	case w.starts[off] != nil:
-		r = w.starts[off]
-		delete(w.runs, r.end)
-		_ = r.wait()                 // what it wrote before is written over, after
-		r.at, r.buf = off, r.buf[:0] // (the same bytes: every range is pinned to the ETag)
-	default:
-		r = &directRun{at: off, plain: off%directBlock != 0}
-		w.starts[off] = r
-	}
-	w.mu.Unlock()
-
-	n, err := w.write(r, p, off)
-
-	w.mu.Lock()
-	r.end = off + int64(n)
-	w.runs[r.end] = r
-	w.mu.Unlock()
+	r := w.runs.next(off,
+		func(off int64) directRun { return directRun{at: off, plain: off%directBlock != 0} },
+		func(d *directRun, start int64) {
+			_ = d.wait()                   // what it wrote before is written over, after
+			d.at, d.buf = start, d.buf[:0] // (the same bytes: every range is pinned to the ETag)
+		})
+	n, err := w.write(&r.s, p, off)
+	w.runs.done(r, off+int64(n))
 	return n, err
 }
 
@@ -154,7 +133,8 @@ func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
 // descriptor. The plain one stays open (the caller's).
 func (w *directWriter) finish() error {
 	var errs []error
-	for _, r := range w.starts {
+	for _, each := range w.runs.all() {
+		r := &each.s
 		if err := r.wait(); err != nil {
 			errs = append(errs, err)
 		}
@@ -178,17 +158,16 @@ func (w *directWriter) finish() error {
 }
 
 // close waits for the writes under way and lets the buffers and the
-// O_DIRECT descriptor go.
+// O_DIRECT descriptor go. A second call does nothing more.
 func (w *directWriter) close() {
-	for _, r := range w.starts {
+	for _, each := range w.runs.all() {
+		r := &each.s
 		_ = r.wait()
 		if r.pool != nil {
 			directBufs.Put(r.pool)
 			r.pool, r.buf = nil, nil
 		}
 	}
-	clear(w.starts)
-	clear(w.runs)
 	_ = w.direct.Close()
 }
 
