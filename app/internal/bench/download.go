@@ -485,8 +485,8 @@ func newEngine(ctx context.Context, store *mongo.Store, s3c *s3.Client, bucketNa
 	mem := &memStore{recs: map[string]lanes.Record{}}
 	for _, hr := range []int{0, 1} {
 		h, _ := lanes.NewHour(lane, day, hr)
-		rs, err := store.ForHour(ctx, h)
-		if err != nil {
+		var rs []lanes.Record
+		if err := store.ForHour(ctx, h, func(b []lanes.Record) error { rs = append(rs, b...); return nil }); err != nil {
 			return nil, err
 		}
 		mem.byHour = append(mem.byHour, rs)
@@ -500,16 +500,16 @@ type memStore struct {
 	recs   map[string]lanes.Record
 }
 
-func (m *memStore) ForHour(_ context.Context, h lanes.Hour) ([]lanes.Record, error) {
-	return m.byHour[h.Start.Hour()], nil
+func (m *memStore) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
+	return fn(m.byHour[h.Start.Hour()])
 }
 
 func (m *memStore) Claim(_ context.Context, keys []string, _ string, _ time.Time, _ time.Duration) ([]string, []string, error) {
 	return keys, nil, nil
 }
-func (m *memStore) Renew(context.Context, string, time.Time) error                  { return nil }
-func (m *memStore) Update(context.Context, string, []lanes.Change, time.Time) error { return nil }
-func (m *memStore) Release(context.Context, string, []string)                       {}
+func (m *memStore) Renew(context.Context, string, time.Time) error          { return nil }
+func (m *memStore) Update(context.Context, []lanes.Change, time.Time) error { return nil }
+func (m *memStore) Release(context.Context, string) error                   { return nil }
 
 // dlService is the aircraftd binary, run like in production but on the local
 // stack, with plain HTTP on a free port.

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,17 +46,18 @@ import (
 // Store keeps the file records and the claims of running downloads
 // (package mongo).
 type Store interface {
-	ForHour(ctx context.Context, h lanes.Hour) ([]lanes.Record, error)
+	// ForHour hands fn the records of hour h a batch at a time, in no
+	// particular order, and stops at the first error.
+	ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error
 	// Claim claims keys for owner: won are owner's, held are claimed by
 	// another owner whose lease has not expired.
 	Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error)
 	// Renew extends all of owner's claims.
 	Renew(ctx context.Context, owner string, until time.Time) error
-	// Update writes status changes and releases the claims of files that
-	// ended.
-	Update(ctx context.Context, owner string, cs []lanes.Change, now time.Time) error
-	// Release lets claims go (files never started).
-	Release(ctx context.Context, owner string, keys []string)
+	// Update writes status changes.
+	Update(ctx context.Context, cs []lanes.Change, now time.Time) error
+	// Release lets all of owner's claims go.
+	Release(ctx context.Context, owner string) error
 }
 
 // Defaults for Config fields left zero.
@@ -227,37 +229,30 @@ type fileResult struct {
 }
 
 // Download fetches every registered file of the hour h. It fails only when
-// the records cannot be read; a file that cannot be fetched is a failure in
-// the result, with its reason. p (may be nil) follows files and bytes.
+// the records cannot be read (nor then claimed); a file that cannot be
+// fetched is a failure in the result, with its reason. p (may be nil)
+// follows files and bytes.
 //
-// The hour's files are claimed together (one round trip) and handed to the
-// workers; files claimed by another request are claimed again once that
-// request lets them go (it finished them: they are then found present, or
-// it failed or died: they are fetched here). Status changes are written in
-// batches at most 100 ms after they happen (see recorder).
+// The hour's records are read a batch at a time and each batch is claimed
+// (one round trip) and handed to the workers at once, so that the first
+// files are fetched while the rest are read. Files claimed by another
+// request are claimed again once that request lets them go (it finished
+// them: they are then found present, or it failed or died: they are
+// fetched here). Status changes are written in batches (see recorder);
+// the claims are let go at the end.
 func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
 	start := time.Now()
-	recs, err := d.cfg.Store.ForHour(ctx, h)
-	if err != nil {
-		return nil, err
-	}
-	var total int64
-	keys := make([]string, len(recs))
-	byKey := make(map[string]lanes.Record, len(recs))
-	for i, r := range recs {
-		total += max(r.Size, 0)
-		keys[i] = r.Key
-		byKey[r.Key] = r
-	}
-	p.AddTotal(int64(len(recs)), total)
-	p.TotalKnown()
-
 	owner := fmt.Sprintf("%s-%d", d.id, d.seq.Add(1))
-	rec := newRecorder(d, owner)
+	rec := newRecorder(d)
 	stopRenew := d.renewClaims(ctx, owner)
 
+	// Workers stop taking files when the request is cancelled or the hour
+	// cannot be read whole.
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
 	var mu sync.Mutex
-	results := make(map[string]fileResult, len(recs))
+	results := make(map[string]fileResult)
 	finish := func(r lanes.Record, got fetched, err error) {
 		res, outcome := d.result(r, got, err)
 		rec.ended(r, outcome)
@@ -277,7 +272,7 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	}
 	commits := make(chan pending, d.cfg.Workers)
 	var committers sync.WaitGroup
-	for range min(d.cfg.Workers, len(recs)) {
+	for range d.cfg.Workers {
 		committers.Go(func() {
 			for c := range commits {
 				err := d.commit(c.got.staged, p)
@@ -288,20 +283,26 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 			}
 		})
 	}
-	work := make(chan lanes.Record, len(recs))
+	work := newQueue()
 	var wg sync.WaitGroup
-	for range min(d.cfg.Workers, len(recs)) {
+	for range d.cfg.Workers {
 		wg.Go(func() {
-			for r := range work {
-				if ctx.Err() != nil { // cancelled: let the claim go, the file was never started
-					d.cfg.Store.Release(context.WithoutCancel(ctx), owner, []string{r.Key})
+			for {
+				r, ok, last := work.pop()
+				if !ok {
+					return
+				}
+				if last {
+					rec.hurry() // every file left is running: write each end at once
+				}
+				if wctx.Err() != nil { // not started: its claim goes with the others at the end
 					mu.Lock()
-					results[r.Key] = fileResult{err: fmt.Errorf("not started: %w", context.Cause(ctx))}
+					results[r.Key] = fileResult{err: fmt.Errorf("not started: %w", context.Cause(wctx))}
 					mu.Unlock()
 					continue
 				}
 				rec.started(r)
-				got, err := d.fetchRecord(ctx, r, dirs, p)
+				got, err := d.fetchRecord(wctx, r, dirs, p)
 				if err == nil && got.staged != nil {
 					commits <- pending{r: r, got: got}
 					continue
@@ -311,20 +312,39 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 		})
 	}
 
-	waiting, claimErr := keys, error(nil)
-	delay := 50 * time.Millisecond
-	for len(waiting) > 0 {
-		won, held, err := d.cfg.Store.Claim(ctx, waiting, owner, d.now().UTC(), d.cfg.Lease)
+	// Read and claim the hour, a batch at a time.
+	var recs []lanes.Record
+	byKey := map[string]lanes.Record{}
+	var waiting []string
+	listErr := d.cfg.Store.ForHour(ctx, h, func(batch []lanes.Record) error {
+		keys := make([]string, 0, len(batch))
+		var bytes int64
+		for _, r := range batch {
+			if _, dup := byKey[r.Key]; dup {
+				continue // a record read twice (moved by a concurrent update)
+			}
+			byKey[r.Key] = r
+			recs = append(recs, r)
+			keys = append(keys, r.Key)
+			bytes += max(r.Size, 0)
+		}
+		p.AddTotal(int64(len(keys)), bytes)
+		won, held, err := d.cfg.Store.Claim(ctx, keys, owner, d.now().UTC(), d.cfg.Lease)
 		if err != nil {
-			claimErr = err
-			break
+			return err
 		}
 		for _, k := range won {
-			work <- byKey[k]
+			work.push(byKey[k])
 		}
-		if waiting = held; len(waiting) == 0 {
-			break
-		}
+		waiting = append(waiting, held...)
+		return nil
+	})
+	p.TotalKnown()
+
+	// Claim again what others held, until they let it go.
+	var claimErr error
+	delay := 50 * time.Millisecond
+	for listErr == nil && len(waiting) > 0 {
 		select {
 		case <-ctx.Done():
 			claimErr = fmt.Errorf("waiting for another request's download of this file: %w", context.Cause(ctx))
@@ -334,14 +354,42 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 			break
 		}
 		delay = min(delay*2, time.Second)
+		won, held, err := d.cfg.Store.Claim(ctx, waiting, owner, d.now().UTC(), d.cfg.Lease)
+		if err != nil {
+			claimErr = err
+			break
+		}
+		for _, k := range won {
+			work.push(byKey[k])
+		}
+		waiting = held
 	}
-	close(work)
+	if listErr != nil {
+		cancel(listErr)
+	}
+	if work.close() {
+		rec.hurry()
+	}
 	wg.Wait()
 	close(commits)
 	committers.Wait()
 	stopRenew()
+	// Every file has ended: the claims go while the last statuses are
+	// written. A request waiting for one of them finds the file in place.
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		if err := d.cfg.Store.Release(ctx, owner); err != nil {
+			d.cfg.Log.Warn("releasing download claims (they expire)", "owner", owner, "lease", d.cfg.Lease, "error", err)
+		}
+	}()
 	unrecorded := rec.close()
+	<-released
+	if listErr != nil {
+		return nil, fmt.Errorf("reading the hour's records: %w", listErr)
+	}
 
+	slices.SortFunc(recs, func(a, b lanes.Record) int { return strings.Compare(a.Key, b.Key) })
 	res := &HourResult{Successful: []File{}, Failed: []string{}, Failures: []Failure{}, TotalFiles: len(recs)}
 	for _, r := range recs {
 		fr, ok := results[r.Key]
@@ -374,6 +422,55 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	return res, nil
 }
 
+// queue is the claimed files waiting for a worker: unbounded, so that
+// reading and claiming the hour never waits for the workers (a cursor left
+// waiting would time out on the server).
+type queue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	items  []lanes.Record
+	closed bool
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond.L = &q.mu
+	return q
+}
+
+func (q *queue) push(r lanes.Record) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// close says no more files will come: waiting workers return. It reports
+// whether every file was taken already.
+func (q *queue) close() (empty bool) {
+	q.mu.Lock()
+	q.closed = true
+	empty = len(q.items) == 0
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	return empty
+}
+
+// pop waits for the next file: ok is false once the queue is closed and
+// empty; last is true for the last file of a closed queue.
+func (q *queue) pop() (r lanes.Record, ok, last bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return r, false, false
+	}
+	r, q.items = q.items[0], q.items[1:]
+	return r, true, q.closed && len(q.items) == 0
+}
+
 // pending is a fetched file on its way to the committers.
 type pending struct {
 	r   lanes.Record
@@ -395,7 +492,14 @@ func (d *Downloader) fetchRecord(ctx context.Context, r lanes.Record, dirs *fold
 	if t.dir, err = dirs.get(dir); err != nil {
 		return fetched{}, err
 	}
-	return d.fetchWithRetries(ctx, r, t, p)
+	got, err := d.fetchWithRetries(ctx, r, t, p)
+	if err == nil && got.present && d.cfg.Durable {
+		// Found whole, maybe just renamed there by another download or
+		// left by one that crashed before syncing the folder: synced before
+		// its record says downloaded, like a file fetched here.
+		dirs.markDirty(t.dir)
+	}
+	return got, err
 }
 
 // folders opens each target folder of a request once, as an os.Root below
@@ -528,11 +632,12 @@ func every(interval time.Duration, fn func()) (stop func()) {
 // at (FerretDB spends about half a millisecond on each). When durable, the
 // folders of the files downloaded since the last batch are synced before
 // the batch is written, so that no record says downloaded before its
-// file's rename is on disk. Changes are written even when the request was
+// file's rename is on disk. Once every file left is running (hurry), each
+// end is written at once, so that the answer does not wait for a batch
+// after the last file. Changes are written even when the request was
 // cancelled meanwhile.
 type recorder struct {
-	d     *Downloader
-	owner string
+	d *Downloader
 
 	// syncDirs, when set, makes the renames of downloaded files durable;
 	// it runs before their status is written.
@@ -543,6 +648,7 @@ type recorder struct {
 	order   []string         // keys of pending, in the order they changed
 	nEnded  int              // pending changes with an outcome
 	failed  map[string]error // files downloaded whose end could not be made durable or recorded
+	hurried atomic.Bool      // write every end at once
 
 	kick chan struct{}
 	stop chan struct{}
@@ -559,8 +665,8 @@ const (
 	recordBatch = 64
 )
 
-func newRecorder(d *Downloader, owner string) *recorder {
-	r := &recorder{d: d, owner: owner, pending: map[string]*change{}, failed: map[string]error{},
+func newRecorder(d *Downloader) *recorder {
+	r := &recorder{d: d, pending: map[string]*change{}, failed: map[string]error{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.wg.Go(func() {
 		t := time.NewTicker(recordEvery)
@@ -598,11 +704,22 @@ func (r *recorder) ended(rec lanes.Record, o lanes.Outcome) {
 	r.nEnded++
 	n := r.nEnded
 	r.mu.Unlock()
-	if n >= recordBatch {
-		select {
-		case r.kick <- struct{}{}:
-		default:
-		}
+	if n >= recordBatch || r.hurried.Load() {
+		r.wake()
+	}
+}
+
+// hurry makes every end from now on be written at once, and what has ended
+// so far too.
+func (r *recorder) hurry() {
+	r.hurried.Store(true)
+	r.wake()
+}
+
+func (r *recorder) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -643,7 +760,7 @@ func (r *recorder) flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := r.d.cfg.Store.Update(ctx, r.owner, batch, r.d.now().UTC()); err != nil {
+	if err := r.d.cfg.Store.Update(ctx, batch, r.d.now().UTC()); err != nil {
 		r.d.cfg.Log.Error("recording download status", "files", len(batch), "error", err)
 		for _, c := range batch {
 			if failed[c.Record.Key] == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -541,6 +542,60 @@ func TestCancelledDownload(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the next request took %s: it waited for claims of the cancelled one", took)
+	}
+	e.checkOnDisk(t, keys...)
+}
+
+// failingList reads the first records of an hour, then fails, like a
+// store lost in the middle of a cursor.
+type failingList struct {
+	*mongo.Store
+	first int
+}
+
+func (f failingList) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
+	var all []lanes.Record
+	if err := f.Store.ForHour(ctx, h, func(b []lanes.Record) error { all = append(all, b...); return nil }); err != nil {
+		return err
+	}
+	if err := fn(all[:f.first]); err != nil {
+		return err
+	}
+	return errors.New("connection reset by peer")
+}
+
+// An hour that cannot be read whole fails the request, once the files
+// under way have stopped: no temp file, no claim left behind, no record
+// left downloading; the next request does it all.
+func TestHourUnreadableMidway(t *testing.T) {
+	e := newEnv(t)
+	var keys []string
+	for i := range 6 {
+		k := fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i)
+		e.put(t, k, 3<<20, s3types.ChecksumAlgorithmCrc32c)
+		keys = append(keys, e.prefix+k)
+	}
+	e.index(t)
+	d := e.downloader(t, e.bucket.Client, func(c *download.Config) { c.Store = failingList{e.store, 3} })
+	got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err == nil || !strings.Contains(err.Error(), "connection reset by peer") {
+		t.Fatalf("Download = %+v, %v; want the read error", got, err)
+	}
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+	for _, k := range keys {
+		if r, _ := e.store.Get(ctx, k); r.Status == lanes.Downloading {
+			t.Errorf("%s left downloading", k)
+		}
+	}
+	start := time.Now()
+	got, err = e.downloader(t, e.bucket.Client).Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil || got.SuccessCount != len(keys) {
+		t.Fatalf("next request: %+v, %v", got, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the next request took %s: it waited for claims of the failed one", took)
 	}
 	e.checkOnDisk(t, keys...)
 }

@@ -22,13 +22,15 @@ type fakeStore struct {
 
 func (f *fakeStore) note(e string) { f.mu.Lock(); f.events = append(f.events, e); f.mu.Unlock() }
 
-func (f *fakeStore) ForHour(context.Context, lanes.Hour) ([]lanes.Record, error) { return nil, nil }
+func (f *fakeStore) ForHour(context.Context, lanes.Hour, func([]lanes.Record) error) error {
+	return nil
+}
 func (f *fakeStore) Claim(_ context.Context, keys []string, _ string, _ time.Time, _ time.Duration) ([]string, []string, error) {
 	return keys, nil, nil
 }
 func (f *fakeStore) Renew(context.Context, string, time.Time) error { return nil }
-func (f *fakeStore) Release(context.Context, string, []string)      {}
-func (f *fakeStore) Update(_ context.Context, _ string, cs []lanes.Change, _ time.Time) error {
+func (f *fakeStore) Release(context.Context, string) error          { return nil }
+func (f *fakeStore) Update(_ context.Context, cs []lanes.Change, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, "update")
@@ -38,7 +40,7 @@ func (f *fakeStore) Update(_ context.Context, _ string, cs []lanes.Change, _ tim
 
 func newTestRecorder(store *fakeStore, syncDirs func() error) *recorder {
 	d := &Downloader{cfg: Config{Store: store, Log: slog.New(slog.DiscardHandler)}, now: time.Now}
-	r := newRecorder(d, "owner")
+	r := newRecorder(d)
 	r.syncDirs = syncDirs
 	return r
 }
@@ -102,5 +104,32 @@ func TestRecorderStatusWriteFails(t *testing.T) {
 	failed := r.close()
 	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "recording it failed: no primary") {
 		t.Errorf("answer for a: %v", err)
+	}
+}
+
+// The queue hands out files in order, tells the taker of the last one of a
+// closed queue, and lets waiting workers go when closed.
+func TestQueue(t *testing.T) {
+	q := newQueue()
+	q.push(lanes.Record{Key: "a"})
+	q.push(lanes.Record{Key: "b"})
+	if r, ok, last := q.pop(); r.Key != "a" || !ok || last {
+		t.Errorf("pop = %s %v %v, want a, not last (the queue is open)", r.Key, ok, last)
+	}
+	if q.close() {
+		t.Error("close reported empty with b waiting")
+	}
+	if r, ok, last := q.pop(); r.Key != "b" || !ok || !last {
+		t.Errorf("pop = %s %v %v, want b, the last", r.Key, ok, last)
+	}
+	done := make(chan bool)
+	q2 := newQueue()
+	go func() { _, ok, _ := q2.pop(); done <- ok }()
+	time.Sleep(10 * time.Millisecond)
+	if !q2.close() {
+		t.Error("close of an empty queue reported files waiting")
+	}
+	if <-done {
+		t.Error("a waiting pop got a file from an empty closed queue")
 	}
 }

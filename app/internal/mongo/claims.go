@@ -56,9 +56,13 @@ func (s *Store) Claim(ctx context.Context, keys []string, owner string, now time
 	return won, held, nil
 }
 
-// Release lets owner's claims on keys go (downloads that never started).
-func (s *Store) Release(ctx context.Context, owner string, keys []string) {
-	s.release(ctx, keys, owner)
+// Release lets all of owner's claims go, once its download has ended. A
+// claim left behind by a failed release expires.
+func (s *Store) Release(ctx context.Context, owner string) error {
+	if _, err := s.claims.DeleteMany(context.WithoutCancel(ctx), bson.D{{Key: "owner", Value: owner}}); err != nil {
+		return fmt.Errorf("mongodb: release claims: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) claimChunk(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error) {
@@ -151,16 +155,17 @@ func (s *Store) Renew(ctx context.Context, owner string, until time.Time) error 
 	return nil
 }
 
-// Update writes what happened to owner's files and releases the claims of
-// those that ended. A file that started and ended since the last update
-// gets a single write. Records are addressed by their document id: on
-// FerretDB only {_id: …} finds a document without scanning the collection.
-func (s *Store) Update(ctx context.Context, owner string, cs []lanes.Change, now time.Time) error {
+// Update writes what happened to files. A file that started and ended
+// since the last update gets a single write. Records are addressed by their
+// document id: on FerretDB only {_id: …} finds a document without scanning
+// the collection. Claims are left alone: the download releases them all at
+// its end (Release), one round trip instead of one per update, and one
+// scan of the claims on FerretDB.
+func (s *Store) Update(ctx context.Context, cs []lanes.Change, now time.Time) error {
 	if len(cs) == 0 {
 		return nil
 	}
 	models := make([]mongo.WriteModel, 0, len(cs))
-	var ended []string
 	for _, c := range cs {
 		set := bson.D{{Key: fUpdatedAt, Value: now}}
 		var unset bson.D
@@ -191,13 +196,8 @@ func (s *Store) Update(ctx context.Context, owner string, cs []lanes.Change, now
 			update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}})
 		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(idFilter(c.Record)).SetUpdate(update))
-		if c.Outcome != nil {
-			ended = append(ended, c.Record.Key)
-		}
 	}
-	_, err := s.bulkWrite(ctx, models)
-	s.release(ctx, ended, owner)
-	if err != nil {
+	if _, err := s.bulkWrite(ctx, models); err != nil {
 		return fmt.Errorf("mongodb: record download status: %w", err)
 	}
 	return nil

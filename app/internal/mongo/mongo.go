@@ -23,12 +23,14 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
@@ -288,24 +290,38 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 	return res, nil
 }
 
-// maxBulk bounds the operations of one bulk write. FerretDB 1.24 holds one
-// of its 100 SQLite connections per statement of an update command until the
-// command ends: a command of 100 statements or more deadlocks, and leaves
-// its database wedged until FerretDB restarts.
-const maxBulk = 50
+// A bulk write is sent as commands of at most maxBulk operations, up to
+// bulkParallel of them at once, so that the server can work on them with
+// more than one core. Both are small because FerretDB 1.24 keeps one of its
+// 100 SQLite connections per statement of an update command until the
+// command ends (its handler defers closing each statement's query inside
+// the loop over them): a command of 100 statements deadlocks and wedges
+// the database until FerretDB restarts, and so do commands running at once
+// that hold 100 between them. 2 × 16 per bulk write leaves room for
+// several downloads at once.
+const (
+	maxBulk      = 16
+	bulkParallel = 2
+)
 
-// bulkWrite runs models unordered, maxBulk at a time, and returns how many
-// documents were modified.
+// bulkWrite runs models unordered and returns how many documents were
+// modified.
 func (s *Store) bulkWrite(ctx context.Context, models []mongo.WriteModel) (int, error) {
-	modified := 0
+	var modified atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(bulkParallel)
 	for chunk := range slices.Chunk(models, maxBulk) {
-		bw, err := s.coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-		if err != nil {
-			return modified, err
-		}
-		modified += int(bw.ModifiedCount)
+		g.Go(func() error {
+			bw, err := s.coll.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			if err != nil {
+				return err
+			}
+			modified.Add(bw.ModifiedCount)
+			return nil
+		})
 	}
-	return modified, nil
+	err := g.Wait()
+	return int(modified.Load()), err
 }
 
 func newDoc(r lanes.Record, now time.Time) bson.D {
@@ -371,6 +387,14 @@ type Query struct {
 
 // List returns the records of q in key order.
 func (s *Store) List(ctx context.Context, q Query) ([]lanes.Record, error) {
+	opts := options.Find().SetSort(bson.D{{Key: fKey, Value: 1}})
+	if q.Limit > 0 {
+		opts.SetLimit(int64(q.Limit))
+	}
+	return s.find(ctx, q.filter(), opts)
+}
+
+func (q Query) filter() bson.D {
 	f := bson.D{}
 	if q.LaneID != "" {
 		f = append(f, bson.E{Key: fLane, Value: q.LaneID})
@@ -391,11 +415,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]lanes.Record, error) {
 	if q.After != "" {
 		f = append(f, bson.E{Key: fKey, Value: bson.D{{Key: "$gt", Value: q.After}}})
 	}
-	opts := options.Find().SetSort(bson.D{{Key: fKey, Value: 1}})
-	if q.Limit > 0 {
-		opts.SetLimit(int64(q.Limit))
-	}
-	return s.find(ctx, f, opts)
+	return f
 }
 
 func (s *Store) find(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]lanes.Record, error) {
@@ -421,10 +441,48 @@ func utc(r *lanes.Record) {
 	}
 }
 
-// ForHour returns the records of h's lane whose timestamp falls in h, in
-// key order.
-func (s *Store) ForHour(ctx context.Context, h lanes.Hour) ([]lanes.Record, error) {
-	return s.List(ctx, Query{LaneID: h.LaneID, From: h.Start, To: h.End()})
+// ForHour's batches: the first small, so that a download starts on the
+// first files of an hour while the server still looks for the rest
+// (FerretDB scans the whole collection for an hour: it has no index for
+// it; about 20 ms for 200 records here), the others large, as every round
+// trip costs the server a resumed scan.
+const (
+	hourFirstBatch = 16
+	hourBatch      = 1000
+)
+
+// ForHour hands fn the records of h's lane whose timestamp falls in h, a
+// batch at a time as the server returns them, in no particular order. It
+// stops at the first error, fn's included, and returns it.
+func (s *Store) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
+	q := Query{LaneID: h.LaneID, From: h.Start, To: h.End()}
+	cur, err := s.coll.Find(ctx, q.filter(), options.Find().SetBatchSize(hourFirstBatch))
+	if err != nil {
+		return fmt.Errorf("mongodb: find records: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	cur.SetBatchSize(hourBatch)
+	for cur.Next(ctx) {
+		batch := make([]lanes.Record, 0, cur.RemainingBatchLength()+1)
+		for {
+			var r lanes.Record
+			if err := cur.Decode(&r); err != nil {
+				return fmt.Errorf("mongodb: read records: %w", err)
+			}
+			utc(&r)
+			batch = append(batch, r)
+			if cur.RemainingBatchLength() == 0 || !cur.Next(ctx) { // the batch received: no round trip
+				break
+			}
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("mongodb: read records: %w", err)
+	}
+	return nil
 }
 
 // Get returns the record of key, or lanes.ErrNotFound.

@@ -2,7 +2,10 @@ package mongo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,7 +170,7 @@ func TestRegisterManyInBatches(t *testing.T) {
 	if won, _, err := s.Claim(tctx, ks, "o", time.Now(), time.Minute); err != nil || len(won) != 150 {
 		t.Fatalf("claim 150: %d, %v", len(won), err)
 	}
-	if err := s.Update(tctx, "o", cs, time.Now()); err != nil {
+	if err := s.Update(tctx, cs, time.Now()); err != nil {
 		t.Fatalf("update 150: %v", err)
 	}
 	if failed, _ := s.List(tctx, mongo.Query{Status: lanes.Failed}); len(failed) != 150 {
@@ -188,7 +191,7 @@ func TestListAndForHour(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := lanes.NewHour("lane1", "2024-02-14", 14)
-	got, err := s.ForHour(ctx, h)
+	got, _, err := forHour(s, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +207,54 @@ func TestListAndForHour(t *testing.T) {
 	failed, _ := s.List(ctx, mongo.Query{Status: lanes.Failed})
 	if keys(failed) != "e" || failed[0].LastError != "boom" {
 		t.Errorf("failed records: %+v", failed)
+	}
+}
+
+// forHour collects what ForHour hands out, sorted by key, and how many
+// batches it came in.
+func forHour(s *mongo.Store, h lanes.Hour) (rs []lanes.Record, batches int, err error) {
+	err = s.ForHour(ctx, h, func(b []lanes.Record) error {
+		rs = append(rs, b...)
+		batches++
+		return nil
+	})
+	slices.SortFunc(rs, func(a, b lanes.Record) int { return strings.Compare(a.Key, b.Key) })
+	return rs, batches, err
+}
+
+// An hour comes in batches, each record once, and stops when told to.
+func TestForHourInBatches(t *testing.T) {
+	s := mongotest.Store(t)
+	var rs, want []lanes.Record
+	for i := range 100 {
+		lane := "lane1"
+		if i%3 == 0 {
+			lane = "lane2"
+		}
+		r := rec(fmt.Sprintf("k%03d", i), lane, t0.Add(time.Duration(i)*time.Second), 1, "x")
+		rs = append(rs, r)
+		if lane == "lane1" {
+			want = append(want, r)
+		}
+	}
+	if _, err := s.Register(ctx, rs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := lanes.NewHour("lane1", "2024-02-14", 14)
+	got, batches, err := forHour(s, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(got) != keys(want) {
+		t.Errorf("ForHour = %s, want %s", keys(got), keys(want))
+	}
+	if batches < 2 {
+		t.Errorf("%d records in %d batch: the first files would wait for the whole hour", len(got), batches)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if err := s.ForHour(ctx, h, func([]lanes.Record) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("fn failing: ForHour = %v after %d calls, want stop after 1", err, calls)
 	}
 }
 
@@ -228,9 +279,10 @@ func claimAndFinish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update(ctx, "setup", []lanes.Change{{Record: r, Started: true, Outcome: &o}}, time.Now()); err != nil {
+	if err := s.Update(ctx, []lanes.Change{{Record: r, Started: true, Outcome: &o}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	s.Release(ctx, "setup")
 }
 
 func claimCount(t *testing.T, s *mongo.Store) int64 {
@@ -260,7 +312,7 @@ func TestClaimsAndStatus(t *testing.T) {
 	// A starts both: downloading, one attempt each.
 	r1, _ := s.Get(ctx, "k1")
 	r2, _ := s.Get(ctx, "k2")
-	if err := s.Update(ctx, "A", []lanes.Change{{Record: r1, Started: true}, {Record: r2, Started: true}}, now); err != nil {
+	if err := s.Update(ctx, []lanes.Change{{Record: r1, Started: true}, {Record: r2, Started: true}}, now); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"k1", "k2"} {
@@ -282,7 +334,7 @@ func TestClaimsAndStatus(t *testing.T) {
 	if err != nil || fmt.Sprint(won) != "[k1 k2]" || len(held) != 0 {
 		t.Fatalf("B after A's lease expired: won %v, held %v, %v", won, held, err)
 	}
-	err = s.Update(ctx, "B", []lanes.Change{
+	err = s.Update(ctx, []lanes.Change{
 		{Record: r1, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
 		{Record: r2, Started: true, Outcome: &lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k2", ETag: "e", VersionID: "v1", Size: 6, Checksum: "crc32c:AAAAAA=="}},
 	}, later)
@@ -297,21 +349,29 @@ func TestClaimsAndStatus(t *testing.T) {
 	if r2.Status != lanes.Downloaded || r2.LastError != "" || r2.LocalPath != "/d/k2" || r2.VersionID != "v1" || r2.Checksum == "" || r2.Attempts != 2 {
 		t.Errorf("after success: %+v", r2)
 	}
-	// Ending released the claims: a new owner claims at once; success clears the error.
+	// Ending does not release the claims; B lets them all go at its end,
+	// and a new owner claims at once; success clears the error.
+	if n := claimCount(t, s); n != 2 {
+		t.Errorf("%d claims after B's files ended, want B's 2 until B releases them", n)
+	}
+	s.Release(ctx, "B")
 	if n := claimCount(t, s); n != 0 {
-		t.Errorf("%d claims left after every download ended", n)
+		t.Errorf("%d claims left after B released", n)
 	}
 	claimAndFinish(t, s, "k1", lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k1", Size: 5})
 	if r1, _ = s.Get(ctx, "k1"); r1.Status != lanes.Downloaded || r1.LastError != "" || r1.Attempts != 3 {
 		t.Errorf("after retry: %+v", r1)
 	}
-	// Claims of files never started are released as they are.
-	if won, _, _ := s.Claim(ctx, []string{"k1", "k2"}, "C", later, time.Minute); len(won) != 2 {
+	// A release lets go of its owner's claims only.
+	if won, _, _ := s.Claim(ctx, []string{"k1"}, "C", later, time.Minute); len(won) != 1 {
 		t.Fatal("C could not claim")
 	}
-	s.Release(ctx, "C", []string{"k1", "k2"})
-	if n := claimCount(t, s); n != 0 {
-		t.Errorf("%d claims left after release", n)
+	if won, _, _ := s.Claim(ctx, []string{"k2"}, "D", later, time.Minute); len(won) != 1 {
+		t.Fatal("D could not claim")
+	}
+	s.Release(ctx, "C")
+	if won, held, _ := s.Claim(ctx, []string{"k1", "k2"}, "E", later, time.Minute); fmt.Sprint(won, held) != "[k1] [k2]" {
+		t.Errorf("after C released: E won %v, held %v; want k1 won, k2 still D's", won, held)
 	}
 }
 
@@ -324,11 +384,11 @@ func TestHandInsertedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := lanes.NewHour("lane1", "2024-02-14", 14)
-	rs, err := s.ForHour(ctx, h)
+	rs, _, err := forHour(s, h)
 	if err != nil || len(rs) != 1 || rs[0].ID == nil {
 		t.Fatalf("ForHour: %+v, %v", rs, err)
 	}
-	if err := s.Update(ctx, "o", []lanes.Change{{Record: rs[0], Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "x"}}}, time.Now()); err != nil {
+	if err := s.Update(ctx, []lanes.Change{{Record: rs[0], Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "x"}}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := s.Get(ctx, "hand"); r.Status != lanes.Failed || r.Attempts != 1 {
@@ -345,7 +405,7 @@ func TestReRegistrationDuringDownload(t *testing.T) {
 	if won, _, _ := s.Claim(ctx, []string{"k"}, "A", time.Now(), time.Minute); len(won) != 1 {
 		t.Fatal("no claim")
 	}
-	if err := s.Update(ctx, "A", []lanes.Change{{Record: r0, Started: true}}, time.Now()); err != nil {
+	if err := s.Update(ctx, []lanes.Change{{Record: r0, Started: true}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	r1 := r0
