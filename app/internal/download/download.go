@@ -255,7 +255,11 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	results := make(map[string]fileResult)
 	finish := func(r lanes.Record, got fetched, err error) {
 		res, outcome := d.result(r, got, err)
-		rec.ended(r, outcome)
+		if err == nil && got.present && recorded(r, outcome) && rec.settle(r) {
+			res.file.Record = r // found as its record says: nothing to write
+		} else {
+			rec.ended(r, outcome)
+		}
 		mu.Lock()
 		results[r.Key] = res
 		mu.Unlock()
@@ -709,6 +713,28 @@ func (r *recorder) ended(rec lanes.Record, o lanes.Outcome) {
 	}
 }
 
+// settle forgets the start of a file that ended as its record already says
+// (found in place, as downloaded): nothing is written for it. It reports
+// false when the start was written already: the end must be written then.
+func (r *recorder) settle(rec lanes.Record) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.pending[rec.Key]
+	if c == nil || c.Outcome != nil {
+		return false
+	}
+	delete(r.pending, rec.Key)
+	return true
+}
+
+// recorded says whether r already records outcome o: a downloaded file at
+// the same place, verified the same way, of the same object.
+func recorded(r lanes.Record, o lanes.Outcome) bool {
+	return r.Status == lanes.Downloaded && o.Status == lanes.Downloaded && r.LastError == "" &&
+		r.LocalPath == o.LocalPath && r.Checksum == o.Checksum && r.Size == o.Size &&
+		(o.ETag == "" || o.ETag == r.ETag) && (o.VersionID == "" || o.VersionID == r.VersionID)
+}
+
 // hurry makes every end from now on be written at once, and what has ended
 // so far too.
 func (r *recorder) hurry() {
@@ -731,6 +757,9 @@ func (r *recorder) flush() {
 	kept := r.order[:0]
 	for _, k := range r.order {
 		c := r.pending[k]
+		if c == nil { // settled
+			continue
+		}
 		if c.Outcome == nil && time.Since(c.since) < recordEvery {
 			kept = append(kept, k) // started just now: it may end before the next flush
 			continue

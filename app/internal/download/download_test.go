@@ -247,7 +247,8 @@ func TestIndexAndDownloadHour(t *testing.T) {
 		}
 	}
 
-	// Again: nothing is fetched, every file is reported present.
+	// Again: nothing is fetched, every file is reported present, as its
+	// record already says: the records are left as they are.
 	got, err = d.Download(ctx, hour(t, "lane1", 14), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -255,9 +256,20 @@ func TestIndexAndDownloadHour(t *testing.T) {
 	if got.SuccessCount != 6 || got.AlreadyPresent != 6 || got.Downloaded != 0 || got.Bytes != 0 {
 		t.Errorf("second download: %d ok, %d present, %d downloaded, %d bytes", got.SuccessCount, got.AlreadyPresent, got.Downloaded, got.Bytes)
 	}
+	before := map[string]lanes.Record{}
+	for _, r := range recs {
+		before[r.Key] = r
+	}
 	for _, f := range got.Successful {
 		if f.Outcome != download.OutcomeAlreadyPresent {
 			t.Errorf("%s: outcome %q", f.Key, f.Outcome)
+		}
+		now, _ := e.store.Get(ctx, f.Key)
+		if b := before[f.Key]; !now.UpdatedAt.Equal(b.UpdatedAt) || now.Attempts != b.Attempts || now.Status != lanes.Downloaded {
+			t.Errorf("%s found in place, but its record changed: %+v, was %+v", f.Key, now, b)
+		}
+		if f.Attempts != 1 || !f.UpdatedAt.Equal(now.UpdatedAt) {
+			t.Errorf("%s answered as %+v, its record is %+v", f.Key, f.Record, now)
 		}
 	}
 
