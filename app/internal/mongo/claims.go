@@ -23,10 +23,11 @@ import (
 // that atomic on every server, FerretDB included, whose findAndModify and
 // updates are not atomic (FerretDB issue #3040: its SQLite handler reads and
 // writes without a transaction; 16 racing findOneAndUpdate claims gave 6
-// winners in our tests). Inserts also batch: one insertMany claims a whole
-// hour.
+// winners in our tests). Inserts also batch: one insertMany claims a batch
+// of records.
 //
-// A claim lasts until `until` and its owner renews it while working. A
+// A claim lasts until `until` and its owner renews it while working, and
+// lets all its claims go at once when done (Release). A
 // claim whose owner died expires; taking it over is made atomic by first
 // inserting a takeover token named after the expired claim's owner: only
 // one taker can insert it.
