@@ -225,7 +225,9 @@ func (v *verifier) addRun(p []byte, off int64) {
 	}
 }
 
-// Verify checks that the file is the object: size, then checksum.
+// Verify checks that the file is the object: size, then checksum, from
+// the bytes as they were written when it can (FromStream), else by reading
+// the file.
 func (v *verifier) Verify() error {
 	st, err := v.f.Stat()
 	if err != nil {
@@ -234,26 +236,42 @@ func (v *verifier) Verify() error {
 	if st.Size() != v.size {
 		return fmt.Errorf("%w: file has %d bytes, the object %d", ErrMismatch, st.Size(), v.size)
 	}
-	var got []byte
+	if ok, err := v.FromStream(); ok {
+		return err
+	}
+	if v.crc != nil {
+		return verifyFile(v.f, v.exp)
+	}
+	// Read back what did not arrive in order.
+	if _, err := io.Copy(v.h, io.NewSectionReader(v.f, v.next, v.size-v.next)); err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	return compare(v.exp, v.h.Sum(nil))
+}
+
+// FromStream checks the checksum from the bytes as they were written,
+// without the file (whose writes may still be under way): ok is false when
+// that cannot be done and the file must be read (pieces overlapped, or
+// came out of order for a digest that needs them in order). The size is
+// not checked: Verify, or the caller once the writes are done, does.
+func (v *verifier) FromStream() (ok bool, err error) {
 	switch {
 	case v.exp.Algorithm == NoSum:
-		return nil
+		return true, nil
 	case v.crc != nil:
 		c, ok := v.combined()
 		if !ok {
-			return verifyFile(v.f, v.exp)
+			return false, nil
 		}
-		got = v.crc.sum(c)
+		return true, compare(v.exp, v.crc.sum(c))
 	default:
-		if v.next < v.size {
-			// Read back what did not arrive in order.
-			if _, err := io.Copy(v.h, io.NewSectionReader(v.f, v.next, v.size-v.next)); err != nil {
-				return fmt.Errorf("read back: %w", err)
-			}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.next != v.size {
+			return false, nil
 		}
-		got = v.h.Sum(nil)
+		return true, compare(v.exp, v.h.Sum(nil))
 	}
-	return compare(v.exp, got)
 }
 
 // combined joins the runs' CRCs when they tile [0, size) exactly.

@@ -166,3 +166,57 @@ func TestExpectedFromHeaders(t *testing.T) {
 		t.Errorf("etag %q version %q", m.etag, m.version)
 	}
 }
+
+// FromStream answers from the bytes as written when they allow it, and
+// says so when the file must be read: pieces out of order for an in-order
+// digest, or overlapping ones for a CRC.
+func TestVerifierFromStream(t *testing.T) {
+	data := make([]byte, 3000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	write := func(v *verifier, pieces ...[2]int) {
+		for _, p := range pieces {
+			if _, err := v.WriteAt(data[p[0]:p[1]], int64(p[0])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inOrder := [][2]int{{0, 1000}, {1000, 3000}}
+	outOfOrder := [][2]int{{1000, 3000}, {0, 1000}}
+	overlapping := [][2]int{{0, 2000}, {1000, 3000}}
+	for _, c := range []struct {
+		algo   Algorithm
+		pieces [][2]int
+		ok     bool
+	}{
+		{CRC32C, inOrder, true},
+		{CRC32C, outOfOrder, true}, // runs combine in any order
+		{CRC32C, overlapping, false},
+		{SHA256, inOrder, true},
+		{SHA256, outOfOrder, false},
+		{NoSum, overlapping, true},
+	} {
+		for _, damaged := range []bool{false, true} {
+			exp := expectedOf(c.algo, data)
+			if damaged && c.algo != NoSum {
+				exp.Sum = append([]byte(nil), exp.Sum...)
+				exp.Sum[0] ^= 1
+			}
+			v := newVerifier(f, f, exp, int64(len(data)))
+			write(v, c.pieces...)
+			ok, err := v.FromStream()
+			if ok != c.ok {
+				t.Errorf("%s %v: ok %v, want %v", c.algo, c.pieces, ok, c.ok)
+			}
+			if wantErr := ok && damaged && c.algo != NoSum; (err != nil) != wantErr || (err != nil && !errors.Is(err, ErrMismatch)) {
+				t.Errorf("%s %v damaged=%v: %v", c.algo, c.pieces, damaged, err)
+			}
+		}
+	}
+}
