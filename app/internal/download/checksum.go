@@ -193,7 +193,49 @@ func (v *verifier) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("write of %d bytes at %d is beyond the object's %d bytes (the object changed?)", len(p), off, v.size)
 	}
 	n, err := v.w.WriteAt(p, off)
-	p = p[:n]
+	v.account(p[:n], off)
+	return n, err
+}
+
+// ReadFromAt reads src into the file from off and accounts for it, calling
+// seen with the size of each piece. Written with O_DIRECT, the pieces are
+// read straight into the aligned buffers that go to the disk.
+func (v *verifier) ReadFromAt(src io.Reader, off int64, seen func(int)) (int64, error) {
+	if dw, ok := v.w.(*directWriter); ok && off%directBlock == 0 && off >= 0 && off <= v.size {
+		return dw.readFrom(src, off, v.size-off, func(p []byte, at int64) {
+			v.account(p, at)
+			seen(len(p))
+		})
+	}
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	var n int64
+	for {
+		k, err := src.Read(*buf)
+		if k > 0 {
+			w, werr := v.WriteAt((*buf)[:k], off+n)
+			n += int64(w)
+			seen(w)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// copyBufs are the buffers of reads into files written through the page
+// cache.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// account notes that p was written at off.
+func (v *verifier) account(p []byte, off int64) {
+	n := len(p)
 	switch {
 	case v.crc != nil:
 		v.addRun(p, off)
@@ -212,7 +254,6 @@ func (v *verifier) WriteAt(p []byte, off int64) (int, error) {
 	v.mu.Lock()
 	v.written += int64(n)
 	v.mu.Unlock()
-	return n, err
 }
 
 func (v *verifier) addRun(p []byte, off int64) {

@@ -3,6 +3,7 @@ package download
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -79,15 +80,17 @@ func openDirect(dir *os.Root, name string, plain *os.File) (*directWriter, error
 
 // WriteAt writes p at off, in the run it belongs to (see runTable).
 func (w *directWriter) WriteAt(p []byte, off int64) (int, error) {
-	r := w.runs.next(off,
-		func(off int64) directRun { return directRun{at: off, plain: off%directBlock != 0} },
-		func(d *directRun, start int64) {
-			_ = d.wait()                   // what it wrote before is written over, after
-			d.at, d.buf = start, d.buf[:0] // (the same bytes: every range is pinned to the ETag)
-		})
+	r := w.runs.next(off, newDirectRun, restartDirectRun)
 	n, err := w.write(&r.s, p, off)
 	w.runs.done(r, off+int64(n))
 	return n, err
+}
+
+func newDirectRun(off int64) directRun { return directRun{at: off, plain: off%directBlock != 0} }
+
+func restartDirectRun(d *directRun, start int64) {
+	_ = d.wait()                   // what it wrote before is written over, after
+	d.at, d.buf = start, d.buf[:0] // (the same bytes: every range is pinned to the ETag)
 }
 
 func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
@@ -103,30 +106,78 @@ func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
 		c := copy(r.buf[len(r.buf):cap(r.buf)], p)
 		r.buf = r.buf[:len(r.buf)+c]
 		p, n = p[c:], n+c
-		if len(r.buf) == cap(r.buf) {
-			// The full buffer is written while the range goes on filling
-			// the next one: the network and the disk work at once. One
-			// write per run at a time; the buffer goes back to the pool once
-			// written, so that a finished range (a whole number of buffers,
-			// as 50 MiB parts are) holds none.
-			if err := r.wait(); err != nil {
-				return 0, err // the file is given up: what reached the disk does not matter
-			}
-			buf, pool, at := r.buf, r.pool, r.at
-			r.writing = make(chan error, 1)
-			go func(done chan<- error) {
-				_, err := w.direct.WriteAt(buf, at)
-				directBufs.Put(pool)
-				if err != nil {
-					err = fmt.Errorf("direct write: %w", err)
-				}
-				done <- err
-			}(r.writing)
-			r.at += int64(len(buf))
-			r.pool, r.buf = nil, nil
+		if err := w.spill(r); err != nil {
+			return 0, err
 		}
 	}
 	return n, nil
+}
+
+// readFrom reads src into the file from off, a block boundary, as one run
+// written in order, straight into the run's aligned buffers: the bytes are
+// not copied on their way to the disk. seen is called with each piece read,
+// at its offset, before it is written. It reads at most max bytes and fails
+// if src holds more.
+func (w *directWriter) readFrom(src io.Reader, off, max int64, seen func([]byte, int64)) (int64, error) {
+	r := w.runs.next(off, newDirectRun, restartDirectRun)
+	rs := &r.s
+	var n int64
+	defer func() { w.runs.done(r, off+n) }()
+	for {
+		if rs.pool == nil {
+			rs.pool = directBufs.Get().(*[]byte)
+			rs.buf = (*rs.pool)[:0]
+		}
+		room := rs.buf[len(rs.buf):cap(rs.buf)]
+		if left := max - n; int64(len(room)) > left {
+			room = room[:left+1] // one byte more than allowed: to see that there is more
+		}
+		k, err := src.Read(room)
+		if n+int64(k) > max {
+			return n, fmt.Errorf("more than the object's %d bytes (the object changed?)", off+max)
+		}
+		if k > 0 {
+			seen(room[:k], off+n)
+			rs.buf = rs.buf[:len(rs.buf)+k]
+			n += int64(k)
+			if err := w.spill(rs); err != nil {
+				return n, err
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// spill starts writing r's buffer when it is full: it is written while the
+// range goes on filling the next one, so that the network and the disk work
+// at once. One write per run at a time; the buffer goes back to the pool
+// once written, so that a finished range (a whole number of buffers, as
+// 50 MiB parts are) holds none.
+func (w *directWriter) spill(r *directRun) error {
+	if len(r.buf) < cap(r.buf) {
+		return nil
+	}
+	if err := r.wait(); err != nil {
+		return err // the file is given up: what reached the disk does not matter
+	}
+	buf, pool, at := r.buf, r.pool, r.at
+	r.writing = make(chan error, 1)
+	go func(done chan<- error) {
+		_, err := w.direct.WriteAt(buf, at)
+		directBufs.Put(pool)
+		if err != nil {
+			err = fmt.Errorf("direct write: %w", err)
+		}
+		done <- err
+	}(r.writing)
+	r.at += int64(len(buf))
+	r.pool, r.buf = nil, nil
+	return nil
 }
 
 // finish writes what the runs still hold and closes the O_DIRECT

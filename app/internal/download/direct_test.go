@@ -2,11 +2,13 @@ package download
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/iotest"
 )
 
 // TestDirectWriter writes a file the way ranged downloads do — ranges in
@@ -87,6 +89,72 @@ func TestDirectWriter(t *testing.T) {
 			i++
 		}
 		t.Fatalf("file differs from the source: %d bytes vs %d, first difference at %d", len(got), len(src), i)
+	}
+}
+
+// A small file read straight into the O_DIRECT buffers: pieces of every
+// size the network may hand out, each seen once at its offset, the bytes on
+// disk those of the source; more bytes than the object has is an error.
+func TestDirectReadFrom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	src := make([]byte, 2*directBuf+directBlock+777) // whole buffers, a whole block, a partial one
+	for i := range src {
+		src[i] = byte(rng.Uint32())
+	}
+	for _, tc := range []struct {
+		name string
+		r    func() io.Reader
+		max  int64
+		fail bool
+	}{
+		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(src)) }, int64(len(src)), false},
+		{"half reads", func() io.Reader { return iotest.HalfReader(bytes.NewReader(src)) }, int64(len(src)), false},
+		{"data with EOF", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(src)) }, int64(len(src)), false},
+		{"more than the object", func() io.Reader { return bytes.NewReader(src) }, int64(len(src)) - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			plain, err := root.OpenFile("f.part", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plain.Close()
+			w, err := openDirect(root, "f.part", plain)
+			if err != nil {
+				t.Skipf("O_DIRECT refused by the file system of %s: %v", dir, err)
+			}
+			seen := make([]byte, len(src))
+			var next int64
+			n, err := w.readFrom(tc.r(), 0, tc.max, func(p []byte, off int64) {
+				if off != next {
+					t.Fatalf("piece at %d, want %d", off, next)
+				}
+				copy(seen[off:], p)
+				next += int64(len(p))
+			})
+			ferr := w.finish()
+			if tc.fail {
+				if err == nil {
+					t.Fatalf("read %d bytes of a source longer than %d without an error", n, tc.max)
+				}
+				return
+			}
+			if err != nil || ferr != nil || n != int64(len(src)) {
+				t.Fatalf("readFrom = %d, %v; finish %v", n, err, ferr)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "f.part"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, src) || !bytes.Equal(seen, src) {
+				t.Fatalf("on disk equal: %v, seen equal: %v", bytes.Equal(got, src), bytes.Equal(seen, src))
+			}
+		})
 	}
 }
 

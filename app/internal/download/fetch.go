@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -226,8 +225,6 @@ func verifyExisting(t target, exp Expected) error {
 	return verifyFile(f, exp)
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(r.Key)}
 	if r.ETag != "" {
@@ -242,10 +239,8 @@ func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, t target, p
 	if err := d.matches(r, m); err != nil {
 		return fetched{}, err
 	}
-	return d.write(t, m, p, func(w io.WriterAt) error {
-		buf := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(buf)
-		_, err := io.CopyBuffer(&offsetWriter{w: w}, out.Body, *buf)
+	return d.write(t, m, p, func(w countingWriterAt) error {
+		_, err := w.ReadFromAt(out.Body, 0)
 		if err != nil {
 			return fmt.Errorf("s3://%s/%s: reading: %w", d.cfg.Bucket, r.Key, err)
 		}
@@ -254,7 +249,7 @@ func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, t target, p
 }
 
 func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMeta, t target, p *progress.Counter) (fetched, error) {
-	return d.write(t, m, p, func(w io.WriterAt) error {
+	return d.write(t, m, p, func(w countingWriterAt) error {
 		if m.size == 0 {
 			return nil
 		}
@@ -275,7 +270,7 @@ func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMet
 // object into it, verifies it, and returns it staged for commit, which
 // renames it to t. On any failure the temp file is removed: a file
 // appears whole or not at all.
-func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill func(io.WriterAt) error) (fetched, error) {
+func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill func(countingWriterAt) error) (fetched, error) {
 	got := fetched{size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}
 	tmp := "." + t.name + ".part-" + randomSuffix()
 	f, err := t.dir.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
@@ -419,21 +414,18 @@ type countingWriterAt struct {
 
 func (c countingWriterAt) WriteAt(b []byte, off int64) (int, error) {
 	n, err := c.w.WriteAt(b, off)
+	c.count(n)
+	return n, err
+}
+
+// ReadFromAt reads src into the file from off (see verifier.ReadFromAt).
+func (c countingWriterAt) ReadFromAt(src io.Reader, off int64) (int64, error) {
+	return c.w.ReadFromAt(src, off, c.count)
+}
+
+func (c countingWriterAt) count(n int) {
 	c.p.AddDone(0, int64(n))
 	c.n.Add(int64(n))
-	return n, err
-}
-
-// offsetWriter turns sequential writes into WriteAt calls.
-type offsetWriter struct {
-	w   io.WriterAt
-	off int64
-}
-
-func (o *offsetWriter) Write(b []byte) (int, error) {
-	n, err := o.w.WriteAt(b, o.off)
-	o.off += int64(n)
-	return n, err
 }
 
 // describeS3 turns an S3 error into a reason a client can act on.
