@@ -22,21 +22,7 @@ func TestDirectWriter(t *testing.T) {
 	for i := range src {
 		src[i] = byte(rng.Uint32())
 	}
-	dir := t.TempDir()
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	plain, err := root.OpenFile("f.part", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	w, err := openDirect(root, "f.part", plain)
-	if err != nil {
-		t.Skipf("O_DIRECT refused by the file system of %s: %v", dir, err)
-	}
+	path, w := newDirectFile(t)
 
 	pieces := func(from, to int64, seed uint64) [][2]int64 {
 		r := rand.New(rand.NewPCG(seed, 1))
@@ -79,7 +65,7 @@ func TestDirectWriter(t *testing.T) {
 	if err := w.finish(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(dir, "f.part"))
+	got, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,21 +99,7 @@ func TestDirectReadFrom(t *testing.T) {
 		{"more than the object", func() io.Reader { return bytes.NewReader(src) }, int64(len(src)) - 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			root, err := os.OpenRoot(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer root.Close()
-			plain, err := root.OpenFile("f.part", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer plain.Close()
-			w, err := openDirect(root, "f.part", plain)
-			if err != nil {
-				t.Skipf("O_DIRECT refused by the file system of %s: %v", dir, err)
-			}
+			path, w := newDirectFile(t)
 			seen := make([]byte, len(src))
 			var next int64
 			n, err := w.readFrom(tc.r(), 0, tc.max, func(p []byte, off int64) {
@@ -147,7 +119,7 @@ func TestDirectReadFrom(t *testing.T) {
 			if err != nil || ferr != nil || n != int64(len(src)) {
 				t.Fatalf("readFrom = %d, %v; finish %v", n, err, ferr)
 			}
-			got, err := os.ReadFile(filepath.Join(dir, "f.part"))
+			got, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,6 +128,27 @@ func TestDirectReadFrom(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newDirectFile creates a temp file and a directWriter over it, as write
+// does; it skips the test where the file system refuses O_DIRECT.
+func newDirectFile(t *testing.T) (path string, w *directWriter) {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	plain, err := root.OpenFile("f.part", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	if w, err = openDirect(root, "f.part", plain); err != nil {
+		t.Skipf("O_DIRECT refused by the file system of %s: %v", dir, err)
+	}
+	return filepath.Join(dir, "f.part"), w
 }
 
 func TestAlignedBuffer(t *testing.T) {

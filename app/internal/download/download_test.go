@@ -100,6 +100,20 @@ func (e *env) put(t *testing.T, key string, n int, algo s3types.ChecksumAlgorith
 	return data
 }
 
+// putHour uploads n files of size bytes (CRC32C) into lane1's hour 14 and
+// indexes them; it returns their keys.
+func (e *env) putHour(t *testing.T, n, size int) []string {
+	t.Helper()
+	var keys []string
+	for i := range n {
+		k := fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i)
+		e.put(t, k, size, s3types.ChecksumAlgorithmCrc32c)
+		keys = append(keys, e.prefix+k)
+	}
+	e.index(t)
+	return keys
+}
+
 func (e *env) index(t *testing.T) *download.IndexResult {
 	t.Helper()
 	ix := &download.Indexer{Store: e.store, Bucket: e.bucket}
@@ -488,13 +502,7 @@ func TestTransferCutMidway(t *testing.T) {
 // instead of waiting for them to expire.
 func TestCancelledDownload(t *testing.T) {
 	e := newEnv(t)
-	var keys []string
-	for i := range 8 {
-		k := fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i)
-		e.put(t, k, 256<<10, s3types.ChecksumAlgorithmCrc32c)
-		keys = append(keys, e.prefix+k)
-	}
-	e.index(t)
+	keys := e.putHour(t, 8, 256<<10)
 	proxy := newCutProxy(t, strings.TrimPrefix(stacktest.Env(t, "S3_ENDPOINT"), "http://"), 0)
 	proxy.cutting.Store(false)
 	proxy.slow.Store(true) // ~1 MB/s per connection: 8 files take well over the second below
@@ -581,13 +589,7 @@ func (f failingList) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.
 // left downloading; the next request does it all.
 func TestHourUnreadableMidway(t *testing.T) {
 	e := newEnv(t)
-	var keys []string
-	for i := range 6 {
-		k := fmt.Sprintf("lane1/2024/02/14/14/f%d.bin", i)
-		e.put(t, k, 3<<20, s3types.ChecksumAlgorithmCrc32c)
-		keys = append(keys, e.prefix+k)
-	}
-	e.index(t)
+	keys := e.putHour(t, 6, 3<<20)
 	d := e.downloader(t, e.bucket.Client, func(c *download.Config) { c.Store = failingList{e.store, 3} })
 	got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
 	if err == nil || !strings.Contains(err.Error(), "connection reset by peer") {

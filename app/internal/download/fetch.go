@@ -341,8 +341,8 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 }
 
 // commit puts a staged file in place: its O_DIRECT writes finished and its
-// size checked, synced to disk first when durable, then renamed. If it cannot, the temp file is removed and nothing is
-// visible. The folder, which holds the rename, is synced later, once for
+// size checked, synced to disk first when durable, then renamed. If it
+// cannot, the temp file is removed and nothing is visible. The folder, which holds the rename, is synced later, once for
 // all the files committed meanwhile, before their records say downloaded
 // (folders.syncDirty, from the recorder).
 func (d *Downloader) commit(s *staged, p *progress.Counter) error {
