@@ -383,7 +383,9 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		if err := d.cfg.Store.Release(ctx, owner); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second) // even for a cancelled request
+		defer cancel()
+		if err := d.cfg.Store.Release(rctx, owner); err != nil {
 			d.cfg.Log.Warn("releasing download claims (they expire)", "owner", owner, "lease", d.cfg.Lease, "error", err)
 		}
 	}()
