@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +21,9 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
+
+// benchToken is the API token the benchmarks run aircraftd with.
+const benchToken = "bench-token"
 
 // aircraftd is the real service binary, run on a fresh database of the
 // local stack, for the benchmarks.
@@ -51,7 +57,8 @@ func startAircraftd(ctx context.Context, bin, tlsDir string, env ...string) (*ai
 	addr := l.Addr().String()
 	l.Close()
 
-	env = append(env, "DATABASE_URL="+strings.Replace(a.admin, "/postgres?", "/"+a.dbName+"?", 1), "HTTP_ADDR="+addr, "LOG_LEVEL=warn")
+	env = append(env, "DATABASE_URL="+strings.Replace(a.admin, "/postgres?", "/"+a.dbName+"?", 1), "HTTP_ADDR="+addr, "LOG_LEVEL=warn",
+		"API_TOKEN="+benchToken)
 	transport := &http.Transport{MaxIdleConnsPerHost: 256}
 	a.base = "http://" + addr
 	if tlsDir == "" {
@@ -93,6 +100,37 @@ func startAircraftd(ctx context.Context, bin, tlsDir string, env ...string) (*ai
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// call sends an authenticated request to the service, with body as JSON
+// unless nil, and decodes its 200 answer into v.
+func (a *aircraftd) call(ctx context.Context, method, path string, body, v any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return json.Unmarshal(raw, v)
 }
 
 // peakRSS is the service's high-water resident set size in bytes.

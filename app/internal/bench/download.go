@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +150,7 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 	var idx struct {
 		Added int `json:"added"`
 	}
-	if err := svc.call(ctx, "/api/v1/files/index", map[string]any{"prefix": prefix}, &idx); err != nil {
+	if err := svc.call(ctx, "POST", "/api/v1/files/index", map[string]any{"prefix": prefix}, &idx); err != nil {
 		return err
 	}
 	if idx.Added != o.SmallFiles+1 {
@@ -515,7 +513,6 @@ func (m *memStore) Release(context.Context, string) error                   { re
 // stack, with plain HTTP on a free port.
 type dlService struct {
 	*aircraftd
-	token     string
 	downloads string
 }
 
@@ -524,30 +521,10 @@ func startDownloadService(ctx context.Context, bin, tmp, bucketName, mongoDB str
 	if err != nil {
 		return nil, err
 	}
-	s := &dlService{token: "bench-token", downloads: downloads}
+	s := &dlService{downloads: downloads}
 	s.aircraftd, err = startAircraftd(ctx, bin, "", append([]string{"S3_BUCKET=" + bucketName, "SOURCE_BUCKET=" + bucketName,
-		"API_TOKEN=" + s.token, "MONGODB_DB_NAME=" + mongoDB, "DOWNLOAD_PATH=" + s.downloads}, env...)...)
+		"MONGODB_DB_NAME=" + mongoDB, "DOWNLOAD_PATH=" + s.downloads}, env...)...)
 	return s, err
-}
-
-func (s *dlService) call(ctx context.Context, path string, body, v any) error {
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, "POST", s.base+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, raw)
-	}
-	return json.Unmarshal(raw, v)
 }
 
 func (s *dlService) download(ctx context.Context, sh shape) error {
@@ -556,7 +533,7 @@ func (s *dlService) download(ctx context.Context, sh shape) error {
 		Failed     int `json:"failure_count"`
 		Failures   any `json:"failures"`
 	}
-	if err := s.call(ctx, "/api/v1/download", map[string]any{"lane_id": lane, "date": day, "hour": sh.hour}, &res); err != nil {
+	if err := s.call(ctx, "POST", "/api/v1/download", map[string]any{"lane_id": lane, "date": day, "hour": sh.hour}, &res); err != nil {
 		return err
 	}
 	if res.Downloaded != sh.files || res.Failed != 0 {

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -93,7 +92,7 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 		Bytes           int64   `json:"bytes"`
 		DurationSeconds float64 `json:"duration_seconds"`
 	}
-	if err := svc.call(ctx, "POST", "/process-s3-data", &res); err != nil {
+	if err := svc.call(ctx, "POST", "/process-s3-data", nil, &res); err != nil {
 		return err
 	}
 	wall := time.Since(start).Seconds()
@@ -226,10 +225,7 @@ func pureDecode(files [][]byte, workers int) (decodeFigure, int64, int) {
 	return decodeFigure{mbs: best, workers: workers}, obs, aircraft
 }
 
-type service struct {
-	*aircraftd
-	token string
-}
+type service struct{ *aircraftd }
 
 // startService builds the real binary and runs it over HTTPS on a fresh
 // database.
@@ -240,28 +236,8 @@ func startService(ctx context.Context, tmp, bucketName string) (*service, error)
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("build aircraftd: %w", err)
 	}
-	s := &service{token: "bench-token"}
-	var err error
-	s.aircraftd, err = startAircraftd(ctx, bin, tmp, "S3_BUCKET="+bucketName, "API_TOKEN="+s.token)
-	return s, err
-}
-
-func (s *service) call(ctx context.Context, method, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, body)
-	}
-	return json.Unmarshal(body, v)
+	a, err := startAircraftd(ctx, bin, tmp, "S3_BUCKET="+bucketName)
+	return &service{a}, err
 }
 
 // vmHWM is the high-water resident set size of process pid in bytes (-1 if
@@ -289,6 +265,7 @@ type latencies struct {
 // latency sends GET /aircraft-stats for random known aircraft at a fixed
 // rate (open loop: a slow answer does not slow the sender) and measures
 // each request.
+
 func (s *service) latency(ctx context.Context, rate int, d time.Duration) (latencies, error) {
 	var icaos []string
 	after := ""
@@ -297,7 +274,7 @@ func (s *service) latency(ctx context.Context, rate int, d time.Duration) (laten
 			Items []flight.Aircraft `json:"items"`
 			Next  *string           `json:"next"`
 		}
-		if err := s.call(ctx, "GET", "/api/v1/aircraft?limit=1000&after="+after, &page); err != nil {
+		if err := s.call(ctx, "GET", "/api/v1/aircraft?limit=1000&after="+after, nil, &page); err != nil {
 			return latencies{}, err
 		}
 		for _, a := range page.Items {
