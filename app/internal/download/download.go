@@ -499,6 +499,7 @@ func (d *Downloader) fetchRecord(ctx context.Context, r lanes.Record, dirs *fold
 		return fetched{}, err
 	}
 	got, err := d.fetchWithRetries(ctx, r, t, p)
+	got.rel = rel
 	if err == nil && got.present && d.cfg.Durable {
 		// Found whole, maybe just renamed there by another download or
 		// left by one that crashed before syncing the folder: synced before
@@ -579,9 +580,8 @@ func (d *Downloader) result(r lanes.Record, got fetched, err error) (fileResult,
 		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
 		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
 	}
-	rel, _ := lanes.RelPath(r) // fetched: the path is safe
-	r.Attempts++               // this one
-	local := filepath.Join(d.abs, rel)
+	r.Attempts++ // this one
+	local := filepath.Join(d.abs, got.rel)
 	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: local, ETag: got.etag, VersionID: got.version, Size: got.size, Checksum: got.checksum}
 	r.Status, r.LocalPath, r.Size, r.Checksum, r.LastError, r.UpdatedAt = lanes.Downloaded, local, got.size, got.checksum, "", d.now().UTC()
 	if got.etag != "" {

@@ -36,6 +36,7 @@ type fetched struct {
 	version  string
 	checksum string
 	staged   *staged // the verified temp file to commit (nil when present)
+	rel      string  // where the file is, below DOWNLOAD_PATH
 }
 
 // staged is a fetched and verified temp file, not yet in place: commit
