@@ -60,7 +60,7 @@ func (s *Store) Claim(ctx context.Context, keys []string, owner string, now time
 // Release lets all of owner's claims go, once its download has ended. A
 // claim left behind by a failed release expires.
 func (s *Store) Release(ctx context.Context, owner string) error {
-	if _, err := s.claims.DeleteMany(context.WithoutCancel(ctx), bson.D{{Key: "owner", Value: owner}}); err != nil {
+	if _, err := s.claims.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}}); err != nil {
 		return fmt.Errorf("mongodb: release claims: %w", err)
 	}
 	return nil
