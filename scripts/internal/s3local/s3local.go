@@ -65,6 +65,11 @@ func Start(ctx context.Context, bin, dataDir, versionsDir, logPath string) (*pro
 		bin,
 		"--access", AccessKey, "--secret", SecretKey, "--region", Region,
 		"--port", Addr, "--quiet",
+		// Connections are kept open between requests, as S3 does; versitygw
+		// closes each one after its response unless told otherwise, which
+		// charged every GET of the lane downloads (ours and s5cmd's) a new
+		// TCP connection that production does not pay.
+		"--keep-alive",
 		"posix", "--versioning-dir", versionsDir, dataDir,
 	}, proc.Options{
 		LogPath: logPath,
