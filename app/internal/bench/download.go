@@ -502,12 +502,12 @@ func (m *memStore) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Reco
 	return fn(m.byHour[h.Start.Hour()])
 }
 
-func (m *memStore) Claim(_ context.Context, keys []string, _ string, _ time.Time, _ time.Duration) ([]string, []string, error) {
-	return keys, nil, nil
+func (m *memStore) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	return true, nil
 }
-func (m *memStore) Renew(context.Context, string, time.Time) error          { return nil }
+func (m *memStore) Renew(context.Context, string, string, time.Time) error  { return nil }
 func (m *memStore) Update(context.Context, []lanes.Change, time.Time) error { return nil }
-func (m *memStore) Release(context.Context, string) error                   { return nil }
+func (m *memStore) Release(context.Context, string, string) error           { return nil }
 
 // dlService is the aircraftd binary, run like in production but on the local
 // stack, with plain HTTP on a free port.

@@ -2,15 +2,14 @@
 // bucket into file records.
 //
 // A download request names a lane and an hour; every registered file of it
-// is fetched by a bounded pool of workers. Each file is claimed in the store
+// is fetched by a bounded pool of workers. The hour is claimed in the store
 // first (an atomic claim with an expiring lease, so two requests never fetch
-// the same file at once), fetched with the AWS SDK's transfer manager in
-// parallel ranged GETs written straight to a temp file in the target folder
-// (with O_DIRECT when durable: direct.go; memory does not grow with the
-// file), verified against the object's
-// checksum while it is written, then synced to disk and renamed into place
-// by a committer while the worker fetches its next file: a file is there
-// whole or not at all. A file already present with the right size and
+// the same file at once). Each file is fetched with the AWS SDK's transfer
+// manager in parallel ranged GETs written straight to a temp file in the
+// target folder (with O_DIRECT when durable: direct.go; memory does not grow
+// with the file), verified against the object's checksum while it is
+// written, then synced to disk and renamed into place by a committer while
+// the worker fetches its next file: a file is there whole or not at all. A file already present with the right size and
 // checksum is not fetched again. Transient errors are retried with
 // exponential backoff and jitter, by the SDK per request and here per file.
 package download
@@ -49,15 +48,15 @@ type Store interface {
 	// ForHour hands fn the records of hour h a batch at a time, in no
 	// particular order, and stops at the first error.
 	ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error
-	// Claim claims keys for owner: won are owner's, held are claimed by
-	// another owner whose lease has not expired.
-	Claim(ctx context.Context, keys []string, owner string, now time.Time, lease time.Duration) (won, held []string, err error)
-	// Renew extends all of owner's claims.
-	Renew(ctx context.Context, owner string, until time.Time) error
+	// Claim claims name for owner until now+lease; false means another
+	// owner holds it and its lease has not expired.
+	Claim(ctx context.Context, name, owner string, now time.Time, lease time.Duration) (bool, error)
+	// Renew extends owner's claim on name.
+	Renew(ctx context.Context, name, owner string, until time.Time) error
 	// Update writes status changes.
 	Update(ctx context.Context, cs []lanes.Change, now time.Time) error
-	// Release lets all of owner's claims go.
-	Release(ctx context.Context, owner string) error
+	// Release lets owner's claim on name go.
+	Release(ctx context.Context, name, owner string) error
 }
 
 // Defaults for Config fields left zero.
@@ -229,22 +228,24 @@ type fileResult struct {
 }
 
 // Download fetches every registered file of the hour h. It fails only when
-// the records cannot be read (nor then claimed); a file that cannot be
-// fetched is a failure in the result, with its reason. p (may be nil)
-// follows files and bytes.
+// the hour cannot be claimed or its records cannot be read; a file that
+// cannot be fetched is a failure in the result, with its reason. p (may be
+// nil) follows files and bytes.
 //
-// The hour's records are read a batch at a time and each batch is claimed
-// (one round trip) and handed to the workers at once, so that the first
-// files are fetched while the rest are read. Files claimed by another
-// request are claimed again once that request lets them go (it finished
-// them: they are then found present, or it failed or died: they are
-// fetched here). Status changes are written in batches (see recorder);
-// the claims are let go at the end.
+// The hour is claimed first (waiting while another request holds it: that
+// one downloads the same files, which are then found present here). Its
+// records are read a batch at a time and handed to the workers at once, so
+// that the first files are fetched while the rest are read. Status changes
+// are written in batches (see recorder); the claim is let go at the end.
 func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
 	start := time.Now()
 	owner := fmt.Sprintf("%s-%d", d.id, d.seq.Add(1))
+	claim := h.Dir()
+	if err := d.claim(ctx, claim, owner); err != nil {
+		return nil, err
+	}
+	stopRenew := d.renewClaim(ctx, claim, owner)
 	rec := newRecorder(d)
-	stopRenew := d.renewClaims(ctx, owner)
 
 	// Workers stop taking files when the request is cancelled or the hour
 	// cannot be read whole.
@@ -299,7 +300,7 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 				if last {
 					rec.hurry() // every file left is running: write each end at once
 				}
-				if wctx.Err() != nil { // not started: its claim goes with the others at the end
+				if wctx.Err() != nil { // not started
 					mu.Lock()
 					results[r.Key] = fileResult{err: fmt.Errorf("not started: %w", context.Cause(wctx))}
 					mu.Unlock()
@@ -316,58 +317,39 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 		})
 	}
 
-	// Read and claim the hour, a batch at a time.
+	// Read the hour, a batch at a time. Two keys whose files would have the
+	// same local path (the same name under two prefixes) cannot both be
+	// there: the first read is downloaded, the other fails.
 	var recs []lanes.Record
-	byKey := map[string]lanes.Record{}
-	var waiting []string
+	seen := map[string]bool{}
+	paths := map[string]string{} // local path → key
 	listErr := d.cfg.Store.ForHour(ctx, h, func(batch []lanes.Record) error {
-		keys := make([]string, 0, len(batch))
-		var bytes int64
+		n, bytes := 0, int64(0)
 		for _, r := range batch {
-			if _, dup := byKey[r.Key]; dup {
+			if seen[r.Key] {
 				continue // a record read twice (moved by a concurrent update)
 			}
-			byKey[r.Key] = r
+			seen[r.Key] = true
 			recs = append(recs, r)
-			keys = append(keys, r.Key)
+			n++
 			bytes += max(r.Size, 0)
 		}
-		p.AddTotal(int64(len(keys)), bytes)
-		won, held, err := d.cfg.Store.Claim(ctx, keys, owner, d.now().UTC(), d.cfg.Lease)
-		if err != nil {
-			return err
+		p.AddTotal(int64(n), bytes)
+		for _, r := range recs[len(recs)-n:] {
+			if rel, err := lanes.RelPath(r); err == nil {
+				if other, dup := paths[rel]; dup {
+					rec.started(r)
+					finish(r, fetched{}, fmt.Errorf("its local path %s is also that of %s, downloaded instead", rel, other))
+					continue
+				}
+				paths[rel] = r.Key
+			}
+			work.push(r)
 		}
-		for _, k := range won {
-			work.push(byKey[k])
-		}
-		waiting = append(waiting, held...)
 		return nil
 	})
 	p.TotalKnown()
 
-	// Claim again what others held, until they let it go.
-	var claimErr error
-	delay := 50 * time.Millisecond
-	for listErr == nil && len(waiting) > 0 {
-		select {
-		case <-ctx.Done():
-			claimErr = fmt.Errorf("waiting for another request's download of this file: %w", context.Cause(ctx))
-		case <-time.After(jitter(delay)):
-		}
-		if claimErr != nil {
-			break
-		}
-		delay = min(delay*2, time.Second)
-		won, held, err := d.cfg.Store.Claim(ctx, waiting, owner, d.now().UTC(), d.cfg.Lease)
-		if err != nil {
-			claimErr = err
-			break
-		}
-		for _, k := range won {
-			work.push(byKey[k])
-		}
-		waiting = held
-	}
 	if listErr != nil {
 		cancel(listErr)
 	}
@@ -378,15 +360,15 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	close(commits)
 	committers.Wait()
 	stopRenew()
-	// Every file has ended: the claims go while the last statuses are
-	// written. A request waiting for one of them finds the file in place.
+	// Every file has ended: the claim goes while the last statuses are
+	// written. A request waiting for the hour finds its files in place.
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second) // even for a cancelled request
 		defer cancel()
-		if err := d.cfg.Store.Release(rctx, owner); err != nil {
-			d.cfg.Log.Warn("releasing download claims (they expire)", "owner", owner, "lease", d.cfg.Lease, "error", err)
+		if err := d.cfg.Store.Release(rctx, claim, owner); err != nil {
+			d.cfg.Log.Warn("releasing the hour's claim (it expires)", "claim", claim, "owner", owner, "lease", d.cfg.Lease, "error", err)
 		}
 	}()
 	unrecorded := rec.close()
@@ -402,10 +384,8 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 		switch {
 		case ok && fr.err == nil && unrecorded[r.Key] != nil:
 			fr.err = unrecorded[r.Key]
-		case !ok && claimErr != nil:
-			fr.err = claimErr
 		case !ok:
-			fr.err = errors.New("not downloaded") // cannot happen: every key is won, held or failed
+			fr.err = errors.New("not downloaded") // cannot happen: every record is queued or failed
 		}
 		if fr.err != nil {
 			res.Failed = append(res.Failed, r.Key)
@@ -428,9 +408,9 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	return res, nil
 }
 
-// queue is the claimed files waiting for a worker: unbounded, so that
-// reading and claiming the hour never waits for the workers (a cursor left
-// waiting would time out on the server).
+// queue is the files waiting for a worker: unbounded, so that reading the
+// hour never waits for the workers (a cursor left waiting would time out on
+// the server).
 type queue struct {
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -483,7 +463,7 @@ type pending struct {
 	got fetched
 }
 
-// fetchRecord fetches one claimed record into a staged temp file (or finds
+// fetchRecord fetches one record into a staged temp file (or finds
 // it present).
 func (d *Downloader) fetchRecord(ctx context.Context, r lanes.Record, dirs *folders, p *progress.Counter) (fetched, error) {
 	rel, err := lanes.RelPath(r)
@@ -597,13 +577,32 @@ func (d *Downloader) result(r lanes.Record, got fetched, err error) (fileResult,
 	return fileResult{file: File{Record: r, Outcome: outcome}, bytes: got.bytes}, o
 }
 
-// renewClaims renews owner's claims every Lease/3 until stop is called.
-func (d *Downloader) renewClaims(ctx context.Context, owner string) (stop func()) {
+// claim claims the hour's folder name for owner, waiting while another
+// request holds it.
+func (d *Downloader) claim(ctx context.Context, name, owner string) error {
+	delay := 50 * time.Millisecond
+	for {
+		won, err := d.cfg.Store.Claim(ctx, name, owner, d.now().UTC(), d.cfg.Lease)
+		if err != nil || won {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for another request's download of %s: %w", name, context.Cause(ctx))
+		case <-time.After(jitter(delay)):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// renewClaim renews owner's claim on name every Lease/3 until stop is
+// called.
+func (d *Downloader) renewClaim(ctx context.Context, name, owner string) (stop func()) {
 	return every(d.cfg.Lease/3, func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Lease/3)
 		defer cancel()
-		if err := d.cfg.Store.Renew(rctx, owner, d.now().UTC().Add(d.cfg.Lease)); err != nil {
-			d.cfg.Log.Warn("renewing download claims", "owner", owner, "error", err)
+		if err := d.cfg.Store.Renew(rctx, name, owner, d.now().UTC().Add(d.cfg.Lease)); err != nil {
+			d.cfg.Log.Warn("renewing the hour's claim", "claim", name, "owner", owner, "error", err)
 		}
 	})
 }

@@ -686,6 +686,48 @@ func TestUnsafeKeysNeverWriteOutside(t *testing.T) {
 	}
 }
 
+// TestSameLocalPath indexes two objects whose files would have the same
+// path (the same lane hour and name under two prefixes): one is downloaded,
+// the other fails, naming it, and never overwrites it; so again on resume.
+func TestSameLocalPath(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "a/lane1/2024/02/14/14/x.bin", 3000, s3types.ChecksumAlgorithmCrc32c)
+	e.put(t, "b/lane1/2024/02/14/14/x.bin", 5000, s3types.ChecksumAlgorithmCrc32c)
+	if got := e.index(t); got.Added != 2 {
+		t.Fatalf("indexed %+v, want 2 records", got)
+	}
+	d := e.downloader(t, e.bucket.Client)
+	path := filepath.Join(e.root, "lane1", "2024", "02", "14", "14", "x.bin")
+	var winner string
+	for run, outcome := range []string{download.OutcomeDownloaded, download.OutcomeAlreadyPresent} {
+		got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SuccessCount != 1 || got.FailureCount != 1 {
+			t.Fatalf("run %d: %d ok, %d failed, want 1 and 1: %+v", run, got.SuccessCount, got.FailureCount, got)
+		}
+		ok, failed := got.Successful[0], got.Failures[0]
+		if ok.Outcome != outcome {
+			t.Errorf("run %d: %s %s, want %s", run, ok.Key, ok.Outcome, outcome)
+		}
+		if run == 0 {
+			winner = ok.Key
+		} else if ok.Key != winner {
+			t.Errorf("run %d: %s downloaded, then %s", run, winner, ok.Key)
+		}
+		if !strings.Contains(failed.Reason, "local path") || !strings.Contains(failed.Reason, winner) {
+			t.Errorf("run %d: %s failed for %q, want the shared local path and %s named", run, failed.Key, failed.Reason, winner)
+		}
+		if r, _ := e.store.Get(ctx, failed.Key); r.Status != lanes.Failed || r.LastError != failed.Reason {
+			t.Errorf("run %d: record of %s: %+v", run, failed.Key, r)
+		}
+		if b, err := os.ReadFile(path); err != nil || sum(b) != sum(e.files[winner]) {
+			t.Errorf("run %d: %s holds %d bytes that are not %s's (%v)", run, path, len(b), winner, err)
+		}
+	}
+}
+
 // snapshot lists every path below dir (not following symlinks).
 func snapshot(t *testing.T, dir string) []string {
 	t.Helper()

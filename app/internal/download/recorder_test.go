@@ -25,11 +25,11 @@ func (f *fakeStore) note(e string) { f.mu.Lock(); f.events = append(f.events, e)
 func (f *fakeStore) ForHour(context.Context, lanes.Hour, func([]lanes.Record) error) error {
 	return nil
 }
-func (f *fakeStore) Claim(_ context.Context, keys []string, _ string, _ time.Time, _ time.Duration) ([]string, []string, error) {
-	return keys, nil, nil
+func (f *fakeStore) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	return true, nil
 }
-func (f *fakeStore) Renew(context.Context, string, time.Time) error { return nil }
-func (f *fakeStore) Release(context.Context, string) error          { return nil }
+func (f *fakeStore) Renew(context.Context, string, string, time.Time) error { return nil }
+func (f *fakeStore) Release(context.Context, string, string) error          { return nil }
 func (f *fakeStore) Update(_ context.Context, cs []lanes.Change, _ time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -7,11 +7,10 @@
 // transactions, change streams, aggregation pipelines or retryable writes are
 // needed: DocumentDB's `retryWrites=false` is fine.
 //
-// Round trips are batched (one insertMany claims a batch of records, one
-// bulk write records a batch of outcomes, one deleteMany lets a download's
-// claims go): FerretDB, the local stack's server, spends about half a
-// millisecond per updated document, and scans the collection for every
-// filter but {_id: …}.
+// Round trips are batched (one bulk write records a batch of outcomes; a
+// download claims its whole hour with one insert): FerretDB, the local
+// stack's server, spends about half a millisecond per updated document, and
+// scans the collection for every filter but {_id: …}.
 package mongo
 
 import (
@@ -498,4 +497,79 @@ func (s *Store) Get(ctx context.Context, key string) (lanes.Record, error) {
 	}
 	utc(&r)
 	return r, nil
+}
+
+// Update writes what happened to files. A file that started and ended
+// since the last update gets a single write. Records are addressed by their
+// document id: on FerretDB only {_id: …} finds a document without scanning
+// the collection.
+func (s *Store) Update(ctx context.Context, cs []lanes.Change, now time.Time) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, 0, len(cs))
+	for _, c := range cs {
+		set := bson.D{{Key: fUpdatedAt, Value: now}}
+		var unset bson.D
+		switch o := c.Outcome; {
+		case o == nil:
+			set = append(set, bson.E{Key: fStatus, Value: lanes.Downloading})
+		case o.Status == lanes.Downloaded:
+			set = append(set,
+				bson.E{Key: fStatus, Value: lanes.Downloaded},
+				bson.E{Key: fLocalPath, Value: o.LocalPath},
+				bson.E{Key: fSize, Value: o.Size},
+				bson.E{Key: fChecksum, Value: o.Checksum})
+			if o.ETag != "" {
+				set = append(set, bson.E{Key: fETag, Value: o.ETag})
+			}
+			if o.VersionID != "" {
+				set = append(set, bson.E{Key: fVersion, Value: o.VersionID})
+			}
+			unset = bson.D{{Key: fLastError, Value: ""}}
+		default:
+			set = append(set, bson.E{Key: fStatus, Value: o.Status}, bson.E{Key: fLastError, Value: o.Error})
+		}
+		update := bson.D{{Key: "$set", Value: set}}
+		if len(unset) > 0 {
+			update = append(update, bson.E{Key: "$unset", Value: unset})
+		}
+		if c.Started {
+			update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}})
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(idFilter(c.Record)).SetUpdate(update))
+	}
+	if _, err := s.bulkWrite(ctx, models); err != nil {
+		return fmt.Errorf("mongodb: record download status: %w", err)
+	}
+	return nil
+}
+
+// idFilter selects r's document: by id when known, else by key.
+func idFilter(r lanes.Record) bson.D {
+	if r.ID != nil {
+		return bson.D{{Key: "_id", Value: r.ID}}
+	}
+	return bson.D{{Key: fKey, Value: r.Key}}
+}
+
+// insertMany inserts docs unordered and reports which failed on a duplicate
+// key; any other failure is an error.
+func insertMany(ctx context.Context, c *mongo.Collection, docs []any) (dup []bool, err error) {
+	dup = make([]bool, len(docs))
+	_, err = c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return dup, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return nil, err
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && we.Code != 11001 || we.Index < 0 || we.Index >= len(docs) {
+			return nil, err
+		}
+		dup[we.Index] = true
+	}
+	return dup, nil
 }

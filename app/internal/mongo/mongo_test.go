@@ -96,7 +96,7 @@ func TestRegisterIsIdempotent(t *testing.T) {
 	}
 
 	// b is downloaded; then its object changes: back to pending, new etag.
-	claimAndFinish(t, s, rs[1].Key, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/x/b", ETag: "e2", Size: 20})
+	finish(t, s, rs[1].Key, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/x/b", ETag: "e2", Size: 20})
 	changed := rs[1]
 	changed.ETag, changed.Size = "e2b", 21
 	got, err = s.Register(ctx, []lanes.Record{rs[0], changed, rs[2]}, now)
@@ -112,7 +112,7 @@ func TestRegisterIsIdempotent(t *testing.T) {
 	}
 
 	// A downloaded record registered again as it is stays downloaded.
-	claimAndFinish(t, s, rs[2].Key, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/x/c", ETag: "e3", Size: 30})
+	finish(t, s, rs[2].Key, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/x/c", ETag: "e3", Size: 30})
 	if got, _ := s.Register(ctx, rs[2:], now); got != (lanes.RegisterResult{Unchanged: 1}) {
 		t.Errorf("registering a downloaded record again: %+v", got)
 	}
@@ -157,18 +157,13 @@ func TestRegisterManyInBatches(t *testing.T) {
 	defer cancel()
 	var changed []lanes.Record
 	var cs []lanes.Change
-	var ks []string
 	for _, r := range rs[:150] {
 		r.ETag += "-changed"
 		changed = append(changed, r)
-		ks = append(ks, r.Key)
 		cs = append(cs, lanes.Change{Record: r, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "x"}})
 	}
 	if got, err := s.Register(tctx, changed, time.Now()); err != nil || got.Updated != 150 {
 		t.Fatalf("150 changed records: %+v, %v", got, err)
-	}
-	if won, _, err := s.Claim(tctx, ks, "o", time.Now(), time.Minute); err != nil || len(won) != 150 {
-		t.Fatalf("claim 150: %d, %v", len(won), err)
 	}
 	if err := s.Update(tctx, cs, time.Now()); err != nil {
 		t.Fatalf("update 150: %v", err)
@@ -203,7 +198,7 @@ func TestListAndForHour(t *testing.T) {
 	if keys(page) != "a,b" || keys(next) != "c,d" {
 		t.Errorf("pages %s then %s", keys(page), keys(next))
 	}
-	claimAndFinish(t, s, "e", lanes.Outcome{Status: lanes.Failed, Error: "boom"})
+	finish(t, s, "e", lanes.Outcome{Status: lanes.Failed, Error: "boom"})
 	failed, _ := s.List(ctx, mongo.Query{Status: lanes.Failed})
 	if keys(failed) != "e" || failed[0].LastError != "boom" {
 		t.Errorf("failed records: %+v", failed)
@@ -269,12 +264,9 @@ func keys(rs []lanes.Record) string {
 	return s
 }
 
-func claimAndFinish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
+// finish records that key's file was downloaded once more, ending as o.
+func finish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
 	t.Helper()
-	won, _, err := s.Claim(ctx, []string{key}, "setup", time.Now(), time.Minute)
-	if err != nil || len(won) != 1 {
-		t.Fatalf("claim %s: %v, %v", key, won, err)
-	}
 	r, err := s.Get(ctx, key)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +274,6 @@ func claimAndFinish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
 	if err := s.Update(ctx, []lanes.Change{{Record: r, Started: true, Outcome: &o}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	s.Release(ctx, "setup")
 }
 
 func claimCount(t *testing.T, s *mongo.Store) int64 {
@@ -294,47 +285,28 @@ func claimCount(t *testing.T, s *mongo.Store) int64 {
 	return n
 }
 
-func TestClaimsAndStatus(t *testing.T) {
+func TestStatus(t *testing.T) {
 	s := mongotest.Store(t)
 	if _, err := s.Register(ctx, []lanes.Record{rec("k1", "lane1", t0, 5, "e"), rec("k2", "lane1", t0, 6, "e")}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	won, held, err := s.Claim(ctx, []string{"k1", "k2", "k1"}, "A", now, time.Minute)
-	if err != nil || fmt.Sprint(won) != "[k1 k2]" || len(held) != 0 {
-		t.Fatalf("A: won %v, held %v, %v", won, held, err)
-	}
-	won, held, err = s.Claim(ctx, []string{"k1", "k2"}, "B", now, time.Minute)
-	if err != nil || len(won) != 0 || fmt.Sprint(held) != "[k1 k2]" {
-		t.Errorf("B while A holds: won %v, held %v, %v", won, held, err)
-	}
 
-	// A starts both: downloading, one attempt each.
+	// Both start: downloading, one attempt each.
 	r1, _ := s.Get(ctx, "k1")
 	r2, _ := s.Get(ctx, "k2")
 	if err := s.Update(ctx, []lanes.Change{{Record: r1, Started: true}, {Record: r2, Started: true}}, now); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"k1", "k2"} {
-		if r, _ := s.Get(ctx, k); r.Status != lanes.Downloading || r.Attempts != 1 {
+		if r, _ := s.Get(ctx, k); r.Status != lanes.Downloading || r.Attempts != 1 || !r.UpdatedAt.Equal(now.Truncate(time.Millisecond)) {
 			t.Errorf("%s started: %+v", k, r)
 		}
 	}
-	// A renews, so B still cannot claim after A's first lease would have ended.
-	if err := s.Renew(ctx, "A", now.Add(3*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if won, _, _ := s.Claim(ctx, []string{"k1"}, "B", now.Add(2*time.Minute), time.Minute); len(won) != 0 {
-		t.Error("B took a renewed claim")
-	}
-	// A dies: once its lease has expired, B takes over, and fails k1,
-	// downloads k2 (each started and ended in one write).
+	// Their download died; a second one fails k1 and downloads k2, each
+	// started and ended in one write.
 	later := now.Add(4 * time.Minute)
-	won, held, err = s.Claim(ctx, []string{"k1", "k2"}, "B", later, time.Minute)
-	if err != nil || fmt.Sprint(won) != "[k1 k2]" || len(held) != 0 {
-		t.Fatalf("B after A's lease expired: won %v, held %v, %v", won, held, err)
-	}
-	err = s.Update(ctx, []lanes.Change{
+	err := s.Update(ctx, []lanes.Change{
 		{Record: r1, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
 		{Record: r2, Started: true, Outcome: &lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k2", ETag: "e", VersionID: "v1", Size: 6, Checksum: "crc32c:AAAAAA=="}},
 	}, later)
@@ -349,29 +321,75 @@ func TestClaimsAndStatus(t *testing.T) {
 	if r2.Status != lanes.Downloaded || r2.LastError != "" || r2.LocalPath != "/d/k2" || r2.VersionID != "v1" || r2.Checksum == "" || r2.Attempts != 2 {
 		t.Errorf("after success: %+v", r2)
 	}
-	// Ending does not release the claims; B lets them all go at its end,
-	// and a new owner claims at once; success clears the error.
-	if n := claimCount(t, s); n != 2 {
-		t.Errorf("%d claims after B's files ended, want B's 2 until B releases them", n)
-	}
-	s.Release(ctx, "B")
-	if n := claimCount(t, s); n != 0 {
-		t.Errorf("%d claims left after B released", n)
-	}
-	claimAndFinish(t, s, "k1", lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k1", Size: 5})
+	// Success clears the error.
+	finish(t, s, "k1", lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k1", Size: 5})
 	if r1, _ = s.Get(ctx, "k1"); r1.Status != lanes.Downloaded || r1.LastError != "" || r1.Attempts != 3 {
 		t.Errorf("after retry: %+v", r1)
 	}
-	// A release lets go of its owner's claims only.
-	if won, _, _ := s.Claim(ctx, []string{"k1"}, "C", later, time.Minute); len(won) != 1 {
-		t.Fatal("C could not claim")
+}
+
+func TestClaims(t *testing.T) {
+	s := mongotest.Store(t)
+	now := time.Now().UTC()
+	claim := func(name, owner string, at time.Time) bool {
+		t.Helper()
+		won, err := s.Claim(ctx, name, owner, at, time.Minute)
+		if err != nil {
+			t.Fatalf("%s claims %s: %v", owner, name, err)
+		}
+		return won
 	}
-	if won, _, _ := s.Claim(ctx, []string{"k2"}, "D", later, time.Minute); len(won) != 1 {
-		t.Fatal("D could not claim")
+	if !claim("h1", "A", now) {
+		t.Fatal("A could not claim h1")
 	}
-	s.Release(ctx, "C")
-	if won, held, _ := s.Claim(ctx, []string{"k1", "k2"}, "E", later, time.Minute); fmt.Sprint(won, held) != "[k1] [k2]" {
-		t.Errorf("after C released: E won %v, held %v; want k1 won, k2 still D's", won, held)
+	if !claim("h1", "A", now.Add(time.Second)) {
+		t.Fatal("A's retry of its claim on h1 failed")
+	}
+	if claim("h1", "B", now) {
+		t.Error("B claimed h1 while A holds it")
+	}
+	if !claim("h2", "B", now) {
+		t.Error("B could not claim h2, which nobody holds")
+	}
+
+	// A renews, so B still cannot claim after A's first lease would have ended.
+	if err := s.Renew(ctx, "h1", "A", now.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if claim("h1", "B", now.Add(2*time.Minute)) {
+		t.Error("B took a renewed claim")
+	}
+	// A dies: once its lease has expired, C takes over.
+	later := now.Add(4 * time.Minute)
+	if !claim("h1", "C", later) {
+		t.Fatal("C could not take over A's expired claim")
+	}
+	if claim("h1", "A", later) {
+		t.Error("A, back from the dead, claimed h1 again while C holds it")
+	}
+	if n := claimCount(t, s); n != 2 {
+		t.Errorf("%d claims, want 2 (h1 by C, h2 by B; no takeover token left)", n)
+	}
+
+	// A renewal or a release by another owner leaves a claim alone.
+	if err := s.Renew(ctx, "h1", "A", later.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, "h1", "A"); err != nil {
+		t.Fatal(err)
+	}
+	if claim("h1", "D", later) {
+		t.Error("D claimed h1: A's release let C's claim go")
+	}
+	if !claim("h1", "D", later.Add(2*time.Minute)) {
+		t.Error("D could not take over C's claim once expired: A's renewal extended it")
+	}
+	// Its owner's release lets it go at once.
+	if err := s.Release(ctx, "h2", "B"); err != nil {
+		t.Fatal(err)
+	}
+	if !claim("h2", "D", now) {
+		t.Error("D could not claim h2 once B let it go")
 	}
 }
 
@@ -402,9 +420,6 @@ func TestReRegistrationDuringDownload(t *testing.T) {
 	if _, err := s.Register(ctx, []lanes.Record{r0}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if won, _, _ := s.Claim(ctx, []string{"k"}, "A", time.Now(), time.Minute); len(won) != 1 {
-		t.Fatal("no claim")
-	}
 	if err := s.Update(ctx, []lanes.Change{{Record: r0, Started: true}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -418,35 +433,29 @@ func TestReRegistrationDuringDownload(t *testing.T) {
 	}
 }
 
-// TestClaimIsExclusive races claimers on the same keys, fresh and expired:
-// every key is won exactly once.
+// TestClaimIsExclusive races claimers on the same names, fresh and expired:
+// every name is won exactly once.
 func TestClaimIsExclusive(t *testing.T) {
 	s := mongotest.Store(t)
-	var rs []lanes.Record
-	var ks []string
-	for i := range 10 {
-		rs = append(rs, rec(fmt.Sprint("k", i), "lane1", t0, 5, "e"))
-		ks = append(ks, fmt.Sprint("k", i))
-	}
-	if _, err := s.Register(ctx, rs, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	names := []string{"lane1/2024/02/14/14", "lane1/2024/02/14/15", "lane2/2024/02/14/14"}
 	race := func(now time.Time) map[string]int {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		wins := map[string]int{}
 		for i := range 12 {
-			wg.Go(func() {
-				won, _, err := s.Claim(ctx, ks, fmt.Sprint("owner", now.Unix(), "-", i), now, time.Minute)
-				if err != nil {
-					t.Error(err)
-				}
-				mu.Lock()
-				for _, k := range won {
-					wins[k]++
-				}
-				mu.Unlock()
-			})
+			for _, name := range names {
+				wg.Go(func() {
+					won, err := s.Claim(ctx, name, fmt.Sprint("owner", now.Unix(), "-", i), now, time.Minute)
+					if err != nil {
+						t.Error(err)
+					}
+					if won {
+						mu.Lock()
+						wins[name]++
+						mu.Unlock()
+					}
+				})
+			}
 		}
 		wg.Wait()
 		return wins
@@ -454,9 +463,9 @@ func TestClaimIsExclusive(t *testing.T) {
 	now := time.Now()
 	for round, at := range []time.Time{now, now.Add(5 * time.Minute)} { // fresh, then all expired
 		wins := race(at)
-		for _, k := range ks {
-			if wins[k] != 1 {
-				t.Errorf("round %d: %s won %d times, want once", round, k, wins[k])
+		for _, name := range names {
+			if wins[name] != 1 {
+				t.Errorf("round %d: %s won %d times, want once", round, name, wins[name])
 			}
 		}
 	}
