@@ -163,7 +163,10 @@ func New(cfg Config) (*Downloader, error) {
 		// the assembled file instead.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	tm := transfermanager.New(client, func(o *transfermanager.Options) {
+	ranges := s3.New(client.Options(), func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, withLargeReads)
+	})
+	tm := transfermanager.New(ranges, func(o *transfermanager.Options) {
 		o.GetObjectType = tmtypes.GetObjectRanges
 		o.PartSizeBytes = cfg.PartSize
 		o.Concurrency = cfg.PartConcurrency

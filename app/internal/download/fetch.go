@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sys/unix"
 
@@ -453,4 +455,32 @@ func startWriteback(f *os.File) (stop func()) {
 	return every(20*time.Millisecond, func() {
 		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	})
+}
+
+// withLargeReads makes the bodies of the transfer manager's ranged GETs
+// write themselves to the file in large reads. The transfer manager copies
+// a range with io.Copy, which reads 32 KiB at a time unless the body is an
+// io.WriterTo: a read system call, a checksum update and a WriteAt per
+// 32 KiB.
+func withLargeReads(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("LargeReads",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleDeserialize(ctx, in)
+			if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && err == nil {
+				resp.Body = largeReads{resp.Body}
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+// largeReads is a response body that writes itself in reads of up to
+// 256 KiB.
+type largeReads struct{ io.ReadCloser }
+
+var largeReadBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (b largeReads) WriteTo(w io.Writer) (int64, error) {
+	buf := largeReadBufs.Get().(*[]byte)
+	defer largeReadBufs.Put(buf)
+	return io.CopyBuffer(w, struct{ io.Reader }{b.ReadCloser}, *buf)
 }

@@ -66,7 +66,11 @@ func (s *Store) Claim(ctx context.Context, name, owner string, now time.Time, le
 	} else if err != nil {
 		return false, fmt.Errorf("mongodb: take over claim: %w", err)
 	}
-	defer func() { _, _ = s.claims.DeleteOne(context.WithoutCancel(ctx), token) }()
+	defer func() { // even for a cancelled request: a token left behind blocks taking this claim over
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = s.claims.DeleteOne(dctx, token)
+	}()
 	if _, err := s.claims.DeleteOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: c.Owner}}); err != nil {
 		return false, fmt.Errorf("mongodb: take over claim: %w", err)
 	}
