@@ -298,6 +298,9 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 	if d.cfg.Durable {
 		if dw, err = openDirect(t.dir, tmp, f); err == nil {
 			w = dw
+			if m.size > d.cfg.PartSize && m.exp.Algorithm != NoSum {
+				preallocate(f, m.size)
+			}
 		} else if m.size > d.cfg.PartSize {
 			stopFlush = startWriteback(f)
 		}
