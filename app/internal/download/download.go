@@ -9,9 +9,10 @@
 // target folder (with O_DIRECT when durable: direct.go; memory does not grow
 // with the file), verified against the object's checksum while it is
 // written, then synced to disk and renamed into place by a committer while
-// the worker fetches its next file: a file is there whole or not at all. A file already present with the right size and
-// checksum is not fetched again. Transient errors are retried with
-// exponential backoff and jitter, by the SDK per request and here per file.
+// the worker fetches its next file: a file is there whole or not at all. A
+// file already present with the right size and checksum is not fetched
+// again. Transient errors are retried with exponential backoff and jitter,
+// by the SDK per request and here per file.
 package download
 
 import (
