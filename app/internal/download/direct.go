@@ -74,7 +74,7 @@ func (r *directRun) wait() error {
 // written in parallel. On ext4 an O_DIRECT write that extends a file holds
 // the inode exclusively, so the ranges of a growing file were written one
 // at a time: preallocated, they are overwrites that go to the disk
-// together (durable 1 GiB: ~1.1 → ~1.5 GB/s here). A file of the final
+// together (durable 1 GiB: ~1.1 → ~1.3–1.5 GB/s here). A file of the final
 // size from the start makes its size no evidence that every byte came:
 // only files whose checksum is verified are preallocated (a hole would not
 // match). Best effort: where fallocate is not supported nothing changes.
