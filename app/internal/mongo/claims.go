@@ -30,13 +30,35 @@ import (
 // A claim lasts until `until`; its owner renews it while working and lets it
 // go when done (Release). A claim whose owner died expires; taking it over is
 // made atomic by first inserting a takeover token named after the expired
-// claim: only one taker can insert it.
+// claim: only one taker can insert it. A token is held for takeoverLease at
+// most: a taker that died between inserting it and replacing the claim
+// leaves it behind, and the next taker then inserts the token's next
+// generation instead of finding the hour blocked for good.
 
 type claimDoc struct {
 	ID    string    `bson:"_id"` // what is claimed
 	Owner string    `bson:"owner"`
 	Until time.Time `bson:"until"`
 }
+
+// tokenDoc is a takeover under way: the expired claim it replaces and the
+// generation of the token, which ends at until.
+type tokenDoc struct {
+	ID    tokenID   `bson:"_id"`
+	Until time.Time `bson:"until"`
+}
+
+type tokenID struct {
+	Takeover string    `bson:"takeover"` // the claim's name
+	From     string    `bson:"from"`     // its expired owner
+	Until    time.Time `bson:"until"`    // and lease
+	Gen      int       `bson:"gen"`
+}
+
+// takeoverLease is how long a takeover token is held at most. A takeover's
+// two writes are given two thirds of it; a token older than that was left
+// by a taker that died.
+const takeoverLease = 30 * time.Second
 
 // Claim claims name for owner until now+lease. It reports false when another
 // owner holds it and its lease has not expired.
@@ -60,21 +82,54 @@ func (s *Store) Claim(ctx context.Context, name, owner string, now time.Time, le
 
 	// Expired: only one taker gets to remove it, the one that inserts the
 	// token named after it.
-	token := bson.D{{Key: "_id", Value: bson.D{{Key: "takeover", Value: name}, {Key: "from", Value: c.Owner}, {Key: "until", Value: c.Until}}}}
-	if _, err := s.claims.InsertOne(ctx, token); mongo.IsDuplicateKeyError(err) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("mongodb: take over claim: %w", err)
+	token, err := s.takeoverToken(ctx, c, now)
+	if token == nil || err != nil {
+		return false, err
 	}
-	defer func() { // even for a cancelled request: a token left behind blocks taking this claim over
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer func() { // even for a cancelled request: a token left behind holds up taking this claim over
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), takeoverLease/3)
 		defer cancel()
-		_, _ = s.claims.DeleteOne(dctx, token)
+		ids := make([]tokenID, 0, token.Gen+1) // earlier generations too: left by dead takers
+		for gen := range token.Gen + 1 {
+			id := *token
+			id.Gen = gen
+			ids = append(ids, id)
+		}
+		_, _ = s.claims.DeleteMany(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 	}()
-	if _, err := s.claims.DeleteOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: c.Owner}}); err != nil {
+	// Done well before the token expires, or not at all: a taker passing
+	// over this token must not find this one still at work.
+	tctx, cancel := context.WithTimeout(ctx, takeoverLease*2/3)
+	defer cancel()
+	if _, err := s.claims.DeleteOne(tctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: c.Owner}}); err != nil {
 		return false, fmt.Errorf("mongodb: take over claim: %w", err)
 	}
-	return s.insertClaim(ctx, mine)
+	return s.insertClaim(tctx, mine)
+}
+
+// takeoverToken inserts a token for taking the expired claim c over, and
+// returns its id; nil if another taker holds one. A token whose holder died
+// (older than takeoverLease) is passed over: the next generation is tried.
+func (s *Store) takeoverToken(ctx context.Context, c claimDoc, now time.Time) (*tokenID, error) {
+	for gen := 0; ; gen++ {
+		t := tokenDoc{ID: tokenID{Takeover: c.ID, From: c.Owner, Until: c.Until, Gen: gen}, Until: now.Add(takeoverLease)}
+		_, err := s.claims.InsertOne(ctx, t)
+		if err == nil {
+			return &t.ID, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return nil, fmt.Errorf("mongodb: take over claim: %w", err)
+		}
+		var held tokenDoc
+		switch err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: t.ID}}).Decode(&held); {
+		case errors.Is(err, mongo.ErrNoDocuments): // that takeover has just ended
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("mongodb: read takeover token: %w", err)
+		case !held.Until.Before(now): // under way
+			return nil, nil
+		}
+	}
 }
 
 // insertClaim inserts c, and reports false if its name is claimed already.

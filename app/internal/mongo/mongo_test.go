@@ -393,6 +393,41 @@ func TestClaims(t *testing.T) {
 	}
 }
 
+// A taker that dies between inserting its takeover token and replacing the
+// expired claim holds the claim up for the token's lease, not for good.
+func TestClaimTakeoverByDeadTaker(t *testing.T) {
+	s := mongotest.Store(t)
+	now := time.Now().UTC()
+	claim := func(owner string, at time.Time) bool {
+		t.Helper()
+		won, err := s.Claim(ctx, "h", owner, at, time.Minute)
+		if err != nil {
+			t.Fatalf("%s claims h: %v", owner, err)
+		}
+		return won
+	}
+	if !claim("A", now) {
+		t.Fatal("A could not claim h")
+	}
+	// A dies; at +2 min its claim has expired and T dies taking it over.
+	dead := now.Add(2 * time.Minute)
+	if err := s.DieTakingOver(ctx, "h", dead.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if claim("B", dead.Add(time.Second)) {
+		t.Error("B took h over while T's takeover could still be under way")
+	}
+	if !claim("B", dead.Add(31*time.Second)) {
+		t.Fatal("B could not take h over once T's takeover token had expired")
+	}
+	if claim("C", dead.Add(32*time.Second)) {
+		t.Error("C claimed h while B holds it")
+	}
+	if n := claimCount(t, s); n != 1 {
+		t.Errorf("%d claim documents, want 1 (h by B; T's and B's takeover tokens gone)", n)
+	}
+}
+
 // Records put in by hand (as the seed's users had to) have ids of their
 // own: status changes still reach them.
 func TestHandInsertedRecord(t *testing.T) {
@@ -461,7 +496,16 @@ func TestClaimIsExclusive(t *testing.T) {
 		return wins
 	}
 	now := time.Now()
-	for round, at := range []time.Time{now, now.Add(5 * time.Minute)} { // fresh, then all expired
+	// Fresh, then all expired, then expired with a takeover token left by a
+	// dead taker.
+	for round, at := range []time.Time{now, now.Add(5 * time.Minute), now.Add(10 * time.Minute)} {
+		if round == 2 {
+			for _, name := range names {
+				if err := s.DieTakingOver(ctx, name, at.Add(-time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		wins := race(at)
 		for _, name := range names {
 			if wins[name] != 1 {
