@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/bench"
@@ -25,7 +26,7 @@ func main() {
 	flag.IntVar(&o.Rate, "rate", 1000, "GET /aircraft-stats requests per second")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to hold that rate")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := bench.Ingest(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-ingest:", err)
