@@ -56,13 +56,14 @@ type tokenID struct {
 }
 
 // takeoverLease is how long a takeover token is held at most. A takeover's
-// two writes are given two thirds of it; a token older than that was left
-// by a taker that died.
+// writes must end within two thirds of it from the start of the claim; a
+// token older than that was left by a taker that died.
 const takeoverLease = 30 * time.Second
 
 // Claim claims name for owner until now+lease. It reports false when another
 // owner holds it and its lease has not expired.
 func (s *Store) Claim(ctx context.Context, name, owner string, now time.Time, lease time.Duration) (bool, error) {
+	takeoverDeadline := time.Now().Add(takeoverLease * 2 / 3) // now is the caller's clock read just before
 	mine := claimDoc{ID: name, Owner: owner, Until: now.Add(lease)}
 	won, err := s.insertClaim(ctx, mine)
 	if err != nil || won {
@@ -97,9 +98,10 @@ func (s *Store) Claim(ctx context.Context, name, owner string, now time.Time, le
 		}
 		_, _ = s.claims.DeleteMany(dctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 	}()
-	// Done well before the token expires, or not at all: a taker passing
-	// over this token must not find this one still at work.
-	tctx, cancel := context.WithTimeout(ctx, takeoverLease*2/3)
+	// Done well before the token expires (its lease runs from the start of
+	// this call), or not at all: a taker passing over this token must not
+	// find this one still at work.
+	tctx, cancel := context.WithDeadline(ctx, takeoverDeadline)
 	defer cancel()
 	if _, err := s.claims.DeleteOne(tctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: c.Owner}}); err != nil {
 		return false, fmt.Errorf("mongodb: take over claim: %w", err)
