@@ -265,7 +265,6 @@ type latencies struct {
 // latency sends GET /aircraft-stats for random known aircraft at a fixed
 // rate (open loop: a slow answer does not slow the sender) and measures
 // each request.
-
 func (s *service) latency(ctx context.Context, rate int, d time.Duration) (latencies, error) {
 	var icaos []string
 	after := ""

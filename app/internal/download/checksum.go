@@ -229,8 +229,8 @@ func (v *verifier) ReadFromAt(src io.Reader, off int64, seen func(int)) (int64, 
 	}
 }
 
-// copyBufs are the buffers of reads into files written through the page
-// cache.
+// copyBufs are the 256 KiB buffers of large reads: into files written
+// through the page cache, and of ranged GET bodies (largeReads).
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // account notes that p was written at off.
@@ -270,12 +270,8 @@ func (v *verifier) addRun(p []byte, off int64) {
 // the bytes as they were written when it can (FromStream), else by reading
 // the file.
 func (v *verifier) Verify() error {
-	st, err := v.f.Stat()
-	if err != nil {
+	if err := checkSize(v.f, v.size); err != nil {
 		return err
-	}
-	if st.Size() != v.size {
-		return fmt.Errorf("%w: file has %d bytes, the object %d", ErrMismatch, st.Size(), v.size)
 	}
 	if ok, err := v.FromStream(); ok {
 		return err
@@ -291,6 +287,18 @@ func (v *verifier) Verify() error {
 		return fmt.Errorf("read back: %w", err)
 	}
 	return compare(v.exp, v.h.Sum(nil))
+}
+
+// checkSize checks that f has the object's size.
+func checkSize(f *os.File, size int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != size {
+		return fmt.Errorf("%w: file has %d bytes, the object %d", ErrMismatch, st.Size(), size)
+	}
+	return nil
 }
 
 // FromStream checks the checksum from the bytes as they were written,

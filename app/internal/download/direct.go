@@ -68,8 +68,6 @@ func (r *directRun) wait() error {
 	return err
 }
 
-// openDirect opens name in dir a second time with O_DIRECT, for writing
-// beside plain. It fails where the file system refuses O_DIRECT.
 // preallocate gives a file its size and blocks before its ranges are
 // written in parallel. On ext4 an O_DIRECT write that extends a file holds
 // the inode exclusively, so the ranges of a growing file were written one
@@ -82,6 +80,8 @@ func preallocate(f *os.File, size int64) {
 	_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
 }
 
+// openDirect opens name in dir a second time with O_DIRECT, for writing
+// beside plain. It fails where the file system refuses O_DIRECT.
 func openDirect(dir *os.Root, name string, plain *os.File) (*directWriter, error) {
 	f, err := dir.OpenFile(name, os.O_WRONLY|syscall.O_DIRECT, 0)
 	if err != nil {

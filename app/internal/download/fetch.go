@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -359,12 +358,8 @@ func (d *Downloader) commit(s *staged, p *progress.Counter) error {
 			if err != nil {
 				return err
 			}
-			st, err := s.f.Stat()
-			if err != nil {
+			if err := checkSize(s.f, s.size); err != nil {
 				return err
-			}
-			if st.Size() != s.size {
-				return fmt.Errorf("%w: file has %d bytes, the object %d", ErrMismatch, st.Size(), s.size)
 			}
 		}
 		if d.cfg.Durable {
@@ -383,9 +378,6 @@ func (d *Downloader) commit(s *staged, p *progress.Counter) error {
 		return nil
 	}()
 	if err != nil {
-		if s.direct != nil {
-			s.direct.close()
-		}
 		if s.f != nil {
 			s.f.Close()
 		}
@@ -480,10 +472,8 @@ func withLargeReads(stack *middleware.Stack) error {
 // 256 KiB.
 type largeReads struct{ io.ReadCloser }
 
-var largeReadBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 func (b largeReads) WriteTo(w io.Writer) (int64, error) {
-	buf := largeReadBufs.Get().(*[]byte)
-	defer largeReadBufs.Put(buf)
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
 	return io.CopyBuffer(w, struct{ io.Reader }{b.ReadCloser}, *buf)
 }
