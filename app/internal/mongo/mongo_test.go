@@ -328,10 +328,10 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-func TestClaims(t *testing.T) {
-	s := mongotest.Store(t)
-	now := time.Now().UTC()
-	claim := func(name, owner string, at time.Time) bool {
+// claimer returns a function that claims a name for an owner at a time, for
+// a minute, and reports whether it won; an error fails the test.
+func claimer(t *testing.T, s *mongo.Store) func(name, owner string, at time.Time) bool {
+	return func(name, owner string, at time.Time) bool {
 		t.Helper()
 		won, err := s.Claim(ctx, name, owner, at, time.Minute)
 		if err != nil {
@@ -339,6 +339,12 @@ func TestClaims(t *testing.T) {
 		}
 		return won
 	}
+}
+
+func TestClaims(t *testing.T) {
+	s := mongotest.Store(t)
+	now := time.Now().UTC()
+	claim := claimer(t, s)
 	if !claim("h1", "A", now) {
 		t.Fatal("A could not claim h1")
 	}
@@ -398,15 +404,8 @@ func TestClaims(t *testing.T) {
 func TestClaimTakeoverByDeadTaker(t *testing.T) {
 	s := mongotest.Store(t)
 	now := time.Now().UTC()
-	claim := func(owner string, at time.Time) bool {
-		t.Helper()
-		won, err := s.Claim(ctx, "h", owner, at, time.Minute)
-		if err != nil {
-			t.Fatalf("%s claims h: %v", owner, err)
-		}
-		return won
-	}
-	if !claim("A", now) {
+	claim := claimer(t, s)
+	if !claim("h", "A", now) {
 		t.Fatal("A could not claim h")
 	}
 	// A dies; at +2 min its claim has expired and T dies taking it over.
@@ -414,13 +413,13 @@ func TestClaimTakeoverByDeadTaker(t *testing.T) {
 	if err := s.DieTakingOver(ctx, "h", dead.Add(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if claim("B", dead.Add(time.Second)) {
+	if claim("h", "B", dead.Add(time.Second)) {
 		t.Error("B took h over while T's takeover could still be under way")
 	}
-	if !claim("B", dead.Add(31*time.Second)) {
+	if !claim("h", "B", dead.Add(31*time.Second)) {
 		t.Fatal("B could not take h over once T's takeover token had expired")
 	}
-	if claim("C", dead.Add(32*time.Second)) {
+	if claim("h", "C", dead.Add(32*time.Second)) {
 		t.Error("C claimed h while B holds it")
 	}
 	if n := claimCount(t, s); n != 1 {
@@ -468,8 +467,9 @@ func TestReRegistrationDuringDownload(t *testing.T) {
 	}
 }
 
-// TestClaimIsExclusive races claimers on the same names, fresh and expired:
-// every name is won exactly once.
+// TestClaimIsExclusive races claimers on the same names, fresh, expired,
+// and expired with a dead taker's takeover token: every name is won exactly
+// once.
 func TestClaimIsExclusive(t *testing.T) {
 	s := mongotest.Store(t)
 	names := []string{"lane1/2024/02/14/14", "lane1/2024/02/14/15", "lane2/2024/02/14/14"}
