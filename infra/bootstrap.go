@@ -7,9 +7,9 @@ package main
 import (
 	"embed"
 	"fmt"
-	"regexp"
-	"sort"
 	"strings"
+
+	"github.com/aircraftdata/platform/infra/envfile"
 )
 
 //go:embed bootstrap
@@ -122,29 +122,10 @@ func DeployEnvironment(d DeploySettings) map[string]string {
 	}
 }
 
-// Values of the environment files are read both by systemd (EnvironmentFile=) and by bash (`.`): keep them to
-// characters that mean the same to both. CDK tokens are replaced by CloudFormation with ARNs, names and addresses.
-var (
-	safeValue = regexp.MustCompile(`^[A-Za-z0-9_./:@,+=-]*$`)
-	cdkToken  = regexp.MustCompile(`\$\{Token\[[^\]]+\]\}`)
-)
-
-// RenderEnv renders KEY=value lines sorted by key, so the file (and the release id) is deterministic.
-func RenderEnv(header string, env map[string]string) (string, error) {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	fmt.Fprintf(&b, "# %s\n# Written by cfn-init from the CDK app in infra/ - changes here are overwritten by the next deploy.\n", header)
-	for _, k := range keys {
-		if !safeValue.MatchString(cdkToken.ReplaceAllString(env[k], "")) {
-			return "", fmt.Errorf("%s=%q: value must match %s", k, env[k], safeValue)
-		}
-		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
-	}
-	return b.String(), nil
+// renderEnv renders one of the instance's environment files (package envfile: sorted, values systemd and bash
+// read alike). Values may be CDK token strings.
+func renderEnv(title string, env map[string]string) (string, error) {
+	return envfile.Render(title+"\nWritten by cfn-init from the CDK app in infra/ - changes here are overwritten by the next deploy.", env)
 }
 
 // CfnHupConfig is /etc/cfn/cfn-hup.conf: poll the stack every minute.

@@ -199,21 +199,6 @@ func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
 	}
 }
 
-func TestRenderEnvIsSortedAndRejectsUnsafeValues(t *testing.T) {
-	got, err := RenderEnv("h", map[string]string{"B": "2", "A": "arn:aws:x/y-${Token[TOKEN.12]}", "C": ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasSuffix(got, "A=arn:aws:x/y-${Token[TOKEN.12]}\nB=2\nC=\n") {
-		t.Errorf("rendered:\n%s", got)
-	}
-	for _, bad := range []string{"a b", "x\nEVIL=1", "$(id)", "`id`", "'q'", `"q"`, "a;b"} {
-		if _, err := RenderEnv("h", map[string]string{"K": bad}); err == nil {
-			t.Errorf("value %q accepted", bad)
-		}
-	}
-}
-
 // The same files as the instance receives them: the metadata in the synthesized template.
 func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	s := stackOf(t, "default")

@@ -49,7 +49,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		panic(err)
 	}
 
-	serviceEnv := must(RenderEnv("Environment of aircraftd (docs/CONTRACT.md)", ServiceEnvironment(props.Environment)))
+	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", ServiceEnvironment(props.Environment)))
 	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName())
 	deploy := DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
@@ -76,7 +76,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	wait.AddResourceDependency(service.Association, jsii.String("the health check uses the Elastic IP"))
 	deploy.Release = releaseID
 	deploy.WaitCondition = *wait.LogicalId()
-	deployEnv := must(RenderEnv("Stack, release and TLS settings of the aircraft-* scripts", DeployEnvironment(deploy)))
+	deployEnv := must(renderEnv("Stack, release and TLS settings of the aircraft-* scripts", DeployEnvironment(deploy)))
 
 	restart := awsec2.NewInitServiceRestartHandle()
 	root := func(mode string, restarts bool) *awsec2.InitFileOptions {

@@ -3,6 +3,7 @@ module github.com/aircraftdata/platform/test
 go 1.26.0
 
 require (
+	github.com/aircraftdata/platform/infra v0.0.0-00010101000000-000000000000
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.16
 	github.com/aws/aws-sdk-go-v2/service/cloudformation v1.82.6
@@ -78,3 +79,5 @@ require (
 	golang.org/x/text v0.41.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/aircraftdata/platform/infra => ../infra

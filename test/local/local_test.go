@@ -11,6 +11,7 @@ import (
 
 	"github.com/gruntwork-io/terratest/modules/logger"
 
+	"github.com/aircraftdata/platform/infra/envfile"
 	"github.com/aircraftdata/platform/test/e2e"
 )
 
@@ -51,7 +52,7 @@ func TestLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := RenderEnv("Environment of aircraftd for the local e2e run (the layout of /etc/aircraft/aircraftd.env)", env)
+	text, err := envfile.Render("Environment of aircraftd for the local e2e run (the layout of /etc/aircraft/aircraftd.env)", env)
 	if err != nil {
 		t.Fatal(err)
 	}

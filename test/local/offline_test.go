@@ -9,37 +9,6 @@ import (
 	"testing"
 )
 
-func TestEnvFileRoundTrip(t *testing.T) {
-	env := map[string]string{"HTTP_ADDR": "127.0.0.1:8443", "DB_PASSWORD": "p@ss-w0rd+x=y", "S3_ENDPOINT": "http://127.0.0.1:7070", "EMPTY": ""}
-	text, err := RenderEnv("header", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "# header\nDB_PASSWORD=p@ss-w0rd+x=y\nEMPTY=\nHTTP_ADDR=127.0.0.1:8443\nS3_ENDPOINT=http://127.0.0.1:7070\n"
-	if text != want {
-		t.Errorf("rendered\n%s\nwant\n%s", text, want)
-	}
-	got, err := ParseEnv(text + "\n; a comment\n  # another\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, []string{"DB_PASSWORD=p@ss-w0rd+x=y", "EMPTY=", "HTTP_ADDR=127.0.0.1:8443", "S3_ENDPOINT=http://127.0.0.1:7070"}) {
-		t.Errorf("parsed %q", got)
-	}
-	// Values that systemd and a shell would read differently are refused, as infra's RenderEnv refuses them.
-	for _, bad := range []string{"a b", `"quoted"`, "$HOME", "x;y", "multi\nline", "back`tick`"} {
-		if _, err := RenderEnv("h", map[string]string{"K": bad}); err == nil {
-			t.Errorf("value %q accepted", bad)
-		}
-	}
-	if _, err := RenderEnv("h", map[string]string{"lower": "x"}); err == nil {
-		t.Error("a lower-case name was accepted")
-	}
-	if _, err := ParseEnv("NOT A LINE\n"); err == nil {
-		t.Error("a line without = was accepted")
-	}
-}
-
 func TestDBSettings(t *testing.T) {
 	got, err := DBSettings("postgres://aircraft:s3cret@127.0.0.1:5433/e2e_0a1b?sslmode=disable")
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aircraftdata/platform/infra/envfile"
 )
 
 // Service is aircraftd running as the instance runs it: its environment exactly the environment file's (as
@@ -55,7 +57,7 @@ func (s *Service) Start() error {
 	if err != nil {
 		return err
 	}
-	env, err := ParseEnv(string(text))
+	env, err := envfile.Parse(string(text))
 	if err != nil {
 		return err
 	}
