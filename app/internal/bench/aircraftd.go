@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,12 +67,10 @@ func startAircraftd(ctx context.Context, bin, tlsDir string, env ...string) (*ai
 		if _, err := tlscert.WriteFiles(cert, key, []string{"127.0.0.1"}); err != nil {
 			return nil, err
 		}
-		pem, err := os.ReadFile(cert)
+		pool, err := tlscert.Pool(cert)
 		if err != nil {
 			return nil, err
 		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool}
 		env = append(env, "TLS_CERT_FILE="+cert, "TLS_KEY_FILE="+key)
 		a.base = "https://" + addr

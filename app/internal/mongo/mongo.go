@@ -16,11 +16,9 @@ package mongo
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -33,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
 
 // Options say where the records live.
@@ -86,13 +85,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		copts.SetAppName(o.AppName)
 	}
 	if o.TLSCAFile != "" {
-		pem, err := os.ReadFile(o.TLSCAFile)
+		pool, err := tlscert.Pool(o.TLSCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("mongodb: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mongodb: CA file %s holds no PEM certificate", o.TLSCAFile)
 		}
 		copts.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -511,6 +513,25 @@ func TestClaimIsExclusive(t *testing.T) {
 			if wins[name] != 1 {
 				t.Errorf("round %d: %s won %d times, want once", round, name, wins[name])
 			}
+		}
+	}
+}
+
+// A CA file that cannot verify anything fails Open at once, before any
+// connection (no server needed).
+func TestOpenRefusesABadCAFile(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{notPEM, filepath.Join(dir, "missing.pem")} {
+		s, err := mongo.Open(ctx, mongo.Options{URL: "mongodb://127.0.0.1:1/?tls=true", TLSCAFile: file})
+		if err == nil {
+			_ = s.Close(ctx)
+			t.Errorf("Open with CA file %s: no error", filepath.Base(file))
+		} else if !strings.Contains(err.Error(), "CA file") {
+			t.Errorf("Open with CA file %s: %v (want it to name the CA file)", filepath.Base(file), err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package tlscert makes self-signed TLS certificates: the service's default
 // when it is given no certificate, and what the instance's first boot and
-// the local stack publish so that clients can pin it.
+// the local stack publish so that clients can pin it. It also reads the PEM
+// files clients trust (a pinned certificate, a CA bundle).
 package tlscert
 
 import (
@@ -92,6 +93,20 @@ func WriteFiles(certFile, keyFile string, hosts []string) (bool, error) {
 		return false, fmt.Errorf("tlscert: %w", err)
 	}
 	return true, nil
+}
+
+// Pool reads the PEM certificates of file into a pool for tls.Config's
+// RootCAs. A file that holds none is an error, not an empty pool.
+func Pool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("tlscert: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("tlscert: %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 func exists(path string) bool {
