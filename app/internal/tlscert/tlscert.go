@@ -100,11 +100,11 @@ func WriteFiles(certFile, keyFile string, hosts []string) (bool, error) {
 func Pool(file string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("tlscert: %w", err)
+		return nil, err // names the file
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("tlscert: %s holds no PEM certificate", file)
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
 	}
 	return pool, nil
 }
