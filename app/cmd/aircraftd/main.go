@@ -111,14 +111,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		{Name: "postgres", Check: db.Ping},
 		{Name: "s3", Check: flights.Check},
 	}
-	lanes, err := openLanes(ctx, log, cfg, s3c)
+	store, dl, err := openLanes(ctx, log, cfg, s3c)
 	if err != nil {
 		return err
 	}
-	if lanes != nil {
-		defer lanes.Downloader.Close()
-		defer lanes.Store.Close(context.WithoutCancel(ctx))
-		ready = append(ready, httpapi.Check{Name: "mongodb", Check: lanes.Store.Ping})
+	var lanes *httpapi.Lanes
+	if store != nil {
+		defer dl.Close()
+		defer store.Close(context.WithoutCancel(ctx))
+		ready = append(ready, httpapi.Check{Name: "mongodb", Check: store.Ping})
+		source := bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
+		lanes = &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: source, Log: log}}
 	}
 
 	handler := httpapi.NewServer(httpapi.Deps{
@@ -126,8 +129,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Version:  version,
 		APIToken: cfg.APIToken,
 		CORS:     cfg.CORSAllowOrigins,
-		DB:       db,
-		Ingest:   &ingest.Service{DB: db, Bucket: flights, Log: log, Workers: cfg.IngestWorkers},
+		Stats:    db,
+		Ingest:   httpapi.IngestService(&ingest.Service{DB: db, Bucket: flights, Log: log, Workers: cfg.IngestWorkers}),
 		Jobs:     registry,
 		Ready:    ready,
 		Lanes:    lanes,
@@ -173,10 +176,10 @@ func openDB(ctx context.Context, log *slog.Logger, url string) (*postgres.DB, er
 // openLanes connects the lane file downloads to MongoDB (retrying for a
 // minute, like the database) and DOWNLOAD_PATH. Without MONGODB_URL they are
 // off: their endpoints answer 503.
-func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s3.Client) (*httpapi.Lanes, error) {
+func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s3.Client) (*mongo.Store, *download.Downloader, error) {
 	if cfg.MongoURL == "" {
 		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")
-		return nil, nil
+		return nil, nil, nil
 	}
 	var store *mongo.Store
 	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
@@ -193,18 +196,17 @@ func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	source := bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
 	dl, err := download.New(download.Config{
-		Store: store, S3: s3c, Bucket: source.Name, Root: cfg.DownloadPath,
+		Store: store, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
 		Workers: cfg.DownloadWorkers, Durable: cfg.DownloadFsync, Log: log,
 	})
 	if err != nil {
 		_ = store.Close(context.WithoutCancel(ctx))
-		return nil, err
+		return nil, nil, err
 	}
-	return &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: source, Log: log}}, nil
+	return store, dl, nil
 }
 
 // resolveSecrets reads the secrets named by *_SECRET_ARN from AWS Secrets

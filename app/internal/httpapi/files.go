@@ -11,17 +11,8 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/lanes"
-	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
-
-// Lanes is what the lane file endpoints need. When it is nil (no
-// MONGODB_URL), they answer 503.
-type Lanes struct {
-	Store      *mongo.Store
-	Downloader *download.Downloader
-	Indexer    *download.Indexer
-}
 
 const tagLanes = "lane files"
 
@@ -202,7 +193,7 @@ func registerFiles(api huma.API, d Deps) {
 			if d.Lanes == nil {
 				return nil, notConfigured()
 			}
-			items, err := d.Lanes.Store.List(ctx, mongo.Query{
+			items, err := d.Lanes.Store.List(ctx, lanes.Query{
 				LaneID: in.LaneID, From: in.from, To: in.to, Status: lanes.Status(in.Status), After: in.After, Limit: in.Limit + 1,
 			})
 			if err != nil {

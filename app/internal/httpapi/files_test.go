@@ -111,62 +111,6 @@ func errorLocations(m map[string]any) []string {
 	return out
 }
 
-func TestDownloadValidation(t *testing.T) {
-	e := newFilesEnv(t)
-	cases := []struct {
-		body string
-		want []string // locations named
-	}{
-		{`{"lane_id": "../x", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
-		{`{"lane_id": "", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
-		{`{"lane_id": "` + strings.Repeat("a", 65) + `", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
-		{`{"lane_id": "lane1", "hour": 24, "date": "2024-02-14"}`, []string{"body.hour"}},
-		{`{"lane_id": "lane1", "hour": -1, "date": "2024-02-14"}`, []string{"body.hour"}},
-		{`{"lane_id": "lane1", "hour": 1.5, "date": "2024-02-14"}`, []string{"body.hour"}},
-		{`{"lane_id": "lane1", "date": "2024-02-14"}`, []string{"body.hour"}},
-		{`{"lane_id": "lane1", "hour": 14, "date": "2024-02-30"}`, []string{"body.date"}},
-		{`{"lane_id": "lane1", "hour": 14, "date": "yesterday"}`, []string{"body.date"}},
-		{`{"lane_id": "lane1", "hour": 14}`, []string{"body.date"}},
-		{`{"lane_id": "a/b", "hour": 99, "date": "x"}`, []string{"body.lane_id", "body.hour", "body.date"}},
-	}
-	for _, c := range cases {
-		status, m, _ := call(t, "POST", e.url+"/api/v1/download", c.body)
-		got := errorLocations(m)
-		if status != http.StatusUnprocessableEntity {
-			t.Errorf("%s: status %d, want 422 (%v)", c.body, status, m)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(strings.Join(got, " "), w) {
-				t.Errorf("%s: errors name %v, want %s", c.body, got, w)
-			}
-		}
-	}
-	// Both date forms are fine; an hour without files is an empty result.
-	for _, date := range []string{"2024-02-14", "2024-02-14T00:00:00Z"} {
-		status, m, _ := call(t, "POST", e.url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": date})
-		if status != http.StatusOK || m["total_files"] != 0.0 || m["successful"] == nil || m["failed"] == nil {
-			t.Errorf("date %s: %d %v", date, status, m)
-		}
-	}
-	// The bearer token is required.
-	if status, _, hdr := call(t, "POST", e.url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}, true); status != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") == "" {
-		t.Errorf("without token: %d", status)
-	}
-	for _, path := range []string{"/api/v1/files", "/api/v1/files/index"} {
-		if status, _, _ := call(t, "POST", e.url+path, `{}`, true); status != http.StatusUnauthorized {
-			t.Errorf("POST %s without token: %d", path, status)
-		}
-	}
-	// Listing filters are validated too.
-	for q, loc := range map[string]string{"hour=3": "query.hour", "date=2024-02-31": "query.date", "status=lost": "query.status", "lane_id=a.b": "query.lane_id", "date=2024-02-14&hour=25": "query.hour"} {
-		status, m, _ := call(t, "GET", e.url+"/api/v1/files?"+q, nil)
-		if status != http.StatusUnprocessableEntity || !strings.Contains(strings.Join(errorLocations(m), " "), loc) {
-			t.Errorf("GET /api/v1/files?%s: %d %v, want 422 naming %s", q, status, errorLocations(m), loc)
-		}
-	}
-}
-
 func TestFilesOverHTTP(t *testing.T) {
 	e := newFilesEnv(t)
 	ctx := context.Background()

@@ -105,7 +105,7 @@ func registerFlights(api huma.API, d Deps) {
 			if err != nil {
 				return nil, huma.Error422UnprocessableEntity(err.Error())
 			}
-			s, err := d.DB.Stats(ctx, icao)
+			s, err := d.Stats.Stats(ctx, icao)
 			if errors.Is(err, postgres.ErrNotFound) {
 				return nil, huma.Error404NotFound("no statistics for aircraft " + icao)
 			}
@@ -118,7 +118,7 @@ func registerFlights(api huma.API, d Deps) {
 	huma.Register(api, get("list-aircraft", "/api/v1/aircraft", "Aircraft with statistics, by address, a page at a time", "flight statistics"),
 		func(ctx context.Context, in *listInput) (*struct{ Body aircraftPage }, error) {
 			after := strings.ToLower(in.After)
-			items, err := d.DB.Aircraft(ctx, after, in.Limit+1)
+			items, err := d.Stats.Aircraft(ctx, after, in.Limit+1)
 			if err != nil {
 				return nil, unavailable(ctx, d, "database", err)
 			}

@@ -49,8 +49,8 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APIToken: token,
-		DB:     db,
-		Ingest: &ingest.Service{DB: db, Bucket: b, Log: log, Workers: 3},
+		Stats:  db,
+		Ingest: httpapi.IngestService(&ingest.Service{DB: db, Bucket: b, Log: log, Workers: 3}),
 		Jobs:   reg,
 		Ready:  []httpapi.Check{{Name: "postgres", Check: db.Ping}, {Name: "s3", Check: b.Check}},
 	}))
@@ -463,23 +463,6 @@ func TestConcurrentRequestsOneWins(t *testing.T) {
 	}
 	if total != wantTotal {
 		t.Errorf("%d observations stored after concurrent runs, want %d", total, wantTotal)
-	}
-}
-
-func TestStatsErrors(t *testing.T) {
-	e := newFlightsEnv(t)
-	for _, bad := range []string{"xyz", "abcdefg", "abcde", "~abcd", "12345z", "a6580%20"} {
-		status, body, hdr := e.do(t, "GET", "/aircraft-stats/"+bad, nil)
-		if status != http.StatusUnprocessableEntity || !strings.Contains(string(body), "icao") ||
-			!strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json") {
-			t.Errorf("%q: %d %s", bad, status, body)
-		}
-	}
-	if status, body, _ := e.do(t, "GET", "/aircraft-stats/abc123", nil); status != http.StatusNotFound {
-		t.Errorf("unknown icao: %d %s", status, body)
-	}
-	if status, _, _ := e.do(t, "GET", "/no/such/path", nil); status != http.StatusNotFound {
-		t.Errorf("unknown path: %d", status)
 	}
 }
 

@@ -15,10 +15,6 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humagin"
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
-
-	"github.com/aircraftdata/platform/app/internal/ingest"
-	"github.com/aircraftdata/platform/app/internal/jobs"
-	"github.com/aircraftdata/platform/app/internal/postgres"
 )
 
 // Check is one dependency that readiness reports on.
@@ -34,9 +30,9 @@ type Deps struct {
 	APIToken string // when set, every POST needs it as a bearer token
 	CORS     []string
 
-	DB     *postgres.DB
-	Ingest *ingest.Service
-	Jobs   *jobs.Registry
+	Stats  Statistics
+	Ingest Ingester
+	Jobs   Jobs
 	Ready  []Check
 
 	Lanes *Lanes // lane file downloads; nil without MongoDB

@@ -243,6 +243,15 @@ func ParseKey(key string) (r Record, reason string, ok bool) {
 // ErrNotFound means there is no record of a key.
 var ErrNotFound = errors.New("no such file record")
 
+// Query selects records. Zero fields select everything.
+type Query struct {
+	LaneID   string
+	From, To time.Time // timestamp in [From, To)
+	Status   Status
+	After    string // keys after this one (paging)
+	Limit    int    // 0 = no limit
+}
+
 // RegisterResult counts what a registration did.
 type RegisterResult struct {
 	Added     int `json:"added" doc:"new records"`

@@ -371,14 +371,8 @@ func changes(old known, r lanes.Record) (bson.D, bool) {
 	return set, changed
 }
 
-// Query selects records. Zero fields select everything.
-type Query struct {
-	LaneID   string
-	From, To time.Time // timestamp in [From, To)
-	Status   lanes.Status
-	After    string // keys after this one (paging)
-	Limit    int    // 0 = no limit
-}
+// Query selects records (lanes.Query).
+type Query = lanes.Query
 
 // List returns the records of q in key order.
 func (s *Store) List(ctx context.Context, q Query) ([]lanes.Record, error) {
@@ -386,10 +380,10 @@ func (s *Store) List(ctx context.Context, q Query) ([]lanes.Record, error) {
 	if q.Limit > 0 {
 		opts.SetLimit(int64(q.Limit))
 	}
-	return s.find(ctx, q.filter(), opts)
+	return s.find(ctx, queryFilter(q), opts)
 }
 
-func (q Query) filter() bson.D {
+func queryFilter(q Query) bson.D {
 	f := bson.D{}
 	if q.LaneID != "" {
 		f = append(f, bson.E{Key: fLane, Value: q.LaneID})
@@ -451,7 +445,7 @@ const (
 // stops at the first error, fn's included, and returns it.
 func (s *Store) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
 	q := Query{LaneID: h.LaneID, From: h.Start, To: h.End()}
-	cur, err := s.coll.Find(ctx, q.filter(), options.Find().SetBatchSize(hourFirstBatch))
+	cur, err := s.coll.Find(ctx, queryFilter(q), options.Find().SetBatchSize(hourFirstBatch))
 	if err != nil {
 		return fmt.Errorf("mongodb: find records: %w", err)
 	}

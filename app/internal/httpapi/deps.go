@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+// The handlers depend on the small interfaces below, declared here by their
+// user: cmd/aircraftd wires the real adapters (postgres, ingest, mongo,
+// download, jobs), the handler tests wire fakes.
+
+// Statistics serves stored flight statistics (postgres.DB).
+type Statistics interface {
+	// Stats returns one aircraft's statistics, or postgres.ErrNotFound.
+	Stats(ctx context.Context, icao string) (*flight.Stats, error)
+	// Aircraft returns up to limit aircraft after the address after, in order.
+	Aircraft(ctx context.Context, after string, limit int) ([]flight.Aircraft, error)
+}
+
+// Ingester starts ingestion runs (ingest.Service, through IngestService).
+type Ingester interface {
+	// Begin takes the one-run-at-a-time lock, or fails with ingest.ErrBusy.
+	Begin(ctx context.Context) (IngestRun, error)
+}
+
+// IngestRun is a run that holds the lock; Ingest releases it.
+type IngestRun interface {
+	Ingest(ctx context.Context, prefix string, p *progress.Counter) (*ingest.Result, error)
+}
+
+// IngestService adapts an ingest.Service to Ingester.
+func IngestService(s *ingest.Service) Ingester { return ingestService{s} }
+
+type ingestService struct{ s *ingest.Service }
+
+func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
+	run, err := i.s.Begin(ctx)
+	if err != nil {
+		return nil, err // never a typed nil in the interface
+	}
+	return run, nil
+}
+
+// Jobs runs work in the background and answers for it (jobs.Registry).
+type Jobs interface {
+	Start(kind string, fn func(context.Context, *progress.Counter) (any, error)) jobs.View
+	Get(id string) (jobs.View, bool)
+}
+
+// Lanes is what the lane file endpoints need. When it is nil (no
+// MONGODB_URL), they answer 503.
+type Lanes struct {
+	Store      FileStore
+	Downloader Downloader
+	Indexer    Indexer
+}
+
+// FileStore keeps the lane file records (mongo.Store).
+type FileStore interface {
+	Register(ctx context.Context, rs []lanes.Record, now time.Time) (lanes.RegisterResult, error)
+	List(ctx context.Context, q lanes.Query) ([]lanes.Record, error)
+}
+
+// Downloader downloads the files of one lane and hour (download.Downloader).
+type Downloader interface {
+	Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*download.HourResult, error)
+}
+
+// Indexer registers the lane files found in the bucket (download.Indexer).
+type Indexer interface {
+	Index(ctx context.Context, prefix string, p *progress.Counter) (*download.IndexResult, error)
+}

@@ -1,0 +1,436 @@
+package httpapi_test
+
+// Handler tests with fakes: request parsing, validation, auth, status codes
+// and the mapping of the dependencies' answers to responses. They need no
+// stack (plain `go test`); flights_test.go and files_test.go run the same
+// handlers on the real stack.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/httpapi"
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+// fakes records what the handlers asked of each dependency and answers
+// what the test set.
+type fakes struct {
+	mu sync.Mutex
+
+	// statistics
+	stats     map[string]*flight.Stats
+	aircraft  []flight.Aircraft // sorted by icao
+	statsErr  error
+	asked     []string // icao or "after/limit" per call
+	beginErr  error
+	ingestErr error
+	prefixes  []string
+
+	// lane files
+	hours      []lanes.Hour
+	queries    []lanes.Query
+	registered []lanes.Record
+	storeErr   error
+}
+
+func (f *fakes) note(s string) { f.mu.Lock(); f.asked = append(f.asked, s); f.mu.Unlock() }
+
+func (f *fakes) Stats(_ context.Context, icao string) (*flight.Stats, error) {
+	f.note(icao)
+	if f.statsErr != nil {
+		return nil, f.statsErr
+	}
+	s, ok := f.stats[icao]
+	if !ok {
+		return nil, postgres.ErrNotFound
+	}
+	return s, nil
+}
+
+func (f *fakes) Aircraft(_ context.Context, after string, limit int) ([]flight.Aircraft, error) {
+	f.note(fmt.Sprintf("%s/%d", after, limit))
+	if f.statsErr != nil {
+		return nil, f.statsErr
+	}
+	i, _ := slices.BinarySearchFunc(f.aircraft, after, func(a flight.Aircraft, s string) int { return strings.Compare(a.ICAO, s) })
+	if i < len(f.aircraft) && f.aircraft[i].ICAO == after {
+		i++
+	}
+	return f.aircraft[i:min(i+limit, len(f.aircraft))], nil
+}
+
+func (f *fakes) Begin(context.Context) (httpapi.IngestRun, error) {
+	if f.beginErr != nil {
+		return nil, f.beginErr
+	}
+	return f, nil
+}
+
+func (f *fakes) Ingest(_ context.Context, prefix string, p *progress.Counter) (*ingest.Result, error) {
+	f.mu.Lock()
+	f.prefixes = append(f.prefixes, prefix)
+	f.mu.Unlock()
+	if f.ingestErr != nil {
+		return nil, f.ingestErr
+	}
+	return &ingest.Result{Prefix: prefix, FilesSeen: 7, FilesIngested: 5}, nil
+}
+
+func (f *fakes) Download(_ context.Context, h lanes.Hour, _ *progress.Counter) (*download.HourResult, error) {
+	f.mu.Lock()
+	f.hours = append(f.hours, h)
+	f.mu.Unlock()
+	if f.storeErr != nil {
+		return nil, f.storeErr
+	}
+	return &download.HourResult{Successful: []download.File{}, Failed: []string{}, Failures: []download.Failure{}}, nil
+}
+
+func (f *fakes) Index(_ context.Context, prefix string, _ *progress.Counter) (*download.IndexResult, error) {
+	return &download.IndexResult{Prefix: prefix}, f.storeErr
+}
+
+func (f *fakes) Register(_ context.Context, rs []lanes.Record, _ time.Time) (lanes.RegisterResult, error) {
+	f.mu.Lock()
+	f.registered = append(f.registered, rs...)
+	f.mu.Unlock()
+	return lanes.RegisterResult{Added: len(rs)}, f.storeErr
+}
+
+func (f *fakes) List(_ context.Context, q lanes.Query) ([]lanes.Record, error) {
+	f.mu.Lock()
+	f.queries = append(f.queries, q)
+	f.mu.Unlock()
+	if f.storeErr != nil {
+		return nil, f.storeErr
+	}
+	var out []lanes.Record
+	for i := range q.Limit {
+		out = append(out, lanes.Record{Key: fmt.Sprintf("%s%03d", q.After, i), LaneID: "lane1"})
+	}
+	return out, nil
+}
+
+// serveFakes serves the handlers on f; the dependency checks of readiness
+// are ready.
+func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
+	t.Helper()
+	jobsCtx, cancel := context.WithCancel(context.Background())
+	reg := jobs.NewRegistry(jobsCtx, time.Hour)
+	t.Cleanup(func() { cancel(); reg.Wait() })
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
+		Log: slog.New(slog.DiscardHandler), Version: "test", APIToken: filesToken,
+		Stats: f, Ingest: f, Jobs: reg, Ready: ready,
+		Lanes: &httpapi.Lanes{Store: f, Downloader: f, Indexer: f},
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func isProblem(hdr http.Header) bool {
+	return strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json")
+}
+
+func TestAuthOnEveryPost(t *testing.T) {
+	url := serveFakes(t, &fakes{})
+	for _, path := range []string{"/process-s3-data", "/api/v1/download", "/api/v1/files", "/api/v1/files/index"} {
+		status, _, hdr := call(t, "POST", url+path, `{}`, true)
+		if status != http.StatusUnauthorized || hdr.Get("WWW-Authenticate") == "" || !isProblem(hdr) {
+			t.Errorf("POST %s without token: %d %v", path, status, hdr)
+		}
+		req, _ := http.NewRequest("POST", url+path, strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer wrong")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s with a wrong token: %d", path, resp.StatusCode)
+		}
+	}
+	// Reads stay open.
+	if status, _, _ := call(t, "GET", url+"/api/v1/aircraft", nil, true); status != http.StatusOK {
+		t.Errorf("GET without token: %d", status)
+	}
+}
+
+func TestIngestAnswers(t *testing.T) {
+	f := &fakes{}
+	url := serveFakes(t, f)
+	status, m, _ := call(t, "POST", url+"/process-s3-data?prefix=raw/day=1/", nil)
+	if status != http.StatusOK || m["files_ingested"] != 5.0 || m["prefix"] != "raw/day=1/" {
+		t.Errorf("ingest: %d %v", status, m)
+	}
+
+	// Busy: 409, and the run never starts.
+	f.beginErr = ingest.ErrBusy
+	status, m, hdr := call(t, "POST", url+"/process-s3-data", nil)
+	if status != http.StatusConflict || !isProblem(hdr) {
+		t.Errorf("busy: %d %v", status, m)
+	}
+	// The lock cannot be taken (database down): 503 naming the database.
+	f.beginErr = errors.New("dial tcp 10.0.0.1:5432: connection refused")
+	status, m, _ = call(t, "POST", url+"/process-s3-data", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m["detail"]), "database") {
+		t.Errorf("database down: %d %v", status, m)
+	}
+	f.beginErr = nil
+	if len(f.prefixes) != 1 {
+		t.Errorf("runs started: %v, want only the first", f.prefixes)
+	}
+
+	// Async: 202 with the job, which ends with the run's result.
+	status, job, hdr := call(t, "POST", url+"/process-s3-data?async=true&prefix=p/", nil)
+	if status != http.StatusAccepted || hdr.Get("Location") != "/api/v1/jobs/"+fmt.Sprint(job["id"]) || job["kind"] != "ingest" {
+		t.Fatalf("async: %d %v %v", status, job, hdr)
+	}
+	job = pollJob(t, url+hdr.Get("Location"))
+	if job["state"] != "succeeded" || job["result"].(map[string]any)["prefix"] != "p/" {
+		t.Errorf("job: %v", job)
+	}
+	// A failing run fails its job with the reason.
+	f.ingestErr = errors.New("the bucket went away")
+	if status, m, _ = call(t, "POST", url+"/process-s3-data", nil); status != http.StatusServiceUnavailable {
+		t.Errorf("failing run: %d %v", status, m)
+	}
+	_, _, hdr = call(t, "POST", url+"/process-s3-data?async=true", nil)
+	if job = pollJob(t, url+hdr.Get("Location")); job["state"] != "failed" || job["error"] != "the bucket went away" {
+		t.Errorf("failed job: %v", job)
+	}
+	if status, _, _ := call(t, "GET", url+"/api/v1/jobs/000000000000000000000000", nil); status != http.StatusNotFound {
+		t.Errorf("unknown job: %d", status)
+	}
+	if status, _, _ := call(t, "GET", url+"/api/v1/jobs/nothex", nil); status != http.StatusUnprocessableEntity {
+		t.Errorf("malformed job id: %d", status)
+	}
+}
+
+func pollJob(t *testing.T, url string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, job, _ := call(t, "GET", url, nil)
+		if job["state"] != "running" || time.Now().After(deadline) {
+			return job
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStatsAnswers(t *testing.T) {
+	f := &fakes{stats: map[string]*flight.Stats{"abc123": {ICAO: "abc123", Observations: 3}, "~abc12f": {ICAO: "~abc12f"}}}
+	url := serveFakes(t, f)
+	for _, bad := range []string{"xyz", "abcdefg", "abcde", "~abcd", "12345z", "a6580%20"} {
+		status, m, hdr := call(t, "GET", url+"/aircraft-stats/"+bad, nil)
+		if status != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(m), "icao") || !isProblem(hdr) {
+			t.Errorf("%q: %d %v", bad, status, m)
+		}
+	}
+	if len(f.asked) != 0 {
+		t.Errorf("malformed addresses reached the store: %v", f.asked)
+	}
+	for _, in := range []string{"ABC123", "abc123", "~ABC12F"} {
+		status, m, _ := call(t, "GET", url+"/aircraft-stats/"+in, nil)
+		if status != http.StatusOK || m["icao"] != strings.ToLower(in) {
+			t.Errorf("%s: %d %v", in, status, m)
+		}
+	}
+	if status, _, hdr := call(t, "GET", url+"/aircraft-stats/abc124", nil); status != http.StatusNotFound || !isProblem(hdr) {
+		t.Errorf("unknown icao: %d", status)
+	}
+	f.statsErr = errors.New("FATAL: password authentication failed for user \"aircraft\"")
+	status, m, _ := call(t, "GET", url+"/aircraft-stats/abc123", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m["detail"]), "database") {
+		t.Errorf("store down: %d %v", status, m)
+	}
+	if status, _, _ := call(t, "GET", url+"/no/such/path", nil); status != http.StatusNotFound {
+		t.Errorf("unknown path: %d", status)
+	}
+}
+
+func TestAircraftPages(t *testing.T) {
+	f := &fakes{}
+	for i := range 25 {
+		f.aircraft = append(f.aircraft, flight.Aircraft{ICAO: fmt.Sprintf("a%05x", i*7)})
+	}
+	url := serveFakes(t, f)
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		status, m, _ := call(t, "GET", fmt.Sprintf("%s/api/v1/aircraft?limit=10&after=%s", url, strings.ToUpper(after)), nil)
+		if status != http.StatusOK || pages > 3 {
+			t.Fatalf("page %d: %d %v", pages, status, m)
+		}
+		for _, it := range m["items"].([]any) {
+			got = append(got, it.(map[string]any)["icao"].(string))
+		}
+		if m["next"] == nil {
+			break
+		}
+		after = m["next"].(string)
+	}
+	var want []string
+	for _, a := range f.aircraft {
+		want = append(want, a.ICAO)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages gave %v, want %v", got, want)
+	}
+	// One more than the page is asked for (to know whether there is a next
+	// page), after the lower-cased address.
+	if f.asked[0] != "/11" || f.asked[1] != want[9]+"/11" {
+		t.Errorf("store asked %v", f.asked)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "after=xyz"} {
+		if status, _, _ := call(t, "GET", url+"/api/v1/aircraft?"+q, nil); status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d", q, status)
+		}
+	}
+}
+
+func TestDownloadValidation(t *testing.T) {
+	f := &fakes{}
+	url := serveFakes(t, f)
+	cases := []struct {
+		body string
+		want []string // locations named
+	}{
+		{`{"lane_id": "../x", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
+		{`{"lane_id": "", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
+		{`{"lane_id": "` + strings.Repeat("a", 65) + `", "hour": 14, "date": "2024-02-14"}`, []string{"body.lane_id"}},
+		{`{"lane_id": "lane1", "hour": 24, "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "hour": -1, "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "hour": 1.5, "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "date": "2024-02-14"}`, []string{"body.hour"}},
+		{`{"lane_id": "lane1", "hour": 14, "date": "2024-02-30"}`, []string{"body.date"}},
+		{`{"lane_id": "lane1", "hour": 14, "date": "yesterday"}`, []string{"body.date"}},
+		{`{"lane_id": "lane1", "hour": 14}`, []string{"body.date"}},
+		{`{"lane_id": "a/b", "hour": 99, "date": "x"}`, []string{"body.lane_id", "body.hour", "body.date"}},
+	}
+	for _, c := range cases {
+		status, m, _ := call(t, "POST", url+"/api/v1/download", c.body)
+		got := errorLocations(m)
+		if status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: status %d, want 422 (%v)", c.body, status, m)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(strings.Join(got, " "), w) {
+				t.Errorf("%s: errors name %v, want %s", c.body, got, w)
+			}
+		}
+	}
+	if len(f.hours) != 0 {
+		t.Fatalf("invalid requests reached the downloader: %v", f.hours)
+	}
+	// Both date forms select the same hour, in UTC.
+	for _, date := range []string{"2024-02-14", "2024-02-14T00:00:00Z", "2024-02-14T23:30:00+05:00"} {
+		status, m, _ := call(t, "POST", url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": date})
+		if status != http.StatusOK || m["total_files"] != 0.0 || m["successful"] == nil || m["failed"] == nil {
+			t.Errorf("date %s: %d %v", date, status, m)
+		}
+	}
+	want := time.Date(2024, 2, 14, 14, 0, 0, 0, time.UTC)
+	for _, h := range f.hours {
+		if h.LaneID != "lane1" || !h.Start.Equal(want) {
+			t.Errorf("downloader asked for %+v, want lane1 at %v", h, want)
+		}
+	}
+	// A store that fails: 503 naming it.
+	f.storeErr = errors.New("server selection error: docdb-1.cluster:27017")
+	status, m, hdr := call(t, "POST", url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"})
+	if status != http.StatusServiceUnavailable || !isProblem(hdr) || !strings.Contains(fmt.Sprint(m["detail"]), "mongodb") {
+		t.Errorf("store down: %d %v", status, m)
+	}
+}
+
+func TestFileListAndRegister(t *testing.T) {
+	f := &fakes{}
+	url := serveFakes(t, f)
+	for q, loc := range map[string]string{"hour=3": "query.hour", "date=2024-02-31": "query.date", "status=lost": "query.status",
+		"lane_id=a.b": "query.lane_id", "date=2024-02-14&hour=25": "query.hour", "limit=0": "query.limit"} {
+		status, m, _ := call(t, "GET", url+"/api/v1/files?"+q, nil)
+		if status != http.StatusUnprocessableEntity || !strings.Contains(strings.Join(errorLocations(m), " "), loc) {
+			t.Errorf("GET /api/v1/files?%s: %d %v, want 422 naming %s", q, status, errorLocations(m), loc)
+		}
+	}
+	if len(f.queries) != 0 {
+		t.Fatalf("invalid listings reached the store: %v", f.queries)
+	}
+	status, m, _ := call(t, "GET", url+"/api/v1/files?lane_id=lane1&date=2024-02-14&hour=9&status=failed&limit=3&after=k", nil)
+	items, _ := m["items"].([]any)
+	if status != http.StatusOK || len(items) != 3 || m["next"] != "k002" {
+		t.Errorf("list: %d %v", status, m)
+	}
+	day := time.Date(2024, 2, 14, 0, 0, 0, 0, time.UTC)
+	want := lanes.Query{LaneID: "lane1", From: day.Add(9 * time.Hour), To: day.Add(10 * time.Hour), Status: lanes.Failed, After: "k", Limit: 4}
+	if got := f.queries[0]; got != want {
+		t.Errorf("store asked %+v, want %+v", got, want)
+	}
+	call(t, "GET", url+"/api/v1/files?date=2024-02-14", nil)
+	if got := f.queries[1]; !got.From.Equal(day) || !got.To.Equal(day.Add(24*time.Hour)) || got.Limit != 1001 {
+		t.Errorf("a day: store asked %+v", got)
+	}
+
+	status, m, _ = call(t, "POST", url+"/api/v1/files", map[string]any{"records": []any{
+		map[string]any{"s3_key": "k1", "lane_id": "l", "timestamp": "2024-02-14T15:30:00+01:00", "size": 10, "etag": "e"},
+		map[string]any{"s3_key": "k2", "lane_id": "l", "timestamp": "2024-02-14T15:30:00Z"},
+	}})
+	if status != http.StatusOK || m["added"] != 2.0 {
+		t.Fatalf("register: %d %v", status, m)
+	}
+	r1, r2 := f.registered[0], f.registered[1]
+	if r1.Size != 10 || r1.ETag != "e" || !r1.Timestamp.Equal(day.Add(14*time.Hour+30*time.Minute)) || r1.Timestamp.Location() != time.UTC || r2.Size != -1 {
+		t.Errorf("registered %+v and %+v: want UTC timestamps and size -1 when unknown", r1, r2)
+	}
+	for _, bad := range []map[string]any{
+		{"records": []any{}},
+		{"records": []any{map[string]any{"s3_key": "", "lane_id": "l", "timestamp": "2024-02-14T15:30:00Z"}}},
+		{"records": []any{map[string]any{"s3_key": "k", "lane_id": "l/..", "timestamp": "2024-02-14T15:30:00Z"}}},
+		{"records": []any{map[string]any{"s3_key": "k", "lane_id": "l", "timestamp": "soon"}}},
+		{"records": []any{map[string]any{"s3_key": "k", "lane_id": "l", "timestamp": "2024-02-14T15:30:00Z", "size": -1}}},
+	} {
+		if status, m, _ := call(t, "POST", url+"/api/v1/files", bad); status != http.StatusUnprocessableEntity {
+			t.Errorf("register %v: %d %v", bad, status, m)
+		}
+	}
+	if len(f.registered) != 2 {
+		t.Errorf("invalid registrations reached the store: %v", f.registered[2:])
+	}
+}
+
+func TestReadyAnswers(t *testing.T) {
+	down := errors.New("dial tcp 10.0.3.7:5432: connect: connection refused")
+	url := serveFakes(t, &fakes{},
+		httpapi.Check{Name: "postgres", Check: func(context.Context) error { return down }},
+		httpapi.Check{Name: "s3", Check: func(context.Context) error { return nil }})
+	status, m, _ := call(t, "GET", url+"/api/v1/ready", nil)
+	checks, _ := m["checks"].(map[string]any)
+	if status != http.StatusServiceUnavailable || m["status"] != "unavailable" || checks["s3"] != "ok" || checks["postgres"] == "ok" {
+		t.Errorf("ready with postgres down: %d %v", status, m)
+	}
+	url = serveFakes(t, &fakes{}, httpapi.Check{Name: "s3", Check: func(context.Context) error { return nil }})
+	if status, m, _ := call(t, "GET", url+"/api/v1/ready", nil); status != http.StatusOK || m["status"] != "ready" {
+		t.Errorf("ready: %d %v", status, m)
+	}
+	if status, m, _ := call(t, "GET", url+"/api/v1/health", nil); status != http.StatusOK || m["status"] != "ok" || m["version"] != "test" {
+		t.Errorf("health: %d %v", status, m)
+	}
+}
