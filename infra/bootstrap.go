@@ -61,8 +61,9 @@ type ServiceSettings struct {
 	AcmeEmail         string
 }
 
-// ServiceEnvironment is /etc/aircraft/aircraftd.env: every variable aircraftd reads (docs/CONTRACT.md).
-// Secrets stay in Secrets Manager: the file holds their ARNs, never their values.
+// ServiceEnvironment is /etc/aircraft/aircraftd.env: the settings of aircraftd (app/internal/config, listed in
+// .env.example) that differ from their defaults on the instance. Secrets stay in Secrets Manager: the file holds
+// their ARNs, never their values.
 func ServiceEnvironment(s ServiceSettings) map[string]string {
 	env := map[string]string{
 		"HTTP_ADDR":              ":443",
@@ -74,11 +75,8 @@ func ServiceEnvironment(s ServiceSettings) map[string]string {
 		"DB_SSLMODE":             "verify-full",
 		"DB_SSLROOTCERT":         caBundlePath,
 		"MONGODB_URL_SECRET_ARN": s.MongoSecretArn,
-		"MONGODB_DB_NAME":        "s3_files",
-		"MONGODB_COLLECTION":     "file_records",
 		"API_TOKEN_SECRET_ARN":   s.APITokenSecretArn,
 		"DOWNLOAD_PATH":          stateDir + "/downloads",
-		"LOG_LEVEL":              "info",
 	}
 	if s.DocumentDB {
 		env["MONGODB_TLS_CA_FILE"] = caBundlePath

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,10 +35,6 @@ import (
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
-
-// defaultMemoryLimit is the Go runtime's soft memory limit unless
-// GOMEMLIMIT says otherwise.
-const defaultMemoryLimit = 100 << 20
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -75,12 +70,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// The service runs on 1 GiB instances beside other processes. Its
 		// live heap is bounded by design (batches, a few files in flight);
 		// a soft limit makes the collector reclaim garbage before the heap
-		// doubles past that, instead of after. GOMEMLIMIT overrides it.
-		debug.SetMemoryLimit(defaultMemoryLimit)
+		// doubles past that, instead of after. GOMEMLIMIT overrides it
+		// (the runtime reads it; config holds the default).
+		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
 
-	if err := resolveSecrets(ctx, cfg); err != nil {
-		return err
+	if cfg.HasSecrets() {
+		get, err := secretsManager(ctx, cfg.AWSRegion)
+		if err != nil {
+			return err
+		}
+		if err := cfg.ResolveSecrets(ctx, get); err != nil {
+			return err
+		}
 	}
 	dbURL, err := cfg.PostgresURL()
 	if err != nil {
@@ -209,52 +211,21 @@ func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s
 	return store, dl, nil
 }
 
-// resolveSecrets reads the secrets named by *_SECRET_ARN from AWS Secrets
-// Manager (with the instance role) into the configuration.
-func resolveSecrets(ctx context.Context, cfg *config.Config) error {
-	if cfg.DBSecretARN == "" && cfg.MongoURLSecretARN == "" && cfg.APITokenSecretARN == "" {
-		return nil
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
+// secretsManager reads secrets from AWS Secrets Manager with the instance
+// role.
+func secretsManager(ctx context.Context, region string) (config.SecretGetter, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
 	if err != nil {
-		return fmt.Errorf("aws config: %w", err)
+		return nil, fmt.Errorf("aws config: %w", err)
 	}
 	sm := secretsmanager.NewFromConfig(awsCfg)
-	get := func(arn string) (string, error) {
+	return func(ctx context.Context, arn string) (string, error) {
 		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
 		if err != nil {
-			return "", fmt.Errorf("secret %s: %w", arn, err)
+			return "", err
 		}
 		return aws.ToString(out.SecretString), nil
-	}
-	if cfg.DBSecretARN != "" {
-		v, err := get(cfg.DBSecretARN)
-		if err != nil {
-			return err
-		}
-		var s config.DBSecret
-		if err := json.Unmarshal([]byte(v), &s); err != nil {
-			return fmt.Errorf("secret %s: not a database secret: %w", cfg.DBSecretARN, err)
-		}
-		cfg.ApplyDBSecret(s)
-	}
-	if cfg.MongoURLSecretARN != "" {
-		v, err := get(cfg.MongoURLSecretARN)
-		if err != nil {
-			return err
-		}
-		if cfg.MongoURL, err = config.MongoURLFromSecret(v, json.Unmarshal); err != nil {
-			return fmt.Errorf("secret %s: %w", cfg.MongoURLSecretARN, err)
-		}
-	}
-	if cfg.APITokenSecretARN != "" {
-		v, err := get(cfg.APITokenSecretARN)
-		if err != nil {
-			return err
-		}
-		cfg.APIToken = strings.TrimSpace(v)
-	}
-	return nil
+	}, nil
 }
 
 func gencert(args []string, stdout io.Writer) error {

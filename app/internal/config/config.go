@@ -1,7 +1,10 @@
-// Package config reads the service's settings from the environment
-// (12-factor). Every variable is listed in .env.example at the repository
-// root. Names from the seed projects (DB_HOST …, S3_BUCKET, MONGODB_URL …,
-// DOWNLOAD_PATH) keep their meaning.
+// Package config owns the service's settings: every environment variable
+// aircraftd reads (12-factor), with its name, default, meaning and parsing,
+// in one table (settings.go), and the secrets that fill some of them.
+// `.env.example` and the settings table of docs/CONTRACT.md are rendered from
+// that table and checked against it by this package's tests (go test
+// ./internal/config -update rewrites them). Names from the seed projects
+// (DB_HOST …, S3_BUCKET, MONGODB_URL …, DOWNLOAD_PATH) keep their meaning.
 package config
 
 import (
@@ -9,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +39,7 @@ type Config struct {
 	SourceBucket  string
 	IngestWorkers int
 	ShutdownGrace time.Duration
+	MemoryLimit   int64 // GOMEMLIMIT, bytes; the runtime reads the variable itself, aircraftd applies the default
 
 	MongoURL          string
 	MongoURLSecretARN string
@@ -55,73 +58,25 @@ type dbParts struct {
 	host, port, user, password, name, sslmode, sslrootcert string
 }
 
-// Load reads the configuration through getenv (os.Getenv in production).
+// Load reads the configuration through getenv (os.Getenv in production):
+// every setting of the table, then the rules that tie settings together.
 func Load(getenv func(string) string) (*Config, error) {
-	env := func(key, def string) string {
-		if v := strings.TrimSpace(getenv(key)); v != "" {
-			return v
-		}
-		return def
-	}
+	c := &Config{}
 	var errs []error
-	number := func(key string, def int) int {
-		v := env(key, "")
+	for _, s := range c.settings() {
+		if s.set == nil {
+			continue // read by the Go runtime or the AWS SDK, not by us
+		}
+		v := strings.TrimSpace(getenv(s.Name))
 		if v == "" {
-			return def
+			v = s.Default
 		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("%s=%q: want a positive whole number", key, v))
+		if err := s.set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", s.Name, v, err))
 		}
-		return n
 	}
-	boolean := func(key string, def bool) bool {
-		v := env(key, strconv.FormatBool(def))
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want true or false", key, v))
-		}
-		return b
-	}
-	c := &Config{
-		HTTPAddr:          env("HTTP_ADDR", ":8443"),
-		RedirectAddr:      env("REDIRECT_ADDR", ""),
-		TLSCertFile:       env("TLS_CERT_FILE", ""),
-		TLSKeyFile:        env("TLS_KEY_FILE", ""),
-		TLSDisable:        boolean("TLS_DISABLE", false),
-		ACMEDomain:        env("ACME_DOMAIN", ""),
-		ACMEEmail:         env("ACME_EMAIL", ""),
-		ACMECacheDir:      env("ACME_CACHE_DIR", "acme-cache"),
-		APIToken:          env("API_TOKEN", ""),
-		APITokenSecretARN: env("API_TOKEN_SECRET_ARN", ""),
-		DatabaseURL:       env("DATABASE_URL", ""),
-		DBSecretARN:       env("DB_SECRET_ARN", ""),
-		db: dbParts{
-			host: env("DB_HOST", ""), port: env("DB_PORT", "5432"),
-			user: env("DB_USER", ""), password: env("DB_PASSWORD", ""),
-			name: env("DB_NAME", "aircraft_db"), sslmode: env("DB_SSLMODE", "prefer"),
-			sslrootcert: env("DB_SSLROOTCERT", ""),
-		},
-		AWSRegion:         env("AWS_REGION", "us-east-1"),
-		S3Bucket:          env("S3_BUCKET", ""),
-		S3Endpoint:        env("S3_ENDPOINT", ""),
-		IngestWorkers:     number("INGEST_WORKERS", 3),
-		ShutdownGrace:     time.Duration(number("SHUTDOWN_GRACE_SECONDS", 20)) * time.Second,
-		MongoURL:          env("MONGODB_URL", ""),
-		MongoURLSecretARN: env("MONGODB_URL_SECRET_ARN", ""),
-		MongoDBName:       env("MONGODB_DB_NAME", "s3_files"),
-		MongoCollection:   env("MONGODB_COLLECTION", "file_records"),
-		MongoTLSCAFile:    env("MONGODB_TLS_CA_FILE", ""),
-		DownloadPath:      env("DOWNLOAD_PATH", "./downloads"),
-		DownloadWorkers:   number("DOWNLOAD_WORKERS", 4),
-		DownloadFsync:     boolean("DOWNLOAD_FSYNC", true),
-		LogLevel:          env("LOG_LEVEL", "info"),
-	}
-	c.SourceBucket = env("SOURCE_BUCKET", c.S3Bucket)
-	for _, o := range strings.Split(env("CORS_ALLOW_ORIGINS", ""), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.CORSAllowOrigins = append(c.CORSAllowOrigins, o)
-		}
+	if c.SourceBucket == "" {
+		c.SourceBucket = c.S3Bucket
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))
@@ -130,29 +85,6 @@ func Load(getenv func(string) string) (*Config, error) {
 		errs = append(errs, errors.New("TLS_DISABLE=true conflicts with TLS_CERT_FILE/ACME_DOMAIN"))
 	}
 	return c, errors.Join(errs...)
-}
-
-// DBSecret is the JSON secret RDS generates for a database.
-type DBSecret struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Host     string `json:"host"`
-	Port     any    `json:"port"` // RDS writes a number, other tools a string
-	DBName   string `json:"dbname"`
-}
-
-// ApplyDBSecret fills the database settings from a secret.
-func (c *Config) ApplyDBSecret(s DBSecret) {
-	c.db.user, c.db.password = s.Username, s.Password
-	if s.Host != "" {
-		c.db.host = s.Host
-	}
-	if s.Port != nil {
-		c.db.port = fmt.Sprint(s.Port)
-	}
-	if s.DBName != "" {
-		c.db.name = s.DBName
-	}
 }
 
 // PostgresURL is DATABASE_URL, or a URL built from the DB_* settings.
@@ -173,40 +105,6 @@ func (c *Config) PostgresURL() (string, error) {
 		Host:     net.JoinHostPort(c.db.host, c.db.port),
 		Path:     "/" + c.db.name,
 		RawQuery: q.Encode(),
-	}
-	return u.String(), nil
-}
-
-// MongoSecret is the JSON secret DocumentDB generates.
-type MongoSecret struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Host     string `json:"host"`
-	Port     any    `json:"port"`
-}
-
-// MongoURLFromSecret turns a secret value into a connection URI: the value
-// is either a URI itself or a DocumentDB JSON secret. DocumentDB needs TLS
-// and does not support retryable writes.
-func MongoURLFromSecret(value string, parse func([]byte, any) error) (string, error) {
-	value = strings.TrimSpace(value)
-	if strings.HasPrefix(value, "mongodb://") || strings.HasPrefix(value, "mongodb+srv://") {
-		return value, nil
-	}
-	var s MongoSecret
-	if err := parse([]byte(value), &s); err != nil || s.Host == "" {
-		return "", errors.New("mongo secret is neither a mongodb:// URI nor a JSON secret with host, username and password")
-	}
-	port := "27017"
-	if s.Port != nil {
-		port = fmt.Sprint(s.Port)
-	}
-	u := url.URL{
-		Scheme:   "mongodb",
-		User:     url.UserPassword(s.Username, s.Password),
-		Host:     net.JoinHostPort(s.Host, port),
-		Path:     "/",
-		RawQuery: "tls=true&replicaSet=rs0&readPreference=secondaryPreferred&retryWrites=false",
 	}
 	return u.String(), nil
 }

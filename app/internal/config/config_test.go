@@ -1,9 +1,12 @@
 package config
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -45,11 +48,11 @@ func TestNoDatabase(t *testing.T) {
 
 func TestRDSSecret(t *testing.T) {
 	c, _ := Load(env(map[string]string{"DB_SECRET_ARN": "arn:x", "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": "/etc/aircraft/rds-ca.pem"}))
-	var s DBSecret
+	var s dbSecret
 	if err := json.Unmarshal([]byte(`{"username":"postgres","password":"s3cr/t","host":"h.rds.amazonaws.com","port":5432,"dbname":"aircraft_db","engine":"postgres"}`), &s); err != nil {
 		t.Fatal(err)
 	}
-	c.ApplyDBSecret(s)
+	c.applyDBSecret(s)
 	u, err := c.PostgresURL()
 	if err != nil {
 		t.Fatal(err)
@@ -89,17 +92,68 @@ func TestCORSOrigins(t *testing.T) {
 }
 
 func TestMongoURLFromSecret(t *testing.T) {
-	if u, err := MongoURLFromSecret(" mongodb://a:b@h:27017/?tls=true ", json.Unmarshal); err != nil || u != "mongodb://a:b@h:27017/?tls=true" {
+	if u, err := mongoURLFromSecret(" mongodb://a:b@h:27017/?tls=true "); err != nil || u != "mongodb://a:b@h:27017/?tls=true" {
 		t.Errorf("plain URI: %s %v", u, err)
 	}
-	u, err := MongoURLFromSecret(`{"username":"app","password":"p/w","host":"docdb.cluster","port":27017}`, json.Unmarshal)
+	u, err := mongoURLFromSecret(`{"username":"app","password":"p/w","host":"docdb.cluster","port":27017}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u != "mongodb://app:p%2Fw@docdb.cluster:27017/?tls=true&replicaSet=rs0&readPreference=secondaryPreferred&retryWrites=false" {
 		t.Errorf("DocumentDB secret: %s", u)
 	}
-	if _, err := MongoURLFromSecret("not a uri", json.Unmarshal); err == nil {
+	if _, err := mongoURLFromSecret("not a uri"); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+func TestResolveSecrets(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"DB_SECRET_ARN": "arn:db", "MONGODB_URL_SECRET_ARN": "arn:mongo", "API_TOKEN_SECRET_ARN": "arn:token",
+		"DATABASE_URL": "postgres://ignored/when-a-secret-is-named",
+	}))
+	if err != nil || !c.HasSecrets() {
+		t.Fatalf("load: %v, has secrets %v", err, c.HasSecrets())
+	}
+	secrets := map[string]string{
+		"arn:db":    `{"username":"u","password":"p","host":"db.rds","port":"6543","dbname":"stats"}`,
+		"arn:mongo": "mongodb://m:w@docdb:27017/?tls=true",
+		"arn:token": " t0ken\n",
+	}
+	get := func(_ context.Context, arn string) (string, error) { return secrets[arn], nil }
+	if err := c.ResolveSecrets(t.Context(), get); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := c.PostgresURL(); u != "postgres://u:p@db.rds:6543/stats?sslmode=prefer" {
+		t.Errorf("database URL from the secret: %s", u)
+	}
+	if c.MongoURL != "mongodb://m:w@docdb:27017/?tls=true" || c.APIToken != "t0ken" {
+		t.Errorf("mongo %q, token %q", c.MongoURL, c.APIToken)
+	}
+
+	failing := func(context.Context, string) (string, error) { return "", errors.New("access denied") }
+	if err := c.ResolveSecrets(t.Context(), failing); err == nil || !strings.Contains(err.Error(), "arn:db") {
+		t.Errorf("a secret that cannot be read: %v; want an error naming it", err)
+	}
+}
+
+func TestSizesAndDurations(t *testing.T) {
+	for v, want := range map[string]int64{"": 100 * 1024 * 1024, "512MiB": 512 * 1024 * 1024, "1GiB": 1024 * 1024 * 1024, "4096": 4096, "2KiB": 2048} {
+		c, err := Load(env(map[string]string{"GOMEMLIMIT": v}))
+		if err != nil || c.MemoryLimit != want {
+			t.Errorf("GOMEMLIMIT=%q: %d, %v; want %d", v, c.MemoryLimit, err, want)
+		}
+	}
+	for _, v := range []string{"100MB", "-1", "lots"} {
+		if _, err := Load(env(map[string]string{"GOMEMLIMIT": v})); err == nil {
+			t.Errorf("GOMEMLIMIT=%q accepted", v)
+		}
+	}
+	c, err := Load(env(map[string]string{"SHUTDOWN_GRACE_SECONDS": "45"}))
+	if err != nil || c.ShutdownGrace != 45*time.Second {
+		t.Errorf("SHUTDOWN_GRACE_SECONDS=45: %v, %v", c.ShutdownGrace, err)
+	}
+	if c, _ := Load(env(nil)); c.ShutdownGrace != 20*time.Second || c.IngestWorkers != 3 {
+		t.Errorf("defaults: grace %v, ingest workers %d", c.ShutdownGrace, c.IngestWorkers)
 	}
 }

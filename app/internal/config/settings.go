@@ -1,0 +1,172 @@
+package config
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Setting is one environment variable of the service.
+type Setting struct {
+	Name    string
+	Group   string // section of .env.example
+	Default string // used when the variable is unset or blank; "" for none
+	Example string // a value to show where there is no default
+	Local   bool   // a local run sets it: .env.example lists it uncommented
+	Doc     string // what it means, one line
+
+	set func(string) error // parses a value into the Config; nil: read by the runtime or the AWS SDK
+}
+
+// Settings is the table of every setting, in the order of .env.example.
+func Settings() []Setting { return new(Config).settings() }
+
+// settings is the table, bound to c: Load fills c through it.
+//
+// To add a setting: a field in Config and one line here, in its group
+// (then `go test ./internal/config -update` rewrites .env.example and
+// docs/CONTRACT.md).
+func (c *Config) settings() []Setting {
+	return slices.Concat(
+		group("HTTP",
+			local(text("HTTP_ADDR", ":8443", &c.HTTPAddr, "main listener (HTTPS unless TLS_DISABLE=true)")),
+			example(text("REDIRECT_ADDR", "", &c.RedirectAddr, "plain listener: ACME http-01 challenges + redirect to https"), ":80"),
+			example(text("TLS_CERT_FILE", "", &c.TLSCertFile, "certificate of HTTPS, with TLS_KEY_FILE; unset: self-signed made at start"), "/etc/aircraft/tls/cert.pem"),
+			example(text("TLS_KEY_FILE", "", &c.TLSKeyFile, "private key of TLS_CERT_FILE"), "/etc/aircraft/tls/key.pem"),
+			boolean("TLS_DISABLE", false, &c.TLSDisable, "true: plain HTTP on HTTP_ADDR (must be explicit)"),
+			example(text("ACME_DOMAIN", "", &c.ACMEDomain, "trusted certificate by ACME for this domain (needs REDIRECT_ADDR=:80)"), "api.example.com"),
+			example(text("ACME_EMAIL", "", &c.ACMEEmail, "contact address for the ACME account"), "ops@example.com"),
+			text("ACME_CACHE_DIR", "acme-cache", &c.ACMECacheDir, "where ACME keys and certificates are kept"),
+			example(text("API_TOKEN", "", &c.APIToken, "bearer token for every POST; unset: POSTs are open"), "change-me"),
+			text("API_TOKEN_SECRET_ARN", "", &c.APITokenSecretARN, "or read API_TOKEN from Secrets Manager (a plain string)"),
+			example(list("CORS_ALLOW_ORIGINS", &c.CORSAllowOrigins, "origins allowed to call the API from a browser, comma-separated"), "https://console.example.com,https://ops.example.com"),
+			seconds("SHUTDOWN_GRACE_SECONDS", 20*time.Second, &c.ShutdownGrace, "how long to drain requests at shutdown"),
+			local(text("LOG_LEVEL", "info", &c.LogLevel, "debug, info, warn or error")),
+			bytes("GOMEMLIMIT", 100<<20, &c.MemoryLimit, "Go soft memory limit (read by the Go runtime; aircraftd sets the default when unset)"),
+		),
+		group("PostgreSQL: DATABASE_URL, or the DB_* parts (seed names), or DB_SECRET_ARN",
+			local(example(text("DATABASE_URL", "", &c.DatabaseURL, "connection URL; wins over DB_* unless DB_SECRET_ARN is set"),
+				"postgres://aircraft:aircraft@127.0.0.1:5432/aircraft_db?sslmode=disable")),
+			example(text("DB_HOST", "", &c.db.host, "database host"), "127.0.0.1"),
+			text("DB_PORT", "5432", &c.db.port, "database port"),
+			example(text("DB_USER", "", &c.db.user, "database user"), "aircraft"),
+			example(text("DB_PASSWORD", "", &c.db.password, "database password"), "aircraft"),
+			text("DB_NAME", "aircraft_db", &c.db.name, "database name"),
+			text("DB_SSLMODE", "prefer", &c.db.sslmode, "libpq sslmode: verify-full with DB_SSLROOTCERT for RDS"),
+			example(text("DB_SSLROOTCERT", "", &c.db.sslrootcert, "CA bundle that signs the database's certificate"), "/etc/aircraft/rds-ca.pem"),
+			text("DB_SECRET_ARN", "", &c.DBSecretARN, "RDS-generated secret {username,password,host,port,dbname}; fills DB_*"),
+		),
+		group("S3",
+			local(text("AWS_REGION", "us-east-1", &c.AWSRegion, "AWS region of the buckets and secrets")),
+			local(example(text("S3_BUCKET", "", &c.S3Bucket, "bucket of the flight data files (required)"), "aircraft-data")),
+			example(text("SOURCE_BUCKET", "", &c.SourceBucket, "bucket of the lane files; unset: S3_BUCKET"), "aircraft-data"),
+			example(text("S3_ENDPOINT", "", &c.S3Endpoint, "S3-compatible server (path-style), local only; unset in AWS"), "http://127.0.0.1:7070"),
+			example(external("AWS_ACCESS_KEY_ID", "local only (read by the AWS SDK); in AWS the instance role is used"), "devstack"),
+			example(external("AWS_SECRET_ACCESS_KEY", "local only (read by the AWS SDK)"), "devstack-secret"),
+			positive("INGEST_WORKERS", 3, &c.IngestWorkers, "concurrent fetch+decode workers of /process-s3-data"),
+		),
+		group("MongoDB (file records of lane downloads)",
+			local(example(text("MONGODB_URL", "", &c.MongoURL, "Mongo URI; unset: the lane file endpoints answer 503"), "mongodb://127.0.0.1:27017")),
+			text("MONGODB_URL_SECRET_ARN", "", &c.MongoURLSecretARN, "or read it from Secrets Manager: a mongodb:// URI or a DocumentDB JSON secret"),
+			local(text("MONGODB_DB_NAME", "s3_files", &c.MongoDBName, "database of the file records")),
+			local(text("MONGODB_COLLECTION", "file_records", &c.MongoCollection, "collection of the file records")),
+			example(text("MONGODB_TLS_CA_FILE", "", &c.MongoTLSCAFile, "CA bundle of DocumentDB's certificate"), "/etc/aircraft/rds-ca.pem"),
+		),
+		group("Downloads",
+			local(text("DOWNLOAD_PATH", "./downloads", &c.DownloadPath, "root folder of lane downloads")),
+			positive("DOWNLOAD_WORKERS", 4, &c.DownloadWorkers, "files of a lane hour fetched at once (large ones in parallel ranges each)"),
+			boolean("DOWNLOAD_FSYNC", true, &c.DownloadFsync, "sync each file and its folder before it counts as downloaded; false only for scratch copies (a power loss can leave a renamed file of zeros)"),
+		),
+	)
+}
+
+func group(name string, ss ...Setting) []Setting {
+	for i := range ss {
+		ss[i].Group = name
+	}
+	return ss
+}
+
+func local(s Setting) Setting { s.Local = true; return s }
+
+func example(s Setting, v string) Setting { s.Example = v; return s }
+
+// external is a variable the service's libraries read (listed for completeness).
+func external(name, doc string) Setting { return Setting{Name: name, Doc: doc} }
+
+func text(name, def string, p *string, doc string) Setting {
+	return Setting{Name: name, Default: def, Doc: doc, set: func(v string) error { *p = v; return nil }}
+}
+
+func boolean(name string, def bool, p *bool, doc string) Setting {
+	return Setting{Name: name, Default: strconv.FormatBool(def), Doc: doc, set: func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		*p = b
+		return nil
+	}}
+}
+
+func positive(name string, def int, p *int, doc string) Setting {
+	return Setting{Name: name, Default: strconv.Itoa(def), Doc: doc, set: func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return errors.New("want a positive whole number")
+		}
+		*p = n
+		return nil
+	}}
+}
+
+func seconds(name string, def time.Duration, p *time.Duration, doc string) Setting {
+	var n int
+	s := positive(name, int(def/time.Second), &n, doc)
+	parse := s.set
+	s.set = func(v string) error {
+		err := parse(v)
+		*p = time.Duration(n) * time.Second
+		return err
+	}
+	return s
+}
+
+func list(name string, p *[]string, doc string) Setting {
+	return Setting{Name: name, Doc: doc, set: func(v string) error {
+		*p = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				*p = append(*p, o)
+			}
+		}
+		return nil
+	}}
+}
+
+// bytes is a size in the Go runtime's GOMEMLIMIT syntax: a whole number of
+// bytes with an optional unit (B, KiB, MiB, GiB, TiB), or "off".
+func bytes(name string, def int64, p *int64, doc string) Setting {
+	return Setting{Name: name, Default: strconv.FormatInt(def>>20, 10) + "MiB", Doc: doc, set: func(v string) error {
+		if v == "off" {
+			*p = math.MaxInt64
+			return nil
+		}
+		num, shift := v, 0
+		for i, unit := range []string{"TiB", "GiB", "MiB", "KiB", "B"} {
+			if n, ok := strings.CutSuffix(v, unit); ok {
+				num, shift = n, 10*(4-i)
+				break
+			}
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64>>shift {
+			return errors.New("want a size such as 100MiB (units B, KiB, MiB, GiB, TiB) or off")
+		}
+		*p = n << shift
+		return nil
+	}}
+}
