@@ -1,7 +1,7 @@
 package main
 
-// The instance side of a deploy, as plain text: the user data, the two environment files and the static scripts and
-// units under bootstrap/. Nothing here calls CDK, so the rendering is tested (and shellchecked) without a synth.
+// The instance side of a deploy, as plain text: the user data, the two environment files (the service's made by
+// package serviceenv) and the static scripts and units under bootstrap/. Nothing here calls CDK, so the rendering is tested (and shellchecked) without a synth.
 // Values may be CDK token strings; CloudFormation substitutes them at deploy time.
 
 import (
@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aircraftdata/platform/infra/envfile"
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 //go:embed bootstrap
@@ -20,10 +21,10 @@ const (
 	binaryPath     = "/opt/aircraft/bin/aircraftd"
 	serviceEnvPath = "/etc/aircraft/aircraftd.env"
 	deployEnvPath  = "/etc/aircraft/deploy.env"
-	caBundlePath   = "/etc/aircraft/rds-ca.pem"
-	tlsCertPath    = "/etc/aircraft/tls/cert.pem"
-	tlsKeyPath     = "/etc/aircraft/tls/key.pem"
-	stateDir       = "/var/lib/aircraft"
+	caBundlePath   = serviceenv.CABundlePath
+	tlsCertPath    = serviceenv.TLSCertPath
+	tlsKeyPath     = serviceenv.TLSKeyPath
+	stateDir       = serviceenv.StateDir
 	serviceLogPath = "/var/log/aircraft/aircraftd.log"
 	sbin           = "/usr/local/sbin"
 	// The RDS certificate bundle of all commercial regions; DocumentDB uses the same CAs.
@@ -46,52 +47,6 @@ var scripts = []string{"aircraft-apply", "aircraft-signal", "aircraft-healthchec
 func RenderUserData(region, stack, resource string) string {
 	return strings.NewReplacer("@REGION@", region, "@STACK@", stack, "@RESOURCE@", resource).
 		Replace(bootstrapFile("user-data.sh"))
-}
-
-// ServiceSettings is what the service's environment is made of.
-type ServiceSettings struct {
-	Region            string
-	Bucket            string
-	DBSecretArn       string
-	MongoSecretArn    string
-	DocumentDB        bool // the Mongo secret is DocumentDB's: TLS with the RDS CA bundle
-	APITokenSecretArn string
-	TLSMode           string // "acme" or "selfsigned"
-	Domain            string
-	AcmeEmail         string
-}
-
-// ServiceEnvironment is /etc/aircraft/aircraftd.env: the settings of aircraftd (app/internal/config, listed in
-// .env.example) that differ from their defaults on the instance. Secrets stay in Secrets Manager: the file holds
-// their ARNs, never their values.
-func ServiceEnvironment(s ServiceSettings) map[string]string {
-	env := map[string]string{
-		"HTTP_ADDR":              ":443",
-		"REDIRECT_ADDR":          ":80",
-		"AWS_REGION":             s.Region,
-		"S3_BUCKET":              s.Bucket,
-		"DB_SECRET_ARN":          s.DBSecretArn,
-		"DB_NAME":                databaseName,
-		"DB_SSLMODE":             "verify-full",
-		"DB_SSLROOTCERT":         caBundlePath,
-		"MONGODB_URL_SECRET_ARN": s.MongoSecretArn,
-		"API_TOKEN_SECRET_ARN":   s.APITokenSecretArn,
-		"DOWNLOAD_PATH":          stateDir + "/downloads",
-	}
-	if s.DocumentDB {
-		env["MONGODB_TLS_CA_FILE"] = caBundlePath
-	}
-	if s.TLSMode == "acme" {
-		env["ACME_DOMAIN"] = s.Domain
-		env["ACME_CACHE_DIR"] = stateDir + "/acme"
-		if s.AcmeEmail != "" {
-			env["ACME_EMAIL"] = s.AcmeEmail
-		}
-	} else {
-		env["TLS_CERT_FILE"] = tlsCertPath
-		env["TLS_KEY_FILE"] = tlsKeyPath
-	}
-	return env
 }
 
 // DeploySettings is what the scripts need to know about the stack and the release.

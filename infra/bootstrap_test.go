@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 // shellcheck runs shellcheck on a script (the test target installs it when missing).
@@ -152,11 +154,11 @@ func TestSystemdUnitIsHardenedAndBindsLowPortsUnprivileged(t *testing.T) {
 }
 
 func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
-	base := ServiceSettings{
+	base := serviceenv.Settings{
 		Region: "us-east-1", Bucket: "aircraft-data-x", DBSecretArn: "arn:db", MongoSecretArn: "arn:mongo",
 		DocumentDB: true, APITokenSecretArn: "arn:token", TLSMode: "selfsigned",
 	}
-	env := ServiceEnvironment(base)
+	env := serviceenv.Environment(base)
 	for k, want := range map[string]string{
 		"HTTP_ADDR": ":443", "REDIRECT_ADDR": ":80", "AWS_REGION": "us-east-1", "S3_BUCKET": "aircraft-data-x",
 		"DB_SECRET_ARN": "arn:db", "DB_NAME": "aircraft_db", "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": caBundlePath,
@@ -188,14 +190,14 @@ func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
 	}
 	acme := base
 	acme.TLSMode, acme.Domain, acme.AcmeEmail, acme.DocumentDB = "acme", "api.example.com", "ops@example.com", false
-	for _, e := range []map[string]string{env, ServiceEnvironment(acme)} {
+	for _, e := range []map[string]string{env, serviceenv.Environment(acme)} {
 		for k := range e {
 			if !settings[k] {
 				t.Errorf("%s is no setting of the service (.env.example, app/internal/config)", k)
 			}
 		}
 	}
-	a := ServiceEnvironment(acme)
+	a := serviceenv.Environment(acme)
 	if a["ACME_DOMAIN"] != "api.example.com" || a["ACME_EMAIL"] != "ops@example.com" || a["ACME_CACHE_DIR"] == "" {
 		t.Errorf("acme environment: %v", a)
 	}

@@ -6,10 +6,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsrds"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 const (
-	databaseName = "aircraft_db"
+	databaseName = serviceenv.DatabaseName // the service's DB_NAME
 	databaseUser = "postgres"
 	// Characters left out of generated passwords: those that need escaping in a URL, a libpq keyword/value
 	// string or a shell, and those RDS and DocumentDB refuse (/ @ " and space).

@@ -12,13 +12,15 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 // ReleaseProps configures the deployment of app/ onto the service instance.
 type ReleaseProps struct {
 	Service       *Service
 	BinaryPath    string // linux binary of aircraftd for Service.Arch (see ServiceBinary)
-	Environment   ServiceSettings
+	Environment   serviceenv.Settings
 	CertParameter string // SSM parameter of the self-signed certificate; "" with ACME
 }
 
@@ -49,7 +51,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		panic(err)
 	}
 
-	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", ServiceEnvironment(props.Environment)))
+	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
 	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName())
 	deploy := DeploySettings{
 		Region:        *awscdk.Aws_REGION(),

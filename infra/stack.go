@@ -5,6 +5,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 // AircraftStackProps configures the stack.
@@ -85,7 +87,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	release := NewRelease(stack, "Release", &ReleaseProps{
 		Service:    service,
 		BinaryPath: props.BinaryPath,
-		Environment: ServiceSettings{
+		Environment: serviceenv.Settings{
 			Region:            *awscdk.Aws_REGION(),
 			Bucket:            *data.Bucket.BucketName(),
 			DBSecretArn:       *database.Instance.Secret().SecretArn(),

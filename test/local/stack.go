@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 // StackEnv returns a variable that `devstack exec` provides (docs/CONTRACT.md, .dev/env). Without it the test is
@@ -152,35 +155,40 @@ func removeBucket(t *testing.T, c *s3.Client, bucket string) {
 	}
 }
 
-// ServiceEnv is the service's environment for this stack: the instance's variables (infra's ServiceEnvironment),
-// with local values where the instance names a secret or uses its role.
+// ServiceEnv is the service's environment for this stack: the instance's (infra's serviceenv.Environment), with
+// local values where the instance names a secret, uses its role or a path of its own.
 //
-//	instance                                   here
-//	DB_SECRET_ARN (fills DB_HOST … DB_PASSWORD) DB_HOST DB_PORT DB_USER DB_PASSWORD (+ DB_SSLMODE from the URL)
-//	MONGODB_URL_SECRET_ARN                     MONGODB_URL
-//	API_TOKEN_SECRET_ARN                       API_TOKEN
-//	the instance role                          AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT
-//	HTTP_ADDR=:443, REDIRECT_ADDR=:80          HTTP_ADDR=127.0.0.1:<free port>, no redirect listener
+//	instance                                    here
+//	DB_SECRET_ARN (fills DB_HOST … DB_PASSWORD)  DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME (+ DB_SSLMODE) of the URL
+//	DB_SSLMODE=verify-full, DB_SSLROOTCERT      the URL's sslmode (the local cluster has no TLS)
+//	MONGODB_URL_SECRET_ARN                      MONGODB_URL, MONGODB_DB_NAME of this run
+//	API_TOKEN_SECRET_ARN                        API_TOKEN
+//	the instance role                           AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT
+//	HTTP_ADDR=:443, REDIRECT_ADDR=:80           HTTP_ADDR=addr, no redirect listener
+//	TLS_CERT_FILE, TLS_KEY_FILE, DOWNLOAD_PATH  cert, key, downloads
+//
+// Every other variable the instance gets, this run gets as it is.
 func (s *Stack) ServiceEnv(addr, token, downloads, cert, key string) (map[string]string, error) {
-	env, err := DBSettings(s.DatabaseURL)
+	env := serviceenv.Environment(serviceenv.Settings{Region: "us-east-1", Bucket: s.Bucket, TLSMode: "selfsigned"})
+	for _, k := range []string{"DB_SECRET_ARN", "DB_SSLMODE", "DB_SSLROOTCERT", "MONGODB_URL_SECRET_ARN", "API_TOKEN_SECRET_ARN", "REDIRECT_ADDR"} {
+		delete(env, k)
+	}
+	db, err := DBSettings(s.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(env, db)
 	for k, v := range map[string]string{
 		"HTTP_ADDR":             addr,
 		"TLS_CERT_FILE":         cert,
 		"TLS_KEY_FILE":          key,
 		"API_TOKEN":             token,
-		"AWS_REGION":            "us-east-1",
 		"AWS_ACCESS_KEY_ID":     os.Getenv("AWS_ACCESS_KEY_ID"),
 		"AWS_SECRET_ACCESS_KEY": os.Getenv("AWS_SECRET_ACCESS_KEY"),
 		"S3_ENDPOINT":           s.S3Endpoint,
-		"S3_BUCKET":             s.Bucket,
 		"MONGODB_URL":           s.MongoURL,
 		"MONGODB_DB_NAME":       s.MongoDB,
-		"MONGODB_COLLECTION":    "file_records",
 		"DOWNLOAD_PATH":         downloads,
-		"LOG_LEVEL":             "info",
 	} {
 		if v == "" {
 			return nil, fmt.Errorf("service environment: %s is empty", k)

@@ -1,0 +1,63 @@
+// Package serviceenv is aircraftd's environment on the instance
+// (/etc/aircraft/aircraftd.env): the settings of the service
+// (app/internal/config, listed in .env.example) that differ from their
+// defaults there, and the paths they name. The CDK app renders the
+// instance's file from it, and the local e2e suite derives its twin from it,
+// swapping only what the instance reads from a secret or its role. It
+// imports nothing but the standard library, so using it compiles no CDK code.
+package serviceenv
+
+// Paths on the instance, and the database the stack creates.
+const (
+	CABundlePath = "/etc/aircraft/rds-ca.pem" // RDS (and DocumentDB) CA bundle
+	TLSCertPath  = "/etc/aircraft/tls/cert.pem"
+	TLSKeyPath   = "/etc/aircraft/tls/key.pem"
+	StateDir     = "/var/lib/aircraft"
+	DatabaseName = "aircraft_db"
+)
+
+// Settings is what the service's environment is made of. Values may be CDK
+// token strings; CloudFormation substitutes them at deploy time.
+type Settings struct {
+	Region            string
+	Bucket            string
+	DBSecretArn       string
+	MongoSecretArn    string
+	DocumentDB        bool // the Mongo secret is DocumentDB's: TLS with the RDS CA bundle
+	APITokenSecretArn string
+	TLSMode           string // "acme" or "selfsigned"
+	Domain            string
+	AcmeEmail         string
+}
+
+// Environment is the instance's aircraftd.env as a map. Secrets stay in
+// Secrets Manager: it holds their ARNs, never their values.
+func Environment(s Settings) map[string]string {
+	env := map[string]string{
+		"HTTP_ADDR":              ":443",
+		"REDIRECT_ADDR":          ":80",
+		"AWS_REGION":             s.Region,
+		"S3_BUCKET":              s.Bucket,
+		"DB_SECRET_ARN":          s.DBSecretArn,
+		"DB_NAME":                DatabaseName,
+		"DB_SSLMODE":             "verify-full",
+		"DB_SSLROOTCERT":         CABundlePath,
+		"MONGODB_URL_SECRET_ARN": s.MongoSecretArn,
+		"API_TOKEN_SECRET_ARN":   s.APITokenSecretArn,
+		"DOWNLOAD_PATH":          StateDir + "/downloads",
+	}
+	if s.DocumentDB {
+		env["MONGODB_TLS_CA_FILE"] = CABundlePath
+	}
+	if s.TLSMode == "acme" {
+		env["ACME_DOMAIN"] = s.Domain
+		env["ACME_CACHE_DIR"] = StateDir + "/acme"
+		if s.AcmeEmail != "" {
+			env["ACME_EMAIL"] = s.AcmeEmail
+		}
+	} else {
+		env["TLS_CERT_FILE"] = TLSCertPath
+		env["TLS_KEY_FILE"] = TLSKeyPath
+	}
+	return env
+}
