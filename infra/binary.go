@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,20 +10,10 @@ import (
 	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
-// BinaryOverrideEnv names a prebuilt service binary to ship instead of building app/ (for a broken app tree, or CI
-// that built the binary in an earlier step). The file is shipped as is: it must be a linux binary for the instance.
-const BinaryOverrideEnv = "AIRCRAFTD_BINARY"
-
 // ServiceBinary returns the path of the aircraftd binary to ship for goarch (amd64 or arm64): the file named by
 // AIRCRAFTD_BINARY when set, else a fresh build of appDir/cmd/aircraftd into outDir/linux-<goarch>/aircraftd.
 func ServiceBinary(appDir, outDir, goarch string) (string, error) {
-	if prebuilt := os.Getenv(BinaryOverrideEnv); prebuilt != "" {
-		if fi, err := os.Stat(prebuilt); err != nil || !fi.Mode().IsRegular() {
-			return "", fmt.Errorf("%s=%s: not a file", BinaryOverrideEnv, prebuilt)
-		}
-		return filepath.Abs(prebuilt)
-	}
-	return appbuild.Build(appDir, filepath.Join(outDir, "linux-"+goarch), goarch)
+	return appbuild.Binary(appDir, filepath.Join(outDir, "linux-"+goarch), goarch)
 }
 
 // fileSHA256 is the hex SHA-256 of a file (the release id of a deploy includes the binary's).

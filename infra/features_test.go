@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
 func TestDocumentDB(t *testing.T) {
@@ -227,8 +229,8 @@ func TestGravitonGetsAnArm64Binary(t *testing.T) {
 	if amiParameter("arm64") != "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64" {
 		t.Error(amiParameter("arm64"))
 	}
-	if os.Getenv(BinaryOverrideEnv) != "" {
-		t.Skipf("%s is set: the binaries are not built here", BinaryOverrideEnv)
+	if os.Getenv(appbuild.BinaryOverrideEnv) != "" {
+		t.Skipf("%s is set: the binaries are not built here", appbuild.BinaryOverrideEnv)
 	}
 	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
 		bin := serviceBinary(t, arch)

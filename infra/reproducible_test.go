@@ -32,8 +32,8 @@ func TestTwoSynthsAreByteIdentical(t *testing.T) {
 }
 
 func TestContractBuildIsReproducible(t *testing.T) {
-	if os.Getenv(BinaryOverrideEnv) != "" {
-		t.Skipf("%s is set: app/ is not built", BinaryOverrideEnv)
+	if os.Getenv(appbuild.BinaryOverrideEnv) != "" {
+		t.Skipf("%s is set: app/ is not built", appbuild.BinaryOverrideEnv)
 	}
 	app := filepath.Join(repo, "app")
 	a, err := appbuild.Build(app, filepath.Join(testTmp, "build-a"), "amd64")

@@ -1,7 +1,8 @@
 // Package appbuild is the one reproducible build of the service binary
-// (docs/CONTRACT.md): the CDK app ships what it builds, and the local e2e
-// suite tests the same build (go run ./infra/cmd/appbuild). It imports
-// nothing but the standard library, so using it compiles no CDK code.
+// (docs/CONTRACT.md): the CDK app ships what it builds, the local e2e suite
+// and the benchmarks test and measure the same build (through Binary), and
+// devstack runs it (go run ./infra/cmd/appbuild). It imports nothing but the
+// standard library, so using it compiles no CDK code.
 package appbuild
 
 import (
@@ -31,6 +32,24 @@ func Env(goarch string) []string {
 		env = append(env, kv)
 	}
 	return append(env, "GOWORK=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=")
+}
+
+// BinaryOverrideEnv names a prebuilt service binary to use instead of
+// building app/ (for a broken app tree, or CI that built the binary in an
+// earlier step): the CDK app ships that file and the e2e suite tests it. It
+// is used as is: it must be a linux binary for the instance.
+const BinaryOverrideEnv = "AIRCRAFTD_BINARY"
+
+// Binary returns the path of the service binary for linux/goarch: the file
+// named by AIRCRAFTD_BINARY when set, else Build's.
+func Binary(appDir, outDir, goarch string) (string, error) {
+	if prebuilt := os.Getenv(BinaryOverrideEnv); prebuilt != "" {
+		if fi, err := os.Stat(prebuilt); err != nil || !fi.Mode().IsRegular() {
+			return "", fmt.Errorf("%s=%s: not a file", BinaryOverrideEnv, prebuilt)
+		}
+		return filepath.Abs(prebuilt)
+	}
+	return Build(appDir, outDir, goarch)
 }
 
 // Build runs the contract's build of appDir/cmd/aircraftd for linux/goarch

@@ -26,7 +26,7 @@ func TestLocal(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	bin, err := BuildService(ctx, RepoRoot(), filepath.Join(work, "bin"))
+	bin, err := BuildService(RepoRoot(), filepath.Join(work, "bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,12 @@
 package local
 
 import (
-	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
 func TestDBSettings(t *testing.T) {
@@ -31,51 +31,19 @@ func TestDBSettings(t *testing.T) {
 	}
 }
 
-func TestBuildCommand(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-
-	// Without the infra's build command: the contract's build, in app/, with a clean build environment.
-	t.Setenv("GOFLAGS", "-race")
-	t.Setenv("GOAMD64", "v3")
-	t.Setenv("GOWORK", "/elsewhere/go.work")
-	cmd := BuildCommand(ctx, root, "/out")
-	want := []string{"go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", "/out/aircraftd", "./cmd/aircraftd"}
-	if !slices.Equal(cmd.Args, want) || cmd.Dir != filepath.Join(root, "app") {
-		t.Errorf("contract build: %q in %s", cmd.Args, cmd.Dir)
-	}
-	env := strings.Join(cmd.Env, "\n") + "\n"
-	for _, kv := range []string{"GOWORK=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS="} {
-		if !strings.Contains(env, kv+"\n") {
-			t.Errorf("build environment lacks %s", kv)
-		}
-	}
-	for _, kv := range []string{"GOFLAGS=-race", "GOAMD64=v3", "GOWORK=/elsewhere/go.work"} {
-		if strings.Contains(env, kv+"\n") {
-			t.Errorf("build environment keeps %s", kv)
-		}
-	}
-
-	// With infra/cmd/appbuild: the one build both the CDK app and this suite use.
-	if err := os.MkdirAll(filepath.Join(root, "infra", "cmd", "appbuild"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd = BuildCommand(ctx, root, "/out")
-	if !slices.Equal(cmd.Args, []string{"go", "run", "./infra/cmd/appbuild", "-out", "/out"}) || cmd.Dir != root {
-		t.Errorf("appbuild: %q in %s", cmd.Args, cmd.Dir)
-	}
-
+func TestBuildServiceHonoursTheOverride(t *testing.T) {
 	// AIRCRAFTD_BINARY: that file, built by nobody here.
+	root := t.TempDir()
 	bin := filepath.Join(root, "prebuilt")
 	if err := os.WriteFile(bin, []byte("x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(BinaryOverrideEnv, bin)
-	if got, err := BuildService(ctx, root, t.TempDir()); err != nil || got != bin {
+	t.Setenv(appbuild.BinaryOverrideEnv, bin)
+	if got, err := BuildService(root, t.TempDir()); err != nil || got != bin {
 		t.Errorf("override: %q %v", got, err)
 	}
-	t.Setenv(BinaryOverrideEnv, filepath.Join(root, "missing"))
-	if _, err := BuildService(ctx, root, t.TempDir()); err == nil {
+	t.Setenv(appbuild.BinaryOverrideEnv, filepath.Join(root, "missing"))
+	if _, err := BuildService(root, t.TempDir()); err == nil {
 		t.Error("a missing override was accepted")
 	}
 	if _, err := os.Stat(filepath.Join(RepoRoot(), "app", "cmd", "aircraftd")); err != nil {

@@ -1,5 +1,7 @@
 // Command appbuild builds the service binary exactly as the CDK app does for
-// the instance: go run ./infra/cmd/appbuild -out DIR writes DIR/aircraftd.
+// the instance: go run ./infra/cmd/appbuild -out DIR writes DIR/aircraftd
+// and prints its path (or prints AIRCRAFTD_BINARY's, when set). devstack
+// builds the service with it.
 package main
 
 import (
@@ -19,7 +21,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "appbuild: -out is required")
 		os.Exit(2)
 	}
-	bin, err := appbuild.Build(*app, *out, *goarch)
+	bin, err := appbuild.Binary(*app, *out, *goarch)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "appbuild:", err)
 		os.Exit(1)

@@ -22,14 +22,18 @@ const (
 // cancelled; then it stops the service and what it started of the stack.
 func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	dir := filepath.Join(o.root, ".dev")
-	bin := filepath.Join(dir, "bin", "aircraftd")
 	cert, key := filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
 
 	// Build the service while the stack starts.
 	buildCtx, cancelBuild := context.WithCancel(ctx)
 	defer cancelBuild()
+	var bin string
 	built := make(chan error, 1)
-	go func() { built <- service.Build(buildCtx, o.root, bin) }()
+	go func() {
+		var err error
+		bin, err = service.Build(buildCtx, o.root, filepath.Join(dir, "bin"))
+		built <- err
+	}()
 
 	s, err := start(ctx, o, stderr)
 	if err != nil {

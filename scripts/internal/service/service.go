@@ -2,6 +2,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,23 +12,29 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/aircraftdata/platform/scripts/internal/proc"
 )
 
-// Build builds app/cmd/aircraftd into out with the reproducible command of
-// docs/CONTRACT.md (the same binary infra deploys).
-func Build(ctx context.Context, root, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid=", "-o", out, "./cmd/aircraftd")
-	cmd.Dir = filepath.Join(root, "app")
-	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build aircraftd (cd app && go build ./cmd/aircraftd): %w\n%s", err, strings.TrimSpace(string(b)))
+// Build builds app/cmd/aircraftd into outDir with the infra's one build of
+// the binary (go run ./infra/cmd/appbuild, the build infra deploys), for
+// this machine's architecture, and returns the binary's path.
+func Build(ctx context.Context, root, outDir string) (string, error) {
+	outDir, err := filepath.Abs(outDir)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	cmd := exec.CommandContext(ctx, "go", "run", "./cmd/appbuild", "-app", "../app", "-out", outDir, "-goarch", runtime.GOARCH)
+	cmd.Dir = filepath.Join(root, "infra")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build aircraftd (go run ./infra/cmd/appbuild): %w\n%s", err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
 }
 
 // GenCert makes a self-signed pair with `aircraftd gencert` (a no-op when both
