@@ -57,7 +57,7 @@ e2e-aws: ## AWS end to end: deploy a stack of its own, check it over HTTPS, dest
 .PHONY: lint
 lint: ## actionlint on the workflows; gofmt, go vet and staticcheck on every module; shellcheck on .ci/run
 	@cd scripts && GOWORK=off go tool actionlint ../.github/workflows/*.yml
-	@test -z "$$(gofmt -l app infra/*.go infra/appbuild infra/envfile infra/cmd test scripts)" || { gofmt -l app infra/*.go infra/appbuild infra/envfile infra/cmd test scripts; echo "gofmt: files above need formatting" >&2; exit 1; }
+	@test -z "$$(gofmt -l app infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts)" || { gofmt -l app infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts; echo "gofmt: files above need formatting" >&2; exit 1; }
 	@go vet ./app/... ./infra/... ./test/...
 	@cd scripts && GOWORK=off go vet ./...
 	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/staticcheck honnef.co/go/tools/cmd/staticcheck
