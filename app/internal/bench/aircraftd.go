@@ -99,6 +99,21 @@ func startAircraftd(ctx context.Context, bin, tlsDir string, env ...string) (*ai
 	}
 }
 
+// buildAircraftd builds the service into dir with the infra's one build of
+// the binary (infra/appbuild, what the CDK app deploys and the e2e suite
+// tests), run as a command because app/ does not import infra/. The
+// benchmarks run from app/ (go -C app run …).
+func buildAircraftd(ctx context.Context, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "run", "./cmd/appbuild", "-app", "../app", "-out", dir)
+	cmd.Dir = "../infra"
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build aircraftd (go run ./infra/cmd/appbuild): %w\n%s", err, stderr.Bytes())
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
 // call sends an authenticated request to the service, with body as JSON
 // unless nil, and decodes its 200 answer into v.
 func (a *aircraftd) call(ctx context.Context, method, path string, body, v any) error {

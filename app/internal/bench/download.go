@@ -94,8 +94,8 @@ func Download(ctx context.Context, o DownloadOptions, out io.Writer) error {
 	log := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
 	log("building aircraftd and s5cmd ...")
-	bin := filepath.Join(tmp, "aircraftd")
-	if err := goBuild(ctx, ".", nil, bin, "./cmd/aircraftd"); err != nil {
+	bin, err := buildAircraftd(ctx, tmp)
+	if err != nil {
 		return err
 	}
 	s5 := filepath.Join(tmp, "s5cmd")

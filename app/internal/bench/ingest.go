@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -230,11 +229,9 @@ type service struct{ *aircraftd }
 // startService builds the real binary and runs it over HTTPS on a fresh
 // database.
 func startService(ctx context.Context, tmp, bucketName string) (*service, error) {
-	bin := filepath.Join(tmp, "aircraftd")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/aircraftd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build aircraftd: %w", err)
+	bin, err := buildAircraftd(ctx, tmp)
+	if err != nil {
+		return nil, err
 	}
 	a, err := startAircraftd(ctx, bin, tmp, "S3_BUCKET="+bucketName)
 	return &service{a}, err
