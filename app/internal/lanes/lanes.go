@@ -285,3 +285,7 @@ type Change struct {
 	Started bool
 	Outcome *Outcome
 }
+
+// ErrClaimLost means a claim is no longer its owner's: it expired and
+// another owner took it over.
+var ErrClaimLost = errors.New("claim lost")

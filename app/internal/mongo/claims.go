@@ -8,6 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
 // Claims.
@@ -101,10 +103,19 @@ func (s *Store) Claim(ctx context.Context, name, owner string, now time.Time, le
 	// Done well before the token expires (its lease runs from the start of
 	// this call), or not at all: a taker passing over this token must not
 	// find this one still at work.
+	if s.onTakeover != nil {
+		s.onTakeover()
+	}
 	tctx, cancel := context.WithDeadline(ctx, takeoverDeadline)
 	defer cancel()
-	if _, err := s.claims.DeleteOne(tctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: c.Owner}}); err != nil {
+	// Only the claim as read: renewed meanwhile (its owner woke up), it is
+	// not expired any more and stays.
+	del, err := s.claims.DeleteOne(tctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: c.Owner}, {Key: "until", Value: c.Until}})
+	if err != nil {
 		return false, fmt.Errorf("mongodb: take over claim: %w", err)
+	}
+	if del.DeletedCount == 0 {
+		return false, nil
 	}
 	return s.insertClaim(tctx, mine)
 }
@@ -146,11 +157,17 @@ func (s *Store) insertClaim(ctx context.Context, c claimDoc) (bool, error) {
 	return true, nil
 }
 
-// Renew extends owner's claim on name to until.
+// Renew extends owner's claim on name to until. It fails with
+// lanes.ErrClaimLost when the claim is not owner's any more (taken over
+// after it expired, or released).
 func (s *Store) Renew(ctx context.Context, name, owner string, until time.Time) error {
-	if _, err := s.claims.UpdateOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: owner}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}}); err != nil {
+	res, err := s.claims.UpdateOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "owner", Value: owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}})
+	if err != nil {
 		return fmt.Errorf("mongodb: renew claim: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mongodb: renew claim %s of %s: %w", name, owner, lanes.ErrClaimLost)
 	}
 	return nil
 }

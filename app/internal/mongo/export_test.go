@@ -18,3 +18,7 @@ func (s *Store) DieTakingOver(ctx context.Context, name string, until time.Time)
 	_, err := s.claims.InsertOne(ctx, tokenDoc{ID: tokenID{Takeover: name, From: c.Owner, Until: c.Until}, Until: until})
 	return err
 }
+
+// OnTakeover makes fn run between a taker's read of an expired claim and
+// its removal.
+func (s *Store) OnTakeover(fn func()) { s.onTakeover = fn }

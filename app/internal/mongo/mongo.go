@@ -48,6 +48,8 @@ type Store struct {
 	client *mongo.Client
 	coll   *mongo.Collection // records
 	claims *mongo.Collection // <collection>_claims: running downloads
+
+	onTakeover func() // tests: runs between reading an expired claim and removing it
 }
 
 // Document fields (lanes.Record's bson names).
@@ -99,7 +101,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: %w", err)
 	}
-	db := client.Database(o.Database)
+	// Records and claims are read from the primary, whatever the URI's
+	// readPreference says: a claim or a status read from a lagging replica
+	// could let two downloads take the same hour.
+	db := client.Database(o.Database, options.Database().SetReadPreference(readpref.Primary()))
 	s := &Store{client: client, coll: db.Collection(o.Collection), claims: db.Collection(o.Collection + "_claims")}
 	if err := s.EnsureIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.WithoutCancel(ctx))

@@ -379,9 +379,10 @@ func TestClaims(t *testing.T) {
 		t.Errorf("%d claims, want 2 (h1 by C, h2 by B; no takeover token left)", n)
 	}
 
-	// A renewal or a release by another owner leaves a claim alone.
-	if err := s.Renew(ctx, "h1", "A", later.Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	// A renewal or a release by another owner leaves a claim alone; the
+	// renewal says the claim is lost.
+	if err := s.Renew(ctx, "h1", "A", later.Add(time.Hour)); !errors.Is(err, lanes.ErrClaimLost) {
+		t.Fatalf("A renewing C's claim: %v, want claim lost", err)
 	}
 	if err := s.Release(ctx, "h1", "A"); err != nil {
 		t.Fatal(err)
@@ -398,6 +399,32 @@ func TestClaims(t *testing.T) {
 	}
 	if !claim("h2", "D", now) {
 		t.Error("D could not claim h2 once B let it go")
+	}
+}
+
+// A takeover removes only the expired claim it read: if its owner renews
+// it in between, the claim stays the owner's and the taker loses.
+func TestTakeoverOfARenewedClaim(t *testing.T) {
+	s := mongotest.Store(t)
+	now := time.Now().UTC()
+	claim := claimer(t, s)
+	if !claim("h", "A", now) {
+		t.Fatal("A could not claim h")
+	}
+	s.OnTakeover(func() { // A wakes up just after B read its expired claim
+		if err := s.Renew(ctx, "h", "A", now.Add(10*time.Minute)); err != nil {
+			t.Errorf("A's renewal: %v", err)
+		}
+	})
+	if claim("h", "B", now.Add(2*time.Minute)) {
+		t.Error("B took over the claim A had just renewed")
+	}
+	s.OnTakeover(nil)
+	if err := s.Renew(ctx, "h", "A", now.Add(11*time.Minute)); err != nil {
+		t.Errorf("A's claim after B's attempt: %v, want still A's", err)
+	}
+	if claim("h", "C", now.Add(5*time.Minute)) {
+		t.Error("C claimed h while A's renewed lease runs")
 	}
 }
 
