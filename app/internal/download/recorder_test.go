@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,8 +40,7 @@ func (f *fakeStore) Update(_ context.Context, cs []lanes.Change, _ time.Time) er
 }
 
 func newTestRecorder(store *fakeStore, syncDirs func() error) *recorder {
-	d := &Downloader{cfg: Config{Store: store, Log: slog.New(slog.DiscardHandler)}, now: time.Now}
-	r := newRecorder(d)
+	r := newRecorder(store, slog.New(slog.DiscardHandler), time.Now)
 	r.syncDirs = syncDirs
 	return r
 }
@@ -104,6 +104,56 @@ func TestRecorderStatusWriteFails(t *testing.T) {
 	failed := r.close()
 	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "recording it failed: no primary") {
 		t.Errorf("answer for a: %v", err)
+	}
+}
+
+// A start that could not be written does not make the file fail: its end,
+// written later, says downloaded and counts the attempt (the start's write
+// used to put the file in the failed set for good).
+func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
+	store := &fakeStore{err: errors.New("no primary")}
+	r := newTestRecorder(store, nil)
+	a := lanes.Record{Key: "a"}
+	r.started(a)
+	time.Sleep(recordEvery + 10*time.Millisecond) // old enough for its start to be written alone
+	r.flush()
+	store.mu.Lock()
+	if len(store.writes) != 1 || store.writes[0][0].Outcome != nil {
+		t.Fatalf("writes %+v, want the start alone", store.writes)
+	}
+	store.err = nil
+	store.mu.Unlock()
+	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	if failed := r.close(); len(failed) != 0 {
+		t.Errorf("failed %v, want none: the end was written", failed)
+	}
+	last := store.writes[len(store.writes)-1]
+	if len(last) != 1 || !last[0].Started || last[0].Outcome == nil {
+		t.Errorf("last write %+v, want a's end counting its attempt (Started)", last)
+	}
+}
+
+// Once the run's claim is lost nothing is written; the files that ended
+// meanwhile are reported failed: claim lost.
+func TestRecorderFenced(t *testing.T) {
+	store := &fakeStore{}
+	r := newTestRecorder(store, nil)
+	var held atomic.Bool
+	held.Store(true)
+	r.fence = held.Load
+	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
+	r.started(a)
+	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	r.flush()
+	held.Store(false)
+	r.started(b)
+	r.ended(b, lanes.Outcome{Status: lanes.Downloaded})
+	failed := r.close()
+	if len(store.writes) != 1 || store.writes[0][0].Record.Key != "a" {
+		t.Errorf("writes %+v, want a's alone (before the claim was lost)", store.writes)
+	}
+	if !errors.Is(failed["b"], lanes.ErrClaimLost) || failed["a"] != nil {
+		t.Errorf("failed %v, want b: claim lost", failed)
 	}
 }
 

@@ -1,4 +1,4 @@
-package download
+package fetch
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 	"unsafe"
 )
 
@@ -68,22 +67,10 @@ func (r *directRun) wait() error {
 	return err
 }
 
-// preallocate gives a file its size and blocks before its ranges are
-// written in parallel. On ext4 an O_DIRECT write that extends a file holds
-// the inode exclusively, so the ranges of a growing file were written one
-// at a time: preallocated, they are overwrites that go to the disk
-// together (durable 1 GiB: ~1.1 → ~1.3–1.5 GB/s here). A file of the final
-// size from the start makes its size no evidence that every byte came:
-// only files whose checksum is verified are preallocated (a hole would not
-// match). Best effort: where fallocate is not supported nothing changes.
-func preallocate(f *os.File, size int64) {
-	_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
-}
-
 // openDirect opens name in dir a second time with O_DIRECT, for writing
 // beside plain. It fails where the file system refuses O_DIRECT.
 func openDirect(dir *os.Root, name string, plain *os.File) (*directWriter, error) {
-	f, err := dir.OpenFile(name, os.O_WRONLY|syscall.O_DIRECT, 0)
+	f, err := openDirectFile(dir, name)
 	if err != nil {
 		return nil, err
 	}

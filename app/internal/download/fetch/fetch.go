@@ -1,4 +1,17 @@
-package download
+// Package fetch turns an S3 object into a verified, durable local file: the
+// engine under package download, which decides which objects to fetch and
+// records what happened.
+//
+// Each object is fetched with the AWS SDK's transfer manager in parallel
+// ranged GETs (one GET for a small object) written straight to a temp file
+// in the target folder (with O_DIRECT when durable: direct.go; memory does
+// not grow with the file), verified against the object's checksum while it
+// is written (checksum.go: CRCs of out-of-order ranges are combined), then
+// synced and renamed into place by Commit: a file is there whole or not at
+// all. A file already present with the right size and checksum is not
+// fetched again. Transient errors are retried with exponential backoff and
+// jitter, by the SDK per request and here per object.
+package fetch
 
 import (
 	"context"
@@ -9,52 +22,125 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"golang.org/x/sys/unix"
 
-	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// fetched is what a successful fetch got.
-type fetched struct {
-	present  bool // already on disk, whole: nothing fetched
-	size     int64
-	bytes    int64 // fetched
-	etag     string
-	version  string
-	checksum string
-	staged   *staged // the verified temp file to commit (nil when present)
-	rel      string  // where the file is, below DOWNLOAD_PATH
+// Config configures a Fetcher. Every field is required.
+type Config struct {
+	S3              *s3.Client // the service's client; the fetcher derives its own transport from it
+	Bucket          string
+	Files           int           // objects fetched at once (sizes the connection pool)
+	PartSize        int64         // bytes per ranged GET
+	PartConcurrency int           // ranged GETs at once per object
+	Attempts        int           // tries per object on transient errors
+	ReadTimeout     time.Duration // a connection idle this long is dropped (and the range retried)
+	Durable         bool          // write with O_DIRECT and sync before the rename (package download's Config.Durable)
+	Log             *slog.Logger
 }
+
+// Fetcher fetches objects of one bucket into files.
+type Fetcher struct {
+	cfg Config
+	s3  *s3.Client
+	tm  *transfermanager.Client
+}
+
+// New prepares a fetcher.
+func New(cfg Config) *Fetcher {
+	// A client of our own: enough pooled connections for every object's
+	// ranges, a read timeout so a stalled connection fails (and is retried)
+	// instead of hanging, and more patient retries (exponential backoff
+	// with full jitter) than the service's default.
+	hc := awshttp.NewBuildableClient().
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConns = 0
+			tr.MaxIdleConnsPerHost = cfg.Files*cfg.PartConcurrency + 4
+		}).
+		WithReadTimeout(cfg.ReadTimeout)
+	client := s3.New(cfg.S3.Options(), func(o *s3.Options) {
+		o.HTTPClient = hc
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 5
+			so.MaxBackoff = 5 * time.Second
+		})
+		// Ranged responses carry no whole-object checksum: the verifier checks
+		// the assembled file instead.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	ranges := s3.New(client.Options(), func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, withLargeReads)
+	})
+	tm := transfermanager.New(ranges, func(o *transfermanager.Options) {
+		o.GetObjectType = tmtypes.GetObjectRanges
+		o.PartSizeBytes = cfg.PartSize
+		o.Concurrency = cfg.PartConcurrency
+		o.DisableChecksumValidation = true
+		o.PartBodyMaxRetries = 3
+	})
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Fetcher{cfg: cfg, s3: client, tm: tm}
+}
+
+// Object is the object to fetch, as its record knows it. An empty ETag
+// or a Size <= 0 means unknown; a known one that the object no longer has
+// fails the fetch (the record is stale).
+type Object struct {
+	Key  string
+	ETag string
+	Size int64
+}
+
+// Target is where a file goes: a name in its folder (see Folders).
+type Target struct {
+	Dir  *os.Root
+	Name string
+}
+
+// Result is what a successful Fetch got: a file already in place (Present)
+// or a verified temp file that Commit puts in place (or Discard removes).
+type Result struct {
+	Present   bool // already on disk, whole: nothing fetched
+	Size      int64
+	Bytes     int64 // fetched
+	ETag      string
+	VersionID string
+	Checksum  string // how the file was verified: "algorithm:value" or "size-only"
+	staged    *staged
+}
+
+// Staged says whether the file waits for Commit or Discard.
+func (r Result) Staged() bool { return r.staged != nil }
 
 // staged is a fetched and verified temp file, not yet in place: commit
 // syncs it (when durable) and renames it.
 type staged struct {
 	f       *os.File
-	t       target
-	tmp     string // name in t.dir
+	t       Target
+	tmp     string // name in t.Dir
 	size    int64
 	counted int64         // bytes reported to progress, taken back if the commit fails
 	direct  *directWriter // O_DIRECT writes still under way (the commit waits for them), or nil
-}
-
-// target is where a file goes: a name in its folder.
-type target struct {
-	dir  *os.Root // the file's folder, below DOWNLOAD_PATH (see folders)
-	name string
 }
 
 // permanent marks an error that retrying cannot fix.
@@ -62,11 +148,14 @@ type permanent struct{ error }
 
 func (e permanent) Unwrap() error { return e.error }
 
-func (d *Downloader) fetchWithRetries(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
+// Fetch fetches o into t, retrying transient errors; p (may be nil)
+// follows the bytes. On success the file is in place (Present) or staged
+// for Commit; on failure nothing is left behind.
+func (fr *Fetcher) Fetch(ctx context.Context, o Object, t Target, p *progress.Counter) (Result, error) {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		got, err := d.fetch(ctx, r, t, p)
-		if err == nil || ctx.Err() != nil || !transient(err) || attempt >= d.cfg.Attempts {
+		got, err := fr.fetch(ctx, o, t, p)
+		if err == nil || ctx.Err() != nil || !transient(err) || attempt >= fr.cfg.Attempts {
 			var pe permanent
 			if errors.As(err, &pe) {
 				err = pe.error
@@ -76,19 +165,19 @@ func (d *Downloader) fetchWithRetries(ctx context.Context, r lanes.Record, t tar
 			}
 			return got, err
 		}
-		d.cfg.Log.Info("retrying download", "s3_key", r.Key, "try", attempt, "error", err)
+		fr.cfg.Log.Info("retrying download", "s3_key", o.Key, "try", attempt, "error", err)
 		select {
 		case <-ctx.Done():
 			return got, ctx.Err()
-		case <-time.After(jitter(backoff)):
+		case <-time.After(Jitter(backoff)):
 		}
 		backoff *= 2
 	}
 }
 
-// jitter returns a random duration in [d/2, d): retries of many files spread
+// Jitter returns a random duration in [d/2, d): retries of many files spread
 // out instead of hitting the server together.
-func jitter(d time.Duration) time.Duration {
+func Jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
@@ -167,23 +256,23 @@ func getMeta(g *s3.GetObjectOutput) objectMeta {
 var withChecksums = s3.WithAPIOptions(smithyhttp.AddHeaderValue("X-Amz-Checksum-Mode", "ENABLED"))
 
 // matches checks that the object is still the one the record names.
-func (d *Downloader) matches(r lanes.Record, m objectMeta) error {
+func (fr *Fetcher) matches(r Object, m objectMeta) error {
 	if r.ETag != "" && m.etag != r.ETag {
-		return permanent{fmt.Errorf("s3://%s/%s changed since it was registered (etag %s, now %s): index it again", d.cfg.Bucket, r.Key, r.ETag, m.etag)}
+		return permanent{fmt.Errorf("s3://%s/%s changed since it was registered (etag %s, now %s): index it again", fr.cfg.Bucket, r.Key, r.ETag, m.etag)}
 	}
 	if r.ETag == "" && r.Size > 0 && m.size != r.Size {
-		return permanent{fmt.Errorf("s3://%s/%s has %d bytes, its record says %d: register it again", d.cfg.Bucket, r.Key, m.size, r.Size)}
+		return permanent{fmt.Errorf("s3://%s/%s has %d bytes, its record says %d: register it again", fr.cfg.Bucket, r.Key, m.size, r.Size)}
 	}
 	return nil
 }
 
-func (d *Downloader) head(ctx context.Context, r lanes.Record) (objectMeta, error) {
-	h, err := d.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(r.Key)}, withChecksums)
+func (fr *Fetcher) head(ctx context.Context, r Object) (objectMeta, error) {
+	h, err := fr.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(fr.cfg.Bucket), Key: aws.String(r.Key)}, withChecksums)
 	if err != nil {
-		return objectMeta{}, describeS3(err, d.cfg.Bucket, r.Key)
+		return objectMeta{}, describeS3(err, fr.cfg.Bucket, r.Key)
 	}
 	m := headMeta(h)
-	return m, d.matches(r, m)
+	return m, fr.matches(r, m)
 }
 
 // fetch makes one attempt at one file:
@@ -196,30 +285,30 @@ func (d *Downloader) head(ctx context.Context, r lanes.Record) (objectMeta, erro
 //
 // Bytes go to a temp file next to the target, through the verifier, and the
 // file is renamed into place only once verified.
-func (d *Downloader) fetch(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
-	if st, err := t.dir.Lstat(t.name); err == nil && st.Mode().IsRegular() {
-		m, err := d.head(ctx, r)
+func (fr *Fetcher) fetch(ctx context.Context, r Object, t Target, p *progress.Counter) (Result, error) {
+	if st, err := t.Dir.Lstat(t.Name); err == nil && st.Mode().IsRegular() {
+		m, err := fr.head(ctx, r)
 		if err != nil {
-			return fetched{}, err
+			return Result{}, err
 		}
 		if st.Size() == m.size && verifyExisting(t, m.exp) == nil {
 			p.AddDone(0, m.size) // verified in place: done without a transfer
-			return fetched{present: true, size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}, nil
+			return Result{Present: true, Size: m.size, ETag: m.etag, VersionID: m.version, Checksum: m.exp.String()}, nil
 		}
-		return d.fetchLarge(ctx, r, m, t, p) // wrong bytes on disk: fetch it again
+		return fr.fetchLarge(ctx, r, m, t, p) // wrong bytes on disk: fetch it again
 	}
-	if r.Size > 0 && r.Size <= d.cfg.PartSize {
-		return d.fetchSmall(ctx, r, t, p)
+	if r.Size > 0 && r.Size <= fr.cfg.PartSize {
+		return fr.fetchSmall(ctx, r, t, p)
 	}
-	m, err := d.head(ctx, r)
+	m, err := fr.head(ctx, r)
 	if err != nil {
-		return fetched{}, err
+		return Result{}, err
 	}
-	return d.fetchLarge(ctx, r, m, t, p)
+	return fr.fetchLarge(ctx, r, m, t, p)
 }
 
-func verifyExisting(t target, exp Expected) error {
-	f, err := t.dir.Open(t.name)
+func verifyExisting(t Target, exp Expected) error {
+	f, err := t.Dir.Open(t.Name)
 	if err != nil {
 		return err
 	}
@@ -227,42 +316,42 @@ func verifyExisting(t target, exp Expected) error {
 	return verifyFile(f, exp)
 }
 
-func (d *Downloader) fetchSmall(ctx context.Context, r lanes.Record, t target, p *progress.Counter) (fetched, error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(d.cfg.Bucket), Key: aws.String(r.Key)}
+func (fr *Fetcher) fetchSmall(ctx context.Context, r Object, t Target, p *progress.Counter) (Result, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(fr.cfg.Bucket), Key: aws.String(r.Key)}
 	if r.ETag != "" {
 		in.IfMatch = aws.String(`"` + r.ETag + `"`)
 	}
-	out, err := d.s3.GetObject(ctx, in, withChecksums)
+	out, err := fr.s3.GetObject(ctx, in, withChecksums)
 	if err != nil {
-		return fetched{}, describeS3(err, d.cfg.Bucket, r.Key)
+		return Result{}, describeS3(err, fr.cfg.Bucket, r.Key)
 	}
 	defer out.Body.Close()
 	m := getMeta(out)
-	if err := d.matches(r, m); err != nil {
-		return fetched{}, err
+	if err := fr.matches(r, m); err != nil {
+		return Result{}, err
 	}
-	return d.write(t, m, p, func(w countingWriterAt) error {
+	return fr.write(t, m, p, func(w countingWriterAt) error {
 		_, err := w.ReadFromAt(out.Body, 0)
 		if err != nil {
-			return fmt.Errorf("s3://%s/%s: reading: %w", d.cfg.Bucket, r.Key, err)
+			return fmt.Errorf("s3://%s/%s: reading: %w", fr.cfg.Bucket, r.Key, err)
 		}
 		return nil
 	})
 }
 
-func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMeta, t target, p *progress.Counter) (fetched, error) {
-	return d.write(t, m, p, func(w countingWriterAt) error {
+func (fr *Fetcher) fetchLarge(ctx context.Context, r Object, m objectMeta, t Target, p *progress.Counter) (Result, error) {
+	return fr.write(t, m, p, func(w countingWriterAt) error {
 		if m.size == 0 {
 			return nil
 		}
-		_, err := d.tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{
-			Bucket:   aws.String(d.cfg.Bucket),
+		_, err := fr.tm.DownloadObject(ctx, &transfermanager.DownloadObjectInput{
+			Bucket:   aws.String(fr.cfg.Bucket),
 			Key:      aws.String(r.Key),
 			IfMatch:  aws.String(`"` + m.etag + `"`), // every range from the same object, or a 412
 			WriterAt: w,
 		})
 		if err != nil {
-			return describeS3(err, d.cfg.Bucket, r.Key)
+			return describeS3(err, fr.cfg.Bucket, r.Key)
 		}
 		return nil
 	})
@@ -272,10 +361,10 @@ func (d *Downloader) fetchLarge(ctx context.Context, r lanes.Record, m objectMet
 // object into it, verifies it, and returns it staged for commit, which
 // renames it to t. On any failure the temp file is removed: a file
 // appears whole or not at all.
-func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill func(countingWriterAt) error) (fetched, error) {
-	got := fetched{size: m.size, etag: m.etag, version: m.version, checksum: m.exp.String()}
-	tmp := "." + t.name + ".part-" + randomSuffix()
-	f, err := t.dir.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(countingWriterAt) error) (Result, error) {
+	got := Result{Size: m.size, ETag: m.etag, VersionID: m.version, Checksum: m.exp.String()}
+	tmp := tempName()
+	f, err := t.Dir.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return got, permanent{fmt.Errorf("create temp file: %w", err)}
 	}
@@ -284,7 +373,7 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 	defer func() {
 		if !ok {
 			f.Close()
-			_ = t.dir.Remove(tmp)
+			_ = t.Dir.Remove(tmp)
 			p.AddDone(0, -counted.Load())
 		}
 	}()
@@ -294,13 +383,13 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 	var w io.WriterAt = f
 	var dw *directWriter
 	stopFlush := func() {}
-	if d.cfg.Durable {
-		if dw, err = openDirect(t.dir, tmp, f); err == nil {
+	if fr.cfg.Durable {
+		if dw, err = openDirect(t.Dir, tmp, f); err == nil {
 			w = dw
-			if m.size > d.cfg.PartSize && m.exp.Algorithm != NoSum {
+			if m.size > fr.cfg.PartSize && m.exp.Algorithm != NoSum {
 				preallocate(f, m.size)
 			}
-		} else if m.size > d.cfg.PartSize {
+		} else if m.size > fr.cfg.PartSize {
 			stopFlush = startWriteback(f)
 		}
 	}
@@ -334,23 +423,27 @@ func (d *Downloader) write(t target, m objectMeta, p *progress.Counter, fill fun
 			return got, err
 		}
 	}
-	if d.cfg.Durable && dw == nil {
+	if fr.cfg.Durable && dw == nil {
 		// Start writing the rest to disk now, without waiting: by the
 		// time commit syncs the file, little is left to write.
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		startWriteOut(f)
 	}
 	ok = true
-	got.bytes = m.size
+	got.Bytes = m.size
 	got.staged = &staged{f: f, t: t, tmp: tmp, size: m.size, counted: counted.Load(), direct: pending}
 	return got, nil
 }
 
-// commit puts a staged file in place: its O_DIRECT writes finished and its
+// Commit puts a staged file in place: its O_DIRECT writes finished and its
 // size checked, synced to disk first when durable, then renamed. If it
-// cannot, the temp file is removed and nothing is visible. The folder, which holds the rename, is synced later, once for
-// all the files committed meanwhile, before their records say downloaded
-// (folders.syncDirty, from the recorder).
-func (d *Downloader) commit(s *staged, p *progress.Counter) error {
+// cannot, the temp file is removed and nothing is visible. The folder,
+// which holds the rename, is synced later, once for all the files committed
+// meanwhile, before their records say downloaded (Folders.SyncDirty).
+func (fr *Fetcher) Commit(res Result, p *progress.Counter) error {
+	s := res.staged
+	if s == nil {
+		return nil
+	}
 	err := func() error {
 		if s.direct != nil {
 			err := s.direct.finish()
@@ -362,7 +455,7 @@ func (d *Downloader) commit(s *staged, p *progress.Counter) error {
 				return err
 			}
 		}
-		if d.cfg.Durable {
+		if fr.cfg.Durable {
 			if err := s.f.Sync(); err != nil {
 				return fmt.Errorf("sync: %w", err)
 			}
@@ -372,20 +465,103 @@ func (d *Downloader) commit(s *staged, p *progress.Counter) error {
 		if err != nil {
 			return fmt.Errorf("close: %w", err)
 		}
-		if err := s.t.dir.Rename(s.tmp, s.t.name); err != nil {
+		if err := s.t.Dir.Rename(s.tmp, s.t.Name); err != nil {
 			return fmt.Errorf("rename into place: %w", err)
 		}
 		return nil
 	}()
 	if err != nil {
-		if s.f != nil {
-			s.f.Close()
-		}
-		_ = s.t.dir.Remove(s.tmp)
-		p.AddDone(0, -s.counted)
-		return err
+		s.discard(p)
 	}
-	return nil
+	return err
+}
+
+// Discard removes a staged file instead of putting it in place.
+func (fr *Fetcher) Discard(res Result, p *progress.Counter) {
+	if s := res.staged; s != nil {
+		if s.direct != nil {
+			s.direct.close()
+			s.direct = nil
+		}
+		s.discard(p)
+	}
+}
+
+func (s *staged) discard(p *progress.Counter) {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	_ = s.t.Dir.Remove(s.tmp)
+	p.AddDone(0, -s.counted)
+}
+
+// Temp files are named tempPrefix + 16 hex digits + tempSuffix, 25 bytes
+// whatever the final name: a file whose name has the longest length a
+// file system allows (255 bytes) still gets a temp file.
+const (
+	tempPrefix = ".dl-"
+	tempSuffix = ".part"
+)
+
+func tempName() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return tempPrefix + hex.EncodeToString(b[:]) + tempSuffix
+}
+
+// IsTemp says whether name is one of our temp files (or a temp file of an
+// earlier release, named ".{name}.part-{12 hex digits}").
+func IsTemp(name string) bool {
+	if rest, ok := strings.CutPrefix(name, tempPrefix); ok {
+		if hexDigits, ok := strings.CutSuffix(rest, tempSuffix); ok {
+			return len(hexDigits) == 16 && isHex(hexDigits)
+		}
+	}
+	if i := strings.LastIndex(name, ".part-"); strings.HasPrefix(name, ".") && i > 0 {
+		return len(name)-i-len(".part-") == 12 && isHex(name[i+len(".part-"):])
+	}
+	return false
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// Sweep removes the temp files in dir: left by a process that died while
+// fetching into it (preallocated, each can be as large as its object).
+// Only the holder of the folder's claim may call it: a temp file of a fetch
+// under way would go too. It returns how many it removed.
+func Sweep(dir *os.Root) (int, error) {
+	f, err := dir.Open(".")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	var errs []error
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, name := range names {
+			if !IsTemp(name) {
+				continue
+			}
+			if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+		if err == io.EOF || len(names) == 0 {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 func syncDir(dir *os.Root) error {
@@ -395,12 +571,6 @@ func syncDir(dir *os.Root) error {
 	}
 	defer f.Close()
 	return f.Sync()
-}
-
-func randomSuffix() string {
-	var b [6]byte
-	_, _ = crand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // countingWriterAt reports bytes to the progress counter as they are written.
@@ -442,14 +612,31 @@ func describeS3(err error, bucket, key string) error {
 	return fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
 }
 
-// startWriteback asks the kernel, every 20 ms while a large file is being
-// written, to start writing its dirty pages to disk (sync_file_range
-// SYNC_FILE_RANGE_WRITE: it does not wait), so that the fsync before the
-// rename finds little left to write.
+// startWriteback starts writing f's dirty pages to disk every 20 ms while
+// a large file is being written (startWriteOut), so that the fsync before
+// the rename finds little left to write.
 func startWriteback(f *os.File) (stop func()) {
-	return every(20*time.Millisecond, func() {
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	return Every(20*time.Millisecond, func() { startWriteOut(f) })
+}
+
+// Every calls fn every interval, in a goroutine of its own, until stop is
+// called; stop returns once fn is no longer running.
+func Every(interval time.Duration, fn func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fn()
+			}
+		}
 	})
+	return func() { close(done); wg.Wait() }
 }
 
 // withLargeReads makes the bodies of the transfer manager's ranged GETs

@@ -1,0 +1,444 @@
+package download
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aircraftdata/platform/app/internal/download/fetch"
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+// finalWrites bounds the writes that end a run after its request was
+// cancelled (the last statuses, the claim's release): they are made even
+// then, but not for longer than this.
+const finalWrites = 5 * time.Second
+
+// Download fetches every registered file of the hour h. It fails only when
+// the hour cannot be claimed or its records cannot be read, or when ctx is
+// cancelled (it returns the cancellation's cause then); a file that cannot
+// be fetched is a failure in the result, with its reason. p (may be nil)
+// follows files and bytes.
+//
+// The hour is claimed first (waiting while another request holds it: that
+// one downloads the same files, which are then found present here), and the
+// temp files a crashed download left in its folder are removed. Its records
+// are read a batch at a time and handed to the workers at once, so that the
+// first files are fetched while the rest are read. Status changes are
+// written in batches (see recorder); the claim is let go at the end. If the
+// claim is lost meanwhile (not renewed in time, taken over), the download
+// stops at once and writes nothing more: the files not done end failed in
+// the result with the reason "claim lost". If ctx is cancelled, every record
+// not done ends failed with the cancellation's cause as its reason, and the
+// claim is let go, before Download returns.
+func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
+	start := time.Now()
+	owner := fmt.Sprintf("%s-%d", d.id, d.seq.Add(1))
+	name := h.Dir()
+	l, err := d.claim(ctx, name, owner)
+	if err != nil {
+		return nil, err
+	}
+	r := d.newRun(ctx, h, l, p)
+	defer r.cancel(nil)
+	r.sweep()
+	stopRenew := fetch.Every(d.cfg.Lease/3, r.renew)
+
+	var workers, committers sync.WaitGroup
+	for range d.cfg.Workers {
+		workers.Go(r.work)
+		committers.Go(r.commit)
+	}
+	listErr := r.read()
+	if listErr != nil && r.ctx.Err() == nil {
+		r.cancel(listErr)
+	}
+	if r.queue.close() {
+		r.rec.hurry()
+	}
+	workers.Wait()
+	close(r.commits)
+	committers.Wait()
+	stopRenew()
+	r.end()
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	if listErr != nil && !errors.Is(context.Cause(r.ctx), lanes.ErrClaimLost) {
+		return nil, fmt.Errorf("reading the hour's records: %w", listErr)
+	}
+	res := r.result()
+	res.Seconds = time.Since(start).Seconds()
+	d.cfg.Log.Info("lane hour downloaded", "lane_id", h.LaneID, "hour", h.Start, "files", res.TotalFiles,
+		"downloaded", res.Downloaded, "already_present", res.AlreadyPresent, "failed", res.FailureCount,
+		"bytes", res.Bytes, "seconds", res.Seconds)
+	return res, nil
+}
+
+// run is one download of an hour, from its claim to its release.
+type run struct {
+	d     *Downloader
+	h     lanes.Hour
+	lease *lease
+	p     *progress.Counter
+
+	// ctx ends the fetches: the request cancelled, the hour unreadable,
+	// the claim lost.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	rec     *recorder
+	dirs    *fetch.Folders
+	queue   *queue
+	commits chan pending
+
+	mu      sync.Mutex
+	recs    []lanes.Record // read, in the order read
+	results map[string]fileResult
+}
+
+// fileResult is the outcome of one file.
+type fileResult struct {
+	file  File
+	bytes int64 // fetched
+	err   error
+}
+
+// pending is a fetched file on its way to the committers.
+type pending struct {
+	r   lanes.Record
+	got fetch.Result
+	rel string   // its local path below DOWNLOAD_PATH
+	dir *os.Root // its folder
+}
+
+func (d *Downloader) newRun(ctx context.Context, h lanes.Hour, l *lease, p *progress.Counter) *run {
+	r := &run{d: d, h: h, lease: l, p: p, dirs: fetch.NewFolders(d.root), queue: newQueue(),
+		commits: make(chan pending, 2*d.cfg.Workers), results: map[string]fileResult{}}
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	r.rec = newRecorder(d.cfg.Store, d.cfg.Log, d.now)
+	r.rec.fence = func() bool { return l.held(d.now()) }
+	r.rec.done = ctx.Done()
+	if d.cfg.Durable {
+		r.rec.syncDirs = r.dirs.SyncDirty
+	}
+	return r
+}
+
+// sweep removes the temp files left in the hour's folder by a download
+// that died (the claim is ours: no fetch of ours is under way there yet).
+func (r *run) sweep() {
+	dir, err := r.d.root.OpenRoot(r.h.Dir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		var n int
+		n, err = fetch.Sweep(dir)
+		dir.Close()
+		if n > 0 {
+			r.d.cfg.Log.Info("removed temp files left by an earlier download", "folder", r.h.Dir(), "files", n)
+		}
+	}
+	if err != nil {
+		r.d.cfg.Log.Warn("removing temp files left by an earlier download", "folder", r.h.Dir(), "error", err)
+	}
+}
+
+// read reads the hour, a batch at a time, onto the queue. Two keys whose
+// files would have the same local path (the same name under two prefixes)
+// cannot both be there: the first read is downloaded, the other fails.
+func (r *run) read() error {
+	seen := map[string]bool{}
+	paths := map[string]string{} // local path → key
+	err := r.d.cfg.Store.ForHour(r.ctx, r.h, func(batch []lanes.Record) error {
+		n, bytes := 0, int64(0)
+		var fresh []lanes.Record
+		for _, rec := range batch {
+			if seen[rec.Key] {
+				continue // a record read twice (moved by a concurrent update)
+			}
+			seen[rec.Key] = true
+			fresh = append(fresh, rec)
+			n++
+			bytes += max(rec.Size, 0)
+		}
+		r.mu.Lock()
+		r.recs = append(r.recs, fresh...)
+		r.mu.Unlock()
+		r.p.AddTotal(int64(n), bytes)
+		for _, rec := range fresh {
+			if rel, err := lanes.RelPath(rec); err == nil {
+				if other, dup := paths[rel]; dup {
+					r.rec.started(rec)
+					r.finish(rec, fetch.Result{}, "", fmt.Errorf("its local path %s is also that of %s, downloaded instead", rel, other))
+					continue
+				}
+				paths[rel] = rec.Key
+			}
+			r.queue.push(rec)
+		}
+		return nil
+	})
+	r.p.TotalKnown()
+	return err
+}
+
+// work fetches files from the queue, one at a time, each while holding one
+// of the process's fetching slots, and hands them to the committers.
+func (r *run) work() {
+	for {
+		rec, ok, last := r.queue.pop()
+		if !ok {
+			return
+		}
+		if last {
+			r.rec.hurry() // every file left is running: write each end at once
+		}
+		if !r.acquire(r.d.fetching) {
+			r.notStarted(rec)
+			continue
+		}
+		r.rec.started(rec)
+		got, t, rel, err := r.fetch(rec)
+		if err == nil && got.Staged() {
+			r.d.staged <- struct{}{} // released by the committer
+			<-r.d.fetching
+			r.commits <- pending{r: rec, got: got, rel: rel, dir: t.Dir}
+			continue
+		}
+		<-r.d.fetching
+		r.finish(rec, got, rel, err)
+	}
+}
+
+// acquire takes a slot of sem, unless the run ends first.
+func (r *run) acquire(sem chan struct{}) bool {
+	if r.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// notStarted ends a file the run stopped before: failed, with the reason
+// the run stopped.
+func (r *run) notStarted(rec lanes.Record) {
+	err := context.Cause(r.ctx)
+	r.rec.ended(rec, lanes.Outcome{Status: lanes.Failed, Error: err.Error()})
+	r.mu.Lock()
+	r.results[rec.Key] = fileResult{err: err}
+	r.mu.Unlock()
+	r.p.AddDone(1, 0)
+}
+
+// fetch fetches one record into a staged temp file (or finds it present).
+func (r *run) fetch(rec lanes.Record) (got fetch.Result, t fetch.Target, rel string, err error) {
+	if rel, err = lanes.RelPath(rec); err != nil {
+		return got, t, rel, err
+	}
+	dir, name := filepath.Split(rel)
+	if dir == "" {
+		dir = "."
+	}
+	t.Name = name
+	if t.Dir, err = r.dirs.Get(dir); err != nil {
+		return got, t, rel, err
+	}
+	got, err = r.d.engine.Fetch(r.ctx, fetch.Object{Key: rec.Key, ETag: rec.ETag, Size: rec.Size}, t, r.p)
+	if err == nil && got.Present && r.d.cfg.Durable {
+		// Found whole, maybe just renamed there by another download or
+		// left by one that crashed before syncing the folder: synced before
+		// its record says downloaded, like a file fetched here.
+		r.dirs.MarkDirty(t.Dir)
+	}
+	return got, t, rel, err
+}
+
+// commit puts fetched files in place, while the workers fetch the next
+// ones: the disk writes one file while the network brings the next. A run
+// that lost its claim puts nothing in place.
+func (r *run) commit() {
+	for c := range r.commits {
+		var err error
+		if r.lease.held(r.d.now()) {
+			err = r.d.engine.Commit(c.got, r.p)
+			if err == nil && r.d.cfg.Durable {
+				r.dirs.MarkDirty(c.dir) // before the recorder hears of the file
+			}
+		} else {
+			r.d.engine.Discard(c.got, r.p)
+			err = lanes.ErrClaimLost
+		}
+		<-r.d.staged
+		r.finish(c.r, c.got, c.rel, err)
+	}
+}
+
+// finish notes how a file ended, for the answer and its record.
+func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) {
+	if err != nil && r.ctx.Err() != nil {
+		err = context.Cause(r.ctx) // the reason the run stopped ("shutdown", "claim lost"), not how the fetch broke
+	}
+	res, outcome := r.d.result(rec, got, rel, err)
+	if err == nil && got.Present && recorded(rec, outcome) && r.rec.settle(rec) {
+		res.file.Record = rec // found as its record says: nothing to write
+	} else {
+		r.rec.ended(rec, outcome)
+	}
+	r.mu.Lock()
+	r.results[rec.Key] = res
+	r.mu.Unlock()
+	r.p.AddDone(1, 0)
+}
+
+// result says how one file ended, for the answer and for its record.
+func (d *Downloader) result(r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
+	if err != nil {
+		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
+		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
+	}
+	r.Attempts++ // this one
+	local := filepath.Join(d.abs, rel)
+	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: local, ETag: got.ETag, VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
+	r.Status, r.LocalPath, r.Size, r.Checksum, r.LastError, r.UpdatedAt = lanes.Downloaded, local, got.Size, got.Checksum, "", d.now().UTC()
+	if got.ETag != "" {
+		r.ETag = got.ETag
+	}
+	if got.VersionID != "" {
+		r.VersionID = got.VersionID
+	}
+	outcome := OutcomeDownloaded
+	if got.Present {
+		outcome = OutcomeAlreadyPresent
+	}
+	return fileResult{file: File{Record: r, Outcome: outcome}, bytes: got.Bytes}, o
+}
+
+// recorded says whether r already records outcome o: a downloaded file at
+// the same place, verified the same way, of the same object.
+func recorded(r lanes.Record, o lanes.Outcome) bool {
+	return r.Status == lanes.Downloaded && o.Status == lanes.Downloaded && r.LastError == "" &&
+		r.LocalPath == o.LocalPath && r.Checksum == o.Checksum && r.Size == o.Size &&
+		(o.ETag == "" || o.ETag == r.ETag) && (o.VersionID == "" || o.VersionID == r.VersionID)
+}
+
+// end writes the last statuses and lets the claim go, at once: a request
+// waiting for the hour finds its files in place. Both are done even when
+// the request was cancelled, within finalWrites then.
+func (r *run) end() {
+	defer r.dirs.Close()
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		timeout := 30 * time.Second
+		if r.ctx.Err() != nil {
+			timeout = finalWrites
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), timeout)
+		defer cancel()
+		if err := r.d.cfg.Store.Release(ctx, r.lease.name, r.lease.owner); err != nil {
+			r.d.cfg.Log.Warn("releasing the hour's claim (it expires)", "claim", r.lease.name, "owner", r.lease.owner,
+				"lease", r.d.cfg.Lease, "error", err)
+		}
+	}()
+	unrecorded := r.rec.close()
+	<-released
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, err := range unrecorded {
+		if res, ok := r.results[k]; ok && res.err == nil {
+			r.results[k] = fileResult{err: err}
+		}
+	}
+}
+
+// result is the answer, once every file has ended.
+func (r *run) result() *HourResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recs := slices.Clone(r.recs)
+	slices.SortFunc(recs, func(a, b lanes.Record) int { return strings.Compare(a.Key, b.Key) })
+	res := &HourResult{Successful: []File{}, Failed: []string{}, Failures: []Failure{}, TotalFiles: len(recs)}
+	for _, rec := range recs {
+		fr, ok := r.results[rec.Key]
+		if !ok {
+			fr.err = errors.New("not downloaded") // cannot happen: every record is queued or failed
+		}
+		if fr.err != nil {
+			res.Failed = append(res.Failed, rec.Key)
+			res.Failures = append(res.Failures, Failure{Key: rec.Key, Reason: fr.err.Error()})
+			continue
+		}
+		res.Successful = append(res.Successful, fr.file)
+		res.Bytes += fr.bytes
+		if fr.file.Outcome == OutcomeDownloaded {
+			res.Downloaded++
+		} else {
+			res.AlreadyPresent++
+		}
+	}
+	res.SuccessCount, res.FailureCount = len(res.Successful), len(res.Failed)
+	return res
+}
+
+// queue is the files waiting for a worker: unbounded, so that reading the
+// hour never waits for the workers (a cursor left waiting would time out on
+// the server).
+type queue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	items  []lanes.Record
+	closed bool
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond.L = &q.mu
+	return q
+}
+
+func (q *queue) push(r lanes.Record) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// close says no more files will come: waiting workers return. It reports
+// whether every file was taken already.
+func (q *queue) close() (empty bool) {
+	q.mu.Lock()
+	q.closed = true
+	empty = len(q.items) == 0
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	return empty
+}
+
+// pop waits for the next file: ok is false once the queue is closed and
+// empty; last is true for the last file of a closed queue.
+func (q *queue) pop() (r lanes.Record, ok, last bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return r, false, false
+	}
+	r, q.items = q.items[0], q.items[1:]
+	return r, true, q.closed && len(q.items) == 0
+}
