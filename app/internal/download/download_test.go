@@ -843,3 +843,41 @@ func TestStatusWhileDownloading(t *testing.T) {
 	}
 	e.checkOnDisk(t, e.prefix+key)
 }
+
+// A file whose name is as long as a name can be (255 bytes) downloads: its
+// temp file's name is short. Temp files left in the hour's folder by a
+// download that died are removed when the hour is next claimed; other
+// files stay.
+func TestLongNameAndStaleTempFiles(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("n", 251) + ".bin"
+	key := e.prefix + "lane1/2024/02/14/14/" + long
+	e.put(t, "lane1/2024/02/14/14/"+long, 3000, s3types.ChecksumAlgorithmCrc32c)
+	e.index(t)
+	dir := filepath.Join(e.root, "lane1", "2024", "02", "14", "14")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := []string{".dl-0123456789abcdef.part", ".x.bin.part-0123456789ab"} // this release's, and the last one's
+	kept := []string{".dl-notours.part", "notes.txt"}
+	for _, n := range append(slices.Clone(stale), kept...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("left behind"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := e.downloader(t, e.bucket.Client).Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil || got.SuccessCount != 1 {
+		t.Fatalf("Download = %+v, %v", got, err)
+	}
+	e.checkOnDisk(t, key)
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale temp file %s: %v, want removed", n, err)
+		}
+	}
+	for _, n := range kept {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s, not a temp file of ours: %v, want kept", n, err)
+		}
+	}
+}
