@@ -79,8 +79,9 @@ func (g *Snapshots) Next() (name string, data []byte, err error) {
 	return fmt.Sprintf("snapshot-%05d.json", i), buf.Bytes(), nil
 }
 
-// recordsPerSnapshot is the size of a full snapshot (ANCHORS.md: 1.06 M
-// observations in 100 snapshots).
+// recordsPerSnapshot is the size of a full daytime readsb-hist snapshot
+// (about 10.6 k aircraft, ~5 MB of JSON); the real samples beside the
+// repository (shared/data/readsb-hist) are smaller night-time ones.
 const recordsPerSnapshot = 10_600
 
 // jitter returns a copy of rec with numbers moved a little; copy c > 0 gets

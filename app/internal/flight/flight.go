@@ -82,9 +82,9 @@ func NormalizeICAO(s string) (string, error) {
 	return s, nil
 }
 
-// IsEmergency reports whether an emergency value means an emergency:
+// isEmergency reports whether an emergency value means an emergency:
 // anything but absent or "none".
-func IsEmergency(v string) bool { return v != "" && v != "none" }
+func isEmergency(v string) bool { return v != "" && v != "none" }
 
 // Partial is the contribution of some observations to one aircraft's
 // statistics. Partials merge associatively, so files can be aggregated in any
@@ -139,7 +139,7 @@ func (p *Partial) Observe(o Observation, at int64) {
 		p.SpeedCount++
 		p.SpeedSum += o.GroundSpeed.Value
 	}
-	if IsEmergency(o.Emergency) {
+	if isEmergency(o.Emergency) {
 		p.addEmergency(o.Emergency)
 	}
 }

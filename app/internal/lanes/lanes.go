@@ -58,9 +58,6 @@ type Record struct {
 	Modified  *time.Time `json:"last_modified,omitempty" bson:"last_modified,omitempty" doc:"the object's Last-Modified when registered from the bucket"`
 }
 
-// MaxLaneIDLen is the longest lane id.
-const MaxLaneIDLen = 64
-
 // LaneIDPattern is the syntax of a lane id (also a folder name on disk).
 const LaneIDPattern = `^[A-Za-z0-9_-]{1,64}$`
 
@@ -128,8 +125,8 @@ func (h Hour) Dir() string {
 		fmt.Sprintf("%02d", t.Day()), fmt.Sprintf("%02d", t.Hour()))
 }
 
-// HourOf returns the hour a record belongs to.
-func HourOf(r Record) Hour {
+// hourOf returns the hour a record belongs to.
+func hourOf(r Record) Hour {
 	return Hour{LaneID: r.LaneID, Start: r.Timestamp.UTC().Truncate(time.Hour)}
 }
 
@@ -146,8 +143,8 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 // lane's folder.
 var ErrUnsafeKey = errors.New("unsafe key")
 
-// MaxFileNameLen is the longest file name most file systems accept.
-const MaxFileNameLen = 255
+// maxFileNameLen is the longest file name most file systems accept.
+const maxFileNameLen = 255
 
 // FileName returns the name the object of key gets on disk: its last path
 // segment. It refuses keys that are absolute, have "." or ".." segments, end
@@ -178,7 +175,7 @@ func FileName(key string) (string, error) {
 		}
 	}
 	name := key[strings.LastIndexByte(key, '/')+1:]
-	if len(name) > MaxFileNameLen {
+	if len(name) > maxFileNameLen {
 		return bad("file name longer than 255 bytes")
 	}
 	return name, nil
@@ -196,7 +193,7 @@ func RelPath(r Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(HourOf(r).Dir(), name)
+	p := filepath.Join(hourOf(r).Dir(), name)
 	if !filepath.IsLocal(p) || filepath.Base(p) != name {
 		return "", fmt.Errorf("%w %q: file name would leave the lane folder", ErrUnsafeKey, r.Key)
 	}

@@ -20,8 +20,8 @@ import (
 	"time"
 )
 
-// Validity of a generated certificate.
-const Validity = 5 * 365 * 24 * time.Hour
+// validity is how long a generated certificate is valid.
+const validity = 5 * 365 * 24 * time.Hour
 
 // Generate returns a PEM certificate and key for hosts (names or IPs). The
 // certificate is its own CA, so a client can trust exactly it.
@@ -42,7 +42,7 @@ func Generate(hosts []string) (certPEM, keyPEM []byte, err error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: hosts[0], Organization: []string{"aircraft data platform (self-signed)"}},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(Validity),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
