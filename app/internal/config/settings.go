@@ -77,7 +77,7 @@ func (c *Config) settings() []Setting {
 		),
 		group("Downloads",
 			local(text("DOWNLOAD_PATH", "./downloads", &c.DownloadPath, "root folder of lane downloads")),
-			positive("DOWNLOAD_WORKERS", 4, &c.DownloadWorkers, "files of a lane hour fetched at once (large ones in parallel ranges each)"),
+			positive("DOWNLOAD_WORKERS", 4, &c.DownloadWorkers, "files fetched at once across all download requests of the process (large ones in parallel ranges each)"),
 			boolean("DOWNLOAD_FSYNC", true, &c.DownloadFsync, "sync each file and its folder before it counts as downloaded; false only for scratch copies (a power loss can leave a renamed file of zeros)"),
 		),
 	)
