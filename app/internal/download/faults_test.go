@@ -1,3 +1,5 @@
+//go:build linux
+
 package download_test
 
 import (
