@@ -24,12 +24,20 @@ type Config struct {
 	HostedZoneID          string // hostedZoneId: create the A record of domainName in this Route 53 zone
 	AcmeEmail             string // acmeEmail: contact address given to the ACME CA (optional)
 	MongoURISecretArn     string // mongoUriSecretArn: use an external MongoDB (URI in this secret) instead of DocumentDB
+
+	// The load-balanced mode (loadbalanced.go): more than one instance behind an Application Load Balancer.
+	Instances      int    // instances: desired number of service instances; 1 = the single-instance stack
+	MinInstances   int    // minInstances: lower bound of the Auto Scaling group (default: instances)
+	MaxInstances   int    // maxInstances: upper bound (default: instances+1, room for the rolling release)
+	CertificateArn string // certificateArn: ACM certificate of the load balancer (else DNS-validated for domainName)
+	AccessLogDays  int    // accessLogDays: days the load balancer's access logs are kept
 }
 
 // Context keys, in the order docs/infra.md documents them.
 var contextKeys = []string{
 	"stackName", "stage", "instanceType", "allowedCidr", "bucketName", "noncurrentVersionDays",
 	"backupRetentionDays", "logRetentionDays", "domainName", "hostedZoneId", "acmeEmail", "mongoUriSecretArn",
+	"instances", "minInstances", "maxInstances", "certificateArn", "accessLogDays",
 }
 
 // Log retention periods CloudWatch Logs accepts.
@@ -43,7 +51,11 @@ var (
 	secretArnPattern  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
 	instanceTypeRegex = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	emailPattern      = regexp.MustCompile(`^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
+	certArnPattern    = regexp.MustCompile(`^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$`)
 )
+
+// maxFleetInstances bounds the load-balanced mode: a typo must not start a hundred instances.
+const maxFleetInstances = 20
 
 // ParseConfig reads the context through get (which returns nil for unset keys) and validates it,
 // so that a typo fails `cdk synth` with a clear message instead of deploying something else.
@@ -58,6 +70,7 @@ func ParseConfig(get func(key string) any) (Config, error) {
 		HostedZoneID:          str(get("hostedZoneId"), ""),
 		AcmeEmail:             str(get("acmeEmail"), ""),
 		MongoURISecretArn:     str(get("mongoUriSecretArn"), ""),
+		CertificateArn:        str(get("certificateArn"), ""),
 		NoncurrentVersionDays: 30,
 		LogRetentionDays:      30,
 	}
@@ -76,7 +89,42 @@ func ParseConfig(get func(key string) any) (Config, error) {
 			return c, err
 		}
 	}
+	if c.Instances, err = integer("instances", get("instances"), 1); err != nil {
+		return c, err
+	}
+	if err := c.readFleet(get); err != nil {
+		return c, err
+	}
 	return c, c.validate()
+}
+
+// readFleet reads the keys of the load-balanced mode, which the single-instance stack refuses.
+func (c *Config) readFleet(get func(key string) any) error {
+	fleetKeys := []string{"minInstances", "maxInstances", "certificateArn", "accessLogDays"}
+	if c.Instances == 1 {
+		for _, key := range fleetKeys {
+			if str(get(key), "") != "" {
+				return fmt.Errorf("%s needs instances > 1 (the load-balanced mode)", key)
+			}
+		}
+		return nil
+	}
+	for _, k := range []struct {
+		key   string
+		field *int
+		def   int
+	}{
+		{"minInstances", &c.MinInstances, c.Instances},
+		{"maxInstances", &c.MaxInstances, c.Instances + 1},
+		{"accessLogDays", &c.AccessLogDays, 90},
+	} {
+		n, err := integer(k.key, get(k.key), k.def)
+		if err != nil {
+			return err
+		}
+		*k.field = n
+	}
+	return nil
 }
 
 func (c Config) validate() error {
@@ -106,12 +154,40 @@ func (c Config) validate() error {
 	case c.MongoURISecretArn != "" && !secretArnPattern.MatchString(c.MongoURISecretArn):
 		return fmt.Errorf("mongoUriSecretArn %q: want the complete secret ARN (with its 6-character suffix)", c.MongoURISecretArn)
 	}
+	if err := c.validateFleet(); err != nil {
+		return err
+	}
 	ip, network, err := net.ParseCIDR(c.AllowedCidr)
 	if err != nil || ip.To4() == nil || !ip.Equal(network.IP) {
 		return fmt.Errorf("allowedCidr %q: want an IPv4 network such as 203.0.113.0/24", c.AllowedCidr)
 	}
 	return nil
 }
+
+func (c Config) validateFleet() error {
+	switch {
+	case c.Instances < 1 || c.Instances > maxFleetInstances:
+		return fmt.Errorf("instances %d: want 1 (one instance) to %d (behind a load balancer)", c.Instances, maxFleetInstances)
+	case !c.LoadBalanced():
+		return nil
+	case c.MinInstances < 1 || c.MinInstances > c.Instances:
+		return fmt.Errorf("minInstances %d: want 1 to instances (%d)", c.MinInstances, c.Instances)
+	case c.MaxInstances < c.Instances || c.MaxInstances > maxFleetInstances:
+		return fmt.Errorf("maxInstances %d: want instances (%d) to %d", c.MaxInstances, c.Instances, maxFleetInstances)
+	case c.CertificateArn != "" && !certArnPattern.MatchString(c.CertificateArn):
+		return fmt.Errorf("certificateArn %q: want the ARN of an ACM certificate", c.CertificateArn)
+	case c.CertificateArn == "" && (c.DomainName == "" || c.HostedZoneID == ""):
+		return fmt.Errorf("instances > 1 needs a certificate for the load balancer: certificateArn, or domainName and hostedZoneId (DNS-validated)")
+	case c.AcmeEmail != "":
+		return fmt.Errorf("acmeEmail: the load-balanced mode uses ACM, not ACME")
+	case c.AccessLogDays < 1:
+		return fmt.Errorf("accessLogDays %d: want at least 1", c.AccessLogDays)
+	}
+	return nil
+}
+
+// LoadBalanced reports whether the stack runs several instances behind a load balancer (instances > 1).
+func (c Config) LoadBalanced() bool { return c.Instances > 1 }
 
 // TLSMode is how the service gets its certificate: "acme" with a domain, "selfsigned" without.
 func (c Config) TLSMode() string {

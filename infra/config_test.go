@@ -15,7 +15,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{StackName: "AircraftPlatform", Stage: "dev", InstanceType: "t2.micro", AllowedCidr: "0.0.0.0/0",
-		NoncurrentVersionDays: 30, BackupRetentionDays: 1, LogRetentionDays: 30}
+		NoncurrentVersionDays: 30, BackupRetentionDays: 1, LogRetentionDays: 30, Instances: 1}
 	if c != want {
 		t.Errorf("defaults %+v, want %+v", c, want)
 	}
@@ -62,6 +62,22 @@ func TestConfigRejects(t *testing.T) {
 		"acmeEmail alone":                    {"acmeEmail": "ops@example.com"},
 		"acmeEmail injection":                {"domainName": "a.example.com", "acmeEmail": "a@b.c;reboot"},
 		"mongoUriSecretArn":                  {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mongo"},
+		"instances 0":                        {"instances": "0"},
+		"instances too many":                 {"instances": "21", "certificateArn": testCertArn},
+		"instances not a number":             {"instances": "three"},
+		"minInstances single":                {"minInstances": "1"},
+		"maxInstances single":                {"maxInstances": "3"},
+		"certificateArn single":              {"certificateArn": testCertArn},
+		"accessLogDays single":               {"accessLogDays": "30"},
+		"minInstances above instances":       {"instances": "2", "minInstances": "3", "certificateArn": testCertArn},
+		"minInstances 0":                     {"instances": "2", "minInstances": "0", "certificateArn": testCertArn},
+		"maxInstances below instances":       {"instances": "3", "maxInstances": "2", "certificateArn": testCertArn},
+		"maxInstances too many":              {"instances": "3", "maxInstances": "21", "certificateArn": testCertArn},
+		"certificateArn":                     {"instances": "2", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
+		"instances without a certificate":    {"instances": "2"},
+		"instances with a domain, no zone":   {"instances": "2", "domainName": "api.example.com"},
+		"acmeEmail with instances":           {"instances": "2", "certificateArn": testCertArn, "domainName": "a.example.com", "acmeEmail": "ops@example.com"},
+		"accessLogDays":                      {"instances": "2", "certificateArn": testCertArn, "accessLogDays": "0"},
 	} {
 		if _, err := ParseConfig(contextOf(ctx)); err == nil {
 			t.Errorf("%s: %v accepted", name, ctx)
@@ -77,5 +93,28 @@ func TestContextKeysAreDocumented(t *testing.T) {
 		if !strings.Contains(doc, "`"+k+"`") {
 			t.Errorf("context key %s is not in docs/infra.md", k)
 		}
+	}
+}
+
+const testCertArn = "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+
+func TestConfigLoadBalanced(t *testing.T) {
+	c, err := ParseConfig(contextOf(map[string]any{"instances": "3", "certificateArn": testCertArn}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LoadBalanced() || c.Instances != 3 || c.MinInstances != 3 || c.MaxInstances != 4 || c.AccessLogDays != 90 {
+		t.Errorf("defaults of instances=3: %+v", c)
+	}
+	c, err = ParseConfig(contextOf(map[string]any{"instances": float64(2), "minInstances": "1", "maxInstances": "6",
+		"domainName": "api.example.com", "hostedZoneId": "Z123456ABCDEF", "accessLogDays": "30"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MinInstances != 1 || c.MaxInstances != 6 || c.AccessLogDays != 30 || c.CertificateArn != "" {
+		t.Errorf("%+v", c)
+	}
+	if one, _ := ParseConfig(contextOf(map[string]any{"instances": "1"})); one.LoadBalanced() {
+		t.Error("instances=1 is load-balanced")
 	}
 }

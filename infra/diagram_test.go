@@ -26,3 +26,30 @@ func TestArchitectureDiagramIsCurrent(t *testing.T) {
 		}
 	}
 }
+
+// docs/architecture-loadbalanced.md is the picture of the load-balanced mode, generated the same way.
+func TestLoadBalancedArchitectureDiagramIsCurrent(t *testing.T) {
+	s := stackOf(t, "loadBalanced")
+	want := diagram.RenderPage(s.Template, loadBalancedDiagramTitle, loadBalancedDiagramContext)
+	if got := readDoc(t, "docs/architecture-loadbalanced.md"); got != want {
+		t.Errorf("docs/architecture-loadbalanced.md is stale: run `make diagram`")
+	}
+	for _, box := range []string{"Application Load Balancer (internet-facing)", "HTTPS 443: forward, ACM certificate", "HTTP 80: redirect to HTTPS",
+		"Auto Scaling group: 3 x EC2 t2.micro (min 3, max 4)", "rolling release: 1 at a time, 3 in service", "EFS, encrypted",
+		"2 mount targets, access point /downloads", `client -- "tcp 443 from 0.0.0.0/0; tcp 80 from 0.0.0.0/0" --> alb_0`,
+		`alb_0 -- "tcp 443" --> asg_0`, `asg_0 -- "tcp 2049" --> efs_0`, `asg_0 -- "tcp 5432" --> rds_0`, `alb_0 -- "access logs" --> s3_`,
+		`asg_0 -. "elasticfilesystem: ClientMount, ClientWrite" .-> efs_0`} {
+		if !strings.Contains(want, box) {
+			t.Errorf("the diagram lacks %q:\n%s", box, want)
+		}
+	}
+	if strings.Contains(want, "ec2_0") || strings.Contains(want, "Elastic IP") {
+		t.Errorf("the load-balanced picture draws the single instance:\n%s", want)
+	}
+}
+
+// The title and context line of docs/architecture-loadbalanced.md, as infra/Makefile's diagram target writes them.
+const (
+	loadBalancedDiagramTitle   = "Architecture: load-balanced mode"
+	loadBalancedDiagramContext = "-c instances=3 -c certificateArn=<an ACM certificate>"
+)

@@ -29,6 +29,8 @@ var (
 	inDev               = condition{"stage=dev", func(c Config) bool { return c.Stage == "dev" }}
 	withDocumentDB      = condition{"with DocumentDB", func(c Config) bool { return !c.ExternalMongo() }}
 	inDevWithDocumentDB = condition{"stage=dev, with DocumentDB", func(c Config) bool { return c.Stage == "dev" && !c.ExternalMongo() }}
+	oneInstance         = condition{"one instance", func(c Config) bool { return !c.LoadBalanced() }}
+	loadBalanced        = condition{"instances > 1", func(c Config) bool { return c.LoadBalanced() }}
 )
 
 // NagSuppressions is every suppression of the stack. Anything not listed here fails `cdk synth` and the tests.
@@ -58,18 +60,31 @@ var NagSuppressions = []NagSuppression{
 		Reason:    "No audit log export: DocumentDB audit logs need the audit_logs parameter and CloudWatch ingestion; the store holds file records that can be re-registered from the bucket."},
 	{ID: "CdkNagValidationFailure", Path: "DocStore/Cluster/Resource", When: withDocumentDB,
 		Reason: "AwsSolutions-DOC3 (secret rotation) cannot evaluate the dynamic reference of the generated secret; rotation is covered by the AwsSolutions-SMG4 suppression above."},
-	{ID: "AwsSolutions-EC23", Path: "Service/SecurityGroup/Resource",
+	{ID: "AwsSolutions-EC23", Path: "Service/SecurityGroup/Resource", When: oneInstance,
 		Reason: "A public HTTPS API: 443 and 80 (redirect only) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. With domainName, port 80 stays open to the internet for the ACME http-01 challenge. No other port is open."},
-	{ID: "AwsSolutions-IAM4", Path: "Service/Role/Resource",
+	{ID: "AwsSolutions-IAM4", Path: "Service/Role/Resource", When: oneInstance,
 		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
 		Reason:    "AmazonSSMManagedInstanceCore is the documented minimum for Session Manager, which replaces SSH (no key pair, no port 22)."},
-	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource",
+	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
 		AppliesTo: []string{"Resource::<DataBucketBD860FE1.Arn>/*"},
 		Reason:    "Read-only object actions (GetObject, GetObjectVersion and their attributes) on the objects of the data bucket, which are the flight data files the service ingests."},
-	{ID: "AwsSolutions-EC28", Path: "Service/Instance/Resource",
+	{ID: "AwsSolutions-EC28", Path: "Service/Instance/Resource", When: oneInstance,
 		Reason: "Basic (5-minute) monitoring is enough for one t2.micro; detailed monitoring costs extra per metric."},
-	{ID: "AwsSolutions-EC29", Path: "Service/Instance/Resource",
+	{ID: "AwsSolutions-EC29", Path: "Service/Instance/Resource", When: oneInstance,
 		Reason: "CloudFormation owns the instance's lifecycle; termination protection would block `cdk destroy` and replacements. Data lives in RDS, DocumentDB and S3, not on the instance."},
+	// The load-balanced mode (instances > 1).
+	{ID: "AwsSolutions-EC23", Path: "LoadBalancer/SecurityGroup/Resource", When: loadBalanced,
+		Reason: "A public HTTPS API behind the load balancer: 443 and 80 (redirect only) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. The instances admit the load balancer only."},
+	{ID: "AwsSolutions-IAM4", Path: "Fleet/Role/Resource", When: loadBalanced,
+		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+		Reason:    "AmazonSSMManagedInstanceCore is the documented minimum for Session Manager, which replaces SSH on the fleet's instances (no key pair, no port 22)."},
+	{ID: "AwsSolutions-IAM5", Path: "Fleet/Role/DefaultPolicy/Resource", When: loadBalanced,
+		AppliesTo: []string{"Resource::<DataBucketBD860FE1.Arn>/*"},
+		Reason:    "Read-only object actions (GetObject, GetObjectVersion and their attributes) on the objects of the data bucket, which are the flight data files the fleet ingests."},
+	{ID: "AwsSolutions-AS3", Path: "Fleet/Group/ASG", When: loadBalanced,
+		Reason: "No SNS notifications of scaling events: the group only changes size in a rolling release, whose progress and failures CloudFormation reports in the stack events, and each instance's boot and release gate log to the service log group."},
+	{ID: "AwsSolutions-S1", Path: "LoadBalancer/AccessLogs/Resource", When: loadBalanced,
+		Reason: "The bucket of the load balancer's access logs is itself a log destination; logging its reads would need a further bucket. It is private, TLS-only, and only Elastic Load Balancing may write it."},
 }
 
 // AddNagSuppressions applies NagSuppressions to the stack, and acknowledges the CDK validation findings that are
@@ -93,7 +108,11 @@ func AddNagSuppressions(stack awscdk.Stack, cfg Config) {
 
 	// The CDK's synth-time CloudFormation validation does not know the resolve:ssm: form of ImageId, which EC2
 	// resolves when the instance launches (see Service).
-	instance := stack.Node().FindChild(jsii.String("Service")).Node().FindChild(jsii.String("Instance")).Node().DefaultChild()
+	box, image := "Service", "Instance"
+	if cfg.LoadBalanced() {
+		box, image = "Fleet", "LaunchTemplate"
+	}
+	instance := stack.Node().FindChild(jsii.String(box)).Node().FindChild(jsii.String(image)).Node().DefaultChild()
 	awscdk.Validations_Of(instance).Acknowledge(&awscdk.Acknowledgment{
 		Id:     jsii.String("CloudFormation-Validate::E1152"),
 		Reason: jsii.String("ImageId resolve:ssm:<public AL2023 parameter> is valid CloudFormation, resolved at launch"),

@@ -28,7 +28,7 @@ func (s *Synth) annotations(level string) []string {
 }
 
 func TestNagAwsSolutionsHasNoUnsuppressedErrors(t *testing.T) {
-	for _, name := range []string{"default", "prod", "acme", "externalMongo", "narrow"} {
+	for _, name := range []string{"default", "prod", "acme", "externalMongo", "narrow", "loadBalanced", "loadBalancedDNS"} {
 		t.Run(name, func(t *testing.T) {
 			s := stackOf(t, name)
 			for _, e := range s.annotations("aws:cdk:error") {

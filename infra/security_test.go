@@ -8,7 +8,7 @@ import (
 )
 
 func TestNegatives(t *testing.T) {
-	for _, name := range []string{"default", "prod", "acme", "externalMongo", "narrow"} {
+	for _, name := range []string{"default", "prod", "acme", "externalMongo", "narrow", "loadBalanced", "loadBalancedDNS"} {
 		s := stackOf(t, name)
 		t.Run(name, func(t *testing.T) {
 			for _, row := range negativeRows {
@@ -55,7 +55,7 @@ var negativeRows = []seedRow{
 				t.Errorf("%s: %v admits SSH", r.Group, r)
 			}
 		}
-		for _, i := range s.Resources("AWS::EC2::Instance") {
+		for _, i := range launchSpecs(s) {
 			if _, ok := i.Props["KeyName"]; ok {
 				t.Errorf("%s has a key pair", i.ID)
 			}
@@ -79,14 +79,14 @@ var negativeRows = []seedRow{
 		assertRoleReadsBucketOnly(t, s)
 	}},
 	{"IMDSv2 required", func(t *testing.T, s *Synth) {
-		for _, i := range s.Resources("AWS::EC2::Instance") {
+		for _, i := range launchSpecs(s) {
 			if jsonOf(i.Props["MetadataOptions"]) != `{"HttpEndpoint":"enabled","HttpPutResponseHopLimit":1,"HttpTokens":"required"}` {
 				t.Errorf("%s MetadataOptions %s", i.ID, jsonOf(i.Props["MetadataOptions"]))
 			}
 		}
 	}},
 	{"root volume encrypted", func(t *testing.T, s *Synth) {
-		for _, i := range s.Resources("AWS::EC2::Instance") {
+		for _, i := range launchSpecs(s) {
 			for _, bd := range list(i.Props["BlockDeviceMappings"]) {
 				if ebs := bd.(map[string]any)["Ebs"].(map[string]any); ebs["Encrypted"] != true {
 					t.Errorf("%s: unencrypted volume %v", i.ID, bd)
@@ -104,4 +104,17 @@ var negativeRows = []seedRow{
 			}
 		}
 	}},
+}
+
+// launchSpecs are the launch settings of every instance: the single instance's properties, or the fleet's launch
+// template data (named after their resource), so that one check covers both modes.
+func launchSpecs(s *Synth) []Resource {
+	specs := s.Resources("AWS::EC2::Instance")
+	for _, lt := range s.Resources("AWS::EC2::LaunchTemplate") {
+		specs = append(specs, Resource{ID: lt.ID, Type: lt.Type, Props: lt.Props["LaunchTemplateData"].(map[string]any), Raw: lt.Raw})
+	}
+	if len(specs) == 0 {
+		panic("no instance and no launch template")
+	}
+	return specs
 }

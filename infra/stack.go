@@ -49,6 +49,13 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
 	})
 
+	if cfg.LoadBalanced() {
+		// instances > 1: the same network and data stores, the service behind a load balancer (loadbalanced.go).
+		addLoadBalancedService(stack, cfg, props.BinaryPath, network, data, database, docstore)
+		AddNagSuppressions(stack, cfg)
+		return stack
+	}
+
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := NewService(stack, "Service", &ServiceProps{
 		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
@@ -64,12 +71,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	}
 
 	// The API token of every POST, generated; the service reads it and its database secrets, nothing else.
-	apiToken := awssecretsmanager.NewSecret(stack, jsii.String("ApiToken"), &awssecretsmanager.SecretProps{
-		Description: jsii.String("Bearer token of the aircraftd API (every POST)"),
-		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
-			PasswordLength: jsii.Number(48), ExcludePunctuation: jsii.Bool(true),
-		},
-	})
+	apiToken := newAPIToken(stack)
 	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
 		secret.GrantRead(service.Role, nil)
 	}
@@ -117,6 +119,16 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	AddNagSuppressions(stack, cfg)
 	return stack
+}
+
+// newAPIToken is the generated bearer token of every POST.
+func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
+	return awssecretsmanager.NewSecret(stack, jsii.String("ApiToken"), &awssecretsmanager.SecretProps{
+		Description: jsii.String("Bearer token of the aircraftd API (every POST)"),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength: jsii.Number(48), ExcludePunctuation: jsii.Bool(true),
+		},
+	})
 }
 
 func output(stack awscdk.Stack, id string, value *string, description string) {

@@ -168,13 +168,30 @@ func (s *Synth) roleStatements(t testing.TB) ([]statement, []string) {
 func (s *Synth) serviceRole(t testing.TB) string {
 	t.Helper()
 	profile := s.One(t, "AWS::IAM::InstanceProfile")
-	if !refTo(s.One(t, "AWS::EC2::Instance").Props["IamInstanceProfile"], profile.ID) {
+	var used any
+	if templates := s.Resources("AWS::EC2::LaunchTemplate"); len(templates) == 1 { // the load-balanced fleet
+		used = templates[0].Props["LaunchTemplateData"].(map[string]any)["IamInstanceProfile"].(map[string]any)["Arn"]
+	} else {
+		used = s.One(t, "AWS::EC2::Instance").Props["IamInstanceProfile"]
+	}
+	if !refTo(used, profile.ID) {
 		t.Fatal("the instance does not use the instance profile")
 	}
 	return fmt.Sprint(list(profile.Props["Roles"])[0].(map[string]any)["Ref"])
 }
 
-func (s *Synth) bucketID(t testing.TB) string { return s.One(t, "AWS::S3::Bucket").ID }
+// bucketID is the data bucket: the only bucket, or (with the load balancer's log bucket) the BucketName output's.
+func (s *Synth) bucketID(t testing.TB) string {
+	t.Helper()
+	if buckets := s.Resources("AWS::S3::Bucket"); len(buckets) == 1 {
+		return buckets[0].ID
+	}
+	ref, _ := s.Output("BucketName").(map[string]any)["Ref"].(string)
+	if ref == "" {
+		t.Fatal("no data bucket")
+	}
+	return ref
+}
 
 // serviceEnv is aircraftd.env as installed on the instance (intrinsics rendered as ${...}).
 func (s *Synth) serviceEnv(t *testing.T) map[string]string {

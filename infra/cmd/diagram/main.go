@@ -17,14 +17,16 @@ func main() {
 	assembly := flag.String("assembly", "cdk.out", "cloud assembly folder (the output of cdk synth)")
 	out := flag.String("out", "../docs/architecture.md", "Markdown file to write")
 	readme := flag.String("readme", "", "Markdown file whose diagram block to update too (e.g. ../README.md)")
+	title := flag.String("title", "Architecture", "title of the page")
+	context := flag.String("context", "default context", "the context of the synth, as the page names it")
 	flag.Parse()
-	if err := run(*assembly, *out, *readme); err != nil {
+	if err := run(*assembly, *out, *readme, *title, *context); err != nil {
 		fmt.Fprintln(os.Stderr, "diagram:", err)
 		os.Exit(1)
 	}
 }
 
-func run(assembly, out, readme string) error {
+func run(assembly, out, readme, title, context string) error {
 	var manifest struct {
 		Artifacts map[string]struct {
 			Type       string
@@ -48,7 +50,7 @@ func run(assembly, out, readme string) error {
 	if err := readJSON(filepath.Join(assembly, stacks[0]), &tpl); err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, []byte(diagram.Render(tpl)), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(diagram.RenderPage(tpl, title, context)), 0o644); err != nil {
 		return err
 	}
 	fmt.Println("wrote", out)

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
+)
+
+// FleetProps configures the service instances of the load-balanced mode.
+type FleetProps struct {
+	Vpc              awsec2.IVpc
+	InstanceType     string
+	Instances        int // desired
+	MinInstances     int
+	MaxInstances     int
+	DataBucket       awss3.IBucket
+	LogGroupName     string
+	LogRetentionDays int
+	Stage            string
+}
+
+// Fleet is the Auto Scaling group box: instances like the single one (Amazon Linux 2023, IMDSv2 only with hop limit
+// 1, encrypted gp3 root, no key pair - Session Manager) from a launch template, in the public subnets (no NAT
+// gateway: they reach the AWS APIs directly) but admitting nothing from the internet: its security group admits the
+// load balancer on 443 only (LoadBalancer.Serve) and lets out HTTPS plus what the stack connects it to. Its role
+// has the single instance's read-only grants; the stack adds the secrets, SharedDownloads the mount, Release the
+// deploy rights.
+//
+// Releases roll: ReleaseTo gives the launch template a user data naming the release, so a new release is a new
+// launch template version, which the group's rolling update puts on one new instance at a time, each gated by its
+// own readiness signal; see docs/infra.md.
+type Fleet struct {
+	constructs.Construct
+	Group          awsautoscaling.AutoScalingGroup
+	LaunchTemplate awsec2.LaunchTemplate
+	SecurityGroup  awsec2.SecurityGroup
+	Role           awsiam.Role
+	LogGroup       awslogs.LogGroup
+	Arch           string
+	instances      int
+}
+
+// releaseTimeout is how long CloudFormation waits for an instance's readiness signal, at creation and per
+// instance of a rolling update: boot, packages, the first connection to every data store.
+const releaseTimeout = 15
+
+func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
+	this := constructs.NewConstruct(scope, &id)
+
+	sg := awsec2.NewSecurityGroup(this, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              props.Vpc,
+		Description:      jsii.String("aircraftd fleet: HTTPS in from the load balancer only; out HTTPS, the databases and EFS"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)),
+		jsii.String("HTTPS: AWS APIs (S3, Secrets Manager, SSM, CloudFormation, Logs), RDS CA bundle, dnf"), nil)
+
+	// The single instance's read-only grants (service.go), statement for statement.
+	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		Description:     jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
+		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
+	})
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ListDataBucket"),
+		Actions:   jsii.Strings("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation", "s3:GetBucketVersioning"),
+		Resources: jsii.Strings(*props.DataBucket.BucketArn()),
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadDataObjects"),
+		Actions:   jsii.Strings("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
+		Resources: jsii.Strings(*props.DataBucket.ArnForObjects(jsii.String("*"))),
+	}))
+	logs := awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(props.LogGroupName),
+		RemovalPolicy: retainInProd(props.Stage),
+	})
+	logs.Node().DefaultChild().(awslogs.CfnLogGroup).SetRetentionInDays(jsii.Number(float64(props.LogRetentionDays)))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("WriteServiceLogs"),
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
+		Resources: jsii.Strings(*logs.LogGroupArn()),
+	}))
+
+	arch := instanceArch(props.InstanceType)
+	template := awsec2.NewLaunchTemplate(this, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
+		InstanceType: awsec2.NewInstanceType(jsii.String(props.InstanceType)),
+		// Resolved at each launch: new instances get the current AL2023 release; running ones are left alone.
+		MachineImage: awsec2.MachineImage_ResolveSsmParameterAtLaunch(jsii.String(amiParameter(arch)),
+			&awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX}),
+		SecurityGroup:           sg,
+		Role:                    role,
+		HttpEndpoint:            jsii.Bool(true),
+		HttpTokens:              awsec2.LaunchTemplateHttpTokens_REQUIRED,
+		HttpPutResponseHopLimit: jsii.Number(1),
+		BlockDevices: &[]*awsec2.BlockDevice{{
+			DeviceName: jsii.String("/dev/xvda"),
+			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(16), &awsec2.EbsDeviceOptions{
+				VolumeType: awsec2.EbsDeviceVolumeType_GP3, Encrypted: jsii.Bool(true), DeleteOnTermination: jsii.Bool(true),
+			}),
+		}},
+		UserData: awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
+	})
+
+	// Keep every instance during a rolling release (new first, then old), within maxInstances.
+	inService := min(props.Instances, props.MaxInstances-1)
+	group := awsautoscaling.NewAutoScalingGroup(this, jsii.String("Group"), &awsautoscaling.AutoScalingGroupProps{
+		Vpc:             props.Vpc,
+		VpcSubnets:      &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC},
+		LaunchTemplate:  template,
+		MinCapacity:     jsii.Number(float64(props.MinInstances)),
+		MaxCapacity:     jsii.Number(float64(props.MaxInstances)),
+		DesiredCapacity: jsii.Number(float64(props.Instances)),
+		// EC2 status, not the load balancer's readiness: a database outage makes every target unready, and
+		// replacing instances would not bring it back. The load balancer stops routing to unready ones.
+		HealthChecks: awsautoscaling.HealthChecks_Ec2(&awsautoscaling.Ec2HealthChecksOptions{
+			GracePeriod: awscdk.Duration_Minutes(jsii.Number(releaseTimeout)),
+		}),
+		Signals: awsautoscaling.Signals_WaitForAll(&awsautoscaling.SignalsOptions{
+			Timeout: awscdk.Duration_Minutes(jsii.Number(releaseTimeout)),
+		}),
+		UpdatePolicy: awsautoscaling.UpdatePolicy_RollingUpdate(&awsautoscaling.RollingUpdateOptions{
+			MaxBatchSize:          jsii.Number(1),
+			MinInstancesInService: jsii.Number(float64(inService)),
+			// Nothing may start or stop instances behind the rollout's back.
+			SuspendProcesses: &[]awsautoscaling.ScalingProcess{
+				awsautoscaling.ScalingProcess_HEALTH_CHECK, awsautoscaling.ScalingProcess_REPLACE_UNHEALTHY,
+				awsautoscaling.ScalingProcess_AZ_REBALANCE, awsautoscaling.ScalingProcess_ALARM_NOTIFICATION,
+				awsautoscaling.ScalingProcess_SCHEDULED_ACTIONS,
+			},
+		}),
+	})
+	awscdk.Annotations_Of(group).AcknowledgeWarning(jsii.String("@aws-cdk/aws-autoscaling:desiredCapacitySet"),
+		jsii.String("instances is the group's size, set by every deploy on purpose: the group has no scaling policy"))
+	// New instances read the release with the role's current grants.
+	group.Node().AddDependency(role)
+
+	return &Fleet{Construct: this, Group: group, LaunchTemplate: template, SecurityGroup: sg, Role: role, LogGroup: logs,
+		Arch: arch, instances: props.Instances}
+}
+
+// AllowTo lets the fleet reach a database on its port: egress here, ingress on the database's security group.
+func (f *Fleet) AllowTo(target awsec2.IConnectable, port int, what string) {
+	target.Connections().AllowFrom(f.SecurityGroup, awsec2.Port_Tcp(jsii.Number(float64(port))),
+		jsii.String(fmt.Sprintf("%s from the fleet", what)))
+}
+
+// AllowToInternet lets the fleet out to any IPv4 address on port (an external database).
+func (f *Fleet) AllowToInternet(port int, what string) {
+	f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
+}
+
+// FleetReleaseProps configures the deployment of app/ onto the fleet.
+type FleetReleaseProps struct {
+	BinaryPath    string
+	Environment   serviceenv.Settings
+	FileSystemID  string
+	AccessPointID string
+}
+
+// ReleaseTo installs the app on every instance of the fleet: the binary as an S3 asset and its files as cfn-init
+// metadata on the Auto Scaling group, installed at first boot by the launch template's user data, which names the
+// release. It returns the release id.
+func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
+	stack := awscdk.Stack_Of(f.Construct)
+	group := f.Group.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup)
+
+	binary := awss3assets.NewAsset(f.Construct, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
+	binarySHA := must(fileSHA256(props.BinaryPath))
+	env := must(renderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
+	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName())
+	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
+
+	root := func(mode string) *awsec2.InitFileOptions {
+		return &awsec2.InitFileOptions{Mode: jsii.String(mode), Owner: jsii.String("root"), Group: jsii.String("root")}
+	}
+	command := func(key, cmd, test string) awsec2.InitElement {
+		o := &awsec2.InitCommandOptions{Key: jsii.String(key)}
+		if test != "" {
+			o.TestCmd = jsii.String(test)
+		}
+		return awsec2.InitCommand_ShellCommand(jsii.String(cmd), o)
+	}
+	install := []awsec2.InitElement{
+		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, root("000755")),
+		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(env), root("000644")),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644")),
+		awsec2.InitFile_FromString(jsii.String(downloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
+		awsec2.InitFile_FromUrl(jsii.String(caBundlePath), jsii.String(rdsCABundleURL), root("000644")),
+		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644")),
+		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
+		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
+		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, stateDir), "! id aircraftd"),
+		command("20-packages", "dnf install -y amazon-cloudwatch-agent amazon-efs-utils", "! rpm -q amazon-cloudwatch-agent amazon-efs-utils"),
+		command("30-mount-downloads", fmt.Sprintf("mkdir -p %[1]s && echo \"%[2]s\" >> /etc/fstab && mount %[1]s", sharedDownloadsPath, mount),
+			"! mountpoint -q "+sharedDownloadsPath),
+		command("40-daemon-reload", "systemctl daemon-reload", ""),
+		command("50-ship-logs", "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json", ""),
+		awsec2.InitService_Enable(jsii.String("aircraftd"), &awsec2.InitServiceOptions{ServiceManager: awsec2.ServiceManager_SYSTEMD}),
+	}
+	// cfn-init starts services after commands: the gate is a config of its own, after the install.
+	gate := []awsec2.InitElement{command("10-ready", readyScriptPath, "")}
+	init := awsec2.CloudFormationInit_FromConfigSets(&awsec2.ConfigSetProps{
+		ConfigSets: &map[string]*[]*string{"deploy": jsii.Strings("install", "gate")},
+		Configs: &map[string]awsec2.InitConfig{
+			"install": awsec2.NewInitConfig(&install),
+			"gate":    awsec2.NewInitConfig(&gate),
+		},
+	})
+	// As for the single instance (release.go): the metadata and its S3 authentication; the user data is ours.
+	init.Attach(group, &awsec2.AttachInitOptions{
+		InstanceRole: f.Role.WithoutPolicyUpdates(nil),
+		Platform:     awsec2.OperatingSystemType_LINUX,
+		UserData:     awsec2.UserData_ForLinux(nil),
+	})
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadReleaseBinary"),
+		Actions:   jsii.Strings("s3:GetObject"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey())),
+	}))
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadMetadataAndSignal"),
+		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),
+		Resources: jsii.Strings(*awscdk.Aws_STACK_ID()),
+	}))
+
+	// The release id covers the binary and everything cfn-init installs; the user data names it.
+	release := hashJSON(binarySHA, fleetFilesDigest(), stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount}))
+	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
+	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
+	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))
+	return release
+}
+
+// fleetFilesDigest hashes the static files a fleet instance installs (bootstrap/ and fleetboot/).
+func fleetFilesDigest() string {
+	entries, _ := fleetbootFS.ReadDir("fleetboot")
+	values := []any{staticFilesDigest()}
+	for _, e := range entries {
+		values = append(values, e.Name(), fleetbootFile(e.Name()))
+	}
+	return hashJSON(values...)
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
+)
+
+// deregistrationDelaySeconds is how long the load balancer lets an instance that leaves (a rolling release, scale-in)
+// finish its requests before it stops routing to it for good: at least aircraftd's own drain time.
+const deregistrationDelaySeconds = 30
+
+// addLoadBalancedService is the rest of the stack with instances > 1, after the network and the data stores that
+// both modes share:
+//
+//	client ──HTTPS 443 (80: redirect)──▶ ALB (public subnets, ACM certificate) ──443──▶ Auto Scaling group of N
+//	instances (public subnets, nothing in from the internet) ──5432/27017──▶ RDS / DocumentDB (isolated)
+//	                                    │ ──2049──▶ EFS (isolated): DOWNLOAD_PATH, shared by every instance
+//	                                    └──read-only──▶ S3 bucket aircraft-data; ALB access logs ──▶ log bucket
+func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, network *Network, data *DataBucket, database *Database, docstore *DocStore) {
+	apiToken := newAPIToken(stack)
+
+	// EFS: the downloads every instance sees.
+	downloads := NewSharedDownloads(stack, "Downloads", &SharedDownloadsProps{Vpc: network.Vpc, Stage: cfg.Stage})
+
+	// The Auto Scaling group of aircraftd instances.
+	fleet := NewFleet(stack, "Fleet", &FleetProps{
+		Vpc: network.Vpc, InstanceType: cfg.InstanceType, Instances: cfg.Instances, MinInstances: cfg.MinInstances,
+		MaxInstances: cfg.MaxInstances, DataBucket: data.Bucket, LogGroupName: "/aircraft/" + cfg.StackName + "/service",
+		LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
+	})
+	fleet.AllowTo(database.Instance, 5432, "PostgreSQL")
+	if docstore.Cluster != nil {
+		fleet.AllowTo(docstore.Cluster, 27017, "DocumentDB")
+	} else {
+		fleet.AllowToInternet(27017, "external MongoDB")
+	}
+	fleet.AllowTo(downloads.FileSystem, 2049, "NFS (EFS)")
+	// An instance's release gate needs every data store up, and its first boot mounts the file system: the
+	// group is created (and its instances launched) once they all exist.
+	fleet.Group.Node().AddDependency(database.Construct, docstore.Construct, downloads.Construct)
+	downloads.GrantMount(fleet.Role)
+	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
+		secret.GrantRead(fleet.Role, nil)
+	}
+
+	// The load balancer in front of the fleet.
+	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{
+		Vpc: network.Vpc, AllowedCidr: cfg.AllowedCidr, CertificateArn: cfg.CertificateArn, DomainName: cfg.DomainName,
+		HostedZoneID: cfg.HostedZoneID, AccessLogDays: cfg.AccessLogDays, Stage: cfg.Stage,
+	})
+	targets := lb.Serve(fleet, deregistrationDelaySeconds)
+
+	release := fleet.ReleaseTo(&FleetReleaseProps{
+		BinaryPath: binaryPath,
+		Environment: serviceenv.Settings{
+			Region:            *awscdk.Aws_REGION(),
+			Bucket:            *data.Bucket.BucketName(),
+			DBSecretArn:       *database.Instance.Secret().SecretArn(),
+			MongoSecretArn:    *docstore.Secret.SecretArn(),
+			DocumentDB:        docstore.Cluster != nil,
+			APITokenSecretArn: *apiToken.SecretArn(),
+		},
+		FileSystemID:  *downloads.FileSystem.FileSystemId(),
+		AccessPointID: *downloads.AccessPoint.AccessPointId(),
+	})
+
+	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
+	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
+	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
+	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
+	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
+	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
+	output(stack, "LoadBalancerDnsName", lb.ALB.LoadBalancerDnsName(), "DNS name of the load balancer (point domainName here)")
+	output(stack, "AutoScalingGroupName", fleet.Group.AutoScalingGroupName(), "Auto Scaling group of the service instances")
+	output(stack, "TargetGroupArn", targets.TargetGroupArn(), "Target group of the instances (health: GET "+readinessPath+")")
+	output(stack, "FileSystemId", downloads.FileSystem.FileSystemId(), "EFS file system of the downloads (DOWNLOAD_PATH)")
+	output(stack, "AccessLogBucketName", lb.AccessLogs.BucketName(), "Access logs of the load balancer")
+	output(stack, "LogGroupName", fleet.LogGroup.LogGroupName(), "Service and deploy logs")
+	output(stack, "ReleaseId", jsii.String(release), "Release id of the deployed binary and configuration")
+}
