@@ -23,16 +23,31 @@ type Outputs struct {
 	LogGroupName             string
 	ReleaseID                string // ReleaseId
 	CertificateParameterName string // only without a domain: the self-signed certificate's SSM parameter
+
+	// The load-balanced variant (instances > 1), instead of InstanceId and ElasticIp.
+	LoadBalancerDNSName  string // LoadBalancerDnsName
+	AutoScalingGroupName string
+	TargetGroupArn       string
+	FileSystemID         string // FileSystemId
 }
 
-// requiredOutputs must all be present and non-empty.
-var requiredOutputs = []string{"ApiUrl", "BucketName", "DatabaseEndpoint", "DatabaseSecretArn", "MongoSecretArn",
-	"ApiTokenSecretArn", "InstanceId", "ElasticIp", "LogGroupName", "ReleaseId"}
+// requiredOutputs must all be present and non-empty: the common ones, then those of the single instance or of the
+// load-balanced variant (recognised by LoadBalancerDnsName).
+var (
+	requiredOutputs = []string{"ApiUrl", "BucketName", "DatabaseEndpoint", "DatabaseSecretArn", "MongoSecretArn",
+		"ApiTokenSecretArn", "LogGroupName", "ReleaseId"}
+	singleOutputs       = []string{"InstanceId", "ElasticIp"}
+	loadBalancedOutputs = []string{"LoadBalancerDnsName", "AutoScalingGroupName", "TargetGroupArn", "FileSystemId"}
+)
 
 // OutputsFromMap validates the outputs of a stack given as name → value.
 func OutputsFromMap(m map[string]string) (Outputs, error) {
 	var missing []string
-	for _, k := range requiredOutputs {
+	required := append(slices.Clone(requiredOutputs), singleOutputs...)
+	if m["LoadBalancerDnsName"] != "" {
+		required = append(slices.Clone(requiredOutputs), loadBalancedOutputs...)
+	}
+	for _, k := range required {
 		if strings.TrimSpace(m[k]) == "" {
 			missing = append(missing, k)
 		}
@@ -45,6 +60,8 @@ func OutputsFromMap(m map[string]string) (Outputs, error) {
 		DatabaseSecretArn: m["DatabaseSecretArn"], MongoSecretArn: m["MongoSecretArn"], ApiTokenSecretArn: m["ApiTokenSecretArn"],
 		InstanceID: m["InstanceId"], ElasticIP: m["ElasticIp"], LogGroupName: m["LogGroupName"], ReleaseID: m["ReleaseId"],
 		CertificateParameterName: m["CertificateParameterName"],
+		LoadBalancerDNSName:      m["LoadBalancerDnsName"], AutoScalingGroupName: m["AutoScalingGroupName"],
+		TargetGroupArn: m["TargetGroupArn"], FileSystemID: m["FileSystemId"],
 	}
 	u, err := url.Parse(o.APIURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -76,6 +93,9 @@ func OutputsFromCloudFormation(outs []cftypes.Output) (Outputs, error) {
 	}
 	return OutputsFromMap(m)
 }
+
+// LoadBalanced says whether the stack is the load-balanced variant (an Auto Scaling group behind an ALB).
+func (o Outputs) LoadBalanced() bool { return o.AutoScalingGroupName != "" }
 
 // SelfSigned says whether the service serves the self-signed certificate published to SSM (no domain), which the
 // client pins, rather than an ACME one that the system roots trust.

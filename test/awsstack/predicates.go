@@ -229,3 +229,29 @@ func anyOf(v any, want string) bool {
 	}
 	return false
 }
+
+// FleetInstanceProblems checks one instance of the load-balanced fleet like the single one (InstanceProblems),
+// except that it has no Elastic IP, and that its only security group is the fleet's.
+func FleetInstanceProblems(inst ec2types.Instance, wantType, fleetGroup string) []string {
+	var problems []string
+	for _, p := range InstanceProblems(inst, wantType, aws.ToString(inst.PublicIpAddress)) {
+		problems = append(problems, aws.ToString(inst.InstanceId)+": "+p)
+	}
+	if len(inst.SecurityGroups) != 1 || aws.ToString(inst.SecurityGroups[0].GroupId) != fleetGroup {
+		problems = append(problems, fmt.Sprintf("%s: security groups %v, want the fleet's %s only", aws.ToString(inst.InstanceId),
+			inst.SecurityGroups, fleetGroup))
+	}
+	return problems
+}
+
+// FleetCapacityProblems checks the Auto Scaling group's size: wantInstances desired and in service.
+func FleetCapacityProblems(desired, current int64, wantInstances int) []string {
+	var problems []string
+	if desired != int64(wantInstances) {
+		problems = append(problems, fmt.Sprintf("the group wants %d instances, the deploy asked for %d", desired, wantInstances))
+	}
+	if current != desired {
+		problems = append(problems, fmt.Sprintf("the group has %d instances in service, wants %d", current, desired))
+	}
+	return problems
+}

@@ -139,7 +139,7 @@ func (s *Suite) Teardown(t *testing.T) {
 func (s *Suite) Validate(t *testing.T) {
 	st := s.loadState(t)
 	out := s.outputs(t, st)
-	logger.Default.Logf(t, "stack %s: %s, release %s, instance %s", st.StackName, out.APIURL, out.ReleaseID, out.InstanceID)
+	logger.Default.Logf(t, "stack %s: %s, release %s, instance %s%s", st.StackName, out.APIURL, out.ReleaseID, out.InstanceID, out.AutoScalingGroupName)
 
 	tg := e2e.Target{
 		Name:    "aws",
@@ -155,7 +155,11 @@ func (s *Suite) Validate(t *testing.T) {
 	}
 	d := e2e.LoadData(t)
 	t.Run("api", func(t *testing.T) { e2e.Check(t, tg, e2e.NewRun(time.Now()), d) })
-	t.Run("aws", func(t *testing.T) { s.checkAWS(t, st, out) })
+	if out.LoadBalanced() {
+		t.Run("aws", func(t *testing.T) { s.checkFleet(t, st, out) })
+	} else {
+		t.Run("aws", func(t *testing.T) { s.checkAWS(t, st, out) })
+	}
 }
 
 // outputs reads the stack's outputs: the deploy's file, else CloudFormation's DescribeStacks.
@@ -269,6 +273,14 @@ func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
 		}
 	})
 
+	s.checkDataStores(t, st, out, serviceGroup)
+}
+
+// checkDataStores checks the database (admitting serviceGroup only) and the bucket: the same in both variants.
+func (s *Suite) checkDataStores(t *testing.T, st State, out Outputs, serviceGroup string) {
+	ctx := t.Context()
+	region := st.Region
+	ec2c := aws.NewEc2ClientContext(t, ctx, region)
 	t.Run("database", func(t *testing.T) {
 		id, err := DBInstanceID(out.DatabaseEndpoint)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,8 +28,15 @@ type Settings struct {
 	InstanceType string // E2E_INSTANCE_TYPE: expected (and deployed) instance type; default t2.micro
 	DomainName   string // E2E_DOMAIN_NAME: deploy with an ACME certificate for this name (trusted by system roots)
 	HostedZoneID string // E2E_HOSTED_ZONE_ID: with E2E_DOMAIN_NAME, the Route 53 zone of its A record
-	Context      []string
+	// The load-balanced variant: E2E_INSTANCES > 1 deploys -c instances=N, an ALB with an ACM certificate (for
+	// E2E_DOMAIN_NAME, DNS-validated in E2E_HOSTED_ZONE_ID, or E2E_CERTIFICATE_ARN) in front of N instances.
+	Instances      int    // E2E_INSTANCES: default 1 (the single instance)
+	CertificateArn string // E2E_CERTIFICATE_ARN: the load balancer's certificate (its DNS is yours to point)
+	Context        []string
 }
+
+// LoadBalanced says whether the run deploys and checks the load-balanced variant.
+func (s Settings) LoadBalanced() bool { return s.Instances > 1 }
 
 // DefaultInstanceType is the infra's default (docs/infra.md).
 const DefaultInstanceType = "t2.micro"
@@ -36,16 +44,25 @@ const DefaultInstanceType = "t2.micro"
 // ReadSettings reads the settings through getenv (os.Getenv) and validates them.
 func ReadSettings(getenv func(string) string) (Settings, error) {
 	s := Settings{
-		Enabled:      getenv("E2E_AWS") == "1",
-		Region:       firstNonEmpty(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")),
-		StackName:    strings.TrimSpace(getenv("E2E_STACK_NAME")),
-		AllowedCidr:  strings.TrimSpace(getenv("E2E_ALLOWED_CIDR")),
-		InstanceType: firstNonEmpty(strings.TrimSpace(getenv("E2E_INSTANCE_TYPE")), DefaultInstanceType),
-		DomainName:   strings.TrimSpace(getenv("E2E_DOMAIN_NAME")),
-		HostedZoneID: strings.TrimSpace(getenv("E2E_HOSTED_ZONE_ID")),
+		Enabled:        getenv("E2E_AWS") == "1",
+		Region:         firstNonEmpty(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")),
+		StackName:      strings.TrimSpace(getenv("E2E_STACK_NAME")),
+		AllowedCidr:    strings.TrimSpace(getenv("E2E_ALLOWED_CIDR")),
+		InstanceType:   firstNonEmpty(strings.TrimSpace(getenv("E2E_INSTANCE_TYPE")), DefaultInstanceType),
+		DomainName:     strings.TrimSpace(getenv("E2E_DOMAIN_NAME")),
+		HostedZoneID:   strings.TrimSpace(getenv("E2E_HOSTED_ZONE_ID")),
+		Instances:      1,
+		CertificateArn: strings.TrimSpace(getenv("E2E_CERTIFICATE_ARN")),
 	}
 	if !s.Enabled {
 		return s, nil
+	}
+	if v := strings.TrimSpace(getenv("E2E_INSTANCES")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 20 {
+			return s, fmt.Errorf("E2E_INSTANCES %q: want 1 to 20", v)
+		}
+		s.Instances = n
 	}
 	if s.Region == "" {
 		return s, fmt.Errorf("E2E_AWS=1 needs a region: set AWS_REGION")
@@ -60,6 +77,15 @@ func ReadSettings(getenv func(string) string) (Settings, error) {
 	}
 	if s.HostedZoneID != "" && s.DomainName == "" {
 		return s, fmt.Errorf("E2E_HOSTED_ZONE_ID needs E2E_DOMAIN_NAME")
+	}
+	switch {
+	case s.CertificateArn != "" && !s.LoadBalanced():
+		return s, fmt.Errorf("E2E_CERTIFICATE_ARN needs E2E_INSTANCES > 1")
+	case s.LoadBalanced() && s.DomainName == "":
+		// The API is checked with the system roots: the certificate must name the URL.
+		return s, fmt.Errorf("E2E_INSTANCES > 1 needs E2E_DOMAIN_NAME (the name of the load balancer's certificate)")
+	case s.LoadBalanced() && s.HostedZoneID == "" && s.CertificateArn == "":
+		return s, fmt.Errorf("E2E_INSTANCES > 1 needs E2E_HOSTED_ZONE_ID (a DNS-validated certificate) or E2E_CERTIFICATE_ARN")
 	}
 	return s, nil
 }
@@ -92,6 +118,12 @@ func (s Settings) CDKContext(stackName, allowedCidr string) []string {
 	}
 	if s.HostedZoneID != "" {
 		ctx = append(ctx, "hostedZoneId="+s.HostedZoneID)
+	}
+	if s.LoadBalanced() {
+		ctx = append(ctx, "instances="+strconv.Itoa(s.Instances))
+	}
+	if s.CertificateArn != "" {
+		ctx = append(ctx, "certificateArn="+s.CertificateArn)
 	}
 	return ctx
 }
