@@ -17,10 +17,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/sethvargo/go-retry"
 
@@ -84,60 +84,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 	}
-	dbURL, err := cfg.PostgresURL()
+	tokens, err := authTokens(cfg, log)
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, log, dbURL)
+	st, err := open(ctx, log, cfg)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-
-	if cfg.S3Bucket == "" {
-		return errors.New("S3_BUCKET is not set")
-	}
-	s3c, err := bucket.NewClient(ctx, cfg.AWSRegion, cfg.S3Endpoint)
-	if err != nil {
-		return err
-	}
-	flights := bucket.Bucket{Client: s3c, Name: cfg.S3Bucket}
-
-	// Jobs outlive the request that started them but not the process: they
-	// stop when the server has drained.
-	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	registry := jobs.NewRegistry(jobsCtx, time.Hour)
-	defer func() { stopJobs(); registry.Wait() }()
-
-	ready := []httpapi.Check{
-		{Name: "postgres", Check: db.Ping},
-		{Name: "s3", Check: flights.Check},
-	}
-	store, dl, err := openLanes(ctx, log, cfg, s3c)
-	if err != nil {
-		return err
-	}
-	var lanes *httpapi.Lanes
-	if store != nil {
-		defer dl.Close()
-		defer store.Close(context.WithoutCancel(ctx))
-		ready = append(ready, httpapi.Check{Name: "mongodb", Check: store.Ping})
-		source := bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
-		lanes = &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: source, Log: log}}
-	}
-
-	handler := httpapi.NewServer(httpapi.Deps{
-		Log:      log,
-		Version:  version,
-		APIToken: cfg.APIToken,
-		CORS:     cfg.CORSAllowOrigins,
-		Stats:    db,
-		Ingest:   httpapi.IngestService(&ingest.Service{DB: db, Bucket: flights, Log: log, Workers: cfg.IngestWorkers}),
-		Jobs:     registry,
-		Ready:    ready,
-		Lanes:    lanes,
+	registry := jobs.NewRegistry(log, jobs.Limits{
+		MaxRunning: cfg.JobsMaxRunning, KeepFinished: cfg.JobsKeep, KeepFor: cfg.JobsKeepFor,
 	})
-	return serve.Run(ctx, handler, serve.Options{
+	handler := httpapi.NewServer(httpapi.Deps{
+		Log:            log,
+		Version:        version,
+		APITokens:      tokens,
+		CORS:           cfg.CORSAllowOrigins,
+		TrustedProxies: cfg.TrustedProxies,
+		Stats:          st.db,
+		Ingest:         httpapi.IngestService(&ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers}),
+		Jobs:           registry,
+		Ready:          st.checks(),
+		Lanes:          st.lanes(log),
+	})
+
+	// Shutdown, in this order: (1) stop accepting, (2) requests in flight
+	// finish within the grace period, then their contexts are cancelled
+	// (both in serve.Run, which returns when no handler runs any more),
+	// (3) jobs are cancelled with the cause "shutdown" and drained,
+	// (4) the downloads root, MongoDB and Postgres are closed.
+	err = serve.Run(ctx, handler, serve.Options{
 		Addr:         cfg.HTTPAddr,
 		RedirectAddr: cfg.RedirectAddr,
 		CertFile:     cfg.TLSCertFile,
@@ -149,6 +125,113 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Grace:        cfg.ShutdownGrace,
 		Log:          log,
 	})
+	log.Info("shutting down: stopping jobs")
+	registry.Stop(serve.ErrShutdown)
+	log.Info("shutting down: closing the downloads root, mongodb, postgres")
+	st.close(log)
+	log.Info("stopped")
+	return err
+}
+
+// authTokens returns the bearer tokens every POST needs: API_TOKEN (or the
+// secret it names) is a list, comma or white space separated, so that a new
+// token can be added before the old one is removed. An empty list refuses
+// to start unless AUTH_DISABLE=true says so; the log says which.
+func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
+	tokens := strings.FieldsFunc(cfg.APIToken, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	switch {
+	case cfg.AuthDisable:
+		log.Warn("auth: off (AUTH_DISABLE=true): every POST is open", "tokens_ignored", len(tokens))
+		return nil, nil
+	case len(tokens) == 0:
+		return nil, errors.New("auth: API_TOKEN (or the secret API_TOKEN_SECRET_ARN names) is empty: set a token, or AUTH_DISABLE=true to run without auth")
+	}
+	log.Info("auth: bearer token required on every POST", "tokens", len(tokens))
+	return tokens, nil
+}
+
+// stores are the service's connections to its dependencies.
+type stores struct {
+	db      *postgres.DB
+	flights bucket.Bucket
+	source  bucket.Bucket
+	mongo   *mongo.Store         // nil without MONGODB_URL
+	dl      *download.Downloader // nil without MONGODB_URL
+}
+
+// open connects to every dependency; on failure it closes what it opened.
+func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores, err error) {
+	st := &stores{}
+	defer func() {
+		if err != nil {
+			st.close(log)
+		}
+	}()
+	dbURL, err := cfg.PostgresURL()
+	if err != nil {
+		return nil, err
+	}
+	if st.db, err = openDB(ctx, log, dbURL); err != nil {
+		return nil, err
+	}
+	if cfg.S3Bucket == "" {
+		return nil, errors.New("S3_BUCKET is not set")
+	}
+	s3c, err := bucket.NewClient(ctx, cfg.AWSRegion, cfg.S3Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	st.flights = bucket.Bucket{Client: s3c, Name: cfg.S3Bucket}
+	st.source = bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
+	if cfg.MongoURL == "" {
+		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")
+		return st, nil
+	}
+	if st.mongo, err = openMongo(ctx, log, cfg); err != nil {
+		return nil, err
+	}
+	st.dl, err = download.New(download.Config{
+		Store: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
+		Workers: cfg.DownloadWorkers, Durable: cfg.DownloadFsync, Log: log,
+	})
+	return st, err
+}
+
+// checks are what readiness reports on.
+func (st *stores) checks() []httpapi.Check {
+	c := []httpapi.Check{{Name: "postgres", Check: st.db.Ping}, {Name: "s3", Check: st.flights.Check}}
+	if st.mongo != nil {
+		c = append(c, httpapi.Check{Name: "mongodb", Check: st.mongo.Ping})
+	}
+	return c
+}
+
+// lanes are the lane file endpoints' dependencies; nil without MongoDB.
+func (st *stores) lanes(log *slog.Logger) *httpapi.Lanes {
+	if st.dl == nil {
+		return nil
+	}
+	return &httpapi.Lanes{Store: st.mongo, Downloader: st.dl, Indexer: &download.Indexer{Store: st.mongo, Bucket: st.source, Log: log}}
+}
+
+// close releases the downloads root, then MongoDB, then Postgres. The S3
+// client holds nothing to release but idle connections.
+func (st *stores) close(log *slog.Logger) {
+	if st.dl != nil {
+		if err := st.dl.Close(); err != nil {
+			log.Warn("closing the downloads root", "error", err)
+		}
+	}
+	if st.mongo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := st.mongo.Close(ctx); err != nil {
+			log.Warn("closing mongodb", "error", err)
+		}
+	}
+	if st.db != nil {
+		st.db.Close()
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -175,14 +258,8 @@ func openDB(ctx context.Context, log *slog.Logger, url string) (*postgres.DB, er
 	return db, err
 }
 
-// openLanes connects the lane file downloads to MongoDB (retrying for a
-// minute, like the database) and DOWNLOAD_PATH. Without MONGODB_URL they are
-// off: their endpoints answer 503.
-func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s3.Client) (*mongo.Store, *download.Downloader, error) {
-	if cfg.MongoURL == "" {
-		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")
-		return nil, nil, nil
-	}
+// openMongo connects to MongoDB, retrying for a minute like the database.
+func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config) (*mongo.Store, error) {
 	var store *mongo.Store
 	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
@@ -197,18 +274,7 @@ func openLanes(ctx context.Context, log *slog.Logger, cfg *config.Config, s3c *s
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	dl, err := download.New(download.Config{
-		Store: store, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
-		Workers: cfg.DownloadWorkers, Durable: cfg.DownloadFsync, Log: log,
-	})
-	if err != nil {
-		_ = store.Close(context.WithoutCancel(ctx))
-		return nil, nil, err
-	}
-	return store, dl, nil
+	return store, err
 }
 
 // secretsManager reads secrets from AWS Secrets Manager with the instance

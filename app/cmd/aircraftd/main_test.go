@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aircraftdata/platform/app/internal/config"
 )
 
 func TestGencert(t *testing.T) {
@@ -48,8 +50,39 @@ func TestRunRejectsBadConfigAndCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TLS_KEY_FILE") {
 		t.Errorf("bad configuration: %v", err)
 	}
-	err = run(context.Background(), []string{"aircraftd"}, func(string) string { return "" }, &out)
+	err = run(context.Background(), []string{"aircraftd"}, func(k string) string { return map[string]string{"API_TOKEN": "t"}[k] }, &out)
 	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Errorf("no database: %v", err)
+	}
+}
+
+func TestAuthFailsClosed(t *testing.T) {
+	for _, c := range []struct {
+		token   string
+		disable bool
+		want    []string // nil: refused
+		log     string
+	}{
+		{token: "", want: nil},
+		{token: " \n\t", want: nil},
+		{token: ", ,", want: nil},
+		{token: "abc", want: []string{"abc"}, log: `"tokens":1`},
+		{token: "new, old\n", want: []string{"new", "old"}, log: `"tokens":2`},
+		{token: "", disable: true, want: []string{}, log: "auth: off (AUTH_DISABLE=true)"},
+		{token: "abc", disable: true, want: []string{}, log: "auth: off"},
+	} {
+		var logs bytes.Buffer
+		got, err := authTokens(&config.Config{APIToken: c.token, AuthDisable: c.disable}, newLogger(&logs, "info"))
+		switch {
+		case c.want == nil && (err == nil || !strings.Contains(err.Error(), "AUTH_DISABLE")):
+			t.Errorf("%q: %v %v, want a refusal naming AUTH_DISABLE", c.token, got, err)
+		case c.want != nil && (err != nil || len(got) != len(c.want) || !strings.Contains(logs.String(), c.log)):
+			t.Errorf("%q disable=%v: %q %v, log %s", c.token, c.disable, got, err, logs.String())
+		}
+		for i := range c.want {
+			if got[i] != c.want[i] {
+				t.Errorf("%q: tokens %q, want %q", c.token, got, c.want)
+			}
+		}
 	}
 }

@@ -39,7 +39,14 @@ type Config struct {
 	SourceBucket  string
 	IngestWorkers int
 	ShutdownGrace time.Duration
-	MemoryLimit   int64 // GOMEMLIMIT, bytes; the runtime reads the variable itself, aircraftd applies the default
+
+	AuthDisable    bool          // every POST open: only when asked for explicitly
+	TrustedProxies []string      // may set the client address with X-Forwarded-For
+	JobsMaxRunning int           // background jobs running at once; more answer 429
+	JobsKeep       int           // finished jobs kept for polling…
+	JobsKeepFor    time.Duration // …and for at most this long
+
+	MemoryLimit int64 // GOMEMLIMIT, bytes; the runtime reads the variable itself, aircraftd applies the default
 
 	MongoURL          string
 	MongoURLSecretARN string
@@ -77,6 +84,11 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.SourceBucket == "" {
 		c.SourceBucket = c.S3Bucket
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range", p))
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))

@@ -20,7 +20,8 @@ func TestDefaultsAndSeedNames(t *testing.T) {
 	}
 	if c.HTTPAddr != ":8443" || c.TLSDisable || c.MongoDBName != "s3_files" || c.MongoCollection != "file_records" ||
 		c.SourceBucket != "aircraft-data" || c.DownloadPath != "./downloads" || c.AWSRegion != "us-east-1" ||
-		!c.DownloadFsync || c.DownloadWorkers != 4 {
+		!c.DownloadFsync || c.DownloadWorkers != 4 || c.AuthDisable || len(c.TrustedProxies) != 0 ||
+		c.JobsMaxRunning != 32 || c.JobsKeep != 100 || c.JobsKeepFor != time.Hour {
 		t.Errorf("defaults: %+v", c)
 	}
 	u, err := c.PostgresURL()
@@ -70,6 +71,9 @@ func TestInvalidSettings(t *testing.T) {
 		"bad fsync":       {"DOWNLOAD_FSYNC": "sometimes"},
 		"bad number":      {"INGEST_WORKERS": "-1"},
 		"plain with cert": {"TLS_DISABLE": "true", "TLS_CERT_FILE": "c", "TLS_KEY_FILE": "k"},
+		"bad proxy":       {"TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"},
+		"no jobs":         {"JOBS_MAX_RUNNING": "0"},
+		"bad auth switch": {"AUTH_DISABLE": "please"},
 	} {
 		if _, err := Load(env(m)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -81,6 +85,13 @@ func TestDownloadFsyncOff(t *testing.T) {
 	c, err := Load(env(map[string]string{"DOWNLOAD_FSYNC": "false"}))
 	if err != nil || c.DownloadFsync {
 		t.Errorf("DOWNLOAD_FSYNC=false: fsync %v, %v", c.DownloadFsync, err)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(env(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/16, 192.0.2.7"}))
+	if err != nil || len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != "10.0.0.0/16" {
+		t.Errorf("got %q, %v", c.TrustedProxies, err)
 	}
 }
 

@@ -40,10 +40,15 @@ func (c *Config) settings() []Setting {
 			example(text("ACME_DOMAIN", "", &c.ACMEDomain, "trusted certificate by ACME for this domain (needs REDIRECT_ADDR=:80)"), "api.example.com"),
 			example(text("ACME_EMAIL", "", &c.ACMEEmail, "contact address for the ACME account"), "ops@example.com"),
 			text("ACME_CACHE_DIR", "acme-cache", &c.ACMECacheDir, "where ACME keys and certificates are kept"),
-			example(text("API_TOKEN", "", &c.APIToken, "bearer token for every POST; unset: POSTs are open"), "change-me"),
-			text("API_TOKEN_SECRET_ARN", "", &c.APITokenSecretARN, "or read API_TOKEN from Secrets Manager (a plain string)"),
+			example(text("API_TOKEN", "", &c.APIToken, "bearer token(s) for every POST, comma or space separated (\"new,old\" during a rotation); empty: refuses to start"), "change-me"),
+			text("API_TOKEN_SECRET_ARN", "", &c.APITokenSecretARN, "or read API_TOKEN from Secrets Manager (plain text, same list form)"),
+			boolean("AUTH_DISABLE", false, &c.AuthDisable, "true: every POST open, no token needed (must be explicit; the start log says so)"),
+			example(list("TRUSTED_PROXIES", &c.TrustedProxies, "IPs or CIDRs whose X-Forwarded-For sets the client address; unset: none"), "10.0.0.0/16"),
 			example(list("CORS_ALLOW_ORIGINS", &c.CORSAllowOrigins, "origins allowed to call the API from a browser, comma-separated"), "https://console.example.com,https://ops.example.com"),
-			seconds("SHUTDOWN_GRACE_SECONDS", 20*time.Second, &c.ShutdownGrace, "how long to drain requests at shutdown"),
+			seconds("SHUTDOWN_GRACE_SECONDS", 20*time.Second, &c.ShutdownGrace, "at shutdown, requests in flight may finish this long, then their contexts are cancelled"),
+			positive("JOBS_MAX_RUNNING", 32, &c.JobsMaxRunning, "background jobs (?async=true) running at once; more answer 429 with Retry-After"),
+			positive("JOBS_KEEP", 100, &c.JobsKeep, "finished jobs kept for polling (the newest)"),
+			minutes("JOBS_KEEP_MINUTES", time.Hour, &c.JobsKeepFor, "how long a finished job is kept at most"),
 			local(text("LOG_LEVEL", "info", &c.LogLevel, "debug, info, warn or error")),
 			bytes("GOMEMLIMIT", 100<<20, &c.MemoryLimit, "Go soft memory limit (read by the Go runtime; aircraftd sets the default when unset)"),
 		),
@@ -130,6 +135,18 @@ func seconds(name string, def time.Duration, p *time.Duration, doc string) Setti
 	s.set = func(v string) error {
 		err := parse(v)
 		*p = time.Duration(n) * time.Second
+		return err
+	}
+	return s
+}
+
+func minutes(name string, def time.Duration, p *time.Duration, doc string) Setting {
+	var n int
+	s := positive(name, int(def/time.Minute), &n, doc)
+	parse := s.set
+	s.set = func(v string) error {
+		err := parse(v)
+		*p = time.Duration(n) * time.Minute
 		return err
 	}
 	return s

@@ -30,9 +30,11 @@ type Ingester interface {
 	Begin(ctx context.Context) (IngestRun, error)
 }
 
-// IngestRun is a run that holds the lock; Ingest releases it.
+// IngestRun is a run that holds the lock: Ingest releases it when done,
+// Release when the run does not start.
 type IngestRun interface {
 	Ingest(ctx context.Context, prefix string, p *progress.Counter) (*ingest.Result, error)
+	Release()
 }
 
 // IngestService adapts an ingest.Service to Ingester.
@@ -50,7 +52,8 @@ func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
 
 // Jobs runs work in the background and answers for it (jobs.Registry).
 type Jobs interface {
-	Start(kind string, fn func(context.Context, *progress.Counter) (any, error)) jobs.View
+	// Start fails with jobs.ErrFull when too many jobs run.
+	Start(kind, requestID string, fn jobs.Func) (jobs.View, error)
 	Get(id string) (jobs.View, bool)
 }
 

@@ -62,6 +62,10 @@ type registerRecord struct {
 	VersionID string    `json:"version_id,omitempty" maxLength:"1024"`
 }
 
+// registerMaxBody bounds a registration's body (huma's default is 1 MiB,
+// too little for the 10,000 records it accepts).
+const registerMaxBody = 16 << 20
+
 type registerInput struct {
 	Body struct {
 		Records []registerRecord `json:"records" minItems:"1" maxItems:"10000"`
@@ -129,21 +133,27 @@ func registerFiles(api huma.API, d Deps) {
 			return nil, notConfigured()
 		}
 		if in.async() {
-			return startJob(d, "download", func(ctx context.Context, p *progress.Counter) (any, error) {
-				return d.Lanes.Downloader.Download(ctx, in.hour, p)
-			}), nil
+			return startJob(ctx, d, "download", func(ctx context.Context, p *progress.Counter) (any, error) {
+				res, err := d.Lanes.Downloader.Download(ctx, in.hour, p)
+				if res == nil {
+					return nil, err
+				}
+				return boundHour(res), err
+			})
 		}
 		res, err := d.Lanes.Downloader.Download(ctx, in.hour, nil)
 		if err != nil {
-			return nil, unavailable(ctx, d, "mongodb", err)
+			return nil, failure(ctx, d, "mongodb", err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
 
 	op = post("register-files", "/api/v1/files", "Register file records", tagLanes)
 	op.Description = "Adds records of objects in SOURCE_BUCKET, idempotently: a known key with the same lane, timestamp, size " +
-		"and etag is left alone; a changed one is updated and goes back to pending."
-	op.Errors = []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusServiceUnavailable}
+		"and etag is left alone; a changed one is updated and goes back to pending. Up to 10,000 records and 16 MiB per request " +
+		"(10,000 records with 1,024-byte keys fit)."
+	op.MaxBodyBytes = registerMaxBody
+	op.Errors = []int{http.StatusUnauthorized, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusServiceUnavailable}
 	huma.Register(api, op, func(ctx context.Context, in *registerInput) (*struct{ Body lanes.RegisterResult }, error) {
 		if d.Lanes == nil {
 			return nil, notConfigured()
@@ -177,13 +187,13 @@ func registerFiles(api huma.API, d Deps) {
 			prefix = in.Body.Prefix
 		}
 		if in.async() {
-			return startJob(d, "index", func(ctx context.Context, p *progress.Counter) (any, error) {
+			return startJob(ctx, d, "index", func(ctx context.Context, p *progress.Counter) (any, error) {
 				return d.Lanes.Indexer.Index(ctx, prefix, p)
-			}), nil
+			})
 		}
 		res, err := d.Lanes.Indexer.Index(ctx, prefix, nil)
 		if err != nil {
-			return nil, unavailable(ctx, d, "index", err)
+			return nil, failure(ctx, d, "index", err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})

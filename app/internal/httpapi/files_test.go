@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,7 +41,6 @@ type filesEnv struct {
 
 func newFilesEnv(t *testing.T) *filesEnv {
 	t.Helper()
-	ctx := context.Background()
 	store := mongotest.Store(t)
 	b := stacktest.Bucket(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -50,11 +50,10 @@ func newFilesEnv(t *testing.T) *filesEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dl.Close() })
-	jobsCtx, cancel := context.WithCancel(ctx)
-	reg := jobs.NewRegistry(jobsCtx, time.Hour)
-	t.Cleanup(func() { cancel(); reg.Wait() })
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{})
+	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Log: log, Version: "test", APIToken: filesToken, CORS: []string{"https://console.example"},
+		Log: log, Version: "test", APITokens: []string{filesToken}, CORS: []string{"https://console.example"},
 		Jobs:  reg,
 		Ready: []httpapi.Check{{Name: "mongodb", Check: store.Ping}},
 		Lanes: &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},

@@ -50,12 +50,6 @@ func asyncResponses(api huma.API, result any) map[string]*huma.Response {
 	}
 }
 
-// startJob answers 202 with a job that runs fn.
-func startJob(d Deps, kind string, fn func(context.Context, *progress.Counter) (any, error)) *maybeAsync {
-	v := d.Jobs.Start(kind, fn)
-	return &maybeAsync{Status: http.StatusAccepted, Location: "/api/v1/jobs/" + v.ID, Body: v}
-}
-
 type statsInput struct {
 	ICAO string `path:"icao" pattern:"^~?[0-9A-Fa-f]{6}$" doc:"ICAO 24-bit address: 6 hex digits, any case; ~ marks a non-ICAO address" example:"a65800"`
 }
@@ -85,16 +79,24 @@ func registerFlights(api huma.API, d Deps) {
 			return nil, huma.Error409Conflict("an ingestion is already running; try again when it has finished")
 		}
 		if err != nil {
-			return nil, unavailable(ctx, d, "database", err)
+			return nil, unavailable(ctx, d, "postgres", err)
 		}
 		if in.async() {
-			return startJob(d, "ingest", func(ctx context.Context, p *progress.Counter) (any, error) {
-				return run.Ingest(ctx, in.Prefix, p)
-			}), nil
+			out, err := startJob(ctx, d, "ingest", func(ctx context.Context, p *progress.Counter) (any, error) {
+				res, err := run.Ingest(ctx, in.Prefix, p)
+				if res == nil {
+					return nil, err
+				}
+				return boundIngest(res), err
+			})
+			if err != nil {
+				run.Release()
+			}
+			return out, err
 		}
 		res, err := run.Ingest(ctx, in.Prefix, nil)
 		if err != nil {
-			return nil, unavailable(ctx, d, "ingestion", err)
+			return nil, failure(ctx, d, "ingestion", err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
@@ -110,7 +112,7 @@ func registerFlights(api huma.API, d Deps) {
 				return nil, huma.Error404NotFound("no statistics for aircraft " + icao)
 			}
 			if err != nil {
-				return nil, unavailable(ctx, d, "database", err)
+				return nil, unavailable(ctx, d, "postgres", err)
 			}
 			return &statsOutput{Body: s}, nil
 		})
@@ -120,7 +122,7 @@ func registerFlights(api huma.API, d Deps) {
 			after := strings.ToLower(in.After)
 			items, err := d.Stats.Aircraft(ctx, after, in.Limit+1)
 			if err != nil {
-				return nil, unavailable(ctx, d, "database", err)
+				return nil, unavailable(ctx, d, "postgres", err)
 			}
 			page := aircraftPage{Items: items}
 			if len(items) > in.Limit {
@@ -130,11 +132,4 @@ func registerFlights(api huma.API, d Deps) {
 			}
 			return &struct{ Body aircraftPage }{page}, nil
 		})
-}
-
-// unavailable logs err with the request's id and answers 503 naming the
-// dependency.
-func unavailable(ctx context.Context, d Deps, what string, err error) error {
-	d.Log.ErrorContext(ctx, what+" failed", "request_id", RequestID(ctx), "error", err)
-	return huma.Error503ServiceUnavailable(what + " unavailable: " + err.Error())
 }

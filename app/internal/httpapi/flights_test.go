@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,12 +44,11 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	jobsCtx, cancel := context.WithCancel(ctx)
-	reg := jobs.NewRegistry(jobsCtx, time.Hour)
-	t.Cleanup(func() { cancel(); reg.Wait() })
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{})
+	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Log: log, Version: "test", APIToken: token,
+		Log: log, Version: "test", APITokens: []string{token},
 		Stats:  db,
 		Ingest: httpapi.IngestService(&ingest.Service{DB: db, Bucket: b, Log: log, Workers: 3}),
 		Jobs:   reg,

@@ -41,6 +41,10 @@ type fakes struct {
 	beginErr  error
 	ingestErr error
 	prefixes  []string
+	released  int
+
+	limits   jobs.Limits
+	panicked bool // Download panics
 
 	// lane files
 	hours      []lanes.Hour
@@ -82,6 +86,8 @@ func (f *fakes) Begin(context.Context) (httpapi.IngestRun, error) {
 	return f, nil
 }
 
+func (f *fakes) Release() { f.mu.Lock(); f.released++; f.mu.Unlock() }
+
 func (f *fakes) Ingest(_ context.Context, prefix string, p *progress.Counter) (*ingest.Result, error) {
 	f.mu.Lock()
 	f.prefixes = append(f.prefixes, prefix)
@@ -96,6 +102,10 @@ func (f *fakes) Download(_ context.Context, h lanes.Hour, _ *progress.Counter) (
 	f.mu.Lock()
 	f.hours = append(f.hours, h)
 	f.mu.Unlock()
+	if f.panicked {
+		var m map[string]int
+		m["x"]++
+	}
 	if f.storeErr != nil {
 		return nil, f.storeErr
 	}
@@ -131,11 +141,10 @@ func (f *fakes) List(_ context.Context, q lanes.Query) ([]lanes.Record, error) {
 // are ready.
 func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
 	t.Helper()
-	jobsCtx, cancel := context.WithCancel(context.Background())
-	reg := jobs.NewRegistry(jobsCtx, time.Hour)
-	t.Cleanup(func() { cancel(); reg.Wait() })
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), f.limits)
+	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Log: slog.New(slog.DiscardHandler), Version: "test", APIToken: filesToken,
+		Log: slog.New(slog.DiscardHandler), Version: "test", APITokens: []string{"old-token", filesToken},
 		Stats: f, Ingest: f, Jobs: reg, Ready: ready,
 		Lanes: &httpapi.Lanes{Store: f, Downloader: f, Indexer: f},
 	}))
@@ -185,11 +194,12 @@ func TestIngestAnswers(t *testing.T) {
 	if status != http.StatusConflict || !isProblem(hdr) {
 		t.Errorf("busy: %d %v", status, m)
 	}
-	// The lock cannot be taken (database down): 503 naming the database.
+	// The lock cannot be taken (database down): 503 naming the database
+	// and the request, nothing of the driver's error.
 	f.beginErr = errors.New("dial tcp 10.0.0.1:5432: connection refused")
-	status, m, _ = call(t, "POST", url+"/process-s3-data", nil)
-	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m["detail"]), "database") {
-		t.Errorf("database down: %d %v", status, m)
+	status, m, hdr = call(t, "POST", url+"/process-s3-data", nil)
+	if want := "postgres unavailable (request id " + hdr.Get("X-Request-Id") + ")"; status != http.StatusServiceUnavailable || m["detail"] != want {
+		t.Errorf("database down: %d %v, want detail %q", status, m, want)
 	}
 	f.beginErr = nil
 	if len(f.prefixes) != 1 {
@@ -256,9 +266,9 @@ func TestStatsAnswers(t *testing.T) {
 		t.Errorf("unknown icao: %d", status)
 	}
 	f.statsErr = errors.New("FATAL: password authentication failed for user \"aircraft\"")
-	status, m, _ := call(t, "GET", url+"/aircraft-stats/abc123", nil)
-	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(m["detail"]), "database") {
-		t.Errorf("store down: %d %v", status, m)
+	status, m, hdr := call(t, "GET", url+"/aircraft-stats/abc123", nil)
+	if want := "postgres unavailable (request id " + hdr.Get("X-Request-Id") + ")"; status != http.StatusServiceUnavailable || m["detail"] != want {
+		t.Errorf("store down: %d %v, want detail %q", status, m, want)
 	}
 	if status, _, _ := call(t, "GET", url+"/no/such/path", nil); status != http.StatusNotFound {
 		t.Errorf("unknown path: %d", status)
@@ -356,7 +366,7 @@ func TestDownloadValidation(t *testing.T) {
 	// A store that fails: 503 naming it.
 	f.storeErr = errors.New("server selection error: docdb-1.cluster:27017")
 	status, m, hdr := call(t, "POST", url+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"})
-	if status != http.StatusServiceUnavailable || !isProblem(hdr) || !strings.Contains(fmt.Sprint(m["detail"]), "mongodb") {
+	if status != http.StatusServiceUnavailable || !isProblem(hdr) || m["detail"] != "mongodb unavailable (request id "+hdr.Get("X-Request-Id")+")" {
 		t.Errorf("store down: %d %v", status, m)
 	}
 }
@@ -423,7 +433,7 @@ func TestReadyAnswers(t *testing.T) {
 		httpapi.Check{Name: "s3", Check: func(context.Context) error { return nil }})
 	status, m, _ := call(t, "GET", url+"/api/v1/ready", nil)
 	checks, _ := m["checks"].(map[string]any)
-	if status != http.StatusServiceUnavailable || m["status"] != "unavailable" || checks["s3"] != "ok" || checks["postgres"] == "ok" {
+	if status != http.StatusServiceUnavailable || m["status"] != "unavailable" || checks["s3"] != "ok" || checks["postgres"] != "unavailable" {
 		t.Errorf("ready with postgres down: %d %v", status, m)
 	}
 	url = serveFakes(t, &fakes{}, httpapi.Check{Name: "s3", Check: func(context.Context) error { return nil }})
@@ -432,5 +442,141 @@ func TestReadyAnswers(t *testing.T) {
 	}
 	if status, m, _ := call(t, "GET", url+"/api/v1/health", nil); status != http.StatusOK || m["status"] != "ok" || m["version"] != "test" {
 		t.Errorf("health: %d %v", status, m)
+	}
+}
+
+func TestJobsCappedWith429(t *testing.T) {
+	f := &fakes{limits: jobs.Limits{MaxRunning: 1}}
+	release := make(chan struct{})
+	defer close(release)
+	// One long job holds the only slot: a download that waits.
+	url := serveWith(t, f, &blockingDownloads{fakes: f, release: release})
+	status, _, _ := call(t, "POST", url+"/api/v1/download?async=true", map[string]any{"lane_id": "l", "hour": 1, "date": "2024-02-14"})
+	if status != http.StatusAccepted {
+		t.Fatalf("first job: %d", status)
+	}
+	status, m, hdr := call(t, "POST", url+"/api/v1/download?async=true", map[string]any{"lane_id": "l", "hour": 2, "date": "2024-02-14"})
+	if status != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || !isProblem(hdr) {
+		t.Errorf("second job: %d %v %v", status, m, hdr)
+	}
+	// An async ingest refused for the same reason gives its lock back.
+	status, _, _ = call(t, "POST", url+"/process-s3-data?async=true", nil)
+	if status != http.StatusTooManyRequests || f.released != 1 || len(f.prefixes) != 0 {
+		t.Errorf("ingest over the cap: %d, lock released %d times, runs %v", status, f.released, f.prefixes)
+	}
+	// Synchronous calls are not jobs: they still run.
+	if status, _, _ := call(t, "POST", url+"/process-s3-data", nil); status != http.StatusOK {
+		t.Errorf("synchronous ingest while jobs are capped: %d", status)
+	}
+}
+
+// blockingDownloads is a downloader whose downloads wait for release.
+type blockingDownloads struct {
+	*fakes
+	release chan struct{}
+}
+
+func (b *blockingDownloads) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*download.HourResult, error) {
+	<-b.release
+	return b.fakes.Download(ctx, h, p)
+}
+
+func serveWith(t *testing.T, f *fakes, dl httpapi.Downloader) string {
+	t.Helper()
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), f.limits)
+	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
+		Log: slog.New(slog.DiscardHandler), Version: "test", APITokens: []string{filesToken},
+		Stats: f, Ingest: f, Jobs: reg, Lanes: &httpapi.Lanes{Store: f, Downloader: dl, Indexer: f},
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestJobResultsAreBounded(t *testing.T) {
+	f := &fakes{}
+	url := serveWith(t, f, manyFiles{f})
+	_, job, hdr := call(t, "POST", url+"/api/v1/download?async=true", map[string]any{"lane_id": "l", "hour": 1, "date": "2024-02-14"})
+	if job = pollJob(t, url+hdr.Get("Location")); job["state"] != "succeeded" {
+		t.Fatalf("job: %v", job)
+	}
+	res := job["result"].(map[string]any)
+	if len(res["successful"].([]any)) != 100 || len(res["failed"].([]any)) != 100 || len(res["failures"].([]any)) != 100 ||
+		res["total_files"] != 5000.0 || res["success_count"] != 2500.0 || res["failure_count"] != 2500.0 || res["truncated"] != true {
+		t.Errorf("job result: lists of %d/%d/%d, counts %v/%v/%v, truncated %v; want lists of 100, whole counts, truncated",
+			len(res["successful"].([]any)), len(res["failed"].([]any)), len(res["failures"].([]any)),
+			res["total_files"], res["success_count"], res["failure_count"], res["truncated"])
+	}
+	// The synchronous answer is whole.
+	_, res, _ = call(t, "POST", url+"/api/v1/download", map[string]any{"lane_id": "l", "hour": 1, "date": "2024-02-14"})
+	if len(res["successful"].([]any)) != 2500 || res["truncated"] != nil {
+		t.Errorf("synchronous result: %d successful, truncated %v", len(res["successful"].([]any)), res["truncated"])
+	}
+}
+
+// manyFiles is a downloader whose hours have 2,500 good and 2,500 bad files.
+type manyFiles struct{ *fakes }
+
+func (manyFiles) Download(context.Context, lanes.Hour, *progress.Counter) (*download.HourResult, error) {
+	r := &download.HourResult{TotalFiles: 5000, SuccessCount: 2500, FailureCount: 2500}
+	for i := range 2500 {
+		r.Successful = append(r.Successful, download.File{Record: lanes.Record{Key: fmt.Sprint("ok", i)}})
+		r.Failed = append(r.Failed, fmt.Sprint("bad", i))
+		r.Failures = append(r.Failures, download.Failure{Key: fmt.Sprint("bad", i), Reason: "checksum"})
+	}
+	return r, nil
+}
+
+func TestPanicInAJobFailsOnlyThatJob(t *testing.T) {
+	f := &fakes{panicked: true}
+	url := serveFakes(t, f)
+	req := map[string]any{"lane_id": "l", "hour": 1, "date": "2024-02-14"}
+	_, _, hdr := call(t, "POST", url+"/api/v1/download?async=true", req)
+	job := pollJob(t, url+hdr.Get("Location"))
+	if want := "internal error (request id " + hdr.Get("X-Request-Id") + ")"; job["state"] != "failed" || job["error"] != want {
+		t.Errorf("job: %v, want failed with %q", job, want)
+	}
+	// In a request, the handler's recovery answers 500 with the id.
+	status, m, hdr := call(t, "POST", url+"/api/v1/download", req)
+	if status != http.StatusInternalServerError || m["detail"] != "internal error (request id "+hdr.Get("X-Request-Id")+")" {
+		t.Errorf("synchronous: %d %v", status, m)
+	}
+	// The service goes on.
+	f.panicked = false
+	if status, _, _ := call(t, "POST", url+"/api/v1/download", req); status != http.StatusOK {
+		t.Errorf("after the panics: %d", status)
+	}
+}
+
+func TestEveryTokenOfARotationIsAccepted(t *testing.T) {
+	url := serveFakes(t, &fakes{})
+	for tok, want := range map[string]int{"old-token": 200, filesToken: 200, "": 401, "old-token," + filesToken: 401, "old": 401} {
+		req, _ := http.NewRequest("POST", url+"/process-s3-data", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token %q: %d, want %d", tok, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestRegisterAcceptsTenThousandRecords(t *testing.T) {
+	f := &fakes{}
+	url := serveFakes(t, f)
+	var recs []any
+	for i := range 10000 {
+		recs = append(recs, map[string]any{
+			"s3_key":  fmt.Sprintf("%s/lane-%04d/2024/02/14/14/%06d.bin", strings.Repeat("p", 980), i%50, i),
+			"lane_id": fmt.Sprintf("lane-%04d", i%50), "timestamp": "2024-02-14T14:00:00Z", "size": 1 << 30,
+			"etag": "0123456789abcdef0123456789abcdef-99",
+		})
+	}
+	status, m, _ := call(t, "POST", url+"/api/v1/files", map[string]any{"records": recs})
+	if status != http.StatusOK || m["added"] != 10000.0 || len(f.registered) != 10000 {
+		t.Errorf("10,000 records: %d %v", status, m["detail"])
 	}
 }

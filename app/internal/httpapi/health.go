@@ -17,7 +17,7 @@ type health struct {
 
 type readiness struct {
 	Status string            `json:"status" enum:"ready,unavailable"`
-	Checks map[string]string `json:"checks" doc:"ok, or why the dependency is not usable"`
+	Checks map[string]string `json:"checks" doc:"per dependency: ok or unavailable (the reason is in the service's log)"`
 }
 
 type readyOutput struct {
@@ -43,7 +43,8 @@ func registerHealth(api huma.API, d Deps) {
 			go func() {
 				state := "ok"
 				if err := c.Check(ctx); err != nil {
-					state = err.Error()
+					state = "unavailable"
+					d.Log.WarnContext(ctx, "readiness: "+c.Name+" unavailable", "request_id", RequestID(ctx), "error", err)
 				}
 				answers <- answer{c.Name, state}
 			}()
@@ -64,11 +65,11 @@ type jobInput struct {
 }
 
 func registerJobs(api huma.API, d Deps) {
-	huma.Register(api, get("job", "/api/v1/jobs/{id}", "A background job: progress, then result or error", "jobs"),
+	huma.Register(api, get("job", "/api/v1/jobs/{id}", "A background job: progress, then result or error; lists in a result hold their first 100 entries (truncated: true), counts are whole", "jobs"),
 		func(ctx context.Context, in *jobInput) (*struct{ Body jobs.View }, error) {
 			v, ok := d.Jobs.Get(in.ID)
 			if !ok {
-				return nil, huma.Error404NotFound("no such job (jobs are kept for an hour after they end, on the instance that ran them)")
+				return nil, huma.Error404NotFound("no such job (finished jobs are kept for JOBS_KEEP_MINUTES, the last JOBS_KEEP of them, on the instance that ran them)")
 			}
 			return &struct{ Body jobs.View }{v}, nil
 		})

@@ -77,16 +77,21 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// requireToken makes every POST carry "Authorization: Bearer <token>" when a
-// token is configured. Reads stay open.
-func requireToken(api huma.API, token string) func(huma.Context, func(huma.Context)) {
+// requireToken makes every POST carry "Authorization: Bearer <token>" with
+// one of tokens (none: auth is off, which the service only allows when
+// told so explicitly). Reads stay open.
+func requireToken(api huma.API, tokens []string) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		if token == "" || ctx.Method() != http.MethodPost {
+		if len(tokens) == 0 || ctx.Method() != http.MethodPost {
 			next(ctx)
 			return
 		}
 		got, ok := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		match := 0
+		for _, t := range tokens { // every one, in constant time: no early exit
+			match |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
+		}
+		if !ok || got == "" || match != 1 {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="aircraft"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing or invalid bearer token: send Authorization: Bearer <API_TOKEN>")
 			return

@@ -25,10 +25,15 @@ type Check struct {
 
 // Deps are what the handlers need.
 type Deps struct {
-	Log      *slog.Logger
-	Version  string
-	APIToken string // when set, every POST needs it as a bearer token
-	CORS     []string
+	Log     *slog.Logger
+	Version string
+	// APITokens are the bearer tokens accepted on every POST (several
+	// during a rotation). Empty: POSTs are open (AUTH_DISABLE=true).
+	APITokens []string
+	CORS      []string
+	// TrustedProxies (IPs or CIDRs) may set the client address with
+	// X-Forwarded-For; none by default, so the logged address is the peer's.
+	TrustedProxies []string
 
 	Stats  Statistics
 	Ingest Ingester
@@ -43,6 +48,9 @@ func NewServer(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
+	}
 	r.Use(requestID(), accessLog(d.Log), recovery(d.Log))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
@@ -63,10 +71,10 @@ func NewServer(d Deps) http.Handler {
 	cfg.CreateHooks = nil // no $schema links in response bodies: keep the seeds' shapes
 	cfg.OpenAPIPath = "/openapi"
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"bearer": {Type: "http", Scheme: "bearer", Description: "API_TOKEN; required for POST when the service has one"},
+		"bearer": {Type: "http", Scheme: "bearer", Description: "one of the tokens of API_TOKEN; required for every POST"},
 	}
 	api := humagin.New(r, cfg)
-	api.UseMiddleware(requireToken(api, d.APIToken))
+	api.UseMiddleware(requireToken(api, d.APITokens))
 
 	registerHealth(api, d)
 	registerFlights(api, d)

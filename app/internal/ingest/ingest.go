@@ -87,6 +87,9 @@ func (s *Service) Begin(ctx context.Context) (*Run, error) {
 	return &Run{svc: s, lock: lock}, nil
 }
 
+// Release gives the lock back without running (the run could not start).
+func (r *Run) Release() { r.lock.Unlock() }
+
 // Ingest processes every object under prefix, then releases the lock. It
 // reports progress into p (which may be nil).
 func (r *Run) Ingest(ctx context.Context, prefix string, p *progress.Counter) (*Result, error) {

@@ -1,21 +1,26 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
+var discard = slog.New(slog.DiscardHandler)
+
 func TestJobLifecycle(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	r := NewRegistry(ctx, time.Hour)
+	r := NewRegistry(discard, Limits{})
+	defer r.Stop(errors.New("test over"))
 
 	release := make(chan struct{})
-	ok := r.Start("ingest", func(ctx context.Context, p *progress.Counter) (any, error) {
+	ok, err := r.Start("ingest", "req-1", func(ctx context.Context, p *progress.Counter) (any, error) {
 		p.AddTotal(2, 200)
 		p.AddDone(1, 100)
 		<-release
@@ -23,8 +28,8 @@ func TestJobLifecycle(t *testing.T) {
 		p.TotalKnown()
 		return "the result", nil
 	})
-	if ok.State != Running || ok.Kind != "ingest" || len(ok.ID) != 24 {
-		t.Fatalf("started: %+v", ok)
+	if err != nil || ok.State != Running || ok.Kind != "ingest" || ok.RequestID != "req-1" || len(ok.ID) != 24 {
+		t.Fatalf("started: %+v %v", ok, err)
 	}
 	waitFor(t, func() bool { v, _ := r.Get(ok.ID); return v.Progress.FilesDone == 1 })
 	v, _ := r.Get(ok.ID)
@@ -33,10 +38,14 @@ func TestJobLifecycle(t *testing.T) {
 	}
 	close(release)
 
-	bad := r.Start("download", func(context.Context, *progress.Counter) (any, error) {
+	bad, _ := r.Start("download", "req-2", func(context.Context, *progress.Counter) (any, error) {
 		return nil, errors.New("s3 unreachable")
 	})
-	r.Wait()
+	waitFor(t, func() bool {
+		a, _ := r.Get(ok.ID)
+		b, _ := r.Get(bad.ID)
+		return a.State != Running && b.State != Running
+	})
 
 	v, _ = r.Get(ok.ID)
 	if v.State != Succeeded || v.Result != "the result" || v.Finished == nil || v.Progress.FilesDone != 2 || !v.Progress.TotalKnown {
@@ -51,32 +60,104 @@ func TestJobLifecycle(t *testing.T) {
 	}
 }
 
-func TestFinishedJobsAreForgotten(t *testing.T) {
-	r := NewRegistry(context.Background(), time.Minute)
+func TestRunningJobsAreCapped(t *testing.T) {
+	r := NewRegistry(discard, Limits{MaxRunning: 2})
+	release := make(chan struct{})
+	block := func(ctx context.Context, _ *progress.Counter) (any, error) { <-release; return nil, nil }
+	for i := range 2 {
+		if _, err := r.Start("download", "", block); err != nil {
+			t.Fatalf("job %d of 2: %v", i+1, err)
+		}
+	}
+	if _, err := r.Start("download", "", block); !errors.Is(err, ErrFull) {
+		t.Fatalf("a third running job: %v, want ErrFull", err)
+	}
+	close(release)
+	waitFor(t, func() bool {
+		_, err := r.Start("download", "", func(context.Context, *progress.Counter) (any, error) { return nil, nil })
+		return err == nil
+	})
+	r.Stop(errors.New("test over"))
+}
+
+func TestFinishedJobsAreKeptByCountAndAge(t *testing.T) {
+	r := NewRegistry(discard, Limits{KeepFinished: 3, KeepFor: time.Minute})
+	defer r.Stop(errors.New("test over"))
+	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r.now = func() time.Time { return now }
-	old := r.Start("ingest", func(context.Context, *progress.Counter) (any, error) { return 1, nil })
-	r.Wait()
-	now = now.Add(2 * time.Minute)
-	r.Start("ingest", func(context.Context, *progress.Counter) (any, error) { return 2, nil }) // prunes
-	r.Wait()
-	if _, found := r.Get(old.ID); found {
-		t.Error("a job finished longer ago than keep is still there")
+	r.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	var ids []string
+	for i := range 5 {
+		v, err := r.Start("ingest", "", func(context.Context, *progress.Counter) (any, error) { return i, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { v, _ := r.Get(v.ID); return v.State == Succeeded })
+		ids = append(ids, v.ID)
+		advance(time.Second)
+	}
+	for i, id := range ids {
+		if _, found := r.Get(id); found != (i >= 2) {
+			t.Errorf("job %d of 5 kept: %v; want the last 3 only", i+1, found)
+		}
+	}
+	advance(58 * time.Second) // jobs 3, 4, 5 finished 61, 60, 59 s ago
+	for i, id := range ids[2:] {
+		if _, found := r.Get(id); found != (i >= 1) {
+			t.Errorf("job %d kept: %v; want only those that finished at most a minute ago", i+3, found)
+		}
 	}
 }
 
-func TestShutdownCancelsJobs(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	r := NewRegistry(ctx, time.Hour)
-	j := r.Start("ingest", func(ctx context.Context, _ *progress.Counter) (any, error) {
+func TestStopCancelsJobsWithItsCause(t *testing.T) {
+	var logs bytes.Buffer
+	r := NewRegistry(slog.New(slog.NewJSONHandler(&logs, nil)), Limits{})
+	started := make(chan struct{})
+	var seen error
+	j, _ := r.Start("download", "req-9", func(ctx context.Context, _ *progress.Counter) (any, error) {
+		close(started)
 		<-ctx.Done()
-		return nil, ctx.Err()
+		seen = context.Cause(ctx)
+		return "partial", ctx.Err()
 	})
-	cancel()
-	r.Wait()
-	if v, _ := r.Get(j.ID); v.State != Failed || v.Error != context.Canceled.Error() {
-		t.Errorf("after shutdown: %+v", v)
+	<-started
+	shutdown := errors.New("shutdown")
+	r.Stop(shutdown) // returns when the job has
+	if seen != shutdown {
+		t.Errorf("the job saw cause %v", seen)
 	}
+	if v, _ := r.Get(j.ID); v.State != Failed || v.Error != "shutdown" || v.Result != "partial" {
+		t.Errorf("after Stop: %+v", v)
+	}
+	if !strings.Contains(logs.String(), `"state":"failed","error":"shutdown"`) {
+		t.Errorf("the log does not say how the job ended: %s", logs.String())
+	}
+	if _, err := r.Start("ingest", "", func(context.Context, *progress.Counter) (any, error) { return nil, nil }); err != shutdown {
+		t.Errorf("start after Stop: %v, want the cause", err)
+	}
+}
+
+func TestPanicFailsOnlyItsJob(t *testing.T) {
+	var logs bytes.Buffer
+	r := NewRegistry(slog.New(slog.NewJSONHandler(&logs, nil)), Limits{})
+	defer r.Stop(errors.New("test over"))
+	j, _ := r.Start("download", "req-7", func(context.Context, *progress.Counter) (any, error) {
+		var m map[string]int
+		m["boom"]++ // a bug: assignment to a nil map
+		return nil, nil
+	})
+	waitFor(t, func() bool { v, _ := r.Get(j.ID); return v.State != Running })
+	if v, _ := r.Get(j.ID); v.State != Failed || v.Error != "internal error (request id req-7)" {
+		t.Errorf("panicked job: %+v", v)
+	}
+	if !strings.Contains(logs.String(), "assignment to entry in nil map") || !strings.Contains(logs.String(), "jobs_test.go") {
+		t.Errorf("the log lacks the panic and its stack: %s", logs.String())
+	}
+	// The registry goes on.
+	ok, _ := r.Start("ingest", "", func(context.Context, *progress.Counter) (any, error) { return 1, nil })
+	waitFor(t, func() bool { v, _ := r.Get(ok.ID); return v.State == Succeeded })
 }
 
 func waitFor(t *testing.T, cond func() bool) {

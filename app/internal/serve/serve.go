@@ -31,18 +31,33 @@ type Options struct {
 	ACMEEmail    string
 	ACMECacheDir string
 	PlainHTTP    bool
-	Grace        time.Duration // how long to drain requests at shutdown
+	Grace        time.Duration // how long requests in flight may run on at shutdown before their contexts are cancelled
 	Log          *slog.Logger
 	// Ready, when set, receives the main listener's address once it listens.
 	Ready func(addr net.Addr)
 }
 
-// Run serves h until ctx is cancelled, then drains.
+// ErrShutdown is the cause of the cancellation of requests still running
+// when the grace period ends.
+var ErrShutdown = errors.New("shutdown")
+
+// cancelWait is how long handlers get to return once their contexts are
+// cancelled; after it their connections are closed.
+const cancelWait = 5 * time.Second
+
+// Run serves h until ctx is cancelled, then shuts down (see the package
+// documentation). It returns when no handler runs any more, or after
+// cancelWait past the grace period if one ignores its context.
 func Run(ctx context.Context, h http.Handler, o Options) error {
+	// Requests run under a context of their own, cancelled only when the
+	// grace period is over.
+	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRequests(ErrShutdown)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 	}
 	var redirect http.Handler = toHTTPS(o.Addr)
@@ -94,7 +109,12 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if o.RedirectAddr != "" {
-		rs := &http.Server{Addr: o.RedirectAddr, Handler: redirect, ReadHeaderTimeout: 10 * time.Second}
+		rs := &http.Server{
+			Addr: o.RedirectAddr, Handler: redirect,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+			ErrorLog: srv.ErrorLog,
+		}
 		servers = append(servers, rs)
 		o.Log.Info("listening", "addr", o.RedirectAddr, "mode", "http redirect to https")
 		go func() { errc <- rs.ListenAndServe() }()
@@ -105,12 +125,30 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 		return err
 	case <-ctx.Done():
 	}
-	o.Log.Info("shutting down: draining requests", "grace", o.Grace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), o.Grace)
+	o.Log.Info("shutting down: no new connections, requests in flight may finish", "grace", o.Grace.String())
+	if shutdown(servers, o.Grace) == nil {
+		return nil
+	}
+	o.Log.Warn("shutting down: grace period over, cancelling the requests still running")
+	cancelRequests(ErrShutdown)
+	if err := shutdown(servers, cancelWait); err != nil {
+		o.Log.Error("shutting down: requests still running after their cancellation, closing their connections", "waited", cancelWait.String())
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return errors.New("requests ignored their cancellation at shutdown")
+	}
+	return nil
+}
+
+// shutdown stops the servers and waits up to d for their connections to
+// go idle.
+func shutdown(servers []*http.Server, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var errs []error
 	for _, s := range servers {
-		if err := s.Shutdown(sctx); err != nil {
+		if err := s.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -169,4 +170,36 @@ func TestShutdownDrainsRequests(t *testing.T) {
 	if _, err := http.Get("http://" + addr); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("still accepting after shutdown: %v", err)
 	}
+}
+
+func TestRequestsPastTheGraceAreCancelledWithACause(t *testing.T) {
+	entered := make(chan struct{})
+	cause := make(chan error, 1)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done() // a request that would run for ever
+		cause <- context.Cause(r.Context())
+		http.Error(w, "cancelled", http.StatusServiceUnavailable)
+	})
+	addr, stop := start(t, slow, Options{PlainHTTP: true, Grace: 200 * time.Millisecond})
+	go func() {
+		if resp, err := http.Get("http://" + addr); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	begun := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	// Run returned only after the handler had: its cause is there already.
+	select {
+	case c := <-cause:
+		if !errors.Is(c, ErrShutdown) {
+			t.Errorf("the request's context was cancelled with %v, want ErrShutdown", c)
+		}
+	default:
+		t.Error("Run returned while a handler was still running")
+	}
+	t.Logf("shutdown took %v with a 200ms grace", time.Since(begun))
 }
