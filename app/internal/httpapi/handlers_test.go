@@ -103,8 +103,7 @@ func (f *fakes) Download(_ context.Context, h lanes.Hour, _ *progress.Counter) (
 	f.hours = append(f.hours, h)
 	f.mu.Unlock()
 	if f.panicked {
-		var m map[string]int
-		m["x"]++
+		panic("injected: a bug in a download worker")
 	}
 	if f.storeErr != nil {
 		return nil, f.storeErr
@@ -496,8 +495,9 @@ func serveWith(t *testing.T, f *fakes, dl httpapi.Downloader) string {
 func TestJobResultsAreBounded(t *testing.T) {
 	f := &fakes{}
 	url := serveWith(t, f, manyFiles{f})
-	_, job, hdr := call(t, "POST", url+"/api/v1/download?async=true", map[string]any{"lane_id": "l", "hour": 1, "date": "2024-02-14"})
-	if job = pollJob(t, url+hdr.Get("Location")); job["state"] != "succeeded" {
+	_, _, hdr := call(t, "POST", url+"/api/v1/download?async=true", map[string]any{"lane_id": "l", "hour": 1, "date": "2024-02-14"})
+	job := pollJob(t, url+hdr.Get("Location"))
+	if job["state"] != "succeeded" {
 		t.Fatalf("job: %v", job)
 	}
 	res := job["result"].(map[string]any)
