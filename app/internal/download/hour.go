@@ -14,6 +14,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/download/fetch"
 	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/panics"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
@@ -72,6 +73,9 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
+	if r.panicked != nil {
+		return nil, r.panicked
+	}
 	if listErr != nil && !errors.Is(context.Cause(r.ctx), lanes.ErrClaimLost) {
 		return nil, fmt.Errorf("reading the hour's records: %w", listErr)
 	}
@@ -100,9 +104,10 @@ type run struct {
 	queue   *queue
 	commits chan pending
 
-	mu      sync.Mutex
-	recs    []lanes.Record // read, in the order read
-	results map[string]fileResult
+	mu       sync.Mutex
+	panicked *panics.Error  // the first panic of a worker or committer
+	recs     []lanes.Record // read, in the order read
+	results  map[string]fileResult
 }
 
 // fileResult is the outcome of one file.
@@ -208,7 +213,7 @@ func (r *run) work() {
 			continue
 		}
 		r.rec.started(rec)
-		got, t, rel, err := r.fetch(rec)
+		got, t, rel, err := r.fetchContained(rec)
 		if err == nil && got.Staged() {
 			r.d.staged <- struct{}{} // released by the committer
 			<-r.d.fetching
@@ -244,6 +249,38 @@ func (r *run) notStarted(rec lanes.Record) {
 	r.p.AddDone(1, 0)
 }
 
+// ErrInternal is the reason of the files of a run stopped by a bug (a
+// panic in one of its workers): the panic itself is Download's error.
+var ErrInternal = errors.New("internal error")
+
+// fetchContained is fetch with a panic (a bug met by this file) turned
+// into the end of the run (see contain); the file fails like any other.
+func (r *run) fetchContained(rec lanes.Record) (got fetch.Result, t fetch.Target, rel string, err error) {
+	err = r.contain(func() error {
+		var e error
+		got, t, rel, e = r.fetch(rec)
+		return e
+	})
+	return got, t, rel, err
+}
+
+// contain calls fn; if it panics, the run stops with ErrInternal as the
+// cause (every file not done fails with the reason "internal error") and
+// Download returns the panic, whose stack goes to the log there.
+func (r *run) contain(fn func() error) error {
+	err := panics.Catch(fn)
+	var p *panics.Error
+	if errors.As(err, &p) {
+		r.mu.Lock()
+		if r.panicked == nil {
+			r.panicked = p
+		}
+		r.mu.Unlock()
+		r.cancel(ErrInternal)
+	}
+	return err
+}
+
 // fetch fetches one record into a staged temp file (or finds it present).
 func (r *run) fetch(rec lanes.Record) (got fetch.Result, t fetch.Target, rel string, err error) {
 	if rel, err = lanes.RelPath(rec); err != nil {
@@ -274,7 +311,7 @@ func (r *run) commit() {
 	for c := range r.commits {
 		var err error
 		if r.lease.held(r.d.now()) {
-			err = r.d.engine.Commit(c.got, r.p)
+			err = r.contain(func() error { return r.d.engine.Commit(c.got, r.p) })
 			if err == nil && r.d.cfg.Durable {
 				r.dirs.MarkDirty(c.dir) // before the recorder hears of the file
 			}

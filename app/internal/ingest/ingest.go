@@ -11,6 +11,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/panics"
 	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/readsb"
@@ -120,7 +122,7 @@ func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter
 	go func() { // lister
 		defer wg.Done()
 		defer close(tasks)
-		listErr = s.list(ctx, prefix, p, tasks, results)
+		listErr = panics.Catch(func() error { return s.list(ctx, prefix, p, tasks, results) })
 		p.TotalKnown()
 	}()
 	for range workers {
@@ -128,7 +130,7 @@ func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter
 		go func() {
 			defer wg.Done()
 			for obj := range tasks {
-				f := s.fetch(ctx, obj)
+				f := s.fetchContained(ctx, obj)
 				select {
 				case results <- f:
 				case <-ctx.Done():
@@ -144,7 +146,13 @@ func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter
 	for f := range results {
 		p.AddDone(1, f.obj.Size)
 		if err == nil {
-			if err = agg.add(ctx, f); err != nil {
+			var bug *panics.Error
+			if errors.As(f.err, &bug) {
+				err = f.err // a bug, not a bad file: the run fails
+			} else {
+				err = agg.add(ctx, f)
+			}
+			if err != nil {
 				cancel() // stop listing and fetching; drain what is in flight
 			}
 		}
@@ -200,6 +208,19 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 	}
 }
 
+// decode is readsb.Decode (a variable so that a test can inject a bug).
+var decode = readsb.Decode
+
+// fetchContained is fetch with a panic (a bug met by this file) turned into
+// an error that fails the run: the caller answers "internal error" and logs
+// the stack.
+func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetched) {
+	if err := panics.Catch(func() error { f = s.fetch(ctx, obj); return nil }); err != nil {
+		return fetched{obj: obj, err: err}
+	}
+	return f
+}
+
 // fetch reads and decodes one object.
 func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 	body, versionID, err := s.Bucket.Open(ctx, obj.Key, obj.ETag)
@@ -207,7 +228,7 @@ func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 		return fetched{obj: obj, err: err}
 	}
 	defer body.Close()
-	file, err := readsb.Decode(body)
+	file, err := decode(body)
 	if err != nil {
 		return fetched{obj: obj, versionID: versionID, err: err}
 	}

@@ -1,0 +1,53 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/aircraftdata/platform/app/internal/panics"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/readsb"
+	"github.com/aircraftdata/platform/app/internal/stacktest"
+)
+
+// A panic in an ingest worker fails the run with the panic (the handler
+// answers "internal error" with the request id), commits nothing of the
+// file that met it, gives the lock back, and the next run is whole.
+func TestPanicInAWorkerFailsTheRun(t *testing.T) {
+	ctx := context.Background()
+	b := stacktest.Bucket(t)
+	db, err := postgres.Open(ctx, stacktest.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	for _, n := range []string{"20231101-000030Z.json", "20231101-000700Z.json.gz"} {
+		stacktest.Put(t, b, n, stacktest.Sample(t, n))
+	}
+	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 2}
+
+	decode = func(io.Reader) (*readsb.File, error) { panic("injected: a bug in the decoder") }
+	t.Cleanup(func() { decode = readsb.Decode })
+	run, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = run.Ingest(ctx, "", nil)
+	var p *panics.Error
+	if !errors.As(err, &p) || p.Value != "injected: a bug in the decoder" {
+		t.Fatalf("run: %v, want the panic", err)
+	}
+
+	decode = readsb.Decode
+	run, err = s.Begin(ctx) // the lock was given back
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := run.Ingest(ctx, "", nil)
+	if err != nil || res.FilesIngested != 2 || res.FilesFailed != 0 {
+		t.Fatalf("after the panic: %+v, %v; want both files ingested", res, err)
+	}
+}
