@@ -76,7 +76,7 @@ diff: ## cdk diff against the deployed stack
 	@$(MAKE) -C infra diff
 deploy: ## cdk deploy; returns when the new release is healthy on the instance
 	@$(MAKE) -C infra deploy
-destroy: ## cdk destroy
+destroy: ## cdk destroy of one named stack: make destroy STACK=<name>
 	@$(MAKE) -C infra destroy
 bootstrap: ## cdk bootstrap (once per account and region)
 	@$(MAKE) -C infra bootstrap

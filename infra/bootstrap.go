@@ -21,14 +21,13 @@ const (
 	binaryPath     = "/opt/aircraft/bin/aircraftd"
 	serviceEnvPath = "/etc/aircraft/aircraftd.env"
 	deployEnvPath  = "/etc/aircraft/deploy.env"
+	waitHandlePath = "/etc/aircraft/wait-handle" // signal URL of the release's wait condition
 	caBundlePath   = serviceenv.CABundlePath
 	tlsCertPath    = serviceenv.TLSCertPath
 	tlsKeyPath     = serviceenv.TLSKeyPath
 	stateDir       = serviceenv.StateDir
 	serviceLogPath = "/var/log/aircraft/aircraftd.log"
 	sbin           = "/usr/local/sbin"
-	// The RDS certificate bundle of all commercial regions; DocumentDB uses the same CAs.
-	rdsCABundleURL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 )
 
 // bootstrapFile returns a static file of bootstrap/.
@@ -49,6 +48,10 @@ func RenderUserData(region, stack, resource string) string {
 		Replace(bootstrapFile("user-data.sh"))
 }
 
+// gateSeconds is how long a release's gate waits for /api/v1/ready: aircraftd waits up to a minute for each data
+// store at start, and an ACME certificate is issued on the first request.
+const gateSeconds = 180
+
 // DeploySettings is what the scripts need to know about the stack and the release.
 type DeploySettings struct {
 	Region, Stack, Resource string // where cfn-init reads the metadata: region, stack name, instance logical id
@@ -56,6 +59,7 @@ type DeploySettings struct {
 	WaitCondition           string // logical id of the wait condition of this release
 	TLSMode                 string
 	ElasticIP               string
+	Domain                  string // the ACME domain ("" when self-signed)
 	CertParameter           string // SSM parameter for the self-signed certificate ("" with ACME)
 }
 
@@ -69,9 +73,11 @@ func DeployEnvironment(d DeploySettings) map[string]string {
 		"WAIT_CONDITION": d.WaitCondition,
 		"TLS_MODE":       d.TLSMode,
 		"ELASTIC_IP":     d.ElasticIP,
+		"DOMAIN":         d.Domain,
 		"CERT_PARAMETER": d.CertParameter,
 		"TLS_CERT_FILE":  tlsCertPath,
 		"TLS_KEY_FILE":   tlsKeyPath,
+		"GATE_SECONDS":   fmt.Sprint(gateSeconds),
 	}
 }
 

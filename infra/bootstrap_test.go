@@ -52,6 +52,9 @@ func TestUserDataRunsCfnInitThenApply(t *testing.T) {
 			t.Errorf("user data lacks %q:\n%s", want, ud)
 		}
 	}
+	if !strings.Contains(ud, "trap 'fail $LINENO' ERR") || !strings.Contains(ud, `\"Status\":\"FAILURE\"`) {
+		t.Errorf("user data does not fail the release's wait condition when it fails:\n%s", ud)
+	}
 	if strings.Contains(ud, "@") {
 		t.Errorf("user data has an unreplaced placeholder:\n%s", ud)
 	}
@@ -59,14 +62,14 @@ func TestUserDataRunsCfnInitThenApply(t *testing.T) {
 
 func TestApplySignalsTheReleaseWaitCondition(t *testing.T) {
 	apply := bootstrapFile("aircraft-apply.sh")
-	for _, want := range []string{"flock 9", "--configsets deploy", "aircraft-healthcheck", `aircraft-signal "$status"`} {
+	for _, want := range []string{"flock 9", "--configsets deploy", "aircraft-healthcheck", `aircraft-signal" "$status" "$wait_condition" "$handle"`} {
 		if !strings.Contains(apply, want) {
 			t.Errorf("aircraft-apply lacks %q", want)
 		}
 	}
 	signal := bootstrapFile("aircraft-signal.sh")
-	if !strings.Contains(signal, `--resource "$WAIT_CONDITION"`) || !strings.Contains(signal, `--exit-code "$status"`) {
-		t.Errorf("aircraft-signal does not signal the wait condition with the status:\n%s", signal)
+	if !strings.Contains(signal, `--exit-code "$status" --reason "$reason" --id "$id" "$handle"`) {
+		t.Errorf("aircraft-signal does not signal the wait condition's URL with the status and reason:\n%s", signal)
 	}
 }
 
@@ -160,7 +163,7 @@ func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
 	}
 	env := serviceenv.Environment(base)
 	for k, want := range map[string]string{
-		"HTTP_ADDR": ":443", "REDIRECT_ADDR": ":80", "AWS_REGION": "us-east-1", "S3_BUCKET": "aircraft-data-x",
+		"HTTP_ADDR": ":443", "AWS_REGION": "us-east-1", "S3_BUCKET": "aircraft-data-x",
 		"DB_SECRET_ARN": "arn:db", "DB_NAME": "aircraft_db", "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": caBundlePath,
 		"MONGODB_URL_SECRET_ARN": "arn:mongo", "MONGODB_TLS_CA_FILE": caBundlePath, "API_TOKEN_SECRET_ARN": "arn:token",
 		"TLS_CERT_FILE": tlsCertPath, "TLS_KEY_FILE": tlsKeyPath, "DOWNLOAD_PATH": "/var/lib/aircraft/downloads",
@@ -198,7 +201,10 @@ func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
 		}
 	}
 	a := serviceenv.Environment(acme)
-	if a["ACME_DOMAIN"] != "api.example.com" || a["ACME_EMAIL"] != "ops@example.com" || a["ACME_CACHE_DIR"] == "" {
+	if _, ok := env["REDIRECT_ADDR"]; ok {
+		t.Error("self-signed mode listens on port 80, which its security group closes")
+	}
+	if a["ACME_DOMAIN"] != "api.example.com" || a["REDIRECT_ADDR"] != ":80" || a["ACME_EMAIL"] != "ops@example.com" || a["ACME_CACHE_DIR"] == "" {
 		t.Errorf("acme environment: %v", a)
 	}
 	if _, ok := a["TLS_CERT_FILE"]; ok {
@@ -228,14 +234,14 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	if src := joinedText(files[binaryPath]["source"]); !strings.Contains(src, "cdk-hnb659fds-assets-") {
 		t.Errorf("binary source %s is not the CDK asset bucket", src)
 	}
-	if files[caBundlePath]["source"] != rdsCABundleURL {
-		t.Errorf("CA bundle from %v", files[caBundlePath]["source"])
+	if src := joinedText(files[caBundlePath]["source"]); !strings.Contains(src, "cdk-hnb659fds-assets-") || strings.Contains(src, "truststore") {
+		t.Errorf("CA bundle from %s, want the shipped asset", src)
 	}
 	if unit := joinedText(files["/etc/systemd/system/aircraftd.service"]["content"]); unit != bootstrapFile("aircraftd.service") {
 		t.Error("the unit in the metadata differs from bootstrap/aircraftd.service")
 	}
 	env := joinedText(files[serviceEnvPath]["content"])
-	for _, want := range []string{"HTTP_ADDR=:443\n", "REDIRECT_ADDR=:80\n", "DB_SSLMODE=verify-full\n", "DB_SSLROOTCERT=" + caBundlePath + "\n",
+	for _, want := range []string{"HTTP_ADDR=:443\n", "DB_SSLMODE=verify-full\n", "DB_SSLROOTCERT=" + caBundlePath + "\n",
 		"MONGODB_TLS_CA_FILE=" + caBundlePath + "\n", "AWS_REGION=${AWS::Region}\n", "TLS_CERT_FILE=" + tlsCertPath + "\n"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("aircraftd.env lacks %q:\n%s", want, env)

@@ -31,6 +31,7 @@ type Config struct {
 	MaxInstances   int    // maxInstances: upper bound (default: instances+1, room for the rolling release)
 	CertificateArn string // certificateArn: ACM certificate of the load balancer (else DNS-validated for domainName)
 	AccessLogDays  int    // accessLogDays: days the load balancer's access logs are kept
+	AlarmEmail     string // alarmEmail: subscribe this address to the alarm topic
 }
 
 // Context keys, in the order docs/infra.md documents them.
@@ -38,7 +39,11 @@ var contextKeys = []string{
 	"stackName", "stage", "instanceType", "allowedCidr", "bucketName", "noncurrentVersionDays",
 	"backupRetentionDays", "logRetentionDays", "domainName", "hostedZoneId", "acmeEmail", "mongoUriSecretArn",
 	"instances", "minInstances", "maxInstances", "certificateArn", "accessLogDays",
+	"alarmEmail",
 }
+
+// minProdBackupDays is the least a prod stack keeps of automated database backups.
+const minProdBackupDays = 7
 
 // Log retention periods CloudWatch Logs accepts.
 var validLogRetentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
@@ -71,11 +76,12 @@ func ParseConfig(get func(key string) any) (Config, error) {
 		AcmeEmail:             str(get("acmeEmail"), ""),
 		MongoURISecretArn:     str(get("mongoUriSecretArn"), ""),
 		CertificateArn:        str(get("certificateArn"), ""),
+		AlarmEmail:            str(get("alarmEmail"), ""),
 		NoncurrentVersionDays: 30,
 		LogRetentionDays:      30,
 	}
 	if c.Stage == "prod" {
-		c.BackupRetentionDays = 7
+		c.BackupRetentionDays = minProdBackupDays
 	} else {
 		c.BackupRetentionDays = 1
 	}
@@ -141,6 +147,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("noncurrentVersionDays %d: want at least 1", c.NoncurrentVersionDays)
 	case c.BackupRetentionDays < 1 || c.BackupRetentionDays > 35:
 		return fmt.Errorf("backupRetentionDays %d: want 1 to 35", c.BackupRetentionDays)
+	case c.Stage == "prod" && c.BackupRetentionDays < minProdBackupDays:
+		return fmt.Errorf("backupRetentionDays %d: stage=prod keeps at least %d days", c.BackupRetentionDays, minProdBackupDays)
 	case !slices.Contains(validLogRetentionDays, c.LogRetentionDays):
 		return fmt.Errorf("logRetentionDays %d: want one of %v", c.LogRetentionDays, validLogRetentionDays)
 	case c.DomainName != "" && !domainPattern.MatchString(c.DomainName):
@@ -151,6 +159,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("hostedZoneId %q: not a Route 53 zone id", c.HostedZoneID)
 	case c.AcmeEmail != "" && (c.DomainName == "" || !emailPattern.MatchString(c.AcmeEmail)):
 		return fmt.Errorf("acmeEmail %q: needs domainName and a plain e-mail address", c.AcmeEmail)
+	case c.AlarmEmail != "" && !emailPattern.MatchString(c.AlarmEmail):
+		return fmt.Errorf("alarmEmail %q: want a plain e-mail address", c.AlarmEmail)
 	case c.MongoURISecretArn != "" && !secretArnPattern.MatchString(c.MongoURISecretArn):
 		return fmt.Errorf("mongoUriSecretArn %q: want the complete secret ARN (with its 6-character suffix)", c.MongoURISecretArn)
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsrds"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -21,11 +24,22 @@ const (
 // DatabaseProps configures the database.
 type DatabaseProps struct {
 	Vpc                 awsec2.IVpc
+	StackName           string
 	Stage               string
 	BackupRetentionDays int
+	LogRetentionDays    int
 }
 
-// Database is the RDS box: PostgreSQL (current major) on db.t3.micro, single-AZ, 20 GiB gp3, database aircraft_db,
+// PostgreSQL major version and storage bounds. db.t3.micro offers PostgreSQL 17 (docs/infra.md shows the command
+// that checks a version against the instance class); RDS picks and applies the minor versions.
+const (
+	postgresMajor      = "17"
+	storageGiB         = 20
+	maxStorageGiB      = 100 // storage autoscaling: RDS grows the volume up to this when it runs low
+	dbIdentifierMaxLen = 54
+)
+
+// Database is the RDS box: PostgreSQL 17 on db.t3.micro, single-AZ, 20 GiB gp3 (autoscaling to 100), database aircraft_db,
 // encrypted, TLS required, in the isolated subnets, not publicly accessible. Its generated credentials live in
 // Secrets Manager. Its security group allows no egress; the stack admits the service on 5432.
 type Database struct {
@@ -44,23 +58,35 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 	})
 
 	prod := props.Stage == "prod"
+	// PostgreSQL's log goes to CloudWatch Logs, into the group RDS names after the instance identifier: made here
+	// first, with the stack's retention. It is operational, not data: it goes with the stack in every stage (a prod
+	// stack keeps its final snapshot), so that a redeploy after a destroy does not collide with it.
+	identifier := dbIdentifier(props.StackName)
+	logs := awslogs.NewLogGroup(this, jsii.String("PostgresLog"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String("/aws/rds/instance/" + identifier + "/postgresql"),
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	logs.Node().DefaultChild().(awslogs.CfnLogGroup).SetRetentionInDays(jsii.Number(float64(props.LogRetentionDays)))
 	instance := awsrds.NewDatabaseInstance(this, jsii.String("Instance"), &awsrds.DatabaseInstanceProps{
+		InstanceIdentifier: jsii.String(identifier),
 		Engine: awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
-			Version: awsrds.PostgresEngineVersion_VER_18(), // major only: RDS applies minor versions
+			Version: awsrds.PostgresEngineVersion_Of(jsii.String(postgresMajor), jsii.String(postgresMajor), nil),
 		}),
-		InstanceType:       awsec2.InstanceType_Of(awsec2.InstanceClass_BURSTABLE3, awsec2.InstanceSize_MICRO),
-		MultiAz:            jsii.Bool(false),
-		AllocatedStorage:   jsii.Number(20),
-		StorageType:        awsrds.StorageType_GP3,
-		StorageEncrypted:   jsii.Bool(true),
-		DatabaseName:       jsii.String(databaseName),
-		Credentials:        awsrds.Credentials_FromGeneratedSecret(jsii.String(databaseUser), &awsrds.CredentialsBaseOptions{ExcludeCharacters: jsii.String(passwordExcludeCharacters)}),
-		Parameters:         &map[string]*string{"rds.force_ssl": jsii.String("1")},
-		Vpc:                props.Vpc,
-		VpcSubnets:         &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
-		SecurityGroups:     &[]awsec2.ISecurityGroup{sg},
-		PubliclyAccessible: jsii.Bool(false),
-		BackupRetention:    awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays))),
+		InstanceType:          awsec2.InstanceType_Of(awsec2.InstanceClass_BURSTABLE3, awsec2.InstanceSize_MICRO),
+		MultiAz:               jsii.Bool(false),
+		AllocatedStorage:      jsii.Number(storageGiB),
+		MaxAllocatedStorage:   jsii.Number(maxStorageGiB),
+		CloudwatchLogsExports: jsii.Strings("postgresql"),
+		StorageType:           awsrds.StorageType_GP3,
+		StorageEncrypted:      jsii.Bool(true),
+		DatabaseName:          jsii.String(databaseName),
+		Credentials:           awsrds.Credentials_FromGeneratedSecret(jsii.String(databaseUser), &awsrds.CredentialsBaseOptions{ExcludeCharacters: jsii.String(passwordExcludeCharacters)}),
+		Parameters:            &map[string]*string{"rds.force_ssl": jsii.String("1")},
+		Vpc:                   props.Vpc,
+		VpcSubnets:            &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+		SecurityGroups:        &[]awsec2.ISecurityGroup{sg},
+		PubliclyAccessible:    jsii.Bool(false),
+		BackupRetention:       awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays))),
 		// dev: the database goes with the stack; prod: a final snapshot is taken and the instance is protected.
 		RemovalPolicy:          removalPolicy(props.Stage),
 		DeleteAutomatedBackups: jsii.Bool(!prod),
@@ -68,7 +94,21 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 		CopyTagsToSnapshot:     jsii.Bool(true),
 	})
 
+	instance.Node().AddDependency(logs)
+
 	return &Database{Construct: this, Instance: instance, SecurityGroup: sg}
+}
+
+// dbIdentifier is the RDS instance identifier of a stack: lower case, at most 54+3 characters, no "--".
+func dbIdentifier(stackName string) string {
+	id := strings.ToLower(stackName)
+	for strings.Contains(id, "--") {
+		id = strings.ReplaceAll(id, "--", "-")
+	}
+	if len(id) > dbIdentifierMaxLen {
+		id = id[:dbIdentifierMaxLen]
+	}
+	return strings.TrimRight(id, "-") + "-pg"
 }
 
 // removalPolicy of stateful resources: dev destroys them with the stack, prod snapshots them.

@@ -178,6 +178,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 
 	binary := awss3assets.NewAsset(f.Construct, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
 	binarySHA := must(fileSHA256(props.BinaryPath))
+	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 	env := must(renderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
 	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName())
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
@@ -197,7 +198,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(env), root("000644")),
 		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644")),
 		awsec2.InitFile_FromString(jsii.String(downloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
-		awsec2.InitFile_FromUrl(jsii.String(caBundlePath), jsii.String(rdsCABundleURL), root("000644")),
+		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644")),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
 		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
@@ -227,7 +228,8 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadReleaseBinary"),
 		Actions:   jsii.Strings("s3:GetObject"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey())),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey()),
+			fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *caBundle.S3BucketName(), *caBundle.S3ObjectKey())),
 	}))
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadMetadataAndSignal"),
@@ -236,7 +238,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	}))
 
 	// The release id covers the binary and everything cfn-init installs; the user data names it.
-	release := hashJSON(binarySHA, fleetFilesDigest(), stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount}))
+	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount}))
 	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))

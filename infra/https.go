@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsroute53"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -17,12 +20,13 @@ type HTTPSProps struct {
 
 // HTTPS is the certificate of the service. With a domain, aircraftd gets a trusted certificate by ACME (http-01 on
 // port 80) and, given a hosted zone, the stack points the domain at the Elastic IP. Without one, the instance makes
-// a self-signed certificate at first boot and publishes it (never the key) to an SSM parameter, which only the
-// service role may write, so that clients and the e2e tests can trust it.
+// a self-signed certificate at first boot and publishes it (never the key) to an SSM parameter, so that clients
+// and the e2e tests can trust it. The instance is the parameter's only writer: it is not a stack resource, whose
+// placeholder value a stack update would write back (and which would show as drift).
 type HTTPS struct {
 	constructs.Construct
-	URL                  *string                // https://<domain or Elastic IP>
-	CertificateParameter awsssm.StringParameter // nil with ACME
+	URL                  *string // https://<domain or Elastic IP>
+	CertificateParameter string  // name of the SSM parameter; "" with ACME
 }
 
 func NewHTTPS(scope constructs.Construct, id string, props *HTTPSProps) *HTTPS {
@@ -42,12 +46,12 @@ func NewHTTPS(scope constructs.Construct, id string, props *HTTPSProps) *HTTPS {
 		return &HTTPS{Construct: this, URL: jsii.String("https://" + props.DomainName)}
 	}
 
-	param := awsssm.NewStringParameter(this, jsii.String("CertificateParameter"), &awsssm.StringParameterProps{
-		ParameterName: jsii.String("/aircraft/" + props.StackName + "/tls-certificate"),
-		Description:   jsii.String("PEM certificate of aircraftd (self-signed at first boot; the key never leaves the instance)"),
-		StringValue:   jsii.String("pending: the instance writes its certificate here at first boot"),
-		Tier:          awsssm.ParameterTier_STANDARD,
-	})
-	param.GrantWrite(props.Service.Role)
-	return &HTTPS{Construct: this, URL: jsii.String("https://" + *eip), CertificateParameter: param}
+	name := "/aircraft/" + props.StackName + "/tls-certificate"
+	props.Service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:     jsii.String("PublishCertificate"),
+		Actions: jsii.Strings("ssm:PutParameter"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s",
+			*awscdk.Aws_PARTITION(), *awscdk.Aws_REGION(), *awscdk.Aws_ACCOUNT_ID(), name)),
+	}))
+	return &HTTPS{Construct: this, URL: jsii.String("https://" + *eip), CertificateParameter: name}
 }

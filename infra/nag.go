@@ -61,13 +61,21 @@ var NagSuppressions = []NagSuppression{
 	{ID: "CdkNagValidationFailure", Path: "DocStore/Cluster/Resource", When: withDocumentDB,
 		Reason: "AwsSolutions-DOC3 (secret rotation) cannot evaluate the dynamic reference of the generated secret; rotation is covered by the AwsSolutions-SMG4 suppression above."},
 	{ID: "AwsSolutions-EC23", Path: "Service/SecurityGroup/Resource", When: oneInstance,
-		Reason: "A public HTTPS API: 443 and 80 (redirect only) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. With domainName, port 80 stays open to the internet for the ACME http-01 challenge. No other port is open."},
+		Reason: "A public HTTPS API: 443 from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. Port 80 only with domainName, open to the internet for the ACME http-01 challenge (and a redirect). No other port is open."},
 	{ID: "AwsSolutions-IAM4", Path: "Service/Role/Resource", When: oneInstance,
 		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
 		Reason:    "AmazonSSMManagedInstanceCore is the documented minimum for Session Manager, which replaces SSH (no key pair, no port 22)."},
 	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
 		AppliesTo: []string{"Resource::<DataBucketBD860FE1.Arn>/*"},
 		Reason:    "Read-only object actions (GetObject, GetObjectVersion and their attributes) on the objects of the data bucket, which are the flight data files the service ingests."},
+	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
+		AppliesTo: []string{`regex:/^Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>\/aircraft\/[A-Za-z0-9-]+\/\*$/`},
+		Reason:    "s3:GetObject under the stack's own prefix of the CDK asset bucket (aircraft/STACKNAME/): the release binary and the RDS CA bundle. A grant per object would make every app release an IAM change that `cdk deploy` asks to approve."},
+	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
+		AppliesTo: []string{"Resource::*"},
+		Reason:    "kms:Decrypt only, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets."},
+	{ID: "AwsSolutions-SNS2", Path: "Alarms/Topic/Resource", When: oneInstance,
+		Reason: "Alarm notifications carry alarm names and states, no data. CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer-managed key costs $1/month for this one topic."},
 	{ID: "AwsSolutions-EC28", Path: "Service/Instance/Resource", When: oneInstance,
 		Reason: "Basic (5-minute) monitoring is enough for one t2.micro; detailed monitoring costs extra per metric."},
 	{ID: "AwsSolutions-EC29", Path: "Service/Instance/Resource", When: oneInstance,
@@ -99,6 +107,9 @@ func AddNagSuppressions(stack awscdk.Stack, cfg Config) {
 			applies := make([]any, len(s.AppliesTo))
 			for i, a := range s.AppliesTo {
 				applies[i] = a
+				if re, ok := strings.CutPrefix(a, "regex:"); ok {
+					applies[i] = &cdknag.RegexAppliesTo{Regex: jsii.String(re)}
+				}
 			}
 			sup.AppliesTo = &applies
 		}

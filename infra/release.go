@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -21,7 +22,8 @@ type ReleaseProps struct {
 	Service       *Service
 	BinaryPath    string // linux binary of aircraftd for Service.Arch (see ServiceBinary)
 	Environment   serviceenv.Settings
-	CertParameter string // SSM parameter of the self-signed certificate; "" with ACME
+	CertParameter string   // SSM parameter of the self-signed certificate; "" with ACME
+	SecretArns    []string // secrets the service reads (kms:Decrypt through Secrets Manager for these only)
 }
 
 // Release is the deployment of app/: the aircraftd binary as an S3 asset, installed with its environment and a
@@ -37,6 +39,7 @@ type Release struct {
 	ID            string // release id: hash of the binary and everything installed with it
 	Binary        awss3assets.Asset
 	WaitCondition awscdk.CfnWaitCondition
+	Handle        awscdk.CfnWaitConditionHandle
 }
 
 func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Release {
@@ -50,6 +53,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	if err != nil {
 		panic(err)
 	}
+	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 
 	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
 	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName())
@@ -59,20 +63,28 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		Resource:      *instance.LogicalId(),
 		TLSMode:       props.Environment.TLSMode,
 		ElasticIP:     *service.ElasticIP.AttrPublicIp(),
+		Domain:        props.Environment.Domain,
 		CertParameter: props.CertParameter,
 	}
 
 	// The release id covers the binary and everything cfn-init installs (tokens resolved to their CloudFormation
-	// references), but not the files naming the release itself.
-	releaseID := hashJSON(binarySHA, staticFilesDigest(), stack.Resolve(map[string]any{
-		"env":    serviceEnv,
-		"deploy": DeployEnvironment(deploy),
-		"agent":  cwAgent,
+	// references), but not the files naming the release itself - and the instance's properties, so that an
+	// instance that is replaced (or stopped and started for a new type) is gated too: a new wait condition, which
+	// the new instance's first boot signals.
+	releaseID := hashJSON(binarySHA, staticFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{
+		"env":      serviceEnv,
+		"deploy":   DeployEnvironment(deploy),
+		"agent":    cwAgent,
+		"instance": instanceProperties(instance),
 	}))
 
-	wait := awscdk.NewCfnWaitCondition(this, jsii.String("Healthy"+releaseID), &awscdk.CfnWaitConditionProps{})
-	wait.CfnOptions().SetCreationPolicy(&awscdk.CfnCreationPolicy{
-		ResourceSignal: &awscdk.CfnResourceSignal{Count: jsii.Number(1), Timeout: jsii.String("PT15M")},
+	// The gate of this release: a wait condition with a signal URL (a signal through the URL carries the reason of a
+	// failure into the stack events), created after the instance and its Elastic IP.
+	handle := awscdk.NewCfnWaitConditionHandle(this, jsii.String("Signal"+releaseID), &awscdk.CfnWaitConditionHandleProps{})
+	wait := awscdk.NewCfnWaitCondition(this, jsii.String("Healthy"+releaseID), &awscdk.CfnWaitConditionProps{
+		Handle:  handle.Ref(),
+		Timeout: jsii.String(fmt.Sprint(waitTimeoutSeconds)),
+		Count:   jsii.Number(1),
 	})
 	wait.AddResourceDependency(instance, jsii.String("the release runs on this instance"))
 	wait.AddResourceDependency(service.Association, jsii.String("the health check uses the Elastic IP"))
@@ -91,6 +103,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 
 	tools := []awsec2.InitElement{
 		awsec2.InitFile_FromString(jsii.String(deployEnvPath), jsii.String(deployEnv), root("000644", false)),
+		awsec2.InitFile_FromString(jsii.String(waitHandlePath), handle.Ref(), root("000600", false)),
 		awsec2.InitFile_FromString(jsii.String("/etc/cfn/cfn-hup.conf"), jsii.String(CfnHupConfig(*awscdk.Aws_STACK_ID(), *awscdk.Aws_REGION())), root("000400", false)),
 		awsec2.InitFile_FromString(jsii.String("/etc/cfn/hooks.d/aircraft.conf"), jsii.String(CfnHupHook(*instance.LogicalId())), root("000400", false)),
 		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/cfn-hup.service"), jsii.String(bootstrapFile("cfn-hup.service")), root("000644", false)),
@@ -108,7 +121,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, root("000755", true)),
 		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(serviceEnv), root("000644", true)),
 		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644", true)),
-		awsec2.InitFile_FromUrl(jsii.String(caBundlePath), jsii.String(rdsCABundleURL), root("000644", true)),
+		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644", true)),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644", false)),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644", false)),
 		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+stateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
@@ -142,18 +155,67 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		Platform:     awsec2.OperatingSystemType_LINUX,
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
+	// The release's files are read under the stack's own prefix of the CDK asset bucket (assetPrefix), not by
+	// object key: a new binary is then no IAM change, and `cdk deploy` does not ask for approval of an app release.
 	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadReleaseBinary"),
+		Sid:       jsii.String("ReadReleaseAssets"),
 		Actions:   jsii.Strings("s3:GetObject"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey())),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), assetPrefix(*stack.StackName()))),
+	}))
+	// A customer-managed key may encrypt the asset bucket (`cdk bootstrap --bootstrap-customer-key`) or an external
+	// MongoDB secret: decrypt through those two services only, for those objects and secrets only.
+	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DecryptReleaseAssets"),
+		Actions:   jsii.Strings("kms:Decrypt"),
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Aws_REGION())},
+			"StringLike":   map[string]any{"kms:EncryptionContext:aws:s3:arn": fmt.Sprintf("arn:%s:s3:::%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName())},
+		},
 	}))
 	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadMetadataAndSignal"),
-		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),
+		Sid:       jsii.String("DecryptSecrets"),
+		Actions:   jsii.Strings("kms:Decrypt"),
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{
+				"kms:ViaService":                  fmt.Sprintf("secretsmanager.%s.amazonaws.com", *awscdk.Aws_REGION()),
+				"kms:EncryptionContext:SecretARN": props.SecretArns,
+			},
+		},
+	}))
+	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("ReadMetadataAndSignal"),
+		// DescribeStackResources: the user data finds the wait condition to fail when it cannot install the tools.
+		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:DescribeStackResources", "cloudformation:SignalResource"),
 		Resources: jsii.Strings(*awscdk.Aws_STACK_ID()),
 	}))
 
-	return &Release{Construct: this, ID: releaseID, Binary: binary, WaitCondition: wait}
+	return &Release{Construct: this, ID: releaseID, Binary: binary, WaitCondition: wait, Handle: handle}
+}
+
+// waitTimeoutSeconds is how long CloudFormation waits for a release's signal. The first boot takes the longest: the
+// instance starts once RDS and DocumentDB are available (it depends on them), then installs its tools and the
+// CloudWatch agent (1-3 min), waits for its Elastic IP in IMDS (at most 5 min), and gates the release (at most
+// gateSeconds); cfn-hup takes up to a minute to notice a later release.
+const waitTimeoutSeconds = 20 * 60
+
+// assetPrefix is the stack's folder in the CDK asset bucket (see NewAircraftStack's synthesizer).
+func assetPrefix(stackName string) string { return "aircraft/" + stackName + "/" }
+
+// instanceProperties are the instance's properties whose change replaces the instance or stops and starts it
+// (CloudFormation's AWS::EC2::Instance reference), tokens resolved to their CloudFormation references.
+func instanceProperties(instance awsec2.CfnInstance) any {
+	return awscdk.Stack_Of(instance).Resolve(map[string]any{
+		"AvailabilityZone":    instance.AvailabilityZone(),
+		"BlockDeviceMappings": instance.BlockDeviceMappings(),
+		"ImageId":             instance.ImageId(),
+		"InstanceType":        instance.InstanceType(),
+		"NetworkInterfaces":   instance.NetworkInterfaces(),
+		"PrivateIpAddress":    instance.PrivateIpAddress(),
+		"SubnetId":            instance.SubnetId(),
+		"UserData":            instance.UserData(),
+	})
 }
 
 // staticFilesDigest hashes the embedded scripts and units, which are part of every release.
@@ -181,4 +243,29 @@ func must(s string, err error) string {
 		panic(err)
 	}
 	return s
+}
+
+// The RDS certificate bundle (RDS and DocumentDB CAs), shipped from the repository with its checksum instead of
+// being downloaded at every release: infra/rds-ca-bundle.pem. docs/infra.md says where it comes from and how to
+// refresh it; the synth fails when the file does not match RDSCABundleSHA256.
+const (
+	rdsCABundleFile   = "rds-ca-bundle.pem"
+	RDSCABundleSHA256 = "26edf290f2d57ebbd5273fb9463b763497a47c14a4712d73ce47da8dc4ad57dc"
+)
+
+// RDSCABundle returns the path of infra/rds-ca-bundle.pem after checking its checksum.
+func RDSCABundle() (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(root, "infra", rdsCABundleFile)
+	sum, err := fileSHA256(p)
+	if err != nil {
+		return "", err
+	}
+	if sum != RDSCABundleSHA256 {
+		return "", fmt.Errorf("%s: SHA-256 %s, want %s (RDSCABundleSHA256 in infra/release.go)", p, sum, RDSCABundleSHA256)
+	}
+	return p, nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -27,6 +29,13 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	cfg := props.Config
 	sprops := props.StackProps
 	sprops.Description = jsii.String("Aircraft data platform: aircraftd on EC2, RDS PostgreSQL, DocumentDB, S3 (infra/ in the platform repository)")
+	// prod cannot be deleted by a stray `cdk destroy`: termination protection must be turned off by hand first.
+	sprops.TerminationProtection = jsii.Bool(cfg.Stage == "prod")
+	// The stack's assets (binary, CA bundle) live under a prefix of their own in the CDK asset bucket, so that the
+	// instance's read grant names the prefix, not each release's object (see Release).
+	sprops.Synthesizer = awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
+		BucketPrefix: jsii.String(assetPrefix(id)),
+	})
 	stack := awscdk.NewStack(scope, &id, &sprops)
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("aircraft-data-platform"), nil)
 	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
@@ -41,7 +50,8 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	// RDS PostgreSQL in the isolated subnets, not publicly accessible.
 	database := NewDatabase(stack, "Database", &DatabaseProps{
-		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
+		Vpc: network.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
+		LogRetentionDays: cfg.LogRetentionDays,
 	})
 
 	// Mongo-wire store of the file records: DocumentDB in the isolated subnets, or an external MongoDB.
@@ -62,6 +72,13 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
 	})
 
+	// First create: the instance boots once every data store is available (RDS instance, DocumentDB instances), so
+	// that aircraftd's first start finds them and the release gate measures the service, not a race.
+	service.Instance.Node().AddDependency(database.Instance)
+	if docstore.Cluster != nil {
+		service.Instance.Node().AddDependency(docstore.Cluster)
+	}
+
 	// EC2 ──5432──▶ RDS, EC2 ──27017──▶ DocumentDB: security group to security group, nothing else.
 	service.AllowTo(database.Instance, 5432, "PostgreSQL")
 	if docstore.Cluster != nil {
@@ -72,18 +89,16 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	// The API token of every POST, generated; the service reads it and its database secrets, nothing else.
 	apiToken := newAPIToken(stack)
+	var secretArns []string
 	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
 		secret.GrantRead(service.Role, nil)
+		secretArns = append(secretArns, *secret.SecretArn())
 	}
 
 	// HTTPS: ACME for domainName, else a self-signed certificate published to SSM.
 	https := NewHTTPS(stack, "Https", &HTTPSProps{
 		Service: service, StackName: cfg.StackName, DomainName: cfg.DomainName, HostedZoneID: cfg.HostedZoneID,
 	})
-	certParameter := ""
-	if https.CertificateParameter != nil {
-		certParameter = *https.CertificateParameter.ParameterName()
-	}
 
 	// The app: built from app/, shipped as an S3 asset, installed and updated in place as a systemd service.
 	release := NewRelease(stack, "Release", &ReleaseProps{
@@ -100,8 +115,19 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 			Domain:            cfg.DomainName,
 			AcmeEmail:         cfg.AcmeEmail,
 		},
-		CertParameter: certParameter,
+		CertParameter: https.CertificateParameter,
+		SecretArns:    secretArns,
 	})
+
+	// CloudWatch alarms to one SNS topic (e-mail from alarmEmail).
+	alarms := &AlarmsProps{
+		Email: cfg.AlarmEmail, InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
+		ServiceLogs: service.LogGroup, DatabaseID: database.Instance.InstanceIdentifier(),
+	}
+	if docstore.Cluster != nil {
+		alarms.DocDBInstanceIDs = *docstore.Cluster.InstanceIdentifiers()
+	}
+	alarmTopic := NewAlarms(stack, "Alarms", alarms).Topic
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
 	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
@@ -113,8 +139,9 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	output(stack, "ElasticIp", service.ElasticIP.AttrPublicIp(), "Public address of the service")
 	output(stack, "LogGroupName", service.LogGroup.LogGroupName(), "Service and deploy logs")
 	output(stack, "ReleaseId", jsii.String(release.ID), "Release id of the deployed binary and configuration")
-	if https.CertificateParameter != nil {
-		output(stack, "CertificateParameterName", https.CertificateParameter.ParameterName(), "SSM parameter with the self-signed certificate (PEM)")
+	output(stack, "AlarmTopicArn", alarmTopic.TopicArn(), "SNS topic of the CloudWatch alarms (subscribe more endpoints here)")
+	if https.CertificateParameter != "" {
+		output(stack, "CertificateParameterName", jsii.String(https.CertificateParameter), "SSM parameter with the self-signed certificate (PEM), written by the instance")
 	}
 
 	AddNagSuppressions(stack, cfg)

@@ -77,6 +77,13 @@ func Build(appDir, outDir, goarch string) (string, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = appDir
 	cmd.Env = Env(goarch)
+	// The workspace's pinned Go release builds the binary, wherever it is built (the go command fetches it from
+	// the module proxy when the local go is another release).
+	if tc, err := Toolchain(filepath.Join(appDir, "..", "go.work")); err != nil {
+		return "", err
+	} else if tc != "" {
+		cmd.Env = append(cmd.Env, "GOTOOLCHAIN="+tc)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build aircraftd (cd %s && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s): %v\n%s",
 			appDir, goarch, strings.Join(args, " "), err, out)
@@ -86,4 +93,21 @@ func Build(appDir, outDir, goarch string) (string, error) {
 		return "", err
 	}
 	return bin, nil
+}
+
+// Toolchain is the toolchain line of a go.work (or go.mod) file, e.g. go1.26.8; "" when the file has none or
+// does not exist.
+func Toolchain(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "toolchain" {
+			return f[1], nil
+		}
+	}
+	return "", nil
 }

@@ -1,29 +1,54 @@
 #!/bin/bash
-# aircraft-healthcheck: wait up to 90 s for aircraftd to answer on this instance.
-#   selfsigned: GET https://<elastic ip>/api/v1/health through 127.0.0.1, verified with the published certificate.
-#   acme: the certificate is issued on the first TLS request for the domain (its DNS record may not point here
-#         yet), so check that the port-80 listener answers with its redirect to https.
+# aircraft-healthcheck: the release gate. Waits up to GATE_SECONDS (deploy.env; 180 s) for GET /api/v1/ready over
+# HTTPS on this instance to answer 200 - aircraftd is up and reaches PostgreSQL, the Mongo-wire store and S3 - with
+# the certificate that clients see:
+#   selfsigned: https://<Elastic IP>/api/v1/ready through 127.0.0.1, verified with the instance's certificate;
+#   acme:       https://<domain>/api/v1/ready through 127.0.0.1, verified with the system CAs (the first request
+#               gets the certificate by http-01, so the domain must already point at the Elastic IP).
+# A service that systemd restarts 3 times meanwhile (a build that crashes) fails the gate at once.
+# On failure it prints why on one line: the last answer, and the last lines of the service log.
 set -uo pipefail
+R="${AIRCRAFT_ROOT:-}"
 
 # shellcheck source=/dev/null
-. /etc/aircraft/deploy.env
+. "$R/etc/aircraft/deploy.env"
+# shellcheck source=/dev/null
+port=$(. "$R/etc/aircraft/aircraftd.env" && echo "${HTTP_ADDR##*:}")
 
-for _ in $(seq 1 45); do
-	if [ "$TLS_MODE" = selfsigned ]; then
-		if curl -fsS --max-time 5 --cacert "$TLS_CERT_FILE" --connect-to "::127.0.0.1:" \
-			"https://$ELASTIC_IP/api/v1/health"; then
-			echo
-			exit 0
-		fi
-	else
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1/api/v1/health") || true
-		case "$code" in
-		301 | 302 | 307 | 308) exit 0 ;;
-		esac
+if [ "$TLS_MODE" = selfsigned ]; then
+	host=$ELASTIC_IP
+	trust=(--cacert "$R$TLS_CERT_FILE")
+else
+	host=$DOMAIN
+	trust=()
+fi
+url="https://$host:$port/api/v1/ready"
+
+restarts() { systemctl show -p NRestarts --value aircraftd 2>/dev/null || echo 0; }
+deadline=$((SECONDS + ${GATE_SECONDS:-180}))
+started=$(restarts)
+answer=""
+while :; do
+	if answer=$(curl -sS --fail-with-body --max-time 5 "${trust[@]}" --connect-to "$host:$port:127.0.0.1:$port" "$url" 2>&1); then
+		echo "aircraft-healthcheck: $url: $answer"
+		exit 0
 	fi
-	sleep 2
+	if [ $(($(restarts) - started)) -ge 3 ]; then
+		answer="$answer (aircraftd crashed and was restarted 3 times)"
+		break
+	fi
+	if [ "$SECONDS" -ge "$deadline" ]; then
+		break
+	fi
+	sleep 1
 done
-echo "aircraft-healthcheck: aircraftd did not become healthy" >&2
-systemctl status --no-pager aircraftd >&2 || true
-tail -n 50 /var/log/aircraft/aircraftd.log >&2 || true
+if [ "$TLS_MODE" = acme ]; then
+	resolved=$(getent hosts "$DOMAIN" | awk '{print $1; exit}')
+	if [ "$resolved" != "$ELASTIC_IP" ]; then
+		answer="$answer (the domain $DOMAIN resolves to '${resolved}', not to the Elastic IP $ELASTIC_IP: ACME cannot issue the certificate)"
+	fi
+fi
+log=$(tail -n 5 "$R/var/log/aircraft/aircraftd.log" 2>/dev/null | tr '\n' ' ')
+echo "gate failed: $url did not answer 200: $answer | aircraftd log: $log" | tr '\n' ' '
+echo
 exit 1

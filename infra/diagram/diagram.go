@@ -241,7 +241,7 @@ func (d *drawing) boxes() {
 				label += ", IMDSv2"
 			}
 			d.add(`      %s["%s<br/>aircraftd (systemd)"]`, node, label)
-			for _, g := range groupIDs(inst.props["NetworkInterfaces"], "GroupSet") {
+			for _, g := range append(refs(inst.props["SecurityGroupIds"]), groupIDs(inst.props["NetworkInterfaces"], "GroupSet")...) {
 				d.sgOwner[g] = node
 			}
 			if profile, ok := inst.props["IamInstanceProfile"].(map[string]any); ok {
@@ -330,6 +330,14 @@ func (d *drawing) boxes() {
 	}
 	for i, r := range d.t.resources("AWS::Route53::RecordSet") {
 		d.add(`  dns_%d["Route 53 %s %s"]`, i, r.props["Type"], r.props["Name"])
+	}
+	if alarms := d.t.resources("AWS::CloudWatch::Alarm"); len(alarms) > 0 {
+		d.add(`  alarms["CloudWatch alarms x%d<br/>instance, RDS, DocumentDB, 5xx"]`, len(alarms))
+		for i, topic := range d.t.resources("AWS::SNS::Topic") {
+			d.add(`  sns_%d["SNS topic<br/>alarm notifications (e-mail)"]`, i)
+			d.add(`  alarms --> sns_%d`, i)
+			d.nodes[topic.id] = fmt.Sprintf("sns_%d", i)
+		}
 	}
 	d.add(`end`)
 	d.add(`internet(("Internet: AWS APIs, dnf, ACME"))`)

@@ -35,7 +35,6 @@ type Settings struct {
 func Environment(s Settings) map[string]string {
 	env := map[string]string{
 		"HTTP_ADDR":              ":443",
-		"REDIRECT_ADDR":          ":80",
 		"AWS_REGION":             s.Region,
 		"S3_BUCKET":              s.Bucket,
 		"DB_SECRET_ARN":          s.DBSecretArn,
@@ -50,6 +49,8 @@ func Environment(s Settings) map[string]string {
 		env["MONGODB_TLS_CA_FILE"] = CABundlePath
 	}
 	if s.TLSMode == "acme" {
+		// Port 80 only with ACME (its security group admits it only then): the http-01 challenge and a redirect.
+		env["REDIRECT_ADDR"] = ":80"
 		env["ACME_DOMAIN"] = s.Domain
 		env["ACME_CACHE_DIR"] = StateDir + "/acme"
 		if s.AcmeEmail != "" {

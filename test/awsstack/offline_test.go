@@ -269,9 +269,12 @@ func tcp(from, to int32, cidrs []string, groups ...string) ec2types.IpPermission
 
 func TestSecurityGroupPredicates(t *testing.T) {
 	const me = "203.0.113.7/32"
-	web := []ec2types.IpPermission{tcp(443, 443, []string{me}), tcp(80, 80, []string{me})}
+	web := []ec2types.IpPermission{tcp(443, 443, []string{me})}
 	if p := ServiceIngressProblems("sg-svc", web, me, false); len(p) != 0 {
 		t.Errorf("the designed service group: %v", p)
+	}
+	if p := ServiceIngressProblems("sg-svc", append(web, tcp(80, 80, []string{me})), me, false); len(p) != 1 {
+		t.Errorf("port 80 without ACME: %v", p)
 	}
 	if p := SSHProblems("sg-svc", web); len(p) != 0 {
 		t.Errorf("no 22 in the designed group: %v", p)

@@ -59,8 +59,8 @@ func SSHProblems(group string, perms []ec2types.IpPermission) []string {
 	return problems
 }
 
-// ServiceIngressProblems checks the service's group: TCP 80 and 443 only, from allowedCidr only; with ACME, port 80
-// from anywhere (the CA validates http-01 from addresses it does not publish).
+// ServiceIngressProblems checks the service's group: TCP 443 from allowedCidr only; port 80 only with ACME, from
+// anywhere (the CA validates http-01 from addresses it does not publish).
 func ServiceIngressProblems(group string, perms []ec2types.IpPermission, allowedCidr string, acme bool) []string {
 	var problems []string
 	ports := map[int32]bool{}
@@ -71,6 +71,10 @@ func ServiceIngressProblems(group string, perms []ec2types.IpPermission, allowed
 			continue
 		}
 		ports[from] = true
+		if from == 80 && !acme {
+			problems = append(problems, fmt.Sprintf("%s: port 80 is open without ACME (nothing listens there)", group))
+			continue
+		}
 		want := allowedCidr
 		if acme && from == 80 {
 			want = "0.0.0.0/0"

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// AlarmsProps names what the alarms watch.
+type AlarmsProps struct {
+	Email            string // subscribed to the topic when set (the address confirms by mail)
+	InstanceID       *string
+	Burstable        bool // a T instance: it has a CPU credit balance
+	ServiceLogs      awslogs.ILogGroup
+	DatabaseID       *string // RDS instance identifier
+	DocDBInstanceIDs []*string
+}
+
+// Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance, the databases and
+// the service's 5xx answers, to one SNS topic (TLS-only), with an e-mail subscription from context alarmEmail.
+// Every alarm also notifies when it recovers. Thresholds are for the default sizes (docs/infra.md: Operations).
+type Alarms struct {
+	constructs.Construct
+	Topic  awssns.Topic
+	Alarms []awscloudwatch.Alarm
+}
+
+func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarms {
+	this := constructs.NewConstruct(scope, &id)
+	topic := awssns.NewTopic(this, jsii.String("Topic"), &awssns.TopicProps{
+		DisplayName: jsii.String("aircraft platform alarms"),
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if props.Email != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(props.Email), nil))
+	}
+	a := &Alarms{Construct: this, Topic: topic}
+
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	metric := func(namespace, name, stat string, dims map[string]*string) awscloudwatch.Metric {
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(namespace), MetricName: jsii.String(name), Statistic: jsii.String(stat),
+			Period: five, DimensionsMap: &dims,
+		})
+	}
+	alarm := func(id, what string, m awscloudwatch.IMetric, op awscloudwatch.ComparisonOperator, threshold float64, periods int, missing awscloudwatch.TreatMissingData) {
+		al := awscloudwatch.NewAlarm(this, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String(what),
+			Metric:             m,
+			ComparisonOperator: op,
+			Threshold:          jsii.Number(threshold),
+			EvaluationPeriods:  jsii.Number(float64(periods)),
+			TreatMissingData:   missing,
+		})
+		action := awscloudwatchactions.NewSnsAction(topic)
+		al.AddAlarmAction(action)
+		al.AddOkAction(action)
+		a.Alarms = append(a.Alarms, al)
+	}
+	gte, lt, gt := awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD
+	breaching, notBreaching := awscloudwatch.TreatMissingData_BREACHING, awscloudwatch.TreatMissingData_NOT_BREACHING
+
+	ec2 := map[string]*string{"InstanceId": props.InstanceID}
+	alarm("InstanceStatusCheck", "The service instance or its host fails a status check (10 minutes): recover or replace it.",
+		metric("AWS/EC2", "StatusCheckFailed", "Maximum", ec2), gte, 1, 2, breaching)
+	if props.Burstable {
+		alarm("InstanceCpuCredits", "The service instance has almost no CPU credits left (below 20): it is throttled to its baseline soon.",
+			metric("AWS/EC2", "CPUCreditBalance", "Minimum", ec2), lt, 20, 3, notBreaching)
+	}
+	rds := map[string]*string{"DBInstanceIdentifier": props.DatabaseID}
+	alarm("DatabaseFreeStorage", "RDS PostgreSQL has less than 2 GiB of free storage (storage autoscaling grows it up to its maximum).",
+		metric("AWS/RDS", "FreeStorageSpace", "Minimum", rds), lt, 2*1024*1024*1024, 1, breaching)
+	alarm("DatabaseCpu", "RDS PostgreSQL CPU above 80 % for 15 minutes.",
+		metric("AWS/RDS", "CPUUtilization", "Average", rds), gt, 80, 3, notBreaching)
+	for i, docdb := range props.DocDBInstanceIDs {
+		dims := map[string]*string{"DBInstanceIdentifier": docdb}
+		suffix := ""
+		if i > 0 {
+			suffix = fmt.Sprint(i + 1)
+		}
+		alarm("DocumentDbCpu"+suffix, "DocumentDB CPU above 80 % for 15 minutes.",
+			metric("AWS/DocDB", "CPUUtilization", "Average", dims), gt, 80, 3, notBreaching)
+		alarm("DocumentDbMemory"+suffix, "DocumentDB has less than 256 MiB of freeable memory (15 minutes).",
+			metric("AWS/DocDB", "FreeableMemory", "Minimum", dims), lt, 256*1024*1024, 3, notBreaching)
+	}
+
+	// 5xx answers, counted from aircraftd's access log (one JSON line per request).
+	filter := awslogs.NewMetricFilter(this, jsii.String("ServerErrors"), &awslogs.MetricFilterProps{
+		LogGroup:        props.ServiceLogs,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(serverErrorPattern)),
+		MetricNamespace: jsii.String("Aircraft/" + strings.ReplaceAll(*awscdk.Stack_Of(this).StackName(), "/", "-")),
+		MetricName:      jsii.String("ServerErrors"),
+		MetricValue:     jsii.String("1"),
+		DefaultValue:    jsii.Number(0),
+	})
+	alarm("ServiceServerErrors", "aircraftd answered 5 or more requests with a 5xx status in 5 minutes (its log: the LogGroupName output).",
+		filter.Metric(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: five}), gte, 5, 1, notBreaching)
+
+	return a
+}
+
+// serverErrorPattern matches aircraftd's access log lines of 5xx answers.
+const serverErrorPattern = `{ $.msg = "request" && $.status >= 500 }`
