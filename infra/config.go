@@ -32,6 +32,12 @@ type Config struct {
 	CertificateArn string // certificateArn: ACM certificate of the load balancer (else DNS-validated for domainName)
 	AccessLogDays  int    // accessLogDays: days the load balancer's access logs are kept
 	AlarmEmail     string // alarmEmail: subscribe this address to the alarm topic
+
+	// An existing VPC instead of a new one (ExistingVpc): all four or none.
+	VpcID             string // vpcId: deploy into this existing VPC
+	AvailabilityZones string // availabilityZones: its zones, comma-separated, in the order of the subnets
+	PublicSubnetIDs   string // publicSubnetIds: one public subnet per zone, comma-separated
+	IsolatedSubnetIDs string // isolatedSubnetIds: one subnet without internet route per zone, comma-separated
 }
 
 // Context keys, in the order docs/infra.md documents them.
@@ -39,7 +45,7 @@ var contextKeys = []string{
 	"stackName", "stage", "instanceType", "allowedCidr", "bucketName", "noncurrentVersionDays",
 	"backupRetentionDays", "logRetentionDays", "domainName", "hostedZoneId", "acmeEmail", "mongoUriSecretArn",
 	"instances", "minInstances", "maxInstances", "certificateArn", "accessLogDays",
-	"alarmEmail",
+	"alarmEmail", "vpcId", "availabilityZones", "publicSubnetIds", "isolatedSubnetIds",
 }
 
 // minProdBackupDays is the least a prod stack keeps of automated database backups.
@@ -77,6 +83,10 @@ func ParseConfig(get func(key string) any) (Config, error) {
 		MongoURISecretArn:     str(get("mongoUriSecretArn"), ""),
 		CertificateArn:        str(get("certificateArn"), ""),
 		AlarmEmail:            str(get("alarmEmail"), ""),
+		VpcID:                 str(get("vpcId"), ""),
+		AvailabilityZones:     str(get("availabilityZones"), ""),
+		PublicSubnetIDs:       str(get("publicSubnetIds"), ""),
+		IsolatedSubnetIDs:     str(get("isolatedSubnetIds"), ""),
 		NoncurrentVersionDays: 30,
 		LogRetentionDays:      30,
 	}
@@ -167,6 +177,9 @@ func (c Config) validate() error {
 	if err := c.validateFleet(); err != nil {
 		return err
 	}
+	if err := c.validateVpc(); err != nil {
+		return err
+	}
 	ip, network, err := net.ParseCIDR(c.AllowedCidr)
 	if err != nil || ip.To4() == nil || !ip.Equal(network.IP) {
 		return fmt.Errorf("allowedCidr %q: want an IPv4 network such as 203.0.113.0/24", c.AllowedCidr)
@@ -198,6 +211,63 @@ func (c Config) validateFleet() error {
 
 // LoadBalanced reports whether the stack runs several instances behind a load balancer (instances > 1).
 func (c Config) LoadBalanced() bool { return c.Instances > 1 }
+
+var (
+	vpcIDPattern    = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	subnetIDPattern = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
+	azPattern       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d[a-z]$`)
+)
+
+// validateVpc checks the existing-VPC keys: all four or none; one public and one isolated subnet per zone, at least
+// two zones (RDS and DocumentDB need two).
+func (c Config) validateVpc() error {
+	if c.VpcID == "" {
+		if c.AvailabilityZones != "" || c.PublicSubnetIDs != "" || c.IsolatedSubnetIDs != "" {
+			return fmt.Errorf("availabilityZones, publicSubnetIds and isolatedSubnetIds need vpcId")
+		}
+		return nil
+	}
+	v := c.ExistingVpc()
+	switch {
+	case !vpcIDPattern.MatchString(c.VpcID):
+		return fmt.Errorf("vpcId %q: want vpc-<hex>", c.VpcID)
+	case len(v.AvailabilityZones) < 2 || !allMatch(azPattern, v.AvailabilityZones):
+		return fmt.Errorf("availabilityZones %q: want at least two zones such as us-east-1a,us-east-1b", c.AvailabilityZones)
+	case len(v.PublicSubnetIDs) != len(v.AvailabilityZones) || !allMatch(subnetIDPattern, v.PublicSubnetIDs):
+		return fmt.Errorf("publicSubnetIds %q: want one subnet-<hex> per zone of availabilityZones", c.PublicSubnetIDs)
+	case len(v.IsolatedSubnetIDs) != len(v.AvailabilityZones) || !allMatch(subnetIDPattern, v.IsolatedSubnetIDs):
+		return fmt.Errorf("isolatedSubnetIds %q: want one subnet-<hex> per zone of availabilityZones", c.IsolatedSubnetIDs)
+	}
+	return nil
+}
+
+// ExistingVpc is the VPC named by context, or nil: the stack makes its own.
+func (c Config) ExistingVpc() *ExistingVpc {
+	if c.VpcID == "" {
+		return nil
+	}
+	return &ExistingVpc{ID: c.VpcID, AvailabilityZones: splitList(c.AvailabilityZones),
+		PublicSubnetIDs: splitList(c.PublicSubnetIDs), IsolatedSubnetIDs: splitList(c.IsolatedSubnetIDs)}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func allMatch(re *regexp.Regexp, values []string) bool {
+	for _, v := range values {
+		if !re.MatchString(v) {
+			return false
+		}
+	}
+	return true
+}
 
 // TLSMode is how the service gets its certificate: "acme" with a domain, "selfsigned" without.
 func (c Config) TLSMode() string {

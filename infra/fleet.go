@@ -226,8 +226,8 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadReleaseBinary"),
-		Actions:   jsii.Strings("s3:GetObject"),
+		Sid:     jsii.String("ReadReleaseBinary"),
+		Actions: jsii.Strings("s3:GetObject"),
 		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey()),
 			fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *caBundle.S3BucketName(), *caBundle.S3ObjectKey())),
 	}))

@@ -388,3 +388,32 @@ func workflowJobs(wf string) map[string]string {
 	delete(jobs, "")
 	return jobs
 }
+
+// An account at its VPC quota deploys into an existing VPC: no VPC, subnets or endpoint of the stack's own; the
+// instance in its public subnet, the databases in its isolated ones; cdk-nag still clean.
+func TestExistingVpc(t *testing.T) {
+	s := synth(t, map[string]any{"vpcId": "vpc-0a1b2c3d4e5f60718", "availabilityZones": "us-east-1a, us-east-1b",
+		"publicSubnetIds": "subnet-0aaaaaaaaaaaaaaa1,subnet-0aaaaaaaaaaaaaaa2", "isolatedSubnetIds": "subnet-0bbbbbbbbbbbbbbb1,subnet-0bbbbbbbbbbbbbbb2"},
+		fakeBinary(t, "aircraftd in an existing VPC"))
+	for _, typ := range []string{"AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::VPCEndpoint", "AWS::EC2::InternetGateway"} {
+		if n := len(s.Resources(typ)); n != 0 {
+			t.Errorf("%d %s in an existing VPC", n, typ)
+		}
+	}
+	if got := s.One(t, "AWS::EC2::Instance").Props["SubnetId"]; got != "subnet-0aaaaaaaaaaaaaaa1" {
+		t.Errorf("instance subnet %v", got)
+	}
+	for _, typ := range []string{"AWS::RDS::DBSubnetGroup", "AWS::DocDB::DBSubnetGroup"} {
+		if got := jsonOf(s.One(t, typ).Props["SubnetIds"]); got != `["subnet-0bbbbbbbbbbbbbbb1","subnet-0bbbbbbbbbbbbbbb2"]` {
+			t.Errorf("%s subnets %s", typ, got)
+		}
+	}
+	for _, sg := range s.Resources("AWS::EC2::SecurityGroup") {
+		if sg.Props["VpcId"] != "vpc-0a1b2c3d4e5f60718" {
+			t.Errorf("%s in %v", sg.ID, sg.Props["VpcId"])
+		}
+	}
+	for _, e := range s.annotations("aws:cdk:error") {
+		t.Errorf("cdk-nag: %s", e)
+	}
+}

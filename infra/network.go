@@ -8,14 +8,33 @@ import (
 
 // Network is the VPC box of the diagram: 10.0.0.0/16 over two availability zones (RDS needs two), a public subnet
 // for the service and an isolated one for the databases in each, no NAT gateway, and an S3 gateway endpoint so
-// that bucket traffic stays inside AWS.
+// that bucket traffic stays inside AWS. Or, for an account at its VPC quota, an existing VPC named by context
+// (ExistingVpc), whose subnets and S3 endpoint are its owner's.
 type Network struct {
 	constructs.Construct
-	Vpc awsec2.Vpc
+	Vpc awsec2.IVpc
 }
 
-func NewNetwork(scope constructs.Construct, id string) *Network {
+// ExistingVpc names a VPC of the account and its subnets (context vpcId, availabilityZones, publicSubnetIds,
+// isolatedSubnetIds). No lookup: synth stays offline.
+type ExistingVpc struct {
+	ID                string
+	AvailabilityZones []string
+	PublicSubnetIDs   []string // map a public IP at launch, route to an internet gateway
+	IsolatedSubnetIDs []string // the databases' (at least two availability zones)
+}
+
+func NewNetwork(scope constructs.Construct, id string, existing *ExistingVpc) *Network {
 	this := constructs.NewConstruct(scope, &id)
+	if existing != nil {
+		vpc := awsec2.Vpc_FromVpcAttributes(this, jsii.String("Vpc"), &awsec2.VpcAttributes{
+			VpcId:             jsii.String(existing.ID),
+			AvailabilityZones: jsii.Strings(existing.AvailabilityZones...),
+			PublicSubnetIds:   jsii.Strings(existing.PublicSubnetIDs...),
+			IsolatedSubnetIds: jsii.Strings(existing.IsolatedSubnetIDs...),
+		})
+		return &Network{Construct: this, Vpc: vpc}
+	}
 
 	vpc := awsec2.NewVpc(this, jsii.String("Vpc"), &awsec2.VpcProps{
 		IpAddresses: awsec2.IpAddresses_Cidr(jsii.String("10.0.0.0/16")),

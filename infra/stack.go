@@ -41,7 +41,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
 
 	// VPC 10.0.0.0/16: public and isolated subnets in two AZs, no NAT gateway, S3 gateway endpoint.
-	network := NewNetwork(stack, "Network")
+	network := NewNetwork(stack, "Network", cfg.ExistingVpc())
 
 	// S3 bucket aircraft-data: private, versioned, TLS only; the flight data files.
 	data := NewDataBucket(stack, "DataBucket", &DataBucketProps{
