@@ -226,10 +226,10 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:     jsii.String("ReadReleaseBinary"),
-		Actions: jsii.Strings("s3:GetObject"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), *binary.S3ObjectKey()),
-			fmt.Sprintf("arn:%s:s3:::%s/%s", *awscdk.Aws_PARTITION(), *caBundle.S3BucketName(), *caBundle.S3ObjectKey())),
+		// The stack's prefix of the asset bucket, as for the single instance: a release is no IAM change.
+		Sid:       jsii.String("ReadReleaseAssets"),
+		Actions:   jsii.Strings("s3:GetObject"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), assetPrefix(*stack.StackName()))),
 	}))
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadMetadataAndSignal"),
