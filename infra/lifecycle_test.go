@@ -7,6 +7,7 @@ package main
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"maps"
 	"os"
 	"os/exec"
@@ -177,6 +178,33 @@ func TestAppOnlyChangeIsNoIAMChange(t *testing.T) {
 			t.Errorf("assets are not under the stack's prefix:\n%.600s", s.AssetsRaw)
 		}
 	}
+	// What `cdk deploy` asks approval for (--require-approval broadening): the CLI's own security diff of release
+	// B against release A's template finds nothing; against a configuration with other grants, it does.
+	if code, out := securityDiff(t, b, a); code != 0 {
+		t.Errorf("cdk diff --security-only between two app builds: exit %d\n%s", code, out)
+	}
+	if code, out := securityDiff(t, stackOf(t, "externalMongo"), a); code == 0 {
+		t.Errorf("cdk diff --security-only sees no change of grants (the check cannot fail):\n%s", out)
+	}
+}
+
+// securityDiff runs the pinned CDK CLI, offline: `cdk diff --security-only --fail` of the stack in s's assembly
+// against base's template. Exit 0: no security-related change.
+func securityDiff(t *testing.T, s, base *Synth) (int, string) {
+	t.Helper()
+	tmpl := filepath.Join(base.Dir, s.Config.StackName+".template.json")
+	cmd := exec.Command(filepath.Join(repo, "infra", "node_modules", ".bin", "cdk"), "--no-notices", "diff", "--app", s.Dir,
+		"--template", tmpl, "--security-only", "--fail", s.Config.StackName)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "CDK_DISABLE_VERSION_CHECK=1", "CDK_DISABLE_CLI_TELEMETRY=true")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), string(out)
+	} else if err != nil {
+		t.Fatalf("cdk diff: %v\n%s", err, out)
+	}
+	return 0, string(out)
 }
 
 // A replaced instance (here: a new instance type, which stops and starts it) gets a new wait condition, which its
