@@ -363,6 +363,10 @@ func TestLoadBalancedAccessLogs(t *testing.T) {
 			logs = b
 		}
 	}
+	// aircraftd closes idle keep-alive connections after 120 s (app/internal/serve): the load balancer must first.
+	if idle, _ := strconv.Atoi(fmt.Sprint(attrs["idle_timeout.timeout_seconds"])); idle < 60 || idle >= 120 {
+		t.Errorf("idle timeout %v s: want at least the default 60 s and below the service's 120 s keep-alive", attrs["idle_timeout.timeout_seconds"])
+	}
 	if attrs["access_logs.s3.enabled"] != "true" || logs.ID == "" || attrs["deletion_protection.enabled"] != "true" {
 		t.Fatalf("load balancer attributes %s", jsonOf(attrs))
 	}

@@ -41,6 +41,9 @@ type LoadBalancer struct {
 	vpc           awsec2.IVpc
 }
 
+// albIdleTimeoutSeconds is the load balancer's idle timeout.
+const albIdleTimeoutSeconds = 110
+
 // accessLogPrefix is the folder of the access logs in their bucket.
 const accessLogPrefix = "alb"
 
@@ -64,6 +67,10 @@ func NewLoadBalancer(scope constructs.Construct, id string, props *LoadBalancerP
 		SecurityGroup:           sg,
 		DropInvalidHeaderFields: jsii.Bool(true),
 		DeletionProtection:      jsii.Bool(props.Stage == "prod"),
+		// Below aircraftd's keep-alive timeout (120 s, app/internal/serve): the load balancer, not the target,
+		// closes idle connections, so no request lands on a connection the target is closing (a 502). A request
+		// silent for longer gets a 504: long downloads and ingestions run as jobs (?async=true).
+		IdleTimeout: awscdk.Duration_Seconds(jsii.Number(albIdleTimeoutSeconds)),
 	})
 	alb.SetAttribute(jsii.String("access_logs.s3.enabled"), jsii.String("true"))
 	alb.SetAttribute(jsii.String("access_logs.s3.bucket"), logs.BucketName())
