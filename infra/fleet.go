@@ -48,7 +48,6 @@ type Fleet struct {
 	Role           awsiam.Role
 	LogGroup       awslogs.LogGroup
 	Arch           string
-	instances      int
 }
 
 // releaseTimeout is how long CloudFormation waits for an instance's readiness signal, at creation and per
@@ -147,7 +146,7 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 	group.Node().AddDependency(role)
 
 	return &Fleet{Construct: this, Group: group, LaunchTemplate: template, SecurityGroup: sg, Role: role, LogGroup: logs,
-		Arch: arch, instances: props.Instances}
+		Arch: arch}
 }
 
 // AllowTo lets the fleet reach a database on its port: egress here, ingress on the database's security group.
