@@ -23,10 +23,11 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/s3local"
 )
 
-// Names the service reads, with the local values (docs/CONTRACT.md).
+// The service's defaults (app/internal/config; env_test.go checks them
+// against .env.example), written out so that tests see them in .dev/env.
 const (
-	MongoDBName     = "s3_files"
-	MongoCollection = "file_records"
+	mongoDBName     = "s3_files"
+	mongoCollection = "file_records"
 )
 
 // Config says where the stack lives and how it reports.
@@ -176,8 +177,8 @@ func (s *Stack) Env(apiToken string) []string {
 		"S3_BUCKET=" + s3local.Bucket,
 		"SOURCE_BUCKET=" + s3local.Bucket,
 		"MONGODB_URL=" + ferret.URL,
-		"MONGODB_DB_NAME=" + MongoDBName,
-		"MONGODB_COLLECTION=" + MongoCollection,
+		"MONGODB_DB_NAME=" + mongoDBName,
+		"MONGODB_COLLECTION=" + mongoCollection,
 		"DOWNLOAD_PATH=" + s.DownloadDir(),
 		"API_TOKEN=" + apiToken,
 	}
