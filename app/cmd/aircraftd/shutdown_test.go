@@ -25,8 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/mongo"
@@ -283,8 +281,7 @@ func TestSIGTERMDuringAsyncDownload(t *testing.T) {
 func TestSIGTERMDuringSynchronousIngest(t *testing.T) {
 	env, _, b := stackEnv(t)
 	endpoint, gets := throttled(t)
-	samples := []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000700Z.json.gz"}
-	for _, n := range samples {
+	for _, n := range ingestSamples {
 		stacktest.Put(t, b, n, stacktest.Sample(t, n))
 	}
 	slow := map[string]string{"S3_ENDPOINT": endpoint, "INGEST_WORKERS": "1"}
@@ -327,31 +324,5 @@ func TestSIGTERMDuringSynchronousIngest(t *testing.T) {
 		t.Fatalf("rerun: %d %v", status, m)
 	}
 	d2.stop(t)
-	wantObs, wantAircraft := 0, map[string]bool{}
-	for _, n := range samples {
-		var doc struct {
-			Aircraft []struct {
-				Hex string `json:"hex"`
-			} `json:"aircraft"`
-		}
-		if err := json.Unmarshal(stacktest.Sample(t, n), &doc); err != nil {
-			t.Fatal(err)
-		}
-		wantObs += len(doc.Aircraft)
-		for _, a := range doc.Aircraft {
-			wantAircraft[strings.ToLower(a.Hex)] = true
-		}
-	}
-	conn, err := pgx.Connect(context.Background(), env["DATABASE_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var obs, aircraft int
-	if err := conn.QueryRow(context.Background(), `SELECT coalesce(sum(observations), 0), count(*) FROM aircraft_stats`).Scan(&obs, &aircraft); err != nil {
-		t.Fatal(err)
-	}
-	if obs != wantObs || aircraft != len(wantAircraft) {
-		t.Errorf("after SIGTERM and a rerun: %d observations of %d aircraft, want %d of %d", obs, aircraft, wantObs, len(wantAircraft))
-	}
+	checkExactStatistics(t, env["DATABASE_URL"])
 }
