@@ -32,6 +32,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
@@ -102,10 +103,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		CORS:           cfg.CORSAllowOrigins,
 		TrustedProxies: cfg.TrustedProxies,
 		Stats:          st.db,
-		Ingest:         httpapi.IngestService(&ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers}),
-		Jobs:           registry,
-		Ready:          st.checks(),
-		Lanes:          st.lanes(log),
+		Ingest: httpapi.IngestService(&ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: readsb.Limits{
+			MaxBytes: cfg.IngestMaxFileBytes, MaxString: cfg.IngestMaxStringBytes, MaxAircraft: cfg.IngestMaxAircraftPerFile,
+			MaxDepth: cfg.IngestMaxDepth, MaxDecodeTime: cfg.IngestMaxDecodeTime,
+		}}),
+		Jobs:  registry,
+		Ready: st.checks(),
+		Lanes: st.lanes(log),
 	})
 
 	// Shutdown, in this order: (1) stop accepting, (2) requests in flight

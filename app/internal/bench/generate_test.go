@@ -20,7 +20,7 @@ func TestSnapshots(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := readsb.Decode(bytes.NewReader(data))
+		f, err := readsb.Decode(bytes.NewReader(data), readsb.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -196,7 +196,7 @@ func pureDecode(files [][]byte, workers int) (decodeFigure, int64, int) {
 			go func() {
 				defer wg.Done()
 				for data := range in {
-					f, err := readsb.Decode(bytes.NewReader(data))
+					f, err := readsb.Decode(bytes.NewReader(data), readsb.Limits{})
 					if err != nil {
 						panic(err) // generated data always decodes
 					}

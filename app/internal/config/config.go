@@ -38,7 +38,14 @@ type Config struct {
 	S3Endpoint    string
 	SourceBucket  string
 	IngestWorkers int
-	ShutdownGrace time.Duration
+	// Caps on what one ingested file may cost; a file over one is
+	// quarantined with a reason naming the cap (docs/ingestion.md).
+	IngestMaxFileBytes       int64         // decompressed bytes
+	IngestMaxStringBytes     int           // bytes of a kept string (hex, r, t, emergency)
+	IngestMaxAircraftPerFile int           // distinct addresses
+	IngestMaxDepth           int           // nesting of arrays and objects
+	IngestMaxDecodeTime      time.Duration // read and decode
+	ShutdownGrace            time.Duration
 
 	AuthDisable    bool          // every POST open: only when asked for explicitly
 	TrustedProxies []string      // may set the client address with X-Forwarded-For

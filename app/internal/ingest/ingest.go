@@ -48,6 +48,8 @@ type Service struct {
 	Workers       int // concurrent fetch+decode workers
 	BatchAircraft int // commit when a batch holds this many aircraft…
 	BatchFiles    int // …or this many files
+	// Limits cap what one file may cost (zero fields: readsb's defaults).
+	Limits readsb.Limits
 }
 
 // FileNote names a file and what happened to it.
@@ -65,13 +67,16 @@ type Result struct {
 	FilesSkipped    int            `json:"files_skipped"`
 	SkippedByReason map[string]int `json:"skipped_by_reason"`
 	// Skipped lists skipped files with the reason (the first 1000).
-	Skipped         []FileNote `json:"skipped"`
-	FilesFailed     int        `json:"files_failed"`
-	Failed          []FileNote `json:"failed"` // the first 1000
-	AircraftUpdated int        `json:"aircraft_updated"`
-	Observations    int64      `json:"observations"`
-	Bytes           int64      `json:"bytes"`
-	DurationSeconds float64    `json:"duration_seconds"`
+	Skipped     []FileNote `json:"skipped"`
+	FilesFailed int        `json:"files_failed"`
+	Failed      []FileNote `json:"failed"` // the first 1000
+	// InvalidValues counts values of ingested files that broke a validation
+	// rule, by rule: they are not observations of their metric (README).
+	InvalidValues   map[string]int64 `json:"invalid_values"`
+	AircraftUpdated int              `json:"aircraft_updated"`
+	Observations    int64            `json:"observations"`
+	Bytes           int64            `json:"bytes"`
+	DurationSeconds float64          `json:"duration_seconds"`
 }
 
 // Run is an ingestion that holds the lock and is ready to start.
@@ -228,7 +233,7 @@ func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 		return fetched{obj: obj, err: err}
 	}
 	defer body.Close()
-	file, err := decode(body)
+	file, err := decode(body, s.Limits)
 	if err != nil {
 		return fetched{obj: obj, versionID: versionID, err: err}
 	}
@@ -257,7 +262,7 @@ type aggregator struct {
 func (s *Service) newAggregator(prefix string) *aggregator {
 	return &aggregator{
 		svc:     s,
-		res:     Result{Bucket: s.Bucket.Name, Prefix: prefix, SkippedByReason: map[string]int{}, Skipped: []FileNote{}, Failed: []FileNote{}},
+		res:     Result{Bucket: s.Bucket.Name, Prefix: prefix, SkippedByReason: map[string]int{}, Skipped: []FileNote{}, Failed: []FileNote{}, InvalidValues: map[string]int64{}},
 		batch:   make(flight.Aggregate),
 		snaps:   make(map[time.Time]string),
 		touched: make(map[string]struct{}),
@@ -305,6 +310,9 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		f.file.Aircraft.Stamp(f.obj.LastModified.UTC())
 	}
 	entry.Observations = f.file.Observations
+	for reason, n := range f.file.Invalid {
+		a.res.InvalidValues[reason] += n
+	}
 	a.objects = append(a.objects, entry)
 	a.batch.Merge(f.file.Aircraft)
 	a.res.FilesIngested++

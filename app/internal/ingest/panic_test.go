@@ -29,7 +29,7 @@ func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	}
 	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 2}
 
-	decode = func(io.Reader) (*readsb.File, error) { panic("injected: a bug in the decoder") }
+	decode = func(io.Reader, readsb.Limits) (*readsb.File, error) { panic("injected: a bug in the decoder") }
 	t.Cleanup(func() { decode = readsb.Decode })
 	run, err := s.Begin(ctx)
 	if err != nil {

@@ -16,20 +16,7 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := Decode(bytes.NewReader(data)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkDecodeStream(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join(samples, "20231101-000030Z.json"))
-	if err != nil {
-		b.Skip(err)
-	}
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if _, err := decodeStream(bytes.NewReader(data)); err != nil {
+		if _, err := Decode(bytes.NewReader(data), Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,31 +3,103 @@
 // seed's list format ([{"icao", "altitude", "speed"}, …]), plain or gzip
 // (detected by magic bytes, never by name).
 //
-// Decoding streams: the aircraft array is read one record at a time, so memory
-// depends on the number of distinct aircraft, not on the size of the file.
+// Decoding streams whatever the size of the file: a small tokenizer of our
+// own (scan.go) reads records one at a time from a 64 KiB buffer, keeps the
+// six values the statistics use and skips every other value without holding
+// it. Memory per file is therefore the buffer plus the file's per-aircraft
+// aggregate, and every way a file could grow either is capped by Limits:
+// decompressed bytes, bytes of a kept string, distinct addresses, nesting
+// depth and decode time. A file that hits a cap is bad, with a reason naming
+// the cap (CapError).
 //
-// It uses github.com/goccy/go-json: on these records (~35 keys, 6 used) it
-// decodes 3–5× faster than encoding/json while keeping its API (see
-// ANCHORS.md in the design notes and BenchmarkDecode).
+// Values are checked against the rules in validate.go; a value outside them
+// is not an observation of its metric and is counted in File.Invalid by
+// reason, the rest of the record still counts.
+//
+// The general-purpose decoders we measured (encoding/json, goccy/go-json,
+// jsontext) either buffer a whole value to skip it or a whole file to decode
+// it fast, and none caps the length of a single string; see ANCHORS.md for
+// their speeds.
 package readsb
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/aircraftdata/platform/app/internal/flight"
 )
+
+// Limits bound what one file may cost. Zero fields take the defaults below.
+type Limits struct {
+	MaxBytes      int64         // decompressed bytes per file (INGEST_MAX_FILE_BYTES)
+	MaxString     int           // bytes of a kept string: hex, r, t, emergency (INGEST_MAX_STRING_BYTES)
+	MaxAircraft   int           // distinct addresses per file (INGEST_MAX_AIRCRAFT_PER_FILE)
+	MaxDepth      int           // nesting depth of arrays and objects (INGEST_MAX_DEPTH)
+	MaxDecodeTime time.Duration // time to read and decode one file (INGEST_MAX_DECODE_SECONDS)
+}
+
+// Defaults. A full readsb-hist snapshot is ~5 MB, ~10,000 aircraft, nested
+// 4 deep, with strings of at most a dozen bytes; each default leaves a wide
+// margin over that while keeping a worst-case file to ~20 MB of aggregate.
+const (
+	DefaultMaxBytes      = 256 << 20
+	DefaultMaxString     = 64
+	DefaultMaxAircraft   = 100_000
+	DefaultMaxDepth      = 32
+	DefaultMaxDecodeTime = 60 * time.Second
+
+	// maxNumber is the longest number literal kept (a float64 needs at
+	// most 24 significant digits); longer ones make the file bad.
+	maxNumber = 64
+	// maxKey is the longest key that can be one we use.
+	maxKey = 16
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxString <= 0 {
+		l.MaxString = DefaultMaxString
+	}
+	if l.MaxAircraft <= 0 {
+		l.MaxAircraft = DefaultMaxAircraft
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxDecodeTime <= 0 {
+		l.MaxDecodeTime = DefaultMaxDecodeTime
+	}
+	return l
+}
+
+// CapError says a file hit one of the Limits; Setting names it.
+type capError struct {
+	setting string
+	what    string
+}
+
+func (e capError) Error() string { return fmt.Sprintf("over the cap %s: %s", e.setting, e.what) }
+
+// IsCap reports whether err is a file hitting one of the Limits.
+func IsCap(err error) bool { return errors.As(err, new(capError)) }
+
+var errDecodeTime = capError{setting: "INGEST_MAX_DECODE_SECONDS", what: "decoding took too long"}
+
+// SourceError is a failure to read the file from where it is stored (the
+// network, S3), not a fault of its content.
+type SourceError struct{ Err error }
+
+func (e *SourceError) Error() string { return "read: " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
 
 // File is what one decoded file contributes.
 type File struct {
@@ -36,173 +108,207 @@ type File struct {
 	Format       string // "readsb-hist" or "list"
 	Gzip         bool
 	Observations int64
-	// Aircraft holds the file's observations per address, not yet stamped with
-	// a time (see flight.Aggregate.Stamp).
+	// Aircraft holds the file's observations per address, stamped with Now
+	// (not stamped for formats without a time: see flight.Aggregate.Stamp).
 	Aircraft flight.Aggregate
+	// Invalid counts values that broke a rule of validate.go, by reason.
+	Invalid map[string]int64
 }
 
-// record is the union of the readsb-hist aircraft object and the seed's list
-// element; the decoder skips every other key.
-type record struct {
-	Hex       string   `json:"hex"`
-	ICAO      string   `json:"icao"`
-	R         string   `json:"r"`
-	T         string   `json:"t"`
-	AltBaro   altitude `json:"alt_baro"`
-	Altitude  altitude `json:"altitude"`
-	GS        altitude `json:"gs"`
-	Speed     altitude `json:"speed"`
-	Emergency string   `json:"emergency"`
-}
+var buffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// altitude accepts a number, null, or a string such as "ground" (which is an
-// observation but not an altitude). It allocates nothing.
-type altitude flight.Number
-
-func (a *altitude) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] == '"' || string(b) == "null" {
-		*a = altitude{}
-		return nil
-	}
-	v, err := parseFloat(b)
-	if err != nil {
-		return err
-	}
-	*a = altitude{Value: v, Valid: true}
-	return nil
-}
-
-// wholeLimit is the size up to which a file is read into memory and decoded
-// in one call, which is about twice as fast as streaming (BenchmarkDecode).
-// Larger files stream, so memory per decoder never exceeds this much.
-const wholeLimit = 32 << 20
-
-var (
-	buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	records = sync.Pool{New: func() any { return new([]record) }}
-)
-
-// Decode reads one file, plain or gzip.
-func Decode(r io.Reader) (*File, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	gz := false
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+// Decode reads one file, plain or gzip, within lim.
+func Decode(r io.Reader, lim Limits) (*File, error) {
+	lim = lim.withDefaults()
+	br := bufio.NewReaderSize(sourceReader{r}, 32<<10)
+	f := &File{Aircraft: make(flight.Aggregate), Invalid: map[string]int64{}}
+	var src io.Reader = br
+	if magic, err := br.Peek(2); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	} else if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
+			return nil, gzipErr(err)
 		}
 		defer zr.Close()
-		gz = true
-		r = zr
-	} else {
-		r = br
+		f.Gzip = true
+		src = gzipReader{zr}
 	}
-
-	buf := buffers.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= wholeLimit+bytes.MinRead {
-			buf.Reset()
-			buffers.Put(buf)
-		}
-	}()
-	buf.Reset()
-	n, err := buf.ReadFrom(io.LimitReader(r, wholeLimit+1))
-	if err != nil {
-		return nil, readErr(err)
+	buf := buffers.Get().(*[]byte)
+	defer buffers.Put(buf)
+	d := decoder{
+		scanner: scanner{
+			r:        &capReader{r: src, left: lim.MaxBytes},
+			buf:      *buf,
+			maxDepth: lim.MaxDepth,
+			deadline: time.Now().Add(lim.MaxDecodeTime),
+			str:      make([]byte, 0, max(lim.MaxString, maxNumber)),
+		},
+		lim: lim,
+		f:   f,
 	}
-	var f *File
-	if n <= wholeLimit {
-		f, err = decodeWhole(buf.Bytes())
-	} else {
-		f, err = decodeStream(io.MultiReader(bytes.NewReader(buf.Bytes()), r))
-	}
-	if err != nil {
+	if err := d.document(); err != nil {
 		return nil, err
 	}
-	f.Gzip = gz
 	if !f.Now.IsZero() {
 		f.Aircraft.Stamp(f.Now)
 	}
 	return f, nil
 }
 
-func decodeWhole(data []byte) (*File, error) {
-	f := &File{Aircraft: make(flight.Aggregate)}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return nil, errors.New("empty file")
+// sourceReader marks the errors of the underlying reader as SourceError.
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &SourceError{err}
 	}
-	switch data[0] {
-	case '{':
-		recs := records.Get().(*[]record)
-		defer putRecords(recs)
-		var s struct {
-			Now      *float64  `json:"now"`
-			Aircraft *[]record `json:"aircraft"`
-		}
-		s.Aircraft = recs
-		if err := json.Unmarshal(data, &s); err != nil {
-			return nil, syntaxErr(err)
-		}
-		if len(*recs) == 0 && !hasAircraftArray(data) {
-			return nil, errNoAircraft
-		}
-		if s.Now == nil {
-			return nil, errNoNow
-		}
-		if err := f.setNow(*s.Now); err != nil {
-			return nil, err
-		}
-		f.Format = "readsb-hist"
-		f.observe(*s.Aircraft)
-	case '[':
-		recs := records.Get().(*[]record)
-		defer putRecords(recs)
-		if err := json.Unmarshal(data, recs); err != nil {
-			return nil, syntaxErr(err)
-		}
-		f.Format = "list"
-		f.observe(*recs)
-	default:
-		return nil, errNotFlightData
-	}
-	return f, nil
+	return n, err
 }
 
-// hasAircraftArray tells an empty "aircraft" array from a missing one (the
-// pooled slice hides the difference).
-func hasAircraftArray(data []byte) bool {
-	var probe struct {
-		Aircraft json.RawMessage `json:"aircraft"`
+// gzipReader words the decompressor's errors as faults of the file.
+type gzipReader struct{ r *gzip.Reader }
+
+func (g gzipReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = gzipErr(err)
 	}
-	return json.Unmarshal(data, &probe) == nil && len(probe.Aircraft) > 0 && probe.Aircraft[0] == '['
+	return n, err
 }
 
-// putRecords returns a decoded slice to the pool, cleared so that it keeps
-// no strings alive, unless it grew unusually large.
-func putRecords(recs *[]record) {
-	if cap(*recs) > 1<<16 {
-		return
+func gzipErr(err error) error {
+	var se *SourceError
+	switch {
+	case errors.As(err, &se):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("gzip stream is truncated")
 	}
-	clear(*recs)
-	*recs = (*recs)[:0]
-	records.Put(recs)
+	return fmt.Errorf("gzip: %w (a corrupt member, or data after the last one)", err)
 }
 
-func (f *File) observe(recs []record) {
-	for i := range recs {
-		if o, ok := recs[i].observation(); ok {
-			f.Aircraft.Observe(o, 0)
-			f.Observations++
-		}
+// capReader fails once more than left bytes are read.
+type capReader struct {
+	r    io.Reader
+	left int64
+	read int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, capError{setting: "INGEST_MAX_FILE_BYTES", what: fmt.Sprintf("more than %d bytes decompressed", c.read-1)}
 	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	c.read += int64(n)
+	return n, err
+}
+
+type decoder struct {
+	scanner
+	lim      Limits
+	f        *File
+	nrecords int64
 }
 
 var (
 	errNotFlightData = errors.New("not a readsb-hist snapshot or a list of aircraft: top-level value is neither object nor array")
 	errNoAircraft    = errors.New(`no "aircraft" array: not a readsb-hist snapshot`)
 	errNoNow         = errors.New(`no "now": a readsb-hist snapshot needs its time`)
+	errEmpty         = errors.New("empty file")
 )
+
+func (d *decoder) document() error {
+	c, err := d.peek()
+	if err == errTruncated && d.offset() == 0 {
+		return errEmpty
+	}
+	if err != nil {
+		return err
+	}
+	d.pos++
+	switch c {
+	case '{':
+		d.f.Format = "readsb-hist"
+		err = d.snapshot()
+	case '[':
+		d.f.Format = "list"
+		err = d.records(1)
+	default:
+		return errNotFlightData
+	}
+	if err != nil {
+		return err
+	}
+	if d.nrecords > 0 && d.f.Observations == 0 {
+		return fmt.Errorf("not flight data: none of its %d aircraft records has a valid hex", d.nrecords)
+	}
+	if end, err := d.atEnd(); err != nil {
+		return err
+	} else if !end {
+		return fmt.Errorf("unexpected data after the top-level value at byte %d", d.offset())
+	}
+	return nil
+}
+
+func (d *decoder) snapshot() error {
+	sawAircraft, sawNow := false, false
+	for first := true; ; first = false {
+		ok, err := d.more(first, '}')
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		k, err := d.key(maxKey)
+		if err != nil {
+			return err
+		}
+		switch string(k) {
+		case "now":
+			v, kind, err := d.value(maxNumber, 1)
+			if err != nil {
+				return err
+			}
+			if kind != kindNumber {
+				return errors.New(`"now" is not a number`)
+			}
+			now, err := strconv.ParseFloat(string(v), 64)
+			if err != nil {
+				return fmt.Errorf(`"now" is not a plausible epoch time: %.30q`, v)
+			}
+			if err := d.f.setNow(now); err != nil {
+				return err
+			}
+			sawNow = true
+		case "aircraft":
+			if err := d.expect('[', `"aircraft" to be an array`); err != nil {
+				return fmt.Errorf(`"aircraft" is not an array: %w`, err)
+			}
+			if err := d.records(2); err != nil {
+				return fmt.Errorf(`"aircraft": %w`, err)
+			}
+			sawAircraft = true
+		default:
+			if err := d.skipValue(1); err != nil {
+				return err
+			}
+		}
+	}
+	if !sawAircraft {
+		return errNoAircraft
+	}
+	if !sawNow {
+		return errNoNow
+	}
+	return nil
+}
 
 func (f *File) setNow(now float64) error {
 	if now <= 0 || math.IsInf(now, 0) || math.IsNaN(now) || now > 1e11 {
@@ -213,148 +319,176 @@ func (f *File) setNow(now float64) error {
 	return nil
 }
 
-// decodeStream reads the aircraft array one record at a time.
-func decodeStream(r io.Reader) (*File, error) {
-	f := &File{Aircraft: make(flight.Aggregate)}
-	dec := json.NewDecoder(r)
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, syntaxErr(err)
-	}
-	switch tok {
-	case json.Delim('{'):
-		f.Format = "readsb-hist"
-		err = decodeSnapshot(dec, f)
-	case json.Delim('['):
-		f.Format = "list"
-		err = decodeRecords(dec, f)
-	default:
-		return nil, errNotFlightData
-	}
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("unexpected data after the top-level value")
-	}
-	return f, nil
-}
-
-func decodeSnapshot(dec *json.Decoder, f *File) error {
-	sawAircraft := false
-	for dec.More() {
-		tok, err := dec.Token()
+// records reads array elements after the opening '[' (at depth) up to and
+// including the closing ']'.
+func (d *decoder) records(depth int) error {
+	for i, first := 0, true; ; i, first = i+1, false {
+		ok, err := d.more(first, ']')
 		if err != nil {
-			return syntaxErr(err)
+			return err
 		}
-		key, _ := tok.(string)
-		switch key {
-		case "now":
-			var now float64
-			if err := dec.Decode(&now); err != nil {
-				return fmt.Errorf(`"now": %w`, syntaxErr(err))
-			}
-			if err := f.setNow(now); err != nil {
+		if !ok {
+			return nil
+		}
+		d.nrecords++
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if c != '{' {
+			d.f.Invalid[reasonNotObject]++
+			if err := d.skipValue(depth); err != nil {
 				return err
 			}
-		case "aircraft":
-			tok, err := dec.Token()
-			if err != nil {
-				return fmt.Errorf(`"aircraft": %w`, syntaxErr(err))
-			}
-			if tok != json.Delim('[') {
-				return errors.New(`"aircraft" is not an array`)
-			}
-			if err := decodeRecords(dec, f); err != nil {
-				return fmt.Errorf(`"aircraft": %w`, err)
-			}
-			sawAircraft = true
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return syntaxErr(err)
-			}
+			continue
+		}
+		if depth+1 > d.lim.MaxDepth {
+			return capError{setting: "INGEST_MAX_DEPTH", what: fmt.Sprintf("values nested deeper than %d levels", d.lim.MaxDepth)}
+		}
+		d.pos++
+		if err := d.record(depth + 1); err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
 		}
 	}
-	if _, err := dec.Token(); err != nil { // closing '}'
-		return syntaxErr(err)
-	}
-	if !sawAircraft {
-		return errNoAircraft
-	}
-	if f.Now.IsZero() {
-		return errNoNow
-	}
-	return nil
 }
 
-// decodeRecords reads array elements after the opening '[' up to and
-// including the closing ']'.
-func decodeRecords(dec *json.Decoder, f *File) error {
-	for i := 0; dec.More(); i++ {
-		var rec record
-		if err := dec.Decode(&rec); err != nil {
-			return fmt.Errorf("record %d: %w", i, syntaxErr(err))
+type kind int
+
+const (
+	kindOther kind = iota // an array, object, true or false: skipped
+	kindNull
+	kindString
+	kindNumber
+)
+
+// value reads a scalar value of at most max bytes (longer strings are a
+// CapError, longer numbers a syntax error) and skips anything else. The
+// bytes are valid until the next read.
+func (d *decoder) value(max, depth int) ([]byte, kind, error) {
+	c, err := d.peek()
+	if err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case c == '"':
+		d.pos++
+		s, tooLong, err := d.readString(max, false)
+		if err != nil {
+			return nil, 0, err
 		}
-		o, ok := rec.observation()
+		if tooLong {
+			return nil, 0, capError{setting: "INGEST_MAX_STRING_BYTES", what: fmt.Sprintf("a string of a kept field longer than %d bytes, ending at byte %d", max, d.offset())}
+		}
+		return s, kindString, nil
+	case c == '-' || '0' <= c && c <= '9':
+		v, err := d.readNumber(maxNumber)
+		return v, kindNumber, err
+	case c == 'n':
+		return nil, kindNull, d.literal("null")
+	}
+	return nil, kindOther, d.skipValue(depth)
+}
+
+// raw is one record's kept values before validation.
+type raw struct {
+	hex, icao, r, t, emergency string
+	alt, altitude, gs, speed   metric
+}
+
+// record reads one aircraft object after its '{'.
+func (d *decoder) record(depth int) error {
+	var rec raw
+	for first := true; ; first = false {
+		ok, err := d.more(first, '}')
+		if err != nil {
+			return err
+		}
 		if !ok {
-			continue // no usable address: not an aircraft we can key statistics on
+			break
 		}
-		f.Aircraft.Observe(o, 0)
-		f.Observations++
+		k, err := d.key(maxKey)
+		if err != nil {
+			return err
+		}
+		var str *string
+		var num *metric
+		switch string(k) {
+		case "hex":
+			str = &rec.hex
+		case "icao":
+			str = &rec.icao
+		case "r":
+			str = &rec.r
+		case "t":
+			str = &rec.t
+		case "emergency":
+			str = &rec.emergency
+		case "alt_baro":
+			num = &rec.alt
+		case "altitude":
+			num = &rec.altitude
+		case "gs":
+			num = &rec.gs
+		case "speed":
+			num = &rec.speed
+		default:
+			if err := d.skipValue(depth); err != nil {
+				return err
+			}
+			continue
+		}
+		v, kind, err := d.value(d.lim.MaxString, depth)
+		if err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		if str != nil {
+			switch kind {
+			case kindString:
+				*str = intern(v)
+			case kindNull:
+				*str = ""
+			default:
+				*str = notAString
+			}
+			continue
+		}
+		*num = metric{}
+		switch kind {
+		case kindNumber:
+			n, err := strconv.ParseFloat(string(v), 64)
+			if err != nil && !errors.Is(err, strconv.ErrRange) {
+				return fmt.Errorf("%q: not a number: %.30q", k, v)
+			}
+			*num = metric{value: n, set: true}
+		case kindString:
+			*num = metric{ground: string(v) == "ground", str: true, set: true}
+		case kindNull:
+		default:
+			*num = metric{set: true, other: true}
+		}
 	}
-	if _, err := dec.Token(); err != nil { // closing ']'
-		return syntaxErr(err)
+	o, ok := d.validate(&rec)
+	if !ok {
+		return nil
+	}
+	d.f.Aircraft.Observe(o, 0)
+	d.f.Observations++
+	if len(d.f.Aircraft) > d.lim.MaxAircraft {
+		return capError{setting: "INGEST_MAX_AIRCRAFT_PER_FILE", what: fmt.Sprintf("more than %d distinct addresses", d.lim.MaxAircraft)}
 	}
 	return nil
 }
 
-func (r *record) observation() (flight.Observation, bool) {
-	hex := r.Hex
-	if hex == "" {
-		hex = r.ICAO
-	}
-	icao, err := flight.NormalizeICAO(hex)
-	if err != nil {
-		return flight.Observation{}, false
-	}
-	o := flight.Observation{
-		ICAO:         icao,
-		Registration: strings.TrimSpace(r.R),
-		Type:         strings.TrimSpace(r.T),
-		Altitude:     flight.Number(r.AltBaro),
-		GroundSpeed:  flight.Number(r.GS),
-		Emergency:    r.Emergency,
-	}
-	if !o.Altitude.Valid {
-		o.Altitude = flight.Number(r.Altitude)
-	}
-	if !o.GroundSpeed.Valid {
-		o.GroundSpeed = flight.Number(r.Speed)
-	}
-	return o, true
-}
+// notAString marks a kept field that held a number, array or object.
+const notAString = "\x00not a string"
 
-func readErr(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) {
-		return fmt.Errorf("gzip stream is truncated or corrupt: %w", err)
+// intern returns common short values without allocating.
+func intern(b []byte) string {
+	switch string(b) {
+	case "none":
+		return "none"
+	case "":
+		return ""
 	}
-	return err
-}
-
-// syntaxErr makes decoder errors readable: a file that ends early says so.
-func syntaxErr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(err.Error(), "unexpected end of JSON input") {
-		return errors.New("unexpected end of data: the file is truncated")
-	}
-	return err
-}
-
-func parseFloat(b []byte) (float64, error) {
-	v, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return 0, fmt.Errorf("not a number: %.20q", b)
-	}
-	return v, nil
+	return string(b)
 }

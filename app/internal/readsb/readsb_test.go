@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	stdjson "encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"testing/iotest"
+
+	"github.com/aircraftdata/platform/app/internal/readsb/readsbtest"
 	"testing"
 	"time"
 )
@@ -46,12 +51,12 @@ func oracle(t *testing.T, data []byte) (now float64, stats map[string]*oracleSta
 		if ty, _ := rec["t"].(string); ty != "" {
 			s.typ = ty
 		}
-		if alt, ok := rec["alt_baro"].(float64); ok {
+		if alt, ok := rec["alt_baro"].(float64); ok && alt >= -1200 && alt <= 126700 {
 			s.altN++
 			s.altSum += alt
 			s.altMax = math.Max(s.altMax, alt)
 		}
-		if gs, ok := rec["gs"].(float64); ok {
+		if gs, ok := rec["gs"].(float64); ok && gs >= 0 && gs <= 5776 {
 			s.gsN++
 			s.gsSum += gs
 			s.gsMax = math.Max(s.gsMax, gs)
@@ -78,14 +83,11 @@ func TestDecodeMatchesOracle(t *testing.T) {
 			data := readSample(t, name)
 			now, want := oracle(t, data)
 			for _, stream := range []bool{false, true} {
-				var f *File
-				var err error
-				if stream {
-					f, err = decodeStream(bytes.NewReader(data))
-					f.Aircraft.Stamp(f.Now)
-				} else {
-					f, err = Decode(bytes.NewReader(data))
+				var r io.Reader = bytes.NewReader(data)
+				if stream { // one byte per read: every token crosses a buffer boundary
+					r = iotest.OneByteReader(r)
 				}
+				f, err := Decode(r, Limits{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -129,11 +131,11 @@ func TestDecodeMatchesOracle(t *testing.T) {
 }
 
 func TestDecodeDetectsGzipByMagicNotName(t *testing.T) {
-	plain, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json")))
+	plain, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json")), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gz, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json.gz")))
+	gz, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json.gz")), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func TestDecodeDetectsGzipByMagicNotName(t *testing.T) {
 	if !plain.Now.Equal(gz.Now) || plain.Observations != gz.Observations || len(plain.Aircraft) != len(gz.Aircraft) {
 		t.Errorf("the same snapshot decodes differently: %v/%d vs %v/%d", plain.Now, plain.Observations, gz.Now, gz.Observations)
 	}
-	misnamed, err := Decode(bytes.NewReader(readSample(t, "20231101-000700Z.json.gz")))
+	misnamed, err := Decode(bytes.NewReader(readSample(t, "20231101-000700Z.json.gz")), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +169,16 @@ func TestDecodeRejectsBadFiles(t *testing.T) {
 		"no aircraft":           []byte(`{"now": 1698796829.3}`),
 		"no now":                []byte(`{"aircraft": []}`),
 		"aircraft not array":    []byte(`{"now": 1698796829.3, "aircraft": {}}`),
-		"bad altitude":          []byte(`{"now": 1698796829.3, "aircraft": [{"hex":"abcdef","alt_baro":true}]}`),
+		"bad number":            []byte(`{"now": 1698796829.3, "aircraft": [{"hex":"abcdef","alt_baro":1-2}]}`),
+		"bad literal":           []byte(`{"now": 1698796829.3, "aircraft": [{"hex":"abcdef","x":nul}]}`),
+		"missing comma":         []byte(`{"now": 1698796829.3, "aircraft": [{"hex":"abcdef" "x":1}]}`),
+		"bad escape":            []byte(`{"now": 1698796829.3, "aircraft": [{"hex":"abcdef","x":"\q"}]}`),
+		"gzip then garbage":     append(append([]byte{}, gzFull(good)...), "garbage"...),
 		"trailing garbage":      []byte(`[{"icao":"abcdef"}] [`),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
-			f, err := Decode(bytes.NewReader(data))
+			f, err := Decode(bytes.NewReader(data), Limits{})
 			if err == nil {
 				t.Fatalf("decoded %d observations from a bad file", f.Observations)
 			}
@@ -182,13 +188,13 @@ func TestDecodeRejectsBadFiles(t *testing.T) {
 			t.Log(err)
 		})
 	}
-	if _, err := Decode(bytes.NewReader(readSample(t, "bad/20231101-000030Z.cut-mid-record.json"))); !strings.Contains(err.Error(), "truncated") {
+	if _, err := Decode(bytes.NewReader(readSample(t, "bad/20231101-000030Z.cut-mid-record.json")), Limits{}); !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("a cut file should say it is truncated, got %v", err)
 	}
 }
 
 func TestDecodeEmptySnapshot(t *testing.T) {
-	f, err := Decode(strings.NewReader(`{"now": 1698796829.3, "aircraft": []}`))
+	f, err := Decode(strings.NewReader(`{"now": 1698796829.3, "aircraft": []}`), Limits{})
 	if err != nil || f.Observations != 0 || f.Now.IsZero() {
 		t.Errorf("empty snapshot: %+v, %v", f, err)
 	}
@@ -201,7 +207,7 @@ func TestDecodeListFormat(t *testing.T) {
 	  {"icao": "~0f0f0f", "altitude": 35000},
 	  {"icao": "zzz", "altitude": 1}
 	]`)
-	f, err := Decode(bytes.NewReader(data))
+	f, err := Decode(bytes.NewReader(data), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,26 +223,119 @@ func TestDecodeListFormat(t *testing.T) {
 	}
 }
 
-func TestDecodeStreamsLargeFiles(t *testing.T) {
-	// A list larger than wholeLimit takes the streaming path and gives the
-	// same answer as the arithmetic says.
-	var b bytes.Buffer
-	b.WriteString("[")
-	n := 0
-	for b.Len() <= wholeLimit {
-		if n > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString(`{"icao":"a00001","altitude":100,"speed":2,"pad":"` + strings.Repeat("x", 200) + `"}`)
-		n++
+func TestDecodeHostileFiles(t *testing.T) {
+	// The hostile classes at 1/64 of their size, against caps scaled to match.
+	lim := Limits{MaxBytes: 8 << 20, MaxAircraft: 10_000}
+	for _, h := range readsbtest.Files(1.0 / 64) {
+		t.Run(h.Name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := Decode(bytes.NewReader(h.Data), lim)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), h.Want) {
+				t.Fatalf("err = %v, want one naming %q", err, h.Want)
+			}
+			t.Log(err)
+			// Allocation, not just live memory: nothing is buffered, even briefly.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 && !strings.Contains(h.Name, "addresses") {
+				t.Errorf("decoding allocated %d MiB", alloc>>20)
+			}
+		})
 	}
-	b.WriteString("]")
-	f, err := Decode(&b)
+}
+
+func TestDecodeSkipsLargeIgnoredValuesWithoutMemory(t *testing.T) {
+	// A 32 MiB ignored string, number and array within the byte cap decode,
+	// allocating next to nothing.
+	doc := io.MultiReader(
+		strings.NewReader(`{"now":1698796829.3,"aircraft":[{"hex":"abcdef","flight":"`),
+		io.LimitReader(repeatByte('x'), 32<<20),
+		strings.NewReader(`","messages":1`),
+		io.LimitReader(repeatByte('0'), 32<<20),
+		strings.NewReader(`,"mlat":[`),
+		io.LimitReader(repeatByte('['), 20), io.LimitReader(repeatByte(']'), 20),
+		strings.NewReader(`],"alt_baro":1000,"gs":200}]}`),
+	)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f, err := Decode(doc, Limits{})
+	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := f.Aircraft["a00001"]
-	if f.Observations != int64(n) || p.AltitudeSum != float64(100*n) || p.SpeedSum != float64(2*n) {
-		t.Errorf("got %d observations, sums %v/%v; want %d", f.Observations, p.AltitudeSum, p.SpeedSum, n)
+	if p := f.Aircraft["abcdef"]; f.Observations != 1 || p.AltitudeSum != 1000 || p.SpeedSum != 200 {
+		t.Errorf("got %+v", f)
 	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("decoding allocated %d KiB", alloc>>10)
+	}
+}
+
+type repeatByte byte
+
+func (r repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+func TestDecodeTimeCap(t *testing.T) {
+	slow := iotest.OneByteReader(slowReader{strings.NewReader(`{"now":1698796829.3,"aircraft":[{"hex":"abcdef"}]}`)})
+	_, err := Decode(slow, Limits{MaxDecodeTime: 30 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "INGEST_MAX_DECODE_SECONDS") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(5 * time.Millisecond)
+	return s.r.Read(p)
+}
+
+func TestDecodeValidation(t *testing.T) {
+	data := `{"now":1698796829.3,"aircraft":[
+	  {"hex":"ABCDEF","alt_baro":1e308,"gs":-1,"emergency":"x","r":"N1\u0000"},
+	  {"hex":"abcdef","alt_baro":126700,"gs":5776,"emergency":"lifeguard","r":" N1 ","t":"B738"},
+	  {"hex":"abcdef","alt_baro":-1200,"gs":0,"emergency":"none"},
+	  {"hex":"abcdef","alt_baro":"high","gs":"fast","emergency":7},
+	  {"hex":"abcdef","alt_baro":126701,"gs":5776.5,"r":{"a":1}},
+	  {"hex":"abcdef","alt_baro":1e999},
+	  {"hex":"abcdeg"}, {"hex":12}, {}, 7, null, {"hex":"~00000a","alt_baro":"ground"}
+	]}`
+	f, err := Decode(strings.NewReader(data), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Aircraft["abcdef"]
+	if p.Observations != 6 || p.AltitudeCount != 2 || p.AltitudeSum != 126700-1200 || p.AltitudeMax != 126700 ||
+		p.SpeedCount != 2 || p.SpeedSum != 5776 || p.Registration != "N1" || p.Type != "B738" ||
+		len(p.Emergencies) != 1 || p.Emergencies[0] != "lifeguard" {
+		t.Errorf("abcdef = %+v", p)
+	}
+	if q := f.Aircraft["~00000a"]; q.Observations != 1 || q.AltitudeCount != 0 {
+		t.Errorf("~00000a = %+v", q)
+	}
+	want := map[string]int64{
+		reasonAltitudeRange: 3, reasonSpeedRange: 2, reasonEmergency: 2, reasonRegistrationText: 2,
+		reasonAltitudeType: 1, reasonSpeedType: 1, reasonBadHex: 2, reasonNoHex: 1, reasonNotObject: 2,
+	}
+	if len(f.Invalid) != len(want) {
+		t.Errorf("invalid = %v, want %v", f.Invalid, want)
+	}
+	for k, v := range want {
+		if f.Invalid[k] != v {
+			t.Errorf("invalid[%q] = %d, want %d", k, f.Invalid[k], v)
+		}
+	}
+}
+
+func gzFull(data []byte) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(data)
+	zw.Close()
+	return b.Bytes()
 }
