@@ -9,6 +9,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
@@ -28,12 +29,15 @@ type Statistics interface {
 type Ingester interface {
 	// Begin takes the one-run-at-a-time lock, or fails with ingest.ErrBusy.
 	Begin(ctx context.Context) (IngestRun, error)
+	// FailedFiles lists quarantined files by key, after the key after.
+	FailedFiles(ctx context.Context, after string, limit int) ([]postgres.FailedFile, error)
 }
 
 // IngestRun is a run that holds the lock: Ingest releases it when done,
-// Release when the run does not start.
+// Release when the run does not start. Ingest fails with
+// *ingest.UnavailableError when a dependency is down.
 type IngestRun interface {
-	Ingest(ctx context.Context, prefix string, p *progress.Counter) (*ingest.Result, error)
+	Ingest(ctx context.Context, req ingest.Request, p *progress.Counter) (*ingest.Result, error)
 	Release()
 }
 
@@ -48,6 +52,10 @@ func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
 		return nil, err // never a typed nil in the interface
 	}
 	return run, nil
+}
+
+func (i ingestService) FailedFiles(ctx context.Context, after string, limit int) ([]postgres.FailedFile, error) {
+	return i.s.FailedFiles(ctx, after, limit)
 }
 
 // Jobs runs work in the background and answers for it (jobs.Registry).

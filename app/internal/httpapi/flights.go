@@ -17,7 +17,8 @@ import (
 )
 
 type ingestInput struct {
-	Prefix string `query:"prefix" doc:"only objects whose key starts with this prefix" example:"raw/day=20231101/"`
+	Prefix      string `query:"prefix" doc:"only objects whose key starts with this prefix" example:"raw/day=20231101/"`
+	RetryFailed bool   `query:"retry_failed" doc:"read quarantined files again even if their ETag is unchanged"`
 	AsyncInput
 }
 
@@ -70,7 +71,9 @@ type aircraftPage struct {
 func registerFlights(api huma.API, d Deps) {
 	op := post("process-s3-data", "/process-s3-data", "Ingest flight data files from S3 into statistics", "flight statistics")
 	op.Description = "Reads every object under prefix in S3_BUCKET (readsb-hist snapshots or [{icao, altitude, speed}] lists, " +
-		"plain or gzip), exactly once. Files that do not decode are reported and contribute nothing. One run at a time: 409 while another runs."
+		"plain or gzip), exactly once. A file that fails to decode, breaks a cap or is refused by the database is quarantined: " +
+		"reported, listed at /api/v1/ingestion/failed, and skipped by later runs until its ETag changes or retry_failed=true; " +
+		"the rest of the run is committed. 503 only when PostgreSQL or S3 is unavailable. One run at a time: 409 while another runs."
 	op.Responses = asyncResponses(api, ingest.Result{})
 	op.Errors = []int{http.StatusUnauthorized, http.StatusConflict, http.StatusServiceUnavailable}
 	huma.Register(api, op, func(ctx context.Context, in *ingestInput) (*maybeAsync, error) {
@@ -79,11 +82,12 @@ func registerFlights(api huma.API, d Deps) {
 			return nil, huma.Error409Conflict("an ingestion is already running; try again when it has finished")
 		}
 		if err != nil {
-			return nil, unavailable(ctx, d, "postgres", err)
+			return nil, ingestFailed(ctx, d, err)
 		}
+		req := ingest.Request{Prefix: in.Prefix, RetryFailed: in.RetryFailed}
 		if in.async() {
 			out, err := startJob(ctx, d, "ingest", func(ctx context.Context, p *progress.Counter) (any, error) {
-				res, err := run.Ingest(ctx, in.Prefix, p)
+				res, err := run.Ingest(ctx, req, p)
 				if res == nil {
 					return nil, err
 				}
@@ -94,9 +98,9 @@ func registerFlights(api huma.API, d Deps) {
 			}
 			return out, err
 		}
-		res, err := run.Ingest(ctx, in.Prefix, nil)
+		res, err := run.Ingest(ctx, req, nil)
 		if err != nil {
-			return nil, failure(ctx, d, "ingestion", err)
+			return nil, ingestFailed(ctx, d, err)
 		}
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
@@ -132,4 +136,49 @@ func registerFlights(api huma.API, d Deps) {
 			}
 			return &struct{ Body aircraftPage }{page}, nil
 		})
+
+	registerFailed(api, d)
+}
+
+type failedInput struct {
+	After string `query:"after" doc:"return files after this key (the previous page's next)"`
+	Limit int    `query:"limit" minimum:"1" maximum:"1000" default:"100"`
+}
+
+type failedPage struct {
+	Items []postgres.FailedFile `json:"items"`
+	// Next is the value of after for the next page; null on the last page.
+	Next *string `json:"next"`
+}
+
+func registerFailed(api huma.API, d Deps) {
+	op := get("list-failed-files", "/api/v1/ingestion/failed", "Quarantined files of the flight data bucket, by key, a page at a time", "flight statistics")
+	op.Description = "Files that POST /process-s3-data refused (decoding, a cap, validation, or the database), with the reason and " +
+		"when. Later runs skip them until their ETag changes, or when called with retry_failed=true."
+	huma.Register(api, op, func(ctx context.Context, in *failedInput) (*struct{ Body failedPage }, error) {
+		if d.Ingest == nil {
+			return nil, huma.Error503ServiceUnavailable("ingestion is not configured")
+		}
+		items, err := d.Ingest.FailedFiles(ctx, in.After, in.Limit+1)
+		if err != nil {
+			return nil, ingestFailed(ctx, d, err)
+		}
+		page := failedPage{Items: items}
+		if len(items) > in.Limit {
+			page.Items = items[:in.Limit]
+			next := page.Items[in.Limit-1].Key
+			page.Next = &next
+		}
+		return &struct{ Body failedPage }{page}, nil
+	})
+}
+
+// ingestFailed answers a run that could not go on: 503 naming the
+// dependency that failed (ingest.UnavailableError), else as failure does.
+func ingestFailed(ctx context.Context, d Deps, err error) error {
+	var u *ingest.UnavailableError
+	if errors.As(err, &u) && ctx.Err() == nil {
+		return unavailable(ctx, d, u.Dependency, err)
+	}
+	return failure(ctx, d, "ingestion", err)
 }

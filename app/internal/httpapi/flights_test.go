@@ -32,6 +32,7 @@ const token = "test-token"
 type flightsEnv struct {
 	url    string
 	db     *postgres.DB
+	dbURL  string
 	bucket bucket.Bucket
 }
 
@@ -39,7 +40,8 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 	t.Helper()
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
-	db, err := postgres.Open(ctx, stacktest.Postgres(t))
+	dbURL := stacktest.Postgres(t)
+	db, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 		Ready:  []httpapi.Check{{Name: "postgres", Check: db.Ping}, {Name: "s3", Check: b.Check}},
 	}))
 	t.Cleanup(srv.Close)
-	return &flightsEnv{url: srv.URL, db: db, bucket: b}
+	return &flightsEnv{url: srv.URL, db: db, dbURL: dbURL, bucket: b}
 }
 
 func (e *flightsEnv) do(t *testing.T, method, path string, hdr map[string]string) (int, []byte, http.Header) {
@@ -320,8 +322,9 @@ func TestIngestAndStatistics(t *testing.T) {
 		t.Fatalf("rerun: %d %s", status, body)
 	}
 	res = decode[ingestResult](t, body)
-	if res.FilesIngested != 0 || res.SkippedByReason["already ingested"] != 4 || res.FilesFailed != 2 || res.Observations != 0 {
-		t.Errorf("rerun should skip the 4 processed files and fail the 2 bad ones again: %s", body)
+	if res.FilesIngested != 0 || res.SkippedByReason["already ingested"] != 4 || res.SkippedByReason["quarantined"] != 2 ||
+		res.FilesFailed != 0 || res.Observations != 0 {
+		t.Errorf("rerun should skip the 4 processed files and the 2 quarantined ones: %s", body)
 	}
 	if after := fetchAll(t, e); !bytes.Equal(before, after) {
 		t.Error("statistics changed on rerun")

@@ -5,8 +5,15 @@
 // decodes the rest with a bounded pool of workers, and merges their
 // statistics in memory in batches. Each batch is committed together with the
 // ledger entries of its files, so a file counts once however often runs are
-// repeated or interrupted. Memory is bounded by the batch size and the number
-// of workers, not by what the bucket holds.
+// repeated or interrupted. Memory is bounded by the batch size, the number of
+// workers and readsb.Limits, not by what the bucket holds.
+//
+// No file can sink a run: a file that fails to decode or validate is
+// quarantined (a 'failed' ledger entry with its reason, committed with the
+// batch), and when the database refuses a batch the files responsible are
+// found by bisection, re-reading the files of each half, and quarantined
+// with the database's reason while the rest is committed. A run stops only
+// when a dependency is unavailable (UnavailableError).
 package ingest
 
 import (
@@ -17,6 +24,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight"
@@ -29,6 +38,17 @@ import (
 // ErrBusy means another ingestion is running (on this or another instance).
 var ErrBusy = postgres.ErrBusy
 
+// UnavailableError means a dependency of the run failed: the run stops, what
+// it committed stays, and a rerun carries on. Its message names the
+// dependency only; the cause (with the driver's details) is logged.
+type UnavailableError struct {
+	Dependency string // "postgres" or "s3"
+	Err        error
+}
+
+func (e *UnavailableError) Error() string { return e.Dependency + " unavailable" }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
 // Defaults for Service fields left zero.
 const (
 	DefaultWorkers          = 3
@@ -37,6 +57,8 @@ const (
 	maxListedNotes          = 1000
 	reasonAlreadyIngested   = "already ingested"
 	reasonDuplicateSnapshot = "duplicate snapshot"
+	reasonQuarantined       = "quarantined"
+	reasonChanged           = "changed since listed"
 )
 
 // Service ingests from one bucket into one database.
@@ -88,20 +110,40 @@ type Run struct {
 // Begin takes the ingestion lock, or fails with ErrBusy.
 func (s *Service) Begin(ctx context.Context) (*Run, error) {
 	lock, err := s.DB.Lock(ctx)
-	if err != nil {
+	if errors.Is(err, ErrBusy) {
 		return nil, err
 	}
+	if err != nil {
+		return nil, s.unavailable(ctx, "postgres", err)
+	}
 	return &Run{svc: s, lock: lock}, nil
+}
+
+// FailedFiles lists the bucket's quarantined files by key, after the key
+// after, at most limit of them.
+func (s *Service) FailedFiles(ctx context.Context, after string, limit int) ([]postgres.FailedFile, error) {
+	files, err := s.DB.FailedFiles(ctx, s.Bucket.Name, after, limit)
+	if err != nil {
+		return nil, s.unavailable(ctx, "postgres", err)
+	}
+	return files, nil
 }
 
 // Release gives the lock back without running (the run could not start).
 func (r *Run) Release() { r.lock.Unlock() }
 
-// Ingest processes every object under prefix, then releases the lock. It
-// reports progress into p (which may be nil).
-func (r *Run) Ingest(ctx context.Context, prefix string, p *progress.Counter) (*Result, error) {
+// Request says what a run ingests.
+type Request struct {
+	Prefix string // only keys with this prefix
+	// RetryFailed reads quarantined files again even if unchanged.
+	RetryFailed bool
+}
+
+// Ingest processes every object the request selects, then releases the
+// lock. It reports progress into p (which may be nil).
+func (r *Run) Ingest(ctx context.Context, req Request, p *progress.Counter) (*Result, error) {
 	defer r.lock.Unlock()
-	return r.svc.ingest(ctx, prefix, p)
+	return r.svc.ingest(ctx, req, p)
 }
 
 type fetched struct {
@@ -109,10 +151,12 @@ type fetched struct {
 	versionID string
 	file      *readsb.File
 	skip      string // reason, when the object was not fetched
-	err       error
+	err       error  // the file's fault: it is quarantined
+	depErr    error  // a dependency failed: the run stops
 }
 
-func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter) (*Result, error) {
+func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) (*Result, error) {
+	prefix := req.Prefix
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -127,7 +171,7 @@ func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter
 	go func() { // lister
 		defer wg.Done()
 		defer close(tasks)
-		listErr = panics.Catch(func() error { return s.list(ctx, prefix, p, tasks, results) })
+		listErr = panics.Catch(func() error { return s.list(ctx, req, p, tasks, results) })
 		p.TotalKnown()
 	}()
 	for range workers {
@@ -177,8 +221,8 @@ func (s *Service) ingest(ctx context.Context, prefix string, p *progress.Counter
 }
 
 // list sends unknown objects to tasks and known ones straight to results.
-func (s *Service) list(ctx context.Context, prefix string, p *progress.Counter, tasks chan<- bucket.Object, results chan<- fetched) error {
-	return s.Bucket.List(ctx, prefix, func(objs []bucket.Object) error {
+func (s *Service) list(ctx context.Context, req Request, p *progress.Counter, tasks chan<- bucket.Object, results chan<- fetched) error {
+	err := s.Bucket.List(ctx, req.Prefix, func(objs []bucket.Object) error {
 		refs := make([]postgres.Object, len(objs))
 		var size int64
 		for i, o := range objs {
@@ -188,12 +232,15 @@ func (s *Service) list(ctx context.Context, prefix string, p *progress.Counter, 
 		p.AddTotal(int64(len(objs)), size)
 		known, err := s.DB.Known(ctx, s.Bucket.Name, refs)
 		if err != nil {
-			return err
+			return s.unavailable(ctx, "postgres", err)
 		}
 		for i, o := range objs {
-			if known[refs[i]] {
+			switch outcome, ok := known[refs[i]]; {
+			case outcome == postgres.Failed && !req.RetryFailed:
+				err = send(ctx, results, fetched{obj: o, skip: reasonQuarantined})
+			case ok && outcome != postgres.Failed:
 				err = send(ctx, results, fetched{obj: o, skip: reasonAlreadyIngested})
-			} else {
+			default:
 				err = send(ctx, tasks, o)
 			}
 			if err != nil {
@@ -202,6 +249,10 @@ func (s *Service) list(ctx context.Context, prefix string, p *progress.Counter, 
 		}
 		return nil
 	})
+	if err != nil && !errors.As(err, new(*UnavailableError)) && ctx.Err() == nil {
+		return s.unavailable(ctx, "s3", err)
+	}
+	return err
 }
 
 func send[T any](ctx context.Context, ch chan<- T, v T) error {
@@ -226,20 +277,73 @@ func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetc
 	return f
 }
 
-// fetch reads and decodes one object.
+// fetch reads and decodes one object within the decode time cap.
 func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
-	body, versionID, err := s.Bucket.Open(ctx, obj.Key, obj.ETag)
-	if err != nil {
-		return fetched{obj: obj, err: err}
+	limit := s.Limits.MaxDecodeTime
+	if limit <= 0 {
+		limit = readsb.DefaultMaxDecodeTime
+	}
+	fctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	timedOut := func() bool { return ctx.Err() == nil && fctx.Err() != nil }
+	timeCap := fmt.Errorf("over the cap INGEST_MAX_DECODE_SECONDS: not read and decoded within %s", limit)
+
+	body, versionID, err := s.Bucket.Open(fctx, obj.Key, obj.ETag)
+	switch {
+	case err == nil:
+	case timedOut():
+		return fetched{obj: obj, err: timeCap}
+	case changed(err):
+		return fetched{obj: obj, skip: reasonChanged}
+	default:
+		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
 	}
 	defer body.Close()
 	file, err := decode(body, s.Limits)
-	if err != nil {
+	var source *readsb.SourceError
+	switch {
+	case err == nil:
+	case errors.As(err, &source) && timedOut():
+		return fetched{obj: obj, versionID: versionID, err: timeCap}
+	case errors.As(err, &source):
+		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
+	default:
 		return fetched{obj: obj, versionID: versionID, err: err}
 	}
-	// Drain what the decoder did not need so the connection can be reused.
-	_, _ = io.Copy(io.Discard, body)
+	if file.Now.IsZero() {
+		// A format without a snapshot time: the object's time stands in.
+		file.Aircraft.Stamp(obj.LastModified.UTC())
+	}
+	// Drain a little of what the decoder did not need so the connection
+	// can be reused.
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
 	return fetched{obj: obj, versionID: versionID, file: file}
+}
+
+// changed reports an object that is gone or has another ETag since it was
+// listed: the next run sees its new state.
+func changed(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "NoSuchKey", "NotFound", "PreconditionFailed":
+			return true
+		}
+	}
+	return false
+}
+
+// unavailable wraps the failure of a dependency, logging its cause. A run
+// whose context ended returns that instead.
+func (s *Service) unavailable(ctx context.Context, dep string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.As(err, new(*UnavailableError)) {
+		return err
+	}
+	s.logger().Error(dep+" unavailable", "error", err)
+	return &UnavailableError{Dependency: dep, Err: err}
 }
 
 func cmp(v, def int) int {
@@ -254,15 +358,24 @@ type aggregator struct {
 	svc     *Service
 	res     Result
 	batch   flight.Aggregate
-	objects []postgres.Processed
+	entries []entry
 	snaps   map[time.Time]string // snapshot time → key, in the uncommitted batch
 	touched map[string]struct{}  // aircraft updated by committed batches
 }
 
+// entry is a file of the uncommitted batch: its ledger entry and the object
+// to read it again from.
+type entry struct {
+	postgres.Processed
+	obj  bucket.Object
+	drop bool // changed since listed: left for the next run
+}
+
 func (s *Service) newAggregator(prefix string) *aggregator {
 	return &aggregator{
-		svc:     s,
-		res:     Result{Bucket: s.Bucket.Name, Prefix: prefix, SkippedByReason: map[string]int{}, Skipped: []FileNote{}, Failed: []FileNote{}, InvalidValues: map[string]int64{}},
+		svc: s,
+		res: Result{Bucket: s.Bucket.Name, Prefix: prefix, SkippedByReason: map[string]int{}, Skipped: []FileNote{},
+			Failed: []FileNote{}, InvalidValues: map[string]int64{}},
 		batch:   make(flight.Aggregate),
 		snaps:   make(map[time.Time]string),
 		touched: make(map[string]struct{}),
@@ -270,54 +383,71 @@ func (s *Service) newAggregator(prefix string) *aggregator {
 }
 
 func (a *aggregator) add(ctx context.Context, f fetched) error {
-	a.res.FilesSeen++
 	switch {
+	case f.depErr != nil:
+		return f.depErr
 	case f.skip != "":
+		a.res.FilesSeen++
 		a.skipped(f.obj.Key, f.skip, f.skip)
 		return nil
 	case f.err != nil:
-		a.res.FilesFailed++
-		if len(a.res.Failed) < maxListedNotes {
-			a.res.Failed = append(a.res.Failed, FileNote{Key: f.obj.Key, Reason: f.err.Error()})
-		}
-		a.svc.logger().Warn("file not ingested", "key", f.obj.Key, "reason", f.err.Error())
-		return nil
+		a.res.FilesSeen++
+		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.err.Error()))
+		return a.maybeFlush(ctx)
 	}
+	a.res.FilesSeen++
 	a.res.Bytes += f.obj.Size
-	entry := postgres.Processed{
-		Object:     postgres.Object{Bucket: a.svc.Bucket.Name, Key: f.obj.Key, ETag: f.obj.ETag, VersionID: f.versionID, Size: f.obj.Size},
-		Outcome:    postgres.Ingested,
-		SnapshotAt: f.file.Now,
+	e := entry{
+		Processed: postgres.Processed{
+			Object:     postgres.Object{Bucket: a.svc.Bucket.Name, Key: f.obj.Key, ETag: f.obj.ETag, VersionID: f.versionID, Size: f.obj.Size},
+			Outcome:    postgres.Ingested,
+			SnapshotAt: f.file.Now,
+		},
+		obj: f.obj,
 	}
 	if !f.file.Now.IsZero() {
 		dup, ok := a.snaps[f.file.Now]
 		if !ok {
 			var err error
 			if dup, ok, err = a.svc.DB.SnapshotKey(ctx, f.file.Now); err != nil {
-				return err
+				return a.svc.unavailable(ctx, "postgres", err)
 			}
 		}
 		if ok {
-			entry.Outcome = postgres.DuplicateSnapshot
-			a.objects = append(a.objects, entry)
+			e.Outcome = postgres.DuplicateSnapshot
+			a.entries = append(a.entries, e)
 			a.skipped(f.obj.Key, reasonDuplicateSnapshot, fmt.Sprintf("%s: the snapshot of %s was already ingested from %s",
 				reasonDuplicateSnapshot, f.file.Now.Format(time.RFC3339Nano), dup))
 			return a.maybeFlush(ctx)
 		}
 		a.snaps[f.file.Now] = f.obj.Key
-	} else {
-		// A format without a snapshot time: the object's time stands in.
-		f.file.Aircraft.Stamp(f.obj.LastModified.UTC())
 	}
-	entry.Observations = f.file.Observations
-	for reason, n := range f.file.Invalid {
-		a.res.InvalidValues[reason] += n
-	}
-	a.objects = append(a.objects, entry)
+	e.Observations = f.file.Observations
+	a.entries = append(a.entries, e)
 	a.batch.Merge(f.file.Aircraft)
 	a.res.FilesIngested++
 	a.res.Observations += f.file.Observations
+	for reason, n := range f.file.Invalid {
+		a.res.InvalidValues[reason] += n
+	}
 	return a.maybeFlush(ctx)
+}
+
+// quarantine counts a refused file and makes its ledger entry.
+func (a *aggregator) quarantine(obj bucket.Object, versionID, reason string) entry {
+	a.res.FilesFailed++
+	if len(a.res.Failed) < maxListedNotes {
+		a.res.Failed = append(a.res.Failed, FileNote{Key: obj.Key, Reason: reason})
+	}
+	a.svc.logger().Warn("file quarantined", "key", obj.Key, "etag", obj.ETag, "reason", reason)
+	return entry{
+		Processed: postgres.Processed{
+			Object:  postgres.Object{Bucket: a.svc.Bucket.Name, Key: obj.Key, ETag: obj.ETag, VersionID: versionID, Size: obj.Size},
+			Outcome: postgres.Failed,
+			Reason:  reason,
+		},
+		obj: obj,
+	}
 }
 
 func (a *aggregator) skipped(key, reason, note string) {
@@ -329,28 +459,129 @@ func (a *aggregator) skipped(key, reason, note string) {
 }
 
 func (a *aggregator) maybeFlush(ctx context.Context) error {
-	if len(a.batch) >= cmp(a.svc.BatchAircraft, DefaultBatchAircraft) || len(a.objects) >= cmp(a.svc.BatchFiles, DefaultBatchFiles) {
+	if len(a.batch) >= cmp(a.svc.BatchAircraft, DefaultBatchAircraft) || len(a.entries) >= cmp(a.svc.BatchFiles, DefaultBatchFiles) {
 		return a.flush(ctx)
 	}
 	return nil
 }
 
-// flush commits the batch with its ledger entries in one transaction.
+// flush commits the batch with its ledger entries in one transaction. If the
+// database refuses it, bisect finds the files responsible.
 func (a *aggregator) flush(ctx context.Context) error {
-	if len(a.objects) == 0 {
+	if len(a.entries) == 0 {
 		return nil
 	}
-	if err := a.svc.DB.Commit(ctx, a.objects, a.batch); err != nil {
+	err := a.commit(ctx, a.entries, a.batch)
+	if postgres.IsRefused(err) {
+		a.svc.logger().Warn("the database refused a batch: finding the files responsible", "files", len(a.entries), "error", err)
+		err = a.bisect(ctx, a.entries, err)
+	}
+	if err != nil {
 		return err
 	}
-	for icao := range a.batch {
-		a.touched[icao] = struct{}{}
-	}
-	a.svc.logger().Info("batch committed", "files", len(a.objects), "aircraft", len(a.batch))
+	a.svc.logger().Info("batch committed", "files", len(a.entries), "aircraft", len(a.batch))
 	a.batch = make(flight.Aggregate)
-	a.objects = nil
+	a.entries = nil
 	clear(a.snaps)
 	return nil
+}
+
+// commit stores entries and agg in one transaction. It returns the
+// database's refusal as is, any other failure as UnavailableError.
+func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Aggregate) error {
+	objs := make([]postgres.Processed, 0, len(entries))
+	for _, e := range entries {
+		if !e.drop {
+			objs = append(objs, e.Processed)
+		}
+	}
+	err := a.svc.DB.Commit(ctx, objs, agg)
+	switch {
+	case err == nil:
+		for icao := range agg {
+			a.touched[icao] = struct{}{}
+		}
+		return nil
+	case postgres.IsRefused(err):
+		return err
+	}
+	return a.svc.unavailable(ctx, "postgres", err)
+}
+
+// bisect commits the halves of a refused batch separately, each with the
+// statistics of its files read again, and splits a refused half further,
+// until a file refused on its own is quarantined with the database's
+// reason. For one bad file among n this reads about 2n files; memory stays
+// within the batch's (a half holds a subset of its aircraft).
+func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error) error {
+	var ingested []int
+	for i, e := range entries {
+		if e.Outcome == postgres.Ingested && !e.drop {
+			ingested = append(ingested, i)
+		}
+	}
+	if len(ingested) <= 1 {
+		for _, i := range ingested {
+			e := &entries[i]
+			a.res.FilesIngested--
+			a.res.Observations -= e.Observations
+			*e = a.quarantine(e.obj, e.VersionID, postgres.RefusalReason(refusal))
+		}
+		err := a.commit(ctx, entries, nil)
+		if postgres.IsRefused(err) {
+			// The ledger entries themselves are refused: nothing of the files
+			// is to blame that we could set aside.
+			return a.svc.unavailable(ctx, "postgres", err)
+		}
+		return err
+	}
+	mid := ingested[len(ingested)/2]
+	for _, half := range [][]entry{entries[:mid], entries[mid:]} {
+		agg, err := a.reread(ctx, half)
+		if err != nil {
+			return err
+		}
+		err = a.commit(ctx, half, agg)
+		if postgres.IsRefused(err) {
+			err = a.bisect(ctx, half, err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reread fetches and decodes the ingested files of entries again, returning
+// their statistics. A file that changed since is dropped from the ledger
+// entries (the next run reads it), one that now fails is quarantined.
+func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggregate, error) {
+	agg := make(flight.Aggregate)
+	for i := range entries {
+		e := &entries[i]
+		if e.Outcome != postgres.Ingested || e.drop {
+			continue
+		}
+		f := a.svc.fetchContained(ctx, e.obj)
+		var bug *panics.Error
+		switch {
+		case f.depErr != nil:
+			return nil, f.depErr
+		case errors.As(f.err, &bug):
+			return nil, f.err
+		case f.skip != "":
+			a.res.FilesIngested--
+			a.res.Observations -= e.Observations
+			e.drop = true
+		case f.err != nil:
+			a.res.FilesIngested--
+			a.res.Observations -= e.Observations
+			*e = a.quarantine(e.obj, f.versionID, f.err.Error())
+		default:
+			agg.Merge(f.file.Aircraft)
+		}
+	}
+	return agg, nil
 }
 
 func (s *Service) logger() *slog.Logger {

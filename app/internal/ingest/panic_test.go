@@ -35,7 +35,7 @@ func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = run.Ingest(ctx, "", nil)
+	_, err = run.Ingest(ctx, Request{}, nil)
 	var p *panics.Error
 	if !errors.As(err, &p) || p.Value != "injected: a bug in the decoder" {
 		t.Fatalf("run: %v, want the panic", err)
@@ -46,7 +46,7 @@ func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := run.Ingest(ctx, "", nil)
+	res, err := run.Ingest(ctx, Request{}, nil)
 	if err != nil || res.FilesIngested != 2 || res.FilesFailed != 0 {
 		t.Fatalf("after the panic: %+v, %v; want both files ingested", res, err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aircraftdata/platform/app/internal/flight"
@@ -66,6 +68,9 @@ type Outcome string
 const (
 	Ingested          Outcome = "ingested"
 	DuplicateSnapshot Outcome = "duplicate-snapshot"
+	// Failed is a quarantined file: refused with a reason, skipped until its
+	// ETag changes.
+	Failed Outcome = "failed"
 )
 
 // Processed is one object's ledger entry.
@@ -74,33 +79,97 @@ type Processed struct {
 	Outcome      Outcome
 	SnapshotAt   time.Time // zero when the format has no snapshot time
 	Observations int64
+	Reason       string // why a Failed file was refused
 }
 
-// Known returns the subset of keys of bucket (with their etags) that are in
-// the ledger already.
-func (db *DB) Known(ctx context.Context, bucket string, objs []Object) (map[Object]bool, error) {
+// maxReason bounds a stored reason: reasons are our own messages, but may
+// quote a little of a file.
+const maxReason = 1000
+
+// Known returns the outcomes of the objects of bucket (key and etag) that are
+// in the ledger already.
+func (db *DB) Known(ctx context.Context, bucket string, objs []Object) (map[Object]Outcome, error) {
 	keys := make([]string, len(objs))
 	etags := make([]string, len(objs))
 	for i, o := range objs {
 		keys[i], etags[i] = o.Key, o.ETag
 	}
 	rows, err := db.pool.Query(ctx, `
-		SELECT l.key, l.etag FROM ingested_objects l
+		SELECT l.key, l.etag, l.outcome FROM ingested_objects l
 		JOIN unnest($2::text[], $3::text[]) AS o(key, etag) ON l.key = o.key AND l.etag = o.etag
 		WHERE l.bucket = $1`, bucket, keys, etags)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: ledger: %w", err)
 	}
 	defer rows.Close()
-	known := make(map[Object]bool)
+	known := make(map[Object]Outcome)
 	for rows.Next() {
-		var k, e string
-		if err := rows.Scan(&k, &e); err != nil {
+		var k, e, outcome string
+		if err := rows.Scan(&k, &e, &outcome); err != nil {
 			return nil, err
 		}
-		known[Object{Bucket: bucket, Key: k, ETag: e}] = true
+		known[Object{Bucket: bucket, Key: k, ETag: e}] = Outcome(outcome)
 	}
 	return known, rows.Err()
+}
+
+// FailedFile is a quarantined file.
+type FailedFile struct {
+	Bucket    string    `json:"bucket"`
+	Key       string    `json:"key"`
+	ETag      string    `json:"etag"`
+	VersionID string    `json:"version_id"`
+	Size      int64     `json:"size"`
+	Reason    string    `json:"reason"`
+	FailedAt  time.Time `json:"failed_at"`
+}
+
+// FailedFiles lists the quarantined files of bucket by key, after the key
+// after, at most limit of them.
+func (db *DB) FailedFiles(ctx context.Context, bucket, after string, limit int) ([]FailedFile, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT bucket, key, etag, version_id, size, reason, ingested_at FROM ingested_objects
+		WHERE outcome = 'failed' AND bucket = $1 AND key > $2
+		ORDER BY key, etag LIMIT $3`, bucket, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ledger: %w", err)
+	}
+	files, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FailedFile, error) {
+		var f FailedFile
+		err := row.Scan(&f.Bucket, &f.Key, &f.ETag, &f.VersionID, &f.Size, &f.Reason, &f.FailedAt)
+		f.FailedAt = f.FailedAt.UTC()
+		return f, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ledger: %w", err)
+	}
+	return files, nil
+}
+
+// IsRefused reports whether err is the database refusing the data it was
+// given (a data exception, an integrity violation or a program limit, such
+// as a value too large for its field), as opposed to the database being
+// unavailable or the statement being wrong.
+func IsRefused(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return false
+	}
+	switch pg.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
+}
+
+// RefusalReason is the database's own words for a refusal, without the
+// driver's wrapping.
+func RefusalReason(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return fmt.Sprintf("the database refused it: %s (SQLSTATE %s)", pg.Message, pg.Code)
+	}
+	return "the database refused it"
 }
 
 // SnapshotKey returns the key under which the snapshot taken at t was
@@ -129,7 +198,9 @@ func (db *DB) Commit(ctx context.Context, objects []Processed, agg flight.Aggreg
 
 	ledger := make([][]any, len(objects))
 	var snaps [][]any
+	keys := make([]string, len(objects))
 	for i, o := range objects {
+		keys[i] = o.Key
 		var at *time.Time
 		if !o.SnapshotAt.IsZero() {
 			at = &o.SnapshotAt
@@ -137,10 +208,18 @@ func (db *DB) Commit(ctx context.Context, objects []Processed, agg flight.Aggreg
 				snaps = append(snaps, []any{o.SnapshotAt, o.Bucket, o.Key})
 			}
 		}
-		ledger[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, at, string(o.Outcome), o.Observations}
+		ledger[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, at, string(o.Outcome), o.Observations, cleanReason(o.Reason)}
+	}
+	// A file ingested or refused again replaces its earlier refusal (of any
+	// ETag): the failed list shows each key's latest state.
+	if len(objects) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM ingested_objects WHERE outcome = 'failed' AND bucket = $1 AND key = ANY($2)`,
+			objects[0].Bucket, keys); err != nil {
+			return fmt.Errorf("postgres: ledger: %w", err)
+		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_objects"},
-		[]string{"bucket", "key", "etag", "version_id", "size", "snapshot_at", "outcome", "observations"},
+		[]string{"bucket", "key", "etag", "version_id", "size", "snapshot_at", "outcome", "observations", "reason"},
 		pgx.CopyFromRows(ledger)); err != nil {
 		return fmt.Errorf("postgres: ledger: %w", err)
 	}
@@ -204,6 +283,15 @@ func upsertStats(ctx context.Context, tx pgx.Tx, agg flight.Aggregate) error {
 		return fmt.Errorf("postgres: merge statistics: %w", err)
 	}
 	return nil
+}
+
+// cleanReason makes a reason storable: valid UTF-8, no NUL, bounded.
+func cleanReason(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) > maxReason {
+		s = strings.ToValidUTF8(s[:maxReason], "") + "…"
+	}
+	return s
 }
 
 func nullString(s string) *string {
