@@ -54,6 +54,12 @@ e2e: devstack ## local end to end: aircraftd as built for the instance, on the l
 e2e-aws: ## AWS end to end: deploy a stack of its own, check it over HTTPS, destroy it (E2E_AWS=1 and AWS credentials; docs/e2e.md)
 	@go test $(GO_TEST_FLAGS) -v -timeout 170m -run '^TestAWS$$' ./test/awsstack/
 
+FUZZTIME ?= 5m
+.PHONY: fuzz
+fuzz: ## run each fuzz target (decoder, merge of partial statistics) for FUZZTIME (default 5m); not part of make test
+	@cd app && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/readsb/
+	@cd app && go test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./internal/flight/
+
 .PHONY: lint
 lint: ## actionlint on the workflows; gofmt, go vet (app also for macOS) and staticcheck on every module; shellcheck on .ci/run
 	@cd scripts && GOWORK=off go tool actionlint ../.github/workflows/*.yml
