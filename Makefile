@@ -92,8 +92,9 @@ diagram: ## regenerate the architecture picture (docs/architecture.md, README) f
 # --- benchmarks -------------------------------------------------------------
 
 .PHONY: bench-ingest
-bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots S3 -> Postgres; prints MB/s, obs/s, RSS, p99
-	@$(DEVSTACK) exec -- go -C app run ./cmd/bench-ingest
+BENCH_BEFORE ?=
+bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots S3 -> Postgres; prints MB/s, obs/s, RSS, p99 (BENCH_BEFORE=<checkout>/app: also that code's service, same data)
+	@$(DEVSTACK) exec -- go -C app run ./cmd/bench-ingest $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE))
 
 .PHONY: bench-download
 bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB vs s5cmd v2.3.0: MB/s, ratios, peak RSS

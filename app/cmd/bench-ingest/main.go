@@ -25,6 +25,7 @@ func main() {
 	flag.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "decode workers for the pure-decode figure")
 	flag.IntVar(&o.Rate, "rate", 1000, "GET /aircraft-stats requests per second")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to hold that rate")
+	flag.StringVar(&o.Before, "before", "", "app/ folder of a checkout to compare with (its aircraftd ingests the same data first)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -35,7 +35,11 @@ type IngestOptions struct {
 	Workers  int    // decode workers for the pure-decode run (the service uses its default)
 	Rate     int    // requests per second for the latency run
 	Duration time.Duration
-	Out      io.Writer
+	// Before, when set, is the app/ folder of a checkout of the code to
+	// compare with (e.g. a git worktree of main): its aircraftd ingests the
+	// same data set on its own database, alternating with this one's.
+	Before string
+	Out    io.Writer
 }
 
 // Ingest runs the ingestion benchmark against the local stack (the
@@ -75,35 +79,30 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	nfiles := len(files)
 	files = nil // let the data set go before the service runs
 
-	svc, err := startService(ctx, tmp, b.Name)
+	var before *ingestRun
+	if o.Before != "" {
+		binBefore := filepath.Join(tmp, "aircraftd-old")
+		if err := goBuild(ctx, o.Before, nil, binBefore, "./cmd/aircraftd"); err != nil {
+			return fmt.Errorf("build the code to compare with: %w", err)
+		}
+		// The earlier code first: it reads the data set cold from the S3
+		// server's disk, which only favours the code measured second.
+		if before, err = ingestOnce(ctx, binBefore, filepath.Join(tmp, "before"), b.Name, nfiles, obs); err != nil {
+			return fmt.Errorf("the code to compare with: %w", err)
+		}
+	}
+
+	bin, err := buildAircraftd(ctx, filepath.Join(tmp, "bin"))
 	if err != nil {
 		return err
 	}
-	defer svc.stop(false)
-
-	cpuBefore := cpuByProcess("aircraftd", "versitygw", "postgres")
-	start := time.Now()
-	var res struct {
-		FilesIngested   int     `json:"files_ingested"`
-		FilesFailed     int     `json:"files_failed"`
-		Observations    int64   `json:"observations"`
-		AircraftUpdated int     `json:"aircraft_updated"`
-		Bytes           int64   `json:"bytes"`
-		DurationSeconds float64 `json:"duration_seconds"`
-	}
-	if err := svc.call(ctx, "POST", "/process-s3-data", nil, &res); err != nil {
+	after, err := ingestOnce(ctx, bin, filepath.Join(tmp, "after"), b.Name, nfiles, obs)
+	if err != nil {
 		return err
 	}
-	wall := time.Since(start).Seconds()
-	cpu := cpuByProcess("aircraftd", "versitygw", "postgres")
-	for name, v := range cpuBefore {
-		cpu[name] -= v
-	}
-	peak := svc.peakRSS()
-	if res.FilesIngested != nfiles || res.Observations != obs || res.FilesFailed != 0 {
-		return fmt.Errorf("the service ingested %d files / %d observations (%d failed); the decoder saw %d / %d",
-			res.FilesIngested, res.Observations, res.FilesFailed, nfiles, obs)
-	}
+	svc := after.svc
+	defer svc.stop(false)
+	res, wall, cpu, peak := after.res, after.wall, after.cpu, after.peak
 	ingestMBs := float64(res.Bytes) / 1e6 / wall
 
 	lat, err := svc.latency(ctx, o.Rate, o.Duration)
@@ -120,9 +119,68 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 	fmt.Fprintf(w, "CPU seconds during the ingest\taircraftd %.1f, versitygw %.1f, postgres %.1f (of %.1f available)\n",
 		cpu["aircraftd"], cpu["versitygw"], cpu["postgres"], wall*float64(runtime.NumCPU()))
 	fmt.Fprintf(w, "service peak RSS (VmHWM)\t%.0f MiB (target <= 150)\n", float64(peak)/(1<<20))
+	if before != nil {
+		mbs := float64(before.res.Bytes) / 1e6 / before.wall
+		fmt.Fprintf(w, "before (%s): service ingest, end to end\t%.0f MB/s (%.1f s), ratio to this pure decode %.2f, peak RSS %.0f MiB, aircraftd CPU %.1f s\n",
+			o.Before, mbs, before.wall, mbs/decoded.mbs, float64(before.peak)/(1<<20), before.cpu["aircraftd"])
+		fmt.Fprintf(w, "after / before, service ingest\t%.2f\n", ingestMBs/mbs)
+	}
 	fmt.Fprintf(w, "GET /aircraft-stats at %d req/s for %s\tp50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors, %.0f req/s achieved (target p99 <= 2 ms)\n",
 		o.Rate, o.Duration, lat.p50, lat.p99, lat.max, lat.errors, lat.achieved)
 	return w.Flush()
+}
+
+type ingestResult struct {
+	FilesIngested   int     `json:"files_ingested"`
+	FilesFailed     int     `json:"files_failed"`
+	Observations    int64   `json:"observations"`
+	AircraftUpdated int     `json:"aircraft_updated"`
+	Bytes           int64   `json:"bytes"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+type ingestRun struct {
+	svc  *service
+	res  ingestResult
+	wall float64
+	cpu  map[string]float64
+	peak int64
+}
+
+// ingestOnce starts the service binary bin on a fresh database and has it
+// ingest the bucket; the caller stops the service of the run returned (the
+// latency test uses it); a run for comparison only is stopped here.
+func ingestOnce(ctx context.Context, bin, dir, bucketName string, nfiles int, obs int64) (*ingestRun, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	a, err := startAircraftd(ctx, bin, dir, "S3_BUCKET="+bucketName)
+	if err != nil {
+		return nil, err
+	}
+	r := &ingestRun{svc: &service{a}}
+	cpuBefore := cpuByProcess("aircraftd", "aircraftd-old", "versitygw", "postgres")
+	start := time.Now()
+	if err := r.svc.call(ctx, "POST", "/process-s3-data", nil, &r.res); err != nil {
+		a.stop(false)
+		return nil, err
+	}
+	r.wall = time.Since(start).Seconds()
+	r.cpu = cpuByProcess("aircraftd", "aircraftd-old", "versitygw", "postgres")
+	for name, v := range cpuBefore {
+		r.cpu[name] -= v
+	}
+	r.cpu["aircraftd"] += r.cpu["aircraftd-old"]
+	r.peak = r.svc.peakRSS()
+	if r.res.FilesIngested != nfiles || r.res.Observations != obs || r.res.FilesFailed != 0 {
+		a.stop(false)
+		return nil, fmt.Errorf("the service ingested %d files / %d observations (%d failed); the decoder saw %d / %d",
+			r.res.FilesIngested, r.res.Observations, r.res.FilesFailed, nfiles, obs)
+	}
+	if strings.HasSuffix(bin, "-old") {
+		a.stop(false)
+	}
+	return r, nil
 }
 
 // generate uploads snapshots (two uploads at a time) and keeps them in memory
@@ -225,17 +283,6 @@ func pureDecode(files [][]byte, workers int) (decodeFigure, int64, int) {
 }
 
 type service struct{ *aircraftd }
-
-// startService builds the real binary and runs it over HTTPS on a fresh
-// database.
-func startService(ctx context.Context, tmp, bucketName string) (*service, error) {
-	bin, err := buildAircraftd(ctx, tmp)
-	if err != nil {
-		return nil, err
-	}
-	a, err := startAircraftd(ctx, bin, tmp, "S3_BUCKET="+bucketName)
-	return &service{a}, err
-}
 
 // vmHWM is the high-water resident set size of process pid in bytes (-1 if
 // unknown).

@@ -186,7 +186,7 @@ func gzipErr(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("gzip stream is truncated")
 	}
-	return fmt.Errorf("gzip: %w (a corrupt member, or data after the last one)", err)
+	return fmt.Errorf("%w (a corrupt gzip member, or data after the last one)", err)
 }
 
 // capReader fails once more than left bytes are read.
@@ -412,25 +412,26 @@ func (d *decoder) record(depth int) error {
 		}
 		var str *string
 		var num *metric
+		var field string // k is only valid until the next read
 		switch string(k) {
 		case "hex":
-			str = &rec.hex
+			str, field = &rec.hex, "hex"
 		case "icao":
-			str = &rec.icao
+			str, field = &rec.icao, "icao"
 		case "r":
-			str = &rec.r
+			str, field = &rec.r, "r"
 		case "t":
-			str = &rec.t
+			str, field = &rec.t, "t"
 		case "emergency":
-			str = &rec.emergency
+			str, field = &rec.emergency, "emergency"
 		case "alt_baro":
-			num = &rec.alt
+			num, field = &rec.alt, "alt_baro"
 		case "altitude":
-			num = &rec.altitude
+			num, field = &rec.altitude, "altitude"
 		case "gs":
-			num = &rec.gs
+			num, field = &rec.gs, "gs"
 		case "speed":
-			num = &rec.speed
+			num, field = &rec.speed, "speed"
 		default:
 			if err := d.skipValue(depth); err != nil {
 				return err
@@ -439,7 +440,7 @@ func (d *decoder) record(depth int) error {
 		}
 		v, kind, err := d.value(d.lim.MaxString, depth)
 		if err != nil {
-			return fmt.Errorf("%q: %w", k, err)
+			return fmt.Errorf("%q: %w", field, err)
 		}
 		if str != nil {
 			switch kind {
@@ -457,7 +458,7 @@ func (d *decoder) record(depth int) error {
 		case kindNumber:
 			n, err := strconv.ParseFloat(string(v), 64)
 			if err != nil && !errors.Is(err, strconv.ErrRange) {
-				return fmt.Errorf("%q: not a number: %.30q", k, v)
+				return fmt.Errorf("%q: not a number: %.30q", field, v)
 			}
 			*num = metric{value: n, set: true}
 		case kindString:
