@@ -88,7 +88,22 @@ func (f *fakes) Begin(context.Context) (httpapi.IngestRun, error) {
 
 func (f *fakes) Release() { f.mu.Lock(); f.released++; f.mu.Unlock() }
 
-func (f *fakes) Ingest(_ context.Context, prefix string, p *progress.Counter) (*ingest.Result, error) {
+func (f *fakes) FailedFiles(_ context.Context, after string, limit int) ([]postgres.FailedFile, error) {
+	f.note(fmt.Sprintf("failed %s/%d", after, limit))
+	if f.statsErr != nil {
+		return nil, f.statsErr
+	}
+	var out []postgres.FailedFile
+	for _, k := range []string{"a", "b", "c"} {
+		if k > after && len(out) < limit {
+			out = append(out, postgres.FailedFile{Key: k, Reason: "bad " + k})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakes) Ingest(_ context.Context, req ingest.Request, p *progress.Counter) (*ingest.Result, error) {
+	prefix := req.Prefix
 	f.mu.Lock()
 	f.prefixes = append(f.prefixes, prefix)
 	f.mu.Unlock()
@@ -179,6 +194,26 @@ func TestAuthOnEveryPost(t *testing.T) {
 	}
 }
 
+func TestFailedFilesPages(t *testing.T) {
+	f := &fakes{}
+	url := serveFakes(t, f)
+	status, m, _ := call(t, "GET", url+"/api/v1/ingestion/failed?limit=2", nil)
+	if items, _ := m["items"].([]any); status != http.StatusOK || len(items) != 2 || m["next"] != "b" {
+		t.Fatalf("first page: %d %v", status, m)
+	}
+	status, m, _ = call(t, "GET", url+"/api/v1/ingestion/failed?limit=2&after=b", nil)
+	if items, _ := m["items"].([]any); status != http.StatusOK || len(items) != 1 || m["next"] != nil {
+		t.Fatalf("last page: %d %v", status, m)
+	}
+	if status, _, _ := call(t, "GET", url+"/api/v1/ingestion/failed?limit=0", nil); status != http.StatusUnprocessableEntity {
+		t.Errorf("limit=0: %d", status)
+	}
+	f.statsErr = &ingest.UnavailableError{Dependency: "postgres", Err: errors.New("dial tcp 10.0.0.1:5432")}
+	if status, m, _ := call(t, "GET", url+"/api/v1/ingestion/failed", nil); status != http.StatusServiceUnavailable || strings.Contains(fmt.Sprint(m), "10.0.0.1") {
+		t.Errorf("postgres down: %d %v", status, m)
+	}
+}
+
 func TestIngestAnswers(t *testing.T) {
 	f := &fakes{}
 	url := serveFakes(t, f)
@@ -195,7 +230,7 @@ func TestIngestAnswers(t *testing.T) {
 	}
 	// The lock cannot be taken (database down): 503 naming the database
 	// and the request, nothing of the driver's error.
-	f.beginErr = errors.New("dial tcp 10.0.0.1:5432: connection refused")
+	f.beginErr = &ingest.UnavailableError{Dependency: "postgres", Err: errors.New("dial tcp 10.0.0.1:5432: connection refused")}
 	status, m, hdr = call(t, "POST", url+"/process-s3-data", nil)
 	if want := "postgres unavailable (request id " + hdr.Get("X-Request-Id") + ")"; status != http.StatusServiceUnavailable || m["detail"] != want {
 		t.Errorf("database down: %d %v, want detail %q", status, m, want)

@@ -196,8 +196,8 @@ func TestIngestNamesS3WhenItIsDown(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Log: log, Version: "test", APIToken: token, DB: db,
-		Ingest: &ingest.Service{DB: db, Bucket: bucket.Bucket{Client: client, Name: "flights"}, Log: log},
+		Log: log, Version: "test", APITokens: []string{token}, Stats: db,
+		Ingest: httpapi.IngestService(&ingest.Service{DB: db, Bucket: bucket.Bucket{Client: client, Name: "flights"}, Log: log}),
 	}))
 	t.Cleanup(srv.Close)
 	e := &flightsEnv{url: srv.URL}
