@@ -135,15 +135,6 @@ func (s *scanner) expect(c byte, want string) error {
 	return nil
 }
 
-// next consumes and returns the next non-space byte.
-func (s *scanner) next() (byte, error) {
-	c, err := s.peek()
-	if err == nil {
-		s.pos++
-	}
-	return c, err
-}
-
 // more is called inside an array or object after its opening bracket
 // (first) or after a value: it consumes a ',' and reports true, or the
 // closing bracket and reports false.
