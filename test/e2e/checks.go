@@ -225,8 +225,9 @@ type fileNote struct {
 
 // Reasons of skipped files, as the service words them.
 const (
-	reasonDuplicate = "duplicate snapshot"
-	reasonIngested  = "already ingested"
+	reasonDuplicate   = "duplicate snapshot"
+	reasonIngested    = "already ingested"
+	reasonQuarantined = "quarantined"
 )
 
 func uploadSamples(t *testing.T, tg Target, r Run, d Data) {
@@ -253,8 +254,8 @@ func checkFlights(t *testing.T, tg Target, r Run, d Data) {
 		res := ingest(t, tg, r.FlightPrefix())
 		good, bad := len(d.Samples.Good), len(d.Samples.Bad)
 		if res.FilesSeen != good+bad || res.FilesIngested != 0 || res.SkippedByReason[reasonIngested] != good ||
-			res.FilesFailed != bad || res.Observations != 0 {
-			t.Errorf("a rerun must skip the %d good files as already ingested and fail the %d bad ones again: %+v", good, bad, res)
+			res.SkippedByReason[reasonQuarantined] != bad || res.FilesFailed != 0 || res.Observations != 0 {
+			t.Errorf("a rerun must skip the %d good files as already ingested and the %d bad ones as quarantined: %+v", good, bad, res)
 		}
 		if before == nil {
 			t.Skip("no statistics to compare with")
