@@ -144,8 +144,9 @@ func Decode(r io.Reader, lim Limits) (*File, error) {
 			deadline: time.Now().Add(lim.MaxDecodeTime),
 			str:      make([]byte, 0, max(lim.MaxString, maxNumber)),
 		},
-		lim: lim,
-		f:   f,
+		lim:   lim,
+		f:     f,
+		names: map[string]string{},
 	}
 	if err := d.document(); err != nil {
 		return nil, err
@@ -214,6 +215,7 @@ type decoder struct {
 	lim      Limits
 	f        *File
 	nrecords int64
+	names    map[string]string // addresses seen, interned
 }
 
 var (
@@ -445,7 +447,7 @@ func (d *decoder) record(depth int) error {
 		if str != nil {
 			switch kind {
 			case kindString:
-				*str = intern(v)
+				*str = d.intern(v, field == "hex" || field == "icao")
 			case kindNull:
 				*str = ""
 			default:
@@ -483,13 +485,25 @@ func (d *decoder) record(depth int) error {
 // notAString marks a kept field that held a number, array or object.
 const notAString = "\x00not a string"
 
-// intern returns common short values without allocating.
-func intern(b []byte) string {
+// intern returns common short values without allocating. Addresses are
+// kept in d.names (up to the aircraft cap), so a file naming the same
+// aircraft a million times allocates its address once.
+func (d *decoder) intern(b []byte, address bool) string {
 	switch string(b) {
 	case "none":
 		return "none"
 	case "":
 		return ""
 	}
-	return string(b)
+	if !address {
+		return string(b)
+	}
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(d.names) < d.lim.MaxAircraft {
+		d.names[s] = s
+	}
+	return s
 }
