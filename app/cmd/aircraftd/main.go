@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,6 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	registry := jobs.NewRegistry(log, jobs.Limits{
 		MaxRunning: cfg.JobsMaxRunning, KeepFinished: cfg.JobsKeep, KeepFor: cfg.JobsKeepFor,
 	})
+	// Jobs are kept in PostgreSQL too: any instance answers for any job.
+	registry.Share(st.db, instanceID(), cfg.JobsLease)
 	handler := httpapi.NewServer(httpapi.Deps{
 		Log:            log,
 		Version:        version,
@@ -135,6 +139,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	st.close(log)
 	log.Info("stopped")
 	return err
+}
+
+// instanceID names this process in the jobs it runs: host and a random
+// suffix (two processes may share a host).
+func instanceID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // authTokens returns the bearer tokens every POST needs: API_TOKEN (or the

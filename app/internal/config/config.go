@@ -52,6 +52,7 @@ type Config struct {
 	JobsMaxRunning int           // background jobs running at once; more answer 429
 	JobsKeep       int           // finished jobs kept for polling…
 	JobsKeepFor    time.Duration // …and for at most this long
+	JobsLease      time.Duration // a running job whose instance stops renewing this long is failed "instance lost"
 
 	MemoryLimit int64 // GOMEMLIMIT, bytes; the runtime reads the variable itself, aircraftd applies the default
 

@@ -62,7 +62,7 @@ func (i ingestService) FailedFiles(ctx context.Context, after string, limit int)
 type Jobs interface {
 	// Start fails with jobs.ErrFull when too many jobs run.
 	Start(kind, requestID string, fn jobs.Func) (jobs.View, error)
-	Get(id string) (jobs.View, bool)
+	Get(ctx context.Context, id string) (jobs.View, bool, error)
 }
 
 // Lanes is what the lane file endpoints need. When it is nil (no

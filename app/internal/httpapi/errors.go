@@ -55,8 +55,11 @@ func startJob(ctx context.Context, d Deps, kind string, fn jobs.Func) (*maybeAsy
 			huma.Error429TooManyRequests("too many background jobs are running; retry later"),
 			http.Header{"Retry-After": {strconv.Itoa(retryJobsAfter)}})
 	}
-	if err != nil { // stopping
-		return nil, huma.Error503ServiceUnavailable("not starting jobs: " + err.Error())
+	if errors.Is(err, jobs.ErrStopped) {
+		return nil, huma.Error503ServiceUnavailable("not starting jobs: the service is shutting down")
+	}
+	if err != nil { // the store that shares jobs between instances
+		return nil, unavailable(ctx, d, "postgres", err)
 	}
 	return &maybeAsync{Status: http.StatusAccepted, Location: "/api/v1/jobs/" + v.ID, Body: v}, nil
 }

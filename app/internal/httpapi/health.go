@@ -67,9 +67,12 @@ type jobInput struct {
 func registerJobs(api huma.API, d Deps) {
 	huma.Register(api, get("job", "/api/v1/jobs/{id}", "A background job: progress, then result or error; lists in a result hold their first 100 entries (truncated: true), counts are whole", "jobs"),
 		func(ctx context.Context, in *jobInput) (*struct{ Body jobs.View }, error) {
-			v, ok := d.Jobs.Get(in.ID)
+			v, ok, err := d.Jobs.Get(ctx, in.ID)
+			if err != nil {
+				return nil, unavailable(ctx, d, "postgres", err)
+			}
 			if !ok {
-				return nil, huma.Error404NotFound("no such job (finished jobs are kept for JOBS_KEEP_MINUTES, the last JOBS_KEEP of them, on the instance that ran them)")
+				return nil, huma.Error404NotFound("no such job (finished jobs are kept for JOBS_KEEP_MINUTES, the last JOBS_KEEP of them, )")
 			}
 			return &struct{ Body jobs.View }{v}, nil
 		})

@@ -7,10 +7,11 @@
 // and the other jobs keep running. Stop cancels the running jobs with a
 // cause, which becomes their error, and waits for them.
 //
-// Jobs live in the memory of the instance that started them and are
-// forgotten a while after they end; the work itself is durable where it
-// matters (ingestion is exactly-once, downloads resumable), so a lost job
-// record only loses its report.
+// A job runs on the instance that started it. Shared with a Store
+// (PostgreSQL), its state is also saved there, so that any instance answers
+// for it, and a running job whose instance stopped renewing its lease is
+// failed "instance lost" by the first reader. The work itself is durable
+// where it matters (ingestion is exactly-once, downloads resumable).
 package jobs
 
 import (
@@ -30,6 +31,23 @@ import (
 
 // ErrFull is returned by Start when Limits.MaxRunning jobs are running.
 var ErrFull = errors.New("too many jobs running")
+
+// ErrStopped is returned by Start after Stop.
+var ErrStopped = errors.New("jobs stopped")
+
+// Store keeps jobs where every instance reads them (postgres.DB): a
+// registry that shares its jobs (Share) saves each when it starts, while it
+// runs (with its progress, renewing its instance's lease) and when it ends;
+// it reads other instances' jobs from there. LoadJob fails a running job
+// whose lease ran out ("instance lost").
+type Store interface {
+	SaveJob(ctx context.Context, v View, instance string, leaseUntil time.Time) error
+	LoadJob(ctx context.Context, id string, now time.Time) (View, bool, error)
+	PruneJobs(ctx context.Context, keep int, cutoff time.Time) error
+}
+
+// storeTimeout bounds each write to the store.
+const storeTimeout = 5 * time.Second
 
 // State of a job.
 type State string
@@ -84,6 +102,11 @@ type Registry struct {
 	log    *slog.Logger
 	now    func() time.Time
 
+	store    Store // nil: jobs live in this registry only
+	instance string
+	lease    time.Duration
+	renewer  func() // stops the lease renewals
+
 	mu       sync.Mutex
 	jobs     map[string]*job
 	finished []*job // oldest first
@@ -107,6 +130,56 @@ func NewRegistry(log *slog.Logger, l Limits) *Registry {
 	return &Registry{ctx: ctx, cancel: cancel, limits: l, log: log, now: time.Now, jobs: make(map[string]*job)}
 }
 
+// Share keeps the registry's jobs in store too, under instance, renewing
+// their lease every lease/3 while they run. Call it before any Start.
+func (r *Registry) Share(store Store, instance string, lease time.Duration) {
+	r.store, r.instance, r.lease = store, instance, lease
+	t := time.NewTicker(lease / 3)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-t.C:
+				r.renew()
+			case <-done:
+				return
+			}
+		}
+	}()
+	r.renewer = func() { t.Stop(); close(done); <-stopped }
+}
+
+// renew saves every running job, with its progress and a new lease.
+func (r *Registry) renew() {
+	r.mu.Lock()
+	var running []View
+	for _, j := range r.jobs {
+		if j.view.Finished == nil {
+			running = append(running, r.viewLocked(j))
+		}
+	}
+	r.mu.Unlock()
+	for _, v := range running {
+		r.save(v)
+	}
+}
+
+// save writes v to the store, if the registry has one.
+func (r *Registry) save(v View) error {
+	if r.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	err := r.store.SaveJob(ctx, v, r.instance, r.now().Add(r.lease))
+	if err != nil {
+		r.log.Warn("saving a job", "job", v.ID, "error", err)
+	}
+	return err
+}
+
 // Start runs fn in the background and returns the job as it starts, or
 // ErrFull when Limits.MaxRunning jobs are running. requestID names the
 // request that started it, for logs and for the error of a job that panics.
@@ -116,7 +189,7 @@ func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
-		return View{}, context.Cause(r.ctx)
+		return View{}, ErrStopped
 	}
 	if r.running >= r.limits.MaxRunning {
 		r.mu.Unlock()
@@ -127,6 +200,14 @@ func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 	started := r.viewLocked(j)
 	r.wg.Add(1)
 	r.mu.Unlock()
+	if err := r.save(started); err != nil { // another instance could not answer for it
+		r.mu.Lock()
+		delete(r.jobs, j.view.ID)
+		r.running--
+		r.mu.Unlock()
+		r.wg.Done()
+		return View{}, err
+	}
 
 	go func() {
 		defer r.wg.Done()
@@ -168,20 +249,37 @@ func (r *Registry) finish(j *job, res any, err error) {
 	r.running--
 	r.finished = append(r.finished, j)
 	r.pruneLocked()
+	if r.store != nil {
+		v := r.viewLocked(j)
+		r.wg.Add(1)
+		go func() { // not under the lock; Stop waits for it (wg)
+			defer r.wg.Done()
+			if r.save(v) == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+				defer cancel()
+				_ = r.store.PruneJobs(ctx, r.limits.KeepFinished, r.now().Add(-r.limits.KeepFor))
+			}
+		}()
+	}
 	r.log.Info("job ended", "job", j.view.ID, "kind", j.view.Kind, "request_id", j.view.RequestID,
 		"state", j.view.State, "error", j.view.Error, "seconds", done.Sub(j.view.Started).Seconds())
 }
 
-// Get returns a job by id.
-func (r *Registry) Get(id string) (View, bool) {
+// Get returns a job by id: this instance's from memory, any other's from
+// the store.
+func (r *Registry) Get(ctx context.Context, id string) (View, bool, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.pruneLocked()
 	j, ok := r.jobs[id]
-	if !ok {
-		return View{}, false
+	var v View
+	if ok {
+		v = r.viewLocked(j)
 	}
-	return r.viewLocked(j), true
+	r.mu.Unlock()
+	if ok || r.store == nil {
+		return v, ok, nil
+	}
+	return r.store.LoadJob(ctx, id, r.now())
 }
 
 // Stop refuses new jobs, cancels the running ones with cause (their error
@@ -196,6 +294,9 @@ func (r *Registry) Stop(cause error) {
 	}
 	r.cancel(cause)
 	r.wg.Wait()
+	if r.renewer != nil {
+		r.renewer()
+	}
 }
 
 func (r *Registry) viewLocked(j *job) View {

@@ -31,8 +31,8 @@ func TestJobLifecycle(t *testing.T) {
 	if err != nil || ok.State != Running || ok.Kind != "ingest" || ok.RequestID != "req-1" || len(ok.ID) != 24 {
 		t.Fatalf("started: %+v %v", ok, err)
 	}
-	waitFor(t, func() bool { v, _ := r.Get(ok.ID); return v.Progress.FilesDone == 1 })
-	v, _ := r.Get(ok.ID)
+	waitFor(t, func() bool { v, _ := r.get(ok.ID); return v.Progress.FilesDone == 1 })
+	v, _ := r.get(ok.ID)
 	if v.State != Running || v.Progress.BytesTotal != 200 || v.Progress.TotalKnown || v.Finished != nil {
 		t.Errorf("while running: %+v", v)
 	}
@@ -42,20 +42,20 @@ func TestJobLifecycle(t *testing.T) {
 		return nil, errors.New("s3 unreachable")
 	})
 	waitFor(t, func() bool {
-		a, _ := r.Get(ok.ID)
-		b, _ := r.Get(bad.ID)
+		a, _ := r.get(ok.ID)
+		b, _ := r.get(bad.ID)
 		return a.State != Running && b.State != Running
 	})
 
-	v, _ = r.Get(ok.ID)
+	v, _ = r.get(ok.ID)
 	if v.State != Succeeded || v.Result != "the result" || v.Finished == nil || v.Progress.FilesDone != 2 || !v.Progress.TotalKnown {
 		t.Errorf("succeeded: %+v", v)
 	}
-	v, _ = r.Get(bad.ID)
+	v, _ = r.get(bad.ID)
 	if v.State != Failed || v.Error != "s3 unreachable" || v.Result != nil {
 		t.Errorf("failed: %+v", v)
 	}
-	if _, found := r.Get("000000000000000000000000"); found {
+	if _, found := r.get("000000000000000000000000"); found {
 		t.Error("an unknown id was found")
 	}
 }
@@ -94,18 +94,18 @@ func TestFinishedJobsAreKeptByCountAndAge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { v, _ := r.Get(v.ID); return v.State == Succeeded })
+		waitFor(t, func() bool { v, _ := r.get(v.ID); return v.State == Succeeded })
 		ids = append(ids, v.ID)
 		advance(time.Second)
 	}
 	for i, id := range ids {
-		if _, found := r.Get(id); found != (i >= 2) {
+		if _, found := r.get(id); found != (i >= 2) {
 			t.Errorf("job %d of 5 kept: %v; want the last 3 only", i+1, found)
 		}
 	}
 	advance(58 * time.Second) // jobs 3, 4, 5 finished 61, 60, 59 s ago
 	for i, id := range ids[2:] {
-		if _, found := r.Get(id); found != (i >= 1) {
+		if _, found := r.get(id); found != (i >= 1) {
 			t.Errorf("job %d kept: %v; want only those that finished at most a minute ago", i+3, found)
 		}
 	}
@@ -128,14 +128,14 @@ func TestStopCancelsJobsWithItsCause(t *testing.T) {
 	if seen != shutdown {
 		t.Errorf("the job saw cause %v", seen)
 	}
-	if v, _ := r.Get(j.ID); v.State != Failed || v.Error != "shutdown" || v.Result != "partial" {
+	if v, _ := r.get(j.ID); v.State != Failed || v.Error != "shutdown" || v.Result != "partial" {
 		t.Errorf("after Stop: %+v", v)
 	}
 	if !strings.Contains(logs.String(), `"state":"failed","error":"shutdown"`) {
 		t.Errorf("the log does not say how the job ended: %s", logs.String())
 	}
-	if _, err := r.Start("ingest", "", func(context.Context, *progress.Counter) (any, error) { return nil, nil }); err != shutdown {
-		t.Errorf("start after Stop: %v, want the cause", err)
+	if _, err := r.Start("ingest", "", func(context.Context, *progress.Counter) (any, error) { return nil, nil }); err != ErrStopped {
+		t.Errorf("start after Stop: %v, want ErrStopped", err)
 	}
 }
 
@@ -146,8 +146,8 @@ func TestPanicFailsOnlyItsJob(t *testing.T) {
 	j, _ := r.Start("download", "req-7", func(context.Context, *progress.Counter) (any, error) {
 		panic("injected: a bug")
 	})
-	waitFor(t, func() bool { v, _ := r.Get(j.ID); return v.State != Running })
-	if v, _ := r.Get(j.ID); v.State != Failed || v.Error != "internal error (request id req-7)" {
+	waitFor(t, func() bool { v, _ := r.get(j.ID); return v.State != Running })
+	if v, _ := r.get(j.ID); v.State != Failed || v.Error != "internal error (request id req-7)" {
 		t.Errorf("panicked job: %+v", v)
 	}
 	if !strings.Contains(logs.String(), "injected: a bug") || !strings.Contains(logs.String(), "jobs_test.go") {
@@ -155,7 +155,7 @@ func TestPanicFailsOnlyItsJob(t *testing.T) {
 	}
 	// The registry goes on.
 	ok, _ := r.Start("ingest", "", func(context.Context, *progress.Counter) (any, error) { return 1, nil })
-	waitFor(t, func() bool { v, _ := r.Get(ok.ID); return v.State == Succeeded })
+	waitFor(t, func() bool { v, _ := r.get(ok.ID); return v.State == Succeeded })
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -167,4 +167,10 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// get is Get for the tests of a registry without a store.
+func (r *Registry) get(id string) (View, bool) {
+	v, ok, _ := r.Get(context.Background(), id)
+	return v, ok
 }
