@@ -209,7 +209,7 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 	}
 	st.dl, err = download.New(download.Config{
 		Store: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
-		Workers: cfg.DownloadWorkers, Durable: cfg.DownloadFsync, Log: log,
+		Workers: cfg.DownloadWorkers, Lease: cfg.DownloadClaimLease, Durable: cfg.DownloadFsync, Log: log,
 	})
 	return st, err
 }

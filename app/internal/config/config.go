@@ -64,10 +64,17 @@ type Config struct {
 	DownloadPath      string
 	DownloadWorkers   int
 	DownloadFsync     bool // sync each file (and its folder) to disk before it counts as downloaded
+	// DownloadClaimLease is how long a download's claim on its hour holds
+	// without renewal: how long the hour of a lost instance waits.
+	DownloadClaimLease time.Duration
 
 	CORSAllowOrigins []string
 	LogLevel         string
 }
+
+// MinDownloadClaimLease is the shortest DOWNLOAD_CLAIM_LEASE_SECONDS: a
+// renewal every second, with a second to answer.
+const MinDownloadClaimLease = 3 * time.Second
 
 type dbParts struct {
 	host, port, user, password, name, sslmode, sslrootcert string
@@ -97,6 +104,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range", p))
 		}
+	}
+	if c.DownloadClaimLease < MinDownloadClaimLease {
+		errs = append(errs, fmt.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS: at least %d (the claim is renewed every third of it, each renewal given that third)", int(MinDownloadClaimLease/time.Second)))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))

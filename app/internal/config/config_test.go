@@ -73,6 +73,7 @@ func TestInvalidSettings(t *testing.T) {
 		"plain with cert": {"TLS_DISABLE": "true", "TLS_CERT_FILE": "c", "TLS_KEY_FILE": "k"},
 		"bad proxy":       {"TRUSTED_PROXIES": "10.0.0.0/8, proxy.example"},
 		"no jobs":         {"JOBS_MAX_RUNNING": "0"},
+		"short claim":     {"DOWNLOAD_CLAIM_LEASE_SECONDS": "2"},
 		"bad auth switch": {"AUTH_DISABLE": "please"},
 	} {
 		if _, err := Load(env(m)); err == nil {
@@ -166,5 +167,14 @@ func TestSizesAndDurations(t *testing.T) {
 	}
 	if c, _ := Load(env(nil)); c.ShutdownGrace != 20*time.Second || c.IngestWorkers != 3 {
 		t.Errorf("defaults: grace %v, ingest workers %d", c.ShutdownGrace, c.IngestWorkers)
+	}
+}
+
+func TestDownloadClaimLease(t *testing.T) {
+	if c, err := Load(env(nil)); err != nil || c.DownloadClaimLease != 2*time.Minute {
+		t.Errorf("default: %v, %v", c.DownloadClaimLease, err)
+	}
+	if c, err := Load(env(map[string]string{"DOWNLOAD_CLAIM_LEASE_SECONDS": "3"})); err != nil || c.DownloadClaimLease != 3*time.Second {
+		t.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS=3: %v, %v", c.DownloadClaimLease, err)
 	}
 }

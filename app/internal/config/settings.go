@@ -89,6 +89,7 @@ func (c *Config) settings() []Setting {
 		group("Downloads",
 			local(text("DOWNLOAD_PATH", "./downloads", &c.DownloadPath, "root folder of lane downloads")),
 			positive("DOWNLOAD_WORKERS", 4, &c.DownloadWorkers, "files fetched at once across all download requests of the process (large ones in parallel ranges each)"),
+			seconds("DOWNLOAD_CLAIM_LEASE_SECONDS", 2*time.Minute, &c.DownloadClaimLease, "a download holds its lane hour this long without renewal (renewed every third of it; at least 3): after a lost instance, another takes the hour over once it runs out"),
 			boolean("DOWNLOAD_FSYNC", true, &c.DownloadFsync, "sync each file and its folder before it counts as downloaded; false only for scratch copies (a power loss can leave a renamed file of zeros)"),
 		),
 	)
