@@ -275,10 +275,11 @@ type Outcome struct {
 }
 
 // Change is what happened to one file since its status was last written:
-// its download started (Started: status downloading, one more attempt),
-// ended (Outcome set), or both.
+// its download started (Started: status downloading, attempts one more than
+// Record's), ended (Outcome set), or both. Writing a change twice has the
+// effect of writing it once.
 type Change struct {
-	Record  Record // as read before the download (its ID and key)
+	Record  Record // as read by the download that holds its hour's claim
 	Started bool
 	Outcome *Outcome
 }

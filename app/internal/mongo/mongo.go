@@ -524,12 +524,14 @@ func (s *Store) Update(ctx context.Context, cs []lanes.Change, now time.Time) er
 		default:
 			set = append(set, bson.E{Key: fStatus, Value: o.Status}, bson.E{Key: fLastError, Value: o.Error})
 		}
+		if c.Started {
+			// A value, not $inc: a change written twice (its batch failed
+			// in part and its end carries the start again) counts once.
+			set = append(set, bson.E{Key: fAttempts, Value: c.Record.Attempts + 1})
+		}
 		update := bson.D{{Key: "$set", Value: set}}
 		if len(unset) > 0 {
 			update = append(update, bson.E{Key: "$unset", Value: unset})
-		}
-		if c.Started {
-			update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: fAttempts, Value: 1}}})
 		}
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(idFilter(c.Record)).SetUpdate(update))
 	}

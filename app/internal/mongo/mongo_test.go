@@ -305,8 +305,18 @@ func TestStatus(t *testing.T) {
 			t.Errorf("%s started: %+v", k, r)
 		}
 	}
-	// Their download died; a second one fails k1 and downloads k2, each
-	// started and ended in one write.
+	// A start written again (its batch failed in part, and the end carries
+	// the start once more) is still one attempt.
+	if err := s.Update(ctx, []lanes.Change{{Record: r1, Started: true}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(ctx, "k1"); r.Attempts != 1 {
+		t.Errorf("start written twice: %d attempts, want 1", r.Attempts)
+	}
+	// Their download died; a second one reads the records, then fails k1
+	// and downloads k2, each started and ended in one write.
+	r1, _ = s.Get(ctx, "k1")
+	r2, _ = s.Get(ctx, "k2")
 	later := now.Add(4 * time.Minute)
 	err := s.Update(ctx, []lanes.Change{
 		{Record: r1, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
