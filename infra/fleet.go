@@ -224,12 +224,8 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		Platform:     awsec2.OperatingSystemType_LINUX,
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
-	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		// The stack's prefix of the asset bucket, as for the single instance: a release is no IAM change.
-		Sid:       jsii.String("ReadReleaseAssets"),
-		Actions:   jsii.Strings("s3:GetObject"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), assetPrefix(*stack.StackName()))),
-	}))
+	// The stack's prefix of the asset bucket, as for the single instance: a release is no IAM change.
+	grantReleaseAssets(f.Role, binary, *stack.StackName())
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadMetadataAndSignal"),
 		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),

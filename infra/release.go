@@ -155,24 +155,9 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		Platform:     awsec2.OperatingSystemType_LINUX,
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
-	// The release's files are read under the stack's own prefix of the CDK asset bucket (assetPrefix), not by
-	// object key: a new binary is then no IAM change, and `cdk deploy` does not ask for approval of an app release.
-	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadReleaseAssets"),
-		Actions:   jsii.Strings("s3:GetObject"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), assetPrefix(*stack.StackName()))),
-	}))
-	// A customer-managed key may encrypt the asset bucket (`cdk bootstrap --bootstrap-customer-key`) or an external
-	// MongoDB secret: decrypt through those two services only, for those objects and secrets only.
-	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("DecryptReleaseAssets"),
-		Actions:   jsii.Strings("kms:Decrypt"),
-		Resources: jsii.Strings("*"),
-		Conditions: &map[string]any{
-			"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Aws_REGION())},
-			"StringLike":   map[string]any{"kms:EncryptionContext:aws:s3:arn": fmt.Sprintf("arn:%s:s3:::%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName())},
-		},
-	}))
+	grantReleaseAssets(service.Role, binary, *stack.StackName())
+	// A customer-managed key may encrypt an external MongoDB secret: decrypt through Secrets Manager only, for the
+	// service's secrets only.
 	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("DecryptSecrets"),
 		Actions:   jsii.Strings("kms:Decrypt"),
@@ -192,6 +177,27 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	}))
 
 	return &Release{Construct: this, ID: releaseID, Binary: binary, WaitCondition: wait, Handle: handle}
+}
+
+// grantReleaseAssets lets role read the release's files under the stack's own prefix of the CDK asset bucket
+// (assetPrefix), not by object key: a new binary is then no IAM change, and `cdk deploy` does not ask for approval of
+// an app release. A customer-managed key may encrypt the asset bucket (`cdk bootstrap --bootstrap-customer-key`):
+// decrypt through S3 only, for that bucket's objects only. Both the single instance and the fleet use it.
+func grantReleaseAssets(role awsiam.IRole, binary awss3assets.Asset, stackName string) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadReleaseAssets"),
+		Actions:   jsii.Strings("s3:GetObject"),
+		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), assetPrefix(stackName))),
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DecryptReleaseAssets"),
+		Actions:   jsii.Strings("kms:Decrypt"),
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Aws_REGION())},
+			"StringLike":   map[string]any{"kms:EncryptionContext:aws:s3:arn": fmt.Sprintf("arn:%s:s3:::%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName())},
+		},
+	}))
 }
 
 // waitTimeoutSeconds is how long CloudFormation waits for a release's signal. The first boot takes the longest: the
