@@ -17,17 +17,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aircraftdata/platform/infra/envfile"
 	"github.com/aircraftdata/platform/test/e2e"
 )
 
 // TestDownloadAfterSIGKILL kills aircraftd (SIGKILL, as the kernel's OOM killer or a lost instance would) while it
-// downloads a lane hour: after a restart, a rerun of the hour completes with every file's bytes those uploaded, and
-// no temporary file is left (the preallocated ones the killed process left are swept when the hour is claimed).
+// downloads a lane hour: after a restart, a rerun of the hour waits for the killed process's claim to run out
+// (DOWNLOAD_CLAIM_LEASE_SECONDS=5 here), then completes with every file's bytes those uploaded, and no temporary file
+// is left (the preallocated ones the killed process left are swept when the hour is claimed).
 func TestDownloadAfterSIGKILL(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
 	work := t.TempDir()
@@ -52,6 +50,7 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	env["DOWNLOAD_CLAIM_LEASE_SECONDS"] = "5" // the killed process's claim holds the hour this long
 	text, err := envfile.Render("aircraftd for the SIGKILL test", env)
 	if err != nil {
 		t.Fatal(err)
@@ -120,21 +119,7 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 	<-svc.Done()
 	t.Logf("killed mid-download; left behind: %v", temps())
 
-	// The killed process's claim holds the hour until its lease (2 minutes) runs out: let it have run out.
-	client, err := mongo.Connect(options.Client().ApplyURI(stack.MongoURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(t.Context()) }()
-	coll := env["MONGODB_COLLECTION"]
-	if coll == "" {
-		coll = "file_records"
-	}
-	if _, err := client.Database(stack.MongoDB).Collection(coll+"_claims").UpdateMany(t.Context(), bson.D{},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: time.Now().Add(-time.Second)}}}}); err != nil {
-		t.Fatal(err)
-	}
-
+	// The rerun waits for the killed process's claim to run out (5 s), then takes the hour over.
 	startService(t, svc, tg)
 	resp := tg.MustCall(t, http.MethodPost, "/api/v1/download", hourReq, e2e.WithToken)
 	var res struct {
