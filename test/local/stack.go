@@ -164,7 +164,7 @@ func removeBucket(t *testing.T, c *s3.Client, bucket string) {
 //	MONGODB_URL_SECRET_ARN                      MONGODB_URL, MONGODB_DB_NAME of this run
 //	API_TOKEN_SECRET_ARN                        API_TOKEN
 //	the instance role                           AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT
-//	HTTP_ADDR=:443 (+ REDIRECT_ADDR=:80 w/ ACME)  HTTP_ADDR=addr, no redirect listener
+//	HTTP_ADDR=:443 (REDIRECT_ADDR=:80 if ACME)  HTTP_ADDR=addr, no redirect listener
 //	TLS_CERT_FILE, TLS_KEY_FILE, DOWNLOAD_PATH  cert, key, downloads
 //
 // Every other variable the instance gets, this run gets as it is.
