@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,7 +257,7 @@ func (in *instance) apply(t *testing.T) (string, error) {
 func (in *instance) run(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "AIRCRAFT_ROOT="+in.root, "AIRCRAFT_CFN_BIN="+in.standin, "AIRCRAFT_IMDS="+in.imds,
+	cmd.Env = append(os.Environ(), "STANDIN_OWNER_PID="+strconv.Itoa(os.Getpid()), "AIRCRAFT_ROOT="+in.root, "AIRCRAFT_CFN_BIN="+in.standin, "AIRCRAFT_IMDS="+in.imds,
 		"FAKE_CFN="+in.cfn, "PATH="+in.standin+":"+os.Getenv("PATH"), "AIRCRAFT_SIGNAL_RETRY_SECONDS=1")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
@@ -266,7 +267,7 @@ func (in *instance) run(t *testing.T, name string, args ...string) (string, erro
 
 func (in *instance) systemctl(t *testing.T, args ...string) {
 	cmd := exec.Command(filepath.Join(in.standin, "systemctl"), args...)
-	cmd.Env = append(os.Environ(), "AIRCRAFT_ROOT="+in.root)
+	cmd.Env = append(os.Environ(), "STANDIN_OWNER_PID="+strconv.Itoa(os.Getpid()), "AIRCRAFT_ROOT="+in.root)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("systemctl %v: %v\n%s", args, err, out)
 	}
