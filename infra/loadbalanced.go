@@ -68,11 +68,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	})
 
 	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
-	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
-	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
-	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
-	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
-	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
+	dataOutputs(stack, data, database, docstore, apiToken)
 	output(stack, "LoadBalancerDnsName", lb.ALB.LoadBalancerDnsName(), "DNS name of the load balancer (point domainName here)")
 	output(stack, "AutoScalingGroupName", fleet.Group.AutoScalingGroupName(), "Auto Scaling group of the service instances")
 	output(stack, "TargetGroupArn", targets.TargetGroupArn(), "Target group of the instances (health: GET "+readinessPath+")")

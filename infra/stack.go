@@ -130,11 +130,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	alarmTopic := NewAlarms(stack, "Alarms", alarms).Topic
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
-	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
-	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
-	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
-	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
-	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
+	dataOutputs(stack, data, database, docstore, apiToken)
 	output(stack, "InstanceId", service.Instance.InstanceId(), "Service instance (aws ssm start-session --target <id>)")
 	output(stack, "ElasticIp", service.ElasticIP.AttrPublicIp(), "Public address of the service")
 	output(stack, "LogGroupName", service.LogGroup.LogGroupName(), "Service and deploy logs")
@@ -156,6 +152,15 @@ func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
 			PasswordLength: jsii.Number(48), ExcludePunctuation: jsii.Bool(true),
 		},
 	})
+}
+
+// dataOutputs are the outputs of the data stores and secrets, the same in both modes.
+func dataOutputs(stack awscdk.Stack, data *DataBucket, database *Database, docstore *DocStore, apiToken awssecretsmanager.Secret) {
+	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
+	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
+	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
+	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
+	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
 }
 
 func output(stack awscdk.Stack, id string, value *string, description string) {
