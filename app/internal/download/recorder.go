@@ -19,8 +19,9 @@ import (
 // attempt) is in the store at most about 100 ms after it happens; its start
 // (downloading) only once it has run a whole interval, at most about
 // 200 ms after it started, so that a file fetched in less time than that
-// gets one write instead of two: the claim, not the status, is what keeps
-// two downloads of a file apart. When durable, the folders of the files
+// gets one write instead of two (and never for a file already recorded as
+// downloaded, see started): the claim, not the status, is what keeps two
+// downloads of a file apart. When durable, the folders of the files
 // downloaded since the last batch are synced before the batch is written,
 // so that no record says downloaded before its file's rename is on disk.
 // Once every file left is running (hurry), each end is written at once, so
@@ -46,7 +47,7 @@ type recorder struct {
 	order   []string            // keys of pending, in the order they changed
 	nEnded  int                 // pending changes with an outcome
 	failed  map[string]error    // files downloaded whose end could not be made durable or recorded
-	unbegun map[string]struct{} // files whose start could not be written: their end counts the attempt
+	unbegun map[string]struct{} // files whose start was not written (held back, or the write failed): their end counts the attempt
 	hurried atomic.Bool         // write every end at once
 
 	kick chan struct{}
@@ -84,9 +85,18 @@ func newRecorder(store Records, log *slog.Logger, now func() time.Time) *recorde
 	return r
 }
 
+// started notes that a file started. A file whose record says downloaded
+// gets no start written: it is most likely found in place, and verifying it
+// can take longer than an interval (a large file, a busy disk). Its record
+// keeps saying downloaded until its end is written, which then counts the
+// attempt; found in place as its record says, nothing is written at all.
 func (r *recorder) started(rec lanes.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if rec.Status == lanes.Downloaded {
+		r.unbegun[rec.Key] = struct{}{}
+		return
+	}
 	r.pending[rec.Key] = &change{Change: lanes.Change{Record: rec, Started: true}, since: time.Now()}
 	r.order = append(r.order, rec.Key)
 }
@@ -118,6 +128,10 @@ func (r *recorder) ended(rec lanes.Record, o lanes.Outcome) {
 func (r *recorder) settle(rec lanes.Record) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, ok := r.unbegun[rec.Key]; ok { // no start written
+		delete(r.unbegun, rec.Key)
+		return true
+	}
 	c := r.pending[rec.Key]
 	if c == nil || c.Outcome != nil {
 		return false

@@ -133,6 +133,38 @@ func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
 	}
 }
 
+// A file already recorded as downloaded gets no start written, however long
+// it runs: found in place, nothing is written for it; fetched again, its end
+// alone is written, counting the attempt.
+func TestRecorderDownloadedRecordNoStart(t *testing.T) {
+	store := &fakeStore{}
+	r := newTestRecorder(store, nil)
+	present := lanes.Record{Key: "present", Status: lanes.Downloaded}
+	damaged := lanes.Record{Key: "damaged", Status: lanes.Downloaded}
+	r.started(present)
+	r.started(damaged)
+	time.Sleep(3 * recordEvery) // a long verification: several flushes go by
+	r.flush()
+	store.mu.Lock()
+	if len(store.writes) != 0 {
+		t.Errorf("writes %+v while verifying, want none", store.writes)
+	}
+	store.mu.Unlock()
+	if !r.settle(present) {
+		t.Error("settle(present) = false, want true: no start was written")
+	}
+	r.ended(damaged, lanes.Outcome{Status: lanes.Downloaded})
+	if failed := r.close(); len(failed) != 0 {
+		t.Errorf("failed %v", failed)
+	}
+	if len(store.writes) != 1 || len(store.writes[0]) != 1 {
+		t.Fatalf("writes %+v, want one: damaged's end", store.writes)
+	}
+	if c := store.writes[0][0]; c.Record.Key != "damaged" || !c.Started || c.Outcome == nil {
+		t.Errorf("write %+v, want damaged's end counting its attempt (Started)", c)
+	}
+}
+
 // Once the run's claim is lost nothing is written; the files that ended
 // meanwhile are reported failed: claim lost.
 func TestRecorderFenced(t *testing.T) {
