@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	elb "github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
@@ -14,18 +15,21 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// AlarmsProps names what the alarms watch.
+// AlarmsProps names what the alarms watch: the single instance (InstanceID), or the load balancer and its
+// targets (instances > 1).
 type AlarmsProps struct {
 	Email            string // subscribed to the topic when set (the address confirms by mail)
 	InstanceID       *string
 	Burstable        bool // a T instance: it has a CPU credit balance
+	LoadBalancer     elb.ApplicationLoadBalancer
+	Targets          elb.ApplicationTargetGroup
 	ServiceLogs      awslogs.ILogGroup
 	DatabaseID       *string // RDS instance identifier
 	DocDBInstanceIDs []*string
 }
 
-// Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance, the databases and
-// the service's 5xx answers, to one SNS topic (TLS-only), with an e-mail subscription from context alarmEmail.
+// Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance (or on the load
+// balancer and its targets), the databases and the service's 5xx answers, to one SNS topic (TLS-only), with an e-mail subscription from context alarmEmail.
 // Every alarm also notifies when it recovers. Thresholds are for the default sizes (docs/infra.md: Operations).
 type Alarms struct {
 	constructs.Construct
@@ -68,12 +72,26 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	gte, lt, gt := awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD
 	breaching, notBreaching := awscloudwatch.TreatMissingData_BREACHING, awscloudwatch.TreatMissingData_NOT_BREACHING
 
-	ec2 := map[string]*string{"InstanceId": props.InstanceID}
-	alarm("InstanceStatusCheck", "The service instance or its host fails a status check (10 minutes): recover or replace it.",
-		metric("AWS/EC2", "StatusCheckFailed", "Maximum", ec2), gte, 1, 2, breaching)
-	if props.Burstable {
-		alarm("InstanceCpuCredits", "The service instance has almost no CPU credits left (below 20): it is throttled to its baseline soon.",
-			metric("AWS/EC2", "CPUCreditBalance", "Minimum", ec2), lt, 20, 3, notBreaching)
+	if props.InstanceID != nil {
+		ec2 := map[string]*string{"InstanceId": props.InstanceID}
+		alarm("InstanceStatusCheck", "The service instance or its host fails a status check (10 minutes): recover or replace it.",
+			metric("AWS/EC2", "StatusCheckFailed", "Maximum", ec2), gte, 1, 2, breaching)
+		if props.Burstable {
+			alarm("InstanceCpuCredits", "The service instance has almost no CPU credits left (below 20): it is throttled to its baseline soon.",
+				metric("AWS/EC2", "CPUCreditBalance", "Minimum", ec2), lt, 20, 3, notBreaching)
+		}
+	}
+	if props.Targets != nil {
+		// The load balancer's view of the fleet: its health check is the release gate's GET /api/v1/ready.
+		stat := func(s string) *awscloudwatch.MetricOptions {
+			return &awscloudwatch.MetricOptions{Statistic: jsii.String(s), Period: five}
+		}
+		alarm("FleetUnhealthyInstances", "An instance of the fleet has failed the load balancer's readiness check for 15 minutes (a data store it cannot reach, or a stuck release).",
+			props.Targets.Metrics().UnhealthyHostCount(stat("Maximum")), gte, 1, 3, notBreaching)
+		alarm("FleetNoHealthyInstance", "No instance of the fleet is ready (10 minutes): the API answers 503 to everything.",
+			props.Targets.Metrics().HealthyHostCount(stat("Minimum")), lt, 1, 2, breaching)
+		alarm("LoadBalancerServerErrors", "The load balancer itself answered 5 or more requests with a 5xx in 5 minutes (no ready target, a target that timed out or reset).",
+			props.LoadBalancer.Metrics().HttpCodeElb(elb.HttpCodeElb_ELB_5XX_COUNT, stat("Sum")), gte, 5, 1, notBreaching)
 	}
 	rds := map[string]*string{"DBInstanceIdentifier": props.DatabaseID}
 	alarm("DatabaseFreeStorage", "RDS PostgreSQL has less than 2 GiB of free storage (storage autoscaling grows it up to its maximum).",

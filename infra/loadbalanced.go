@@ -67,6 +67,16 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 		AccessPointID: *downloads.AccessPoint.AccessPointId(),
 	})
 
+	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.
+	alarms := &AlarmsProps{
+		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: fleet.LogGroup,
+		DatabaseID: database.Instance.InstanceIdentifier(),
+	}
+	if docstore.Cluster != nil {
+		alarms.DocDBInstanceIDs = *docstore.Cluster.InstanceIdentifiers()
+	}
+	alarmTopic := NewAlarms(stack, "Alarms", alarms).Topic
+
 	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
 	dataOutputs(stack, data, database, docstore, apiToken)
 	output(stack, "LoadBalancerDnsName", lb.ALB.LoadBalancerDnsName(), "DNS name of the load balancer (point domainName here)")
@@ -76,4 +86,5 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	output(stack, "AccessLogBucketName", lb.AccessLogs.BucketName(), "Access logs of the load balancer")
 	output(stack, "LogGroupName", fleet.LogGroup.LogGroupName(), "Service and deploy logs")
 	output(stack, "ReleaseId", jsii.String(release), "Release id of the deployed binary and configuration")
+	output(stack, "AlarmTopicArn", alarmTopic.TopicArn(), "SNS topic of the CloudWatch alarms (subscribe more endpoints here)")
 }

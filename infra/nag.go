@@ -75,7 +75,7 @@ var NagSuppressions = []NagSuppression{
 	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
 		AppliesTo: []string{"Resource::*"},
 		Reason:    "kms:Decrypt only, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets."},
-	{ID: "AwsSolutions-SNS2", Path: "Alarms/Topic/Resource", When: oneInstance,
+	{ID: "AwsSolutions-SNS2", Path: "Alarms/Topic/Resource",
 		Reason: "Alarm notifications carry alarm names and states, no data. CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer-managed key costs $1/month for this one topic."},
 	{ID: "AwsSolutions-EC28", Path: "Service/Instance/Resource", When: oneInstance,
 		Reason: "Basic (5-minute) monitoring is enough for one t2.micro; detailed monitoring costs extra per metric."},

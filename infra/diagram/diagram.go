@@ -332,7 +332,7 @@ func (d *drawing) boxes() {
 		d.add(`  dns_%d["Route 53 %s %s"]`, i, r.props["Type"], r.props["Name"])
 	}
 	if alarms := d.t.resources("AWS::CloudWatch::Alarm"); len(alarms) > 0 {
-		d.add(`  alarms["CloudWatch alarms x%d<br/>instance, RDS, DocumentDB, 5xx"]`, len(alarms))
+		d.add(`  alarms["CloudWatch alarms x%d<br/>%s"]`, len(alarms), watched(alarms))
 		for i, topic := range d.t.resources("AWS::SNS::Topic") {
 			d.add(`  sns_%d["SNS topic<br/>alarm notifications (e-mail)"]`, i)
 			d.add(`  alarms --> sns_%d`, i)
@@ -576,4 +576,25 @@ func unique(s []string) []string {
 		}
 	}
 	return out
+}
+
+// watched names what alarms watch, from their metrics' namespaces.
+func watched(alarms []resource) string {
+	seen := map[string]bool{}
+	for _, a := range alarms {
+		ns, _ := a.props["Namespace"].(string)
+		seen[ns] = true
+		if !strings.HasPrefix(ns, "AWS/") {
+			seen["custom"] = true // the service's 5xx, from its log
+		}
+	}
+	var names []string
+	for _, w := range []struct{ ns, name string }{
+		{"AWS/EC2", "instance"}, {"AWS/ApplicationELB", "load balancer"}, {"AWS/RDS", "RDS"}, {"AWS/DocDB", "DocumentDB"}, {"custom", "5xx"},
+	} {
+		if seen[w.ns] {
+			names = append(names, w.name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
