@@ -287,9 +287,9 @@ func TestRDSCABundleIsShippedWithItsChecksum(t *testing.T) {
 // kms:Decrypt for customer-managed keys, only through S3 (the asset bucket) and Secrets Manager (the stack's
 // secrets).
 func TestDecryptOnlyThroughItsServices(t *testing.T) {
-	// The fleet reads its secrets through GrantRead (generated secrets only), so only the asset bucket's key.
-	want := map[string]int{"default": 2, "externalMongo": 2, "loadBalanced": 1}
-	for _, name := range []string{"default", "externalMongo", "loadBalanced"} {
+	want := map[string]int{"default": 2, "externalMongo": 2, "loadBalanced": 2, "loadBalancedDNS": 2}
+	for name := range want {
+		external := name == "externalMongo" || name == "loadBalancedDNS"
 		s := stackOf(t, name)
 		var kms int
 		for _, p := range s.Resources("AWS::IAM::Policy") {
@@ -303,7 +303,7 @@ func TestDecryptOnlyThroughItsServices(t *testing.T) {
 				if st["Action"] != "kms:Decrypt" || !strings.Contains(cond, "kms:ViaService") || !strings.Contains(cond, "kms:EncryptionContext:") {
 					t.Errorf("%s: %s", name, jsonOf(st))
 				}
-				if strings.Contains(cond, "secretsmanager") && name == "externalMongo" && !strings.Contains(cond, "mongo-uri-AbCdEf") {
+				if strings.Contains(cond, "secretsmanager") && external && !strings.Contains(cond, "mongo-uri-AbCdEf") {
 					t.Errorf("%s: the external MongoDB secret cannot be decrypted: %s", name, cond)
 				}
 			}

@@ -42,9 +42,12 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	// group is created (and its instances launched) once they all exist.
 	fleet.Group.Node().AddDependency(database.Construct, docstore.Construct, downloads.Construct)
 	downloads.GrantMount(fleet.Role)
+	var secretArns []string
 	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
 		secret.GrantRead(fleet.Role, nil)
+		secretArns = append(secretArns, *secret.SecretArn())
 	}
+	grantDecryptSecrets(fleet.Role, secretArns)
 
 	// The load balancer in front of the fleet.
 	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{

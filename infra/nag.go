@@ -95,7 +95,7 @@ var NagSuppressions = []NagSuppression{
 		Reason:    "s3:GetObject under the stack's own prefix of the CDK asset bucket (aircraft/STACKNAME/): the fleet's release binary and the RDS CA bundle, so that a release is no IAM change."},
 	{ID: "AwsSolutions-IAM5", Path: "Fleet/Role/DefaultPolicy/Resource", When: loadBalanced,
 		AppliesTo: []string{"Resource::*"},
-		Reason:    "kms:Decrypt only, for a customer-managed key of the CDK asset bucket that is not known at synth: limited by kms:ViaService to S3 in the stack's region and by the encryption context to the asset bucket."},
+		Reason:    "kms:Decrypt only, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets."},
 	{ID: "AwsSolutions-AS3", Path: "Fleet/Group/ASG", When: loadBalanced,
 		Reason: "No SNS notifications of scaling events: the group only changes size in a rolling release, whose progress and failures CloudFormation reports in the stack events, and each instance's boot and release gate log to the service log group."},
 	{ID: "AwsSolutions-S1", Path: "LoadBalancer/AccessLogs/Resource", When: loadBalanced,

@@ -156,19 +156,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
 	grantReleaseAssets(service.Role, binary, *stack.StackName())
-	// A customer-managed key may encrypt an external MongoDB secret: decrypt through Secrets Manager only, for the
-	// service's secrets only.
-	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("DecryptSecrets"),
-		Actions:   jsii.Strings("kms:Decrypt"),
-		Resources: jsii.Strings("*"),
-		Conditions: &map[string]any{
-			"StringEquals": map[string]any{
-				"kms:ViaService":                  fmt.Sprintf("secretsmanager.%s.amazonaws.com", *awscdk.Aws_REGION()),
-				"kms:EncryptionContext:SecretARN": props.SecretArns,
-			},
-		},
-	}))
+	grantDecryptSecrets(service.Role, props.SecretArns)
 	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("ReadMetadataAndSignal"),
 		// DescribeStackResources: the user data finds the wait condition to fail when it cannot install the tools.
@@ -196,6 +184,23 @@ func grantReleaseAssets(role awsiam.IRole, binary awss3assets.Asset, stackName s
 		Conditions: &map[string]any{
 			"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Aws_REGION())},
 			"StringLike":   map[string]any{"kms:EncryptionContext:aws:s3:arn": fmt.Sprintf("arn:%s:s3:::%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName())},
+		},
+	}))
+}
+
+// grantDecryptSecrets lets role decrypt the secrets it reads when a customer-managed key encrypts one (an external
+// MongoDB secret may be): through Secrets Manager only, for those secrets only. Both the single instance and the
+// fleet use it.
+func grantDecryptSecrets(role awsiam.IRole, secretArns []string) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DecryptSecrets"),
+		Actions:   jsii.Strings("kms:Decrypt"),
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{
+				"kms:ViaService":                  fmt.Sprintf("secretsmanager.%s.amazonaws.com", *awscdk.Aws_REGION()),
+				"kms:EncryptionContext:SecretARN": secretArns,
+			},
 		},
 	}))
 }
