@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -118,26 +119,74 @@ func TestPlainHTTPWhenAsked(t *testing.T) {
 	}
 }
 
-func TestRedirectToHTTPS(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	redirectAddr := l.Addr().String()
-	l.Close()
-	start(t, hello, Options{Addr: "127.0.0.1:8443", RedirectAddr: redirectAddr})
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var resp *http.Response
-	var err error
-	for range 50 { // the redirect listener starts just after the main one
-		if resp, err = c.Get("http://" + redirectAddr + "/api/v1/health?x=1"); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// freeAddr returns a local address free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// dialRedirect connects to the redirect listener, which starts just after the main one.
+func dialRedirect(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	for range 50 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			return c
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("redirect listener %s: not listening", addr)
+	return nil
+}
+
+func TestRedirectToHTTPS(t *testing.T) {
+	addr, redirectAddr := freeAddr(t), freeAddr(t)
+	start(t, hello, Options{Addr: addr, RedirectAddr: redirectAddr})
+	dialRedirect(t, redirectAddr).Close()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var resp *http.Response
+	var err error
+	if resp, err = c.Get("http://" + redirectAddr + "/api/v1/health?x=1"); err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
-	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || loc != "https://127.0.0.1:8443/api/v1/health?x=1" {
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || loc != "https://"+addr+"/api/v1/health?x=1" {
 		t.Errorf("%d Location %q", resp.StatusCode, loc)
+	}
+}
+
+// A client that never finishes its request headers is disconnected by both
+// listeners (ReadHeaderTimeout) instead of holding a connection and its
+// goroutine for as long as it likes.
+func TestSlowClientsAreDisconnected(t *testing.T) {
+	addr, redirectAddr := freeAddr(t), freeAddr(t)
+	start(t, hello, Options{Addr: addr, RedirectAddr: redirectAddr, PlainHTTP: true})
+	conns := map[string]net.Conn{"main": dialRedirect(t, addr), "redirect": dialRedirect(t, redirectAddr)}
+	errc := make(chan error, len(conns))
+	for name, c := range conns {
+		go func() {
+			defer c.Close()
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n"); err != nil { // no final CRLF, ever
+				errc <- fmt.Errorf("%s: %w", name, err)
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(time.Minute)) // the test's own bound, far above the server's
+			b, err := io.ReadAll(c)
+			if err != nil {
+				errc <- fmt.Errorf("%s: still connected after a minute (%v, read %q)", name, err, b)
+				return
+			}
+			errc <- nil // closed by the server (it may say 408 first)
+		}()
+	}
+	for range conns {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
 	}
 }
 
