@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,7 @@ const (
 	reasonDuplicateSnapshot = "duplicate snapshot"
 	reasonQuarantined       = "quarantined"
 	reasonChanged           = "changed since listed"
+	reasonDuplicateRefused  = "duplicate of a refused file"
 )
 
 // Service ingests from one bucket into one database.
@@ -474,7 +476,7 @@ func (a *aggregator) flush(ctx context.Context) error {
 	err := a.commit(ctx, a.entries, a.batch)
 	if postgres.IsRefused(err) {
 		a.svc.logger().Warn("the database refused a batch: finding the files responsible", "files", len(a.entries), "error", err)
-		err = a.bisect(ctx, a.entries, err)
+		err = a.bisectKeepingDuplicates(ctx, err)
 	}
 	if err != nil {
 		return err
@@ -506,6 +508,65 @@ func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Agg
 		return err
 	}
 	return a.svc.unavailable(ctx, "postgres", err)
+}
+
+// bisectKeepingDuplicates bisects the refused batch with its duplicate
+// snapshots set aside, then records those whose snapshot was committed as
+// duplicates. One whose snapshot came from a file of this batch that ended
+// refused (or changed) is not recorded: it holds data of its own, and the
+// next run reads it.
+func (a *aggregator) bisectKeepingDuplicates(ctx context.Context, refusal error) error {
+	var dups []entry
+	for i := range a.entries {
+		if e := &a.entries[i]; e.Outcome == postgres.DuplicateSnapshot && !e.drop {
+			dups = append(dups, *e)
+			e.drop = true
+		}
+	}
+	if err := a.bisect(ctx, a.entries, refusal); err != nil {
+		return err
+	}
+	if len(dups) == 0 {
+		return nil
+	}
+	committed := map[time.Time]bool{}
+	for _, e := range a.entries {
+		if e.Outcome == postgres.Ingested && !e.drop {
+			committed[e.SnapshotAt] = true
+		}
+	}
+	for i := range dups {
+		e := &dups[i]
+		src, inBatch := a.snaps[e.SnapshotAt]
+		if !inBatch || committed[e.SnapshotAt] {
+			continue
+		}
+		e.drop = true
+		a.unskip(e.obj.Key, reasonDuplicateSnapshot, reasonDuplicateRefused,
+			fmt.Sprintf("%s: %s, whose snapshot it repeats, was not committed; the next run reads it", reasonDuplicateRefused, src))
+	}
+	if !slices.ContainsFunc(dups, func(e entry) bool { return !e.drop }) {
+		return nil
+	}
+	err := a.commit(ctx, dups, nil)
+	if postgres.IsRefused(err) {
+		return a.svc.unavailable(ctx, "postgres", err)
+	}
+	return err
+}
+
+// unskip moves a skipped file from one reason to another, with a new note.
+func (a *aggregator) unskip(key, from, to, note string) {
+	a.res.SkippedByReason[from]--
+	if a.res.SkippedByReason[from] == 0 {
+		delete(a.res.SkippedByReason, from)
+	}
+	a.res.SkippedByReason[to]++
+	for i := range a.res.Skipped {
+		if a.res.Skipped[i].Key == key {
+			a.res.Skipped[i].Reason = note
+		}
+	}
 }
 
 // bisect commits the halves of a refused batch separately, each with the
