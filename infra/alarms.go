@@ -18,14 +18,14 @@ import (
 // AlarmsProps names what the alarms watch: the single instance (InstanceID), or the load balancer and its
 // targets (instances > 1).
 type AlarmsProps struct {
-	Email            string // subscribed to the topic when set (the address confirms by mail)
-	InstanceID       *string
-	Burstable        bool // a T instance: it has a CPU credit balance
-	LoadBalancer     elb.ApplicationLoadBalancer
-	Targets          elb.ApplicationTargetGroup
-	ServiceLogs      awslogs.ILogGroup
-	DatabaseID       *string // RDS instance identifier
-	DocDBInstanceIDs []*string
+	Email        string // subscribed to the topic when set (the address confirms by mail)
+	InstanceID   *string
+	Burstable    bool // a T instance: it has a CPU credit balance
+	LoadBalancer elb.ApplicationLoadBalancer
+	Targets      elb.ApplicationTargetGroup
+	ServiceLogs  awslogs.ILogGroup
+	Database     *Database
+	DocStore     *DocStore // its cluster's instances, when the stack has DocumentDB
 }
 
 // Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance (or on the load
@@ -93,12 +93,16 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 		alarm("LoadBalancerServerErrors", "The load balancer itself answered 5 or more requests with a 5xx in 5 minutes (no ready target, a target that timed out or reset).",
 			props.LoadBalancer.Metrics().HttpCodeElb(elb.HttpCodeElb_ELB_5XX_COUNT, stat("Sum")), gte, 5, 1, notBreaching)
 	}
-	rds := map[string]*string{"DBInstanceIdentifier": props.DatabaseID}
+	rds := map[string]*string{"DBInstanceIdentifier": props.Database.Instance.InstanceIdentifier()}
 	alarm("DatabaseFreeStorage", "RDS PostgreSQL has less than 2 GiB of free storage (storage autoscaling grows it up to its maximum).",
 		metric("AWS/RDS", "FreeStorageSpace", "Minimum", rds), lt, 2*1024*1024*1024, 1, breaching)
 	alarm("DatabaseCpu", "RDS PostgreSQL CPU above 80 % for 15 minutes.",
 		metric("AWS/RDS", "CPUUtilization", "Average", rds), gt, 80, 3, notBreaching)
-	for i, docdb := range props.DocDBInstanceIDs {
+	var docdbs []*string
+	if props.DocStore.Cluster != nil {
+		docdbs = *props.DocStore.Cluster.InstanceIdentifiers()
+	}
+	for i, docdb := range docdbs {
 		dims := map[string]*string{"DBInstanceIdentifier": docdb}
 		suffix := ""
 		if i > 0 {

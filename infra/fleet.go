@@ -71,45 +71,21 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 		Description:     jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
 		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
 	})
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ListDataBucket"),
-		Actions:   jsii.Strings("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation", "s3:GetBucketVersioning"),
-		Resources: jsii.Strings(*props.DataBucket.BucketArn()),
-	}))
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadDataObjects"),
-		Actions:   jsii.Strings("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
-		Resources: jsii.Strings(*props.DataBucket.ArnForObjects(jsii.String("*"))),
-	}))
-	logs := awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{
-		LogGroupName:  jsii.String(props.LogGroupName),
-		RemovalPolicy: retainInProd(props.Stage),
-	})
-	logs.Node().DefaultChild().(awslogs.CfnLogGroup).SetRetentionInDays(jsii.Number(float64(props.LogRetentionDays)))
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("WriteServiceLogs"),
-		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"),
-		Resources: jsii.Strings(*logs.LogGroupArn()),
-	}))
+	grantReadData(role, props.DataBucket)
+	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
 	arch := instanceArch(props.InstanceType)
 	template := awsec2.NewLaunchTemplate(this, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
 		InstanceType: awsec2.NewInstanceType(jsii.String(props.InstanceType)),
 		// Resolved at each launch: new instances get the current AL2023 release; running ones are left alone.
-		MachineImage: awsec2.MachineImage_ResolveSsmParameterAtLaunch(jsii.String(amiParameter(arch)),
-			&awsec2.SsmParameterImageOptions{Os: awsec2.OperatingSystemType_LINUX}),
+		MachineImage:            serviceImage(arch),
 		SecurityGroup:           sg,
 		Role:                    role,
 		HttpEndpoint:            jsii.Bool(true),
 		HttpTokens:              awsec2.LaunchTemplateHttpTokens_REQUIRED,
 		HttpPutResponseHopLimit: jsii.Number(1),
-		BlockDevices: &[]*awsec2.BlockDevice{{
-			DeviceName: jsii.String("/dev/xvda"),
-			Volume: awsec2.BlockDeviceVolume_Ebs(jsii.Number(16), &awsec2.EbsDeviceOptions{
-				VolumeType: awsec2.EbsDeviceVolumeType_GP3, Encrypted: jsii.Bool(true), DeleteOnTermination: jsii.Bool(true),
-			}),
-		}},
-		UserData: awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
+		BlockDevices:            rootVolume(),
+		UserData:                awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
 	})
 
 	// Keep every instance during a rolling release (new first, then old), within maxInstances.

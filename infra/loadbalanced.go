@@ -71,14 +71,9 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	})
 
 	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.
-	alarms := &AlarmsProps{
-		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: fleet.LogGroup,
-		DatabaseID: database.Instance.InstanceIdentifier(),
-	}
-	if docstore.Cluster != nil {
-		alarms.DocDBInstanceIDs = *docstore.Cluster.InstanceIdentifiers()
-	}
-	alarmTopic := NewAlarms(stack, "Alarms", alarms).Topic
+	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
+		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: fleet.LogGroup, Database: database, DocStore: docstore,
+	}).Topic
 
 	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
 	dataOutputs(stack, data, database, docstore, apiToken)

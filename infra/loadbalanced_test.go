@@ -505,3 +505,27 @@ func TestFleetScriptsPassShellcheck(t *testing.T) {
 		}
 	}
 }
+
+// The fleet's service log group follows the stage like the single instance's: retained in prod under a generated
+// name (a redeploy after a destroy does not collide with it), named and deleted in dev.
+func TestLoadBalancedServiceLogsFollowTheStage(t *testing.T) {
+	for name, prod := range map[string]bool{"loadBalanced": false, "loadBalancedDNS": true} {
+		s := stackOf(t, name)
+		var service []Resource
+		for _, lg := range s.Resources("AWS::Logs::LogGroup") {
+			if !strings.HasPrefix(strOf(lg.Props["LogGroupName"]), "/aws/rds/") {
+				service = append(service, lg)
+			}
+		}
+		if len(service) != 1 {
+			t.Fatalf("%s: %d service log groups", name, len(service))
+		}
+		lg, logName := service[0], strOf(service[0].Props["LogGroupName"])
+		if prod && (lg.Raw["DeletionPolicy"] != "Retain" || logName != "") {
+			t.Errorf("%s: prod service log group: DeletionPolicy %v, name %q", name, lg.Raw["DeletionPolicy"], logName)
+		}
+		if !prod && (lg.Raw["DeletionPolicy"] != "Delete" || logName != "/aircraft/"+s.Config.StackName+"/service") {
+			t.Errorf("%s: dev service log group: DeletionPolicy %v, name %q", name, lg.Raw["DeletionPolicy"], logName)
+		}
+	}
+}

@@ -120,14 +120,10 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	})
 
 	// CloudWatch alarms to one SNS topic (e-mail from alarmEmail).
-	alarms := &AlarmsProps{
+	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
 		Email: cfg.AlarmEmail, InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
-		ServiceLogs: service.LogGroup, DatabaseID: database.Instance.InstanceIdentifier(),
-	}
-	if docstore.Cluster != nil {
-		alarms.DocDBInstanceIDs = *docstore.Cluster.InstanceIdentifiers()
-	}
-	alarmTopic := NewAlarms(stack, "Alarms", alarms).Topic
+		ServiceLogs: service.LogGroup, Database: database, DocStore: docstore,
+	}).Topic
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
 	dataOutputs(stack, data, database, docstore, apiToken)
