@@ -2,8 +2,6 @@ package local
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
@@ -18,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/aircraftdata/platform/infra/envfile"
 	"github.com/aircraftdata/platform/test/e2e"
 )
 
@@ -34,41 +31,12 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	stack := NewStack(t)
-	cert, key := filepath.Join(work, "tls", "cert.pem"), filepath.Join(work, "tls", "key.pem")
-	if err := GenCert(t.Context(), bin, cert, key, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := FreeAddr()
+	// The killed process's claim holds the hour this long.
+	svc, err := stack.NewService(t.Context(), bin, work, map[string]string{"DOWNLOAD_CLAIM_LEASE_SECONDS": "5"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tok [16]byte
-	_, _ = rand.Read(tok[:])
-	token := hex.EncodeToString(tok[:])
-	downloads := filepath.Join(work, "downloads")
-	env, err := stack.ServiceEnv(addr, token, downloads, cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env["DOWNLOAD_CLAIM_LEASE_SECONDS"] = "5" // the killed process's claim holds the hour this long
-	text, err := envfile.Render("aircraftd for the SIGKILL test", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	envFile := filepath.Join(work, "aircraftd.env")
-	if err := os.WriteFile(envFile, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pem, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned, err := e2e.PinnedPool(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := e2e.Target{Name: "local", BaseURL: "https://" + addr, RootCAs: pinned, Token: token}
-	svc := &Service{Bin: bin, EnvFile: envFile, LogPath: filepath.Join(work, "aircraftd.log"), Dir: work}
+	tg := target(t, svc)
 
 	// Large files, so that the kill lands mid-file, and small ones.
 	files := map[string][]byte{}
@@ -89,7 +57,7 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 		files[k] = data
 	}
 	hourReq := map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}
-	dir := filepath.Join(downloads, "lane1", "2024", "02", "14", "14")
+	dir := filepath.Join(svc.Downloads, "lane1", "2024", "02", "14", "14")
 	temps := func() []string {
 		var out []string
 		entries, _ := os.ReadDir(dir)
@@ -113,7 +81,7 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 			t.Fatalf("no temp file appeared within a minute:\n%s", svc.Tail(20))
 		}
 	}
-	if err := syscall.Kill(-svc.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(-svc.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-svc.Done()

@@ -2,8 +2,6 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/gruntwork-io/terratest/modules/logger"
 
-	"github.com/aircraftdata/platform/infra/envfile"
 	"github.com/aircraftdata/platform/test/e2e"
 )
 
@@ -35,50 +32,14 @@ func TestLocal(t *testing.T) {
 	stack := NewStack(t)
 
 	// The instance's layout: a certificate made by the binary, the environment in a file, state in one folder.
-	tlsDir := filepath.Join(work, "etc", "tls")
-	cert, key := filepath.Join(tlsDir, "cert.pem"), filepath.Join(tlsDir, "key.pem")
-	if err := GenCert(ctx, bin, cert, key, "127.0.0.1", "localhost"); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := FreeAddr()
+	svc, err := stack.NewService(ctx, bin, work, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tok [24]byte
-	_, _ = rand.Read(tok[:])
-	token := hex.EncodeToString(tok[:])
-	downloads := filepath.Join(work, "var", "downloads")
-	env, err := stack.ServiceEnv(addr, token, downloads, cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := envfile.Render("Environment of aircraftd for the local e2e run (the layout of /etc/aircraft/aircraftd.env)", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	envFile := filepath.Join(work, "etc", "aircraftd.env")
-	if err := os.WriteFile(envFile, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	svc := &Service{Bin: bin, EnvFile: envFile, LogPath: filepath.Join(work, "aircraftd.log"), Dir: work}
-
-	pem, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned, err := e2e.PinnedPool(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := e2e.Target{
-		Name:    "local",
-		BaseURL: "https://" + addr,
-		RootCAs: pinned,
-		Token:   token,
-		Store:   e2e.S3Store{Client: stack.S3, Bucket: stack.Bucket},
-		ReadDownload: func(rel string) ([]byte, error) {
-			return os.ReadFile(filepath.Join(downloads, filepath.FromSlash(rel)))
-		},
+	tg := target(t, svc)
+	tg.Store = e2e.S3Store{Client: stack.S3, Bucket: stack.Bucket}
+	tg.ReadDownload = func(rel string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(svc.Downloads, filepath.FromSlash(rel)))
 	}
 
 	run := func(t *testing.T) {
@@ -97,6 +58,20 @@ func TestLocal(t *testing.T) {
 		t.Logf("service log (last lines):\n%s", svc.Tail(40))
 	}
 	logger.Default.Logf(t, "local e2e took %s", time.Since(start).Round(time.Second))
+}
+
+// target is the e2e checks' view of svc: its address, token and certificate, pinned.
+func target(t *testing.T, svc *Service) e2e.Target {
+	t.Helper()
+	pem, err := os.ReadFile(svc.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := e2e.PinnedPool(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e2e.Target{Name: "local", BaseURL: "https://" + svc.Addr, RootCAs: pinned, Token: svc.Token}
 }
 
 // startService starts svc and waits until it answers over HTTPS with its pinned certificate.

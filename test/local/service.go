@@ -3,12 +3,16 @@ package local
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +27,13 @@ type Service struct {
 	EnvFile string
 	LogPath string
 	Dir     string // working directory (systemd's default is /)
+
+	// What NewService set up: where the service listens (https://Addr), the API token, its certificate (PEM, to
+	// pin) and its DOWNLOAD_PATH.
+	Addr      string
+	Token     string
+	CertFile  string
+	Downloads string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -49,6 +60,39 @@ func GenCert(ctx context.Context, bin, cert, key string, hosts ...string) error 
 		return fmt.Errorf("aircraftd gencert: %w\n%s", err, out)
 	}
 	return nil
+}
+
+// NewService lays aircraftd (bin) out under dir as on the instance, for this stack: a certificate made by the
+// binary (etc/tls/), a free port on 127.0.0.1, a random API token, the instance's environment with this stack's
+// values (ServiceEnv) and extra on top, in an environment file (etc/aircraftd.env); downloads in var/downloads, the
+// log in aircraftd.log. Start runs it.
+func (st *Stack) NewService(ctx context.Context, bin, dir string, extra map[string]string) (*Service, error) {
+	s := &Service{Bin: bin, EnvFile: filepath.Join(dir, "etc", "aircraftd.env"), LogPath: filepath.Join(dir, "aircraftd.log"),
+		Dir: dir, CertFile: filepath.Join(dir, "etc", "tls", "cert.pem"), Downloads: filepath.Join(dir, "var", "downloads")}
+	key := filepath.Join(dir, "etc", "tls", "key.pem")
+	if err := GenCert(ctx, bin, s.CertFile, key, "127.0.0.1", "localhost"); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.Addr, err = FreeAddr(); err != nil {
+		return nil, err
+	}
+	var tok [24]byte
+	_, _ = rand.Read(tok[:])
+	s.Token = hex.EncodeToString(tok[:])
+	env, err := st.ServiceEnv(s.Addr, s.Token, s.Downloads, s.CertFile, key)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(env, extra)
+	text, err := envfile.Render("Environment of aircraftd on the local stack (the layout of /etc/aircraft/aircraftd.env)", env)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.EnvFile, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Start starts the service.
@@ -82,6 +126,29 @@ func (s *Service) Start() error {
 		close(s.done)
 	}()
 	return nil
+}
+
+// Pid is the process id of the running service (0 before Start).
+func (s *Service) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// PeakRSS is the service's high-water resident set size in bytes (VmHWM in /proc/<pid>/status; Linux).
+func (s *Service) PeakRSS() (int64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", s.Pid())
 }
 
 // Done is closed when the process has exited.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -37,7 +38,7 @@ func StackEnv(t testing.TB, key string) string {
 	return v
 }
 
-// Stack is the part of the local stack one e2e run owns, as a deployed stack owns its RDS database, DocumentDB and
+// Stack is the part of the local stack one e2e run (or one benchmark) owns, as a deployed stack owns its RDS database, DocumentDB and
 // bucket: a fresh Postgres database, a fresh versioned bucket and a fresh Mongo database, all removed at the end.
 type Stack struct {
 	Name        string // e2e_<hex>: the database names; the bucket is the same with '-'
@@ -47,101 +48,132 @@ type Stack struct {
 	S3Endpoint  string
 	MongoURL    string
 	MongoDB     string
+
+	admin string // DB_ADMIN_URL
+	made  struct{ db, bucket bool }
 }
 
-// NewStack creates the run's databases and bucket on the local stack and removes them when the test ends.
+// NewStack creates the run's databases and bucket on the local stack (OpenStack) and removes them when the test
+// ends. Without the stack's variables the test is skipped (StackEnv).
 func NewStack(t *testing.T) *Stack {
 	t.Helper()
-	ctx := t.Context()
+	for _, k := range []string{"DB_ADMIN_URL", "S3_ENDPOINT", "MONGODB_URL", "AWS_ACCESS_KEY_ID"} {
+		StackEnv(t, k)
+	}
+	s, err := OpenStack(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// OpenStack creates a fresh Postgres database, a fresh versioned bucket and names a fresh Mongo database (the
+// service creates it) on the local stack whose variables `devstack exec` exports. Close removes them.
+func OpenStack(ctx context.Context) (*Stack, error) {
 	var b [5]byte
 	_, _ = rand.Read(b[:])
 	s := &Stack{
 		Name:       "e2e_" + hex.EncodeToString(b[:]),
-		S3Endpoint: StackEnv(t, "S3_ENDPOINT"),
-		MongoURL:   StackEnv(t, "MONGODB_URL"),
+		S3Endpoint: os.Getenv("S3_ENDPOINT"),
+		MongoURL:   os.Getenv("MONGODB_URL"),
+		admin:      os.Getenv("DB_ADMIN_URL"),
+	}
+	for k, v := range map[string]string{"DB_ADMIN_URL": s.admin, "S3_ENDPOINT": s.S3Endpoint, "MONGODB_URL": s.MongoURL,
+		"AWS_ACCESS_KEY_ID": os.Getenv("AWS_ACCESS_KEY_ID")} {
+		if v == "" {
+			return nil, fmt.Errorf("%s not set: run under the local stack (.dev/bin/devstack exec -- …)", k)
+		}
 	}
 	s.Bucket = strings.ReplaceAll(s.Name, "_", "-")
 	s.MongoDB = s.Name
-	admin := StackEnv(t, "DB_ADMIN_URL")
-	StackEnv(t, "AWS_ACCESS_KEY_ID")
-
-	// Postgres: CREATE DATABASE with the stack's admin role; DROP … WITH (FORCE) at the end.
-	conn, err := pgx.Connect(ctx, admin)
+	u, err := url.Parse(s.admin)
 	if err != nil {
-		t.Fatalf("postgres (DB_ADMIN_URL): %v", err)
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+s.Name)
-	_ = conn.Close(ctx)
-	if err != nil {
-		t.Fatalf("create database %s: %v", s.Name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("drop database %s: %v", s.Name, err)
-			return
-		}
-		defer func() { _ = conn.Close(ctx) }()
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.Name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", s.Name, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("DB_ADMIN_URL: %w", err)
 	}
 	u.Path = "/" + s.Name
 	s.DatabaseURL = u.String()
 
+	// Postgres: CREATE DATABASE with the stack's admin role; DROP … WITH (FORCE) in Close.
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return nil, fmt.Errorf("postgres (DB_ADMIN_URL): %w", err)
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+s.Name)
+	_ = conn.Close(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create database %s: %w", s.Name, err)
+	}
+	s.made.db = true
+
 	// S3: a versioned bucket, as the stack's.
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, errors.Join(err, s.Close())
 	}
 	s.S3 = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(s.S3Endpoint)
 		o.UsePathStyle = true
 	})
 	if _, err := s.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)}); err != nil {
-		t.Fatalf("create bucket %s: %v", s.Bucket, err)
+		return nil, errors.Join(fmt.Errorf("create bucket %s: %w", s.Bucket, err), s.Close())
 	}
-	t.Cleanup(func() { removeBucket(t, s.S3, s.Bucket) })
+	s.made.bucket = true
 	if _, err := s.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
 		Bucket:                  aws.String(s.Bucket),
 		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
 	}); err != nil {
-		t.Fatalf("enable versioning on %s: %v", s.Bucket, err)
+		return nil, errors.Join(fmt.Errorf("enable versioning on %s: %w", s.Bucket, err), s.Close())
 	}
+	return s, nil
+}
 
-	// Mongo: the service creates its database and collection; drop them at the end.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		client, err := mongo.Connect(options.Client().ApplyURI(s.MongoURL))
+// Close removes what OpenStack made: the Postgres database (WITH (FORCE)), every version in the bucket and the
+// bucket, and the Mongo database the service made.
+func (s *Stack) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var errs []error
+	if s.made.db {
+		conn, err := pgx.Connect(ctx, s.admin)
+		if err == nil {
+			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+s.Name+" WITH (FORCE)")
+			_ = conn.Close(ctx)
+		}
 		if err != nil {
-			t.Errorf("drop mongo database %s: %v", s.MongoDB, err)
-			return
+			errs = append(errs, fmt.Errorf("drop database %s: %w", s.Name, err))
 		}
-		defer func() { _ = client.Disconnect(ctx) }()
-		if err := client.Database(s.MongoDB).Drop(ctx); err != nil {
-			t.Errorf("drop mongo database %s: %v", s.MongoDB, err)
+	}
+	if s.made.bucket {
+		if err := removeBucket(ctx, s.S3, s.Bucket); err != nil {
+			errs = append(errs, err)
 		}
-	})
-	return s
+	}
+	if s.made.db { // the service may have made the Mongo database once the stack existed
+		client, err := mongo.Connect(options.Client().ApplyURI(s.MongoURL))
+		if err == nil {
+			err = client.Database(s.MongoDB).Drop(ctx)
+			_ = client.Disconnect(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drop mongo database %s: %w", s.MongoDB, err))
+		}
+	}
+	s.made.db, s.made.bucket = false, false
+	return errors.Join(errs...)
 }
 
 // removeBucket deletes every version and delete marker, then the bucket.
-func removeBucket(t *testing.T, c *s3.Client, bucket string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+func removeBucket(ctx context.Context, c *s3.Client, bucket string) error {
 	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			t.Errorf("empty bucket %s: %v", bucket, err)
-			return
+			return fmt.Errorf("empty bucket %s: %w", bucket, err)
 		}
 		for _, v := range page.Versions {
 			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: v.Key, VersionId: v.VersionId})
@@ -151,8 +183,9 @@ func removeBucket(t *testing.T, c *s3.Client, bucket string) {
 		}
 	}
 	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Errorf("delete bucket %s: %v", bucket, err)
+		return fmt.Errorf("delete bucket %s: %w", bucket, err)
 	}
+	return nil
 }
 
 // ServiceEnv is the service's environment for this stack: the instance's (infra's serviceenv.Environment), with
