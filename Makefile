@@ -32,7 +32,7 @@ seed: devstack ## upload the readsb-hist samples to the local bucket
 # --- tests ------------------------------------------------------------------
 
 .PHONY: test
-test: lint test-app test-scripts test-infra e2e ## everything CI runs: lint, unit + integration tests on the real local stack, infra tests, local e2e
+test: lint test-app test-scripts test-infra test-bench e2e ## everything CI runs: lint, unit + integration tests on the real local stack, infra tests, local e2e
 
 .PHONY: test-app
 test-app: devstack ## app unit and integration tests, with the race detector (starts the local stack)
@@ -42,12 +42,16 @@ test-app: devstack ## app unit and integration tests, with the race detector (st
 test-scripts: devstack ## local stack program: unit + its integration tests
 	@$(DEVSTACK) exec -- env GOWORK=off go -C scripts test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-bench
+test-bench: ## the benchmarks' own unit tests (the snapshot generator); no benchmark runs
+	@go test $(GO_TEST_FLAGS) ./bench/...
+
 .PHONY: test-infra
 test-infra: ## infra tests, offline: seed assertions, cdk-nag, reproducibility, bootstrap scripts
 	@$(MAKE) -C infra test
 
 .PHONY: e2e
-e2e: devstack ## local end to end: aircraftd as built for the instance, on the local stack, over pinned HTTPS (+ the AWS suite's offline tests)
+e2e: devstack ## local end to end: aircraftd as built for the instance, on the local stack, over pinned HTTPS (+ the hostile-files run and the AWS suite's offline tests)
 	@$(DEVSTACK) exec -- env E2E_AWS= go test $(GO_TEST_FLAGS) -timeout 30m ./test/...
 
 .PHONY: e2e-aws
@@ -63,12 +67,12 @@ fuzz: ## run each fuzz target (decoder, merge of partial statistics) for FUZZTIM
 .PHONY: lint
 lint: ## actionlint on the workflows; gofmt, go vet (app also for macOS) and staticcheck on every module; shellcheck on .ci/run
 	@cd scripts && GOWORK=off go tool actionlint ../.github/workflows/*.yml
-	@test -z "$$(gofmt -l app infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts)" || { gofmt -l app infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts; echo "gofmt: files above need formatting" >&2; exit 1; }
-	@go vet ./app/... ./infra/... ./test/...
-	@GOOS=darwin go vet $$(go list ./app/... | grep -v -e /internal/bench -e /cmd/bench-) # the service builds on macOS; the benchmarks measure Linux
+	@test -z "$$(gofmt -l app bench infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts)" || { gofmt -l app bench infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts; echo "gofmt: files above need formatting" >&2; exit 1; }
+	@go vet ./app/... ./bench/... ./infra/... ./test/...
+	@GOOS=darwin go vet ./app/... # the service builds on macOS
 	@cd scripts && GOWORK=off go vet ./...
 	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/staticcheck honnef.co/go/tools/cmd/staticcheck
-	@.dev/bin/staticcheck ./app/... ./infra/... ./test/...
+	@.dev/bin/staticcheck ./app/... ./bench/... ./infra/... ./test/...
 	@cd scripts && GOWORK=off ../.dev/bin/staticcheck ./...
 	@$(MAKE) -s -C infra shellcheck
 	@shellcheck .ci/run
@@ -91,11 +95,21 @@ diagram: ## regenerate the architecture picture (docs/architecture.md, README) f
 
 # --- benchmarks -------------------------------------------------------------
 
-.PHONY: bench-ingest
+# Each target runs the app's Go benchmarks of the parts alone (they need app internals), then the service's benchmark
+# from the bench module (aircraftd as built for the instance, started as the e2e suite starts it): all figures of one
+# run, printed one after the other. BENCH_ARGS go to the bench module's command (e.g. BENCH_ARGS="-bytes 500000000").
+BENCH_ARGS ?=
 BENCH_BEFORE ?=
-bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots S3 -> Postgres; prints MB/s, obs/s, RSS, p99 (BENCH_BEFORE=<checkout>/app: also that code's service, same data)
-	@$(DEVSTACK) exec -- go -C app run ./cmd/bench-ingest $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE))
+BENCH_RUNS ?= 5
+
+.PHONY: bench-ingest
+bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots: decode alone (MB/s), then the service S3 -> Postgres (MB/s, obs/s, RSS, p99) (BENCH_BEFORE=<checkout>/app: also that code's service, same data)
+	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && \
+	go -C bench run ./cmd/bench-ingest -generate "$$data" $(BENCH_ARGS) && \
+	BENCH_SNAPSHOTS="$$data" go -C app test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 3x ./internal/ingest && \
+	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-ingest -data "$$data" $(BENCH_ARGS) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE))
 
 .PHONY: bench-download
-bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB vs s5cmd v2.3.0: MB/s, ratios, peak RSS
-	@$(DEVSTACK) exec -- go -C app run ./cmd/bench-download
+bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB: the engine alone, then the service vs s5cmd v2.3.0: MB/s, ratios, peak RSS (BENCH_RUNS runs, default 5)
+	@$(DEVSTACK) exec -- go -C app test -run '^$$' -bench '^BenchmarkEngine$$' -benchtime $(BENCH_RUNS)x -timeout 30m ./internal/download
+	@$(DEVSTACK) exec -- go -C bench run ./cmd/bench-download -runs $(BENCH_RUNS) $(BENCH_ARGS)

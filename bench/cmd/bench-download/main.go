@@ -1,5 +1,5 @@
-// Command bench-download compares lane downloads with s5cmd on the local
-// stack (make bench-download); see bench.Download for what it measures.
+// Command bench-download compares lane downloads by aircraftd with s5cmd on the local stack (make bench-download);
+// see package download for what it measures.
 package main
 
 import (
@@ -10,21 +10,20 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/aircraftdata/platform/app/internal/bench"
+	"github.com/aircraftdata/platform/bench/internal/download"
 )
 
 func main() {
-	var o bench.DownloadOptions
+	var o download.Options
 	flag.IntVar(&o.Runs, "runs", 5, "timed runs of each contender per shape (the median is reported)")
 	flag.IntVar(&o.SmallFiles, "files", 200, "small files in the first hour")
 	flag.Int64Var(&o.SmallSize, "small", 1<<20, "bytes per small file")
 	flag.Int64Var(&o.BigSize, "big", 1<<30, "bytes of the large file")
 	flag.StringVar(&o.Scripts, "scripts", "../scripts", "the scripts module (s5cmd is built from its pinned version)")
-	flag.BoolVar(&o.Keep, "keep", false, "keep the bucket, databases and files")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := bench.Download(ctx, o, os.Stdout); err != nil {
+	if err := download.Run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-download:", err)
 		os.Exit(1)
 	}

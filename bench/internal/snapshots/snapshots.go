@@ -1,6 +1,7 @@
-// Package bench holds the benchmarks that `make bench-*` run against the real
-// local stack and print side by side: figures, never assertions.
-package bench
+// Package snapshots makes the realistic readsb-hist snapshots that
+// make bench-ingest ingests: full-sized, distinct, made at run time from the
+// real samples (never committed).
+package snapshots
 
 import (
 	"bytes"
@@ -30,8 +31,8 @@ type sample struct {
 	aircraft []map[string]json.RawMessage
 }
 
-// NewSnapshots loads the samples from dir (shared/data/readsb-hist).
-func NewSnapshots(dir string) (*Snapshots, error) {
+// New loads the samples from dir (shared/data/readsb-hist).
+func New(dir string) (*Snapshots, error) {
 	g := &Snapshots{rng: rand.New(rand.NewPCG(20231101, 5))}
 	for _, name := range []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000700Z.json.gz"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
@@ -60,7 +61,7 @@ func (g *Snapshots) Next() (name string, data []byte, err error) {
 	buf.Grow(6 << 20)
 	fmt.Fprintf(&buf, `{"now":%.1f,"messages":%d,"aircraft":[`, now, 100000+i)
 	first := true
-	for r := range recordsPerSnapshot {
+	for r := range RecordsPerSnapshot {
 		j, c := r%len(s.aircraft), r/len(s.aircraft)
 		{
 			rec := g.jitter(s.aircraft[j], c)
@@ -79,10 +80,11 @@ func (g *Snapshots) Next() (name string, data []byte, err error) {
 	return fmt.Sprintf("snapshot-%05d.json", i), buf.Bytes(), nil
 }
 
-// recordsPerSnapshot is the size of a full daytime readsb-hist snapshot
-// (about 10.6 k aircraft, ~5 MB of JSON); the real samples beside the
-// repository (shared/data/readsb-hist) are smaller night-time ones.
-const recordsPerSnapshot = 10_600
+// RecordsPerSnapshot is the number of aircraft records of every snapshot:
+// the size of a full daytime readsb-hist snapshot (about 10.6 k aircraft,
+// ~5 MB of JSON); the real samples beside the repository
+// (shared/data/readsb-hist) are smaller night-time ones.
+const RecordsPerSnapshot = 10_600
 
 // jitter returns a copy of rec with numbers moved a little; copy c > 0 gets
 // another address (its first hex digit shifted by 3c, distinct for c < 16).
