@@ -25,18 +25,8 @@ import (
 // is left (the preallocated ones the killed process left are swept when the hour is claimed).
 func TestDownloadAfterSIGKILL(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
-	work := t.TempDir()
-	bin, err := BuildService(RepoRoot(), filepath.Join(work, "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := NewStack(t)
 	// The killed process's claim holds the hour this long.
-	svc, err := stack.NewService(t.Context(), bin, work, map[string]string{"DOWNLOAD_CLAIM_LEASE_SECONDS": "5"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := target(t, svc)
+	stack, svc, tg := newService(t, map[string]string{"DOWNLOAD_CLAIM_LEASE_SECONDS": "5"})
 
 	// Large files, so that the kill lands mid-file, and small ones.
 	files := map[string][]byte{}

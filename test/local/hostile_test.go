@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,17 +26,7 @@ import (
 // quarantined files without fetching them, and the service's peak RSS (VmHWM) stays within 150 MiB.
 func TestHostileFilesQuarantinedWithinMemory(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
-	work := t.TempDir()
-	bin, err := BuildService(RepoRoot(), filepath.Join(work, "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := NewStack(t)
-	svc, err := stack.NewService(t.Context(), bin, work, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := target(t, svc)
+	stack, svc, tg := newService(t, nil)
 
 	samples, err := e2e.LoadSamples(e2e.SamplesDir())
 	if err != nil {

@@ -18,25 +18,9 @@ import (
 func TestLocal(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
 	d := e2e.LoadData(t)
-	work := t.TempDir()
 	start := time.Now()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	bin, err := BuildService(RepoRoot(), filepath.Join(work, "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger.Default.Logf(t, "built %s in %s", bin, time.Since(start).Round(time.Millisecond))
-
-	stack := NewStack(t)
-
-	// The instance's layout: a certificate made by the binary, the environment in a file, state in one folder.
-	svc, err := stack.NewService(ctx, bin, work, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := target(t, svc)
+	stack, svc, tg := newService(t, nil)
 	tg.Store = e2e.S3Store{Client: stack.S3, Bucket: stack.Bucket}
 	tg.ReadDownload = func(rel string) ([]byte, error) {
 		return os.ReadFile(filepath.Join(svc.Downloads, filepath.FromSlash(rel)))
@@ -60,9 +44,22 @@ func TestLocal(t *testing.T) {
 	logger.Default.Logf(t, "local e2e took %s", time.Since(start).Round(time.Second))
 }
 
-// target is the e2e checks' view of svc: its address, token and certificate, pinned.
-func target(t *testing.T, svc *Service) e2e.Target {
+// newService builds aircraftd as the instance gets it and lays it out on a stack of the test's own (NewStack,
+// Stack.NewService) with extra settings; tg is the checks' view of it: its address, token and certificate, pinned.
+func newService(t *testing.T, extra map[string]string) (stack *Stack, svc *Service, tg e2e.Target) {
 	t.Helper()
+	work := t.TempDir()
+	start := time.Now()
+	bin, err := BuildService(RepoRoot(), filepath.Join(work, "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Default.Logf(t, "built %s in %s", bin, time.Since(start).Round(time.Millisecond))
+	stack = NewStack(t)
+	// The instance's layout: a certificate made by the binary, the environment in a file, state in one folder.
+	if svc, err = stack.NewService(t.Context(), bin, work, extra); err != nil {
+		t.Fatal(err)
+	}
 	pem, err := os.ReadFile(svc.CertFile)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +68,7 @@ func target(t *testing.T, svc *Service) e2e.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e2e.Target{Name: "local", BaseURL: "https://" + svc.Addr, RootCAs: pinned, Token: svc.Token}
+	return stack, svc, e2e.Target{Name: "local", BaseURL: "https://" + svc.Addr, RootCAs: pinned, Token: svc.Token}
 }
 
 // startService starts svc and waits until it answers over HTTPS with its pinned certificate.
