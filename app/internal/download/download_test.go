@@ -713,6 +713,9 @@ func TestSameLocalPath(t *testing.T) {
 		}
 		if run == 0 {
 			winner = ok.Key
+			if want := e.prefix + "a/lane1/2024/02/14/14/x.bin"; winner != want {
+				t.Errorf("%s downloaded, want %s: of one timestamp, the first key wins", winner, want)
+			}
 		} else if ok.Key != winner {
 			t.Errorf("run %d: %s downloaded, then %s", run, winner, ok.Key)
 		}

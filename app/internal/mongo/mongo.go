@@ -130,16 +130,18 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // EnsureIndexes creates the collection's indexes when missing: a unique one
-// on the key and one on (lane_id, timestamp) for the hour queries. Indexes
-// that exist are left alone and not created again (FerretDB 1.24 fails on a
-// createIndexes of several indexes that already exist).
+// on the key and one on (lane_id, timestamp, s3_key) for the hour queries,
+// which it returns in that order without sorting in memory. Indexes that
+// exist are left alone and not created again (FerretDB 1.24 fails on a
+// createIndexes of several indexes that already exist). The earlier
+// (lane_id, timestamp) index, a prefix of the new one, is dropped.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	want := []struct {
 		name string
 		m    mongo.IndexModel
 	}{
 		{"s3_key_unique", mongo.IndexModel{Keys: bson.D{{Key: fKey, Value: 1}}, Options: options.Index().SetUnique(true).SetName("s3_key_unique")}},
-		{"lane_id_timestamp", mongo.IndexModel{Keys: bson.D{{Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1}}, Options: options.Index().SetName("lane_id_timestamp")}},
+		{hourIndex, mongo.IndexModel{Keys: bson.D{{Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1}, {Key: fKey, Value: 1}}, Options: options.Index().SetName(hourIndex)}},
 	}
 	have := map[string]bool{}
 	cur, err := s.coll.Indexes().List(ctx)
@@ -163,8 +165,19 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			return fmt.Errorf("mongodb: create index: %w", err)
 		}
 	}
+	if have[oldHourIndex] {
+		if err := s.coll.Indexes().DropOne(ctx, oldHourIndex); err != nil {
+			return fmt.Errorf("mongodb: drop index %s: %w", oldHourIndex, err)
+		}
+	}
 	return nil
 }
+
+// The hour queries' index, and the one it replaces.
+const (
+	hourIndex    = "lane_id_timestamp_s3_key"
+	oldHourIndex = "lane_id_timestamp"
+)
 
 // isNamespaceNotFound says whether err is "collection does not exist" (26).
 func isNamespaceNotFound(err error) bool {
@@ -446,11 +459,15 @@ const (
 )
 
 // ForHour hands fn the records of h's lane whose timestamp falls in h, a
-// batch at a time as the server returns them, in no particular order. It
-// stops at the first error, fn's included, and returns it.
+// batch at a time as the server returns them, in (timestamp, key) order: of
+// two keys whose files share a local path, the one read first, and so
+// downloaded, is the same on every server and in every request (without a
+// sort, FerretDB on PostgreSQL returns updated records in another order).
+// It stops at the first error, fn's included, and returns it.
 func (s *Store) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
 	q := Query{LaneID: h.LaneID, From: h.Start, To: h.End()}
-	cur, err := s.coll.Find(ctx, queryFilter(q), options.Find().SetBatchSize(hourFirstBatch))
+	cur, err := s.coll.Find(ctx, queryFilter(q), options.Find().SetBatchSize(hourFirstBatch).
+		SetSort(bson.D{{Key: fTimestamp, Value: 1}, {Key: fKey, Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("mongodb: find records: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/mongo"
@@ -45,8 +48,8 @@ func TestIndexes(t *testing.T) {
 	if u, ok := found["s3_key_unique"]; !ok || u["unique"] != true {
 		t.Errorf("no unique index on s3_key: %v", idx)
 	}
-	if _, ok := found["lane_id_timestamp"]; !ok {
-		t.Errorf("no (lane_id, timestamp) index: %v", idx)
+	if h, ok := found["lane_id_timestamp_s3_key"]; !ok || !regexp.MustCompile(`lane_id.*timestamp.*s3_key`).MatchString(fmt.Sprint(h["key"])) {
+		t.Errorf("no (lane_id, timestamp, s3_key) index: %v", idx)
 	}
 	// The unique index holds against inserts by hand too.
 	doc := bson.D{{Key: "s3_key", Value: "k"}, {Key: "lane_id", Value: "l"}}
@@ -59,6 +62,59 @@ func TestIndexes(t *testing.T) {
 	// Opening again (another instance starting) is fine.
 	if err := s.EnsureIndexes(ctx); err != nil {
 		t.Errorf("EnsureIndexes again: %v", err)
+	}
+	// A collection with the earlier hour index (lane_id, timestamp) loses it:
+	// the new one serves its queries.
+	old := driver.IndexModel{Keys: bson.D{{Key: "lane_id", Value: 1}, {Key: "timestamp", Value: 1}}, Options: options.Index().SetName("lane_id_timestamp")}
+	if _, err := s.Collection().Indexes().CreateOne(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureIndexes(ctx); err != nil {
+		t.Fatalf("EnsureIndexes with the earlier index: %v", err)
+	}
+	specs, err := s.Collection().Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sp := range specs {
+		names = append(names, sp.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"_id_", "lane_id_timestamp_s3_key", "s3_key_unique"}; !slices.Equal(names, want) {
+		t.Errorf("indexes %v, want %v", names, want)
+	}
+}
+
+// An hour's records come in (timestamp, key) order, whatever order they
+// were written in.
+func TestForHourOrder(t *testing.T) {
+	s := mongotest.Store(t)
+	t1 := t0.Add(time.Minute)
+	rs := []lanes.Record{ // registered out of order, one by one
+		rec("z/lane1/2024/02/14/14/x", "lane1", t0, 10, "e1"),
+		rec("b/lane1/2024/02/14/14/y", "lane1", t1, 10, "e2"),
+		rec("a/lane1/2024/02/14/14/y", "lane1", t1, 10, "e3"),
+		rec("a/lane1/2024/02/14/14/x", "lane1", t0, 10, "e4"),
+	}
+	for _, r := range rs {
+		if _, err := s.Register(ctx, []lanes.Record{r}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, _ := lanes.NewHour("lane1", "2024-02-14", 14)
+	var got []string
+	if err := s.ForHour(ctx, h, func(batch []lanes.Record) error {
+		for _, r := range batch {
+			got = append(got, r.Key)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a/lane1/2024/02/14/14/x", "z/lane1/2024/02/14/14/x", "a/lane1/2024/02/14/14/y", "b/lane1/2024/02/14/14/y"}
+	if !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
 	}
 }
 
