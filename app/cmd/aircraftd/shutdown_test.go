@@ -28,6 +28,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/mongo"
+	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -191,15 +192,11 @@ func (s slowBody) Read(p []byte) (int, error) {
 func stackEnv(t *testing.T) (map[string]string, *mongo.Store, bucket.Bucket) {
 	t.Helper()
 	b := stacktest.Bucket(t)
-	dbName := stacktest.Name("test_lanes_")
-	store, err := mongo.Open(context.Background(), mongo.Options{URL: stacktest.Env(t, "MONGODB_URL"), Database: dbName, Collection: "file_records"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.DropDatabase(context.Background()); _ = store.Close(context.Background()) })
+	db := mongotest.NewDB(t)
+	store := db.Store(t)
 	return map[string]string{
 		"DATABASE_URL": stacktest.Postgres(t), "S3_BUCKET": b.Name, "SOURCE_BUCKET": b.Name,
-		"MONGODB_DB_NAME": dbName, "DOWNLOAD_PATH": t.TempDir(), "API_TOKEN": shutdownToken,
+		"MONGODB_DB_NAME": db.Name, "DOWNLOAD_PATH": t.TempDir(), "API_TOKEN": shutdownToken,
 		"SHUTDOWN_GRACE_SECONDS": "1", "LOG_LEVEL": "info",
 	}, store, b
 }

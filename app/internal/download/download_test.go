@@ -44,6 +44,7 @@ const partSize = 2 << 20
 type env struct {
 	bucket bucket.Bucket
 	store  *mongo.Store
+	db     *mongotest.DB // the store's database, for records put in by hand
 	root   string
 	prefix string
 	files  map[string][]byte // key → uploaded bytes
@@ -51,7 +52,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{store: mongotest.Store(t), bucket: stacktest.Bucket(t), files: map[string][]byte{}}
+	db := mongotest.NewDB(t)
+	e := &env{store: db.Store(t), db: db, bucket: stacktest.Bucket(t), files: map[string][]byte{}}
 	e.root = filepath.Join(t.TempDir(), "downloads")
 	e.prefix = stacktest.Name("lanes/run") + "/"
 	return e
@@ -636,7 +638,7 @@ func TestUnsafeKeysNeverWriteOutside(t *testing.T) {
 	// Records put in by hand, as the seed's users did: a lane id that is a
 	// path, in the hour of lane "..".
 	for _, lane := range []string{"..", "../.."} {
-		if _, err := e.store.Collection().InsertOne(ctx, bson.D{
+		if _, err := e.db.Records.InsertOne(ctx, bson.D{
 			{Key: "s3_key", Value: e.prefix + "lane1/2024/02/14/14/ok.bin-" + lane}, {Key: "lane_id", Value: lane},
 			{Key: "timestamp", Value: ts}, {Key: "status", Value: "pending"},
 		}); err != nil {

@@ -185,13 +185,6 @@ func isNamespaceNotFound(err error) bool {
 	return errors.As(err, &se) && se.HasErrorCode(26)
 }
 
-// DropDatabase removes the store's database (tests).
-func (s *Store) DropDatabase(ctx context.Context) error { return s.coll.Database().Drop(ctx) }
-
-// Collection is the underlying collection (tests insert records by hand, as
-// the seed's users had to).
-func (s *Store) Collection() *mongo.Collection { return s.coll }
-
 // registerBatch bounds the keys of one $in query and one bulk write.
 const registerBatch = 1000
 

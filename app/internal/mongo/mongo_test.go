@@ -32,8 +32,9 @@ func rec(key, lane string, ts time.Time, size int64, etag string) lanes.Record {
 }
 
 func TestIndexes(t *testing.T) {
-	s := mongotest.Store(t)
-	cur, err := s.Collection().Indexes().List(ctx)
+	db := mongotest.NewDB(t)
+	s := db.Store(t)
+	cur, err := db.Records.Indexes().List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +54,10 @@ func TestIndexes(t *testing.T) {
 	}
 	// The unique index holds against inserts by hand too.
 	doc := bson.D{{Key: "s3_key", Value: "k"}, {Key: "lane_id", Value: "l"}}
-	if _, err := s.Collection().InsertOne(ctx, doc); err != nil {
+	if _, err := db.Records.InsertOne(ctx, doc); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Collection().InsertOne(ctx, doc); err == nil {
+	if _, err := db.Records.InsertOne(ctx, doc); err == nil {
 		t.Error("a second record with the same key was accepted")
 	}
 	// Opening again (another instance starting) is fine.
@@ -66,13 +67,13 @@ func TestIndexes(t *testing.T) {
 	// A collection with the earlier hour index (lane_id, timestamp) loses it:
 	// the new one serves its queries.
 	old := driver.IndexModel{Keys: bson.D{{Key: "lane_id", Value: 1}, {Key: "timestamp", Value: 1}}, Options: options.Index().SetName("lane_id_timestamp")}
-	if _, err := s.Collection().Indexes().CreateOne(ctx, old); err != nil {
+	if _, err := db.Records.Indexes().CreateOne(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.EnsureIndexes(ctx); err != nil {
 		t.Fatalf("EnsureIndexes with the earlier index: %v", err)
 	}
-	specs, err := s.Collection().Indexes().ListSpecifications(ctx)
+	specs, err := db.Records.Indexes().ListSpecifications(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,8 @@ func TestForHourOrder(t *testing.T) {
 }
 
 func TestRegisterIsIdempotent(t *testing.T) {
-	s := mongotest.Store(t)
+	db := mongotest.NewDB(t)
+	s := db.Store(t)
 	now := time.Now().UTC()
 	rs := []lanes.Record{
 		rec("p/lane1/2024/02/14/14/a", "lane1", t0, 10, "e1"),
@@ -140,7 +142,7 @@ func TestRegisterIsIdempotent(t *testing.T) {
 	if got != (lanes.RegisterResult{Unchanged: 3}) {
 		t.Errorf("rerun: %+v, want 3 unchanged", got)
 	}
-	n, _ := s.Collection().CountDocuments(ctx, bson.D{})
+	n, _ := db.Records.CountDocuments(ctx, bson.D{})
 	if n != 3 {
 		t.Errorf("%d documents, want 3", n)
 	}
@@ -334,9 +336,9 @@ func finish(t *testing.T, s *mongo.Store, key string, o lanes.Outcome) {
 	}
 }
 
-func claimCount(t *testing.T, s *mongo.Store) int64 {
+func claimCount(t *testing.T, db *mongotest.DB) int64 {
 	t.Helper()
-	n, err := s.Collection().Database().Collection("file_records_claims").CountDocuments(ctx, bson.D{})
+	n, err := db.Claims.CountDocuments(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +412,8 @@ func claimer(t *testing.T, s *mongo.Store) func(name, owner string, at time.Time
 }
 
 func TestClaims(t *testing.T) {
-	s := mongotest.Store(t)
+	db := mongotest.NewDB(t)
+	s := db.Store(t)
 	now := time.Now().UTC()
 	claim := claimer(t, s)
 	if !claim("h1", "A", now) {
@@ -441,7 +444,7 @@ func TestClaims(t *testing.T) {
 	if claim("h1", "A", later) {
 		t.Error("A, back from the dead, claimed h1 again while C holds it")
 	}
-	if n := claimCount(t, s); n != 2 {
+	if n := claimCount(t, db); n != 2 {
 		t.Errorf("%d claims, want 2 (h1 by C, h2 by B; no takeover token left)", n)
 	}
 
@@ -497,7 +500,8 @@ func TestTakeoverOfARenewedClaim(t *testing.T) {
 // A taker that dies between inserting its takeover token and replacing the
 // expired claim holds the claim up for the token's lease, not for good.
 func TestClaimTakeoverByDeadTaker(t *testing.T) {
-	s := mongotest.Store(t)
+	db := mongotest.NewDB(t)
+	s := db.Store(t)
 	now := time.Now().UTC()
 	claim := claimer(t, s)
 	if !claim("h", "A", now) {
@@ -517,7 +521,7 @@ func TestClaimTakeoverByDeadTaker(t *testing.T) {
 	if claim("h", "C", dead.Add(32*time.Second)) {
 		t.Error("C claimed h while B holds it")
 	}
-	if n := claimCount(t, s); n != 1 {
+	if n := claimCount(t, db); n != 1 {
 		t.Errorf("%d claim documents, want 1 (h by B; T's and B's takeover tokens gone)", n)
 	}
 }
@@ -525,8 +529,9 @@ func TestClaimTakeoverByDeadTaker(t *testing.T) {
 // Records put in by hand (as the seed's users had to) have ids of their
 // own: status changes still reach them.
 func TestHandInsertedRecord(t *testing.T) {
-	s := mongotest.Store(t)
-	if _, err := s.Collection().InsertOne(ctx, bson.D{{Key: "s3_key", Value: "hand"}, {Key: "lane_id", Value: "lane1"},
+	db := mongotest.NewDB(t)
+	s := db.Store(t)
+	if _, err := db.Records.InsertOne(ctx, bson.D{{Key: "s3_key", Value: "hand"}, {Key: "lane_id", Value: "lane1"},
 		{Key: "timestamp", Value: t0}, {Key: "status", Value: "pending"}}); err != nil {
 		t.Fatal(err)
 	}
