@@ -72,9 +72,9 @@ type Config struct {
 	LogLevel         string
 }
 
-// MinDownloadClaimLease is the shortest DOWNLOAD_CLAIM_LEASE_SECONDS: a
+// minDownloadClaimLease is the shortest DOWNLOAD_CLAIM_LEASE_SECONDS: a
 // renewal every second, with a second to answer.
-const MinDownloadClaimLease = 3 * time.Second
+const minDownloadClaimLease = 3 * time.Second
 
 type dbParts struct {
 	host, port, user, password, name, sslmode, sslrootcert string
@@ -105,8 +105,8 @@ func Load(getenv func(string) string) (*Config, error) {
 			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range", p))
 		}
 	}
-	if c.DownloadClaimLease < MinDownloadClaimLease {
-		errs = append(errs, fmt.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS: at least %d (the claim is renewed every third of it, each renewal given that third)", int(MinDownloadClaimLease/time.Second)))
+	if c.DownloadClaimLease < minDownloadClaimLease {
+		errs = append(errs, fmt.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS: at least %d (the claim is renewed every third of it, each renewal given that third)", int(minDownloadClaimLease/time.Second)))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))
@@ -115,6 +115,18 @@ func Load(getenv func(string) string) (*Config, error) {
 		errs = append(errs, errors.New("TLS_DISABLE=true conflicts with TLS_CERT_FILE/ACME_DOMAIN"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// Defaults is the configuration with no variable set: every setting at its
+// default. Packages take their settings as values and do not restate these
+// defaults; a test that wants a package set up as the service runs by
+// default takes the values from here.
+func Defaults() *Config {
+	c, err := Load(func(string) string { return "" })
+	if err != nil {
+		panic("config: the defaults do not load: " + err.Error())
+	}
+	return c
 }
 
 // PostgresURL is DATABASE_URL, or a URL built from the DB_* settings.

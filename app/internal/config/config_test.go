@@ -33,6 +33,17 @@ func TestDefaultsAndSeedNames(t *testing.T) {
 	}
 }
 
+// Defaults are the settings with nothing set: the values the packages that
+// take them (ingest, readsb, download, jobs) get when nothing is configured.
+func TestDefaults(t *testing.T) {
+	c := Defaults()
+	if c.IngestWorkers != 3 || c.IngestMaxFileBytes != 256<<20 || c.IngestMaxStringBytes != 64 || c.IngestMaxAircraftPerFile != 100_000 ||
+		c.IngestMaxDepth != 32 || c.IngestMaxDecodeTime != time.Minute || c.DownloadWorkers != 4 || c.DownloadClaimLease != 2*time.Minute ||
+		c.JobsMaxRunning != 32 || c.JobsKeep != 100 || c.JobsKeepFor != time.Hour || c.JobsLease != 30*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
 func TestDatabaseURLWins(t *testing.T) {
 	c, _ := Load(env(map[string]string{"DATABASE_URL": "postgres://x/y", "DB_HOST": "ignored"}))
 	if u, _ := c.PostgresURL(); u != "postgres://x/y" {

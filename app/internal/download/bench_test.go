@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
@@ -31,6 +32,7 @@ import (
 // Every run starts after an untimed sync, with the hour's folder removed; MB/s is the mean over the runs
 // (-benchtime Nx: N runs after a first, warm-up one), cpu-ms/op the CPU this process spent in a run.
 func BenchmarkEngine(b *testing.B) {
+	def := config.Defaults()
 	bk := stacktest.Bucket(b)
 	store := mongotest.Store(b)
 	const day = "2024-01-01"
@@ -97,7 +99,7 @@ func BenchmarkEngine(b *testing.B) {
 		for _, v := range variants {
 			b.Run(sh.name+"/"+v.name, func(b *testing.B) {
 				d, err := download.New(download.Config{Store: v.store, S3: bk.Client, Bucket: bk.Name, Root: filepath.Join(tmp, v.name),
-					Durable: v.durable, Log: slog.New(slog.DiscardHandler)})
+					Workers: def.DownloadWorkers, Lease: def.DownloadClaimLease, Durable: v.durable, Log: slog.New(slog.DiscardHandler)})
 				if err != nil {
 					b.Fatal(err)
 				}

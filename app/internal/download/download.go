@@ -66,14 +66,14 @@ type Store interface {
 	Claims
 }
 
-// Defaults for Config fields left zero.
+// Tuning of the engine, for Config fields left zero. They are not
+// settings: Workers and Lease are (DOWNLOAD_WORKERS,
+// DOWNLOAD_CLAIM_LEASE_SECONDS), and their defaults are package config's.
 const (
-	DefaultWorkers         = 4
-	DefaultPartSize        = 50 << 20 // as s5cmd: measured best here with 5 ranges at once (bench-download)
-	DefaultPartConcurrency = 5
-	DefaultAttempts        = 3
-	DefaultLease           = 2 * time.Minute
-	DefaultReadTimeout     = 30 * time.Second
+	defaultPartSize        = 50 << 20 // as s5cmd: measured best here with 5 ranges at once (bench-download)
+	defaultPartConcurrency = 5
+	defaultAttempts        = 3
+	defaultReadTimeout     = 30 * time.Second
 )
 
 // Config configures a Downloader.
@@ -83,11 +83,13 @@ type Config struct {
 	Bucket string     // SOURCE_BUCKET
 	Root   string     // DOWNLOAD_PATH: nothing is ever written outside it
 
-	Workers         int           // files fetched at once, across all requests of the process
+	Workers int           // required: files fetched at once, across all requests of the process
+	Lease   time.Duration // required: how long a claim holds without renewal (renewed every Lease/3)
+
+	// Zero: the engine's tuning above.
 	PartSize        int64         // bytes per ranged GET
 	PartConcurrency int           // ranged GETs at once per file
 	Attempts        int           // tries per file on transient errors
-	Lease           time.Duration // how long a claim holds without renewal (renewed every Lease/3)
 	ReadTimeout     time.Duration // a connection idle this long is dropped (and the range retried)
 
 	// Durable syncs each file to disk before renaming it into place, and
@@ -141,12 +143,13 @@ func New(cfg Config) (*Downloader, error) {
 	if cfg.Store == nil || cfg.S3 == nil || cfg.Bucket == "" || cfg.Root == "" {
 		return nil, errors.New("download: Store, S3, Bucket and Root are required")
 	}
-	cfg.Workers = orDefault(cfg.Workers, DefaultWorkers)
-	cfg.PartSize = orDefault(cfg.PartSize, DefaultPartSize)
-	cfg.PartConcurrency = orDefault(cfg.PartConcurrency, DefaultPartConcurrency)
-	cfg.Attempts = orDefault(cfg.Attempts, DefaultAttempts)
-	cfg.Lease = orDefault(cfg.Lease, DefaultLease)
-	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, DefaultReadTimeout)
+	if cfg.Workers <= 0 || cfg.Lease <= 0 {
+		return nil, errors.New("download: Workers and Lease are required (DOWNLOAD_WORKERS, DOWNLOAD_CLAIM_LEASE_SECONDS)")
+	}
+	cfg.PartSize = orDefault(cfg.PartSize, defaultPartSize)
+	cfg.PartConcurrency = orDefault(cfg.PartConcurrency, defaultPartConcurrency)
+	cfg.Attempts = orDefault(cfg.Attempts, defaultAttempts)
+	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, defaultReadTimeout)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}

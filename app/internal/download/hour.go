@@ -249,9 +249,9 @@ func (r *run) notStarted(rec lanes.Record) {
 	r.p.AddDone(1, 0)
 }
 
-// ErrInternal is the reason of the files of a run stopped by a bug (a
+// errInternal is the reason of the files of a run stopped by a bug (a
 // panic in one of its workers): the panic itself is Download's error.
-var ErrInternal = errors.New("internal error")
+var errInternal = errors.New("internal error")
 
 // fetchContained is fetch with a panic (a bug met by this file) turned
 // into the end of the run (see contain); the file fails like any other.
@@ -264,7 +264,7 @@ func (r *run) fetchContained(rec lanes.Record) (got fetch.Result, t fetch.Target
 	return got, t, rel, err
 }
 
-// contain calls fn; if it panics, the run stops with ErrInternal as the
+// contain calls fn; if it panics, the run stops with errInternal as the
 // cause (every file not done fails with the reason "internal error") and
 // Download returns the panic, whose stack goes to the log there.
 func (r *run) contain(fn func() error) error {
@@ -276,7 +276,7 @@ func (r *run) contain(fn func() error) error {
 			r.panicked = p
 		}
 		r.mu.Unlock()
-		r.cancel(ErrInternal)
+		r.cancel(errInternal)
 	}
 	return err
 }

@@ -22,6 +22,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/jobs"
@@ -45,12 +46,14 @@ func newFilesEnv(t *testing.T) *filesEnv {
 	b := stacktest.Bucket(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	root := filepath.Join(t.TempDir(), "downloads")
-	dl, err := download.New(download.Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root, PartSize: 2 << 20, Log: log})
+	def := config.Defaults()
+	dl, err := download.New(download.Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root,
+		Workers: def.DownloadWorkers, Lease: def.DownloadClaimLease, PartSize: 2 << 20, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dl.Close() })
-	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{})
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{filesToken}, CORS: []string{"https://console.example"},

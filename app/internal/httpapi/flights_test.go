@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -46,18 +48,27 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{})
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{token},
 		Stats:  db,
-		Ingest: httpapi.IngestService(&ingest.Service{DB: db, Bucket: b, Log: log, Workers: 3}),
+		Ingest: httpapi.IngestService(ingestService(db, b, log)),
 		Jobs:   reg,
 		Ready:  []httpapi.Check{{Name: "postgres", Check: db.Ping}, {Name: "s3", Check: b.Check}},
 	}))
 	t.Cleanup(srv.Close)
 	return &flightsEnv{url: srv.URL, db: db, dbURL: dbURL, bucket: b}
+}
+
+// ingestService is ingestion as the service runs it by default.
+func ingestService(db *postgres.DB, b bucket.Bucket, log *slog.Logger) *ingest.Service {
+	def := config.Defaults()
+	return &ingest.Service{DB: db, Bucket: b, Log: log, Workers: def.IngestWorkers, Limits: readsb.Limits{
+		MaxBytes: def.IngestMaxFileBytes, MaxString: def.IngestMaxStringBytes, MaxAircraft: def.IngestMaxAircraftPerFile,
+		MaxDepth: def.IngestMaxDepth, MaxDecodeTime: def.IngestMaxDecodeTime,
+	}}
 }
 
 func (e *flightsEnv) do(t *testing.T, method, path string, hdr map[string]string) (int, []byte, http.Header) {

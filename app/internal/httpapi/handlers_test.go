@@ -6,6 +6,7 @@ package httpapi_test
 // handlers on the real stack.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,7 +44,7 @@ type fakes struct {
 	prefixes  []string
 	released  int
 
-	limits   jobs.Limits
+	maxJobs  int  // running jobs at once; zero: 8
 	panicked bool // Download panics
 
 	// lane files
@@ -155,7 +156,7 @@ func (f *fakes) List(_ context.Context, q lanes.Query) ([]lanes.Record, error) {
 // are ready.
 func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
 	t.Helper()
-	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), f.limits)
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: cmp.Or(f.maxJobs, 8), KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: slog.New(slog.DiscardHandler), Version: "test", APITokens: []string{"old-token", filesToken},
@@ -480,7 +481,7 @@ func TestReadyAnswers(t *testing.T) {
 }
 
 func TestJobsCappedWith429(t *testing.T) {
-	f := &fakes{limits: jobs.Limits{MaxRunning: 1}}
+	f := &fakes{maxJobs: 1}
 	release := make(chan struct{})
 	defer close(release)
 	// One long job holds the only slot: a download that waits.
@@ -517,7 +518,7 @@ func (b *blockingDownloads) Download(ctx context.Context, h lanes.Hour, p *progr
 
 func serveWith(t *testing.T, f *fakes, dl httpapi.Downloader) string {
 	t.Helper()
-	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), f.limits)
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: cmp.Or(f.maxJobs, 8), KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: slog.New(slog.DiscardHandler), Version: "test", APITokens: []string{filesToken},

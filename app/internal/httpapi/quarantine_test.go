@@ -16,7 +16,6 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
-	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
@@ -197,7 +196,7 @@ func TestIngestNamesS3WhenItIsDown(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{token}, Stats: db,
-		Ingest: httpapi.IngestService(&ingest.Service{DB: db, Bucket: bucket.Bucket{Client: client, Name: "flights"}, Log: log}),
+		Ingest: httpapi.IngestService(ingestService(db, bucket.Bucket{Client: client, Name: "flights"}, log)),
 	}))
 	t.Cleanup(srv.Close)
 	e := &flightsEnv{url: srv.URL}

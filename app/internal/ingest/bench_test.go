@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
@@ -62,7 +63,7 @@ func decodeAggregate(b *testing.B, files [][]byte, workers int) (int64, int) {
 	for range workers {
 		wg.Go(func() {
 			for data := range in {
-				f, err := readsb.Decode(bytes.NewReader(data), readsb.Limits{})
+				f, err := readsb.Decode(bytes.NewReader(data), ingest.DefaultLimits())
 				if err != nil {
 					b.Error(err)
 					continue

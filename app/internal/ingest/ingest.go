@@ -50,11 +50,9 @@ type UnavailableError struct {
 func (e *UnavailableError) Error() string { return e.Dependency + " unavailable" }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
-// Defaults for Service fields left zero.
 const (
-	DefaultWorkers          = 3
-	DefaultBatchAircraft    = 50_000
-	DefaultBatchFiles       = 200
+	batchAircraft           = 50_000 // a batch is committed when it holds this many aircraft…
+	batchFiles              = 200    // …or this many files
 	maxListedNotes          = 1000
 	reasonAlreadyIngested   = "already ingested"
 	reasonDuplicateSnapshot = "duplicate snapshot"
@@ -69,11 +67,9 @@ type Service struct {
 	Bucket bucket.Bucket
 	Log    *slog.Logger
 
-	Workers       int // concurrent fetch+decode workers
-	BatchAircraft int // commit when a batch holds this many aircraft…
-	BatchFiles    int // …or this many files
-	// Limits cap what one file may cost (zero fields: readsb's defaults).
-	Limits readsb.Limits
+	// Required: the service's come from INGEST_WORKERS and INGEST_MAX_*.
+	Workers int           // concurrent fetch+decode workers
+	Limits  readsb.Limits // cap what one file may cost
 }
 
 // FileNote names a file and what happened to it.
@@ -111,6 +107,12 @@ type Run struct {
 
 // Begin takes the ingestion lock, or fails with ErrBusy.
 func (s *Service) Begin(ctx context.Context) (*Run, error) {
+	if s.Workers <= 0 {
+		return nil, errors.New("ingest: Workers must be positive")
+	}
+	if err := s.Limits.Check(); err != nil {
+		return nil, err
+	}
 	lock, err := s.DB.Lock(ctx)
 	if errors.Is(err, ErrBusy) {
 		return nil, err
@@ -163,7 +165,7 @@ func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	workers := cmp(s.Workers, DefaultWorkers)
+	workers := s.Workers
 	tasks := make(chan bucket.Object, workers)
 	results := make(chan fetched) // unbuffered: decoded files wait in their worker, not in a queue
 	var listErr error
@@ -282,9 +284,6 @@ func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetc
 // fetch reads and decodes one object within the decode time cap.
 func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 	limit := s.Limits.MaxDecodeTime
-	if limit <= 0 {
-		limit = readsb.DefaultMaxDecodeTime
-	}
 	fctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	timedOut := func() bool { return ctx.Err() == nil && fctx.Err() != nil }
@@ -346,13 +345,6 @@ func (s *Service) unavailable(ctx context.Context, dep string, err error) error 
 	}
 	s.logger().Error(dep+" unavailable", "error", err)
 	return &UnavailableError{Dependency: dep, Err: err}
-}
-
-func cmp(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // aggregator merges fetched files into batches and commits them.
@@ -461,7 +453,7 @@ func (a *aggregator) skipped(key, reason, note string) {
 }
 
 func (a *aggregator) maybeFlush(ctx context.Context) error {
-	if len(a.batch) >= cmp(a.svc.BatchAircraft, DefaultBatchAircraft) || len(a.entries) >= cmp(a.svc.BatchFiles, DefaultBatchFiles) {
+	if len(a.batch) >= batchAircraft || len(a.entries) >= batchFiles {
 		return a.flush(ctx)
 	}
 	return nil

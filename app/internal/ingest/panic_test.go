@@ -27,7 +27,7 @@ func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	for _, n := range []string{"20231101-000030Z.json", "20231101-000700Z.json.gz"} {
 		stacktest.Put(t, b, n, stacktest.Sample(t, n))
 	}
-	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 2}
+	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 2, Limits: defaultLimits()}
 
 	decode = func(io.Reader, readsb.Limits) (*readsb.File, error) { panic("injected: a bug in the decoder") }
 	t.Cleanup(func() { decode = readsb.Decode })

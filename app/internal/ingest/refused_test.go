@@ -41,7 +41,7 @@ func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 	stacktest.Put(t, b, "b/20231101-000500Z.json", []byte(`{"now": 1698790000, "aircraft": [{"hex": "b00001", "alt_baro": 2000}]}`))
 	stacktest.Put(t, b, "c/20231101-000600Z.json", []byte(`{"now": 1698790060, "aircraft": [{"hex": "c00001", "alt_baro": 3000}]}`))
 	stacktest.Put(t, b, "d/20231101-000600Z.json", []byte(`{"now": 1698790060, "aircraft": [{"hex": "d00001", "alt_baro": 4000}]}`))
-	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 1}
+	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: defaultLimits()}
 	ingest := func() Result {
 		t.Helper()
 		run, err := s.Begin(ctx)

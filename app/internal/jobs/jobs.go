@@ -75,19 +75,13 @@ type View struct {
 // registry stops; p counts its progress.
 type Func func(ctx context.Context, p *progress.Counter) (any, error)
 
-// Limits bound a registry.
+// Limits bound a registry. Each is required (the service's come from
+// JOBS_MAX_RUNNING, JOBS_KEEP and JOBS_KEEP_MINUTES).
 type Limits struct {
 	MaxRunning   int           // jobs running at once
 	KeepFinished int           // finished jobs kept, newest first
 	KeepFor      time.Duration // how long a finished job is kept at most
 }
-
-// Defaults of Limits fields left zero.
-const (
-	DefaultMaxRunning   = 32
-	DefaultKeepFinished = 100
-	DefaultKeepFor      = time.Hour
-)
 
 type job struct {
 	view     View
@@ -115,16 +109,11 @@ type Registry struct {
 	wg       sync.WaitGroup
 }
 
-// NewRegistry returns an empty registry; zero limits take their defaults.
+// NewRegistry returns an empty registry. It panics if a limit is not
+// positive: a registry without bounds is a bug of its caller.
 func NewRegistry(log *slog.Logger, l Limits) *Registry {
-	if l.MaxRunning <= 0 {
-		l.MaxRunning = DefaultMaxRunning
-	}
-	if l.KeepFinished <= 0 {
-		l.KeepFinished = DefaultKeepFinished
-	}
-	if l.KeepFor <= 0 {
-		l.KeepFor = DefaultKeepFor
+	if l.MaxRunning <= 0 || l.KeepFinished <= 0 || l.KeepFor <= 0 {
+		panic(fmt.Sprintf("jobs: NewRegistry with limits %+v: each must be positive", l))
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Registry{ctx: ctx, cancel: cancel, limits: l, log: log, now: time.Now, jobs: make(map[string]*job)}

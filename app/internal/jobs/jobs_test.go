@@ -15,8 +15,11 @@ import (
 
 var discard = slog.New(slog.DiscardHandler)
 
+// roomy are limits no test here reaches.
+var roomy = Limits{MaxRunning: 32, KeepFinished: 100, KeepFor: time.Hour}
+
 func TestJobLifecycle(t *testing.T) {
-	r := NewRegistry(discard, Limits{})
+	r := NewRegistry(discard, roomy)
 	defer r.Stop(errors.New("test over"))
 
 	release := make(chan struct{})
@@ -61,7 +64,7 @@ func TestJobLifecycle(t *testing.T) {
 }
 
 func TestRunningJobsAreCapped(t *testing.T) {
-	r := NewRegistry(discard, Limits{MaxRunning: 2})
+	r := NewRegistry(discard, Limits{MaxRunning: 2, KeepFinished: 100, KeepFor: time.Hour})
 	release := make(chan struct{})
 	block := func(ctx context.Context, _ *progress.Counter) (any, error) { <-release; return nil, nil }
 	for i := range 2 {
@@ -81,7 +84,7 @@ func TestRunningJobsAreCapped(t *testing.T) {
 }
 
 func TestFinishedJobsAreKeptByCountAndAge(t *testing.T) {
-	r := NewRegistry(discard, Limits{KeepFinished: 3, KeepFor: time.Minute})
+	r := NewRegistry(discard, Limits{MaxRunning: 32, KeepFinished: 3, KeepFor: time.Minute})
 	defer r.Stop(errors.New("test over"))
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -113,7 +116,7 @@ func TestFinishedJobsAreKeptByCountAndAge(t *testing.T) {
 
 func TestStopCancelsJobsWithItsCause(t *testing.T) {
 	var logs bytes.Buffer
-	r := NewRegistry(slog.New(slog.NewJSONHandler(&logs, nil)), Limits{})
+	r := NewRegistry(slog.New(slog.NewJSONHandler(&logs, nil)), roomy)
 	started := make(chan struct{})
 	var seen error
 	j, _ := r.Start("download", "req-9", func(ctx context.Context, _ *progress.Counter) (any, error) {
@@ -141,7 +144,7 @@ func TestStopCancelsJobsWithItsCause(t *testing.T) {
 
 func TestPanicFailsOnlyItsJob(t *testing.T) {
 	var logs bytes.Buffer
-	r := NewRegistry(slog.New(slog.NewJSONHandler(&logs, nil)), Limits{})
+	r := NewRegistry(slog.New(slog.NewJSONHandler(&logs, nil)), roomy)
 	defer r.Stop(errors.New("test over"))
 	j, _ := r.Start("download", "req-7", func(context.Context, *progress.Counter) (any, error) {
 		panic("injected: a bug")

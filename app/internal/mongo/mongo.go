@@ -37,8 +37,8 @@ import (
 // Options say where the records live.
 type Options struct {
 	URL        string // mongodb:// or mongodb+srv:// URI
-	Database   string // default s3_files
-	Collection string // default file_records
+	Database   string // MONGODB_DB_NAME
+	Collection string // MONGODB_COLLECTION
 	TLSCAFile  string // PEM bundle to verify the server with (DocumentDB: global-bundle.pem); turns TLS on
 	AppName    string
 }
@@ -76,11 +76,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.URL == "" {
 		return nil, errors.New("mongodb: no URL (MONGODB_URL)")
 	}
-	if o.Database == "" {
-		o.Database = "s3_files"
-	}
-	if o.Collection == "" {
-		o.Collection = "file_records"
+	if o.Database == "" || o.Collection == "" {
+		return nil, errors.New("mongodb: no database or collection (MONGODB_DB_NAME, MONGODB_COLLECTION)")
 	}
 	copts := options.Client().ApplyURI(o.URL).SetServerSelectionTimeout(10 * time.Second)
 	if o.AppName != "" {

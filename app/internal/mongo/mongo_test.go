@@ -624,7 +624,7 @@ func TestOpenRefusesABadCAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, file := range []string{notPEM, filepath.Join(dir, "missing.pem")} {
-		s, err := mongo.Open(ctx, mongo.Options{URL: "mongodb://127.0.0.1:1/?tls=true", TLSCAFile: file})
+		s, err := mongo.Open(ctx, mongo.Options{URL: "mongodb://127.0.0.1:1/?tls=true", Database: "d", Collection: "c", TLSCAFile: file})
 		if err == nil {
 			_ = s.Close(ctx)
 			t.Errorf("Open with CA file %s: no error", filepath.Base(file))

@@ -16,7 +16,7 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := Decode(bytes.NewReader(data), Limits{}); err != nil {
+		if _, err := Decode(bytes.NewReader(data), roomy); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -37,7 +37,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/flight"
 )
 
-// Limits bound what one file may cost. Zero fields take the defaults below.
+// Limits bound what one file may cost. Each is required: the service's come
+// from the INGEST_MAX_* settings (package config has their defaults, sized
+// for a full readsb-hist snapshot of ~5 MB, ~10,000 aircraft, nested 4 deep,
+// with strings of at most a dozen bytes).
 type Limits struct {
 	MaxBytes      int64         // decompressed bytes per file (INGEST_MAX_FILE_BYTES)
 	MaxString     int           // bytes of a kept string: hex, r, t, emergency (INGEST_MAX_STRING_BYTES)
@@ -46,16 +49,7 @@ type Limits struct {
 	MaxDecodeTime time.Duration // time to read and decode one file (INGEST_MAX_DECODE_SECONDS)
 }
 
-// Defaults. A full readsb-hist snapshot is ~5 MB, ~10,000 aircraft, nested
-// 4 deep, with strings of at most a dozen bytes; each default leaves a wide
-// margin over that while keeping a worst-case file to ~20 MB of aggregate.
 const (
-	DefaultMaxBytes      = 256 << 20
-	DefaultMaxString     = 64
-	DefaultMaxAircraft   = 100_000
-	DefaultMaxDepth      = 32
-	DefaultMaxDecodeTime = 60 * time.Second
-
 	// maxNumber is the longest number literal kept (a float64 needs at
 	// most 24 significant digits); longer ones make the file bad.
 	maxNumber = 64
@@ -63,23 +57,12 @@ const (
 	maxKey = 16
 )
 
-func (l Limits) withDefaults() Limits {
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = DefaultMaxBytes
+// Check says whether every limit is set (positive).
+func (l Limits) Check() error {
+	if l.MaxBytes <= 0 || l.MaxString <= 0 || l.MaxAircraft <= 0 || l.MaxDepth <= 0 || l.MaxDecodeTime <= 0 {
+		return fmt.Errorf("readsb: limits %+v: each must be positive", l)
 	}
-	if l.MaxString <= 0 {
-		l.MaxString = DefaultMaxString
-	}
-	if l.MaxAircraft <= 0 {
-		l.MaxAircraft = DefaultMaxAircraft
-	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultMaxDepth
-	}
-	if l.MaxDecodeTime <= 0 {
-		l.MaxDecodeTime = DefaultMaxDecodeTime
-	}
-	return l
+	return nil
 }
 
 // CapError says a file hit one of the Limits; Setting names it.
@@ -89,9 +72,6 @@ type capError struct {
 }
 
 func (e capError) Error() string { return fmt.Sprintf("over the cap %s: %s", e.setting, e.what) }
-
-// IsCap reports whether err is a file hitting one of the Limits.
-func IsCap(err error) bool { return errors.As(err, new(capError)) }
 
 var errDecodeTime = capError{setting: "INGEST_MAX_DECODE_SECONDS", what: "decoding took too long"}
 
@@ -120,7 +100,9 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }
 
 // Decode reads one file, plain or gzip, within lim.
 func Decode(r io.Reader, lim Limits) (*File, error) {
-	lim = lim.withDefaults()
+	if err := lim.Check(); err != nil {
+		return nil, err
+	}
 	br := bufio.NewReaderSize(sourceReader{r}, 32<<10)
 	f := &File{Aircraft: make(flight.Aggregate), Invalid: map[string]int64{}}
 	var src io.Reader = br

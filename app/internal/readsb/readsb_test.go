@@ -87,7 +87,7 @@ func TestDecodeMatchesOracle(t *testing.T) {
 				if stream { // one byte per read: every token crosses a buffer boundary
 					r = iotest.OneByteReader(r)
 				}
-				f, err := Decode(r, Limits{})
+				f, err := Decode(r, roomy)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -131,11 +131,11 @@ func TestDecodeMatchesOracle(t *testing.T) {
 }
 
 func TestDecodeDetectsGzipByMagicNotName(t *testing.T) {
-	plain, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json")), Limits{})
+	plain, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json")), roomy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gz, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json.gz")), Limits{})
+	gz, err := Decode(bytes.NewReader(readSample(t, "20231101-000315Z.json.gz")), roomy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestDecodeDetectsGzipByMagicNotName(t *testing.T) {
 	if !plain.Now.Equal(gz.Now) || plain.Observations != gz.Observations || len(plain.Aircraft) != len(gz.Aircraft) {
 		t.Errorf("the same snapshot decodes differently: %v/%d vs %v/%d", plain.Now, plain.Observations, gz.Now, gz.Observations)
 	}
-	misnamed, err := Decode(bytes.NewReader(readSample(t, "20231101-000700Z.json.gz")), Limits{})
+	misnamed, err := Decode(bytes.NewReader(readSample(t, "20231101-000700Z.json.gz")), roomy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestDecodeRejectsBadFiles(t *testing.T) {
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
-			f, err := Decode(bytes.NewReader(data), Limits{})
+			f, err := Decode(bytes.NewReader(data), roomy)
 			if err == nil {
 				t.Fatalf("decoded %d observations from a bad file", f.Observations)
 			}
@@ -188,13 +188,13 @@ func TestDecodeRejectsBadFiles(t *testing.T) {
 			t.Log(err)
 		})
 	}
-	if _, err := Decode(bytes.NewReader(readSample(t, "bad/20231101-000030Z.cut-mid-record.json")), Limits{}); !strings.Contains(err.Error(), "truncated") {
+	if _, err := Decode(bytes.NewReader(readSample(t, "bad/20231101-000030Z.cut-mid-record.json")), roomy); !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("a cut file should say it is truncated, got %v", err)
 	}
 }
 
 func TestDecodeEmptySnapshot(t *testing.T) {
-	f, err := Decode(strings.NewReader(`{"now": 1698796829.3, "aircraft": []}`), Limits{})
+	f, err := Decode(strings.NewReader(`{"now": 1698796829.3, "aircraft": []}`), roomy)
 	if err != nil || f.Observations != 0 || f.Now.IsZero() {
 		t.Errorf("empty snapshot: %+v, %v", f, err)
 	}
@@ -207,7 +207,7 @@ func TestDecodeListFormat(t *testing.T) {
 	  {"icao": "~0f0f0f", "altitude": 35000},
 	  {"icao": "zzz", "altitude": 1}
 	]`)
-	f, err := Decode(bytes.NewReader(data), Limits{})
+	f, err := Decode(bytes.NewReader(data), roomy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,8 @@ func TestDecodeListFormat(t *testing.T) {
 
 func TestDecodeHostileFiles(t *testing.T) {
 	// The hostile classes at 1/64 of their size, against caps scaled to match.
-	lim := Limits{MaxBytes: 8 << 20, MaxAircraft: 10_000}
+	lim := roomy
+	lim.MaxBytes, lim.MaxAircraft = 8<<20, 10_000
 	for _, h := range readsbtest.Files(1.0 / 64) {
 		t.Run(h.Name, func(t *testing.T) {
 			var before, after runtime.MemStats
@@ -258,7 +259,7 @@ func TestDecodeSkipsLargeIgnoredValuesWithoutMemory(t *testing.T) {
 	)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	f, err := Decode(doc, Limits{})
+	f, err := Decode(doc, roomy)
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
@@ -280,9 +281,29 @@ func (r repeatByte) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// roomy are limits no sample reaches (the service's defaults, see package
+// config).
+var roomy = Limits{MaxBytes: 256 << 20, MaxString: 64, MaxAircraft: 100_000, MaxDepth: 32, MaxDecodeTime: time.Minute}
+
+// A limit left unset is refused, not taken as "no limit".
+func TestDecodeRefusesUnsetLimits(t *testing.T) {
+	for _, unset := range []func(*Limits){
+		func(l *Limits) { l.MaxBytes = 0 }, func(l *Limits) { l.MaxString = 0 }, func(l *Limits) { l.MaxAircraft = 0 },
+		func(l *Limits) { l.MaxDepth = 0 }, func(l *Limits) { l.MaxDecodeTime = 0 },
+	} {
+		lim := roomy
+		unset(&lim)
+		if _, err := Decode(strings.NewReader(`{"now": 1698796829.3, "aircraft": []}`), lim); err == nil {
+			t.Errorf("Decode with %+v: no error", lim)
+		}
+	}
+}
+
 func TestDecodeTimeCap(t *testing.T) {
 	slow := iotest.OneByteReader(slowReader{strings.NewReader(`{"now":1698796829.3,"aircraft":[{"hex":"abcdef"}]}`)})
-	_, err := Decode(slow, Limits{MaxDecodeTime: 30 * time.Millisecond})
+	lim := roomy
+	lim.MaxDecodeTime = 30 * time.Millisecond
+	_, err := Decode(slow, lim)
 	if err == nil || !strings.Contains(err.Error(), "INGEST_MAX_DECODE_SECONDS") {
 		t.Fatalf("err = %v", err)
 	}
@@ -305,7 +326,7 @@ func TestDecodeValidation(t *testing.T) {
 	  {"hex":"abcdef","alt_baro":1e999},
 	  {"hex":"abcdeg"}, {"hex":12}, {}, 7, null, {"hex":"~00000a","alt_baro":"ground"}
 	]}`
-	f, err := Decode(strings.NewReader(data), Limits{})
+	f, err := Decode(strings.NewReader(data), roomy)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,34 +22,34 @@ import (
 
 // Algorithm names a checksum a file is verified with: one of the object's
 // full-object S3 checksums, or the MD5 of a single-part ETag.
-type Algorithm string
+type algorithm string
 
 const (
-	CRC32     Algorithm = "crc32"
-	CRC32C    Algorithm = "crc32c"
-	CRC64NVME Algorithm = "crc64nvme"
-	SHA1      Algorithm = "sha1"
-	SHA256    Algorithm = "sha256"
-	MD5ETag   Algorithm = "md5" // the ETag of a single-part, non-KMS object
-	NoSum     Algorithm = ""    // nothing to verify but the size (multipart object without a full-object checksum)
+	algoCRC32     algorithm = "crc32"
+	algoCRC32C    algorithm = "crc32c"
+	algoCRC64NVME algorithm = "crc64nvme"
+	algoSHA1      algorithm = "sha1"
+	algoSHA256    algorithm = "sha256"
+	algoMD5ETag   algorithm = "md5" // the ETag of a single-part, non-KMS object
+	sizeOnly      algorithm = ""    // nothing to verify but the size (multipart object without a full-object checksum)
 )
 
-// Expected is what a downloaded file must hash to.
-type Expected struct {
-	Algorithm Algorithm
+// expected is what a downloaded file must hash to.
+type expected struct {
+	algorithm algorithm
 	Sum       []byte // raw digest, big-endian for CRCs as S3 sends them
 }
 
 // String is "algorithm:value" as S3 shows it (base64, hex for MD5), or
 // "size-only".
-func (e Expected) String() string {
-	switch e.Algorithm {
-	case NoSum:
+func (e expected) String() string {
+	switch e.algorithm {
+	case sizeOnly:
 		return "size-only"
-	case MD5ETag:
+	case algoMD5ETag:
 		return "md5:" + hex.EncodeToString(e.Sum)
 	}
-	return string(e.Algorithm) + ":" + base64.StdEncoding.EncodeToString(e.Sum)
+	return string(e.algorithm) + ":" + base64.StdEncoding.EncodeToString(e.Sum)
 }
 
 // crcKind describes a reflected CRC whose pieces can be combined: the data
@@ -63,10 +63,10 @@ type crcKind struct {
 
 var (
 	tabCastagnoli = crc32.MakeTable(crc32.Castagnoli)
-	crcKinds      = map[Algorithm]*crcKind{
-		CRC32:     {32, 0xedb88320, func(c uint64, p []byte) uint64 { return uint64(crc32.Update(uint32(c), crc32.IEEETable, p)) }},
-		CRC32C:    {32, 0x82f63b78, func(c uint64, p []byte) uint64 { return uint64(crc32.Update(uint32(c), tabCastagnoli, p)) }},
-		CRC64NVME: {64, crc64nvme.NVME, crc64nvme.Update},
+	crcKinds      = map[algorithm]*crcKind{
+		algoCRC32:     {32, 0xedb88320, func(c uint64, p []byte) uint64 { return uint64(crc32.Update(uint32(c), crc32.IEEETable, p)) }},
+		algoCRC32C:    {32, 0x82f63b78, func(c uint64, p []byte) uint64 { return uint64(crc32.Update(uint32(c), tabCastagnoli, p)) }},
+		algoCRC64NVME: {64, crc64nvme.NVME, crc64nvme.Update},
 	}
 )
 
@@ -134,26 +134,26 @@ func gf2Square(square, mat []uint64) {
 	}
 }
 
-func newHash(a Algorithm) hash.Hash {
+func newHash(a algorithm) hash.Hash {
 	switch a {
-	case CRC32:
+	case algoCRC32:
 		return crc32.NewIEEE()
-	case CRC32C:
+	case algoCRC32C:
 		return crc32.New(tabCastagnoli)
-	case CRC64NVME:
+	case algoCRC64NVME:
 		return crc64nvme.New()
-	case SHA1:
+	case algoSHA1:
 		return sha1.New()
-	case SHA256:
+	case algoSHA256:
 		return sha256.New()
-	case MD5ETag:
+	case algoMD5ETag:
 		return md5.New()
 	}
 	return nil
 }
 
-// ErrMismatch means the bytes on disk are not the object's.
-var ErrMismatch = errors.New("checksum mismatch")
+// errMismatch means the bytes on disk are not the object's.
+var errMismatch = errors.New("checksum mismatch")
 
 // verifier is the io.WriterAt a download writes through: it writes to the
 // temp file and hashes on the way, so that verifying costs no second read
@@ -166,7 +166,7 @@ var ErrMismatch = errors.New("checksum mismatch")
 type verifier struct {
 	f    *os.File    // the file, for its size and reading back
 	w    io.WriterAt // where writes go: f, or f through a directWriter
-	exp  Expected
+	exp  expected
 	size int64
 	crc  *crcKind
 
@@ -179,10 +179,10 @@ type verifier struct {
 	written int64
 }
 
-func newVerifier(f *os.File, w io.WriterAt, exp Expected, size int64) *verifier {
-	v := &verifier{f: f, w: w, exp: exp, size: size, crc: crcKinds[exp.Algorithm]}
-	if v.crc == nil && exp.Algorithm != NoSum {
-		v.h = newHash(exp.Algorithm)
+func newVerifier(f *os.File, w io.WriterAt, exp expected, size int64) *verifier {
+	v := &verifier{f: f, w: w, exp: exp, size: size, crc: crcKinds[exp.algorithm]}
+	if v.crc == nil && exp.algorithm != sizeOnly {
+		v.h = newHash(exp.algorithm)
 	}
 	return v
 }
@@ -277,7 +277,7 @@ func (v *verifier) Verify() error {
 		return err
 	}
 	switch {
-	case v.exp.Algorithm == NoSum: // its size, checked above, is all there is
+	case v.exp.algorithm == sizeOnly:
 		return nil
 	case v.crc != nil:
 		return verifyFile(v.f, v.exp)
@@ -296,7 +296,7 @@ func checkSize(f *os.File, size int64) error {
 		return err
 	}
 	if st.Size() != size {
-		return fmt.Errorf("%w: file has %d bytes, the object %d", ErrMismatch, st.Size(), size)
+		return fmt.Errorf("%w: file has %d bytes, the object %d", errMismatch, st.Size(), size)
 	}
 	return nil
 }
@@ -308,7 +308,7 @@ func checkSize(f *os.File, size int64) error {
 // not checked: Verify, or the caller once the writes are done, does.
 func (v *verifier) FromStream() (ok bool, err error) {
 	switch {
-	case v.exp.Algorithm == NoSum: // the size is all there is: every byte written once
+	case v.exp.algorithm == sizeOnly:
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		return v.written == v.size, nil
@@ -349,21 +349,21 @@ func (v *verifier) combined() (uint64, bool) {
 	return crc, at == v.size
 }
 
-func compare(exp Expected, got []byte) error {
+func compare(exp expected, got []byte) error {
 	if !bytes.Equal(got, exp.Sum) {
-		return fmt.Errorf("%w: %s of the file is %s, the object's is %s", ErrMismatch, exp.Algorithm,
-			Expected{exp.Algorithm, got}.String(), exp.String())
+		return fmt.Errorf("%w: %s of the file is %s, the object's is %s", errMismatch, exp.algorithm,
+			expected{exp.algorithm, got}.String(), exp.String())
 	}
 	return nil
 }
 
 // verifyFile hashes the whole file and compares with exp (its size has
 // been checked).
-func verifyFile(f *os.File, exp Expected) error {
-	if exp.Algorithm == NoSum {
+func verifyFile(f *os.File, exp expected) error {
+	if exp.algorithm == sizeOnly {
 		return nil
 	}
-	h := newHash(exp.Algorithm)
+	h := newHash(exp.algorithm)
 	buf := make([]byte, 1<<20)
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), buf); err != nil {
 		return fmt.Errorf("read %s: %w", f.Name(), err)

@@ -20,26 +20,26 @@ import (
 
 // expectedOf computes the checksum of data independently of the verifier:
 // the standard library's (or minio's) one-shot functions.
-func expectedOf(a Algorithm, data []byte) Expected {
+func expectedOf(a algorithm, data []byte) expected {
 	var sum []byte
 	switch a {
-	case CRC32:
+	case algoCRC32:
 		sum = binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(data))
-	case CRC32C:
+	case algoCRC32C:
 		sum = binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
-	case CRC64NVME:
+	case algoCRC64NVME:
 		sum = binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(data))
-	case SHA1:
+	case algoSHA1:
 		s := sha1.Sum(data)
 		sum = s[:]
-	case SHA256:
+	case algoSHA256:
 		s := sha256.Sum256(data)
 		sum = s[:]
-	case MD5ETag:
+	case algoMD5ETag:
 		s := md5.Sum(data)
 		sum = s[:]
 	}
-	return Expected{Algorithm: a, Sum: sum}
+	return expected{algorithm: a, Sum: sum}
 }
 
 func TestCRCCombine(t *testing.T) {
@@ -62,9 +62,9 @@ func TestCRCCombine(t *testing.T) {
 
 // TestKnownAnswers pins the algorithms to S3's published values for "hello".
 func TestKnownAnswers(t *testing.T) {
-	for a, want := range map[Algorithm]string{
-		CRC32:  "crc32:NhCmhg==",
-		CRC32C: "crc32c:mnG7TA==",
+	for a, want := range map[algorithm]string{
+		algoCRC32:  "crc32:NhCmhg==",
+		algoCRC32C: "crc32c:mnG7TA==",
 	} {
 		if got := expectedOf(a, []byte("hello")).String(); got != want {
 			t.Errorf("%s of hello = %s, want %s", a, got, want)
@@ -82,7 +82,7 @@ func TestVerifier(t *testing.T) {
 		data[i] = byte(rng.Uint32())
 	}
 	const part = 1 << 20
-	for _, a := range []Algorithm{CRC32, CRC32C, CRC64NVME, SHA1, SHA256, MD5ETag, NoSum} {
+	for _, a := range []algorithm{algoCRC32, algoCRC32C, algoCRC64NVME, algoSHA1, algoSHA256, algoMD5ETag, sizeOnly} {
 		for _, corrupt := range []bool{false, true} {
 			f, err := os.Create(filepath.Join(t.TempDir(), "f"))
 			if err != nil {
@@ -121,11 +121,11 @@ func TestVerifier(t *testing.T) {
 			}
 			err = v.Verify()
 			switch {
-			case a == NoSum && err != nil:
+			case a == sizeOnly && err != nil:
 				t.Errorf("%s: %v", a, err)
-			case a != NoSum && !corrupt && err != nil:
+			case a != sizeOnly && !corrupt && err != nil:
 				t.Errorf("%s: %v", a, err)
-			case a != NoSum && corrupt && !errors.Is(err, ErrMismatch):
+			case a != sizeOnly && corrupt && !errors.Is(err, errMismatch):
 				t.Errorf("%s: corrupted file verified: %v", a, err)
 			}
 			f.Close()
@@ -136,11 +136,11 @@ func TestVerifier(t *testing.T) {
 func TestVerifyFileSize(t *testing.T) {
 	f, _ := os.Create(filepath.Join(t.TempDir(), "f"))
 	defer f.Close()
-	v := newVerifier(f, f, expectedOf(CRC32C, []byte("hello")), 5)
+	v := newVerifier(f, f, expectedOf(algoCRC32C, []byte("hello")), 5)
 	if _, err := v.WriteAt([]byte("hell"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Verify(); !errors.Is(err, ErrMismatch) {
+	if err := v.Verify(); !errors.Is(err, errMismatch) {
 		t.Errorf("short file verified: %v", err)
 	}
 	if _, err := v.WriteAt([]byte("o!"), 4); err == nil {
@@ -198,21 +198,21 @@ func TestVerifierFromStream(t *testing.T) {
 	outOfOrder := [][2]int{{1000, 3000}, {0, 1000}}
 	overlapping := [][2]int{{0, 2000}, {1000, 3000}}
 	for _, c := range []struct {
-		algo   Algorithm
+		algo   algorithm
 		pieces [][2]int
 		ok     bool
 	}{
-		{CRC32C, inOrder, true},
-		{CRC32C, outOfOrder, true}, // runs combine in any order
-		{CRC32C, overlapping, false},
-		{SHA256, inOrder, true},
-		{SHA256, outOfOrder, false},
-		{NoSum, inOrder, true},
-		{NoSum, overlapping, false}, // more bytes written than the file has: its size tells
+		{algoCRC32C, inOrder, true},
+		{algoCRC32C, outOfOrder, true}, // runs combine in any order
+		{algoCRC32C, overlapping, false},
+		{algoSHA256, inOrder, true},
+		{algoSHA256, outOfOrder, false},
+		{sizeOnly, inOrder, true},
+		{sizeOnly, overlapping, false}, // more bytes written than the file has: its size tells
 	} {
 		for _, damaged := range []bool{false, true} {
 			exp := expectedOf(c.algo, data)
-			if damaged && c.algo != NoSum {
+			if damaged && c.algo != sizeOnly {
 				exp.Sum = append([]byte(nil), exp.Sum...)
 				exp.Sum[0] ^= 1
 			}
@@ -222,7 +222,7 @@ func TestVerifierFromStream(t *testing.T) {
 			if ok != c.ok {
 				t.Errorf("%s %v: ok %v, want %v", c.algo, c.pieces, ok, c.ok)
 			}
-			if wantErr := ok && damaged && c.algo != NoSum; (err != nil) != wantErr || (err != nil && !errors.Is(err, ErrMismatch)) {
+			if wantErr := ok && damaged && c.algo != sizeOnly; (err != nil) != wantErr || (err != nil && !errors.Is(err, errMismatch)) {
 				t.Errorf("%s %v damaged=%v: %v", c.algo, c.pieces, damaged, err)
 			}
 		}

@@ -206,7 +206,7 @@ func transient(err error) bool {
 type objectMeta struct {
 	etag, version string
 	size          int64
-	exp           Expected
+	exp           expected
 }
 
 // metaOf reads the headers common to HeadObjectOutput and GetObjectOutput.
@@ -216,18 +216,18 @@ func metaOf(etag, version *string, size *int64, ct s3types.ChecksumType, sse s3t
 	if m.version == "null" {
 		m.version = ""
 	}
-	m.exp = Expected{Algorithm: NoSum}
+	m.exp = expected{algorithm: sizeOnly}
 	if ct != s3types.ChecksumTypeComposite {
 		for _, c := range []struct {
-			a Algorithm
+			a algorithm
 			v *string
-		}{{CRC32C, crc32c}, {CRC32, crc32}, {CRC64NVME, crc64}, {SHA256, sha256}, {SHA1, sha1}} {
+		}{{algoCRC32C, crc32c}, {algoCRC32, crc32}, {algoCRC64NVME, crc64}, {algoSHA256, sha256}, {algoSHA1, sha1}} {
 			v := aws.ToString(c.v)
 			if v == "" || strings.Contains(v, "-") {
 				continue // absent, or a checksum of part checksums
 			}
 			if sum, err := base64.StdEncoding.DecodeString(v); err == nil {
-				m.exp = Expected{Algorithm: c.a, Sum: sum}
+				m.exp = expected{algorithm: c.a, Sum: sum}
 				return m
 			}
 		}
@@ -235,7 +235,7 @@ func metaOf(etag, version *string, size *int64, ct s3types.ChecksumType, sse s3t
 	// A single-part upload's ETag is its MD5, unless KMS or SSE-C encrypted.
 	kms := sse == s3types.ServerSideEncryptionAwsKms || sse == s3types.ServerSideEncryptionAwsKmsDsse || ssec != nil
 	if sum, err := hex.DecodeString(m.etag); err == nil && len(sum) == 16 && !kms {
-		m.exp = Expected{Algorithm: MD5ETag, Sum: sum}
+		m.exp = expected{algorithm: algoMD5ETag, Sum: sum}
 	}
 	return m
 }
@@ -307,7 +307,7 @@ func (fr *Fetcher) fetch(ctx context.Context, r Object, t Target, p *progress.Co
 	return fr.fetchLarge(ctx, r, m, t, p)
 }
 
-func verifyExisting(t Target, exp Expected) error {
+func verifyExisting(t Target, exp expected) error {
 	f, err := t.Dir.Open(t.Name)
 	if err != nil {
 		return err
@@ -386,7 +386,7 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 	if fr.cfg.Durable {
 		if dw, err = openDirect(t.Dir, tmp, f); err == nil {
 			w = dw
-			if m.size > fr.cfg.PartSize && m.exp.Algorithm != NoSum {
+			if m.size > fr.cfg.PartSize && m.exp.algorithm != sizeOnly {
 				preallocate(f, m.size)
 			}
 		} else if m.size > fr.cfg.PartSize {
@@ -510,9 +510,9 @@ func tempName() string {
 	return tempPrefix + hex.EncodeToString(b[:]) + tempSuffix
 }
 
-// IsTemp says whether name is one of our temp files (or a temp file of an
+// isTemp says whether name is one of our temp files (or a temp file of an
 // earlier release, named ".{name}.part-{12 hex digits}").
-func IsTemp(name string) bool {
+func isTemp(name string) bool {
 	if rest, ok := strings.CutPrefix(name, tempPrefix); ok {
 		if hexDigits, ok := strings.CutSuffix(rest, tempSuffix); ok {
 			return len(hexDigits) == 16 && isHex(hexDigits)
@@ -544,7 +544,7 @@ func Sweep(dir *os.Root) (int, error) {
 	for {
 		names, err := f.Readdirnames(1024)
 		for _, name := range names {
-			if !IsTemp(name) {
+			if !isTemp(name) {
 				continue
 			}
 			if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {

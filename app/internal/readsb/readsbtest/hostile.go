@@ -36,15 +36,12 @@ func Files(scale float64) []Hostile {
 		{"kept-number-1gib.json.gz", repeat(now+`"aircraft":[{"hex":"abcdef","alt_baro":1`, strings.Repeat("0", mib), n(1024), `}]}`), "longer than 64 bytes"},
 		{"ignored-array-1gib.json.gz", repeat(now+`"aircraft":[{"hex":"abcdef","mlat":[0`, strings.Repeat(",0", mib/2), n(1024), `]}]}`), "INGEST_MAX_FILE_BYTES"},
 		{"empty-records-10m.json.gz", repeat(now+`"aircraft":[{}`, strings.Repeat(",{}", mib/3), n(30), `]}`), "none of its"},
-		{"addresses-1m.json.gz", Addresses(n(1_048_576)), "INGEST_MAX_AIRCRAFT_PER_FILE"},
+		{"addresses-1m.json.gz", addresses(n(1_048_576)), "INGEST_MAX_AIRCRAFT_PER_FILE"},
 		{"nesting-200k.json.gz", repeat(now+`"aircraft":[],"x":`, strings.Repeat("[", 1000), n(200), ""), "INGEST_MAX_DEPTH"},
 		{"never-ends.json.gz", repeat(now+`"aircraft":[{"hex":"abcdef"}`, strings.Repeat(`,{"hex":"abcdef"}`, mib/16), n(512), ""), "INGEST_MAX_FILE_BYTES"},
 		{"gzip-then-garbage.json.gz", append(gz(now+`"aircraft":[{"hex":"abcdef","alt_baro":1000}]}`), "this is not gzip"...), "gzip"},
 	}
 }
-
-// EmptyRecords is how many records empty-records-10m holds at scale s.
-func EmptyRecords(scale float64) int64 { return 1 + int64(max(1, int(30*scale)))*int64(mib/3) }
 
 // repeat is a gzip of head, then body n times, then tail.
 func repeat(head, body string, n int, tail string) []byte {
@@ -68,8 +65,8 @@ func gz(s string) []byte {
 	return b.Bytes()
 }
 
-// Addresses is a snapshot with n distinct addresses, gzip-compressed.
-func Addresses(n int) []byte {
+// addresses is a snapshot with n distinct addresses, gzip-compressed.
+func addresses(n int) []byte {
 	var b bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
 	fmt.Fprint(zw, `{"now":1698796829.3,"aircraft":[`)
