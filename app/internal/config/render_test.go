@@ -98,3 +98,53 @@ func TestSettingsAreWellFormed(t *testing.T) {
 		}
 	}
 }
+
+// Prose that quotes a setting's default next to its name — "`JOBS_MAX_RUNNING` (32)", "(`INGEST_MAX_DEPTH`, 32)",
+// "`JOBS_KEEP` 100" — quotes the table's. docs/local-stack.md is left out: it quotes the local stack's values.
+func TestProseQuotesTheDefaults(t *testing.T) {
+	defaults := map[string]string{}
+	for _, s := range Settings() {
+		if s.Default != "" {
+			defaults[s.Name] = s.Default
+		}
+	}
+	quotes := []*regexp.Regexp{
+		regexp.MustCompile("`([A-Z][A-Z0-9_]+)` \\((?:default )?([^)]*)\\)"),
+		regexp.MustCompile("\\(`([A-Z][A-Z0-9_]+)`, (?:default )?([^)]*)\\)"),
+		regexp.MustCompile("`([A-Z][A-Z0-9_]+)` ([0-9][0-9,]*)\\b"),
+	}
+	value := regexp.MustCompile(`^[\w./:-][\w.,/:-]*( [KMG]iB)?$`)
+	normal := strings.NewReplacer(" ", "", ",", "")
+	files, _ := filepath.Glob(repoFile("docs/*.md"))
+	files = append(files, repoFile("README.md"))
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "local-stack.md") || strings.HasSuffix(f, "CONTRACT.md") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range quotes {
+			for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+				def, ok := defaults[m[1]]
+				if !ok {
+					continue
+				}
+				quoted, _, _ := strings.Cut(m[2], ", ")
+				quoted, _, _ = strings.Cut(quoted, ":")
+				if !value.MatchString(quoted) {
+					continue // prose, not a value: "(or `AWS_DEFAULT_REGION`)"
+				}
+				if normal.Replace(quoted) != def {
+					t.Errorf("%s quotes %s as %q: its default is %q", filepath.Base(f), m[1], quoted, def)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("only %d quoted defaults found: the patterns no longer match the docs", checked)
+	}
+}
