@@ -40,14 +40,8 @@ type flightsEnv struct {
 
 func newFlightsEnv(t *testing.T) *flightsEnv {
 	t.Helper()
-	ctx := context.Background()
 	b := stacktest.Bucket(t)
-	dbURL := stacktest.Postgres(t)
-	db, err := postgres.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, dbURL := stacktest.DB(t)
 	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

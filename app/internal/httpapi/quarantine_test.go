@@ -16,7 +16,6 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
-	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -178,11 +177,7 @@ func TestIngestNamesTheDependencyThatIsDown(t *testing.T) {
 
 func TestIngestNamesS3WhenItIsDown(t *testing.T) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, stacktest.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, _ := stacktest.DB(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/aircraftdata/platform/app/internal/panics"
-	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
@@ -19,11 +18,7 @@ import (
 func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
-	db, err := postgres.Open(ctx, stacktest.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, _ := stacktest.DB(t)
 	for _, n := range []string{"20231101-000030Z.json", "20231101-000700Z.json.gz"} {
 		stacktest.Put(t, b, n, stacktest.Sample(t, n))
 	}

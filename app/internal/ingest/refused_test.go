@@ -21,12 +21,7 @@ import (
 func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
-	dbURL := stacktest.Postgres(t)
-	db, err := postgres.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, dbURL := stacktest.DB(t)
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)

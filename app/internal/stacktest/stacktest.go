@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/postgres"
 )
 
 // Env returns the value of a stack variable, skipping or failing the test
@@ -76,6 +77,20 @@ func Postgres(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// DB opens the service's store on a database of the test's own (see
+// Postgres), migrated and closed when the test ends, and returns it with the
+// database's URL.
+func DB(t testing.TB) (*postgres.DB, string) {
+	t.Helper()
+	dbURL := Postgres(t)
+	db, err := postgres.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db, dbURL
 }
 
 // S3 returns a client for the local S3 server.
