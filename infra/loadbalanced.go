@@ -2,10 +2,7 @@ package main
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/jsii-runtime-go"
-
-	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 // deregistrationDelaySeconds is how long the load balancer lets an instance that leaves (a rolling release, scale-in)
@@ -42,12 +39,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	// group is created (and its instances launched) once they all exist.
 	fleet.Group.Node().AddDependency(database.Construct, docstore.Construct, downloads.Construct)
 	downloads.GrantMount(fleet.Role)
-	var secretArns []string
-	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
-		secret.GrantRead(fleet.Role, nil)
-		secretArns = append(secretArns, *secret.SecretArn())
-	}
-	grantDecryptSecrets(fleet.Role, secretArns)
+	grantDecryptSecrets(fleet.Role, grantReadSecrets(fleet.Role, database, docstore, apiToken))
 
 	// The load balancer in front of the fleet.
 	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{
@@ -57,15 +49,8 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	targets := lb.Serve(fleet, deregistrationDelaySeconds)
 
 	release := fleet.ReleaseTo(&FleetReleaseProps{
-		BinaryPath: binaryPath,
-		Environment: serviceenv.Settings{
-			Region:            *awscdk.Aws_REGION(),
-			Bucket:            *data.Bucket.BucketName(),
-			DBSecretArn:       *database.Instance.Secret().SecretArn(),
-			MongoSecretArn:    *docstore.Secret.SecretArn(),
-			DocumentDB:        docstore.Cluster != nil,
-			APITokenSecretArn: *apiToken.SecretArn(),
-		},
+		BinaryPath:    binaryPath,
+		Environment:   sharedEnvironment(data, database, docstore, apiToken),
 		FileSystemID:  *downloads.FileSystem.FileSystemId(),
 		AccessPointID: *downloads.AccessPoint.AccessPointId(),
 	})

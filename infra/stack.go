@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -89,11 +90,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	// The API token of every POST, generated; the service reads it and its database secrets, nothing else.
 	apiToken := newAPIToken(stack)
-	var secretArns []string
-	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
-		secret.GrantRead(service.Role, nil)
-		secretArns = append(secretArns, *secret.SecretArn())
-	}
+	secretArns := grantReadSecrets(service.Role, database, docstore, apiToken)
 
 	// HTTPS: ACME for domainName, else a self-signed certificate published to SSM.
 	https := NewHTTPS(stack, "Https", &HTTPSProps{
@@ -102,19 +99,9 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	// The app: built from app/, shipped as an S3 asset, installed and updated in place as a systemd service.
 	release := NewRelease(stack, "Release", &ReleaseProps{
-		Service:    service,
-		BinaryPath: props.BinaryPath,
-		Environment: serviceenv.Settings{
-			Region:            *awscdk.Aws_REGION(),
-			Bucket:            *data.Bucket.BucketName(),
-			DBSecretArn:       *database.Instance.Secret().SecretArn(),
-			MongoSecretArn:    *docstore.Secret.SecretArn(),
-			DocumentDB:        docstore.Cluster != nil,
-			APITokenSecretArn: *apiToken.SecretArn(),
-			TLSMode:           cfg.TLSMode(),
-			Domain:            cfg.DomainName,
-			AcmeEmail:         cfg.AcmeEmail,
-		},
+		Service:       service,
+		BinaryPath:    props.BinaryPath,
+		Environment:   withTLS(sharedEnvironment(data, database, docstore, apiToken), cfg),
 		CertParameter: https.CertificateParameter,
 		SecretArns:    secretArns,
 	})
@@ -148,6 +135,36 @@ func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
 			PasswordLength: jsii.Number(48), ExcludePunctuation: jsii.Bool(true),
 		},
 	})
+}
+
+// grantReadSecrets lets role read the service's secrets (the database's, the document store's, the API token) and
+// returns their ARNs. Both modes use it.
+func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) []string {
+	var arns []string
+	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
+		secret.GrantRead(role, nil)
+		arns = append(arns, *secret.SecretArn())
+	}
+	return arns
+}
+
+// sharedEnvironment is the part of the instance environment both modes share: the region, the data bucket, and
+// the secrets of the data stores and of the API token.
+func sharedEnvironment(data *DataBucket, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) serviceenv.Settings {
+	return serviceenv.Settings{
+		Region:            *awscdk.Aws_REGION(),
+		Bucket:            *data.Bucket.BucketName(),
+		DBSecretArn:       *database.Instance.Secret().SecretArn(),
+		MongoSecretArn:    *docstore.Secret.SecretArn(),
+		DocumentDB:        docstore.Cluster != nil,
+		APITokenSecretArn: *apiToken.SecretArn(),
+	}
+}
+
+// withTLS adds the single instance's own TLS settings (the fleet's TLS ends at the load balancer).
+func withTLS(env serviceenv.Settings, cfg Config) serviceenv.Settings {
+	env.TLSMode, env.Domain, env.AcmeEmail = cfg.TLSMode(), cfg.DomainName, cfg.AcmeEmail
+	return env
 }
 
 // dataOutputs are the outputs of the data stores and secrets, the same in both modes.
