@@ -64,11 +64,17 @@ fuzz: ## run each fuzz target (decoder, merge of partial statistics) for FUZZTIM
 	@cd app && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/readsb/
 	@cd app && go test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./internal/flight/
 
+GO_FILES = $$(git ls-files '*.go')
+
+.PHONY: fmt
+fmt: ## gofmt every Go file in git
+	@gofmt -w $(GO_FILES)
+
 .PHONY: lint
-lint: ## actionlint on the workflows; gofmt, go vet (app also for macOS) and staticcheck on every module; shellcheck on .ci/run
+lint: ## actionlint on the workflows; gofmt and go vet over every Go file in git (app also for macOS), staticcheck on every module; shellcheck
 	@cd scripts && GOWORK=off go tool actionlint ../.github/workflows/*.yml
-	@test -z "$$(gofmt -l app bench infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts)" || { gofmt -l app bench infra/*.go infra/appbuild infra/envfile infra/serviceenv infra/cmd test scripts; echo "gofmt: files above need formatting" >&2; exit 1; }
-	@go vet ./app/... ./bench/... ./infra/... ./test/...
+	@unformatted=$$(gofmt -l $(GO_FILES)); test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting (make fmt)" >&2; exit 1; }
+	@go vet $$(git ls-files '*.go' | grep -v '^scripts/' | xargs -n1 dirname | sort -u | sed 's|^|./|')
 	@GOOS=darwin go vet ./app/... # the service builds on macOS
 	@cd scripts && GOWORK=off go vet ./...
 	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/staticcheck honnef.co/go/tools/cmd/staticcheck

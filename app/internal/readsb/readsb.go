@@ -10,7 +10,7 @@
 // aggregate, and every way a file could grow either is capped by Limits:
 // decompressed bytes, bytes of a kept string, distinct addresses, nesting
 // depth and decode time. A file that hits a cap is bad, with a reason naming
-// the cap (CapError).
+// the cap (capError).
 //
 // Values are checked against the rules in validate.go; a value outside them
 // is not an observation of its metric and is counted in File.Invalid by
@@ -65,7 +65,7 @@ func (l Limits) Check() error {
 	return nil
 }
 
-// CapError says a file hit one of the Limits; Setting names it.
+// capError says a file hit one of the Limits; setting names it.
 type capError struct {
 	setting string
 	what    string
@@ -347,7 +347,7 @@ const (
 )
 
 // value reads a scalar value of at most max bytes (longer strings are a
-// CapError, longer numbers a syntax error) and skips anything else. The
+// capError, longer numbers a syntax error) and skips anything else. The
 // bytes are valid until the next read.
 func (d *decoder) value(max, depth int) ([]byte, kind, error) {
 	c, err := d.peek()
