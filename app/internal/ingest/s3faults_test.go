@@ -109,9 +109,9 @@ func TestS3RefusalsArePerObject(t *testing.T) {
 	}
 }
 
-// S3 stalling mid-body is S3 unavailable: the file is not quarantined, and
-// the next run reads it without retry_failed. The decode time cap (shorter
-// than the test waits here) does not count the wait.
+// S3 stalling, after the headers or mid-body, is S3 unavailable: the file is
+// not quarantined, and the next run reads it without retry_failed. The
+// decode time cap (shorter than the test waits here) does not count the wait.
 func TestStalledReadIsS3Unavailable(t *testing.T) {
 	b := stacktest.Bucket(t)
 	db, _ := stacktest.DB(t)
@@ -123,13 +123,15 @@ func TestStalledReadIsS3Unavailable(t *testing.T) {
 	lim.MaxDecodeTime = time.Second
 	s := &Service{DB: db, Bucket: through, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: lim}
 
-	standin.Set("b.json", s3standin.Stall(100))
-	_, err := run(t, s, Request{})
-	if !isS3Unavailable(err) || !errors.Is(err, bucket.ErrStalled) {
-		t.Fatalf("stalled read: %v, want s3 unavailable, stalled", err)
-	}
-	if failed := failedKeys(t, s); len(failed) != 0 {
-		t.Fatalf("stalled read quarantined %v", failed)
+	for _, after := range []int{0, 100} {
+		standin.Set("b.json", s3standin.Stall(after))
+		_, err := run(t, s, Request{})
+		if !isS3Unavailable(err) || !errors.Is(err, bucket.ErrStalled) {
+			t.Fatalf("stalled after %d bytes: %v, want s3 unavailable, stalled", after, err)
+		}
+		if failed := failedKeys(t, s); len(failed) != 0 {
+			t.Fatalf("stalled after %d bytes: quarantined %v", after, failed)
+		}
 	}
 
 	standin.Clear()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -65,6 +66,7 @@ func New(t testing.TB, b bucket.Bucket) (*StandIn, bucket.Bucket) {
 	s := &StandIn{upstream: b, closed: make(chan struct{}), faults: map[string]Fault{}}
 	s.proxy = httputil.NewSingleHostReverseProxy(target) // keeps the Host header the request was signed with
 	s.proxy.FlushInterval = -1
+	s.proxy.ErrorLog = log.New(io.Discard, "", 0) // a stall it was told to make is no news
 	s.proxy.ModifyResponse = s.modify
 	srv := httptest.NewServer(s)
 	t.Cleanup(func() { close(s.closed); srv.Close() })
@@ -132,8 +134,21 @@ func (s *StandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if f, ok := s.fault(r); ok && f.stallAfter >= 0 {
+		w = flushingWriter{w} // the headers go out before the stall
+	}
 	s.proxy.ServeHTTP(w, r)
 }
+
+// flushingWriter sends the headers as soon as they are written.
+type flushingWriter struct{ http.ResponseWriter }
+
+func (f flushingWriter) WriteHeader(code int) {
+	f.ResponseWriter.WriteHeader(code)
+	_ = http.NewResponseController(f.ResponseWriter).Flush()
+}
+
+func (f flushingWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 func (s *StandIn) modify(resp *http.Response) error {
 	f, ok := s.fault(resp.Request)
