@@ -109,7 +109,7 @@ func TestS3RefusalsArePerObject(t *testing.T) {
 	}
 }
 
-// S3 stalling, after the headers or mid-body, is S3 unavailable: the file is
+// S3 stalling, before the headers, after them or mid-body, is S3 unavailable: the file is
 // not quarantined, and the next run reads it without retry_failed. The
 // decode time cap (shorter than the test waits here) does not count the wait.
 func TestStalledReadIsS3Unavailable(t *testing.T) {
@@ -123,14 +123,16 @@ func TestStalledReadIsS3Unavailable(t *testing.T) {
 	lim.MaxDecodeTime = time.Second
 	s := &Service{DB: db, Bucket: through, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: lim}
 
-	for _, after := range []int{0, 100} {
-		standin.Set("b.json", s3standin.Stall(after))
+	for name, f := range map[string]s3standin.Fault{
+		"no answer": s3standin.Hang(), "headers only": s3standin.Stall(0), "mid-body": s3standin.Stall(100),
+	} {
+		standin.Set("b.json", f)
 		_, err := run(t, s, Request{})
 		if !isS3Unavailable(err) || !errors.Is(err, bucket.ErrStalled) {
-			t.Fatalf("stalled after %d bytes: %v, want s3 unavailable, stalled", after, err)
+			t.Fatalf("%s: %v, want s3 unavailable, stalled", name, err)
 		}
 		if failed := failedKeys(t, s); len(failed) != 0 {
-			t.Fatalf("stalled after %d bytes: quarantined %v", after, failed)
+			t.Fatalf("%s: quarantined %v", name, failed)
 		}
 	}
 

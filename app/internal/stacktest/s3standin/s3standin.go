@@ -29,6 +29,7 @@ import (
 type Fault struct {
 	status        int // an S3 error answer: status, code, message
 	code, message string
+	hang          bool          // answer nothing, not even headers
 	stallAfter    int           // stall after this many bytes of the body (-1: never)
 	trickle       time.Duration // send the body a small chunk at a time, this far apart
 }
@@ -37,6 +38,9 @@ type Fault struct {
 func Refuse(status int, code, message string) Fault {
 	return Fault{status: status, code: code, message: message, stallAfter: -1}
 }
+
+// Hang answers nothing at all.
+func Hang() Fault { return Fault{hang: true, stallAfter: -1} }
 
 // Stall sends the answer's headers and n bytes of the body, then nothing.
 func Stall(n int) Fault { return Fault{stallAfter: n} }
@@ -125,7 +129,15 @@ func (s *StandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.list(w, r, listing)
 		return
 	}
-	if f, ok := s.fault(r); ok && f.status != 0 {
+	f, faulty := s.fault(r)
+	if faulty && f.hang {
+		select { // until the client gives up or the test ends
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
+		return
+	}
+	if faulty && f.status != 0 {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(f.status)
 		if r.Method != http.MethodHead {
@@ -134,7 +146,7 @@ func (s *StandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if f, ok := s.fault(r); ok && f.stallAfter >= 0 {
+	if faulty && f.stallAfter >= 0 {
 		w = flushingWriter{w} // the headers go out before the stall
 	}
 	s.proxy.ServeHTTP(w, r)
