@@ -198,7 +198,7 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 	if err != nil {
 		return nil, err
 	}
-	st.flights = bucket.Bucket{Client: s3c, Name: cfg.S3Bucket}
+	st.flights = bucket.Bucket{Client: s3c, Name: cfg.S3Bucket, Stall: cfg.S3Stall}
 	st.source = bucket.Bucket{Client: s3c, Name: cfg.SourceBucket}
 	if cfg.MongoURL == "" {
 		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")

@@ -44,7 +44,8 @@ type Config struct {
 	IngestMaxStringBytes     int           // bytes of a kept string (hex, r, t, emergency)
 	IngestMaxAircraftPerFile int           // distinct addresses
 	IngestMaxDepth           int           // nesting of arrays and objects
-	IngestMaxDecodeTime      time.Duration // read and decode
+	IngestMaxDecodeTime      time.Duration // decode, not counting waits for S3
+	S3Stall                  time.Duration // no byte of an object from S3 for this long: S3 unavailable
 	ShutdownGrace            time.Duration
 
 	AuthDisable    bool          // every POST open: only when asked for explicitly

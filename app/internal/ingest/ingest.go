@@ -8,16 +8,23 @@
 // repeated or interrupted. Memory is bounded by the batch size, the number of
 // workers and readsb.Limits, not by what the bucket holds.
 //
-// No file can sink a run: a file that fails to decode or validate is
-// quarantined (a 'failed' ledger entry with its reason, committed with the
-// batch), and when the database refuses a batch the files responsible are
-// found by bisection, re-reading the files of each half, and quarantined
-// with the database's reason while the rest is committed. A run stops only
-// when a dependency is unavailable (UnavailableError).
+// No file can sink a run: a file that fails to decode or validate, or that
+// S3 refuses to give (bucket.Refusal), is quarantined (a 'failed' ledger
+// entry with its reason, committed with the batch), and when the database
+// refuses a batch the files responsible are found by bisection, re-reading
+// the files of each half, and quarantined with the database's reason while
+// the rest is committed. A run stops only when a dependency is unavailable
+// (UnavailableError): S3 or PostgreSQL failing, S3 stalling, or S3 refusing
+// every object the run fetched.
+//
+// A list-format file (no snapshot time) is counted once per content: one
+// whose bytes were already ingested under its key, with another ETag, is
+// recorded as a duplicate.
 package ingest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +66,11 @@ const (
 	reasonQuarantined       = "quarantined"
 	reasonChanged           = "changed since listed"
 	reasonDuplicateRefused  = "duplicate of a refused file"
+	reasonDuplicateContent  = "duplicate content"
+	// maxRefusedBeforeRead is how many objects S3 may refuse before the run
+	// reads one: past it, S3 refusing is taken for the role's or the
+	// bucket's fault, and the run stops without quarantining them.
+	maxRefusedBeforeRead = 1000
 )
 
 // Service ingests from one bucket into one database.
@@ -154,7 +166,9 @@ type fetched struct {
 	obj       bucket.Object
 	versionID string
 	file      *readsb.File
+	sha256    []byte // of the object's bytes, with file
 	skip      string // reason, when the object was not fetched
+	refused   string // S3 refused the object, with this reason
 	err       error  // the file's fault: it is quarantined
 	depErr    error  // a dependency failed: the run stops
 }
@@ -212,6 +226,9 @@ func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) 
 	}
 	if err == nil {
 		err = listErr
+	}
+	if err == nil {
+		err = agg.everyRefused(ctx)
 	}
 	if err == nil {
 		err = agg.flush(ctx)
@@ -281,31 +298,25 @@ func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetc
 	return f
 }
 
-// fetch reads and decodes one object within the decode time cap.
+// fetch reads and decodes one object. Decoding is bounded by the decode time
+// cap, waiting for S3 by the bucket's stall timeout (a dependency failure).
 func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
-	limit := s.Limits.MaxDecodeTime
-	fctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	timedOut := func() bool { return ctx.Err() == nil && fctx.Err() != nil }
-	timeCap := fmt.Errorf("over the cap INGEST_MAX_DECODE_SECONDS: not read and decoded within %s", limit)
-
-	body, versionID, err := s.Bucket.Open(fctx, obj.Key, obj.ETag)
-	switch {
-	case err == nil:
-	case timedOut():
-		return fetched{obj: obj, err: timeCap}
-	case changed(err):
-		return fetched{obj: obj, skip: reasonChanged}
-	default:
+	body, versionID, err := s.Bucket.Open(ctx, obj.Key, obj.ETag)
+	if err != nil {
+		if changed(err) {
+			return fetched{obj: obj, skip: reasonChanged}
+		}
+		if reason, ok := bucket.Refusal(err); ok {
+			return fetched{obj: obj, refused: reason}
+		}
 		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
 	}
 	defer body.Close()
-	file, err := decode(body, s.Limits)
+	sum := sha256.New()
+	file, err := decode(io.TeeReader(body, sum), s.Limits)
 	var source *readsb.SourceError
 	switch {
 	case err == nil:
-	case errors.As(err, &source) && timedOut():
-		return fetched{obj: obj, versionID: versionID, err: timeCap}
 	case errors.As(err, &source):
 		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
 	default:
@@ -315,10 +326,12 @@ func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 		// A format without a snapshot time: the object's time stands in.
 		file.Aircraft.Stamp(obj.LastModified.UTC())
 	}
-	// Drain a little of what the decoder did not need so the connection
-	// can be reused.
-	_, _ = io.CopyN(io.Discard, body, 64<<10)
-	return fetched{obj: obj, versionID: versionID, file: file}
+	// The decoder reads a good file to its end; a little more is read in case
+	// it did not, so that the connection can be reused.
+	if _, err := io.CopyN(sum, body, 64<<10); err != nil && err != io.EOF {
+		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
+	}
+	return fetched{obj: obj, versionID: versionID, file: file, sha256: sum.Sum(nil)}
 }
 
 // changed reports an object that is gone or has another ETag since it was
@@ -355,6 +368,8 @@ type aggregator struct {
 	entries []entry
 	snaps   map[time.Time]string // snapshot time → key, in the uncommitted batch
 	touched map[string]struct{}  // aircraft updated by committed batches
+	read    bool                 // an object of the run was read from S3
+	refused []fetched            // refused by S3 before any was read
 }
 
 // entry is a file of the uncommitted batch: its ledger entry and the object
@@ -384,7 +399,27 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		a.res.FilesSeen++
 		a.skipped(f.obj.Key, f.skip, f.skip)
 		return nil
-	case f.err != nil:
+	case f.refused != "" && !a.read:
+		a.refused = append(a.refused, f)
+		if len(a.refused) >= maxRefusedBeforeRead {
+			return a.everyRefused(ctx)
+		}
+		return nil
+	case f.refused != "":
+		a.res.FilesSeen++
+		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.refused))
+		return a.maybeFlush(ctx)
+	}
+	if !a.read {
+		// S3 gives objects: those it refused are refused for themselves.
+		a.read = true
+		for _, r := range a.refused {
+			a.res.FilesSeen++
+			a.entries = append(a.entries, a.quarantine(r.obj, r.versionID, r.refused))
+		}
+		a.refused = nil
+	}
+	if f.err != nil {
 		a.res.FilesSeen++
 		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.err.Error()))
 		return a.maybeFlush(ctx)
@@ -396,10 +431,24 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 			Object:     postgres.Object{Bucket: a.svc.Bucket.Name, Key: f.obj.Key, ETag: f.obj.ETag, VersionID: f.versionID, Size: f.obj.Size},
 			Outcome:    postgres.Ingested,
 			SnapshotAt: f.file.Now,
+			SHA256:     f.sha256,
 		},
 		obj: f.obj,
 	}
-	if !f.file.Now.IsZero() {
+	if f.file.Now.IsZero() {
+		// No snapshot time to recognise a repeat by: its bytes do.
+		etag, ok, err := a.svc.DB.SameContent(ctx, e.Object, f.sha256)
+		if err != nil {
+			return a.svc.unavailable(ctx, "postgres", err)
+		}
+		if ok {
+			e.Outcome = postgres.DuplicateContent
+			a.entries = append(a.entries, e)
+			a.skipped(f.obj.Key, reasonDuplicateContent, fmt.Sprintf("%s: the same bytes were ingested from its version with ETag %s",
+				reasonDuplicateContent, etag))
+			return a.maybeFlush(ctx)
+		}
+	} else {
 		dup, ok := a.snaps[f.file.Now]
 		if !ok {
 			var err error
@@ -425,6 +474,18 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		a.res.InvalidValues[reason] += n
 	}
 	return a.maybeFlush(ctx)
+}
+
+// everyRefused fails the run when S3 refused every object it fetched: S3
+// refusing them all says more about the role or the bucket than about the
+// objects, and none is quarantined.
+func (a *aggregator) everyRefused(ctx context.Context) error {
+	if a.read || len(a.refused) == 0 {
+		return nil
+	}
+	first := a.refused[0]
+	return a.svc.unavailable(ctx, "s3", fmt.Errorf("S3 refused each of the %d objects the run fetched, none read; the first, %s: %s",
+		len(a.refused), first.obj.Key, first.refused))
 }
 
 // quarantine counts a refused file and makes its ledger entry.
@@ -626,6 +687,10 @@ func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggreg
 			a.res.FilesIngested--
 			a.res.Observations -= e.Observations
 			e.drop = true
+		case f.refused != "":
+			a.res.FilesIngested--
+			a.res.Observations -= e.Observations
+			*e = a.quarantine(e.obj, f.versionID, f.refused)
 		case f.err != nil:
 			a.res.FilesIngested--
 			a.res.Observations -= e.Observations

@@ -68,6 +68,9 @@ type Outcome string
 const (
 	Ingested          Outcome = "ingested"
 	DuplicateSnapshot Outcome = "duplicate-snapshot"
+	// DuplicateContent is a version of a key whose bytes were ingested
+	// from another version of it (a list-format file re-uploaded).
+	DuplicateContent Outcome = "duplicate-content"
 	// Failed is a quarantined file: refused with a reason, skipped until its
 	// ETag changes.
 	Failed Outcome = "failed"
@@ -80,6 +83,7 @@ type Processed struct {
 	SnapshotAt   time.Time // zero when the format has no snapshot time
 	Observations int64
 	Reason       string // why a Failed file was refused
+	SHA256       []byte // of the object's bytes; nil when not read
 }
 
 // maxReason bounds a stored reason: reasons are our own messages, but may
@@ -186,6 +190,23 @@ func (db *DB) SnapshotKey(ctx context.Context, t time.Time) (string, bool, error
 	return bucket + "/" + key, true, nil
 }
 
+// SameContent returns the ETag of the version of obj's key whose bytes,
+// with this SHA-256, were ingested, and reports whether one was.
+func (db *DB) SameContent(ctx context.Context, obj Object, sha256 []byte) (string, bool, error) {
+	var etag string
+	err := db.pool.QueryRow(ctx, `
+		SELECT etag FROM ingested_objects
+		WHERE bucket = $1 AND key = $2 AND content_sha256 = $3 AND outcome = 'ingested' LIMIT 1`,
+		obj.Bucket, obj.Key, sha256).Scan(&etag)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("postgres: ledger: %w", err)
+	}
+	return etag, true, nil
+}
+
 // Commit writes, in one transaction, the ledger entries of a batch of
 // objects and the statistics they produced. Either all of it is stored or
 // none: a batch interrupted before commit is simply ingested again.
@@ -208,7 +229,7 @@ func (db *DB) Commit(ctx context.Context, objects []Processed, agg flight.Aggreg
 				snaps = append(snaps, []any{o.SnapshotAt, o.Bucket, o.Key})
 			}
 		}
-		ledger[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, at, string(o.Outcome), o.Observations, cleanReason(o.Reason)}
+		ledger[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, at, string(o.Outcome), o.Observations, cleanReason(o.Reason), o.SHA256}
 	}
 	// A file ingested or refused again replaces its earlier refusal (of any
 	// ETag): the failed list shows each key's latest state.
@@ -219,7 +240,7 @@ func (db *DB) Commit(ctx context.Context, objects []Processed, agg flight.Aggreg
 		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_objects"},
-		[]string{"bucket", "key", "etag", "version_id", "size", "snapshot_at", "outcome", "observations", "reason"},
+		[]string{"bucket", "key", "etag", "version_id", "size", "snapshot_at", "outcome", "observations", "reason", "content_sha256"},
 		pgx.CopyFromRows(ledger)); err != nil {
 		return fmt.Errorf("postgres: ledger: %w", err)
 	}

@@ -46,7 +46,7 @@ type Limits struct {
 	MaxString     int           // bytes of a kept string: hex, r, t, emergency (INGEST_MAX_STRING_BYTES)
 	MaxAircraft   int           // distinct addresses per file (INGEST_MAX_AIRCRAFT_PER_FILE)
 	MaxDepth      int           // nesting depth of arrays and objects (INGEST_MAX_DEPTH)
-	MaxDecodeTime time.Duration // time to read and decode one file (INGEST_MAX_DECODE_SECONDS)
+	MaxDecodeTime time.Duration // time to decode one file, not counting waits for its reader (INGEST_MAX_DECODE_SECONDS)
 }
 
 const (
@@ -103,7 +103,8 @@ func Decode(r io.Reader, lim Limits) (*File, error) {
 	if err := lim.Check(); err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(sourceReader{r}, 32<<10)
+	source := &sourceReader{r: r}
+	br := bufio.NewReaderSize(source, 32<<10)
 	f := &File{Aircraft: make(flight.Aggregate), Invalid: map[string]int64{}}
 	var src io.Reader = br
 	if magic, err := br.Peek(2); err != nil && !errors.Is(err, io.EOF) {
@@ -131,6 +132,7 @@ func Decode(r io.Reader, lim Limits) (*File, error) {
 		f:     f,
 		names: map[string]string{},
 	}
+	source.deadline = &d.deadline
 	if err := d.document(); err != nil {
 		return nil, err
 	}
@@ -140,11 +142,20 @@ func Decode(r io.Reader, lim Limits) (*File, error) {
 	return f, nil
 }
 
-// sourceReader marks the errors of the underlying reader as SourceError.
-type sourceReader struct{ r io.Reader }
+// sourceReader marks the errors of the underlying reader as SourceError,
+// and moves the decode deadline by the time spent waiting for it: the cap
+// counts decoding, a slow source is the source's business.
+type sourceReader struct {
+	r        io.Reader
+	deadline *time.Time // nil: none yet
+}
 
-func (s sourceReader) Read(p []byte) (int, error) {
+func (s *sourceReader) Read(p []byte) (int, error) {
+	start := time.Now()
 	n, err := s.r.Read(p)
+	if s.deadline != nil {
+		*s.deadline = s.deadline.Add(time.Since(start))
+	}
 	if err != nil && err != io.EOF {
 		err = &SourceError{err}
 	}
