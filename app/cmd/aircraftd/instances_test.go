@@ -290,3 +290,81 @@ func TestDownloadTakenOverAfterInstanceKilled(t *testing.T) {
 	checkHourOnDisk(t, store, filepath.Join(env["DOWNLOAD_PATH"], "lane1", "2024", "02", "14", "14"), data, sums)
 	other.stop(t)
 }
+
+// Two aircraftd processes on one database, the owner of a job paused
+// (SIGSTOP) past its lease, then resumed (SIGCONT): both give the same
+// answer at every point. While the owner is paused the other answers the
+// job failed "instance lost"; once resumed the owner answers that too (its
+// renewal does not bring the job back) until the job ends, when its real
+// end overwrites "instance lost" and both answer it, alike to the field.
+func TestPausedOwnerAndOtherInstanceAgree(t *testing.T) {
+	env, _, b := stackEnv(t)
+	for _, n := range ingestSamples {
+		stacktest.Put(t, b, n, stacktest.Sample(t, n))
+	}
+	env["JOBS_LEASE_SECONDS"] = "2"
+	endpoint, gets := throttled(t)
+	slow := map[string]string{"S3_ENDPOINT": endpoint, "INGEST_WORKERS": "1"}
+	for k, v := range env {
+		slow[k] = v
+	}
+	owner, other := startDaemon(t, slow), startDaemon(t, env)
+	status, job, hdr := owner.call(t, "POST", "/process-s3-data?async=true", nil, time.Minute)
+	if status != http.StatusAccepted {
+		t.Fatalf("async ingest on the owner: %d %v", status, job)
+	}
+	loc := hdr.Get("Location")
+	waitForGets(t, gets)
+
+	if err := owner.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := owner.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer resume()
+	var seen map[string]any
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		_, seen, _ = other.call(t, "GET", loc, nil, 10*time.Second)
+		if seen["state"] != "running" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if seen["state"] != "failed" || seen["error"] != "instance lost" || seen["finished"] == nil {
+		t.Fatalf("the job read elsewhere while its owner is paused: %v, want failed: instance lost", seen)
+	}
+	resume()
+
+	// answer is what must be alike: all but the progress, which the owner
+	// knows fresher while the job runs.
+	answer := func(d *daemon) string {
+		status, m, _ := d.call(t, "GET", loc, nil, 10*time.Second)
+		return fmt.Sprint(status, " ", m["state"], " ", m["error"], " ", m["started"], " ", m["finished"], " ", m["result"])
+	}
+	var last string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		before, elsewhere, after := answer(owner), answer(other), answer(owner)
+		if before == after && elsewhere != before { // nothing changed while the other was asked
+			t.Fatalf("the owner answers %s, the other instance %s", before, elsewhere)
+		}
+		if strings.Contains(before, "running") || strings.Contains(elsewhere, "running") {
+			t.Fatalf("the job runs again after it was lost: the owner answers %s, the other %s", before, elsewhere)
+		}
+		last = after
+		if strings.Contains(after, "succeeded") && after == answer(other) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.HasPrefix(last, "200 succeeded <nil> ") {
+		t.Errorf("the job's end, answered by both: %s, want succeeded", last)
+	}
+	owner.stop(t)
+	other.stop(t)
+	checkExactStatistics(t, env["DATABASE_URL"])
+}

@@ -119,8 +119,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Shutdown, in this order: (1) stop accepting, (2) requests in flight
 	// finish within the grace period, then their contexts are cancelled
 	// (both in serve.Run, which returns when no handler runs any more),
-	// (3) jobs are cancelled with the cause "shutdown" and drained,
-	// (4) the downloads root, MongoDB and Postgres are closed.
+	// (3) jobs are cancelled with the cause "shutdown" and drained, their
+	// ends saved (retried for up to JOBS_LEASE_SECONDS), (4) the downloads
+	// root, MongoDB and Postgres are closed.
 	err = serve.Run(ctx, handler, serve.Options{
 		Addr:         cfg.HTTPAddr,
 		RedirectAddr: cfg.RedirectAddr,

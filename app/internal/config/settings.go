@@ -49,7 +49,7 @@ func (c *Config) settings() []Setting {
 			positive("JOBS_MAX_RUNNING", 32, &c.JobsMaxRunning, "background jobs (?async=true) running at once; more answer 429 with Retry-After"),
 			positive("JOBS_KEEP", 100, &c.JobsKeep, "finished jobs kept for polling (the newest)"),
 			minutes("JOBS_KEEP_MINUTES", time.Hour, &c.JobsKeepFor, "how long a finished job is kept at most"),
-			seconds("JOBS_LEASE_SECONDS", 30*time.Second, &c.JobsLease, "jobs are kept in PostgreSQL for every instance; a running job whose instance has not renewed it this long is failed: instance lost"),
+			seconds("JOBS_LEASE_SECONDS", 30*time.Second, &c.JobsLease, "jobs are kept in PostgreSQL for every instance; a running job whose instance has not renewed it this long (by the database's clock) is answered failed: instance lost until its real end is saved; at shutdown a job's end is retried this long at most"),
 			local(text("LOG_LEVEL", "info", &c.LogLevel, "debug, info, warn or error")),
 			bytes("GOMEMLIMIT", 100<<20, &c.MemoryLimit, "Go soft memory limit (read by the Go runtime; aircraftd sets the default when unset)"),
 		),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -98,9 +99,11 @@ func boundIngest(r *ingest.Result) any {
 	return b
 }
 
+// cut returns s's first maxListed entries, in an array of their own: a
+// slice of s would keep all of s's array alive as long as the job is kept.
 func cut[T any](s []T, truncated bool) ([]T, bool) {
 	if len(s) <= maxListed {
 		return s, truncated
 	}
-	return s[:maxListed:maxListed], true
+	return slices.Clone(s[:maxListed]), true
 }

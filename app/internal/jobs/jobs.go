@@ -9,9 +9,12 @@
 //
 // A job runs on the instance that started it. Shared with a Store
 // (PostgreSQL), its state is also saved there, so that any instance answers
-// for it, and a running job whose instance stopped renewing its lease is
-// failed "instance lost" by the first reader. The work itself is durable
-// where it matters (ingestion is exactly-once, downloads resumable).
+// for it, and every instance gives the same answer: a running job whose
+// instance has not renewed its lease (by the store's clock) reads as failed
+// "instance lost" everywhere, its owner included, until the owner, if it
+// was only paused or cut off, saves its real end, which then reads
+// everywhere. The work itself is durable where it matters (ingestion is
+// exactly-once, downloads resumable).
 package jobs
 
 import (
@@ -25,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sethvargo/go-retry"
+
 	"github.com/aircraftdata/platform/app/internal/panics"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
@@ -36,18 +41,31 @@ var ErrFull = errors.New("too many jobs running")
 var ErrStopped = errors.New("jobs stopped")
 
 // Store keeps jobs where every instance reads them (postgres.DB): a
-// registry that shares its jobs (Share) saves each when it starts, while it
-// runs (with its progress, renewing its instance's lease) and when it ends;
-// it reads other instances' jobs from there. LoadJob fails a running job
-// whose lease ran out ("instance lost").
+// registry that shares its jobs (Share) saves each when it starts, renews
+// the leases of all its running jobs at once (with their progress) and
+// saves each job's end; it reads jobs from there. Leases are reckoned by
+// the store's clock, and so are the times a job started and ended, which
+// StartJob and EndJob return. LoadJob only reads: a running job whose lease ran out
+// reads as failed InstanceLost, finished when its lease ran out; EndJob
+// overwrites that with the job's real end.
 type Store interface {
-	SaveJob(ctx context.Context, v View, instance string, leaseUntil time.Time) error
-	LoadJob(ctx context.Context, id string, now time.Time) (View, bool, error)
-	PruneJobs(ctx context.Context, keep int, cutoff time.Time) error
+	StartJob(ctx context.Context, v View, instance string, lease time.Duration) (started time.Time, err error)
+	RenewJobs(ctx context.Context, instance string, running []View, lease time.Duration) error
+	EndJob(ctx context.Context, v View, instance string) (finished time.Time, err error)
+	LoadJob(ctx context.Context, id string) (View, bool, error)
+	PruneJobs(ctx context.Context, keep int, keepFor time.Duration) error
 }
 
-// storeTimeout bounds each write to the store.
+// InstanceLost is the error of a running job whose instance has not
+// renewed its lease in time.
+const InstanceLost = "instance lost"
+
+// storeTimeout bounds each call to the store.
 const storeTimeout = 5 * time.Second
+
+// firstRetry is the wait before the first retry of a job's end; each
+// retry waits twice as long, up to a third of the lease.
+const firstRetry = 100 * time.Millisecond
 
 // State of a job.
 type State string
@@ -86,6 +104,7 @@ type Limits struct {
 type job struct {
 	view     View
 	progress *progress.Counter
+	saved    bool // its end is in the store (with a store)
 }
 
 // Registry holds the jobs of this instance.
@@ -96,15 +115,18 @@ type Registry struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	store    Store // nil: jobs live in this registry only
-	instance string
-	lease    time.Duration
-	renewer  func() // stops the lease renewals
+	store       Store // nil: jobs live in this registry only
+	instance    string
+	lease       time.Duration
+	renewer     func()          // stops the lease renewals
+	saveCtx     context.Context // parent of the saves of jobs' ends
+	cancelSaves context.CancelFunc
+	saves       sync.WaitGroup // saves of jobs' ends under way
 
 	mu       sync.Mutex
 	jobs     map[string]*job
 	finished []*job // oldest first
-	running  int
+	running  int    // jobs running, and with a store those whose end is not saved yet
 	stopped  bool
 	wg       sync.WaitGroup
 }
@@ -116,11 +138,16 @@ func NewRegistry(log *slog.Logger, l Limits) *Registry {
 		panic(fmt.Sprintf("jobs: NewRegistry with limits %+v: each must be positive", l))
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Registry{ctx: ctx, cancel: cancel, limits: l, log: log, now: time.Now, jobs: make(map[string]*job)}
+	saveCtx, cancelSaves := context.WithCancel(context.Background())
+	return &Registry{ctx: ctx, cancel: cancel, limits: l, log: log, now: time.Now, jobs: make(map[string]*job),
+		saveCtx: saveCtx, cancelSaves: cancelSaves}
 }
 
 // Share keeps the registry's jobs in store too, under instance, renewing
-// their lease every lease/3 while they run. Call it before any Start.
+// their leases every lease/3, all in one call, while they run. A job keeps
+// its place among Limits.MaxRunning until its end is saved: the end is
+// retried with backoff until it lands, or until Stop has waited one lease
+// for it. Call Share before any Start.
 func (r *Registry) Share(store Store, instance string, lease time.Duration) {
 	r.store, r.instance, r.lease = store, instance, lease
 	t := time.NewTicker(lease / 3)
@@ -137,36 +164,63 @@ func (r *Registry) Share(store Store, instance string, lease time.Duration) {
 			}
 		}
 	}()
-	r.renewer = func() { t.Stop(); close(done); <-stopped }
+	var once sync.Once // Stop may be called again
+	r.renewer = func() { once.Do(func() { t.Stop(); close(done); <-stopped }) }
 }
 
-// renew saves every running job, with its progress and a new lease.
+// renew renews, in one call to the store, the leases of the jobs whose end
+// is not saved yet, with their progress.
 func (r *Registry) renew() {
 	r.mu.Lock()
 	var running []View
 	for _, j := range r.jobs {
-		if j.view.Finished == nil {
+		if !j.saved {
 			running = append(running, r.viewLocked(j))
 		}
 	}
 	r.mu.Unlock()
-	for _, v := range running {
-		r.save(v)
-	}
-}
-
-// save writes v to the store, if the registry has one.
-func (r *Registry) save(v View) error {
-	if r.store == nil {
-		return nil
+	if len(running) == 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	err := r.store.SaveJob(ctx, v, r.instance, r.now().Add(r.lease))
-	if err != nil {
-		r.log.Warn("saving a job", "job", v.ID, "error", err)
+	if err := r.store.RenewJobs(ctx, r.instance, running, r.lease); err != nil {
+		r.log.Warn("renewing the leases of jobs", "jobs", len(running), "error", err)
 	}
-	return err
+}
+
+// saveEnd saves a job's end, retrying with backoff until it lands or Stop
+// gives up on it, then frees the job's place among the running.
+func (r *Registry) saveEnd(j *job, v View) {
+	defer r.saves.Done()
+	b := retry.WithCappedDuration(max(firstRetry, r.lease/3), retry.NewExponential(firstRetry))
+	var finished time.Time
+	err := retry.Do(r.saveCtx, b, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		var err error
+		if finished, err = r.store.EndJob(ctx, v, r.instance); err != nil {
+			r.log.Warn("saving the end of a job, retrying", "job", v.ID, "error", err)
+			return retry.RetryableError(err)
+		}
+		return nil
+	})
+	r.mu.Lock()
+	if err == nil {
+		j.saved, j.view.Finished = true, &finished
+	}
+	r.running--
+	r.mu.Unlock()
+	if err != nil {
+		r.log.Error("the end of a job is not saved: other instances will answer it lost", "job", v.ID,
+			"state", v.State, "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.saveCtx, storeTimeout)
+	defer cancel()
+	if err := r.store.PruneJobs(ctx, r.limits.KeepFinished, r.limits.KeepFor); err != nil {
+		r.log.Warn("pruning jobs", "error", err)
+	}
 }
 
 // Start runs fn in the background and returns the job as it starts, or
@@ -189,13 +243,18 @@ func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 	started := r.viewLocked(j)
 	r.wg.Add(1)
 	r.mu.Unlock()
-	if err := r.save(started); err != nil { // another instance could not answer for it
+	if r.store != nil {
+		t, err := r.start(started)
 		r.mu.Lock()
-		delete(r.jobs, j.view.ID)
-		r.running--
+		if err != nil { // another instance could not answer for it
+			delete(r.jobs, j.view.ID)
+			r.running--
+			r.mu.Unlock()
+			r.wg.Done()
+			return View{}, err
+		}
+		j.view.Started, started.Started = t, t // the store's time: every instance answers it
 		r.mu.Unlock()
-		r.wg.Done()
-		return View{}, err
 	}
 
 	go func() {
@@ -208,6 +267,17 @@ func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 		r.finish(j, res, err)
 	}()
 	return started, nil
+}
+
+// start saves a starting job to the store and returns when it started.
+func (r *Registry) start(v View) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	t, err := r.store.StartJob(ctx, v, r.instance, r.lease)
+	if err != nil {
+		r.log.Warn("saving a job", "job", v.ID, "error", err)
+	}
+	return t, err
 }
 
 func (r *Registry) finish(j *job, res any, err error) {
@@ -225,7 +295,7 @@ func (r *Registry) finish(j *job, res any, err error) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	done := r.now().UTC()
+	done := r.now().UTC() // with a store, replaced by the store's time once saved
 	j.view.Finished = &done
 	if err != nil {
 		j.view.State, j.view.Error = Failed, err.Error()
@@ -235,44 +305,48 @@ func (r *Registry) finish(j *job, res any, err error) {
 	if err == nil {
 		j.view.State = Succeeded
 	}
-	r.running--
 	r.finished = append(r.finished, j)
 	r.pruneLocked()
-	if r.store != nil {
-		v := r.viewLocked(j)
-		r.wg.Add(1)
-		go func() { // not under the lock; Stop waits for it (wg)
-			defer r.wg.Done()
-			if r.save(v) == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-				defer cancel()
-				_ = r.store.PruneJobs(ctx, r.limits.KeepFinished, r.now().Add(-r.limits.KeepFor))
-			}
-		}()
+	if r.store == nil {
+		r.running--
+	} else {
+		r.saves.Add(1)
+		go r.saveEnd(j, r.viewLocked(j)) // not under the lock; Stop waits for it
 	}
 	r.log.Info("job ended", "job", j.view.ID, "kind", j.view.Kind, "request_id", j.view.RequestID,
 		"state", j.view.State, "error", j.view.Error, "seconds", done.Sub(j.view.Started).Seconds())
 }
 
-// Get returns a job by id: this instance's from memory, any other's from
-// the store.
+// Get returns a job by id. With a store, every instance answers the same:
+// a job of this instance whose end is saved from memory, any other from
+// the store (one read), except that a job of this instance the store says
+// still runs is answered from memory, with its latest progress.
 func (r *Registry) Get(ctx context.Context, id string) (View, bool, error) {
 	r.mu.Lock()
 	r.pruneLocked()
-	j, ok := r.jobs[id]
+	j, mine := r.jobs[id]
 	var v View
-	if ok {
-		v = r.viewLocked(j)
+	saved := false
+	if mine {
+		v, saved = r.viewLocked(j), j.saved
 	}
 	r.mu.Unlock()
-	if ok || r.store == nil {
-		return v, ok, nil
+	if r.store == nil || saved {
+		return v, mine, nil
 	}
-	return r.store.LoadJob(ctx, id, r.now())
+	stored, ok, err := r.store.LoadJob(ctx, id)
+	if err != nil || !ok {
+		return View{}, false, err
+	}
+	if mine && stored.State == Running && v.State == Running {
+		return v, true, nil
+	}
+	return stored, true, nil
 }
 
 // Stop refuses new jobs, cancels the running ones with cause (their error
-// becomes cause's text) and waits until they have returned.
+// becomes cause's text) and waits until they have returned and, with a
+// store, until their ends are saved, for one lease at most.
 func (r *Registry) Stop(cause error) {
 	r.mu.Lock()
 	r.stopped = true
@@ -283,6 +357,11 @@ func (r *Registry) Stop(cause error) {
 	}
 	r.cancel(cause)
 	r.wg.Wait()
+	// The ends of the jobs are saved within one lease, or left lost.
+	giveUp := time.AfterFunc(r.lease, r.cancelSaves)
+	r.saves.Wait()
+	giveUp.Stop()
+	r.cancelSaves()
 	if r.renewer != nil {
 		r.renewer()
 	}
