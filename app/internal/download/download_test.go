@@ -63,7 +63,7 @@ func (e *env) downloader(t *testing.T, s3c *s3.Client, mod ...func(*download.Con
 	t.Helper()
 	cfg := download.Config{
 		Store: e.store, S3: s3c, Bucket: e.bucket.Name, Root: e.root,
-		Workers: 3, PartSize: partSize, PartConcurrency: 3, Lease: 30 * time.Second, Durable: true,
+		Workers: 3, PartSize: partSize, PartConcurrency: 3, Lease: 30 * time.Second, Wait: time.Minute, Durable: true,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, m := range mod {
