@@ -90,6 +90,10 @@ func (c *Config) settings() []Setting {
 			local(text("DOWNLOAD_PATH", "./downloads", &c.DownloadPath, "root folder of lane downloads")),
 			positive("DOWNLOAD_WORKERS", 4, &c.DownloadWorkers, "files fetched at once across all download requests of the process (large ones in parallel ranges each)"),
 			seconds("DOWNLOAD_CLAIM_LEASE_SECONDS", 2*time.Minute, &c.DownloadClaimLease, "a download holds its lane hour this long without renewal (renewed every third of it; at least 3): after a lost instance, another takes the hour over once it runs out"),
+			seconds("DOWNLOAD_WAIT_SECONDS", time.Minute, &c.DownloadWait, "a synchronous download of an hour that another download holds waits this long (woken when it ends, no job slot held), then answers 409 with Retry-After; ?async=true never waits"),
+			seconds("DOWNLOAD_STALL_SECONDS", 2*time.Minute, &c.DownloadStall, "a download with files under way and no byte written nor file ended this long (S3 or the disk hung) gives its hour up: its files fail, the claim goes at once"),
+			bytes("DOWNLOAD_RESERVE_BYTES", 1<<30, &c.DownloadReserve, "free space each file must leave on DOWNLOAD_PATH's file system (files being written counted as written); else the file fails, nothing written"),
+			bytes("DOWNLOAD_MAX_OBJECT_BYTES", 16<<30, &c.DownloadMaxObject, "cap: an object bigger than this fails, nothing written"),
 			boolean("DOWNLOAD_FSYNC", true, &c.DownloadFsync, "sync each file and its folder before it counts as downloaded; false only for scratch copies (a power loss can leave a renamed file of zeros)"),
 		),
 	)

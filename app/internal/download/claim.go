@@ -72,17 +72,21 @@ type Claim struct {
 	gone  sync.Once // the hour let go in this process
 }
 
-// Claim claims the hour h for a download, waiting up to wait while another
-// request holds it; after that it fails with ErrBusy (at once when wait is
-// zero). Waiting costs no job slot and no fetching slot. A request of this
+// Claim claims the hour h for a download. While another download holds
+// it, Claim waits up to Config.Wait if wait is set, then fails with ErrBusy
+// (at once if wait is not set). Waiting costs no job slot and no fetching slot. A request of this
 // process that holds the hour wakes the waiters of this process when it
 // lets it go; only one of them at a time asks the store. An hour held by
 // another instance is asked for again after pauses that double from
 // firstPoll to maxPoll.
-func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait time.Duration) (*Claim, error) {
+func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait bool) (*Claim, error) {
+	var patience time.Duration
+	if wait {
+		patience = d.cfg.Wait
+	}
 	name := h.Dir()
-	deadline := time.Now().Add(wait)
-	timer := time.NewTimer(wait)
+	deadline := time.Now().Add(patience)
+	timer := time.NewTimer(patience)
 	defer timer.Stop()
 	for {
 		d.mu.Lock()
@@ -96,7 +100,7 @@ func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait time.Duration
 		select {
 		case <-held:
 		case <-timer.C:
-			return nil, busy(name, wait)
+			return nil, busy(name, patience)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for another request's download of %s: %w", name, context.Cause(ctx))
 		}
@@ -118,7 +122,7 @@ func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait time.Duration
 		left := time.Until(deadline)
 		if left <= 0 {
 			c.letGo()
-			return nil, busy(name, wait)
+			return nil, busy(name, patience)
 		}
 		select {
 		case <-ctx.Done():

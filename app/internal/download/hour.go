@@ -44,7 +44,7 @@ const finalWrites = 5 * time.Second
 //
 // Download waits for the hour up to Config.Wait (see Claim).
 func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
-	c, err := d.Claim(ctx, h, d.cfg.Wait)
+	c, err := d.Claim(ctx, h, true)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func newFilesEnv(t *testing.T) *filesEnv {
 		Log: log, Version: "test", APITokens: []string{filesToken}, CORS: []string{"https://console.example"},
 		Jobs:  reg,
 		Ready: []httpapi.Check{{Name: "mongodb", Check: store.Ping}},
-		Lanes: &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
+		Lanes: &httpapi.Lanes{Store: store, Downloader: httpapi.Downloads(dl), Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
 	}))
 	t.Cleanup(srv.Close)
 	return &filesEnv{url: srv.URL, root: root, bucket: b}
