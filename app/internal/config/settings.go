@@ -46,7 +46,7 @@ func (c *Config) settings() []Setting {
 			example(list("TRUSTED_PROXIES", &c.TrustedProxies, "IPs or CIDRs whose X-Forwarded-For sets the client address; unset: none"), "10.0.0.0/16"),
 			example(list("CORS_ALLOW_ORIGINS", &c.CORSAllowOrigins, "origins allowed to call the API from a browser, comma-separated"), "https://console.example.com,https://ops.example.com"),
 			seconds("SHUTDOWN_GRACE_SECONDS", 20*time.Second, &c.ShutdownGrace, "at shutdown, requests in flight may finish this long, then their contexts are cancelled"),
-			positive("JOBS_MAX_RUNNING", 32, &c.JobsMaxRunning, "background jobs (?async=true) running at once; more answer 429 with Retry-After"),
+			positive("JOBS_MAX_RUNNING", 32, &c.JobsMaxRunning, "background jobs (?async=true) and synchronous downloads running at once; more answer 429 with Retry-After"),
 			positive("JOBS_KEEP", 100, &c.JobsKeep, "finished jobs kept for polling (the newest)"),
 			minutes("JOBS_KEEP_MINUTES", time.Hour, &c.JobsKeepFor, "how long a finished job is kept at most"),
 			seconds("JOBS_LEASE_SECONDS", 30*time.Second, &c.JobsLease, "jobs are kept in PostgreSQL for every instance; a running job whose instance has not renewed it this long is failed: instance lost"),

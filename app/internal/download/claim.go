@@ -220,7 +220,7 @@ func (r *run) lose(why string) {
 // at once, without waiting for its files under way to return (a write to
 // a hung disk may never return): fenced, they put nothing in place.
 func (r *run) giveUp(idle time.Duration) {
-	err := fmt.Errorf("no progress for %s (DOWNLOAD_STALL_SECONDS): the hour was given up (%w)", idle, lanes.ErrClaimLost)
+	err := fmt.Errorf("no progress for %s (DOWNLOAD_STALL_SECONDS): the hour was given up (%w)", idle.Round(time.Second), lanes.ErrClaimLost)
 	if r.lease.lose() {
 		r.d.cfg.Log.Error("download stopped: no progress", "claim", r.lease.name, "owner", r.lease.owner, "idle", idle)
 	}
