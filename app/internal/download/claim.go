@@ -55,8 +55,8 @@ func (l *lease) lose() bool {
 // hour once the wait allowed is over.
 var ErrBusy = errors.New("another download of this hour is under way")
 
-// maxPoll bounds the pause between two tries at an hour that another
-// instance holds (the pauses double from firstPoll).
+// firstPoll and maxPoll bound the pauses between two tries at an hour that
+// another instance holds: they double from the first to the most.
 const (
 	firstPoll = 250 * time.Millisecond
 	maxPoll   = 5 * time.Second
@@ -74,11 +74,11 @@ type Claim struct {
 
 // Claim claims the hour h for a download. While another download holds
 // it, Claim waits up to Config.Wait if wait is set, then fails with ErrBusy
-// (at once if wait is not set). Waiting costs no job slot and no fetching slot. A request of this
-// process that holds the hour wakes the waiters of this process when it
-// lets it go; only one of them at a time asks the store. An hour held by
-// another instance is asked for again after pauses that double from
-// firstPoll to maxPoll.
+// (at once if wait is not set). Waiting costs no job slot and no fetching
+// slot. A request of this process that holds the hour wakes the waiters of
+// this process when it lets it go; only one of them at a time asks the
+// store. An hour held by another instance is asked for again after pauses
+// that double from firstPoll to maxPoll.
 func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait bool) (*Claim, error) {
 	var patience time.Duration
 	if wait {
@@ -182,7 +182,8 @@ func (c *Claim) letGo() {
 func (r *run) renew() {
 	d := r.d
 	at := d.now().UTC()
-	if m := r.p.Report(); m.FilesDone != r.lastMark.FilesDone || m.BytesDone != r.lastMark.BytesDone || r.active.Load() == 0 {
+	m := r.p.Report()
+	if m.FilesDone != r.lastMark.FilesDone || m.BytesDone != r.lastMark.BytesDone || r.active.Load() == 0 {
 		r.lastMark, r.lastMove = m, at
 	} else if idle := at.Sub(r.lastMove); idle >= d.cfg.Stall {
 		r.giveUp(idle)
@@ -220,7 +221,8 @@ func (r *run) lose(why string) {
 // at once, without waiting for its files under way to return (a write to
 // a hung disk may never return): fenced, they put nothing in place.
 func (r *run) giveUp(idle time.Duration) {
-	err := fmt.Errorf("no progress for %s (DOWNLOAD_STALL_SECONDS): the hour was given up (%w)", idle.Round(time.Second), lanes.ErrClaimLost)
+	err := fmt.Errorf("no progress for %s (DOWNLOAD_STALL_SECONDS): the hour was given up (%w)",
+		idle.Round(time.Second), lanes.ErrClaimLost)
 	if r.lease.lose() {
 		r.d.cfg.Log.Error("download stopped: no progress", "claim", r.lease.name, "owner", r.lease.owner, "idle", idle)
 	}
