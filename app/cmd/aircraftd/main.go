@@ -211,6 +211,7 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 	st.dl, err = download.New(download.Config{
 		Store: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
 		Workers: cfg.DownloadWorkers, Lease: cfg.DownloadClaimLease, Durable: cfg.DownloadFsync, Log: log,
+		Wait: cfg.DownloadWait, Stall: cfg.DownloadStall, Reserve: cfg.DownloadReserve, MaxObject: cfg.DownloadMaxObject,
 	})
 	return st, err
 }
@@ -229,7 +230,7 @@ func (st *stores) lanes(log *slog.Logger) *httpapi.Lanes {
 	if st.dl == nil {
 		return nil
 	}
-	return &httpapi.Lanes{Store: st.mongo, Downloader: st.dl, Indexer: &download.Indexer{Store: st.mongo, Bucket: st.source, Log: log}}
+	return &httpapi.Lanes{Store: st.mongo, Downloader: httpapi.Downloads(st.dl), Indexer: &download.Indexer{Store: st.mongo, Bucket: st.source, Log: log}}
 }
 
 // close releases the downloads root, then MongoDB, then Postgres. The S3

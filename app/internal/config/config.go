@@ -68,6 +68,10 @@ type Config struct {
 	// DownloadClaimLease is how long a download's claim on its hour holds
 	// without renewal: how long the hour of a lost instance waits.
 	DownloadClaimLease time.Duration
+	DownloadWait       time.Duration // a synchronous download waits this long for an hour held by another
+	DownloadStall      time.Duration // a download without progress this long gives its hour up
+	DownloadReserve    int64         // free bytes each file must leave on DOWNLOAD_PATH's file system
+	DownloadMaxObject  int64         // bytes: bigger objects are refused
 
 	CORSAllowOrigins []string
 	LogLevel         string

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,6 +87,19 @@ type Config struct {
 	Workers int           // required: files fetched at once, across all requests of the process
 	Lease   time.Duration // required: how long a claim holds without renewal (renewed every Lease/3)
 
+	// Wait is how long Download waits for an hour that another download
+	// holds (DOWNLOAD_WAIT_SECONDS); zero: it does not wait (ErrBusy).
+	Wait time.Duration
+	// Stall is how long a run may go without progress (a byte written, a
+	// file ended) while it has files under way before it gives its hour up
+	// (DOWNLOAD_STALL_SECONDS); zero: Lease.
+	Stall time.Duration
+	// Reserve is the free space a file must leave on DOWNLOAD_PATH's file
+	// system (DOWNLOAD_RESERVE_BYTES); MaxObject the biggest object
+	// downloaded (DOWNLOAD_MAX_OBJECT_BYTES; 0: no cap).
+	Reserve   int64
+	MaxObject int64
+
 	// Zero: the engine's tuning above.
 	PartSize        int64         // bytes per ranged GET
 	PartConcurrency int           // ranged GETs at once per file
@@ -115,7 +129,7 @@ type Config struct {
 // engine is what the orchestration needs of package fetch.
 type engine interface {
 	Fetch(ctx context.Context, o fetch.Object, t fetch.Target, p *progress.Counter) (fetch.Result, error)
-	Commit(res fetch.Result, p *progress.Counter) error
+	Commit(res fetch.Result, p *progress.Counter, fence func() error) error
 	Discard(res fetch.Result, p *progress.Counter)
 }
 
@@ -134,6 +148,12 @@ type Downloader struct {
 	// (2 × Workers: each holds an open file and maybe O_DIRECT buffers).
 	fetching chan struct{}
 	staged   chan struct{}
+
+	// holding has the hours claimed (or being claimed) by a request of
+	// this process; the channel is closed when it lets the hour go, which
+	// wakes the requests of this process waiting for it (see Claim).
+	mu      sync.Mutex
+	holding map[string]chan struct{}
 }
 
 // New prepares a downloader: it creates DOWNLOAD_PATH if needed and keeps it
@@ -150,6 +170,7 @@ func New(cfg Config) (*Downloader, error) {
 	cfg.PartConcurrency = orDefault(cfg.PartConcurrency, defaultPartConcurrency)
 	cfg.Attempts = orDefault(cfg.Attempts, defaultAttempts)
 	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, defaultReadTimeout)
+	cfg.Stall = orDefault(cfg.Stall, cfg.Lease)
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -167,11 +188,13 @@ func New(cfg Config) (*Downloader, error) {
 	eng := fetch.New(fetch.Config{
 		S3: cfg.S3, Bucket: cfg.Bucket, Files: cfg.Workers, PartSize: cfg.PartSize, PartConcurrency: cfg.PartConcurrency,
 		Attempts: cfg.Attempts, ReadTimeout: cfg.ReadTimeout, Durable: cfg.Durable, Log: cfg.Log,
+		Volume: abs, Reserve: cfg.Reserve, MaxObject: cfg.MaxObject,
 	})
 	var b [4]byte
 	_, _ = crand.Read(b[:])
 	return &Downloader{cfg: cfg, engine: eng, root: root, abs: abs, now: time.Now, id: hex.EncodeToString(b[:]),
-		fetching: make(chan struct{}, cfg.Workers), staged: make(chan struct{}, 2*cfg.Workers)}, nil
+		fetching: make(chan struct{}, cfg.Workers), staged: make(chan struct{}, 2*cfg.Workers),
+		holding: map[string]chan struct{}{}}, nil
 }
 
 func orDefault[T int | int64 | time.Duration](v, def T) T {

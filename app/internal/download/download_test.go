@@ -63,7 +63,7 @@ func (e *env) downloader(t *testing.T, s3c *s3.Client, mod ...func(*download.Con
 	t.Helper()
 	cfg := download.Config{
 		Store: e.store, S3: s3c, Bucket: e.bucket.Name, Root: e.root,
-		Workers: 3, PartSize: partSize, PartConcurrency: 3, Lease: 30 * time.Second, Durable: true,
+		Workers: 3, PartSize: partSize, PartConcurrency: 3, Lease: 30 * time.Second, Wait: time.Minute, Durable: true,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, m := range mod {
@@ -384,14 +384,17 @@ func TestFileThatCannotBePutInPlace(t *testing.T) {
 
 // cutProxy forwards TCP to the S3 server; while cutting, it closes each
 // connection once `after` bytes of responses went through it; while slow,
-// it lets responses through at about 1 MB/s.
+// it lets responses through at about 1 MB/s; while stalling, it lets
+// `after` bytes through and then nothing, holding the connection open
+// until the client closes it.
 type cutProxy struct {
-	ln      net.Listener
-	target  string
-	after   int64
-	cutting atomic.Bool
-	slow    atomic.Bool
-	cuts    atomic.Int64
+	ln       net.Listener
+	target   string
+	after    int64
+	cutting  atomic.Bool
+	slow     atomic.Bool
+	stalling atomic.Bool
+	cuts     atomic.Int64
 }
 
 func newCutProxy(t *testing.T, target string, after int64) *cutProxy {
@@ -422,7 +425,13 @@ func (p *cutProxy) serve(c net.Conn) {
 		return
 	}
 	defer up.Close()
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
+	clientGone := make(chan struct{})
+	go func() { _, _ = io.Copy(up, c); up.Close(); close(clientGone) }()
+	if p.stalling.Load() {
+		_, _ = io.CopyN(c, up, p.after)
+		<-clientGone
+		return
+	}
 	if p.slow.Load() {
 		for {
 			if _, err := io.CopyN(c, up, 32<<10); err != nil {
@@ -438,6 +447,58 @@ func (p *cutProxy) serve(c net.Conn) {
 	if n, _ := io.CopyN(c, up, p.after); n == p.after {
 		p.cuts.Add(1) // cut mid-response: the connection just ends
 	}
+}
+
+// S3 stops sending mid-body and keeps the connection open, for longer than
+// the read timeout would wait: the download, with no progress for
+// DOWNLOAD_STALL_SECONDS, gives its hour up and ends, its files failed with
+// the reason, nothing partial left; with S3 back, a rerun gets every file.
+func TestStalledS3GivesTheHourUp(t *testing.T) {
+	e := newEnv(t)
+	keys := e.putHour(t, 2, 1<<20)
+	proxy := newCutProxy(t, strings.TrimPrefix(stacktest.Env(t, "S3_ENDPOINT"), "http://"), 64<<10)
+	proxy.cutting.Store(false)
+	proxy.stalling.Store(true)
+	viaProxy, err := bucket.NewClient(ctx, "us-east-1", "http://"+proxy.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.downloader(t, viaProxy, func(c *download.Config) {
+		c.Attempts, c.ReadTimeout, c.Lease, c.Stall = 1, time.Hour, 900*time.Millisecond, time.Second
+	})
+	type answer struct {
+		res *download.HourResult
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		res, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+		done <- answer{res, err}
+	}()
+	var got answer
+	select {
+	case got = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the download still hangs 30 s after S3 stalled")
+	}
+	if got.err != nil || got.res.FailureCount != len(keys) {
+		t.Fatalf("stalled download: %+v, %v; want every file failed", got.res, got.err)
+	}
+	for _, f := range got.res.Failures {
+		if !strings.Contains(f.Reason, "no progress for ") {
+			t.Errorf("%s failed with %q, want no progress", f.Key, f.Reason)
+		}
+	}
+	if l := leftovers(t, e.root); len(l) > 0 {
+		t.Errorf("temp files left: %v", l)
+	}
+
+	proxy.stalling.Store(false)
+	res, err := d.Download(ctx, hour(t, "lane1", 14), nil)
+	if err != nil || res.SuccessCount != len(keys) {
+		t.Fatalf("rerun: %+v, %v", res, err)
+	}
+	e.checkOnDisk(t, keys...)
 }
 
 func TestTransferCutMidway(t *testing.T) {

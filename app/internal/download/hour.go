@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/download/fetch"
@@ -40,15 +41,25 @@ const finalWrites = 5 * time.Second
 // the result with the reason "claim lost". If ctx is cancelled, every record
 // not done ends failed with the cancellation's cause as its reason, and the
 // claim is let go, before Download returns.
+//
+// Download waits for the hour up to Config.Wait (see Claim).
 func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
-	start := time.Now()
-	owner := fmt.Sprintf("%s-%d", d.id, d.seq.Add(1))
-	name := h.Dir()
-	l, err := d.claim(ctx, name, owner)
+	c, err := d.Claim(ctx, h, true)
 	if err != nil {
 		return nil, err
 	}
-	r := d.newRun(ctx, h, l, p)
+	return c.Download(ctx, p)
+}
+
+// Download downloads the claimed hour, as Downloader.Download does once it
+// has claimed it, and lets the claim go. A claim is downloaded once.
+func (c *Claim) Download(ctx context.Context, p *progress.Counter) (*HourResult, error) {
+	if c.used.Swap(true) {
+		return nil, errors.New("download: a claim downloaded or released twice")
+	}
+	start := time.Now()
+	d, h := c.d, c.h
+	r := d.newRun(ctx, c, p)
 	defer r.cancel(nil)
 	r.sweep()
 	stopRenew := fetch.Every(d.cfg.Lease/3, r.renew)
@@ -91,8 +102,15 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 type run struct {
 	d     *Downloader
 	h     lanes.Hour
+	claim *Claim
 	lease *lease
-	p     *progress.Counter
+	p     *progress.Counter // never nil
+
+	// Progress, for renew: the counts at the last renewal that saw them
+	// move, when, and the files under way.
+	lastMark progress.Report
+	lastMove time.Time
+	active   atomic.Int64
 
 	// ctx ends the fetches: the request cancelled, the hour unreadable,
 	// the claim lost.
@@ -125,9 +143,13 @@ type pending struct {
 	dir *os.Root // its folder
 }
 
-func (d *Downloader) newRun(ctx context.Context, h lanes.Hour, l *lease, p *progress.Counter) *run {
-	r := &run{d: d, h: h, lease: l, p: p, dirs: fetch.NewFolders(d.root), queue: newQueue(),
-		commits: make(chan pending, 2*d.cfg.Workers), results: map[string]fileResult{}}
+func (d *Downloader) newRun(ctx context.Context, c *Claim, p *progress.Counter) *run {
+	if p == nil {
+		p = new(progress.Counter)
+	}
+	l := c.lease
+	r := &run{d: d, h: c.h, claim: c, lease: l, p: p, dirs: fetch.NewFolders(d.root), queue: newQueue(),
+		commits: make(chan pending, 2*d.cfg.Workers), results: map[string]fileResult{}, lastMove: d.now().UTC()}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	r.rec = newRecorder(d.cfg.Store, d.cfg.Log, d.now)
 	r.rec.fence = func() bool { return l.held(d.now()) }
@@ -212,6 +234,7 @@ func (r *run) work() {
 			r.notStarted(rec)
 			continue
 		}
+		r.active.Add(1)
 		r.rec.started(rec)
 		got, t, rel, err := r.fetchContained(rec)
 		if err == nil && got.Staged() {
@@ -222,6 +245,7 @@ func (r *run) work() {
 		}
 		<-r.d.fetching
 		r.finish(rec, got, rel, err)
+		r.active.Add(-1)
 	}
 }
 
@@ -306,12 +330,14 @@ func (r *run) fetch(rec lanes.Record) (got fetch.Result, t fetch.Target, rel str
 
 // commit puts fetched files in place, while the workers fetch the next
 // ones: the disk writes one file while the network brings the next. A run
-// that lost its claim puts nothing in place.
+// that lost its claim puts nothing in place: the lease is checked before
+// the commit and again immediately before the rename (after the sync,
+// which can be long).
 func (r *run) commit() {
 	for c := range r.commits {
 		var err error
-		if r.lease.held(r.d.now()) {
-			err = r.contain(func() error { return r.d.engine.Commit(c.got, r.p) })
+		if r.fence() == nil {
+			err = r.contain(func() error { return r.d.engine.Commit(c.got, r.p, r.fence) })
 			if err == nil && r.d.cfg.Durable {
 				r.dirs.MarkDirty(c.dir) // before the recorder hears of the file
 			}
@@ -321,7 +347,16 @@ func (r *run) commit() {
 		}
 		<-r.d.staged
 		r.finish(c.r, c.got, c.rel, err)
+		r.active.Add(-1)
 	}
+}
+
+// fence fails once the run's claim is not surely its own.
+func (r *run) fence() error {
+	if !r.lease.held(r.d.now()) {
+		return lanes.ErrClaimLost
+	}
+	return nil
 }
 
 // finish notes how a file ended, for the answer and its record.
@@ -386,10 +421,7 @@ func (r *run) end() {
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), timeout)
 		defer cancel()
-		if err := r.d.cfg.Store.Release(ctx, r.lease.name, r.lease.owner); err != nil {
-			r.d.cfg.Log.Warn("releasing the hour's claim (it expires)", "claim", r.lease.name, "owner", r.lease.owner,
-				"lease", r.d.cfg.Lease, "error", err)
-		}
+		r.claim.release(ctx)
 	}()
 	unrecorded := r.rec.close()
 	<-released

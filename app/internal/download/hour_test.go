@@ -54,7 +54,7 @@ func hourOf(t *testing.T, b bucket.Bucket, store *mongo.Store, n int) (lanes.Hou
 
 func testDownloader(t *testing.T, store Store, b bucket.Bucket, root string, workers int, lease time.Duration) *Downloader {
 	t.Helper()
-	d, err := New(Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root, Workers: workers, Lease: lease,
+	d, err := New(Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root, Workers: workers, Lease: lease, Wait: time.Minute,
 		Durable: true, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,8 @@ func (i ingestService) FailedFiles(ctx context.Context, after string, limit int)
 type Jobs interface {
 	// Start fails with jobs.ErrFull when too many jobs run.
 	Start(kind, requestID string, fn jobs.Func) (jobs.View, error)
+	// Run runs fn now, counted against the same cap: jobs.ErrFull when full.
+	Run(ctx context.Context, fn func(context.Context) error) error
 	Get(ctx context.Context, id string) (jobs.View, bool, error)
 }
 
@@ -79,9 +81,33 @@ type FileStore interface {
 	List(ctx context.Context, q lanes.Query) ([]lanes.Record, error)
 }
 
-// Downloader downloads the files of one lane and hour (download.Downloader).
+// Downloader downloads the files of one lane and hour (download.Downloader,
+// through Downloads).
 type Downloader interface {
-	Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*download.HourResult, error)
+	// Claim claims the hour for one download. While another download holds
+	// it, Claim waits if wait is set (up to DOWNLOAD_WAIT_SECONDS, holding
+	// no job slot), then fails with download.ErrBusy.
+	Claim(ctx context.Context, h lanes.Hour, wait bool) (HourDownload, error)
+}
+
+// HourDownload is a claimed hour (download.Claim): downloaded once, or let
+// go unrun.
+type HourDownload interface {
+	Download(ctx context.Context, p *progress.Counter) (*download.HourResult, error)
+	Release()
+}
+
+// Downloads adapts a download.Downloader to Downloader.
+func Downloads(d *download.Downloader) Downloader { return downloads{d} }
+
+type downloads struct{ d *download.Downloader }
+
+func (s downloads) Claim(ctx context.Context, h lanes.Hour, wait bool) (HourDownload, error) {
+	c, err := s.d.Claim(ctx, h, wait)
+	if err != nil {
+		return nil, err // never a typed nil in the interface
+	}
+	return c, nil
 }
 
 // Indexer registers the lane files found in the bucket (download.Indexer).

@@ -10,11 +10,16 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
 const tagLanes = "lane files"
+
+// retryBusyAfter is the Retry-After of a 409 for an hour that another
+// download holds.
+const retryBusyAfter = 10
 
 type downloadRequest struct {
 	LaneID string `json:"lane_id" pattern:"^[A-Za-z0-9_-]{1,64}$" example:"lane1" doc:"1 to 64 letters, digits, _ or -"`
@@ -124,24 +129,53 @@ func registerFiles(api huma.API, d Deps) {
 	op := post("download", "/api/v1/download", "Download the files of one lane and hour", tagLanes)
 	op.Description = "Downloads every registered file of lane_id whose timestamp falls in the UTC hour `hour` of `date` " +
 		"to DOWNLOAD_PATH/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file}. Files appear whole and verified (size and checksum) or not at all; " +
-		"files already there, whole, are not fetched again; files being downloaded by another request are waited for. " +
-		"Each file's status is kept in MongoDB. A file that cannot be downloaded is listed in failed, with its reason in failures."
+		"files already there, whole, are not fetched again; an hour being downloaded by another request is waited for. " +
+		"Each file's status is kept in MongoDB. A file that cannot be downloaded is listed in failed, with its reason in failures. " +
+		"A synchronous download counts against JOBS_MAX_RUNNING like a job (429 when full); an hour that another download holds " +
+		"is waited for up to DOWNLOAD_WAIT_SECONDS (at once with async=true), then answers 409 with Retry-After."
 	op.Responses = asyncResponses(api, download.HourResult{})
-	op.Errors = []int{http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusServiceUnavailable}
+	op.Errors = []int{http.StatusUnauthorized, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusServiceUnavailable}
 	huma.Register(api, op, func(ctx context.Context, in *downloadInput) (*maybeAsync, error) {
 		if d.Lanes == nil {
 			return nil, notConfigured()
 		}
+		// The hour is claimed first, outside any job slot: a request for an
+		// hour another download holds waits (synchronous) or answers 409
+		// (async), and never holds a slot while it waits.
+		c, err := d.Lanes.Downloader.Claim(ctx, in.hour, !in.async())
+		if errors.Is(err, download.ErrBusy) {
+			return nil, huma.ErrorWithHeaders(huma.Error409Conflict(err.Error()+": retry later"),
+				http.Header{"Retry-After": {strconv.Itoa(retryBusyAfter)}})
+		}
+		if err != nil {
+			return nil, failure(ctx, d, "mongodb", err)
+		}
 		if in.async() {
-			return startJob(ctx, d, "download", func(ctx context.Context, p *progress.Counter) (any, error) {
-				res, err := d.Lanes.Downloader.Download(ctx, in.hour, p)
+			out, err := startJob(ctx, d, "download", func(ctx context.Context, p *progress.Counter) (any, error) {
+				res, err := c.Download(ctx, p)
 				if res == nil {
 					return nil, err
 				}
 				return boundHour(res), err
 			})
+			if err != nil {
+				c.Release()
+			}
+			return out, err
 		}
-		res, err := d.Lanes.Downloader.Download(ctx, in.hour, nil)
+		defer c.Release() // when Run refused it
+		var res *download.HourResult
+		err = d.Jobs.Run(ctx, func(ctx context.Context) (err error) {
+			res, err = c.Download(ctx, nil)
+			return err
+		})
+		if errors.Is(err, jobs.ErrFull) { // counted with the jobs: as a job refused
+			return nil, huma.ErrorWithHeaders(huma.Error429TooManyRequests("too many downloads and background jobs are running; retry later"),
+				http.Header{"Retry-After": {strconv.Itoa(retryJobsAfter)}})
+		}
+		if errors.Is(err, jobs.ErrStopped) {
+			return nil, huma.Error503ServiceUnavailable("not starting downloads: the service is shutting down")
+		}
 		if err != nil {
 			return nil, failure(ctx, d, "mongodb", err)
 		}

@@ -26,7 +26,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/lanes"
+	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
+	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -38,31 +41,38 @@ type filesEnv struct {
 	url    string
 	root   string
 	bucket bucket.Bucket
+	store  *mongo.Store
+	jobs   *jobs.Registry
 }
 
-func newFilesEnv(t *testing.T) *filesEnv {
+// newFilesEnv starts the service; maxJobs (default 8) is its JOBS_MAX_RUNNING.
+func newFilesEnv(t *testing.T, maxJobs ...int) *filesEnv {
 	t.Helper()
+	maxRunning := 8
+	if len(maxJobs) > 0 {
+		maxRunning = maxJobs[0]
+	}
 	store := mongotest.Store(t)
 	b := stacktest.Bucket(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	root := filepath.Join(t.TempDir(), "downloads")
 	def := config.Defaults()
 	dl, err := download.New(download.Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root,
-		Workers: def.DownloadWorkers, Lease: def.DownloadClaimLease, PartSize: 2 << 20, Log: log})
+		Workers: def.DownloadWorkers, Lease: def.DownloadClaimLease, Wait: def.DownloadWait, PartSize: 2 << 20, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dl.Close() })
-	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
+	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: maxRunning, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{filesToken}, CORS: []string{"https://console.example"},
 		Jobs:  reg,
 		Ready: []httpapi.Check{{Name: "mongodb", Check: store.Ping}},
-		Lanes: &httpapi.Lanes{Store: store, Downloader: dl, Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
+		Lanes: &httpapi.Lanes{Store: store, Downloader: httpapi.Downloads(dl), Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
 	}))
 	t.Cleanup(srv.Close)
-	return &filesEnv{url: srv.URL, root: root, bucket: b}
+	return &filesEnv{url: srv.URL, root: root, bucket: b, store: store, jobs: reg}
 }
 
 // call sends a JSON request (with the token unless noAuth) and decodes the
@@ -261,5 +271,75 @@ func TestLanesNotConfigured(t *testing.T) {
 	}
 	if status, _, _ := call(t, "GET", srv.URL+"/api/v1/files", nil); status != http.StatusServiceUnavailable {
 		t.Errorf("list without MongoDB: %d, want 503", status)
+	}
+}
+
+// A synchronous download counts against JOBS_MAX_RUNNING like a job: with
+// the only slot taken it answers 429 with Retry-After, and runs once the
+// slot is free.
+func TestSyncDownloadCountsAgainstTheJobCap(t *testing.T) {
+	e := newFilesEnv(t, 1)
+	release := make(chan struct{})
+	if _, err := e.jobs.Start("test", "", func(context.Context, *progress.Counter) (any, error) { <-release; return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	req := map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}
+	status, m, hdr := call(t, "POST", e.url+"/api/v1/download", req)
+	if status != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || !isProblem(hdr) {
+		t.Errorf("synchronous download with every job slot taken: %d %v %v, want 429 with Retry-After", status, m, hdr)
+	}
+	close(release)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if status, _, _ = call(t, "POST", e.url+"/api/v1/download", req); status == http.StatusOK {
+			break // the refused request let its hour go
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("synchronous download once the slot is free: %d", status)
+		}
+	}
+}
+
+// 32 requests for an hour that another instance holds take no job slot:
+// the async ones answer 409 with Retry-After at once, the synchronous ones
+// wait; meanwhile other jobs and downloads run; once the hour is let go,
+// the waiting ones are answered.
+func TestBusyHourHoldsNoSlot(t *testing.T) {
+	e := newFilesEnv(t, 4)
+	h, err := lanes.NewHour("lane1", "2024-02-14", 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won, err := e.store.Claim(context.Background(), h.Dir(), "another-instance", time.Now(), time.Minute); !won || err != nil {
+		t.Fatalf("claim as another instance: %v %v", won, err)
+	}
+	req := map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}
+	for i := range 32 {
+		status, m, hdr := call(t, "POST", e.url+"/api/v1/download?async=true", req)
+		if status != http.StatusConflict || hdr.Get("Retry-After") == "" || !isProblem(hdr) {
+			t.Fatalf("async download %d of a busy hour: %d %v %v, want 409 with Retry-After", i+1, status, m, hdr)
+		}
+	}
+	statuses := make(chan int, 32)
+	for range 32 {
+		go func() {
+			status, _, _ := call(t, "POST", e.url+"/api/v1/download", req)
+			statuses <- status
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // they wait for the hour
+	if status, m, _ := call(t, "POST", e.url+"/api/v1/files/index?async=true", map[string]any{"prefix": "none/"}); status != http.StatusAccepted {
+		t.Errorf("a job while 64 requests wanted a busy hour: %d %v, want 202", status, m)
+	}
+	other := map[string]any{"lane_id": "lane1", "hour": 15, "date": "2024-02-14"}
+	if status, m, _ := call(t, "POST", e.url+"/api/v1/download", other); status != http.StatusOK {
+		t.Errorf("a download of another hour meanwhile: %d %v, want 200", status, m)
+	}
+	if err := e.store.Release(context.Background(), h.Dir(), "another-instance"); err != nil {
+		t.Fatal(err)
+	}
+	for range 32 {
+		if status := <-statuses; status != http.StatusOK {
+			t.Errorf("a synchronous download waiting for the hour: %d, want 200", status)
+		}
 	}
 }

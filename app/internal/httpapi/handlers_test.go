@@ -114,6 +114,24 @@ func (f *fakes) Ingest(_ context.Context, req ingest.Request, p *progress.Counte
 	return &ingest.Result{Prefix: prefix, FilesSeen: 7, FilesIngested: 5}, nil
 }
 
+func (f *fakes) Claim(_ context.Context, h lanes.Hour, _ bool) (httpapi.HourDownload, error) {
+	return claimed{f, h}, nil
+}
+
+// claimed is a fake's hour, claimed at once.
+type claimed struct {
+	dl interface {
+		Download(context.Context, lanes.Hour, *progress.Counter) (*download.HourResult, error)
+	}
+	h lanes.Hour
+}
+
+func (c claimed) Download(ctx context.Context, p *progress.Counter) (*download.HourResult, error) {
+	return c.dl.Download(ctx, c.h, p)
+}
+
+func (claimed) Release() {}
+
 func (f *fakes) Download(_ context.Context, h lanes.Hour, _ *progress.Counter) (*download.HourResult, error) {
 	f.mu.Lock()
 	f.hours = append(f.hours, h)
@@ -511,6 +529,10 @@ type blockingDownloads struct {
 	release chan struct{}
 }
 
+func (b *blockingDownloads) Claim(_ context.Context, h lanes.Hour, _ bool) (httpapi.HourDownload, error) {
+	return claimed{b, h}, nil
+}
+
 func (b *blockingDownloads) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*download.HourResult, error) {
 	<-b.release
 	return b.fakes.Download(ctx, h, p)
@@ -552,6 +574,10 @@ func TestJobResultsAreBounded(t *testing.T) {
 
 // manyFiles is a downloader whose hours have 2,500 good and 2,500 bad files.
 type manyFiles struct{ *fakes }
+
+func (m manyFiles) Claim(_ context.Context, h lanes.Hour, _ bool) (httpapi.HourDownload, error) {
+	return claimed{m, h}, nil
+}
 
 func (manyFiles) Download(context.Context, lanes.Hour, *progress.Counter) (*download.HourResult, error) {
 	r := &download.HourResult{TotalFiles: 5000, SuccessCount: 2500, FailureCount: 2500}

@@ -55,6 +55,15 @@ type Config struct {
 	ReadTimeout     time.Duration // a connection idle this long is dropped (and the range retried)
 	Durable         bool          // write with O_DIRECT and sync before the rename (package download's Config.Durable)
 	Log             *slog.Logger
+
+	// Volume is a path on the file system the files go to (DOWNLOAD_PATH).
+	// Before each file is written, its free space less the objects being
+	// written must stay at least Reserve after the object: else the file
+	// fails and nothing is written. Objects bigger than MaxObject (0: no
+	// cap) fail too. Both refusals are permanent (not retried).
+	Volume    string
+	Reserve   int64
+	MaxObject int64
 }
 
 // Fetcher fetches objects of one bucket into files.
@@ -62,6 +71,9 @@ type Fetcher struct {
 	cfg Config
 	s3  *s3.Client
 	tm  *transfermanager.Client
+
+	space   sync.Mutex
+	writing int64 // bytes of the objects being written, admitted but not yet committed or removed
 }
 
 // New prepares a fetcher.
@@ -357,15 +369,61 @@ func (fr *Fetcher) fetchLarge(ctx context.Context, r Object, m objectMeta, t Tar
 	})
 }
 
+// ErrTooBig and ErrNoSpace are the refusals of an object before it is
+// written (Config.MaxObject, Config.Reserve).
+var (
+	ErrTooBig  = errors.New("object too big")
+	ErrNoSpace = errors.New("not enough free space")
+)
+
+// admit reserves room for an object of size bytes on the volume, or says
+// why it cannot be written: bigger than MaxObject, or it would leave less
+// than Reserve free (counting the objects being written as already there).
+// A reservation ends with unadmit.
+func (fr *Fetcher) admit(size int64) error {
+	if fr.cfg.MaxObject > 0 && size > fr.cfg.MaxObject {
+		return permanent{fmt.Errorf("%w: %d bytes, over DOWNLOAD_MAX_OBJECT_BYTES (%d)", ErrTooBig, size, fr.cfg.MaxObject)}
+	}
+	if fr.cfg.Volume == "" {
+		return nil
+	}
+	fr.space.Lock()
+	defer fr.space.Unlock()
+	free, err := freeBytes(fr.cfg.Volume)
+	if err != nil {
+		return fmt.Errorf("free space of %s: %w", fr.cfg.Volume, err)
+	}
+	if free -= fr.writing; free-size < fr.cfg.Reserve {
+		return permanent{fmt.Errorf("%w: need %d bytes, free %d, reserve %d (DOWNLOAD_RESERVE_BYTES)", ErrNoSpace,
+			size, max(free, 0), fr.cfg.Reserve)}
+	}
+	fr.writing += size
+	return nil
+}
+
+func (fr *Fetcher) unadmit(size int64) {
+	if fr.cfg.Volume == "" {
+		return
+	}
+	fr.space.Lock()
+	fr.writing -= size
+	fr.space.Unlock()
+}
+
 // write creates a temp file in the target folder, lets fill write the
 // object into it, verifies it, and returns it staged for commit, which
 // renames it to t. On any failure the temp file is removed: a file
-// appears whole or not at all.
+// appears whole or not at all. An object that admit refuses is not
+// written at all.
 func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(countingWriterAt) error) (Result, error) {
 	got := Result{Size: m.size, ETag: m.etag, VersionID: m.version, Checksum: m.exp.String()}
+	if err := fr.admit(m.size); err != nil {
+		return got, err
+	}
 	tmp := tempName()
 	f, err := t.Dir.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
+		fr.unadmit(m.size)
 		return got, permanent{fmt.Errorf("create temp file: %w", err)}
 	}
 	ok := false
@@ -375,6 +433,7 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 			f.Close()
 			_ = t.Dir.Remove(tmp)
 			p.AddDone(0, -counted.Load())
+			fr.unadmit(m.size)
 		}
 	}()
 
@@ -435,15 +494,19 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 }
 
 // Commit puts a staged file in place: its O_DIRECT writes finished and its
-// size checked, synced to disk first when durable, then renamed. If it
-// cannot, the temp file is removed and nothing is visible. The folder,
-// which holds the rename, is synced later, once for all the files committed
-// meanwhile, before their records say downloaded (Folders.SyncDirty).
-func (fr *Fetcher) Commit(res Result, p *progress.Counter) error {
+// size checked, synced to disk first when durable, then renamed. fence
+// (may be nil) is called last, immediately before the rename: if it fails
+// (the download lost its claim meanwhile, during a long sync), the file is
+// not renamed and Commit returns its error. If it cannot, the temp file is
+// removed and nothing is visible. The folder, which holds the rename, is
+// synced later, once for all the files committed meanwhile, before their
+// records say downloaded (Folders.SyncDirty).
+func (fr *Fetcher) Commit(res Result, p *progress.Counter, fence func() error) error {
 	s := res.staged
 	if s == nil {
 		return nil
 	}
+	defer fr.unadmit(s.size)
 	err := func() error {
 		if s.direct != nil {
 			err := s.direct.finish()
@@ -465,6 +528,11 @@ func (fr *Fetcher) Commit(res Result, p *progress.Counter) error {
 		if err != nil {
 			return fmt.Errorf("close: %w", err)
 		}
+		if fence != nil {
+			if err := fence(); err != nil {
+				return err
+			}
+		}
 		if err := s.t.Dir.Rename(s.tmp, s.t.Name); err != nil {
 			return fmt.Errorf("rename into place: %w", err)
 		}
@@ -484,6 +552,7 @@ func (fr *Fetcher) Discard(res Result, p *progress.Counter) {
 			s.direct = nil
 		}
 		s.discard(p)
+		fr.unadmit(s.size)
 	}
 }
 
