@@ -412,7 +412,7 @@ func TestIngestConflictAndAuth(t *testing.T) {
 		t.Errorf("wrong token: %d", status)
 	}
 	// Another instance holds the ingestion lock: this one must answer 409.
-	lock, err := e.db.Lock(context.Background())
+	unlock, err := e.db.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func TestIngestConflictAndAuth(t *testing.T) {
 	if status != http.StatusConflict || !strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json") {
 		t.Errorf("concurrent run: %d %s", status, body)
 	}
-	lock.Unlock()
+	unlock()
 	if status, body, _ := e.do(t, "POST", "/process-s3-data", auth); status != http.StatusOK {
 		t.Errorf("after the other run: %d %s", status, body)
 	}
