@@ -30,7 +30,7 @@ type Number struct {
 	Valid bool
 }
 
-// Stats are the stored statistics of one aircraft.
+// Stats are the statistics of one aircraft as the API shows them (its schema is derived from this type).
 type Stats struct {
 	ICAO            string     `json:"icao"`
 	Registration    *string    `json:"registration"`
@@ -45,6 +45,9 @@ type Stats struct {
 	HadEmergency    bool       `json:"had_emergency"`
 	Emergencies     []string   `json:"emergencies"`
 }
+
+// ErrNotFound is returned for an aircraft with no statistics.
+var ErrNotFound = errors.New("not found")
 
 // Aircraft is one entry of the aircraft list.
 type Aircraft struct {
@@ -179,6 +182,49 @@ func (p *Partial) Merge(q *Partial) {
 	for _, e := range q.Emergencies {
 		p.addEmergency(e)
 	}
+}
+
+// Stats are the statistics of p, the partial of aircraft icao, as the API
+// shows them: averages from sums and counts, null for what was never seen.
+func (p *Partial) Stats(icao string) Stats {
+	s := Stats{
+		ICAO:            icao,
+		Registration:    nonEmpty(p.Registration),
+		Type:            nonEmpty(p.Type),
+		Observations:    p.Observations,
+		FirstSeen:       utcMilli(p.FirstSeen),
+		LastSeen:        utcMilli(p.LastSeen),
+		MaxAltitudeBaro: ifSeen(p.AltitudeCount, p.AltitudeMax),
+		AvgAltitudeBaro: ifSeen(p.AltitudeCount, p.AltitudeSum/float64(p.AltitudeCount)),
+		MaxGroundSpeed:  ifSeen(p.SpeedCount, p.SpeedMax),
+		AvgGroundSpeed:  ifSeen(p.SpeedCount, p.SpeedSum/float64(p.SpeedCount)),
+		HadEmergency:    len(p.Emergencies) > 0,
+		Emergencies:     slices.Clone(p.Emergencies),
+	}
+	if s.Emergencies == nil {
+		s.Emergencies = []string{}
+	}
+	return s
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func utcMilli(ms int64) *time.Time {
+	t := time.UnixMilli(ms).UTC()
+	return &t
+}
+
+// ifSeen is v when n values were seen, else nil.
+func ifSeen(n int64, v float64) *float64 {
+	if n == 0 {
+		return nil
+	}
+	return &v
 }
 
 func (p *Partial) addEmergency(e string) {

@@ -86,3 +86,27 @@ func TestStampSetsTimeOfRegistration(t *testing.T) {
 		t.Errorf("after Stamp: %+v", p)
 	}
 }
+
+// Stats shows a partial as the API does: averages of what was seen, null for
+// what never was, the last non-empty registration and type.
+func TestStats(t *testing.T) {
+	var p Partial
+	at := time.Date(2023, 11, 1, 0, 0, 30, 0, time.UTC)
+	p.Observe(Observation{ICAO: "abcdef", Registration: "N1", Altitude: Number{1000, true}, Emergency: "none"}, at.UnixMilli())
+	p.Observe(Observation{ICAO: "abcdef", Type: "A320", Altitude: Number{4000, true}, Emergency: "general"},
+		at.Add(5*time.Second).UnixMilli())
+	p.Observe(Observation{ICAO: "abcdef", Registration: "N2"}, at.Add(10*time.Second).UnixMilli())
+	got := p.Stats("abcdef")
+	str := func(s string) *string { return &s }
+	num := func(v float64) *float64 { return &v }
+	first, last := at, at.Add(10*time.Second)
+	want := Stats{ICAO: "abcdef", Registration: str("N2"), Type: str("A320"), Observations: 3,
+		FirstSeen: &first, LastSeen: &last, MaxAltitudeBaro: num(4000), AvgAltitudeBaro: num(2500),
+		HadEmergency: true, Emergencies: []string{"general"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Stats = %+v\nwant    %+v", got, want)
+	}
+	if s := (&Partial{}).Stats("abcdef"); s.Emergencies == nil || s.Registration != nil || s.MaxGroundSpeed != nil {
+		t.Errorf("empty partial: %+v, want no values and an empty (not null) list of emergencies", s)
+	}
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/lanes"
-	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/ledger"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
@@ -19,7 +19,7 @@ import (
 
 // Statistics serves stored flight statistics (postgres.DB).
 type Statistics interface {
-	// Stats returns one aircraft's statistics, or postgres.ErrNotFound.
+	// Stats returns one aircraft's statistics, or flight.ErrNotFound.
 	Stats(ctx context.Context, icao string) (*flight.Stats, error)
 	// Aircraft returns up to limit aircraft after the address after, in order.
 	Aircraft(ctx context.Context, after string, limit int) ([]flight.Aircraft, error)
@@ -30,7 +30,7 @@ type Ingester interface {
 	// Begin takes the one-run-at-a-time lock, or fails with ingest.ErrBusy.
 	Begin(ctx context.Context) (IngestRun, error)
 	// FailedFiles lists quarantined files by key, after the key after.
-	FailedFiles(ctx context.Context, after string, limit int) ([]postgres.FailedFile, error)
+	FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error)
 }
 
 // IngestRun is a run that holds the lock: Ingest releases it when done,
@@ -54,7 +54,7 @@ func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
 	return run, nil
 }
 
-func (i ingestService) FailedFiles(ctx context.Context, after string, limit int) ([]postgres.FailedFile, error) {
+func (i ingestService) FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error) {
 	return i.s.FailedFiles(ctx, after, limit)
 }
 

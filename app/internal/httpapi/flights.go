@@ -12,7 +12,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
-	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/ledger"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
@@ -112,7 +112,7 @@ func registerFlights(api huma.API, d Deps) {
 				return nil, huma.Error422UnprocessableEntity(err.Error())
 			}
 			s, err := d.Stats.Stats(ctx, icao)
-			if errors.Is(err, postgres.ErrNotFound) {
+			if errors.Is(err, flight.ErrNotFound) {
 				return nil, huma.Error404NotFound("no statistics for aircraft " + icao)
 			}
 			if err != nil {
@@ -146,7 +146,7 @@ type failedInput struct {
 }
 
 type failedPage struct {
-	Items []postgres.FailedFile `json:"items"`
+	Items []ledger.FailedFile `json:"items"`
 	// Next is the value of after for the next page; null on the last page.
 	Next *string `json:"next"`
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
+	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/flight/flighttest"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
@@ -96,121 +97,21 @@ func decode[T any](t *testing.T, body []byte) T {
 
 // --- the oracle: statistics computed the obvious way from the sample files ---
 
-type want struct {
-	obs            int
-	first, last    float64
-	reg, typ       string
-	regAt, typAt   float64
-	altN, gsN      int
-	altSum, altMax float64
-	gsSum, gsMax   float64
-	emergencies    map[string]bool
-}
-
-func oracle(t *testing.T, files ...string) map[string]*want {
-	all := map[string]*want{}
+func oracle(t *testing.T, files ...string) flighttest.Oracle {
+	o := flighttest.Oracle{}
 	for _, name := range files {
-		var doc struct {
-			Now      float64          `json:"now"`
-			Aircraft []map[string]any `json:"aircraft"`
-		}
-		if err := json.Unmarshal(stacktest.Sample(t, name), &doc); err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range doc.Aircraft {
-			hex := strings.ToLower(a["hex"].(string))
-			w := all[hex]
-			if w == nil {
-				w = &want{first: doc.Now, last: doc.Now, altMax: math.Inf(-1), gsMax: math.Inf(-1), emergencies: map[string]bool{}}
-				all[hex] = w
-			}
-			w.obs++
-			w.first, w.last = math.Min(w.first, doc.Now), math.Max(w.last, doc.Now)
-			if r, _ := a["r"].(string); r != "" && doc.Now >= w.regAt {
-				w.reg, w.regAt = r, doc.Now
-			}
-			if ty, _ := a["t"].(string); ty != "" && doc.Now >= w.typAt {
-				w.typ, w.typAt = ty, doc.Now
-			}
-			if v, ok := a["alt_baro"].(float64); ok {
-				w.altN++
-				w.altSum += v
-				w.altMax = math.Max(w.altMax, v)
-			}
-			if v, ok := a["gs"].(float64); ok {
-				w.gsN++
-				w.gsSum += v
-				w.gsMax = math.Max(w.gsMax, v)
-			}
-			if e, _ := a["emergency"].(string); e != "" && e != "none" {
-				w.emergencies[e] = true
-			}
-		}
+		o.Add(t, stacktest.Sample(t, name))
 	}
-	return all
+	return o
 }
 
-type statsBody struct {
-	ICAO            string     `json:"icao"`
-	Registration    *string    `json:"registration"`
-	Type            *string    `json:"type"`
-	Observations    int        `json:"observations"`
-	FirstSeen       *time.Time `json:"first_seen"`
-	LastSeen        *time.Time `json:"last_seen"`
-	MaxAltitudeBaro *float64   `json:"max_altitude_baro"`
-	AvgAltitudeBaro *float64   `json:"avg_altitude_baro"`
-	MaxGroundSpeed  *float64   `json:"max_ground_speed"`
-	AvgGroundSpeed  *float64   `json:"avg_ground_speed"`
-	HadEmergency    bool       `json:"had_emergency"`
-	Emergencies     []string   `json:"emergencies"`
-}
-
-func epoch(sec float64) time.Time { return time.UnixMilli(int64(math.Round(sec * 1000))).UTC() }
-
-func checkStats(t *testing.T, hex string, w *want, got statsBody) {
+func checkStats(t *testing.T, hex string, w *flighttest.Want, got flight.Stats) {
 	t.Helper()
-	bad := func(field string, g, x any) { t.Errorf("%s %s = %v, want %v", hex, field, g, x) }
-	if got.ICAO != hex {
-		bad("icao", got.ICAO, hex)
+	if w == nil {
+		t.Fatalf("%s is not in the oracle", hex)
 	}
-	if got.Observations != w.obs {
-		bad("observations", got.Observations, w.obs)
-	}
-	if got.FirstSeen == nil || !got.FirstSeen.Equal(epoch(w.first)) {
-		bad("first_seen", got.FirstSeen, epoch(w.first))
-	}
-	if got.LastSeen == nil || !got.LastSeen.Equal(epoch(w.last)) {
-		bad("last_seen", got.LastSeen, epoch(w.last))
-	}
-	optStr := func(field string, g *string, x string) {
-		if (x == "") != (g == nil) || (g != nil && *g != x) {
-			bad(field, g, x)
-		}
-	}
-	optStr("registration", got.Registration, w.reg)
-	optStr("type", got.Type, w.typ)
-	optNum := func(field string, g *float64, n int, x float64) {
-		if n == 0 {
-			if g != nil {
-				bad(field, *g, nil)
-			}
-			return
-		}
-		if g == nil || math.Abs(*g-x) > 1e-9*math.Max(1, math.Abs(x)) {
-			bad(field, g, x)
-		}
-	}
-	optNum("max_altitude_baro", got.MaxAltitudeBaro, w.altN, w.altMax)
-	optNum("avg_altitude_baro", got.AvgAltitudeBaro, w.altN, w.altSum/float64(w.altN))
-	optNum("max_ground_speed", got.MaxGroundSpeed, w.gsN, w.gsMax)
-	optNum("avg_ground_speed", got.AvgGroundSpeed, w.gsN, w.gsSum/float64(w.gsN))
-	if got.HadEmergency != (len(w.emergencies) > 0) || len(got.Emergencies) != len(w.emergencies) {
-		bad("emergencies", got.Emergencies, w.emergencies)
-	}
-	for _, e := range got.Emergencies {
-		if !w.emergencies[e] {
-			bad("emergency", e, w.emergencies)
-		}
+	for _, d := range w.Diff(got) {
+		t.Error(d)
 	}
 }
 
@@ -249,7 +150,7 @@ func TestIngestAndStatistics(t *testing.T) {
 	wantStats := oracle(t, uniqueSnapshots...)
 	wantObs := 0
 	for _, w := range wantStats {
-		wantObs += w.obs
+		wantObs += int(w.Observations)
 	}
 
 	status, body, _ := e.do(t, "POST", "/process-s3-data?prefix="+prefix, auth)
@@ -291,7 +192,7 @@ func TestIngestAndStatistics(t *testing.T) {
 	var picked []string
 	for i, h := range hexes {
 		w := wantStats[h]
-		if len(w.emergencies) > 0 || (w.obs == 3 && i%7 == 0) || i%41 == 0 {
+		if len(w.Emergencies) > 0 || (w.Observations == 3 && i%7 == 0) || i%41 == 0 {
 			picked = append(picked, h)
 		}
 	}
@@ -304,7 +205,7 @@ func TestIngestAndStatistics(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("stats %s: %d %s", h, status, body)
 		}
-		got := decode[statsBody](t, body)
+		got := decode[flight.Stats](t, body)
 		checkStats(t, h, wantStats[h], got)
 		if got.HadEmergency {
 			emergencies++
@@ -412,7 +313,7 @@ func TestIngestConflictAndAuth(t *testing.T) {
 		t.Errorf("wrong token: %d", status)
 	}
 	// Another instance holds the ingestion lock: this one must answer 409.
-	lock, err := e.db.Lock(context.Background())
+	unlock, err := e.db.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +321,7 @@ func TestIngestConflictAndAuth(t *testing.T) {
 	if status != http.StatusConflict || !strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json") {
 		t.Errorf("concurrent run: %d %s", status, body)
 	}
-	lock.Unlock()
+	unlock()
 	if status, body, _ := e.do(t, "POST", "/process-s3-data", auth); status != http.StatusOK {
 		t.Errorf("after the other run: %d %s", status, body)
 	}
@@ -457,19 +358,15 @@ func TestConcurrentRequestsOneWins(t *testing.T) {
 	for _, h := range []string{"a65800"} {
 		if w := want[h]; w != nil {
 			_, body, _ := e.do(t, "GET", "/aircraft-stats/"+h, nil)
-			checkStats(t, h, w, decode[statsBody](t, body))
+			checkStats(t, h, w, decode[flight.Stats](t, body))
 		}
 	}
-	var total int
+	var total int64
 	for _, h := range listAll(t, e, 1000) {
 		_, body, _ := e.do(t, "GET", "/aircraft-stats/"+h, nil)
-		total += decode[statsBody](t, body).Observations
+		total += decode[flight.Stats](t, body).Observations
 	}
-	wantTotal := 0
-	for _, w := range want {
-		wantTotal += w.obs
-	}
-	if total != wantTotal {
+	if wantTotal := want.Observations(); total != wantTotal {
 		t.Errorf("%d observations stored after concurrent runs, want %d", total, wantTotal)
 	}
 }
@@ -518,7 +415,7 @@ func TestAsyncIngestJob(t *testing.T) {
 			t.Errorf("progress %+v, want 3 files and %d bytes done of known totals", p, size)
 		}
 		_, body, _ = e.do(t, "GET", "/aircraft-stats/adcfef", nil)
-		checkStats(t, "adcfef", oracle(t, uniqueSnapshots...)["adcfef"], decode[statsBody](t, body))
+		checkStats(t, "adcfef", oracle(t, uniqueSnapshots...)["adcfef"], decode[flight.Stats](t, body))
 	}
 	e := newFlightsEnv(t)
 	if status, _, _ := e.do(t, "GET", "/api/v1/jobs/000000000000000000000000", nil); status != http.StatusNotFound {

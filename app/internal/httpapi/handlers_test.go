@@ -25,7 +25,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/lanes"
-	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/ledger"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
@@ -63,7 +63,7 @@ func (f *fakes) Stats(_ context.Context, icao string) (*flight.Stats, error) {
 	}
 	s, ok := f.stats[icao]
 	if !ok {
-		return nil, postgres.ErrNotFound
+		return nil, flight.ErrNotFound
 	}
 	return s, nil
 }
@@ -89,15 +89,15 @@ func (f *fakes) Begin(context.Context) (httpapi.IngestRun, error) {
 
 func (f *fakes) Release() { f.mu.Lock(); f.released++; f.mu.Unlock() }
 
-func (f *fakes) FailedFiles(_ context.Context, after string, limit int) ([]postgres.FailedFile, error) {
+func (f *fakes) FailedFiles(_ context.Context, after string, limit int) ([]ledger.FailedFile, error) {
 	f.note(fmt.Sprintf("failed %s/%d", after, limit))
 	if f.statsErr != nil {
 		return nil, f.statsErr
 	}
-	var out []postgres.FailedFile
+	var out []ledger.FailedFile
 	for _, k := range []string{"a", "b", "c"} {
 		if k > after && len(out) < limit {
-			out = append(out, postgres.FailedFile{Key: k, Reason: "bad " + k})
+			out = append(out, ledger.FailedFile{Key: k, Reason: "bad " + k})
 		}
 	}
 	return out, nil

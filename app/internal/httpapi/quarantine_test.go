@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
@@ -101,7 +102,7 @@ func TestQuarantineSkipsUntilChangedOrRetried(t *testing.T) {
 	res = decode[ingestResult](t, body)
 	wantObs := 0
 	for _, w := range oracle(t, "20231101-000030Z.json") {
-		wantObs += w.obs
+		wantObs += int(w.Observations)
 	}
 	if res.FilesIngested != 1 || res.Observations != wantObs || res.SkippedByReason["quarantined"] != 2 {
 		t.Errorf("after the fix: %s", body)
@@ -137,7 +138,7 @@ func TestDatabaseRefusalQuarantinesOnlyTheFileResponsible(t *testing.T) {
 	wantStats := oracle(t, uniqueSnapshots...)
 	wantObs := 0
 	for _, w := range wantStats {
-		wantObs += w.obs
+		wantObs += int(w.Observations)
 	}
 	if res.FilesIngested != 3 || res.FilesFailed != 1 || res.Observations != wantObs ||
 		len(res.Failed) != 1 || res.Failed[0].Key != "20231101-000500Z.json" ||
@@ -151,7 +152,7 @@ func TestDatabaseRefusalQuarantinesOnlyTheFileResponsible(t *testing.T) {
 			continue
 		}
 		_, body, _ := e.do(t, "GET", "/aircraft-stats/"+h, nil)
-		checkStats(t, h, w, decode[statsBody](t, body))
+		checkStats(t, h, w, decode[flight.Stats](t, body))
 	}
 	if status, _, _ := e.do(t, "GET", "/aircraft-stats/abc123", nil); status != http.StatusNotFound {
 		t.Errorf("the refused file's aircraft: %d", status)

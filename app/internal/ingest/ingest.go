@@ -37,14 +37,14 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight"
+	"github.com/aircraftdata/platform/app/internal/ledger"
 	"github.com/aircraftdata/platform/app/internal/panics"
-	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
 // ErrBusy means another ingestion is running (on this or another instance).
-var ErrBusy = postgres.ErrBusy
+var ErrBusy = ledger.ErrBusy
 
 // UnavailableError means a dependency of the run failed: the run stops, what
 // it committed stays, and a rerun carries on. Its message names the
@@ -73,9 +73,28 @@ const (
 	maxRefusedBeforeRead = 1000
 )
 
+// Store is the database a run writes to: the ingestion lock, the ledger and
+// the statistics (postgres.DB). Its errors other than ErrBusy and
+// *ledger.RefusedError mean it is unavailable.
+type Store interface {
+	// Lock takes the ingestion lock until unlock, or fails with ErrBusy.
+	Lock(ctx context.Context) (unlock func(), err error)
+	// Known returns the outcomes of the objects of bucket already in the ledger.
+	Known(ctx context.Context, bucket string, objs []ledger.Object) (map[ledger.Object]ledger.Outcome, error)
+	// FailedFiles lists the quarantined files of bucket by key, after the key after.
+	FailedFiles(ctx context.Context, bucket, after string, limit int) ([]ledger.FailedFile, error)
+	// SnapshotKey returns the key under which the snapshot taken at t was ingested, if it was.
+	SnapshotKey(ctx context.Context, t time.Time) (key string, ok bool, err error)
+	// SameContent returns the ETag of the version of obj's key whose bytes, with this SHA-256, were ingested.
+	SameContent(ctx context.Context, obj ledger.Object, sha256 []byte) (etag string, ok bool, err error)
+	// Commit stores the ledger entries and the statistics in one transaction, all or nothing. The store refusing
+	// the data fails it with a *ledger.RefusedError.
+	Commit(ctx context.Context, objects []ledger.Processed, agg flight.Aggregate) error
+}
+
 // Service ingests from one bucket into one database.
 type Service struct {
-	DB     *postgres.DB
+	DB     Store
 	Bucket bucket.Bucket
 	Log    *slog.Logger
 
@@ -113,8 +132,8 @@ type Result struct {
 
 // Run is an ingestion that holds the lock and is ready to start.
 type Run struct {
-	svc  *Service
-	lock *postgres.Lock
+	svc    *Service
+	unlock func()
 }
 
 // Begin takes the ingestion lock, or fails with ErrBusy.
@@ -125,19 +144,19 @@ func (s *Service) Begin(ctx context.Context) (*Run, error) {
 	if err := s.Limits.Check(); err != nil {
 		return nil, err
 	}
-	lock, err := s.DB.Lock(ctx)
+	unlock, err := s.DB.Lock(ctx)
 	if errors.Is(err, ErrBusy) {
 		return nil, err
 	}
 	if err != nil {
 		return nil, s.unavailable(ctx, "postgres", err)
 	}
-	return &Run{svc: s, lock: lock}, nil
+	return &Run{svc: s, unlock: unlock}, nil
 }
 
 // FailedFiles lists the bucket's quarantined files by key, after the key
 // after, at most limit of them.
-func (s *Service) FailedFiles(ctx context.Context, after string, limit int) ([]postgres.FailedFile, error) {
+func (s *Service) FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error) {
 	files, err := s.DB.FailedFiles(ctx, s.Bucket.Name, after, limit)
 	if err != nil {
 		return nil, s.unavailable(ctx, "postgres", err)
@@ -146,7 +165,7 @@ func (s *Service) FailedFiles(ctx context.Context, after string, limit int) ([]p
 }
 
 // Release gives the lock back without running (the run could not start).
-func (r *Run) Release() { r.lock.Unlock() }
+func (r *Run) Release() { r.unlock() }
 
 // Request says what a run ingests.
 type Request struct {
@@ -158,7 +177,7 @@ type Request struct {
 // Ingest processes every object the request selects, then releases the
 // lock. It reports progress into p (which may be nil).
 func (r *Run) Ingest(ctx context.Context, req Request, p *progress.Counter) (*Result, error) {
-	defer r.lock.Unlock()
+	defer r.unlock()
 	return r.svc.ingest(ctx, req, p)
 }
 
@@ -244,10 +263,10 @@ func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) 
 // list sends unknown objects to tasks and known ones straight to results.
 func (s *Service) list(ctx context.Context, req Request, p *progress.Counter, tasks chan<- bucket.Object, results chan<- fetched) error {
 	err := s.Bucket.List(ctx, req.Prefix, func(objs []bucket.Object) error {
-		refs := make([]postgres.Object, len(objs))
+		refs := make([]ledger.Object, len(objs))
 		var size int64
 		for i, o := range objs {
-			refs[i] = postgres.Object{Bucket: s.Bucket.Name, Key: o.Key, ETag: o.ETag}
+			refs[i] = ledger.Object{Bucket: s.Bucket.Name, Key: o.Key, ETag: o.ETag}
 			size += o.Size
 		}
 		p.AddTotal(int64(len(objs)), size)
@@ -257,9 +276,9 @@ func (s *Service) list(ctx context.Context, req Request, p *progress.Counter, ta
 		}
 		for i, o := range objs {
 			switch outcome, ok := known[refs[i]]; {
-			case outcome == postgres.Failed && !req.RetryFailed:
+			case outcome == ledger.Failed && !req.RetryFailed:
 				err = send(ctx, results, fetched{obj: o, skip: reasonQuarantined})
-			case ok && outcome != postgres.Failed:
+			case ok && outcome != ledger.Failed:
 				err = send(ctx, results, fetched{obj: o, skip: reasonAlreadyIngested})
 			default:
 				err = send(ctx, tasks, o)
@@ -375,7 +394,7 @@ type aggregator struct {
 // entry is a file of the uncommitted batch: its ledger entry and the object
 // to read it again from.
 type entry struct {
-	postgres.Processed
+	ledger.Processed
 	obj  bucket.Object
 	drop bool // changed since listed: left for the next run
 }
@@ -427,9 +446,9 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 	a.res.FilesSeen++
 	a.res.Bytes += f.obj.Size
 	e := entry{
-		Processed: postgres.Processed{
-			Object:     postgres.Object{Bucket: a.svc.Bucket.Name, Key: f.obj.Key, ETag: f.obj.ETag, VersionID: f.versionID, Size: f.obj.Size},
-			Outcome:    postgres.Ingested,
+		Processed: ledger.Processed{
+			Object:     ledger.Object{Bucket: a.svc.Bucket.Name, Key: f.obj.Key, ETag: f.obj.ETag, VersionID: f.versionID, Size: f.obj.Size},
+			Outcome:    ledger.Ingested,
 			SnapshotAt: f.file.Now,
 			SHA256:     f.sha256,
 		},
@@ -442,7 +461,7 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 			return a.svc.unavailable(ctx, "postgres", err)
 		}
 		if ok {
-			e.Outcome = postgres.DuplicateContent
+			e.Outcome = ledger.DuplicateContent
 			a.entries = append(a.entries, e)
 			a.skipped(f.obj.Key, reasonDuplicateContent, fmt.Sprintf("%s: the same bytes were ingested from its version with ETag %s",
 				reasonDuplicateContent, etag))
@@ -457,7 +476,7 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 			}
 		}
 		if ok {
-			e.Outcome = postgres.DuplicateSnapshot
+			e.Outcome = ledger.DuplicateSnapshot
 			a.entries = append(a.entries, e)
 			a.skipped(f.obj.Key, reasonDuplicateSnapshot, fmt.Sprintf("%s: the snapshot of %s was already ingested from %s",
 				reasonDuplicateSnapshot, f.file.Now.Format(time.RFC3339Nano), dup))
@@ -496,9 +515,9 @@ func (a *aggregator) quarantine(obj bucket.Object, versionID, reason string) ent
 	}
 	a.svc.logger().Warn("file quarantined", "key", obj.Key, "etag", obj.ETag, "reason", reason)
 	return entry{
-		Processed: postgres.Processed{
-			Object:  postgres.Object{Bucket: a.svc.Bucket.Name, Key: obj.Key, ETag: obj.ETag, VersionID: versionID, Size: obj.Size},
-			Outcome: postgres.Failed,
+		Processed: ledger.Processed{
+			Object:  ledger.Object{Bucket: a.svc.Bucket.Name, Key: obj.Key, ETag: obj.ETag, VersionID: versionID, Size: obj.Size},
+			Outcome: ledger.Failed,
 			Reason:  reason,
 		},
 		obj: obj,
@@ -527,7 +546,7 @@ func (a *aggregator) flush(ctx context.Context) error {
 		return nil
 	}
 	err := a.commit(ctx, a.entries, a.batch)
-	if postgres.IsRefused(err) {
+	if refused(err) {
 		a.svc.logger().Warn("the database refused a batch: finding the files responsible", "files", len(a.entries), "error", err)
 		err = a.bisectKeepingDuplicates(ctx, err)
 	}
@@ -544,7 +563,7 @@ func (a *aggregator) flush(ctx context.Context) error {
 // commit stores entries and agg in one transaction. It returns the
 // database's refusal as is, any other failure as UnavailableError.
 func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Aggregate) error {
-	objs := make([]postgres.Processed, 0, len(entries))
+	objs := make([]ledger.Processed, 0, len(entries))
 	for _, e := range entries {
 		if !e.drop {
 			objs = append(objs, e.Processed)
@@ -557,10 +576,22 @@ func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Agg
 			a.touched[icao] = struct{}{}
 		}
 		return nil
-	case postgres.IsRefused(err):
+	case refused(err):
 		return err
 	}
 	return a.svc.unavailable(ctx, "postgres", err)
+}
+
+// refused reports whether err is the store refusing the data it was given.
+func refused(err error) bool { return errors.As(err, new(*ledger.RefusedError)) }
+
+// refusalReason is the store's own words for a refusal.
+func refusalReason(err error) string {
+	var r *ledger.RefusedError
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return err.Error()
 }
 
 // bisectKeepingDuplicates bisects the refused batch with its duplicate
@@ -571,7 +602,7 @@ func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Agg
 func (a *aggregator) bisectKeepingDuplicates(ctx context.Context, refusal error) error {
 	var dups []entry
 	for i := range a.entries {
-		if e := &a.entries[i]; e.Outcome == postgres.DuplicateSnapshot && !e.drop {
+		if e := &a.entries[i]; e.Outcome == ledger.DuplicateSnapshot && !e.drop {
 			dups = append(dups, *e)
 			e.drop = true
 		}
@@ -584,7 +615,7 @@ func (a *aggregator) bisectKeepingDuplicates(ctx context.Context, refusal error)
 	}
 	committed := map[time.Time]bool{}
 	for _, e := range a.entries {
-		if e.Outcome == postgres.Ingested && !e.drop {
+		if e.Outcome == ledger.Ingested && !e.drop {
 			committed[e.SnapshotAt] = true
 		}
 	}
@@ -602,7 +633,7 @@ func (a *aggregator) bisectKeepingDuplicates(ctx context.Context, refusal error)
 		return nil
 	}
 	err := a.commit(ctx, dups, nil)
-	if postgres.IsRefused(err) {
+	if refused(err) {
 		return a.svc.unavailable(ctx, "postgres", err)
 	}
 	return err
@@ -630,7 +661,7 @@ func (a *aggregator) unskip(key, from, to, note string) {
 func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error) error {
 	var ingested []int
 	for i, e := range entries {
-		if e.Outcome == postgres.Ingested && !e.drop {
+		if e.Outcome == ledger.Ingested && !e.drop {
 			ingested = append(ingested, i)
 		}
 	}
@@ -639,10 +670,10 @@ func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error)
 			e := &entries[i]
 			a.res.FilesIngested--
 			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, e.VersionID, postgres.RefusalReason(refusal))
+			*e = a.quarantine(e.obj, e.VersionID, refusalReason(refusal))
 		}
 		err := a.commit(ctx, entries, nil)
-		if postgres.IsRefused(err) {
+		if refused(err) {
 			// The ledger entries themselves are refused: nothing of the files
 			// is to blame that we could set aside.
 			return a.svc.unavailable(ctx, "postgres", err)
@@ -656,7 +687,7 @@ func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error)
 			return err
 		}
 		err = a.commit(ctx, half, agg)
-		if postgres.IsRefused(err) {
+		if refused(err) {
 			err = a.bisect(ctx, half, err)
 		}
 		if err != nil {
@@ -673,7 +704,7 @@ func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggreg
 	agg := make(flight.Aggregate)
 	for i := range entries {
 		e := &entries[i]
-		if e.Outcome != postgres.Ingested || e.drop {
+		if e.Outcome != ledger.Ingested || e.drop {
 			continue
 		}
 		f := a.svc.fetchContained(ctx, e.obj)

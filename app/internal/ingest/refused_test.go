@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -72,7 +72,7 @@ func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 		}
 	}
 	for _, icao := range []string{"a00001", "d00001"} {
-		if _, err := db.Stats(ctx, icao); !errors.Is(err, postgres.ErrNotFound) {
+		if _, err := db.Stats(ctx, icao); !errors.Is(err, flight.ErrNotFound) {
 			t.Errorf("%s: %v, want no statistics", icao, err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,9 +22,6 @@ import (
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-// ErrNotFound is returned for an aircraft with no statistics.
-var ErrNotFound = errors.New("not found")
 
 // DB is the service's PostgreSQL database.
 type DB struct {
@@ -84,42 +80,16 @@ func (db *DB) Close() { db.pool.Close() }
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 
-// Stats returns the statistics of one aircraft, or ErrNotFound.
+// Stats returns the statistics of one aircraft, or flight.ErrNotFound.
 func (db *DB) Stats(ctx context.Context, icao string) (*flight.Stats, error) {
-	var (
-		s             flight.Stats
-		first, last   time.Time
-		altN, gsN     int64
-		altSum, gsSum float64
-		altMax, gsMax *float64
-	)
-	err := db.pool.QueryRow(ctx, `
-		SELECT icao, registration, type, observations, first_seen, last_seen,
-		       altitude_count, altitude_sum, altitude_max,
-		       speed_count, speed_sum, speed_max, emergencies
-		FROM aircraft_stats WHERE icao = $1`, icao).Scan(
-		&s.ICAO, &s.Registration, &s.Type, &s.Observations, &first, &last,
-		&altN, &altSum, &altMax, &gsN, &gsSum, &gsMax, &s.Emergencies)
+	s, err := scanStats(db.pool.QueryRow(ctx, selectStats+` WHERE icao = $1`, icao))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, flight.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stats of %s: %w", icao, err)
 	}
-	first, last = first.UTC(), last.UTC()
-	s.FirstSeen, s.LastSeen = &first, &last
-	s.MaxAltitudeBaro, s.AvgAltitudeBaro = altMax, avg(altSum, altN)
-	s.MaxGroundSpeed, s.AvgGroundSpeed = gsMax, avg(gsSum, gsN)
-	s.HadEmergency = len(s.Emergencies) > 0
 	return &s, nil
-}
-
-func avg(sum float64, n int64) *float64 {
-	if n == 0 {
-		return nil
-	}
-	v := sum / float64(n)
-	return &v
 }
 
 // Aircraft lists up to limit aircraft ordered by address, starting after the

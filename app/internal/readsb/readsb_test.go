@@ -3,70 +3,18 @@ package readsb
 import (
 	"bytes"
 	"compress/gzip"
-	stdjson "encoding/json"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing/iotest"
 
+	"github.com/aircraftdata/platform/app/internal/flight/flighttest"
 	"github.com/aircraftdata/platform/app/internal/readsb/readsbtest"
 	"testing"
 	"time"
 )
-
-// oracle computes the statistics of one snapshot the obvious way, with the
-// standard library's generic decoding, independently of the decoder.
-type oracleStats struct {
-	obs            int64
-	reg, typ       string
-	altN           int64
-	altSum, altMax float64
-	gsN            int64
-	gsSum, gsMax   float64
-	emergencies    map[string]bool
-}
-
-func oracle(t *testing.T, data []byte) (now float64, stats map[string]*oracleStats) {
-	t.Helper()
-	var doc map[string]any
-	if err := stdjson.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	stats = map[string]*oracleStats{}
-	for _, a := range doc["aircraft"].([]any) {
-		rec := a.(map[string]any)
-		hex := strings.ToLower(rec["hex"].(string))
-		s := stats[hex]
-		if s == nil {
-			s = &oracleStats{emergencies: map[string]bool{}, altMax: math.Inf(-1), gsMax: math.Inf(-1)}
-			stats[hex] = s
-		}
-		s.obs++
-		if r, _ := rec["r"].(string); r != "" {
-			s.reg = r
-		}
-		if ty, _ := rec["t"].(string); ty != "" {
-			s.typ = ty
-		}
-		if alt, ok := rec["alt_baro"].(float64); ok && alt >= -1200 && alt <= 126700 {
-			s.altN++
-			s.altSum += alt
-			s.altMax = math.Max(s.altMax, alt)
-		}
-		if gs, ok := rec["gs"].(float64); ok && gs >= 0 && gs <= 5776 {
-			s.gsN++
-			s.gsSum += gs
-			s.gsMax = math.Max(s.gsMax, gs)
-		}
-		if e, _ := rec["emergency"].(string); e != "" && e != "none" {
-			s.emergencies[e] = true
-		}
-	}
-	return doc["now"].(float64), stats
-}
 
 func readSample(t *testing.T, name string) []byte {
 	t.Helper()
@@ -81,7 +29,8 @@ func TestDecodeMatchesOracle(t *testing.T) {
 	for _, name := range []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000700Z.json.gz"} {
 		t.Run(name, func(t *testing.T) {
 			data := readSample(t, name)
-			now, want := oracle(t, data)
+			want := flighttest.Oracle{}
+			now := want.Add(t, data)
 			for _, stream := range []bool{false, true} {
 				var r io.Reader = bytes.NewReader(data)
 				if stream { // one byte per read: every token crosses a buffer boundary
@@ -91,7 +40,7 @@ func TestDecodeMatchesOracle(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantNow := time.UnixMilli(int64(math.Round(now * 1000))).UTC()
+				wantNow := flighttest.Epoch(now)
 				ms := wantNow.UnixMilli()
 				if !f.Now.Equal(wantNow) {
 					t.Errorf("now = %v, want %v", f.Now, wantNow)
@@ -101,20 +50,20 @@ func TestDecodeMatchesOracle(t *testing.T) {
 				}
 				var total int64
 				for hex, w := range want {
-					total += w.obs
+					total += w.Observations
 					p, ok := f.Aircraft[hex]
 					if !ok {
 						t.Fatalf("aircraft %s missing", hex)
 					}
-					if p.Observations != w.obs || p.Registration != w.reg || p.Type != w.typ ||
-						p.AltitudeCount != w.altN || p.AltitudeSum != w.altSum ||
-						p.SpeedCount != w.gsN || p.SpeedSum != w.gsSum ||
-						(w.altN > 0 && p.AltitudeMax != w.altMax) || (w.gsN > 0 && p.SpeedMax != w.gsMax) ||
-						len(p.Emergencies) != len(w.emergencies) {
+					if p.Observations != w.Observations || p.Registration != w.Registration || p.Type != w.Type ||
+						p.AltitudeCount != w.AltN || p.AltitudeSum != w.AltSum ||
+						p.SpeedCount != w.GsN || p.SpeedSum != w.GsSum ||
+						(w.AltN > 0 && p.AltitudeMax != w.AltMax) || (w.GsN > 0 && p.SpeedMax != w.GsMax) ||
+						len(p.Emergencies) != len(w.Emergencies) {
 						t.Fatalf("stream=%v: %s = %+v, want %+v", stream, hex, p, *w)
 					}
 					for _, e := range p.Emergencies {
-						if !w.emergencies[e] {
+						if !w.Emergencies[e] {
 							t.Errorf("%s: emergency %q not in the data", hex, e)
 						}
 					}
