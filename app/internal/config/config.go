@@ -47,6 +47,15 @@ type Config struct {
 	IngestMaxDecodeTime      time.Duration // read and decode
 	ShutdownGrace            time.Duration
 
+	ReadToken        string        // bearer token(s) for the listing GETs that reveal keys and paths
+	RateLimit        int           // requests per second per client address
+	RateLimitBurst   int           // …at once
+	RateLimitClients int           // client addresses remembered by the limiter
+	ReadPageMax      int           // most items of a list's page
+	ReadTimeout      time.Duration // time of one GET, and statement_timeout of the read pool
+	ReadyRefresh     time.Duration // how often readiness checks the dependencies
+	DBReadMaxConns   int           // connections of the read pool
+
 	AuthDisable    bool          // every POST open: only when asked for explicitly
 	TrustedProxies []string      // may set the client address with X-Forwarded-For
 	JobsMaxRunning int           // background jobs running at once; more answer 429

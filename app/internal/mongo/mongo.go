@@ -127,8 +127,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // EnsureIndexes creates the collection's indexes when missing: a unique one
-// on the key and one on (lane_id, timestamp, s3_key) for the hour queries,
-// which it returns in that order without sorting in memory. Indexes that
+// on the key, one on (lane_id, timestamp, s3_key) for the hour queries,
+// which it returns in that order without sorting in memory, and one on
+// (status, s3_key) for the list's status filter, in the list's order. Indexes that
 // exist are left alone and not created again (FerretDB 1.24 fails on a
 // createIndexes of several indexes that already exist). The earlier
 // (lane_id, timestamp) index, a prefix of the new one, is dropped.
@@ -139,6 +140,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	}{
 		{"s3_key_unique", mongo.IndexModel{Keys: bson.D{{Key: fKey, Value: 1}}, Options: options.Index().SetUnique(true).SetName("s3_key_unique")}},
 		{hourIndex, mongo.IndexModel{Keys: bson.D{{Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1}, {Key: fKey, Value: 1}}, Options: options.Index().SetName(hourIndex)}},
+		{statusIndex, mongo.IndexModel{Keys: bson.D{{Key: fStatus, Value: 1}, {Key: fKey, Value: 1}}, Options: options.Index().SetName(statusIndex)}},
 	}
 	have := map[string]bool{}
 	cur, err := s.coll.Indexes().List(ctx)
@@ -170,10 +172,11 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// The hour queries' index, and the one it replaces.
+// The hour queries' index, the one it replaces, and the status filter's.
 const (
 	hourIndex    = "lane_id_timestamp_s3_key"
 	oldHourIndex = "lane_id_timestamp"
+	statusIndex  = "status_s3_key"
 )
 
 // isNamespaceNotFound says whether err is "collection does not exist" (26).

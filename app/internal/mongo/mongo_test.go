@@ -52,6 +52,10 @@ func TestIndexes(t *testing.T) {
 	if h, ok := found["lane_id_timestamp_s3_key"]; !ok || !regexp.MustCompile(`lane_id.*timestamp.*s3_key`).MatchString(fmt.Sprint(h["key"])) {
 		t.Errorf("no (lane_id, timestamp, s3_key) index: %v", idx)
 	}
+	// The file list's status filter, in key order, reads an index.
+	if h, ok := found["status_s3_key"]; !ok || !regexp.MustCompile(`status.*s3_key`).MatchString(fmt.Sprint(h["key"])) {
+		t.Errorf("no (status, s3_key) index: %v", idx)
+	}
 	// The unique index holds against inserts by hand too.
 	doc := bson.D{{Key: "s3_key", Value: "k"}, {Key: "lane_id", Value: "l"}}
 	if _, err := db.Records.InsertOne(ctx, doc); err != nil {
@@ -82,7 +86,7 @@ func TestIndexes(t *testing.T) {
 		names = append(names, sp.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"_id_", "lane_id_timestamp_s3_key", "s3_key_unique"}; !slices.Equal(names, want) {
+	if want := []string{"_id_", "lane_id_timestamp_s3_key", "s3_key_unique", "status_s3_key"}; !slices.Equal(names, want) {
 		t.Errorf("indexes %v, want %v", names, want)
 	}
 }
