@@ -170,12 +170,12 @@ func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
 	tokens := splitTokens(cfg.APIToken)
 	switch {
 	case cfg.AuthDisable:
-		log.Warn("auth: off (AUTH_DISABLE=true): every POST is open", "tokens_ignored", len(tokens))
+		log.Warn("auth: off (AUTH_DISABLE=true): every POST and listing is open", "tokens_ignored", len(tokens))
 		return nil, nil
 	case len(tokens) == 0:
 		return nil, errors.New("auth: API_TOKEN (or the secret API_TOKEN_SECRET_ARN names) is empty: set a token, or AUTH_DISABLE=true to run without auth")
 	}
-	log.Info("auth: bearer token required on every POST", "tokens", len(tokens))
+	log.Info("auth: bearer token required on every POST and listing", "tokens", len(tokens), "read_tokens", len(splitTokens(cfg.ReadToken)))
 	return tokens, nil
 }
 
@@ -308,7 +308,7 @@ func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config) (*mong
 		var err error
 		store, err = mongo.Open(ctx, mongo.Options{
 			URL: cfg.MongoURL, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
-			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd",
+			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd", ReadConns: cfg.MongoReadMaxConns,
 		})
 		if err != nil {
 			log.Warn("mongodb not ready, retrying", "error", err)

@@ -70,6 +70,7 @@ type Config struct {
 	MongoDBName       string
 	MongoCollection   string
 	MongoTLSCAFile    string
+	MongoReadMaxConns int // connections of the file list's client
 	DownloadPath      string
 	DownloadWorkers   int
 	DownloadFsync     bool // sync each file (and its folder) to disk before it counts as downloaded

@@ -93,6 +93,7 @@ func (c *Config) settings() []Setting {
 			local(text("MONGODB_DB_NAME", "s3_files", &c.MongoDBName, "database of the file records")),
 			local(text("MONGODB_COLLECTION", "file_records", &c.MongoCollection, "collection of the file records")),
 			example(text("MONGODB_TLS_CA_FILE", "", &c.MongoTLSCAFile, "CA bundle of DocumentDB's certificate"), "/etc/aircraft/rds-ca.pem"),
+			positive("MONGODB_READ_MAX_CONNS", 2, &c.MongoReadMaxConns, "connections of the client that serves GET /api/v1/files, apart from the downloads' (claims, records)"),
 		),
 		group("Downloads",
 			local(text("DOWNLOAD_PATH", "./downloads", &c.DownloadPath, "root folder of lane downloads")),

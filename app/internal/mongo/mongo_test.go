@@ -637,3 +637,36 @@ func TestOpenRefusesABadCAFile(t *testing.T) {
 		}
 	}
 }
+
+// The file list (anonymous reads) has a client of its own, so that its
+// connections are never the downloads'; the store closes both.
+func TestListHasAClientOfItsOwn(t *testing.T) {
+	db := mongotest.NewDB(t)
+	s, err := mongo.Open(ctx, mongo.Options{URL: db.URL, Database: db.Name, Collection: mongotest.Collection, ReadConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.ListsApart() {
+		t.Error("the list shares the work's client")
+	}
+	t0 := time.Date(2024, 2, 14, 14, 0, 0, 0, time.UTC)
+	if _, err := s.Register(ctx, []lanes.Record{rec("a", "lane1", t0, 1, "e"), rec("b", "lane1", t0, 1, "e")}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// One connection, many lists at once: they take turns.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if got, err := s.List(ctx, mongo.Query{LaneID: "lane1"}); err != nil || keys(got) != "a,b" {
+				t.Errorf("list: %s, %v", keys(got), err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.List(ctx, mongo.Query{}); err == nil {
+		t.Error("a list after Close answered")
+	}
+}
