@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		TrustedProxies: cfg.TrustedProxies,
 		Limits: httpapi.Limits{
 			PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, Clients: cfg.RateLimitClients,
-			PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
+			InFlight: cfg.ReadMaxInFlight, PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
 		},
 		Stats:  st.db.Reads(),
 		Ingest: httpapi.IngestService(ingestion, &reads),

@@ -51,6 +51,7 @@ type Config struct {
 	RateLimit        int           // requests per second per client address
 	RateLimitBurst   int           // …at once
 	RateLimitClients int           // client addresses remembered by the limiter
+	ReadMaxInFlight  int           // requests served at once (but POSTs, health, ready)
 	ReadPageMax      int           // most items of a list's page
 	ReadTimeout      time.Duration // time of one GET, and statement_timeout of the read pool
 	ReadyRefresh     time.Duration // how often readiness checks the dependencies

@@ -47,6 +47,7 @@ func (c *Config) settings() []Setting {
 			positive("RATE_LIMIT_PER_SECOND", 20, &c.RateLimit, "requests per second per client address (IPv6: per /64) on every endpoint but POSTs, health and ready; more answer 429 with Retry-After"),
 			positive("RATE_LIMIT_BURST", 40, &c.RateLimitBurst, "requests a client address may send at once before RATE_LIMIT_PER_SECOND applies"),
 			positive("RATE_LIMIT_CLIENTS", 10_000, &c.RateLimitClients, "client addresses the rate limiter remembers (the least recently seen is forgotten first)"),
+			positive("READ_MAX_IN_FLIGHT", 64, &c.ReadMaxInFlight, "requests served at once, but POSTs, health and ready; more answer 503 with Retry-After"),
 			positive("READ_PAGE_MAX", 1000, &c.ReadPageMax, "most items of one page of a list (a larger limit is cut to it)"),
 			seconds("READ_TIMEOUT_SECONDS", 5*time.Second, &c.ReadTimeout, "time one GET may take (its database statements included); over it: 503"),
 			seconds("READY_REFRESH_SECONDS", 5*time.Second, &c.ReadyRefresh, "/api/v1/ready answers the last check of the dependencies, made this often in the background"),

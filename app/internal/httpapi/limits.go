@@ -22,6 +22,9 @@ type Limits struct {
 	// how many addresses are remembered, the least recently seen forgotten
 	// first, so the limiter's memory is bounded whatever the addresses.
 	PerSecond, Burst, Clients int
+	// InFlight is the most requests (but POSTs, health and ready) served at
+	// once; more answer 503 with Retry-After.
+	InFlight int
 	// PageMax is the most items of a list's page: a larger limit is cut.
 	PageMax int
 	// ReadTimeout is the deadline of every request but POSTs.
@@ -95,6 +98,30 @@ func clientKey(ip string) netip.Prefix {
 	}
 	p, _ := a.Prefix(bits)
 	return p
+}
+
+// inFlight answers 503 with Retry-After to a request (but POSTs, health and
+// ready) that comes while max others are being served: the reads' goroutines
+// and memory are bounded whatever the number of clients.
+func inFlight(max int) gin.HandlerFunc {
+	if max <= 0 {
+		return func(c *gin.Context) { c.Next() }
+	}
+	slots := make(chan struct{}, max)
+	return func(c *gin.Context) {
+		if c.Request.Method == http.MethodPost || unlimited[c.Request.URL.Path] {
+			c.Next()
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			c.Next()
+		default:
+			c.Header("Retry-After", "1")
+			writeProblem(c, http.StatusServiceUnavailable, "too many requests being served; retry after 1 s")
+		}
+	}
 }
 
 // readDeadline bounds the time of every request but POSTs (which run the

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +29,10 @@ func serveLimited(t *testing.T, f *fakes, d httpapi.Deps) string {
 	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: cmp.Or(f.maxJobs, 8), KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	d.Log, d.Version = slog.New(slog.DiscardHandler), "test"
-	d.Stats, d.Ingest, d.Jobs, d.Ready = f, f, reg, cmp.Or(d.Ready, refreshed(t))
+	if d.Jobs == nil {
+		d.Jobs = reg
+	}
+	d.Stats, d.Ingest, d.Ready = f, f, cmp.Or(d.Ready, refreshed(t))
 	d.Lanes = &httpapi.Lanes{Store: f, Downloader: f, Indexer: f}
 	srv := httptest.NewServer(httpapi.NewServer(d))
 	t.Cleanup(srv.Close)
@@ -205,5 +209,78 @@ func TestReadyAnswersTheLastCheck(t *testing.T) {
 	status, _, body := send(t, "GET", url+"/api/v1/ready", "", "")
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"postgres":"unavailable"`) || strings.Contains(body, "10.0.3.7") {
 		t.Errorf("ready with postgres down: %d %s", status, body)
+	}
+}
+
+func TestRequestsInFlightAreBounded(t *testing.T) {
+	f := &fakes{stall: true}
+	url := serveLimited(t, f, httpapi.Deps{APITokens: []string{"api-1"}, Limits: httpapi.Limits{InFlight: 1, ReadTimeout: 3 * time.Second}})
+	first := make(chan int, 1)
+	go func() { status, _, _ := send(t, "GET", url+"/aircraft-stats/abc123", "", ""); first <- status }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		f.mu.Lock()
+		n := len(f.asked)
+		f.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first read never reached the store")
+		}
+	}
+	// One read in flight: the next waits for nothing, it is told to retry.
+	status, retry, body := send(t, "GET", url+"/api/v1/aircraft", "", "")
+	if status != http.StatusServiceUnavailable || retry != "1" {
+		t.Errorf("a second read while one is in flight: %d Retry-After %q %s, want 503 with Retry-After", status, retry, body)
+	}
+	// Health, readiness and the work are not counted.
+	for _, path := range []string{"/api/v1/health", "/api/v1/ready"} {
+		if status, _, _ := send(t, "GET", url+path, "", ""); status != http.StatusOK {
+			t.Errorf("%s while a read is in flight: %d", path, status)
+		}
+	}
+	if status, _, body := send(t, "POST", url+"/api/v1/files/index", "", "api-1"); status != http.StatusOK {
+		t.Errorf("a POST while a read is in flight: %d %s", status, body)
+	}
+	<-first
+	f.stall = false
+	if status, _, _ := send(t, "GET", url+"/api/v1/aircraft", "", ""); status != http.StatusOK {
+		t.Errorf("a read once the first has ended: %d", status)
+	}
+}
+
+// countingJobs measures how many lookups run at once.
+type countingJobs struct {
+	httpapi.Jobs
+	active, most atomic.Int64
+}
+
+func (j *countingJobs) Get(ctx context.Context, id string) (jobs.View, bool, error) {
+	n := j.active.Add(1)
+	defer j.active.Add(-1)
+	for {
+		m := j.most.Load()
+		if n <= m || j.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // a slow database
+	return jobs.View{}, false, nil
+}
+
+func TestJobLookupsTakeTurns(t *testing.T) {
+	j := &countingJobs{}
+	url := serveLimited(t, &fakes{}, httpapi.Deps{Jobs: j})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if status, _, body := send(t, "GET", url+"/api/v1/jobs/0123456789abcdef01234567", "", ""); status != http.StatusNotFound {
+				t.Errorf("unknown job: %d %s", status, body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := j.most.Load(); n != 1 {
+		t.Errorf("%d job lookups ran at once, want 1 (each holds a connection of the work's pool)", n)
 	}
 }

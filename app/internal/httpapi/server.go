@@ -56,7 +56,7 @@ func NewServer(d Deps) http.Handler {
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
-	r.Use(requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), readDeadline(d.Limits.ReadTimeout))
+	r.Use(requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), inFlight(d.Limits.InFlight), readDeadline(d.Limits.ReadTimeout))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:  d.CORS,
