@@ -284,3 +284,29 @@ func TestJobLookupsTakeTurns(t *testing.T) {
 		t.Errorf("%d job lookups ran at once, want 1 (each holds a connection of the work's pool)", n)
 	}
 }
+
+// The OpenAPI document's first requests, all at once (a flood right after a
+// start): one document, no data race (huma makes it lazily without a lock;
+// go test -race catches it).
+func TestOpenAPIUnderConcurrentFirstRequests(t *testing.T) {
+	url := serveLimited(t, &fakes{}, httpapi.Deps{})
+	for _, path := range []string{"/openapi.json", "/openapi.yaml", "/openapi-3.0.json"} {
+		bodies := make([]string, 8)
+		var wg sync.WaitGroup
+		for i := range bodies {
+			wg.Go(func() {
+				status, _, body := send(t, "GET", url+path, "", "")
+				if status != http.StatusOK || len(body) < 1000 {
+					t.Errorf("%s: %d, %d bytes", path, status, len(body))
+				}
+				bodies[i] = body
+			})
+		}
+		wg.Wait()
+		for _, b := range bodies[1:] {
+			if b != bodies[0] {
+				t.Errorf("%s: answers differ", path)
+			}
+		}
+	}
+}

@@ -74,7 +74,7 @@ func NewServer(d Deps) http.Handler {
 	cfg.Info.Description = "Flight statistics from ADS-B readsb-hist files in S3, and lane file downloads tracked in MongoDB."
 	cfg.DocsPath = ""     // Swagger UI and ReDoc are served below, from embedded assets
 	cfg.CreateHooks = nil // no $schema links in response bodies: keep the seeds' shapes
-	cfg.OpenAPIPath = "/openapi"
+	cfg.OpenAPIPath = ""  // served below (registerSpec)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "one of the tokens of API_TOKEN; required for every POST"},
 		"read":   {Type: "http", Scheme: "bearer", Description: "one of the tokens of READ_TOKEN: lists that reveal S3 keys and paths (API_TOKEN works too)"},
@@ -87,6 +87,7 @@ func NewServer(d Deps) http.Handler {
 	registerJobs(api, d)
 	registerFiles(api, d)
 	registerDocs(r)
+	registerSpec(r, api)
 	return r
 }
 
