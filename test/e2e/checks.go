@@ -161,7 +161,13 @@ func checkAuth(t *testing.T, tg Target, r Run) {
 			expectProblem(t, fmt.Sprintf("POST %s (auth %d)", path, auth), resp, http.StatusUnauthorized)
 		}
 	}
-	// Reads stay open.
+	// The listings that name S3 keys and paths need a token too.
+	for _, path := range []string{"/api/v1/files?limit=1", "/api/v1/ingestion/failed?limit=1"} {
+		for _, auth := range []Auth{NoAuth, BadToken} {
+			expectProblem(t, fmt.Sprintf("GET %s (auth %d)", path, auth), tg.MustCall(t, http.MethodGet, path, nil, auth), http.StatusUnauthorized)
+		}
+	}
+	// Other reads stay open.
 	if resp := tg.MustCall(t, http.MethodGet, "/api/v1/aircraft?limit=1", nil, NoAuth); resp.Status != http.StatusOK {
 		t.Errorf("GET /api/v1/aircraft without a token: %s", resp)
 	}

@@ -233,7 +233,7 @@ func indexLanes(t *testing.T, tg Target, prefix string) indexResult {
 
 func listFiles(t *testing.T, tg Target, lane string) []fileRecord {
 	t.Helper()
-	resp := tg.MustCall(t, http.MethodGet, "/api/v1/files?lane_id="+url.QueryEscape(lane), nil, NoAuth)
+	resp := tg.MustCall(t, http.MethodGet, "/api/v1/files?lane_id="+url.QueryEscape(lane), nil, WithToken)
 	var page struct {
 		Items []fileRecord `json:"items"`
 	}

@@ -100,17 +100,18 @@ const (
 )
 
 // Call makes one request through http-helper: a JSON body when body is not nil. It returns an error only when no
-// answer came (connection, TLS, timeout).
+// answer came (connection, TLS, timeout). Like any polite client it waits and asks again when the service's rate
+// limit answers 429 (its Retry-After is 1 s at the rates it allows), up to maxRetries429 times.
 func (tg Target) Call(t testing.TB, method, path string, body any, auth Auth) (Response, error) {
 	t.Helper()
 	headers := map[string]string{"Accept": "application/json"}
-	var reader io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return Response{}, err
 		}
-		reader = bytes.NewReader(b)
+		payload = b
 		headers["Content-Type"] = "application/json"
 	}
 	switch auth {
@@ -119,15 +120,27 @@ func (tg Target) Call(t testing.TB, method, path string, body any, auth Auth) (R
 	case BadToken:
 		headers["Authorization"] = "Bearer not-" + tg.Token
 	}
-	status, respBody, err := http_helper.HTTPDoWithOptionsE(t, http_helper.HttpDoOptions{
-		Method: method, Url: tg.BaseURL + path, Body: reader, Headers: headers,
-		TlsConfig: tg.TLSConfig(), Timeout: RequestTimeout,
-	})
-	if err != nil {
-		return Response{}, fmt.Errorf("%s %s: %w", method, path, err)
+	for try := 0; ; try++ {
+		var reader io.Reader
+		if payload != nil {
+			reader = bytes.NewReader(payload)
+		}
+		status, respBody, err := http_helper.HTTPDoWithOptionsE(t, http_helper.HttpDoOptions{
+			Method: method, Url: tg.BaseURL + path, Body: reader, Headers: headers,
+			TlsConfig: tg.TLSConfig(), Timeout: RequestTimeout,
+		})
+		if err != nil {
+			return Response{}, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		if status != http.StatusTooManyRequests || try == maxRetries429 {
+			return Response{Status: status, Body: respBody}, nil
+		}
+		time.Sleep(time.Second)
 	}
-	return Response{Status: status, Body: respBody}, nil
 }
+
+// maxRetries429 bounds Call's waits on the rate limit.
+const maxRetries429 = 60
 
 // MustCall is Call that fails the test when no answer came.
 func (tg Target) MustCall(t testing.TB, method, path string, body any, auth Auth) Response {

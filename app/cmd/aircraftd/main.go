@@ -100,20 +100,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	// Jobs are kept in PostgreSQL too: any instance answers for any job.
 	registry.Share(st.db, instanceID(), cfg.JobsLease)
+	// Readiness is checked in the background, first before serving.
+	ready := httpapi.NewReadiness(log, cfg.ReadyRefresh, st.checks()...)
+	ready.Refresh(ctx)
+	go ready.Run(ctx)
+	ingestion := &ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: readsb.Limits{
+		MaxBytes: cfg.IngestMaxFileBytes, MaxString: cfg.IngestMaxStringBytes, MaxAircraft: cfg.IngestMaxAircraftPerFile,
+		MaxDepth: cfg.IngestMaxDepth, MaxDecodeTime: cfg.IngestMaxDecodeTime,
+	}}
+	reads := *ingestion
+	reads.DB = st.db.Reads()
 	handler := httpapi.NewServer(httpapi.Deps{
 		Log:            log,
 		Version:        version,
 		APITokens:      tokens,
+		ReadTokens:     readTokens(cfg, tokens),
 		CORS:           cfg.CORSAllowOrigins,
 		TrustedProxies: cfg.TrustedProxies,
-		Stats:          st.db,
-		Ingest: httpapi.IngestService(&ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: readsb.Limits{
-			MaxBytes: cfg.IngestMaxFileBytes, MaxString: cfg.IngestMaxStringBytes, MaxAircraft: cfg.IngestMaxAircraftPerFile,
-			MaxDepth: cfg.IngestMaxDepth, MaxDecodeTime: cfg.IngestMaxDecodeTime,
-		}}),
-		Jobs:  registry,
-		Ready: st.checks(),
-		Lanes: st.lanes(log),
+		Limits: httpapi.Limits{
+			PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, Clients: cfg.RateLimitClients,
+			InFlight: cfg.ReadMaxInFlight, PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
+		},
+		Stats:  st.db.Reads(),
+		Ingest: httpapi.IngestService(ingestion, &reads),
+		Jobs:   registry,
+		Ready:  ready,
+		Lanes:  st.lanes(log),
 	})
 
 	// Shutdown, in this order: (1) stop accepting, (2) requests in flight
@@ -156,16 +168,29 @@ func instanceID() string {
 // token can be added before the old one is removed. An empty list refuses
 // to start unless AUTH_DISABLE=true says so; the log says which.
 func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
-	tokens := strings.FieldsFunc(cfg.APIToken, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	tokens := splitTokens(cfg.APIToken)
 	switch {
 	case cfg.AuthDisable:
-		log.Warn("auth: off (AUTH_DISABLE=true): every POST is open", "tokens_ignored", len(tokens))
+		log.Warn("auth: off (AUTH_DISABLE=true): every POST and listing is open", "tokens_ignored", len(tokens))
 		return nil, nil
 	case len(tokens) == 0:
 		return nil, errors.New("auth: API_TOKEN (or the secret API_TOKEN_SECRET_ARN names) is empty: set a token, or AUTH_DISABLE=true to run without auth")
 	}
-	log.Info("auth: bearer token required on every POST", "tokens", len(tokens))
+	log.Info("auth: bearer token required on every POST and listing", "tokens", len(tokens), "read_tokens", len(splitTokens(cfg.ReadToken)))
 	return tokens, nil
+}
+
+// readTokens are the tokens of READ_TOKEN, accepted besides API_TOKEN on
+// the listings that reveal keys and paths; none when auth is off.
+func readTokens(cfg *config.Config, apiTokens []string) []string {
+	if len(apiTokens) == 0 {
+		return nil
+	}
+	return splitTokens(cfg.ReadToken)
+}
+
+func splitTokens(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 }
 
 // stores are the service's connections to its dependencies.
@@ -189,7 +214,7 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 	if err != nil {
 		return nil, err
 	}
-	if st.db, err = openDB(ctx, log, dbURL); err != nil {
+	if st.db, err = openDB(ctx, log, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}); err != nil {
 		return nil, err
 	}
 	if cfg.S3Bucket == "" {
@@ -263,12 +288,12 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // openDB connects and migrates, retrying for a minute: at boot the database
 // may come up after the service.
-func openDB(ctx context.Context, log *slog.Logger, url string) (*postgres.DB, error) {
+func openDB(ctx context.Context, log *slog.Logger, url string, reads postgres.ReadPool) (*postgres.DB, error) {
 	var db *postgres.DB
 	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		var err error
-		if db, err = postgres.Open(ctx, url); err != nil {
+		if db, err = postgres.Open(ctx, url, reads); err != nil {
 			log.Warn("database not ready, retrying", "error", err)
 			return retry.RetryableError(err)
 		}
@@ -285,7 +310,7 @@ func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config) (*mong
 		var err error
 		store, err = mongo.Open(ctx, mongo.Options{
 			URL: cfg.MongoURL, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
-			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd",
+			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd", ReadConns: cfg.MongoReadMaxConns,
 		})
 		if err != nil {
 			log.Warn("mongodb not ready, retrying", "error", err)

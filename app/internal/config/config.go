@@ -48,6 +48,16 @@ type Config struct {
 	S3Stall                  time.Duration // no byte of an object from S3 for this long: S3 unavailable
 	ShutdownGrace            time.Duration
 
+	ReadToken        string        // bearer token(s) for the listing GETs that reveal keys and paths
+	RateLimit        int           // requests per second per client address
+	RateLimitBurst   int           // …at once
+	RateLimitClients int           // client addresses remembered by the limiter
+	ReadMaxInFlight  int           // requests served at once (but POSTs, health, ready)
+	ReadPageMax      int           // most items of a list's page
+	ReadTimeout      time.Duration // time of one GET, and statement_timeout of the read pool
+	ReadyRefresh     time.Duration // how often readiness checks the dependencies
+	DBReadMaxConns   int           // connections of the read pool
+
 	AuthDisable    bool          // every POST open: only when asked for explicitly
 	TrustedProxies []string      // may set the client address with X-Forwarded-For
 	JobsMaxRunning int           // background jobs running at once; more answer 429
@@ -62,6 +72,7 @@ type Config struct {
 	MongoDBName       string
 	MongoCollection   string
 	MongoTLSCAFile    string
+	MongoReadMaxConns int // connections of the file list's client
 	DownloadPath      string
 	DownloadWorkers   int
 	DownloadFsync     bool // sync each file (and its folder) to disk before it counts as downloaded

@@ -41,10 +41,12 @@ type IngestRun interface {
 	Release()
 }
 
-// IngestService adapts an ingest.Service to Ingester.
-func IngestService(s *ingest.Service) Ingester { return ingestService{s} }
+// IngestService adapts ingest.Services to Ingester: runs start on work,
+// FailedFiles reads through reads (the same service on the read pool,
+// postgres.DB.Reads), so that listing never takes the work's connections.
+func IngestService(work, reads *ingest.Service) Ingester { return ingestService{work, reads} }
 
-type ingestService struct{ s *ingest.Service }
+type ingestService struct{ s, reads *ingest.Service }
 
 func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
 	run, err := i.s.Begin(ctx)
@@ -55,7 +57,7 @@ func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
 }
 
 func (i ingestService) FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error) {
-	return i.s.FailedFiles(ctx, after, limit)
+	return i.reads.FailedFiles(ctx, after, limit)
 }
 
 // Jobs runs work in the background and answers for it (jobs.Registry).

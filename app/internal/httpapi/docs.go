@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/gin-gonic/gin"
 	redoc "github.com/mvrilo/go-redoc"
 	swaggerfiles "github.com/swaggo/files/v2"
@@ -40,4 +42,28 @@ func registerDocs(r *gin.Engine) {
 		c.Header("Cache-Control", "public, max-age=86400")
 		c.Data(http.StatusOK, "application/javascript", redocJS)
 	})
+}
+
+// registerSpec serves the OpenAPI document (3.1, and 3.0 for older tools, in
+// JSON and YAML), made once here, when every operation is registered: huma's
+// own handlers make it on the first request into a variable without a lock
+// (a data race when the first requests come at once), and a document that
+// never changes needs no work per request.
+func registerSpec(r *gin.Engine, api huma.API) {
+	doc := api.OpenAPI()
+	for path, spec := range map[string]struct {
+		make func() ([]byte, error)
+		typ  string
+	}{
+		"/openapi.json":     {func() ([]byte, error) { return json.Marshal(doc) }, "application/openapi+json"},
+		"/openapi.yaml":     {doc.YAML, "application/openapi+yaml"},
+		"/openapi-3.0.json": {doc.Downgrade, "application/openapi+json"},
+		"/openapi-3.0.yaml": {doc.DowngradeYAML, "application/openapi+yaml"},
+	} {
+		body, err := spec.make()
+		if err != nil {
+			panic("httpapi: openapi document: " + err.Error()) // a bug in an operation's declaration
+		}
+		r.GET(path, func(c *gin.Context) { c.Data(http.StatusOK, spec.typ, body) })
+	}
 }

@@ -232,21 +232,25 @@ func registerFiles(api huma.API, d Deps) {
 		return &maybeAsync{Status: http.StatusOK, Body: res}, nil
 	})
 
-	huma.Register(api, get("list-files", "/api/v1/files", "File records, by key, a page at a time", tagLanes),
+	op = listing("list-files", "/api/v1/files", "File records, by key, a page at a time", tagLanes)
+	op.Description = "Needs a token of READ_TOKEN or API_TOKEN (records name S3 keys and local paths). " +
+		"A page holds at most READ_PAGE_MAX records, whatever limit asks."
+	huma.Register(api, op,
 		func(ctx context.Context, in *listFilesInput) (*struct{ Body filesPage }, error) {
 			if d.Lanes == nil {
 				return nil, notConfigured()
 			}
+			limit := pageLimit(d, in.Limit)
 			items, err := d.Lanes.Store.List(ctx, lanes.Query{
-				LaneID: in.LaneID, From: in.from, To: in.to, Status: lanes.Status(in.Status), After: in.After, Limit: in.Limit + 1,
+				LaneID: in.LaneID, From: in.from, To: in.to, Status: lanes.Status(in.Status), After: in.After, Limit: limit + 1,
 			})
 			if err != nil {
 				return nil, unavailable(ctx, d, "mongodb", err)
 			}
 			page := filesPage{Items: items}
-			if len(items) > in.Limit {
-				page.Items = items[:in.Limit]
-				next := page.Items[in.Limit-1].Key
+			if len(items) > limit {
+				page.Items = items[:limit]
+				next := page.Items[limit-1].Key
 				page.Next = &next
 			}
 			return &struct{ Body filesPage }{page}, nil

@@ -68,7 +68,7 @@ func newFilesEnv(t *testing.T, maxJobs ...int) *filesEnv {
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{filesToken}, CORS: []string{"https://console.example"},
 		Jobs:  reg,
-		Ready: []httpapi.Check{{Name: "mongodb", Check: store.Ping}},
+		Ready: refreshed(t, httpapi.Check{Name: "mongodb", Check: store.Ping}),
 		Lanes: &httpapi.Lanes{Store: store, Downloader: httpapi.Downloads(dl), Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
 	}))
 	t.Cleanup(srv.Close)

@@ -121,17 +121,19 @@ func registerFlights(api huma.API, d Deps) {
 			return &statsOutput{Body: s}, nil
 		})
 
-	huma.Register(api, get("list-aircraft", "/api/v1/aircraft", "Aircraft with statistics, by address, a page at a time", "flight statistics"),
+	op = get("list-aircraft", "/api/v1/aircraft", "Aircraft with statistics, by address, a page at a time", "flight statistics")
+	op.Description = "A page holds at most READ_PAGE_MAX aircraft, whatever limit asks."
+	huma.Register(api, op,
 		func(ctx context.Context, in *listInput) (*struct{ Body aircraftPage }, error) {
-			after := strings.ToLower(in.After)
-			items, err := d.Stats.Aircraft(ctx, after, in.Limit+1)
+			after, limit := strings.ToLower(in.After), pageLimit(d, in.Limit)
+			items, err := d.Stats.Aircraft(ctx, after, limit+1)
 			if err != nil {
 				return nil, unavailable(ctx, d, "postgres", err)
 			}
 			page := aircraftPage{Items: items}
-			if len(items) > in.Limit {
-				page.Items = items[:in.Limit]
-				next := page.Items[in.Limit-1].ICAO
+			if len(items) > limit {
+				page.Items = items[:limit]
+				next := page.Items[limit-1].ICAO
 				page.Next = &next
 			}
 			return &struct{ Body aircraftPage }{page}, nil
@@ -152,21 +154,23 @@ type failedPage struct {
 }
 
 func registerFailed(api huma.API, d Deps) {
-	op := get("list-failed-files", "/api/v1/ingestion/failed", "Quarantined files of the flight data bucket, by key, a page at a time", "flight statistics")
+	op := listing("list-failed-files", "/api/v1/ingestion/failed", "Quarantined files of the flight data bucket, by key, a page at a time", "flight statistics")
 	op.Description = "Files that POST /process-s3-data refused (decoding, a cap, validation, or the database), with the reason and " +
-		"when. Later runs skip them until their ETag changes, or when called with retry_failed=true."
+		"when. Later runs skip them until their ETag changes, or when called with retry_failed=true. Needs a token of READ_TOKEN " +
+		"or API_TOKEN (it names S3 keys). A page holds at most READ_PAGE_MAX files."
 	huma.Register(api, op, func(ctx context.Context, in *failedInput) (*struct{ Body failedPage }, error) {
 		if d.Ingest == nil {
 			return nil, huma.Error503ServiceUnavailable("ingestion is not configured")
 		}
-		items, err := d.Ingest.FailedFiles(ctx, in.After, in.Limit+1)
+		limit := pageLimit(d, in.Limit)
+		items, err := d.Ingest.FailedFiles(ctx, in.After, limit+1)
 		if err != nil {
 			return nil, ingestFailed(ctx, d, err)
 		}
 		page := failedPage{Items: items}
-		if len(items) > in.Limit {
-			page.Items = items[:in.Limit]
-			next := page.Items[in.Limit-1].Key
+		if len(items) > limit {
+			page.Items = items[:limit]
+			next := page.Items[limit-1].Key
 			page.Next = &next
 		}
 		return &struct{ Body failedPage }{page}, nil

@@ -37,6 +37,7 @@ type flightsEnv struct {
 	db     *postgres.DB
 	dbURL  string
 	bucket bucket.Bucket
+	ready  *httpapi.Readiness
 }
 
 func newFlightsEnv(t *testing.T) *flightsEnv {
@@ -46,15 +47,16 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ready := refreshed(t, httpapi.Check{Name: "postgres", Check: db.Ping}, httpapi.Check{Name: "s3", Check: b.Check})
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{token},
-		Stats:  db,
-		Ingest: httpapi.IngestService(ingestService(db, b, log)),
+		Stats:  db.Reads(),
+		Ingest: httpapi.IngestService(ingestService(db, b, log), ingestService(db.Reads(), b, log)),
 		Jobs:   reg,
-		Ready:  []httpapi.Check{{Name: "postgres", Check: db.Ping}, {Name: "s3", Check: b.Check}},
+		Ready:  ready,
 	}))
 	t.Cleanup(srv.Close)
-	return &flightsEnv{url: srv.URL, db: db, dbURL: dbURL, bucket: b}
+	return &flightsEnv{url: srv.URL, db: db, dbURL: dbURL, bucket: b, ready: ready}
 }
 
 // ingestService is ingestion as the service runs it by default.
@@ -463,6 +465,7 @@ func TestHealthReadyAndDocs(t *testing.T) {
 func TestReadyReportsDownDependency(t *testing.T) {
 	e := newFlightsEnv(t)
 	e.db.Close() // the database is gone
+	e.ready.Refresh(context.Background())
 	status, body, _ := e.do(t, "GET", "/api/v1/ready", nil)
 	if status != http.StatusServiceUnavailable || strings.Contains(string(body), `"postgres":"ok"`) {
 		t.Errorf("ready with the database down: %d %s", status, body)

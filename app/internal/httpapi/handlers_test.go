@@ -45,6 +45,7 @@ type fakes struct {
 	released  int
 
 	maxJobs  int  // running jobs at once; zero: 8
+	stall    bool // Stats waits for the request's end
 	panicked bool // Download panics
 
 	// lane files
@@ -56,8 +57,12 @@ type fakes struct {
 
 func (f *fakes) note(s string) { f.mu.Lock(); f.asked = append(f.asked, s); f.mu.Unlock() }
 
-func (f *fakes) Stats(_ context.Context, icao string) (*flight.Stats, error) {
+func (f *fakes) Stats(ctx context.Context, icao string) (*flight.Stats, error) {
 	f.note(icao)
+	if f.stall {
+		<-ctx.Done()
+		return nil, fmt.Errorf("read tcp 10.0.3.7:5432: %w", ctx.Err())
+	}
 	if f.statsErr != nil {
 		return nil, f.statsErr
 	}
@@ -170,6 +175,13 @@ func (f *fakes) List(_ context.Context, q lanes.Query) ([]lanes.Record, error) {
 	return out, nil
 }
 
+// refreshed is a Readiness of checks, checked once.
+func refreshed(t *testing.T, checks ...httpapi.Check) *httpapi.Readiness {
+	r := httpapi.NewReadiness(slog.New(slog.DiscardHandler), time.Hour, checks...)
+	r.Refresh(t.Context())
+	return r
+}
+
 // serveFakes serves the handlers on f; the dependency checks of readiness
 // are ready.
 func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
@@ -178,7 +190,7 @@ func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: slog.New(slog.DiscardHandler), Version: "test", APITokens: []string{"old-token", filesToken},
-		Stats: f, Ingest: f, Jobs: reg, Ready: ready,
+		Stats: f, Ingest: f, Jobs: reg, Ready: refreshed(t, ready...),
 		Lanes: &httpapi.Lanes{Store: f, Downloader: f, Indexer: f},
 	}))
 	t.Cleanup(srv.Close)

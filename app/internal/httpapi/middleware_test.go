@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -66,5 +67,19 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		if entry["remote"] != c.want {
 			t.Errorf("trusted %v: logged client %v, want %s", c.trusted, entry["remote"], c.want)
 		}
+	}
+}
+
+func TestRateLimiterMemoryIsBounded(t *testing.T) {
+	l := newClientLimiter(Limits{PerSecond: 1, Burst: 1, Clients: 3})
+	for i := range 1000 {
+		l.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	if n := l.clients.Len(); n != 3 {
+		t.Errorf("%d clients remembered, want RATE_LIMIT_CLIENTS (3)", n)
+	}
+	// The most recently seen is remembered: it has spent its burst.
+	if l.allow("10.0.3.231") {
+		t.Error("the last client's second request was allowed")
 	}
 }

@@ -192,7 +192,7 @@ func TestIngestNamesS3WhenItIsDown(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{token}, Stats: db,
-		Ingest: httpapi.IngestService(ingestService(db, bucket.Bucket{Client: client, Name: "flights"}, log)),
+		Ingest: httpapi.IngestService(ingestService(db, bucket.Bucket{Client: client, Name: "flights"}, log), nil),
 	}))
 	t.Cleanup(srv.Close)
 	e := &flightsEnv{url: srv.URL}

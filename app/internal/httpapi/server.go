@@ -30,15 +30,20 @@ type Deps struct {
 	// APITokens are the bearer tokens accepted on every POST (several
 	// during a rotation). Empty: POSTs are open (AUTH_DISABLE=true).
 	APITokens []string
-	CORS      []string
+	// ReadTokens are the bearer tokens accepted, besides APITokens, on the
+	// GETs that list keys and paths (listing). Auth off: those are open too.
+	ReadTokens []string
+	CORS       []string
 	// TrustedProxies (IPs or CIDRs) may set the client address with
 	// X-Forwarded-For; none by default, so the logged address is the peer's.
 	TrustedProxies []string
 
-	Stats  Statistics
+	Limits Limits
+
+	Stats  Statistics // on the read pool
 	Ingest Ingester
 	Jobs   Jobs
-	Ready  []Check
+	Ready  *Readiness // nil: not ready
 
 	Lanes *Lanes // lane file downloads; nil without MongoDB
 }
@@ -51,7 +56,7 @@ func NewServer(d Deps) http.Handler {
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
-	r.Use(requestID(), accessLog(d.Log), recovery(d.Log))
+	r.Use(requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), inFlight(d.Limits.InFlight), readDeadline(d.Limits.ReadTimeout))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:  d.CORS,
@@ -69,18 +74,20 @@ func NewServer(d Deps) http.Handler {
 	cfg.Info.Description = "Flight statistics from ADS-B readsb-hist files in S3, and lane file downloads tracked in MongoDB."
 	cfg.DocsPath = ""     // Swagger UI and ReDoc are served below, from embedded assets
 	cfg.CreateHooks = nil // no $schema links in response bodies: keep the seeds' shapes
-	cfg.OpenAPIPath = "/openapi"
+	cfg.OpenAPIPath = ""  // served below (registerSpec)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "one of the tokens of API_TOKEN; required for every POST"},
+		"read":   {Type: "http", Scheme: "bearer", Description: "one of the tokens of READ_TOKEN: lists that reveal S3 keys and paths (API_TOKEN works too)"},
 	}
 	api := humagin.New(r, cfg)
-	api.UseMiddleware(requireToken(api, d.APITokens))
+	api.UseMiddleware(requireToken(api, d.APITokens, map[string][]string{"bearer": d.APITokens, "read": d.ReadTokens}))
 
 	registerHealth(api, d)
 	registerFlights(api, d)
 	registerJobs(api, d)
 	registerFiles(api, d)
 	registerDocs(r)
+	registerSpec(r, api)
 	return r
 }
 
@@ -94,4 +101,13 @@ func post(id, path, summary string, tags ...string) huma.Operation {
 
 func get(id, path, summary string, tags ...string) huma.Operation {
 	return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary, Tags: tags}
+}
+
+// listing declares a GET whose answer reveals S3 keys or local paths: it
+// needs a token of READ_TOKEN or API_TOKEN.
+func listing(id, path, summary string, tags ...string) huma.Operation {
+	op := get(id, path, summary, tags...)
+	op.Security = []map[string][]string{{"read": {}}, {"bearer": {}}}
+	op.Errors = []int{http.StatusUnauthorized}
+	return op
 }

@@ -22,3 +22,6 @@ func (s *Store) DieTakingOver(ctx context.Context, name string, until time.Time)
 // OnTakeover makes fn run between a taker's read of an expired claim and
 // its removal.
 func (s *Store) OnTakeover(fn func()) { s.onTakeover = fn }
+
+// ListsApart reports whether the file list has a client of its own.
+func (s *Store) ListsApart() bool { return s.reads != s.client }

@@ -41,12 +41,19 @@ type Options struct {
 	Collection string // MONGODB_COLLECTION
 	TLSCAFile  string // PEM bundle to verify the server with (DocumentDB: global-bundle.pem); turns TLS on
 	AppName    string
+	// ReadConns are the connections of the file list's own client
+	// (MONGODB_READ_MAX_CONNS), apart from the work's (claims, download
+	// records), so that a flood of lists never takes a connection a download
+	// needs. Zero: the list shares the work's client.
+	ReadConns int
 }
 
 // Store is the file record collection and its claims.
 type Store struct {
 	client *mongo.Client
+	reads  *mongo.Client     // the file list's; client when Options.ReadConns is 0
 	coll   *mongo.Collection // records
+	listed *mongo.Collection // records, through reads
 	claims *mongo.Collection // <collection>_claims: running downloads
 
 	onTakeover func() // tests: runs between reading an expired claim and removing it
@@ -101,10 +108,20 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// Records and claims are read from the primary, whatever the URI's
 	// readPreference says: a claim or a status read from a lagging replica
 	// could let two downloads take the same hour.
-	db := client.Database(o.Database, options.Database().SetReadPreference(readpref.Primary()))
-	s := &Store{client: client, coll: db.Collection(o.Collection), claims: db.Collection(o.Collection + "_claims")}
+	primary := options.Database().SetReadPreference(readpref.Primary())
+	db := client.Database(o.Database, primary)
+	s := &Store{client: client, reads: client, coll: db.Collection(o.Collection), claims: db.Collection(o.Collection + "_claims")}
+	if o.ReadConns > 0 {
+		ropts := *copts
+		ropts.SetMaxPoolSize(uint64(o.ReadConns)).SetMinPoolSize(0)
+		if s.reads, err = mongo.Connect(&ropts); err != nil {
+			_ = client.Disconnect(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("mongodb: %w", err)
+		}
+	}
+	s.listed = s.reads.Database(o.Database, primary).Collection(o.Collection)
 	if err := s.EnsureIndexes(ctx); err != nil {
-		_ = client.Disconnect(context.WithoutCancel(ctx))
+		_ = s.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return s, nil
@@ -116,7 +133,13 @@ func isDocumentDB(uri string) bool {
 }
 
 // Close disconnects.
-func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+func (s *Store) Close(ctx context.Context) error {
+	var err error
+	if s.reads != s.client {
+		err = s.reads.Disconnect(ctx)
+	}
+	return errors.Join(err, s.client.Disconnect(ctx))
+}
 
 // Ping checks the server answers (readiness).
 func (s *Store) Ping(ctx context.Context) error {
@@ -127,8 +150,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // EnsureIndexes creates the collection's indexes when missing: a unique one
-// on the key and one on (lane_id, timestamp, s3_key) for the hour queries,
-// which it returns in that order without sorting in memory. Indexes that
+// on the key, one on (lane_id, timestamp, s3_key) for the hour queries,
+// which it returns in that order without sorting in memory, and one on
+// (status, s3_key) for the list's status filter, in the list's order. Indexes that
 // exist are left alone and not created again (FerretDB 1.24 fails on a
 // createIndexes of several indexes that already exist). The earlier
 // (lane_id, timestamp) index, a prefix of the new one, is dropped.
@@ -139,6 +163,7 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	}{
 		{"s3_key_unique", mongo.IndexModel{Keys: bson.D{{Key: fKey, Value: 1}}, Options: options.Index().SetUnique(true).SetName("s3_key_unique")}},
 		{hourIndex, mongo.IndexModel{Keys: bson.D{{Key: fLane, Value: 1}, {Key: fTimestamp, Value: 1}, {Key: fKey, Value: 1}}, Options: options.Index().SetName(hourIndex)}},
+		{statusIndex, mongo.IndexModel{Keys: bson.D{{Key: fStatus, Value: 1}, {Key: fKey, Value: 1}}, Options: options.Index().SetName(statusIndex)}},
 	}
 	have := map[string]bool{}
 	cur, err := s.coll.Indexes().List(ctx)
@@ -170,10 +195,11 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// The hour queries' index, and the one it replaces.
+// The hour queries' index, the one it replaces, and the status filter's.
 const (
 	hourIndex    = "lane_id_timestamp_s3_key"
 	oldHourIndex = "lane_id_timestamp"
+	statusIndex  = "status_s3_key"
 )
 
 // isNamespaceNotFound says whether err is "collection does not exist" (26).
@@ -382,13 +408,13 @@ func changes(old known, r lanes.Record) (bson.D, bool) {
 // Query selects records (lanes.Query).
 type Query = lanes.Query
 
-// List returns the records of q in key order.
+// List returns the records of q in key order, through the reads' client.
 func (s *Store) List(ctx context.Context, q Query) ([]lanes.Record, error) {
 	opts := options.Find().SetSort(bson.D{{Key: fKey, Value: 1}})
 	if q.Limit > 0 {
 		opts.SetLimit(int64(q.Limit))
 	}
-	return s.find(ctx, queryFilter(q), opts)
+	return find(ctx, s.listed, queryFilter(q), opts)
 }
 
 func queryFilter(q Query) bson.D {
@@ -415,8 +441,8 @@ func queryFilter(q Query) bson.D {
 	return f
 }
 
-func (s *Store) find(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]lanes.Record, error) {
-	cur, err := s.coll.Find(ctx, filter, opts)
+func find(ctx context.Context, coll *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder) ([]lanes.Record, error) {
+	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: find records: %w", err)
 	}

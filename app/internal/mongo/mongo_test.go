@@ -52,6 +52,10 @@ func TestIndexes(t *testing.T) {
 	if h, ok := found["lane_id_timestamp_s3_key"]; !ok || !regexp.MustCompile(`lane_id.*timestamp.*s3_key`).MatchString(fmt.Sprint(h["key"])) {
 		t.Errorf("no (lane_id, timestamp, s3_key) index: %v", idx)
 	}
+	// The file list's status filter, in key order, reads an index.
+	if h, ok := found["status_s3_key"]; !ok || !regexp.MustCompile(`status.*s3_key`).MatchString(fmt.Sprint(h["key"])) {
+		t.Errorf("no (status, s3_key) index: %v", idx)
+	}
 	// The unique index holds against inserts by hand too.
 	doc := bson.D{{Key: "s3_key", Value: "k"}, {Key: "lane_id", Value: "l"}}
 	if _, err := db.Records.InsertOne(ctx, doc); err != nil {
@@ -82,7 +86,7 @@ func TestIndexes(t *testing.T) {
 		names = append(names, sp.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"_id_", "lane_id_timestamp_s3_key", "s3_key_unique"}; !slices.Equal(names, want) {
+	if want := []string{"_id_", "lane_id_timestamp_s3_key", "s3_key_unique", "status_s3_key"}; !slices.Equal(names, want) {
 		t.Errorf("indexes %v, want %v", names, want)
 	}
 }
@@ -631,5 +635,38 @@ func TestOpenRefusesABadCAFile(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "CA file") {
 			t.Errorf("Open with CA file %s: %v (want it to name the CA file)", filepath.Base(file), err)
 		}
+	}
+}
+
+// The file list (anonymous reads) has a client of its own, so that its
+// connections are never the downloads'; the store closes both.
+func TestListHasAClientOfItsOwn(t *testing.T) {
+	db := mongotest.NewDB(t)
+	s, err := mongo.Open(ctx, mongo.Options{URL: db.URL, Database: db.Name, Collection: mongotest.Collection, ReadConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.ListsApart() {
+		t.Error("the list shares the work's client")
+	}
+	t0 := time.Date(2024, 2, 14, 14, 0, 0, 0, time.UTC)
+	if _, err := s.Register(ctx, []lanes.Record{rec("a", "lane1", t0, 1, "e"), rec("b", "lane1", t0, 1, "e")}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// One connection, many lists at once: they take turns.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if got, err := s.List(ctx, mongo.Query{LaneID: "lane1"}); err != nil || keys(got) != "a,b" {
+				t.Errorf("list: %s, %v", keys(got), err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.List(ctx, mongo.Query{}); err == nil {
+		t.Error("a list after Close answered")
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,28 +26,64 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DB is the service's PostgreSQL database.
+// DB is the service's PostgreSQL database. Its queries run on the work's
+// pool (ingestion, the ledger, jobs); Reads is the same database on a pool
+// of its own for the API's reads, and Ping has a connection of its own, so
+// that neither reads nor readiness checks ever take a connection the work
+// needs.
 type DB struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool // the work's; the read pool in a Reads view
+	reads *pgxpool.Pool
+	ping  *pgxpool.Pool
+	view  bool // a Reads view: Close leaves the pools alone
 }
 
-// Open connects to url and brings the schema up to date.
-func Open(ctx context.Context, url string) (*DB, error) {
+// ReadPool bounds the pool of the API's reads.
+type ReadPool struct {
+	MaxConns int           // DB_READ_MAX_CONNS
+	Timeout  time.Duration // READ_TIMEOUT_SECONDS: the statement_timeout of each of its statements
+}
+
+// Open connects to url and brings the schema up to date. It opens three
+// pools: the work's (pgx's default size, or url's pool_max_conns), the
+// reads' (rp; read-only transactions, statement_timeout rp.Timeout), and
+// one connection for Ping.
+func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
+	if rp.MaxConns < 1 || rp.Timeout <= 0 {
+		return nil, errors.New("postgres: the read pool needs at least one connection and a timeout")
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+	readCfg := cfg.Copy()
+	readCfg.MaxConns, readCfg.MinConns = int32(min(rp.MaxConns, math.MaxInt32)), 0
+	readCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(rp.Timeout.Milliseconds(), 10)
+	readCfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	pingCfg := readCfg.Copy()
+	pingCfg.MaxConns = 1
+
+	db := &DB{}
+	for _, p := range []struct {
+		pool **pgxpool.Pool
+		cfg  *pgxpool.Config
+	}{{&db.pool, cfg}, {&db.reads, readCfg}, {&db.ping, pingCfg}} {
+		if *p.pool, err = pgxpool.NewWithConfig(ctx, p.cfg); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
 	}
-	db := &DB{pool: pool}
 	if err := db.migrate(ctx); err != nil {
-		pool.Close()
+		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
+
+// Reads is db on the read pool: every query of the returned DB runs there,
+// read-only and under the pool's statement_timeout, and waits only for the
+// read pool's connections. Its Close does nothing.
+func (db *DB) Reads() *DB { return &DB{pool: db.reads, reads: db.reads, ping: db.ping, view: true} }
 
 func (db *DB) migrate(ctx context.Context) error {
 	sqlDB := stdlib.OpenDBFromPool(db.pool)
@@ -74,11 +113,20 @@ func mustSub(fsys embed.FS, dir string) fs.FS {
 	return sub
 }
 
-// Close closes the pool.
-func (db *DB) Close() { db.pool.Close() }
+// Close closes the pools.
+func (db *DB) Close() {
+	if db.view {
+		return
+	}
+	for _, p := range []*pgxpool.Pool{db.pool, db.reads, db.ping} {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
 
-// Ping checks that the database answers.
-func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+// Ping checks that the database answers, on a connection of its own.
+func (db *DB) Ping(ctx context.Context) error { return db.ping.Ping(ctx) }
 
 // Stats returns the statistics of one aircraft, or flight.ErrNotFound.
 func (db *DB) Stats(ctx context.Context, icao string) (*flight.Stats, error) {

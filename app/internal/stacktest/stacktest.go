@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/postgres"
 )
 
@@ -85,7 +86,8 @@ func Postgres(t testing.TB) string {
 func DB(t testing.TB) (*postgres.DB, string) {
 	t.Helper()
 	dbURL := Postgres(t)
-	db, err := postgres.Open(context.Background(), dbURL)
+	d := config.Defaults()
+	db, err := postgres.Open(context.Background(), dbURL, postgres.ReadPool{MaxConns: d.DBReadMaxConns, Timeout: d.ReadTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
