@@ -151,7 +151,7 @@ func (d *Downloader) newRun(ctx context.Context, c *Claim, p *progress.Counter) 
 	r := &run{d: d, h: c.h, claim: c, lease: l, p: p, dirs: fetch.NewFolders(d.root), queue: newQueue(),
 		commits: make(chan pending, 2*d.cfg.Workers), results: map[string]fileResult{}, lastMove: d.now().UTC()}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	r.rec = newRecorder(d.cfg.Store, d.cfg.Log, d.now)
+	r.rec = newRecorder(d.cfg.Records, d.cfg.Log, d.now)
 	r.rec.fence = func() bool { return l.held(d.now()) }
 	r.rec.done = ctx.Done()
 	if d.cfg.Durable {
@@ -186,7 +186,7 @@ func (r *run) sweep() {
 func (r *run) read() error {
 	seen := map[string]bool{}
 	paths := map[string]string{} // local path → key
-	err := r.d.cfg.Store.ForHour(r.ctx, r.h, func(batch []lanes.Record) error {
+	err := r.d.cfg.Records.ForHour(r.ctx, r.h, func(batch []lanes.Record) error {
 		n, bytes := 0, int64(0)
 		var fresh []lanes.Record
 		for _, rec := range batch {
@@ -365,7 +365,7 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 		err = context.Cause(r.ctx) // the reason the run stopped ("shutdown", "claim lost"), not how the fetch broke
 	}
 	res, outcome := r.d.result(rec, got, rel, err)
-	if err == nil && got.Present && recorded(rec, outcome) && r.rec.settle(rec) {
+	if err == nil && got.Present && lanes.Recorded(rec, outcome) && r.rec.settle(rec) {
 		res.file.Record = rec // found as its record says: nothing to write
 	} else {
 		r.rec.ended(rec, outcome)
@@ -376,35 +376,21 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 	r.p.AddDone(1, 0)
 }
 
-// result says how one file ended, for the answer and for its record.
+// result says how one file ended, for the answer and for its record: in
+// the answer, the record as its change makes it (lanes.Change.Apply).
 func (d *Downloader) result(r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
 	if err != nil {
 		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
 		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
 	}
-	r.Attempts++ // this one
-	local := filepath.Join(d.abs, rel)
-	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: local, ETag: got.ETag, VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
-	r.Status, r.LocalPath, r.Size, r.Checksum, r.LastError, r.UpdatedAt = lanes.Downloaded, local, got.Size, got.Checksum, "", d.now().UTC()
-	if got.ETag != "" {
-		r.ETag = got.ETag
-	}
-	if got.VersionID != "" {
-		r.VersionID = got.VersionID
-	}
+	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: filepath.Join(d.abs, rel), ETag: got.ETag,
+		VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
 	outcome := OutcomeDownloaded
 	if got.Present {
 		outcome = OutcomeAlreadyPresent
 	}
-	return fileResult{file: File{Record: r, Outcome: outcome}, bytes: got.Bytes}, o
-}
-
-// recorded says whether r already records outcome o: a downloaded file at
-// the same place, verified the same way, of the same object.
-func recorded(r lanes.Record, o lanes.Outcome) bool {
-	return r.Status == lanes.Downloaded && o.Status == lanes.Downloaded && r.LastError == "" &&
-		r.LocalPath == o.LocalPath && r.Checksum == o.Checksum && r.Size == o.Size &&
-		(o.ETag == "" || o.ETag == r.ETag) && (o.VersionID == "" || o.VersionID == r.VersionID)
+	done := lanes.Change{Record: r, Started: true, Outcome: &o}.Apply(d.now().UTC())
+	return fileResult{file: File{Record: done, Outcome: outcome}, bytes: got.Bytes}, o
 }
 
 // end writes the last statuses and lets the claim go, at once: a request

@@ -85,15 +85,16 @@ func newRecorder(store Records, log *slog.Logger, now func() time.Time) *recorde
 	return r
 }
 
-// started notes that a file started. A file whose record says downloaded
-// gets no start written: it is most likely found in place, and verifying it
-// can take longer than an interval (a large file, a busy disk). Its record
-// keeps saying downloaded until its end is written, which then counts the
-// attempt; found in place as its record says, nothing is written at all.
+// started notes that a file started. A file whose record may not become
+// downloading (lanes.CanMove: it says downloaded) gets no start written: it
+// is most likely found in place, and verifying it can take longer than an
+// interval (a large file, a busy disk). Its record keeps saying downloaded
+// until its end is written, which then counts the attempt; found in place
+// as its record says (lanes.Recorded), nothing is written at all.
 func (r *recorder) started(rec lanes.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rec.Status == lanes.Downloaded {
+	if !lanes.CanMove(rec.Status, lanes.Downloading) {
 		r.unbegun[rec.Key] = struct{}{}
 		return
 	}

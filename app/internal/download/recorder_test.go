@@ -1,11 +1,9 @@
 package download
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,33 +11,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// fakeStore records the status writes and what happened before each.
-type fakeStore struct {
-	mu     sync.Mutex
-	events []string
-	writes [][]lanes.Change
-	err    error
-}
-
-func (f *fakeStore) note(e string) { f.mu.Lock(); f.events = append(f.events, e); f.mu.Unlock() }
-
-func (f *fakeStore) ForHour(context.Context, lanes.Hour, func([]lanes.Record) error) error {
-	return nil
-}
-func (f *fakeStore) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
-	return true, nil
-}
-func (f *fakeStore) Renew(context.Context, string, string, time.Time) error { return nil }
-func (f *fakeStore) Release(context.Context, string, string) error          { return nil }
-func (f *fakeStore) Update(_ context.Context, cs []lanes.Change, _ time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.events = append(f.events, "update")
-	f.writes = append(f.writes, append([]lanes.Change(nil), cs...))
-	return f.err
-}
-
-func newTestRecorder(store *fakeStore, syncDirs func() error) *recorder {
+func newTestRecorder(store *FakeStore, syncDirs func() error) *recorder {
 	r := newRecorder(store, slog.New(slog.DiscardHandler), time.Now)
 	r.syncDirs = syncDirs
 	return r
@@ -48,8 +20,8 @@ func newTestRecorder(store *fakeStore, syncDirs func() error) *recorder {
 // A downloaded file's folder is synced before its status is written; a
 // failed file does not ask for a sync.
 func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
-	store := &fakeStore{}
-	r := newTestRecorder(store, func() error { store.note("sync"); return nil })
+	store := &FakeStore{}
+	r := newTestRecorder(store, func() error { store.Note("sync"); return nil })
 	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
 	r.started(b)
 	r.ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
@@ -59,7 +31,7 @@ func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
 	if failed := r.close(); len(failed) != 0 {
 		t.Errorf("failed: %v", failed)
 	}
-	if got := strings.Join(store.events, ","); got != "update,sync,update" {
+	if got := strings.Join(store.Events, ","); got != "update,sync,update" {
 		t.Errorf("events %s, want update (the failed file, no sync), sync, update (the downloaded one)", got)
 	}
 }
@@ -67,7 +39,7 @@ func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
 // A folder that cannot be synced turns the downloaded files of the batch
 // into failed ones, in the store and in the answer.
 func TestRecorderFolderSyncFails(t *testing.T) {
-	store := &fakeStore{}
+	store := &FakeStore{}
 	r := newTestRecorder(store, func() error { return errors.New("EIO") })
 	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
 	r.started(a)
@@ -75,10 +47,10 @@ func TestRecorderFolderSyncFails(t *testing.T) {
 	r.ended(a, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/a"})
 	r.ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
 	failed := r.close()
-	if len(store.writes) != 1 || len(store.writes[0]) != 2 {
-		t.Fatalf("writes %+v, want one of both files", store.writes)
+	if len(store.Writes) != 1 || len(store.Writes[0]) != 2 {
+		t.Fatalf("writes %+v, want one of both files", store.Writes)
 	}
-	for _, c := range store.writes[0] {
+	for _, c := range store.Writes[0] {
 		if c.Outcome == nil || c.Outcome.Status != lanes.Failed {
 			t.Errorf("%s written as %+v, want failed", c.Record.Key, c.Outcome)
 		}
@@ -96,7 +68,7 @@ func TestRecorderFolderSyncFails(t *testing.T) {
 
 // A status that cannot be written is reported for the files it concerned.
 func TestRecorderStatusWriteFails(t *testing.T) {
-	store := &fakeStore{err: errors.New("no primary")}
+	store := &FakeStore{Err: errors.New("no primary")}
 	r := newTestRecorder(store, nil)
 	a := lanes.Record{Key: "a"}
 	r.started(a)
@@ -111,23 +83,23 @@ func TestRecorderStatusWriteFails(t *testing.T) {
 // written later, says downloaded and counts the attempt (the start's write
 // used to put the file in the failed set for good).
 func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
-	store := &fakeStore{err: errors.New("no primary")}
+	store := &FakeStore{Err: errors.New("no primary")}
 	r := newTestRecorder(store, nil)
 	a := lanes.Record{Key: "a"}
 	r.started(a)
 	time.Sleep(recordEvery + 10*time.Millisecond) // old enough for its start to be written alone
 	r.flush()
 	store.mu.Lock()
-	if len(store.writes) != 1 || store.writes[0][0].Outcome != nil {
-		t.Fatalf("writes %+v, want the start alone", store.writes)
+	if len(store.Writes) != 1 || store.Writes[0][0].Outcome != nil {
+		t.Fatalf("writes %+v, want the start alone", store.Writes)
 	}
-	store.err = nil
+	store.Err = nil
 	store.mu.Unlock()
 	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
 	if failed := r.close(); len(failed) != 0 {
 		t.Errorf("failed %v, want none: the end was written", failed)
 	}
-	last := store.writes[len(store.writes)-1]
+	last := store.Writes[len(store.Writes)-1]
 	if len(last) != 1 || !last[0].Started || last[0].Outcome == nil {
 		t.Errorf("last write %+v, want a's end counting its attempt (Started)", last)
 	}
@@ -137,7 +109,7 @@ func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
 // it runs: found in place, nothing is written for it; fetched again, its end
 // alone is written, counting the attempt.
 func TestRecorderDownloadedRecordNoStart(t *testing.T) {
-	store := &fakeStore{}
+	store := &FakeStore{}
 	r := newTestRecorder(store, nil)
 	present := lanes.Record{Key: "present", Status: lanes.Downloaded}
 	damaged := lanes.Record{Key: "damaged", Status: lanes.Downloaded}
@@ -146,8 +118,8 @@ func TestRecorderDownloadedRecordNoStart(t *testing.T) {
 	time.Sleep(3 * recordEvery) // a long verification: several flushes go by
 	r.flush()
 	store.mu.Lock()
-	if len(store.writes) != 0 {
-		t.Errorf("writes %+v while verifying, want none", store.writes)
+	if len(store.Writes) != 0 {
+		t.Errorf("writes %+v while verifying, want none", store.Writes)
 	}
 	store.mu.Unlock()
 	if !r.settle(present) {
@@ -157,10 +129,10 @@ func TestRecorderDownloadedRecordNoStart(t *testing.T) {
 	if failed := r.close(); len(failed) != 0 {
 		t.Errorf("failed %v", failed)
 	}
-	if len(store.writes) != 1 || len(store.writes[0]) != 1 {
-		t.Fatalf("writes %+v, want one: damaged's end", store.writes)
+	if len(store.Writes) != 1 || len(store.Writes[0]) != 1 {
+		t.Fatalf("writes %+v, want one: damaged's end", store.Writes)
 	}
-	if c := store.writes[0][0]; c.Record.Key != "damaged" || !c.Started || c.Outcome == nil {
+	if c := store.Writes[0][0]; c.Record.Key != "damaged" || !c.Started || c.Outcome == nil {
 		t.Errorf("write %+v, want damaged's end counting its attempt (Started)", c)
 	}
 }
@@ -168,7 +140,7 @@ func TestRecorderDownloadedRecordNoStart(t *testing.T) {
 // Once the run's claim is lost nothing is written; the files that ended
 // meanwhile are reported failed: claim lost.
 func TestRecorderFenced(t *testing.T) {
-	store := &fakeStore{}
+	store := &FakeStore{}
 	r := newTestRecorder(store, nil)
 	var held atomic.Bool
 	held.Store(true)
@@ -181,8 +153,8 @@ func TestRecorderFenced(t *testing.T) {
 	r.started(b)
 	r.ended(b, lanes.Outcome{Status: lanes.Downloaded})
 	failed := r.close()
-	if len(store.writes) != 1 || store.writes[0][0].Record.Key != "a" {
-		t.Errorf("writes %+v, want a's alone (before the claim was lost)", store.writes)
+	if len(store.Writes) != 1 || store.Writes[0][0].Record.Key != "a" {
+		t.Errorf("writes %+v, want a's alone (before the claim was lost)", store.Writes)
 	}
 	if !errors.Is(failed["b"], lanes.ErrClaimLost) || failed["a"] != nil {
 		t.Errorf("failed %v, want b: claim lost", failed)
