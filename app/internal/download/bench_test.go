@@ -15,6 +15,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/download/downloadtest"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
@@ -74,7 +75,7 @@ func BenchmarkEngine(b *testing.B) {
 	if _, err := ix.Index(b.Context(), "bench/", nil); err != nil {
 		b.Fatal(err)
 	}
-	mem := &download.FakeStore{} // the downloader without its store
+	mem := &downloadtest.Store{} // the downloader without its store
 	for _, sh := range shapes {
 		h, err := lanes.NewHour("lane1", day, sh.hour)
 		if err != nil {

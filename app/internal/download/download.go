@@ -9,7 +9,7 @@
 // records are read a batch at a time and handed to a process-wide pool of
 // workers (Config.Workers files in flight across all requests), whose
 // fetched files are put in place by committers while the workers go on.
-// Status changes are written in batches (recorder). A cancelled download
+// Status changes are written in batches (package record). A cancelled download
 // (shutdown) ends every record of the run failed with the cancellation's
 // cause and lets the claim go before returning.
 package download
@@ -114,7 +114,7 @@ type Config struct {
 	// would not).
 	//
 	// Durable files are written with O_DIRECT (package fetch) and their
-	// folders synced once per status batch (recorder), which made
+	// folders synced once per status batch (package record), which made
 	// durability nearly free on the 2-core dev machine: the durable service
 	// runs at the speed of the one without fsync (docs/downloads.md). It is
 	// the default (DOWNLOAD_FSYNC=true); turn it off only where files are

@@ -1,4 +1,4 @@
-package download
+package record
 
 import (
 	"errors"
@@ -8,27 +8,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aircraftdata/platform/app/internal/download/downloadtest"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-func newTestRecorder(store *FakeStore, syncDirs func() error) *recorder {
-	r := newRecorder(store, slog.New(slog.DiscardHandler), time.Now)
-	r.syncDirs = syncDirs
-	return r
+func newTestRecorder(store *downloadtest.Store, syncDirs func() error, fence ...func() bool) *Recorder {
+	o := Options{Log: slog.New(slog.DiscardHandler), Now: time.Now, SyncDirs: syncDirs}
+	if len(fence) > 0 {
+		o.Fence = fence[0]
+	}
+	return New(store, o)
 }
 
 // A downloaded file's folder is synced before its status is written; a
 // failed file does not ask for a sync.
 func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
-	store := &FakeStore{}
+	store := &downloadtest.Store{}
 	r := newTestRecorder(store, func() error { store.Note("sync"); return nil })
 	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
-	r.started(b)
-	r.ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
+	r.Started(b)
+	r.Ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
 	r.flush()
-	r.started(a)
-	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
-	if failed := r.close(); len(failed) != 0 {
+	r.Started(a)
+	r.Ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	if failed := r.Close(); len(failed) != 0 {
 		t.Errorf("failed: %v", failed)
 	}
 	if got := strings.Join(store.Events, ","); got != "update,sync,update" {
@@ -39,14 +42,14 @@ func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
 // A folder that cannot be synced turns the downloaded files of the batch
 // into failed ones, in the store and in the answer.
 func TestRecorderFolderSyncFails(t *testing.T) {
-	store := &FakeStore{}
+	store := &downloadtest.Store{}
 	r := newTestRecorder(store, func() error { return errors.New("EIO") })
 	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
-	r.started(a)
-	r.started(b)
-	r.ended(a, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/a"})
-	r.ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
-	failed := r.close()
+	r.Started(a)
+	r.Started(b)
+	r.Ended(a, lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/a"})
+	r.Ended(b, lanes.Outcome{Status: lanes.Failed, Error: "gone"})
+	failed := r.Close()
 	if len(store.Writes) != 1 || len(store.Writes[0]) != 2 {
 		t.Fatalf("writes %+v, want one of both files", store.Writes)
 	}
@@ -68,12 +71,12 @@ func TestRecorderFolderSyncFails(t *testing.T) {
 
 // A status that cannot be written is reported for the files it concerned.
 func TestRecorderStatusWriteFails(t *testing.T) {
-	store := &FakeStore{Err: errors.New("no primary")}
+	store := &downloadtest.Store{Err: errors.New("no primary")}
 	r := newTestRecorder(store, nil)
 	a := lanes.Record{Key: "a"}
-	r.started(a)
-	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
-	failed := r.close()
+	r.Started(a)
+	r.Ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	failed := r.Close()
 	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "recording it failed: no primary") {
 		t.Errorf("answer for a: %v", err)
 	}
@@ -83,20 +86,20 @@ func TestRecorderStatusWriteFails(t *testing.T) {
 // written later, says downloaded and counts the attempt (the start's write
 // used to put the file in the failed set for good).
 func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
-	store := &FakeStore{Err: errors.New("no primary")}
+	store := &downloadtest.Store{Err: errors.New("no primary")}
 	r := newTestRecorder(store, nil)
 	a := lanes.Record{Key: "a"}
-	r.started(a)
+	r.Started(a)
 	time.Sleep(recordEvery + 10*time.Millisecond) // old enough for its start to be written alone
 	r.flush()
-	store.mu.Lock()
+	store.Lock()
 	if len(store.Writes) != 1 || store.Writes[0][0].Outcome != nil {
 		t.Fatalf("writes %+v, want the start alone", store.Writes)
 	}
 	store.Err = nil
-	store.mu.Unlock()
-	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
-	if failed := r.close(); len(failed) != 0 {
+	store.Unlock()
+	r.Ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	if failed := r.Close(); len(failed) != 0 {
 		t.Errorf("failed %v, want none: the end was written", failed)
 	}
 	last := store.Writes[len(store.Writes)-1]
@@ -109,24 +112,24 @@ func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
 // it runs: found in place, nothing is written for it; fetched again, its end
 // alone is written, counting the attempt.
 func TestRecorderDownloadedRecordNoStart(t *testing.T) {
-	store := &FakeStore{}
+	store := &downloadtest.Store{}
 	r := newTestRecorder(store, nil)
 	present := lanes.Record{Key: "present", Status: lanes.Downloaded}
 	damaged := lanes.Record{Key: "damaged", Status: lanes.Downloaded}
-	r.started(present)
-	r.started(damaged)
+	r.Started(present)
+	r.Started(damaged)
 	time.Sleep(3 * recordEvery) // a long verification: several flushes go by
 	r.flush()
-	store.mu.Lock()
+	store.Lock()
 	if len(store.Writes) != 0 {
 		t.Errorf("writes %+v while verifying, want none", store.Writes)
 	}
-	store.mu.Unlock()
-	if !r.settle(present) {
+	store.Unlock()
+	if !r.Settle(present) {
 		t.Error("settle(present) = false, want true: no start was written")
 	}
-	r.ended(damaged, lanes.Outcome{Status: lanes.Downloaded})
-	if failed := r.close(); len(failed) != 0 {
+	r.Ended(damaged, lanes.Outcome{Status: lanes.Downloaded})
+	if failed := r.Close(); len(failed) != 0 {
 		t.Errorf("failed %v", failed)
 	}
 	if len(store.Writes) != 1 || len(store.Writes[0]) != 1 {
@@ -140,50 +143,22 @@ func TestRecorderDownloadedRecordNoStart(t *testing.T) {
 // Once the run's claim is lost nothing is written; the files that ended
 // meanwhile are reported failed: claim lost.
 func TestRecorderFenced(t *testing.T) {
-	store := &FakeStore{}
-	r := newTestRecorder(store, nil)
+	store := &downloadtest.Store{}
 	var held atomic.Bool
 	held.Store(true)
-	r.fence = held.Load
+	r := newTestRecorder(store, nil, held.Load)
 	a, b := lanes.Record{Key: "a"}, lanes.Record{Key: "b"}
-	r.started(a)
-	r.ended(a, lanes.Outcome{Status: lanes.Downloaded})
+	r.Started(a)
+	r.Ended(a, lanes.Outcome{Status: lanes.Downloaded})
 	r.flush()
 	held.Store(false)
-	r.started(b)
-	r.ended(b, lanes.Outcome{Status: lanes.Downloaded})
-	failed := r.close()
+	r.Started(b)
+	r.Ended(b, lanes.Outcome{Status: lanes.Downloaded})
+	failed := r.Close()
 	if len(store.Writes) != 1 || store.Writes[0][0].Record.Key != "a" {
 		t.Errorf("writes %+v, want a's alone (before the claim was lost)", store.Writes)
 	}
 	if !errors.Is(failed["b"], lanes.ErrClaimLost) || failed["a"] != nil {
 		t.Errorf("failed %v, want b: claim lost", failed)
-	}
-}
-
-// The queue hands out files in order, tells the taker of the last one of a
-// closed queue, and lets waiting workers go when closed.
-func TestQueue(t *testing.T) {
-	q := newQueue()
-	q.push(lanes.Record{Key: "a"})
-	q.push(lanes.Record{Key: "b"})
-	if r, ok, last := q.pop(); r.Key != "a" || !ok || last {
-		t.Errorf("pop = %s %v %v, want a, not last (the queue is open)", r.Key, ok, last)
-	}
-	if q.close() {
-		t.Error("close reported empty with b waiting")
-	}
-	if r, ok, last := q.pop(); r.Key != "b" || !ok || !last {
-		t.Errorf("pop = %s %v %v, want b, the last", r.Key, ok, last)
-	}
-	done := make(chan bool)
-	q2 := newQueue()
-	go func() { _, ok, _ := q2.pop(); done <- ok }()
-	time.Sleep(10 * time.Millisecond)
-	if !q2.close() {
-		t.Error("close of an empty queue reported files waiting")
-	}
-	if <-done {
-		t.Error("a waiting pop got a file from an empty closed queue")
 	}
 }

@@ -1,4 +1,6 @@
-package download
+// Package downloadtest holds the tests' one fake store of package download
+// (Records and Claims) and of package record.
+package downloadtest
 
 import (
 	"cmp"
@@ -10,13 +12,13 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// FakeStore is the tests' one fake of Records and Claims (exported for
-// the package's external tests): records in memory, changed by the status
-// rules (lanes.Change) as a store would, every claim granted. It notes each
-// status write, and what happened before it (Note), and fails every write
-// with Err when set.
-type FakeStore struct {
-	mu      sync.Mutex
+// Store fakes download.Records and download.Claims: records in memory,
+// changed by the status rules (lanes.Change) as a store would, every claim
+// granted. It notes each status write, and what happened before it (Note),
+// and fails every write with Err when set. Lock it to read its fields while
+// it may be written.
+type Store struct {
+	sync.Mutex
 	records map[string]lanes.Record // by key
 	Events  []string                // "update" for each status write, and the tests' own notes
 	Writes  [][]lanes.Change
@@ -24,9 +26,9 @@ type FakeStore struct {
 }
 
 // Put adds or replaces records.
-func (f *FakeStore) Put(rs ...lanes.Record) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *Store) Put(rs ...lanes.Record) {
+	f.Lock()
+	defer f.Unlock()
 	if f.records == nil {
 		f.records = map[string]lanes.Record{}
 	}
@@ -36,18 +38,18 @@ func (f *FakeStore) Put(rs ...lanes.Record) {
 }
 
 // Note adds e to Events.
-func (f *FakeStore) Note(e string) { f.mu.Lock(); f.Events = append(f.Events, e); f.mu.Unlock() }
+func (f *Store) Note(e string) { f.Lock(); f.Events = append(f.Events, e); f.Unlock() }
 
 // ForHour hands fn the records of h in one batch, in (timestamp, key) order.
-func (f *FakeStore) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
-	f.mu.Lock()
+func (f *Store) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
+	f.Lock()
 	var rs []lanes.Record
 	for _, r := range f.records {
 		if r.LaneID == h.LaneID && h.Contains(r.Timestamp) {
 			rs = append(rs, r)
 		}
 	}
-	f.mu.Unlock()
+	f.Unlock()
 	slices.SortFunc(rs, func(a, b lanes.Record) int {
 		return cmp.Or(a.Timestamp.Compare(b.Timestamp), cmp.Compare(a.Key, b.Key))
 	})
@@ -60,9 +62,9 @@ func (f *FakeStore) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Rec
 // Update notes the batch, then applies it (lanes.Change.Apply) to the
 // records it holds, or fails with Err, or with the first change the rules
 // refuse (writing nothing).
-func (f *FakeStore) Update(_ context.Context, cs []lanes.Change, now time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (f *Store) Update(_ context.Context, cs []lanes.Change, now time.Time) error {
+	f.Lock()
+	defer f.Unlock()
 	f.Events = append(f.Events, "update")
 	f.Writes = append(f.Writes, slices.Clone(cs))
 	if f.Err != nil {
@@ -81,8 +83,8 @@ func (f *FakeStore) Update(_ context.Context, cs []lanes.Change, now time.Time) 
 	return nil
 }
 
-func (f *FakeStore) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+func (f *Store) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
 	return true, nil
 }
-func (f *FakeStore) Renew(context.Context, string, string, time.Time) error { return nil }
-func (f *FakeStore) Release(context.Context, string, string) error          { return nil }
+func (f *Store) Renew(context.Context, string, string, time.Time) error { return nil }
+func (f *Store) Release(context.Context, string, string) error          { return nil }
