@@ -234,7 +234,7 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 		return nil, err
 	}
 	st.dl, err = download.New(download.Config{
-		Store: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
+		Records: st.mongo, Claims: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
 		Workers: cfg.DownloadWorkers, Lease: cfg.DownloadClaimLease, Durable: cfg.DownloadFsync, Log: log,
 		Wait: cfg.DownloadWait, Stall: cfg.DownloadStall, Reserve: cfg.DownloadReserve, MaxObject: cfg.DownloadMaxObject,
 	})

@@ -1,7 +1,6 @@
 package download_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/download/downloadtest"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
@@ -75,14 +75,14 @@ func BenchmarkEngine(b *testing.B) {
 	if _, err := ix.Index(b.Context(), "bench/", nil); err != nil {
 		b.Fatal(err)
 	}
-	mem := &memStore{byHour: map[int][]lanes.Record{}}
+	mem := &downloadtest.Store{} // the downloader without its store
 	for _, sh := range shapes {
 		h, err := lanes.NewHour("lane1", day, sh.hour)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if err := store.ForHour(b.Context(), h, func(rs []lanes.Record) error {
-			mem.byHour[sh.hour] = append(mem.byHour[sh.hour], rs...)
+			mem.Put(rs...)
 			return nil
 		}); err != nil {
 			b.Fatal(err)
@@ -90,15 +90,18 @@ func BenchmarkEngine(b *testing.B) {
 	}
 
 	variants := []struct {
-		name    string
-		store   download.Store
+		name  string
+		store interface {
+			download.Records
+			download.Claims
+		}
 		durable bool
 	}{{"engine", mem, false}, {"engine+fsync", mem, true}, {"engine+mongo", store, false}}
 	for _, sh := range shapes {
 		h, _ := lanes.NewHour("lane1", day, sh.hour)
 		for _, v := range variants {
 			b.Run(sh.name+"/"+v.name, func(b *testing.B) {
-				d, err := download.New(download.Config{Store: v.store, S3: bk.Client, Bucket: bk.Name, Root: filepath.Join(tmp, v.name),
+				d, err := download.New(download.Config{Records: v.store, Claims: v.store, S3: bk.Client, Bucket: bk.Name, Root: filepath.Join(tmp, v.name),
 					Workers: def.DownloadWorkers, Lease: def.DownloadClaimLease, Durable: v.durable, Log: slog.New(slog.DiscardHandler)})
 				if err != nil {
 					b.Fatal(err)
@@ -135,17 +138,3 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
-// memStore holds the records of the benchmark's hours in memory and grants every claim: the downloader without
-// its store.
-type memStore struct{ byHour map[int][]lanes.Record }
-
-func (m *memStore) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
-	return fn(m.byHour[h.Start.Hour()])
-}
-func (m *memStore) Update(context.Context, []lanes.Change, time.Time) error { return nil }
-func (m *memStore) Claim(context.Context, string, string, time.Time, time.Duration) (bool, error) {
-	return true, nil
-}
-func (m *memStore) Renew(context.Context, string, string, time.Time) error { return nil }
-func (m *memStore) Release(context.Context, string, string) error          { return nil }

@@ -110,7 +110,7 @@ func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait bool) (*Claim
 	delay := firstPoll
 	for {
 		at := d.now().UTC()
-		won, err := d.cfg.Store.Claim(ctx, name, owner, at, d.cfg.Lease)
+		won, err := d.cfg.Claims.Claim(ctx, name, owner, at, d.cfg.Lease)
 		if err != nil {
 			c.letGo()
 			return nil, err
@@ -153,7 +153,7 @@ func (c *Claim) Release() {
 
 // release lets the claim go in the store, then in this process.
 func (c *Claim) release(ctx context.Context) {
-	if err := c.d.cfg.Store.Release(ctx, c.lease.name, c.lease.owner); err != nil {
+	if err := c.d.cfg.Claims.Release(ctx, c.lease.name, c.lease.owner); err != nil {
 		c.d.cfg.Log.Warn("releasing the hour's claim (it expires)", "claim", c.lease.name, "owner", c.lease.owner,
 			"lease", c.d.cfg.Lease, "error", err)
 	}
@@ -195,7 +195,7 @@ func (r *run) renew() {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), d.cfg.Lease/3)
 	defer cancel()
-	err := d.cfg.Store.Renew(ctx, r.lease.name, r.lease.owner, at.Add(d.cfg.Lease))
+	err := d.cfg.Claims.Renew(ctx, r.lease.name, r.lease.owner, at.Add(d.cfg.Lease))
 	switch {
 	case err == nil:
 		r.lease.extend(at.Add(d.cfg.Lease))

@@ -9,7 +9,7 @@
 // records are read a batch at a time and handed to a process-wide pool of
 // workers (Config.Workers files in flight across all requests), whose
 // fetched files are put in place by committers while the workers go on.
-// Status changes are written in batches (recorder). A cancelled download
+// Status changes are written in batches (package record). A cancelled download
 // (shutdown) ends every record of the run failed with the cancellation's
 // cause and lets the claim go before returning.
 package download
@@ -34,15 +34,18 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// Records reads and writes the file records (package mongo).
+// Records reads and writes the file records (package mongo). The status
+// rules are package lanes's: a store persists what lanes.Change.Apply
+// makes of a record.
 type Records interface {
 	// ForHour hands fn the records of hour h a batch at a time, in no
 	// particular order, and stops at the first error. It reads what the
 	// latest writes left (no stale replica).
 	ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error
-	// Update writes a batch of status changes in as few round trips as the
-	// store allows. It is not atomic across records: on an error some may
-	// have been written.
+	// Update writes a batch of status changes (each record's fields that
+	// lanes.Change.Apply sets) in as few round trips as the store allows.
+	// It refuses a batch with a change lanes.Change.Check rejects. It is
+	// not atomic across records: on an error some may have been written.
 	Update(ctx context.Context, cs []lanes.Change, now time.Time) error
 }
 
@@ -61,12 +64,6 @@ type Claims interface {
 	Release(ctx context.Context, name, owner string) error
 }
 
-// Store keeps the file records and the claims of running downloads.
-type Store interface {
-	Records
-	Claims
-}
-
 // Tuning of the engine, for Config fields left zero. They are not
 // settings: Workers and Lease are (DOWNLOAD_WORKERS,
 // DOWNLOAD_CLAIM_LEASE_SECONDS), and their defaults are package config's.
@@ -79,10 +76,11 @@ const (
 
 // Config configures a Downloader.
 type Config struct {
-	Store  Store
-	S3     *s3.Client // the service's client; the engine derives its own transport from it
-	Bucket string     // SOURCE_BUCKET
-	Root   string     // DOWNLOAD_PATH: nothing is ever written outside it
+	Records Records
+	Claims  Claims     // may be the same store as Records (mongo.Store is both)
+	S3      *s3.Client // the service's client; the engine derives its own transport from it
+	Bucket  string     // SOURCE_BUCKET
+	Root    string     // DOWNLOAD_PATH: nothing is ever written outside it
 
 	Workers int           // required: files fetched at once, across all requests of the process
 	Lease   time.Duration // required: how long a claim holds without renewal (renewed every Lease/3)
@@ -116,7 +114,7 @@ type Config struct {
 	// would not).
 	//
 	// Durable files are written with O_DIRECT (package fetch) and their
-	// folders synced once per status batch (recorder), which made
+	// folders synced once per status batch (package record), which made
 	// durability nearly free on the 2-core dev machine: the durable service
 	// runs at the speed of the one without fsync (docs/downloads.md). It is
 	// the default (DOWNLOAD_FSYNC=true); turn it off only where files are
@@ -160,8 +158,8 @@ type Downloader struct {
 // open as an os.Root, through which every file operation goes, so that no
 // name (nor a symlink planted below the root) can reach outside it.
 func New(cfg Config) (*Downloader, error) {
-	if cfg.Store == nil || cfg.S3 == nil || cfg.Bucket == "" || cfg.Root == "" {
-		return nil, errors.New("download: Store, S3, Bucket and Root are required")
+	if cfg.Records == nil || cfg.Claims == nil || cfg.S3 == nil || cfg.Bucket == "" || cfg.Root == "" {
+		return nil, errors.New("download: Records, Claims, S3, Bucket and Root are required")
 	}
 	if cfg.Workers <= 0 || cfg.Lease <= 0 {
 		return nil, errors.New("download: Workers and Lease are required (DOWNLOAD_WORKERS, DOWNLOAD_CLAIM_LEASE_SECONDS)")

@@ -62,7 +62,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) downloader(t *testing.T, s3c *s3.Client, mod ...func(*download.Config)) *download.Downloader {
 	t.Helper()
 	cfg := download.Config{
-		Store: e.store, S3: s3c, Bucket: e.bucket.Name, Root: e.root,
+		Records: e.store, Claims: e.store, S3: s3c, Bucket: e.bucket.Name, Root: e.root,
 		Workers: 3, PartSize: partSize, PartConcurrency: 3, Lease: 30 * time.Second, Wait: time.Minute, Durable: true,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -653,7 +653,7 @@ func (f failingList) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.
 func TestHourUnreadableMidway(t *testing.T) {
 	e := newEnv(t)
 	keys := e.putHour(t, 6, 3<<20)
-	d := e.downloader(t, e.bucket.Client, func(c *download.Config) { c.Store = failingList{e.store, 3} })
+	d := e.downloader(t, e.bucket.Client, func(c *download.Config) { c.Records = failingList{e.store, 3} })
 	got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
 	if err == nil || !strings.Contains(err.Error(), "connection reset by peer") {
 		t.Fatalf("Download = %+v, %v; want the read error", got, err)

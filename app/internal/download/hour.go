@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/download/fetch"
+	"github.com/aircraftdata/platform/app/internal/download/record"
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/panics"
 	"github.com/aircraftdata/platform/app/internal/progress"
@@ -35,7 +36,7 @@ const finalWrites = 5 * time.Second
 // temp files a crashed download left in its folder are removed. Its records
 // are read a batch at a time and handed to the workers at once, so that the
 // first files are fetched while the rest are read. Status changes are
-// written in batches (see recorder); the claim is let go at the end. If the
+// written in batches (package record); the claim is let go at the end. If the
 // claim is lost meanwhile (not renewed in time, taken over), the download
 // stops at once and writes nothing more: the files not done end failed in
 // the result with the reason "claim lost". If ctx is cancelled, every record
@@ -74,7 +75,7 @@ func (c *Claim) Download(ctx context.Context, p *progress.Counter) (*HourResult,
 		r.cancel(listErr)
 	}
 	if r.queue.close() {
-		r.rec.hurry()
+		r.rec.Hurry()
 	}
 	workers.Wait()
 	close(r.commits)
@@ -117,7 +118,7 @@ type run struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	rec     *recorder
+	rec     *record.Recorder
 	dirs    *fetch.Folders
 	queue   *queue
 	commits chan pending
@@ -151,12 +152,12 @@ func (d *Downloader) newRun(ctx context.Context, c *Claim, p *progress.Counter) 
 	r := &run{d: d, h: c.h, claim: c, lease: l, p: p, dirs: fetch.NewFolders(d.root), queue: newQueue(),
 		commits: make(chan pending, 2*d.cfg.Workers), results: map[string]fileResult{}, lastMove: d.now().UTC()}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	r.rec = newRecorder(d.cfg.Store, d.cfg.Log, d.now)
-	r.rec.fence = func() bool { return l.held(d.now()) }
-	r.rec.done = ctx.Done()
+	o := record.Options{Log: d.cfg.Log, Now: d.now, Fence: func() bool { return l.held(d.now()) }, Done: ctx.Done(),
+		FinalWrites: finalWrites}
 	if d.cfg.Durable {
-		r.rec.syncDirs = r.dirs.SyncDirty
+		o.SyncDirs = r.dirs.SyncDirty
 	}
+	r.rec = record.New(d.cfg.Records, o)
 	return r
 }
 
@@ -186,7 +187,7 @@ func (r *run) sweep() {
 func (r *run) read() error {
 	seen := map[string]bool{}
 	paths := map[string]string{} // local path → key
-	err := r.d.cfg.Store.ForHour(r.ctx, r.h, func(batch []lanes.Record) error {
+	err := r.d.cfg.Records.ForHour(r.ctx, r.h, func(batch []lanes.Record) error {
 		n, bytes := 0, int64(0)
 		var fresh []lanes.Record
 		for _, rec := range batch {
@@ -205,7 +206,7 @@ func (r *run) read() error {
 		for _, rec := range fresh {
 			if rel, err := lanes.RelPath(rec); err == nil {
 				if other, dup := paths[rel]; dup {
-					r.rec.started(rec)
+					r.rec.Started(rec)
 					r.finish(rec, fetch.Result{}, "", fmt.Errorf("its local path %s is also that of %s, downloaded instead", rel, other))
 					continue
 				}
@@ -228,14 +229,14 @@ func (r *run) work() {
 			return
 		}
 		if last {
-			r.rec.hurry() // every file left is running: write each end at once
+			r.rec.Hurry() // every file left is running: write each end at once
 		}
 		if !r.acquire(r.d.fetching) {
 			r.notStarted(rec)
 			continue
 		}
 		r.active.Add(1)
-		r.rec.started(rec)
+		r.rec.Started(rec)
 		got, t, rel, err := r.fetchContained(rec)
 		if err == nil && got.Staged() {
 			r.d.staged <- struct{}{} // released by the committer
@@ -266,7 +267,7 @@ func (r *run) acquire(sem chan struct{}) bool {
 // the run stopped.
 func (r *run) notStarted(rec lanes.Record) {
 	err := context.Cause(r.ctx)
-	r.rec.ended(rec, lanes.Outcome{Status: lanes.Failed, Error: err.Error()})
+	r.rec.Ended(rec, lanes.Outcome{Status: lanes.Failed, Error: err.Error()})
 	r.mu.Lock()
 	r.results[rec.Key] = fileResult{err: err}
 	r.mu.Unlock()
@@ -365,10 +366,10 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 		err = context.Cause(r.ctx) // the reason the run stopped ("shutdown", "claim lost"), not how the fetch broke
 	}
 	res, outcome := r.d.result(rec, got, rel, err)
-	if err == nil && got.Present && recorded(rec, outcome) && r.rec.settle(rec) {
+	if err == nil && got.Present && lanes.Recorded(rec, outcome) && r.rec.Settle(rec) {
 		res.file.Record = rec // found as its record says: nothing to write
 	} else {
-		r.rec.ended(rec, outcome)
+		r.rec.Ended(rec, outcome)
 	}
 	r.mu.Lock()
 	r.results[rec.Key] = res
@@ -376,35 +377,21 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 	r.p.AddDone(1, 0)
 }
 
-// result says how one file ended, for the answer and for its record.
+// result says how one file ended, for the answer and for its record: in
+// the answer, the record as its change makes it (lanes.Change.Apply).
 func (d *Downloader) result(r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
 	if err != nil {
 		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
 		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
 	}
-	r.Attempts++ // this one
-	local := filepath.Join(d.abs, rel)
-	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: local, ETag: got.ETag, VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
-	r.Status, r.LocalPath, r.Size, r.Checksum, r.LastError, r.UpdatedAt = lanes.Downloaded, local, got.Size, got.Checksum, "", d.now().UTC()
-	if got.ETag != "" {
-		r.ETag = got.ETag
-	}
-	if got.VersionID != "" {
-		r.VersionID = got.VersionID
-	}
+	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: filepath.Join(d.abs, rel), ETag: got.ETag,
+		VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
 	outcome := OutcomeDownloaded
 	if got.Present {
 		outcome = OutcomeAlreadyPresent
 	}
-	return fileResult{file: File{Record: r, Outcome: outcome}, bytes: got.Bytes}, o
-}
-
-// recorded says whether r already records outcome o: a downloaded file at
-// the same place, verified the same way, of the same object.
-func recorded(r lanes.Record, o lanes.Outcome) bool {
-	return r.Status == lanes.Downloaded && o.Status == lanes.Downloaded && r.LastError == "" &&
-		r.LocalPath == o.LocalPath && r.Checksum == o.Checksum && r.Size == o.Size &&
-		(o.ETag == "" || o.ETag == r.ETag) && (o.VersionID == "" || o.VersionID == r.VersionID)
+	done := lanes.Change{Record: r, Started: true, Outcome: &o}.Apply(d.now().UTC())
+	return fileResult{file: File{Record: done, Outcome: outcome}, bytes: got.Bytes}, o
 }
 
 // end writes the last statuses and lets the claim go, at once: a request
@@ -423,7 +410,7 @@ func (r *run) end() {
 		defer cancel()
 		r.claim.release(ctx)
 	}()
-	unrecorded := r.rec.close()
+	unrecorded := r.rec.Close()
 	<-released
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -461,53 +448,4 @@ func (r *run) result() *HourResult {
 	}
 	res.SuccessCount, res.FailureCount = len(res.Successful), len(res.Failed)
 	return res
-}
-
-// queue is the files waiting for a worker: unbounded, so that reading the
-// hour never waits for the workers (a cursor left waiting would time out on
-// the server).
-type queue struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	items  []lanes.Record
-	closed bool
-}
-
-func newQueue() *queue {
-	q := &queue{}
-	q.cond.L = &q.mu
-	return q
-}
-
-func (q *queue) push(r lanes.Record) {
-	q.mu.Lock()
-	q.items = append(q.items, r)
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-// close says no more files will come: waiting workers return. It reports
-// whether every file was taken already.
-func (q *queue) close() (empty bool) {
-	q.mu.Lock()
-	q.closed = true
-	empty = len(q.items) == 0
-	q.mu.Unlock()
-	q.cond.Broadcast()
-	return empty
-}
-
-// pop waits for the next file: ok is false once the queue is closed and
-// empty; last is true for the last file of a closed queue.
-func (q *queue) pop() (r lanes.Record, ok, last bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.items) == 0 && !q.closed {
-		q.cond.Wait()
-	}
-	if len(q.items) == 0 {
-		return r, false, false
-	}
-	r, q.items = q.items[0], q.items[1:]
-	return r, true, q.closed && len(q.items) == 0
 }

@@ -52,9 +52,16 @@ func hourOf(t *testing.T, b bucket.Bucket, store *mongo.Store, n int) (lanes.Hou
 	return h, files
 }
 
-func testDownloader(t *testing.T, store Store, b bucket.Bucket, root string, workers int, lease time.Duration) *Downloader {
+// testStore is a store of records and claims (mongo.Store, or a wrapper
+// of it).
+type testStore interface {
+	Records
+	Claims
+}
+
+func testDownloader(t *testing.T, store testStore, b bucket.Bucket, root string, workers int, lease time.Duration) *Downloader {
 	t.Helper()
-	d, err := New(Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root, Workers: workers, Lease: lease, Wait: time.Minute,
+	d, err := New(Config{Records: store, Claims: store, S3: b.Client, Bucket: b.Name, Root: root, Workers: workers, Lease: lease, Wait: time.Minute,
 		Durable: true, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,7 @@ func testDownloader(t *testing.T, store Store, b bucket.Bucket, root string, wor
 // fetches (once fetched, before they return) wait, as in a process that
 // is paused; it counts the status writes made after `watch` is set.
 type stalling struct {
-	Store
+	testStore
 	engine
 	stalled chan struct{} // closed: running again
 	entered chan struct{} // a fetch has reached the stall
@@ -78,14 +85,14 @@ type stalling struct {
 
 func (s *stalling) Renew(ctx context.Context, name, owner string, until time.Time) error {
 	<-s.stalled
-	return s.Store.Renew(ctx, name, owner, until)
+	return s.testStore.Renew(ctx, name, owner, until)
 }
 
 func (s *stalling) Update(ctx context.Context, cs []lanes.Change, now time.Time) error {
 	if s.watch.Load() && len(cs) > 0 {
 		s.writes.Add(int64(len(cs)))
 	}
-	return s.Store.Update(ctx, cs, now)
+	return s.testStore.Update(ctx, cs, now)
 }
 
 func (s *stalling) Fetch(ctx context.Context, o fetch.Object, t fetch.Target, p *progress.Counter) (fetch.Result, error) {
@@ -105,7 +112,7 @@ func TestStalledDownloaderIsFenced(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	const lease = 3 * time.Second
 
-	s := &stalling{Store: store, stalled: make(chan struct{}), entered: make(chan struct{})}
+	s := &stalling{testStore: store, stalled: make(chan struct{}), entered: make(chan struct{})}
 	a := testDownloader(t, s, b, root, 1, lease)
 	s.engine = a.engine
 	a.engine, a.now = s, clk.now

@@ -24,13 +24,13 @@ var ctx = context.Background()
 
 // countingClaims counts the claims asked of the store.
 type countingClaims struct {
-	Store
+	testStore
 	claims atomic.Int64
 }
 
 func (c *countingClaims) Claim(ctx context.Context, name, owner string, now time.Time, lease time.Duration) (bool, error) {
 	c.claims.Add(1)
-	return c.Store.Claim(ctx, name, owner, now, lease)
+	return c.testStore.Claim(ctx, name, owner, now, lease)
 }
 
 // 31 requests of one process wait for an hour that a 32nd holds: they do
@@ -39,7 +39,7 @@ func (c *countingClaims) Claim(ctx context.Context, name, owner string, now time
 func TestWaitersAreWokenNotPolling(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 2)
-	cs := &countingClaims{Store: store}
+	cs := &countingClaims{testStore: store}
 	d := testDownloader(t, cs, b, filepath.Join(t.TempDir(), "downloads"), 2, time.Minute)
 
 	first, err := d.Claim(ctx, h, true)
@@ -117,7 +117,7 @@ func TestBusyElsewhere(t *testing.T) {
 // checkFailed checks that every file of the hour failed with a reason
 // containing want, in the answer and in its record, and that nothing was
 // written to its folder.
-func checkFailed(t *testing.T, store Store, root string, h lanes.Hour, keys []string, res *HourResult, want string) {
+func checkFailed(t *testing.T, store Records, root string, h lanes.Hour, keys []string, res *HourResult, want string) {
 	t.Helper()
 	if res.FailureCount != len(keys) {
 		t.Errorf("%d failed of %d; failures %v", res.FailureCount, len(keys), res.Failures)

@@ -57,7 +57,7 @@ func newFilesEnv(t *testing.T, maxJobs ...int) *filesEnv {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	root := filepath.Join(t.TempDir(), "downloads")
 	def := config.Defaults()
-	dl, err := download.New(download.Config{Store: store, S3: b.Client, Bucket: b.Name, Root: root,
+	dl, err := download.New(download.Config{Records: store, Claims: store, S3: b.Client, Bucket: b.Name, Root: root,
 		Workers: def.DownloadWorkers, Lease: def.DownloadClaimLease, Wait: def.DownloadWait, PartSize: 2 << 20, Log: log})
 	if err != nil {
 		t.Fatal(err)

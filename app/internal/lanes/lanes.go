@@ -1,6 +1,7 @@
 // Package lanes is the domain of lane file downloads: the record of one file
-// of a lane in a bucket, its download status, the validation of requests, the
-// bucket key layout, and the safe local path of a downloaded file.
+// of a lane in a bucket, its download status and the rules of its changes
+// (status.go), the validation of requests, the bucket key layout, and the
+// safe local path of a downloaded file.
 //
 // It knows nothing of MongoDB or S3: the store (package mongo) keeps records,
 // the downloader (package download) moves bytes.
@@ -15,25 +16,6 @@ import (
 	"strings"
 	"time"
 )
-
-// Status is where a file is in its download life.
-type Status string
-
-const (
-	Pending     Status = "pending"     // registered, never downloaded (or changed since)
-	Downloading Status = "downloading" // claimed by a download that is running
-	Downloaded  Status = "downloaded"  // on disk, whole and verified
-	Failed      Status = "failed"      // the last attempt failed: see LastError
-)
-
-// Valid says whether s is one of the four statuses.
-func (s Status) Valid() bool {
-	switch s {
-	case Pending, Downloading, Downloaded, Failed:
-		return true
-	}
-	return false
-}
 
 // Record is one file of a lane: an object of the source bucket and what
 // happened to it.
@@ -261,27 +243,6 @@ func (r *RegisterResult) Add(o RegisterResult) {
 	r.Added += o.Added
 	r.Updated += o.Updated
 	r.Unchanged += o.Unchanged
-}
-
-// Outcome is how a claimed download ended.
-type Outcome struct {
-	Status    Status // Downloaded or Failed
-	LocalPath string // Downloaded: where the file is
-	ETag      string // Downloaded: of the object on disk
-	VersionID string
-	Size      int64
-	Checksum  string // Downloaded: what the file was verified with
-	Error     string // Failed: why
-}
-
-// Change is what happened to one file since its status was last written:
-// its download started (Started: status downloading, attempts one more than
-// Record's), ended (Outcome set), or both. Writing a change twice has the
-// effect of writing it once.
-type Change struct {
-	Record  Record // as read by the download that holds its hour's claim
-	Started bool
-	Outcome *Outcome
 }
 
 // ErrClaimLost means a claim is no longer its owner's: it expired and

@@ -402,6 +402,32 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// A batch with a change the status rules refuse (lanes.Change.Check: a
+// downloaded record marked downloading) is written not at all: the store
+// persists what the rules allow, and fails loudly on a bug that breaks them.
+func TestStatusRefusesWhatTheRulesRefuse(t *testing.T) {
+	s := mongotest.Store(t)
+	if _, err := s.Register(ctx, []lanes.Record{rec("k1", "lane1", t0, 5, "e"), rec("k2", "lane1", t0, 6, "e")}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, s, "k1", lanes.Outcome{Status: lanes.Downloaded, LocalPath: "/d/k1", Size: 5})
+	r1, _ := s.Get(ctx, "k1")
+	r2, _ := s.Get(ctx, "k2")
+	err := s.Update(ctx, []lanes.Change{
+		{Record: r2, Started: true, Outcome: &lanes.Outcome{Status: lanes.Failed, Error: "cut"}},
+		{Record: r1, Started: true},
+	}, time.Now())
+	if err == nil || !strings.Contains(err.Error(), `"downloaded" may not become "downloading"`) {
+		t.Errorf("Update = %v, want the refused move", err)
+	}
+	if got, _ := s.Get(ctx, "k1"); got.Status != lanes.Downloaded || got.Attempts != r1.Attempts {
+		t.Errorf("k1 after the refused batch: %+v, want as it was", got)
+	}
+	if got, _ := s.Get(ctx, "k2"); got.Status != lanes.Pending || got.Attempts != 0 || got.LastError != "" {
+		t.Errorf("k2 after the refused batch: %+v, want as it was", got)
+	}
+}
+
 // claimer returns a function that claims a name for an owner at a time, for
 // a minute, and reports whether it won; an error fails the test.
 func claimer(t *testing.T, s *mongo.Store) func(name, owner string, at time.Time) bool {

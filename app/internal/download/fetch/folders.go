@@ -1,9 +1,14 @@
 package fetch
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"strings"
 	"sync"
 )
 
@@ -79,4 +84,81 @@ func (fs *Folders) Close() {
 		r.Close()
 	}
 	fs.open = nil
+}
+
+// Temp files are named tempPrefix + 16 hex digits + tempSuffix, 25 bytes
+// whatever the final name: a file whose name has the longest length a
+// file system allows (255 bytes) still gets a temp file.
+const (
+	tempPrefix = ".dl-"
+	tempSuffix = ".part"
+)
+
+func tempName() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return tempPrefix + hex.EncodeToString(b[:]) + tempSuffix
+}
+
+// isTemp says whether name is one of our temp files (or a temp file of an
+// earlier release, named ".{name}.part-{12 hex digits}").
+func isTemp(name string) bool {
+	if rest, ok := strings.CutPrefix(name, tempPrefix); ok {
+		if hexDigits, ok := strings.CutSuffix(rest, tempSuffix); ok {
+			return len(hexDigits) == 16 && isHex(hexDigits)
+		}
+	}
+	if i := strings.LastIndex(name, ".part-"); strings.HasPrefix(name, ".") && i > 0 {
+		return len(name)-i-len(".part-") == 12 && isHex(name[i+len(".part-"):])
+	}
+	return false
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// Sweep removes the temp files in dir: left by a process that died while
+// fetching into it (preallocated, each can be as large as its object).
+// Only the holder of the folder's claim may call it: a temp file of a fetch
+// under way would go too. It returns how many it removed.
+func Sweep(dir *os.Root) (int, error) {
+	f, err := dir.Open(".")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	var errs []error
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, name := range names {
+			if !isTemp(name) {
+				continue
+			}
+			if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+		if err == io.EOF || len(names) == 0 {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func syncDir(dir *os.Root) error {
+	f, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

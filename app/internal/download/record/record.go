@@ -1,4 +1,8 @@
-package download
+// Package record writes the status changes of a download's files to the
+// store in batches (Recorder): round trips, not bytes, are what a store's
+// writes cost. The rules of the changes are package lanes's; package
+// download, its user, says when a file starts and ends.
+package record
 
 import (
 	"context"
@@ -13,34 +17,24 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// recorder writes status changes to the store in batches, every 100 ms or
+// Recorder writes status changes to the store in batches, every 100 ms or
 // as soon as 64 files have ended: round trips, not bytes, are what a
 // store's writes cost. A file's end (downloaded or failed, one more
 // attempt) is in the store at most about 100 ms after it happens; its start
 // (downloading) only once it has run a whole interval, at most about
 // 200 ms after it started, so that a file fetched in less time than that
 // gets one write instead of two (and never for a file already recorded as
-// downloaded, see started): the claim, not the status, is what keeps two
+// downloaded, see Started): the claim, not the status, is what keeps two
 // downloads of a file apart. When durable, the folders of the files
 // downloaded since the last batch are synced before the batch is written,
 // so that no record says downloaded before its file's rename is on disk.
-// Once every file left is running (hurry), each end is written at once, so
+// Once every file left is running (Hurry), each end is written at once, so
 // that the answer does not wait for a batch after the last file. Changes
 // are written even when the request was cancelled meanwhile (within
-// finalWrites then), but never once the run's claim is lost (fence).
-type recorder struct {
-	store Records
-	log   *slog.Logger
-	now   func() time.Time
-
-	// syncDirs, when set, makes the renames of downloaded files durable;
-	// it runs before their status is written.
-	syncDirs func() error
-	// fence, when set, says whether the run still holds its claim: a batch
-	// is written only then.
-	fence func() bool
-	// done, when closed, bounds the writes by finalWrites.
-	done <-chan struct{}
+// Options.FinalWrites then), but never once the run's claim is lost (fence).
+type Recorder struct {
+	store Store
+	o     Options
 
 	mu      sync.Mutex
 	pending map[string]*change
@@ -65,8 +59,31 @@ const (
 	recordBatch = 64
 )
 
-func newRecorder(store Records, log *slog.Logger, now func() time.Time) *recorder {
-	r := &recorder{store: store, log: log, now: now, pending: map[string]*change{}, failed: map[string]error{},
+// Store writes a batch of status changes (package download's Records).
+type Store interface {
+	Update(ctx context.Context, cs []lanes.Change, now time.Time) error
+}
+
+// Options configure a Recorder. Log, Now and FinalWrites are required.
+type Options struct {
+	Log *slog.Logger
+	Now func() time.Time // the store's clock: updated_at
+
+	// SyncDirs, when set, makes the renames of downloaded files durable;
+	// it runs before their status is written.
+	SyncDirs func() error
+	// Fence, when set, reports whether the run still holds its claim: a
+	// batch is written only then.
+	Fence func() bool
+	// Done, when closed (the request was cancelled), bounds each write by
+	// FinalWrites instead of 30 s.
+	Done        <-chan struct{}
+	FinalWrites time.Duration
+}
+
+// New starts a recorder writing to store; Close stops it.
+func New(store Store, o Options) *Recorder {
+	r := &Recorder{store: store, o: o, pending: map[string]*change{}, failed: map[string]error{},
 		unbegun: map[string]struct{}{}, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.wg.Go(func() {
 		t := time.NewTicker(recordEvery)
@@ -85,15 +102,16 @@ func newRecorder(store Records, log *slog.Logger, now func() time.Time) *recorde
 	return r
 }
 
-// started notes that a file started. A file whose record says downloaded
-// gets no start written: it is most likely found in place, and verifying it
-// can take longer than an interval (a large file, a busy disk). Its record
-// keeps saying downloaded until its end is written, which then counts the
-// attempt; found in place as its record says, nothing is written at all.
-func (r *recorder) started(rec lanes.Record) {
+// Started notes that a file started. A file whose record may not become
+// downloading (lanes.CanMove: it says downloaded) gets no start written: it
+// is most likely found in place, and verifying it can take longer than an
+// interval (a large file, a busy disk). Its record keeps saying downloaded
+// until its end is written, which then counts the attempt; found in place
+// as its record says (lanes.Recorded), nothing is written at all.
+func (r *Recorder) Started(rec lanes.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rec.Status == lanes.Downloaded {
+	if !lanes.CanMove(rec.Status, lanes.Downloading) {
 		r.unbegun[rec.Key] = struct{}{}
 		return
 	}
@@ -101,7 +119,9 @@ func (r *recorder) started(rec lanes.Record) {
 	r.order = append(r.order, rec.Key)
 }
 
-func (r *recorder) ended(rec lanes.Record, o lanes.Outcome) {
+// Ended notes that a file ended with o: written within the next batch, at
+// once when hurried.
+func (r *Recorder) Ended(rec lanes.Record, o lanes.Outcome) {
 	r.mu.Lock()
 	c := r.pending[rec.Key]
 	if c == nil { // its start was written already, or never will be
@@ -122,10 +142,10 @@ func (r *recorder) ended(rec lanes.Record, o lanes.Outcome) {
 	}
 }
 
-// settle forgets the start of a file that ended as its record already says
+// Settle forgets the start of a file that ended as its record already says
 // (found in place, as downloaded): nothing is written for it. It reports
 // false when the start was written already: the end must be written then.
-func (r *recorder) settle(rec lanes.Record) bool {
+func (r *Recorder) Settle(rec lanes.Record) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.unbegun[rec.Key]; ok { // no start written
@@ -140,14 +160,14 @@ func (r *recorder) settle(rec lanes.Record) bool {
 	return true
 }
 
-// hurry makes every end from now on be written at once, and what has ended
+// Hurry makes every end from now on be written at once, and what has ended
 // so far too.
-func (r *recorder) hurry() {
+func (r *Recorder) Hurry() {
 	r.hurried.Store(true)
 	r.wake()
 }
 
-func (r *recorder) wake() {
+func (r *Recorder) wake() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -156,7 +176,7 @@ func (r *recorder) wake() {
 
 // flush writes the pending ends, and the starts of files that have run
 // for recordEvery.
-func (r *recorder) flush() {
+func (r *Recorder) flush() {
 	r.mu.Lock()
 	batch := make([]lanes.Change, 0, len(r.order))
 	kept := r.order[:0]
@@ -178,7 +198,7 @@ func (r *recorder) flush() {
 		return
 	}
 	failed := map[string]error{}
-	if r.fence != nil && !r.fence() {
+	if r.o.Fence != nil && !r.o.Fence() {
 		// Another download may own these files now: nothing is written.
 		for _, c := range batch {
 			if c.Outcome != nil {
@@ -190,11 +210,11 @@ func (r *recorder) flush() {
 		r.mu.Unlock()
 		return
 	}
-	if r.syncDirs != nil && slices.ContainsFunc(batch, downloaded) {
-		if err := r.syncDirs(); err != nil {
+	if r.o.SyncDirs != nil && slices.ContainsFunc(batch, downloaded) {
+		if err := r.o.SyncDirs(); err != nil {
 			// In place, but a crash could still lose the rename: not
 			// downloaded, as far as the record and the answer go.
-			r.log.Error("syncing download folders", "error", err)
+			r.o.Log.Error("syncing download folders", "error", err)
 			err = fmt.Errorf("downloaded, but syncing its folder failed: %w", err)
 			for i, c := range batch {
 				if downloaded(c) {
@@ -206,14 +226,14 @@ func (r *recorder) flush() {
 	}
 	timeout := 30 * time.Second
 	select {
-	case <-r.done:
-		timeout = finalWrites
+	case <-r.o.Done:
+		timeout = r.o.FinalWrites
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := r.store.Update(ctx, batch, r.now().UTC()); err != nil {
-		r.log.Error("recording download status", "files", len(batch), "error", err)
+	if err := r.store.Update(ctx, batch, r.o.Now().UTC()); err != nil {
+		r.o.Log.Error("recording download status", "files", len(batch), "error", err)
 		for _, c := range batch {
 			switch {
 			case c.Outcome == nil:
@@ -238,9 +258,9 @@ func (r *recorder) flush() {
 
 func downloaded(c lanes.Change) bool { return c.Outcome != nil && c.Outcome.Status == lanes.Downloaded }
 
-// close writes what is left and returns the keys whose end could not be
+// Close writes what is left and returns the keys whose end could not be
 // written, with the reason.
-func (r *recorder) close() map[string]error {
+func (r *Recorder) Close() map[string]error {
 	close(r.stop)
 	r.wg.Wait()
 	return r.failed

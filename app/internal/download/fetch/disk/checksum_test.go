@@ -1,4 +1,4 @@
-package fetch
+package disk
 
 import (
 	"crypto/md5"
@@ -13,33 +13,31 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/crc64nvme"
 )
 
-// expectedOf computes the checksum of data independently of the verifier:
+// expectedOf computes the checksum of data independently of the Verifier:
 // the standard library's (or minio's) one-shot functions.
-func expectedOf(a algorithm, data []byte) expected {
+func expectedOf(a Algorithm, data []byte) Expected {
 	var sum []byte
 	switch a {
-	case algoCRC32:
+	case CRC32:
 		sum = binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(data))
-	case algoCRC32C:
+	case CRC32C:
 		sum = binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))
-	case algoCRC64NVME:
+	case CRC64NVME:
 		sum = binary.BigEndian.AppendUint64(nil, crc64nvme.Checksum(data))
-	case algoSHA1:
+	case SHA1:
 		s := sha1.Sum(data)
 		sum = s[:]
-	case algoSHA256:
+	case SHA256:
 		s := sha256.Sum256(data)
 		sum = s[:]
-	case algoMD5ETag:
+	case MD5ETag:
 		s := md5.Sum(data)
 		sum = s[:]
 	}
-	return expected{algorithm: a, Sum: sum}
+	return Expected{Algorithm: a, Sum: sum}
 }
 
 func TestCRCCombine(t *testing.T) {
@@ -62,9 +60,9 @@ func TestCRCCombine(t *testing.T) {
 
 // TestKnownAnswers pins the algorithms to S3's published values for "hello".
 func TestKnownAnswers(t *testing.T) {
-	for a, want := range map[algorithm]string{
-		algoCRC32:  "crc32:NhCmhg==",
-		algoCRC32C: "crc32c:mnG7TA==",
+	for a, want := range map[Algorithm]string{
+		CRC32:  "crc32:NhCmhg==",
+		CRC32C: "crc32c:mnG7TA==",
 	} {
 		if got := expectedOf(a, []byte("hello")).String(); got != want {
 			t.Errorf("%s of hello = %s, want %s", a, got, want)
@@ -72,7 +70,7 @@ func TestKnownAnswers(t *testing.T) {
 	}
 }
 
-// TestVerifier writes data through a verifier the way a ranged download
+// TestVerifier writes data through a Verifier the way a ranged download
 // does (ranges in parallel, in pieces, one retried from its start) and
 // checks the outcome for every algorithm, and that one flipped byte fails.
 func TestVerifier(t *testing.T) {
@@ -82,13 +80,13 @@ func TestVerifier(t *testing.T) {
 		data[i] = byte(rng.Uint32())
 	}
 	const part = 1 << 20
-	for _, a := range []algorithm{algoCRC32, algoCRC32C, algoCRC64NVME, algoSHA1, algoSHA256, algoMD5ETag, sizeOnly} {
+	for _, a := range []Algorithm{CRC32, CRC32C, CRC64NVME, SHA1, SHA256, MD5ETag, SizeOnly} {
 		for _, corrupt := range []bool{false, true} {
 			f, err := os.Create(filepath.Join(t.TempDir(), "f"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := newVerifier(f, f, expectedOf(a, data), int64(len(data)))
+			v := NewVerifier(f, f, expectedOf(a, data), int64(len(data)))
 			var wg sync.WaitGroup
 			for start := 0; start < len(data); start += part {
 				end := min(start+part, len(data))
@@ -121,11 +119,11 @@ func TestVerifier(t *testing.T) {
 			}
 			err = v.Verify()
 			switch {
-			case a == sizeOnly && err != nil:
+			case a == SizeOnly && err != nil:
 				t.Errorf("%s: %v", a, err)
-			case a != sizeOnly && !corrupt && err != nil:
+			case a != SizeOnly && !corrupt && err != nil:
 				t.Errorf("%s: %v", a, err)
-			case a != sizeOnly && corrupt && !errors.Is(err, errMismatch):
+			case a != SizeOnly && corrupt && !errors.Is(err, ErrMismatch):
 				t.Errorf("%s: corrupted file verified: %v", a, err)
 			}
 			f.Close()
@@ -136,41 +134,15 @@ func TestVerifier(t *testing.T) {
 func TestVerifyFileSize(t *testing.T) {
 	f, _ := os.Create(filepath.Join(t.TempDir(), "f"))
 	defer f.Close()
-	v := newVerifier(f, f, expectedOf(algoCRC32C, []byte("hello")), 5)
+	v := NewVerifier(f, f, expectedOf(CRC32C, []byte("hello")), 5)
 	if _, err := v.WriteAt([]byte("hell"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Verify(); !errors.Is(err, errMismatch) {
+	if err := v.Verify(); !errors.Is(err, ErrMismatch) {
 		t.Errorf("short file verified: %v", err)
 	}
 	if _, err := v.WriteAt([]byte("o!"), 4); err == nil {
 		t.Error("write beyond the object's size accepted")
-	}
-}
-
-func TestExpectedFromHeaders(t *testing.T) {
-	s := func(v string) *string { return &v }
-	md5etag := `"9e107d9d372bb6826bd81d3542a419d6"`
-	cases := []struct {
-		name string
-		h    s3.HeadObjectOutput
-		want string
-	}{
-		{"crc32c preferred", s3.HeadObjectOutput{ETag: s(md5etag), ChecksumCRC32C: s("yZRlqg=="), ChecksumSHA256: s("AAAA")}, "crc32c:yZRlqg=="},
-		{"sha256", s3.HeadObjectOutput{ETag: s(md5etag), ChecksumSHA256: s("n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=")}, "sha256:n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="},
-		{"single-part etag", s3.HeadObjectOutput{ETag: s(md5etag)}, "md5:9e107d9d372bb6826bd81d3542a419d6"},
-		{"composite checksum", s3.HeadObjectOutput{ETag: s(`"abc-3"`), ChecksumCRC32: s("AAAAAA==-3"), ChecksumType: s3types.ChecksumTypeComposite}, "size-only"},
-		{"multipart etag", s3.HeadObjectOutput{ETag: s(`"9e107d9d372bb6826bd81d3542a419d6-2"`)}, "size-only"},
-		{"kms etag is no md5", s3.HeadObjectOutput{ETag: s(md5etag), ServerSideEncryption: s3types.ServerSideEncryptionAwsKms}, "size-only"},
-		{"sse-c etag is no md5", s3.HeadObjectOutput{ETag: s(md5etag), SSECustomerAlgorithm: s("AES256")}, "size-only"},
-	}
-	for _, c := range cases {
-		if got := headMeta(&c.h).exp.String(); got != c.want {
-			t.Errorf("%s: %s, want %s", c.name, got, c.want)
-		}
-	}
-	if m := headMeta(&s3.HeadObjectOutput{ETag: s(md5etag), VersionId: s("null")}); m.version != "" || m.etag != md5etag[1:33] {
-		t.Errorf("etag %q version %q", m.etag, m.version)
 	}
 }
 
@@ -187,7 +159,7 @@ func TestVerifierFromStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	write := func(v *verifier, pieces ...[2]int) {
+	write := func(v *Verifier, pieces ...[2]int) {
 		for _, p := range pieces {
 			if _, err := v.WriteAt(data[p[0]:p[1]], int64(p[0])); err != nil {
 				t.Fatal(err)
@@ -198,31 +170,31 @@ func TestVerifierFromStream(t *testing.T) {
 	outOfOrder := [][2]int{{1000, 3000}, {0, 1000}}
 	overlapping := [][2]int{{0, 2000}, {1000, 3000}}
 	for _, c := range []struct {
-		algo   algorithm
+		algo   Algorithm
 		pieces [][2]int
 		ok     bool
 	}{
-		{algoCRC32C, inOrder, true},
-		{algoCRC32C, outOfOrder, true}, // runs combine in any order
-		{algoCRC32C, overlapping, false},
-		{algoSHA256, inOrder, true},
-		{algoSHA256, outOfOrder, false},
-		{sizeOnly, inOrder, true},
-		{sizeOnly, overlapping, false}, // more bytes written than the file has: its size tells
+		{CRC32C, inOrder, true},
+		{CRC32C, outOfOrder, true}, // runs combine in any order
+		{CRC32C, overlapping, false},
+		{SHA256, inOrder, true},
+		{SHA256, outOfOrder, false},
+		{SizeOnly, inOrder, true},
+		{SizeOnly, overlapping, false}, // more bytes written than the file has: its size tells
 	} {
 		for _, damaged := range []bool{false, true} {
 			exp := expectedOf(c.algo, data)
-			if damaged && c.algo != sizeOnly {
+			if damaged && c.algo != SizeOnly {
 				exp.Sum = append([]byte(nil), exp.Sum...)
 				exp.Sum[0] ^= 1
 			}
-			v := newVerifier(f, f, exp, int64(len(data)))
+			v := NewVerifier(f, f, exp, int64(len(data)))
 			write(v, c.pieces...)
 			ok, err := v.FromStream()
 			if ok != c.ok {
 				t.Errorf("%s %v: ok %v, want %v", c.algo, c.pieces, ok, c.ok)
 			}
-			if wantErr := ok && damaged && c.algo != sizeOnly; (err != nil) != wantErr || (err != nil && !errors.Is(err, errMismatch)) {
+			if wantErr := ok && damaged && c.algo != SizeOnly; (err != nil) != wantErr || (err != nil && !errors.Is(err, ErrMismatch)) {
 				t.Errorf("%s %v damaged=%v: %v", c.algo, c.pieces, damaged, err)
 			}
 		}

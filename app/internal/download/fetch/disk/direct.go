@@ -1,4 +1,4 @@
-package fetch
+package disk
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 //
 // O_DIRECT wants whole, aligned blocks. Each range of a file is written in
 // order (the transfer manager's ranges, or the single GET of a small file),
-// so a directWriter gathers each range's bytes in an aligned buffer and
+// so a Direct gathers each range's bytes in an aligned buffer and
 // writes it when full; at the end, finish writes what is left: whole blocks
 // directly, the last partial block through the ordinary descriptor. Where
 // O_DIRECT is refused (tmpfs, some network file systems) the download falls
@@ -39,9 +39,9 @@ func alignedBuffer(n int) *[]byte {
 	return &b
 }
 
-// directWriter is an io.WriterAt over a temp file opened twice: with
+// Direct is an io.WriterAt over a temp file opened twice: with
 // O_DIRECT for whole blocks, and plainly for the rest.
-type directWriter struct {
+type Direct struct {
 	direct *os.File
 	plain  *os.File
 	runs   runTable[directRun]
@@ -67,18 +67,18 @@ func (r *directRun) wait() error {
 	return err
 }
 
-// openDirect opens name in dir a second time with O_DIRECT, for writing
+// OpenDirect opens name in dir a second time with O_DIRECT, for writing
 // beside plain. It fails where the file system refuses O_DIRECT.
-func openDirect(dir *os.Root, name string, plain *os.File) (*directWriter, error) {
+func OpenDirect(dir *os.Root, name string, plain *os.File) (*Direct, error) {
 	f, err := openDirectFile(dir, name)
 	if err != nil {
 		return nil, err
 	}
-	return &directWriter{direct: f, plain: plain}, nil
+	return &Direct{direct: f, plain: plain}, nil
 }
 
 // WriteAt writes p at off, in the run it belongs to (see runTable).
-func (w *directWriter) WriteAt(p []byte, off int64) (int, error) {
+func (w *Direct) WriteAt(p []byte, off int64) (int, error) {
 	r := w.runs.next(off, newDirectRun, restartDirectRun)
 	n, err := w.write(&r.s, p, off)
 	w.runs.done(r, off+int64(n))
@@ -92,7 +92,7 @@ func restartDirectRun(d *directRun, start int64) {
 	d.at, d.buf = start, d.buf[:0] // (the same bytes: every range is pinned to the ETag)
 }
 
-func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
+func (w *Direct) write(r *directRun, p []byte, off int64) (int, error) {
 	if r.plain {
 		return w.plain.WriteAt(p, off)
 	}
@@ -117,7 +117,7 @@ func (w *directWriter) write(r *directRun, p []byte, off int64) (int, error) {
 // not copied on their way to the disk. seen is called with each piece read,
 // at its offset, before it is written. It reads at most max bytes and fails
 // if src holds more.
-func (w *directWriter) readFrom(src io.Reader, off, max int64, seen func([]byte, int64)) (int64, error) {
+func (w *Direct) readFrom(src io.Reader, off, max int64, seen func([]byte, int64)) (int64, error) {
 	r := w.runs.next(off, newDirectRun, restartDirectRun)
 	rs := &r.s
 	var n int64
@@ -157,7 +157,7 @@ func (w *directWriter) readFrom(src io.Reader, off, max int64, seen func([]byte,
 // at once. One write per run at a time; the buffer goes back to the pool
 // once written, so that a finished range (a whole number of buffers, as
 // 50 MiB parts are) holds none.
-func (w *directWriter) spill(r *directRun) error {
+func (w *Direct) spill(r *directRun) error {
 	if len(r.buf) < cap(r.buf) {
 		return nil
 	}
@@ -181,7 +181,7 @@ func (w *directWriter) spill(r *directRun) error {
 
 // finish writes what the runs still hold and closes the O_DIRECT
 // descriptor. The plain one stays open (the caller's).
-func (w *directWriter) finish() error {
+func (w *Direct) Finish() error {
 	var errs []error
 	for _, each := range w.runs.all() {
 		r := &each.s
@@ -203,13 +203,13 @@ func (w *directWriter) finish() error {
 			}
 		}
 	}
-	w.close()
+	w.Close()
 	return errors.Join(errs...)
 }
 
 // close waits for the writes under way and lets the buffers and the
 // O_DIRECT descriptor go. A second call does nothing more.
-func (w *directWriter) close() {
+func (w *Direct) Close() {
 	for _, each := range w.runs.all() {
 		r := &each.s
 		_ = r.wait()

@@ -1,12 +1,12 @@
-package fetch
+package disk
 
 import "sync"
 
 // runTable tells which run of contiguous writes each write of a file belongs
 // to. A file is written as runs: each ranged GET writes its range in order
 // (a small file's single GET is one run), several ranges at once, and a
-// range whose body broke is written again from its start. The verifier
-// keeps a CRC per run; the directWriter a buffer per run.
+// range whose body broke is written again from its start. The Verifier
+// keeps a CRC per run; the Direct a buffer per run.
 //
 // A write at off continues the run that ends at off, or restarts the run
 // that started at off, or starts a run. The caller owns the run it got

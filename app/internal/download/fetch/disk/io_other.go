@@ -1,6 +1,6 @@
 //go:build !linux
 
-package fetch
+package disk
 
 import (
 	"errors"
@@ -9,15 +9,15 @@ import (
 )
 
 // Elsewhere than Linux (macOS, for development) durable files go through
-// the page cache, synced before their rename like any other: openDirect
+// the page cache, synced before their rename like any other: OpenDirect
 // fails and the writer falls back. Preallocation and early write-out are
 // Linux optimisations; without them only speed changes.
 
 func openDirectFile(*os.Root, string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
-func preallocate(*os.File, int64) {}
+func Preallocate(*os.File, int64) {}
 
-func startWriteOut(*os.File) {}
+func StartWriteOut(*os.File) {}
 
-// freeBytes is not measured here: DOWNLOAD_RESERVE_BYTES is checked on Linux only.
-func freeBytes(string) (int64, error) { return math.MaxInt64, nil }
+// FreeBytes is not measured here: DOWNLOAD_RESERVE_BYTES is checked on Linux only.
+func FreeBytes(string) (int64, error) { return math.MaxInt64, nil }

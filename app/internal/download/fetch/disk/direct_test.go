@@ -1,4 +1,4 @@
-package fetch
+package disk
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ func TestDirectWriter(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := w.finish(); err != nil {
+	if err := w.Finish(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -109,7 +109,7 @@ func TestDirectReadFrom(t *testing.T) {
 				copy(seen[off:], p)
 				next += int64(len(p))
 			})
-			ferr := w.finish()
+			ferr := w.Finish()
 			if tc.fail {
 				if err == nil {
 					t.Fatalf("read %d bytes of a source longer than %d without an error", n, tc.max)
@@ -130,9 +130,9 @@ func TestDirectReadFrom(t *testing.T) {
 	}
 }
 
-// newDirectFile creates a temp file and a directWriter over it, as write
+// newDirectFile creates a temp file and a Direct over it, as write
 // does; it skips the test where the file system refuses O_DIRECT.
-func newDirectFile(t *testing.T) (path string, w *directWriter) {
+func newDirectFile(t *testing.T) (path string, w *Direct) {
 	t.Helper()
 	dir := t.TempDir()
 	root, err := os.OpenRoot(dir)
@@ -145,7 +145,7 @@ func newDirectFile(t *testing.T) (path string, w *directWriter) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plain.Close() })
-	if w, err = openDirect(root, "f.part", plain); err != nil {
+	if w, err = OpenDirect(root, "f.part", plain); err != nil {
 		t.Skipf("O_DIRECT refused by the file system of %s: %v", dir, err)
 	}
 	return filepath.Join(dir, "f.part"), w
