@@ -169,4 +169,3 @@ func (a *aggregator) skipped(key, reason, note string) {
 		a.res.Skipped = append(a.res.Skipped, FileNote{Key: key, Reason: note})
 	}
 }
-

@@ -279,4 +279,3 @@ func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggreg
 	}
 	return agg, nil
 }
-

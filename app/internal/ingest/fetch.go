@@ -133,4 +133,3 @@ func changed(err error) bool {
 	}
 	return false
 }
-
