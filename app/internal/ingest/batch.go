@@ -75,6 +75,13 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.err.Error()))
 		return a.maybeFlush(ctx)
 	}
+	return a.addFile(ctx, f)
+}
+
+// addFile adds a decoded file to the batch: its statistics, or its ledger
+// entry as a duplicate when its snapshot (or, for a list, its bytes) was
+// ingested already.
+func (a *aggregator) addFile(ctx context.Context, f fetched) error {
 	a.res.FilesSeen++
 	a.res.Bytes += f.obj.Size
 	e := entry{
@@ -86,34 +93,17 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		},
 		obj: f.obj,
 	}
-	if f.file.Now.IsZero() {
-		// No snapshot time to recognise a repeat by: its bytes do.
-		etag, ok, err := a.svc.DB.SameContent(ctx, e.Object, f.sha256)
-		if err != nil {
-			return a.svc.unavailable(ctx, "postgres", err)
-		}
-		if ok {
-			e.Outcome = ledger.DuplicateContent
-			a.entries = append(a.entries, e)
-			a.skipped(f.obj.Key, reasonDuplicateContent, fmt.Sprintf("%s: the same bytes were ingested from its version with ETag %s",
-				reasonDuplicateContent, etag))
-			return a.maybeFlush(ctx)
-		}
-	} else {
-		dup, ok := a.snaps[f.file.Now]
-		if !ok {
-			var err error
-			if dup, ok, err = a.svc.DB.SnapshotKey(ctx, f.file.Now); err != nil {
-				return a.svc.unavailable(ctx, "postgres", err)
-			}
-		}
-		if ok {
-			e.Outcome = ledger.DuplicateSnapshot
-			a.entries = append(a.entries, e)
-			a.skipped(f.obj.Key, reasonDuplicateSnapshot, fmt.Sprintf("%s: the snapshot of %s was already ingested from %s",
-				reasonDuplicateSnapshot, f.file.Now.Format(time.RFC3339Nano), dup))
-			return a.maybeFlush(ctx)
-		}
+	outcome, note, err := a.repeats(ctx, e.Object, f)
+	if err != nil {
+		return err
+	}
+	if outcome != "" {
+		e.Outcome = outcome
+		a.entries = append(a.entries, e)
+		a.skipped(f.obj.Key, reasonFor[outcome], note)
+		return a.maybeFlush(ctx)
+	}
+	if !f.file.Now.IsZero() {
 		a.snaps[f.file.Now] = f.obj.Key
 	}
 	e.Observations = f.file.Observations
@@ -125,6 +115,30 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		a.res.InvalidValues[reason] += n
 	}
 	return a.maybeFlush(ctx)
+}
+
+// repeats returns the outcome of a file that repeats one already ingested or
+// in the batch (with the note saying which), or "". The commit's claims have
+// the last word: this only spares a batch the rounds of losing them.
+func (a *aggregator) repeats(ctx context.Context, obj ledger.Object, f fetched) (ledger.Outcome, string, error) {
+	if f.file.Now.IsZero() {
+		// No snapshot time to recognise a repeat by: its bytes do.
+		etag, ok, err := a.svc.DB.SameContent(ctx, obj, f.sha256)
+		if err != nil || !ok {
+			return "", "", a.svc.unavailableIf(ctx, "postgres", err)
+		}
+		return ledger.DuplicateContent, fmt.Sprintf("%s: the same bytes were ingested from its version with ETag %s",
+			reasonDuplicateContent, etag), nil
+	}
+	dup, ok := a.snaps[f.file.Now]
+	if !ok {
+		var err error
+		if dup, ok, err = a.svc.DB.SnapshotKey(ctx, f.file.Now); err != nil || !ok {
+			return "", "", a.svc.unavailableIf(ctx, "postgres", err)
+		}
+	}
+	return ledger.DuplicateSnapshot, fmt.Sprintf("%s: the snapshot of %s was already ingested from %s",
+		reasonDuplicateSnapshot, f.file.Now.Format(time.RFC3339Nano), dup), nil
 }
 
 // everyRefused fails the run when S3 refused every object it fetched: S3

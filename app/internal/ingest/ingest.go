@@ -297,6 +297,14 @@ func (s *Service) ingest(ctx context.Context, req Request, src source, p *progre
 	return &agg.res, nil
 }
 
+// unavailableIf is unavailable for an error, nil for nil.
+func (s *Service) unavailableIf(ctx context.Context, dep string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.unavailable(ctx, dep, err)
+}
+
 // unavailable wraps the failure of a dependency, logging its cause. A run
 // whose context ended returns that instead.
 func (s *Service) unavailable(ctx context.Context, dep string, err error) error {
