@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -243,10 +244,10 @@ func TestConcurrentWorkersCountOnce(t *testing.T) {
 	checkStored(t, db, dbURL, want, outcomes)
 }
 
-// pauseStats makes every statement that merges into aircraft_stats of the
-// sessions named app wait for the advisory lock (9, 9), which the returned
-// connection holds until release.
-func pauseStats(t *testing.T, dbURL, app string) (conn *pgx.Conn, release func()) {
+// pause makes every statement inserting into table (aircraft_stats,
+// contents) of the sessions named like app wait for the advisory lock (9, 9),
+// which the returned connection holds until release.
+func pause(t *testing.T, dbURL, table, app string) (conn *pgx.Conn, release func()) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -255,12 +256,12 @@ func pauseStats(t *testing.T, dbURL, app string) (conn *pgx.Conn, release func()
 	}
 	t.Cleanup(func() { conn.Close(ctx) })
 	for _, q := range []string{
-		`CREATE FUNCTION pause_stats() RETURNS trigger LANGUAGE plpgsql AS $$
+		`CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF current_setting('application_name') LIKE '` + app + `' THEN PERFORM pg_advisory_xact_lock_shared(9, 9); END IF;
 			RETURN NULL;
 		END $$`,
-		`CREATE TRIGGER pause_stats BEFORE INSERT ON aircraft_stats FOR EACH STATEMENT EXECUTE FUNCTION pause_stats()`,
+		`CREATE TRIGGER pause BEFORE INSERT ON ` + table + ` FOR EACH STATEMENT EXECUTE FUNCTION pause()`,
 		`SELECT pg_advisory_lock(9, 9)`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -322,7 +323,7 @@ func TestSameAircraftInTwoBatchesNoDeadlock(t *testing.T) {
 		want.Add(t, data)
 	}
 	objs := listed(t, b)
-	conn, release := pauseStats(t, dbURL, "%")
+	conn, release := pause(t, dbURL, "aircraft_stats", "%")
 	var before int64
 	if err := conn.QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&before); err != nil {
 		t.Fatal(err)
@@ -376,4 +377,58 @@ func reopen(t *testing.T, dbURL string) *postgres.DB {
 	}
 	t.Cleanup(db.Close)
 	return db
+}
+
+// Two runs read the same list under two ETags of its key (the second a
+// multipart re-upload) and claim its bytes at the same moment (both held just
+// before the claim, then let go together): the list counts once, and the
+// ledger records one version ingested and the other its duplicate.
+func TestSameListBytesInTwoRunsCountOnce(t *testing.T) {
+	ctx := context.Background()
+	b := stacktest.Bucket(t)
+	db, dbURL := stacktest.DB(t)
+	list := []byte(`[{"icao": "a00001", "altitude": 1000, "speed": 100}, {"icao": "a00001", "altitude": 3000, "speed": 300}]`)
+	const key = "list.json"
+	stacktest.Put(t, b, key, list)
+	conn, release := pause(t, dbURL, "contents", "%")
+	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: defaultLimits()}
+	results := make(chan *Result, 2)
+	process := func(objs []bucket.Object) {
+		res, err := s.Process(ctx, objs, Request{}, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		results <- res
+	}
+	first := listed(t, b)
+	go process(first)
+	waitFor(t, conn, `SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)
+	multipartPut(t, b, key, list)
+	second := listed(t, b)
+	if second[0].ETag == first[0].ETag {
+		t.Fatalf("the multipart upload kept ETag %s: the test needs a new one", first[0].ETag)
+	}
+	go process(second)
+	waitFor(t, conn, `SELECT count(*) = 2 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)
+	release()
+	var ingested, dups int
+	for range 2 {
+		if r := <-results; r != nil {
+			ingested += r.FilesIngested
+			dups += r.SkippedByReason[reasonDuplicateContent]
+		}
+	}
+	if ingested != 1 || dups != 1 {
+		t.Errorf("the runs ingested %d and found %d duplicates, want 1 and 1", ingested, dups)
+	}
+	st, err := db.Stats(ctx, "a00001")
+	if err != nil || st.Observations != 2 {
+		t.Fatalf("a00001: %+v, %v; want the list's 2 observations", st, err)
+	}
+	var outcomes []string
+	rows, _ := conn.Query(ctx, `SELECT outcome FROM ingested_objects ORDER BY outcome`)
+	outcomes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(outcomes, []string{"duplicate-content", "ingested"}) {
+		t.Errorf("ledger: %v, %v; want one version ingested and one duplicate-content", outcomes, err)
+	}
 }

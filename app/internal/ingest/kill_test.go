@@ -41,7 +41,7 @@ func TestKilledWorkerCommitsNothing(t *testing.T) {
 			outcomes[fmt.Sprintf("%s%02d.json", dir, i)] = fmt.Sprint("snapshot ", i)
 		}
 	}
-	conn, release := pauseStats(t, dbURL, "victim")
+	conn, release := pause(t, dbURL, "aircraft_stats", "victim")
 
 	u, err := url.Parse(dbURL)
 	if err != nil {
