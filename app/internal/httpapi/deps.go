@@ -27,8 +27,8 @@ type Statistics interface {
 
 // Ingester starts ingestion runs (ingest.Service, through IngestService).
 type Ingester interface {
-	// Begin takes the one-run-at-a-time lock, or fails with ingest.ErrBusy.
-	Begin(ctx context.Context) (IngestRun, error)
+	// Begin takes the lock of the prefix (one run of a prefix at a time), or fails with ingest.ErrBusy.
+	Begin(ctx context.Context, prefix string) (IngestRun, error)
 	// FailedFiles lists quarantined files by key, after the key after.
 	FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error)
 }
@@ -48,8 +48,8 @@ func IngestService(work, reads *ingest.Service) Ingester { return ingestService{
 
 type ingestService struct{ s, reads *ingest.Service }
 
-func (i ingestService) Begin(ctx context.Context) (IngestRun, error) {
-	run, err := i.s.Begin(ctx)
+func (i ingestService) Begin(ctx context.Context, prefix string) (IngestRun, error) {
+	run, err := i.s.Begin(ctx, prefix)
 	if err != nil {
 		return nil, err // never a typed nil in the interface
 	}

@@ -73,13 +73,13 @@ func registerFlights(api huma.API, d Deps) {
 	op.Description = "Reads every object under prefix in S3_BUCKET (readsb-hist snapshots or [{icao, altitude, speed}] lists, " +
 		"plain or gzip), exactly once. A file that fails to decode, breaks a cap or is refused by the database is quarantined: " +
 		"reported, listed at /api/v1/ingestion/failed, and skipped by later runs until its ETag changes or retry_failed=true; " +
-		"the rest of the run is committed. 503 only when PostgreSQL or S3 is unavailable. One run at a time: 409 while another runs."
+		"the rest of the run is committed. 503 only when PostgreSQL or S3 is unavailable. One run of a prefix at a time: 409 while another runs."
 	op.Responses = asyncResponses(api, ingest.Result{})
 	op.Errors = []int{http.StatusUnauthorized, http.StatusConflict, http.StatusServiceUnavailable}
 	huma.Register(api, op, func(ctx context.Context, in *ingestInput) (*maybeAsync, error) {
-		run, err := d.Ingest.Begin(ctx)
+		run, err := d.Ingest.Begin(ctx, in.Prefix)
 		if errors.Is(err, ingest.ErrBusy) {
-			return nil, huma.Error409Conflict("an ingestion is already running; try again when it has finished")
+			return nil, huma.Error409Conflict("an ingestion of this prefix is already running; try again when it has finished")
 		}
 		if err != nil {
 			return nil, ingestFailed(ctx, d, err)

@@ -314,14 +314,17 @@ func TestIngestConflictAndAuth(t *testing.T) {
 	if status, _, _ := e.do(t, "POST", "/process-s3-data", map[string]string{"Authorization": "Bearer wrong"}); status != http.StatusUnauthorized {
 		t.Errorf("wrong token: %d", status)
 	}
-	// Another instance holds the ingestion lock: this one must answer 409.
-	unlock, err := e.db.Lock(context.Background())
+	// Another instance holds the lock of the prefix: this one must answer 409 for it, and run another prefix.
+	unlock, err := e.db.Lock(context.Background(), e.bucket.Name, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	status, body, hdr := e.do(t, "POST", "/process-s3-data", auth)
 	if status != http.StatusConflict || !strings.HasPrefix(hdr.Get("Content-Type"), "application/problem+json") {
 		t.Errorf("concurrent run: %d %s", status, body)
+	}
+	if status, body, _ := e.do(t, "POST", "/process-s3-data?prefix=other/", auth); status != http.StatusOK {
+		t.Errorf("a run of another prefix: %d %s", status, body)
 	}
 	unlock()
 	if status, body, _ := e.do(t, "POST", "/process-s3-data", auth); status != http.StatusOK {

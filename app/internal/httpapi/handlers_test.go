@@ -85,7 +85,7 @@ func (f *fakes) Aircraft(_ context.Context, after string, limit int) ([]flight.A
 	return f.aircraft[i:min(i+limit, len(f.aircraft))], nil
 }
 
-func (f *fakes) Begin(context.Context) (httpapi.IngestRun, error) {
+func (f *fakes) Begin(context.Context, string) (httpapi.IngestRun, error) {
 	if f.beginErr != nil {
 		return nil, f.beginErr
 	}

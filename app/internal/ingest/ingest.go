@@ -1,12 +1,21 @@
 // Package ingest turns flight data files in a bucket into statistics in
-// PostgreSQL, exactly once.
+// PostgreSQL, exactly once, however many runs go on at once.
 //
-// A run lists the bucket, skips objects the ledger already holds, fetches and
-// decodes the rest with a bounded pool of workers, and merges their
-// statistics in memory in batches. Each batch is committed together with the
-// ledger entries of its files, so a file counts once however often runs are
-// repeated or interrupted. Memory is bounded by the batch size, the number of
-// workers and readsb.Limits, not by what the bucket holds.
+// A run takes objects from a source (the bucket's listing, or a batch of
+// objects given by the caller: a manifest, queue messages), skips those the
+// ledger already holds, fetches and decodes the rest with a bounded pool of
+// workers, and merges their statistics in memory in batches. Each batch is
+// committed together with the ledger entries of its files, so a file counts
+// once however often runs are repeated, interrupted or overlapped. Memory is
+// bounded by the batch size, the number of workers and readsb.Limits, not by
+// what the bucket holds.
+//
+// Runs need no lock: a batch claims its objects, snapshot times and list
+// contents in its transaction (Store.Commit), and files another run claimed
+// first are set aside and the batch committed again without them, the
+// statistics of the files it kept read again from S3 (commit.go). The API's
+// runs take a lock of their bucket and prefix (Service.Begin) only so that a
+// second call for the same prefix answers 409.
 //
 // No file can sink a run: a file that fails to decode or validate, or that
 // S3 refuses to give (bucket.Refusal), is quarantined (a 'failed' ledger
@@ -24,16 +33,10 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/aws/smithy-go"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight"
@@ -43,7 +46,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
-// ErrBusy means another ingestion is running (on this or another instance).
+// ErrBusy means another run of the API ingests the same prefix (on this or
+// another instance).
 var ErrBusy = ledger.ErrBusy
 
 // UnavailableError means a dependency of the run failed: the run stops, what
@@ -73,12 +77,12 @@ const (
 	maxRefusedBeforeRead = 1000
 )
 
-// Store is the database a run writes to: the ingestion lock, the ledger and
-// the statistics (postgres.DB). Its errors other than ErrBusy and
-// *ledger.RefusedError mean it is unavailable.
+// Store is the database a run writes to: the API's lock, the ledger and the
+// statistics (postgres.DB). Its errors other than ErrBusy,
+// *ledger.RefusedError and *ledger.LostError mean it is unavailable.
 type Store interface {
-	// Lock takes the ingestion lock until unlock, or fails with ErrBusy.
-	Lock(ctx context.Context) (unlock func(), err error)
+	// Lock takes the lock of a bucket and prefix until unlock, or fails with ErrBusy.
+	Lock(ctx context.Context, bucket, prefix string) (unlock func(), err error)
 	// Known returns the outcomes of the objects of bucket already in the ledger.
 	Known(ctx context.Context, bucket string, objs []ledger.Object) (map[ledger.Object]ledger.Outcome, error)
 	// FailedFiles lists the quarantined files of bucket by key, after the key after.
@@ -87,8 +91,10 @@ type Store interface {
 	SnapshotKey(ctx context.Context, t time.Time) (key string, ok bool, err error)
 	// SameContent returns the ETag of the version of obj's key whose bytes, with this SHA-256, were ingested.
 	SameContent(ctx context.Context, obj ledger.Object, sha256 []byte) (etag string, ok bool, err error)
-	// Commit stores the ledger entries and the statistics in one transaction, all or nothing. The store refusing
-	// the data fails it with a *ledger.RefusedError.
+	// Commit stores the ledger entries (of distinct object versions) and the statistics in one transaction, all
+	// or nothing, safe to run many at once. The store refusing the data fails it with a *ledger.RefusedError;
+	// objects whose ledger entry, snapshot time or content another run committed first fail it with a
+	// *ledger.LostError.
 	Commit(ctx context.Context, objects []ledger.Processed, agg flight.Aggregate) error
 }
 
@@ -130,28 +136,36 @@ type Result struct {
 	DurationSeconds float64          `json:"duration_seconds"`
 }
 
-// Run is an ingestion that holds the lock and is ready to start.
+// Run is an ingestion of the API that holds the lock of its prefix and is
+// ready to start.
 type Run struct {
 	svc    *Service
+	prefix string
 	unlock func()
 }
 
-// Begin takes the ingestion lock, or fails with ErrBusy.
-func (s *Service) Begin(ctx context.Context) (*Run, error) {
-	if s.Workers <= 0 {
-		return nil, errors.New("ingest: Workers must be positive")
-	}
-	if err := s.Limits.Check(); err != nil {
+// Begin takes the lock of the bucket and prefix, or fails with ErrBusy. Runs
+// of other prefixes (overlapping or not) and Process may run at the same
+// time: the lock only says that this prefix is being ingested.
+func (s *Service) Begin(ctx context.Context, prefix string) (*Run, error) {
+	if err := s.check(); err != nil {
 		return nil, err
 	}
-	unlock, err := s.DB.Lock(ctx)
+	unlock, err := s.DB.Lock(ctx, s.Bucket.Name, prefix)
 	if errors.Is(err, ErrBusy) {
 		return nil, err
 	}
 	if err != nil {
 		return nil, s.unavailable(ctx, "postgres", err)
 	}
-	return &Run{svc: s, unlock: unlock}, nil
+	return &Run{svc: s, prefix: prefix, unlock: unlock}, nil
+}
+
+func (s *Service) check() error {
+	if s.Workers <= 0 {
+		return errors.New("ingest: Workers must be positive")
+	}
+	return s.Limits.Check()
 }
 
 // FailedFiles lists the bucket's quarantined files by key, after the key
@@ -174,25 +188,48 @@ type Request struct {
 	RetryFailed bool
 }
 
-// Ingest processes every object the request selects, then releases the
-// lock. It reports progress into p (which may be nil).
+// Ingest processes every object under the run's prefix (req.Prefix must be
+// the one given to Begin), then releases the lock. It reports progress into
+// p (which may be nil).
 func (r *Run) Ingest(ctx context.Context, req Request, p *progress.Counter) (*Result, error) {
 	defer r.unlock()
-	return r.svc.ingest(ctx, req, p)
+	if req.Prefix != r.prefix {
+		return nil, errors.New("ingest: the run was begun for another prefix")
+	}
+	list := func(ctx context.Context, fn func([]bucket.Object) error) error {
+		return r.svc.Bucket.List(ctx, req.Prefix, fn)
+	}
+	return r.svc.ingest(ctx, req, list, p)
 }
 
-type fetched struct {
-	obj       bucket.Object
-	versionID string
-	file      *readsb.File
-	sha256    []byte // of the object's bytes, with file
-	skip      string // reason, when the object was not fetched
-	refused   string // S3 refused the object, with this reason
-	err       error  // the file's fault: it is quarantined
-	depErr    error  // a dependency failed: the run stops
+// Process ingests a batch of objects of the bucket (from a listing, a
+// manifest or queue messages: LastModified stands in for the time of a
+// list-format file) exactly once, whatever other runs do at the same time:
+// it takes no lock, and the same object or snapshot in two runs at once
+// counts once. An object given twice is read once. Only RetryFailed of req
+// is used.
+func (s *Service) Process(ctx context.Context, objs []bucket.Object, req Request, p *progress.Counter) (*Result, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	seen := make(map[[2]string]bool, len(objs))
+	batch := make([]bucket.Object, 0, len(objs))
+	for _, o := range objs {
+		if id := [2]string{o.Key, o.ETag}; !seen[id] {
+			seen[id] = true
+			batch = append(batch, o)
+		}
+	}
+	given := func(_ context.Context, fn func([]bucket.Object) error) error { return fn(batch) }
+	return s.ingest(ctx, Request{RetryFailed: req.RetryFailed}, given, p)
 }
 
-func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) (*Result, error) {
+// source calls fn with the objects of a run, a page at a time.
+type source func(ctx context.Context, fn func([]bucket.Object) error) error
+
+// ingest runs the pipeline: src → ledger check → fetch and decode (Workers
+// at a time) → batches → commits.
+func (s *Service) ingest(ctx context.Context, req Request, src source, p *progress.Counter) (*Result, error) {
 	prefix := req.Prefix
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -208,7 +245,7 @@ func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) 
 	go func() { // lister
 		defer wg.Done()
 		defer close(tasks)
-		listErr = panics.Catch(func() error { return s.list(ctx, req, p, tasks, results) })
+		listErr = panics.Catch(func() error { return s.list(ctx, req, src, p, tasks, results) })
 		p.TotalKnown()
 	}()
 	for range workers {
@@ -260,110 +297,12 @@ func (s *Service) ingest(ctx context.Context, req Request, p *progress.Counter) 
 	return &agg.res, nil
 }
 
-// list sends unknown objects to tasks and known ones straight to results.
-func (s *Service) list(ctx context.Context, req Request, p *progress.Counter, tasks chan<- bucket.Object, results chan<- fetched) error {
-	err := s.Bucket.List(ctx, req.Prefix, func(objs []bucket.Object) error {
-		refs := make([]ledger.Object, len(objs))
-		var size int64
-		for i, o := range objs {
-			refs[i] = ledger.Object{Bucket: s.Bucket.Name, Key: o.Key, ETag: o.ETag}
-			size += o.Size
-		}
-		p.AddTotal(int64(len(objs)), size)
-		known, err := s.DB.Known(ctx, s.Bucket.Name, refs)
-		if err != nil {
-			return s.unavailable(ctx, "postgres", err)
-		}
-		for i, o := range objs {
-			switch outcome, ok := known[refs[i]]; {
-			case outcome == ledger.Failed && !req.RetryFailed:
-				err = send(ctx, results, fetched{obj: o, skip: reasonQuarantined})
-			case ok && outcome != ledger.Failed:
-				err = send(ctx, results, fetched{obj: o, skip: reasonAlreadyIngested})
-			default:
-				err = send(ctx, tasks, o)
-			}
-			if err != nil {
-				return err
-			}
-		}
+// unavailableIf is unavailable for an error, nil for nil.
+func (s *Service) unavailableIf(ctx context.Context, dep string, err error) error {
+	if err == nil {
 		return nil
-	})
-	if err != nil && !errors.As(err, new(*UnavailableError)) && ctx.Err() == nil {
-		return s.unavailable(ctx, "s3", err)
 	}
-	return err
-}
-
-func send[T any](ctx context.Context, ch chan<- T, v T) error {
-	select {
-	case ch <- v:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// decode is readsb.Decode (a variable so that a test can inject a bug).
-var decode = readsb.Decode
-
-// fetchContained is fetch with a panic (a bug met by this file) turned into
-// an error that fails the run: the caller answers "internal error" and logs
-// the stack.
-func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetched) {
-	if err := panics.Catch(func() error { f = s.fetch(ctx, obj); return nil }); err != nil {
-		return fetched{obj: obj, err: err}
-	}
-	return f
-}
-
-// fetch reads and decodes one object. Decoding is bounded by the decode time
-// cap, waiting for S3 by the bucket's stall timeout (a dependency failure).
-func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
-	body, versionID, err := s.Bucket.Open(ctx, obj.Key, obj.ETag)
-	if err != nil {
-		if changed(err) {
-			return fetched{obj: obj, skip: reasonChanged}
-		}
-		if reason, ok := bucket.Refusal(err); ok {
-			return fetched{obj: obj, refused: reason}
-		}
-		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
-	}
-	defer body.Close()
-	sum := sha256.New()
-	file, err := decode(io.TeeReader(body, sum), s.Limits)
-	var source *readsb.SourceError
-	switch {
-	case err == nil:
-	case errors.As(err, &source):
-		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
-	default:
-		return fetched{obj: obj, versionID: versionID, err: err}
-	}
-	if file.Now.IsZero() {
-		// A format without a snapshot time: the object's time stands in.
-		file.Aircraft.Stamp(obj.LastModified.UTC())
-	}
-	// The decoder reads a good file to its end; a little more is read in case
-	// it did not, so that the connection can be reused.
-	if _, err := io.CopyN(sum, body, 64<<10); err != nil && err != io.EOF {
-		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
-	}
-	return fetched{obj: obj, versionID: versionID, file: file, sha256: sum.Sum(nil)}
-}
-
-// changed reports an object that is gone or has another ETag since it was
-// listed: the next run sees its new state.
-func changed(err error) bool {
-	var api smithy.APIError
-	if errors.As(err, &api) {
-		switch api.ErrorCode() {
-		case "NoSuchKey", "NotFound", "PreconditionFailed":
-			return true
-		}
-	}
-	return false
+	return s.unavailable(ctx, dep, err)
 }
 
 // unavailable wraps the failure of a dependency, logging its cause. A run
@@ -377,360 +316,6 @@ func (s *Service) unavailable(ctx context.Context, dep string, err error) error 
 	}
 	s.logger().Error(dep+" unavailable", "error", err)
 	return &UnavailableError{Dependency: dep, Err: err}
-}
-
-// aggregator merges fetched files into batches and commits them.
-type aggregator struct {
-	svc     *Service
-	res     Result
-	batch   flight.Aggregate
-	entries []entry
-	snaps   map[time.Time]string // snapshot time → key, in the uncommitted batch
-	touched map[string]struct{}  // aircraft updated by committed batches
-	read    bool                 // an object of the run was read from S3
-	refused []fetched            // refused by S3 before any was read
-}
-
-// entry is a file of the uncommitted batch: its ledger entry and the object
-// to read it again from.
-type entry struct {
-	ledger.Processed
-	obj  bucket.Object
-	drop bool // changed since listed: left for the next run
-}
-
-func (s *Service) newAggregator(prefix string) *aggregator {
-	return &aggregator{
-		svc: s,
-		res: Result{Bucket: s.Bucket.Name, Prefix: prefix, SkippedByReason: map[string]int{}, Skipped: []FileNote{},
-			Failed: []FileNote{}, InvalidValues: map[string]int64{}},
-		batch:   make(flight.Aggregate),
-		snaps:   make(map[time.Time]string),
-		touched: make(map[string]struct{}),
-	}
-}
-
-func (a *aggregator) add(ctx context.Context, f fetched) error {
-	switch {
-	case f.depErr != nil:
-		return f.depErr
-	case f.skip != "":
-		a.res.FilesSeen++
-		a.skipped(f.obj.Key, f.skip, f.skip)
-		return nil
-	case f.refused != "" && !a.read:
-		a.refused = append(a.refused, f)
-		if len(a.refused) >= maxRefusedBeforeRead {
-			return a.everyRefused(ctx)
-		}
-		return nil
-	case f.refused != "":
-		a.res.FilesSeen++
-		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.refused))
-		return a.maybeFlush(ctx)
-	}
-	if !a.read {
-		// S3 gives objects: those it refused are refused for themselves.
-		a.read = true
-		for _, r := range a.refused {
-			a.res.FilesSeen++
-			a.entries = append(a.entries, a.quarantine(r.obj, r.versionID, r.refused))
-		}
-		a.refused = nil
-	}
-	if f.err != nil {
-		a.res.FilesSeen++
-		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.err.Error()))
-		return a.maybeFlush(ctx)
-	}
-	a.res.FilesSeen++
-	a.res.Bytes += f.obj.Size
-	e := entry{
-		Processed: ledger.Processed{
-			Object:     ledger.Object{Bucket: a.svc.Bucket.Name, Key: f.obj.Key, ETag: f.obj.ETag, VersionID: f.versionID, Size: f.obj.Size},
-			Outcome:    ledger.Ingested,
-			SnapshotAt: f.file.Now,
-			SHA256:     f.sha256,
-		},
-		obj: f.obj,
-	}
-	if f.file.Now.IsZero() {
-		// No snapshot time to recognise a repeat by: its bytes do.
-		etag, ok, err := a.svc.DB.SameContent(ctx, e.Object, f.sha256)
-		if err != nil {
-			return a.svc.unavailable(ctx, "postgres", err)
-		}
-		if ok {
-			e.Outcome = ledger.DuplicateContent
-			a.entries = append(a.entries, e)
-			a.skipped(f.obj.Key, reasonDuplicateContent, fmt.Sprintf("%s: the same bytes were ingested from its version with ETag %s",
-				reasonDuplicateContent, etag))
-			return a.maybeFlush(ctx)
-		}
-	} else {
-		dup, ok := a.snaps[f.file.Now]
-		if !ok {
-			var err error
-			if dup, ok, err = a.svc.DB.SnapshotKey(ctx, f.file.Now); err != nil {
-				return a.svc.unavailable(ctx, "postgres", err)
-			}
-		}
-		if ok {
-			e.Outcome = ledger.DuplicateSnapshot
-			a.entries = append(a.entries, e)
-			a.skipped(f.obj.Key, reasonDuplicateSnapshot, fmt.Sprintf("%s: the snapshot of %s was already ingested from %s",
-				reasonDuplicateSnapshot, f.file.Now.Format(time.RFC3339Nano), dup))
-			return a.maybeFlush(ctx)
-		}
-		a.snaps[f.file.Now] = f.obj.Key
-	}
-	e.Observations = f.file.Observations
-	a.entries = append(a.entries, e)
-	a.batch.Merge(f.file.Aircraft)
-	a.res.FilesIngested++
-	a.res.Observations += f.file.Observations
-	for reason, n := range f.file.Invalid {
-		a.res.InvalidValues[reason] += n
-	}
-	return a.maybeFlush(ctx)
-}
-
-// everyRefused fails the run when S3 refused every object it fetched: S3
-// refusing them all says more about the role or the bucket than about the
-// objects, and none is quarantined.
-func (a *aggregator) everyRefused(ctx context.Context) error {
-	if a.read || len(a.refused) == 0 {
-		return nil
-	}
-	first := a.refused[0]
-	return a.svc.unavailable(ctx, "s3", fmt.Errorf("S3 refused each of the %d objects the run fetched, none read; the first, %s: %s",
-		len(a.refused), first.obj.Key, first.refused))
-}
-
-// quarantine counts a refused file and makes its ledger entry.
-func (a *aggregator) quarantine(obj bucket.Object, versionID, reason string) entry {
-	a.res.FilesFailed++
-	if len(a.res.Failed) < maxListedNotes {
-		a.res.Failed = append(a.res.Failed, FileNote{Key: obj.Key, Reason: reason})
-	}
-	a.svc.logger().Warn("file quarantined", "key", obj.Key, "etag", obj.ETag, "reason", reason)
-	return entry{
-		Processed: ledger.Processed{
-			Object:  ledger.Object{Bucket: a.svc.Bucket.Name, Key: obj.Key, ETag: obj.ETag, VersionID: versionID, Size: obj.Size},
-			Outcome: ledger.Failed,
-			Reason:  reason,
-		},
-		obj: obj,
-	}
-}
-
-func (a *aggregator) skipped(key, reason, note string) {
-	a.res.FilesSkipped++
-	a.res.SkippedByReason[reason]++
-	if len(a.res.Skipped) < maxListedNotes {
-		a.res.Skipped = append(a.res.Skipped, FileNote{Key: key, Reason: note})
-	}
-}
-
-func (a *aggregator) maybeFlush(ctx context.Context) error {
-	if len(a.batch) >= batchAircraft || len(a.entries) >= batchFiles {
-		return a.flush(ctx)
-	}
-	return nil
-}
-
-// flush commits the batch with its ledger entries in one transaction. If the
-// database refuses it, bisect finds the files responsible.
-func (a *aggregator) flush(ctx context.Context) error {
-	if len(a.entries) == 0 {
-		return nil
-	}
-	err := a.commit(ctx, a.entries, a.batch)
-	if refused(err) {
-		a.svc.logger().Warn("the database refused a batch: finding the files responsible", "files", len(a.entries), "error", err)
-		err = a.bisectKeepingDuplicates(ctx, err)
-	}
-	if err != nil {
-		return err
-	}
-	a.svc.logger().Info("batch committed", "files", len(a.entries), "aircraft", len(a.batch))
-	a.batch = make(flight.Aggregate)
-	a.entries = nil
-	clear(a.snaps)
-	return nil
-}
-
-// commit stores entries and agg in one transaction. It returns the
-// database's refusal as is, any other failure as UnavailableError.
-func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Aggregate) error {
-	objs := make([]ledger.Processed, 0, len(entries))
-	for _, e := range entries {
-		if !e.drop {
-			objs = append(objs, e.Processed)
-		}
-	}
-	err := a.svc.DB.Commit(ctx, objs, agg)
-	switch {
-	case err == nil:
-		for icao := range agg {
-			a.touched[icao] = struct{}{}
-		}
-		return nil
-	case refused(err):
-		return err
-	}
-	return a.svc.unavailable(ctx, "postgres", err)
-}
-
-// refused reports whether err is the store refusing the data it was given.
-func refused(err error) bool { return errors.As(err, new(*ledger.RefusedError)) }
-
-// refusalReason is the store's own words for a refusal.
-func refusalReason(err error) string {
-	var r *ledger.RefusedError
-	if errors.As(err, &r) {
-		return r.Reason
-	}
-	return err.Error()
-}
-
-// bisectKeepingDuplicates bisects the refused batch with its duplicate
-// snapshots set aside, then records those whose snapshot was committed as
-// duplicates. One whose snapshot came from a file of this batch that ended
-// refused (or changed) is not recorded: it holds data of its own, and the
-// next run reads it.
-func (a *aggregator) bisectKeepingDuplicates(ctx context.Context, refusal error) error {
-	var dups []entry
-	for i := range a.entries {
-		if e := &a.entries[i]; e.Outcome == ledger.DuplicateSnapshot && !e.drop {
-			dups = append(dups, *e)
-			e.drop = true
-		}
-	}
-	if err := a.bisect(ctx, a.entries, refusal); err != nil {
-		return err
-	}
-	if len(dups) == 0 {
-		return nil
-	}
-	committed := map[time.Time]bool{}
-	for _, e := range a.entries {
-		if e.Outcome == ledger.Ingested && !e.drop {
-			committed[e.SnapshotAt] = true
-		}
-	}
-	for i := range dups {
-		e := &dups[i]
-		src, inBatch := a.snaps[e.SnapshotAt]
-		if !inBatch || committed[e.SnapshotAt] {
-			continue
-		}
-		e.drop = true
-		a.unskip(e.obj.Key, reasonDuplicateSnapshot, reasonDuplicateRefused,
-			fmt.Sprintf("%s: %s, whose snapshot it repeats, was not committed; the next run reads it", reasonDuplicateRefused, src))
-	}
-	if !slices.ContainsFunc(dups, func(e entry) bool { return !e.drop }) {
-		return nil
-	}
-	err := a.commit(ctx, dups, nil)
-	if refused(err) {
-		return a.svc.unavailable(ctx, "postgres", err)
-	}
-	return err
-}
-
-// unskip moves a skipped file from one reason to another, with a new note.
-func (a *aggregator) unskip(key, from, to, note string) {
-	a.res.SkippedByReason[from]--
-	if a.res.SkippedByReason[from] == 0 {
-		delete(a.res.SkippedByReason, from)
-	}
-	a.res.SkippedByReason[to]++
-	for i := range a.res.Skipped {
-		if a.res.Skipped[i].Key == key {
-			a.res.Skipped[i].Reason = note
-		}
-	}
-}
-
-// bisect commits the halves of a refused batch separately, each with the
-// statistics of its files read again, and splits a refused half further,
-// until a file refused on its own is quarantined with the database's
-// reason. For one bad file among n this reads about 2n files; memory stays
-// within the batch's (a half holds a subset of its aircraft).
-func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error) error {
-	var ingested []int
-	for i, e := range entries {
-		if e.Outcome == ledger.Ingested && !e.drop {
-			ingested = append(ingested, i)
-		}
-	}
-	if len(ingested) <= 1 {
-		for _, i := range ingested {
-			e := &entries[i]
-			a.res.FilesIngested--
-			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, e.VersionID, refusalReason(refusal))
-		}
-		err := a.commit(ctx, entries, nil)
-		if refused(err) {
-			// The ledger entries themselves are refused: nothing of the files
-			// is to blame that we could set aside.
-			return a.svc.unavailable(ctx, "postgres", err)
-		}
-		return err
-	}
-	mid := ingested[len(ingested)/2]
-	for _, half := range [][]entry{entries[:mid], entries[mid:]} {
-		agg, err := a.reread(ctx, half)
-		if err != nil {
-			return err
-		}
-		err = a.commit(ctx, half, agg)
-		if refused(err) {
-			err = a.bisect(ctx, half, err)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// reread fetches and decodes the ingested files of entries again, returning
-// their statistics. A file that changed since is dropped from the ledger
-// entries (the next run reads it), one that now fails is quarantined.
-func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggregate, error) {
-	agg := make(flight.Aggregate)
-	for i := range entries {
-		e := &entries[i]
-		if e.Outcome != ledger.Ingested || e.drop {
-			continue
-		}
-		f := a.svc.fetchContained(ctx, e.obj)
-		var bug *panics.Error
-		switch {
-		case f.depErr != nil:
-			return nil, f.depErr
-		case errors.As(f.err, &bug):
-			return nil, f.err
-		case f.skip != "":
-			a.res.FilesIngested--
-			a.res.Observations -= e.Observations
-			e.drop = true
-		case f.refused != "":
-			a.res.FilesIngested--
-			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, f.versionID, f.refused)
-		case f.err != nil:
-			a.res.FilesIngested--
-			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, f.versionID, f.err.Error())
-		default:
-			agg.Merge(f.file.Aircraft)
-		}
-	}
-	return agg, nil
 }
 
 func (s *Service) logger() *slog.Logger {

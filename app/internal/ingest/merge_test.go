@@ -34,7 +34,7 @@ func TestRunsMergeInTheDatabase(t *testing.T) {
 		name, data := f.name, f.data
 		want.Add(t, data)
 		stacktest.Put(t, b, name, data)
-		run, err := s.Begin(ctx)
+		run, err := s.Begin(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}

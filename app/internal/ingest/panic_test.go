@@ -26,7 +26,7 @@ func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 
 	decode = func(io.Reader, readsb.Limits) (*readsb.File, error) { panic("injected: a bug in the decoder") }
 	t.Cleanup(func() { decode = readsb.Decode })
-	run, err := s.Begin(ctx)
+	run, err := s.Begin(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	}
 
 	decode = readsb.Decode
-	run, err = s.Begin(ctx) // the lock was given back
+	run, err = s.Begin(ctx, "") // the lock was given back
 	if err != nil {
 		t.Fatal(err)
 	}

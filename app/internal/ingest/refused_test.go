@@ -39,7 +39,7 @@ func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: defaultLimits()}
 	ingest := func() Result {
 		t.Helper()
-		run, err := s.Begin(ctx)
+		run, err := s.Begin(ctx, "")
 		if err != nil {
 			t.Fatal(err)
 		}

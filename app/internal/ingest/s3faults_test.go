@@ -28,7 +28,7 @@ func snapshot(icao string, n int) []byte {
 // run ingests once with s.
 func run(t *testing.T, s *Service, req Request) (*Result, error) {
 	t.Helper()
-	r, err := s.Begin(context.Background())
+	r, err := s.Begin(context.Background(), req.Prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,13 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
-// ErrBusy means another ingestion holds the ingestion lock.
-var ErrBusy = errors.New("another ingestion is running")
+// ErrBusy means another run of the API holds the lock of the same bucket
+// and prefix.
+var ErrBusy = errors.New("another ingestion of this prefix is running")
 
 // Object identifies one stored object version.
 type Object struct {
@@ -66,3 +68,23 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string { return e.Err.Error() }
 func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Lost is an object of a batch that another run claimed first: its ledger
+// row (the same object version), its snapshot time or its bytes.
+type Lost struct {
+	Index int // in the batch given to Commit
+	// Outcome is what the object now is: "" when its own ledger row stands
+	// (another run processed it), DuplicateSnapshot or DuplicateContent when
+	// the snapshot or the bytes it holds were committed from Source.
+	Outcome Outcome
+	Source  string // bucket/key holding the snapshot, or the ETag holding the bytes
+}
+
+// LostError is a commit that stored nothing because objects of its batch
+// lost their claims to another run: the batch is to be committed again
+// without them (their statistics are counted by the run that won).
+type LostError struct{ Lost []Lost }
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("%d objects of the batch were committed by another run first", len(e.Lost))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -15,21 +16,25 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ledger"
 )
 
-// ingestLock is the advisory lock key that serialises ingestions across all
-// instances sharing the database ("airc" in ASCII).
+// ingestLock is the first key of the API's advisory locks, one per bucket
+// and prefix ("airc" in ASCII); the second is a hash of the two.
 const ingestLock = 0x61697263
 
-// Lock takes the ingestion lock, or fails with ledger.ErrBusy; release it
-// with unlock. The lock holds a connection: a session-level advisory lock is
-// released by the server if the connection dies, so a crashed instance never
-// blocks others.
-func (db *DB) Lock(ctx context.Context) (unlock func(), err error) {
+// Lock takes the lock of one bucket and prefix, or fails with
+// ledger.ErrBusy; release it with unlock. Only the API's runs take it, so
+// that a second call for the same prefix answers 409: the ingestion itself
+// needs no lock (Commit is safe to run many at once). Two prefixes whose
+// hashes collide (about one pair in 4 billion) share a lock. The lock holds a
+// connection: a session-level advisory lock is released by the server if the
+// connection dies, so a crashed instance never blocks others.
+func (db *DB) Lock(ctx context.Context, bucket, prefix string) (unlock func(), err error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	name := bucket + "/" + prefix
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, ingestLock).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, ingestLock, name).Scan(&ok); err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("postgres: lock: %w", err)
 	}
@@ -37,13 +42,13 @@ func (db *DB) Lock(ctx context.Context) (unlock func(), err error) {
 		conn.Release()
 		return nil, ledger.ErrBusy
 	}
-	return func() { release(conn) }, nil
+	return func() { release(conn, name) }, nil
 }
 
-func release(conn *pgxpool.Conn) {
+func release(conn *pgxpool.Conn, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, ingestLock); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, ingestLock, name); err != nil {
 		// The lock dies with the session: drop the connection rather than
 		// return a locked one to the pool.
 		conn.Conn().Close(ctx)
@@ -161,16 +166,41 @@ func (db *DB) SameContent(ctx context.Context, obj ledger.Object, sha256 []byte)
 	return etag, true, nil
 }
 
+// commitAttempts bounds the attempts of a commit that PostgreSQL aborted
+// for a serialization failure or a deadlock (40001, 40P01): a hiccup of the
+// dependency, not the data's fault.
+const commitAttempts = 3
+
 // Commit writes, in one transaction, the ledger entries of a batch of
 // objects and the statistics they produced. Either all of it is stored or
-// none: a batch interrupted before commit is simply ingested again. The
-// database refusing the data fails it with a *ledger.RefusedError.
+// none: a batch interrupted before commit is simply ingested again. Commits
+// are safe to run many at once, in any order (claims.go). The database
+// refusing the data fails it with a *ledger.RefusedError; objects claimed by
+// another run fail it with a *ledger.LostError, storing nothing.
 func (db *DB) Commit(ctx context.Context, objects []ledger.Processed, agg flight.Aggregate) error {
-	err := db.commit(ctx, objects, agg)
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = db.commit(ctx, objects, agg)
+		if !retryable(err) || attempt == commitAttempts {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt*(50+rand.IntN(50))) * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
 	if isRefused(err) {
 		return &ledger.RefusedError{Reason: refusalReason(err), Err: err}
 	}
 	return err
+}
+
+// retryable reports whether err is a transaction PostgreSQL aborted to let
+// another one through (a serialization failure or a deadlock).
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01")
 }
 
 func (db *DB) commit(ctx context.Context, objects []ledger.Processed, agg flight.Aggregate) error {
@@ -180,36 +210,12 @@ func (db *DB) commit(ctx context.Context, objects []ledger.Processed, agg flight
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 
-	entries := make([][]any, len(objects))
-	var snaps [][]any
-	keys := make([]string, len(objects))
-	for i, o := range objects {
-		keys[i] = o.Key
-		var at *time.Time
-		if !o.SnapshotAt.IsZero() {
-			at = &o.SnapshotAt
-			if o.Outcome == ledger.Ingested {
-				snaps = append(snaps, []any{o.SnapshotAt, o.Bucket, o.Key})
-			}
-		}
-		entries[i] = []any{o.Bucket, o.Key, o.ETag, o.VersionID, o.Size, at, string(o.Outcome), o.Observations, cleanReason(o.Reason), o.SHA256}
+	lost, err := claim(ctx, tx, objects)
+	if err != nil {
+		return err
 	}
-	// A file ingested or refused again replaces its earlier refusal (of any
-	// ETag): the failed list shows each key's latest state.
-	if len(objects) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM ingested_objects WHERE outcome = 'failed' AND bucket = $1 AND key = ANY($2)`,
-			objects[0].Bucket, keys); err != nil {
-			return fmt.Errorf("postgres: ledger: %w", err)
-		}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ingested_objects"},
-		[]string{"bucket", "key", "etag", "version_id", "size", "snapshot_at", "outcome", "observations", "reason", "content_sha256"},
-		pgx.CopyFromRows(entries)); err != nil {
-		return fmt.Errorf("postgres: ledger: %w", err)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"snapshots"}, []string{"snapshot_at", "bucket", "key"},
-		pgx.CopyFromRows(snaps)); err != nil {
-		return fmt.Errorf("postgres: snapshots: %w", err)
+	if len(lost) > 0 {
+		return &ledger.LostError{Lost: lost}
 	}
 	if err := upsertStats(ctx, tx, agg); err != nil {
 		return err

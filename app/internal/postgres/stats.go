@@ -93,13 +93,15 @@ var (
 			set[i] = c.name + " = " + c.merge
 		}
 		cols := strings.Join(statNames, ", ")
-		return `INSERT INTO aircraft_stats AS s (` + cols + `) SELECT ` + cols + ` FROM stats_batch
+		return `INSERT INTO aircraft_stats AS s (` + cols + `) SELECT ` + cols + ` FROM stats_batch ORDER BY icao
 			ON CONFLICT (icao) DO UPDATE SET ` + strings.Join(set, ", ")
 	}()
 )
 
 // upsertStats copies the batch into a temporary table and merges it into
 // aircraft_stats in one statement: one round trip for any number of aircraft.
+// Rows are merged in the order of their address, so that two batches with
+// aircraft in common lock them in the same order and never deadlock.
 func upsertStats(ctx context.Context, tx pgx.Tx, agg flight.Aggregate) error {
 	if len(agg) == 0 {
 		return nil
