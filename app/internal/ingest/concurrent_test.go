@@ -189,7 +189,7 @@ func TestConcurrentWorkersCountOnce(t *testing.T) {
 		start   = make(chan struct{})
 	)
 	for w := range workers {
-		wdb, err := postgres.Open(ctx, dbURL)
+		wdb, err := stacktest.OpenDB(ctx, dbURL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +332,7 @@ func TestSameAircraftInTwoBatchesNoDeadlock(t *testing.T) {
 	errs := make(chan error, 2)
 	var pools []*postgres.DB
 	for i := range objs {
-		wdb, err := postgres.Open(ctx, dbURL)
+		wdb, err := stacktest.OpenDB(ctx, dbURL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +371,7 @@ func TestSameAircraftInTwoBatchesNoDeadlock(t *testing.T) {
 
 func reopen(t *testing.T, dbURL string) *postgres.DB {
 	t.Helper()
-	db, err := postgres.Open(context.Background(), dbURL)
+	db, err := stacktest.OpenDB(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/flight/flighttest"
-	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -114,7 +113,7 @@ func TestKilledWorkerHelper(t *testing.T) {
 		t.Skip("the worker that TestKilledWorkerCommitsNothing kills")
 	}
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, dbURL)
+	db, err := stacktest.OpenDB(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,13 +86,19 @@ func Postgres(t testing.TB) string {
 func DB(t testing.TB) (*postgres.DB, string) {
 	t.Helper()
 	dbURL := Postgres(t)
-	d := config.Defaults()
-	db, err := postgres.Open(context.Background(), dbURL, postgres.ReadPool{MaxConns: d.DBReadMaxConns, Timeout: d.ReadTimeout})
+	db, err := OpenDB(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
 	return db, dbURL
+}
+
+// OpenDB opens the service's store on url with the default read pool, for
+// tests that open more than one store on a database (several workers).
+func OpenDB(ctx context.Context, url string) (*postgres.DB, error) {
+	d := config.Defaults()
+	return postgres.Open(ctx, url, postgres.ReadPool{MaxConns: d.DBReadMaxConns, Timeout: d.ReadTimeout})
 }
 
 // S3 returns a client for the local S3 server.
