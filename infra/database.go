@@ -23,6 +23,7 @@ const (
 
 // DatabaseProps configures the database.
 type DatabaseProps struct {
+	Protected           bool // prod after its first create: deletion protection
 	Vpc                 awsec2.IVpc
 	StackName           string
 	Stage               string
@@ -90,7 +91,7 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 		// dev: the database goes with the stack; prod: a final snapshot is taken and the instance is protected.
 		RemovalPolicy:          removalPolicy(props.Stage),
 		DeleteAutomatedBackups: jsii.Bool(!prod),
-		DeletionProtection:     jsii.Bool(prod),
+		DeletionProtection:     jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot:     jsii.Bool(true),
 	})
 

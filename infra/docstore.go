@@ -11,6 +11,7 @@ import (
 
 // DocStoreProps configures the Mongo-wire store.
 type DocStoreProps struct {
+	Protected           bool // prod after its first create: deletion protection
 	Vpc                 awsec2.IVpc
 	Stage               string
 	BackupRetentionDays int
@@ -60,7 +61,7 @@ func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *D
 		StorageEncrypted:   jsii.Bool(true),
 		Backup:             &awsdocdb.BackupProps{Retention: awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays)))},
 		RemovalPolicy:      removalPolicy(props.Stage),
-		DeletionProtection: jsii.Bool(props.Stage == "prod"),
+		DeletionProtection: jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot: jsii.Bool(true),
 	})
 

@@ -70,12 +70,15 @@ func TestExternalMongoReplacesDocumentDB(t *testing.T) {
 	if !readable {
 		t.Error("the service cannot read the external Mongo secret")
 	}
-	egress := false
+	// Out on 27017 to mongoCidr only, never to the whole internet.
+	var mongo []string
 	for _, r := range s.rulesOf(s.serviceSG(t), "egress") {
-		egress = egress || r.FromPort == 27017 && r.Cidr == "0.0.0.0/0"
+		if r.FromPort <= 27017 && 27017 <= r.ToPort {
+			mongo = append(mongo, r.Cidr)
+		}
 	}
-	if !egress {
-		t.Error("no egress to the external MongoDB")
+	if !slices.Equal(mongo, []string{"192.0.2.0/24"}) {
+		t.Errorf("egress on 27017 to %v, want mongoCidr 192.0.2.0/24 only", mongo)
 	}
 }
 

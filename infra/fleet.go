@@ -131,9 +131,9 @@ func (f *Fleet) AllowTo(target awsec2.IConnectable, port int, what string) {
 		jsii.String(fmt.Sprintf("%s from the fleet", what)))
 }
 
-// AllowToInternet lets the fleet out to any IPv4 address on port (an external database).
-func (f *Fleet) AllowToInternet(port int, what string) {
-	f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
+// AllowToNetwork lets the fleet out to the IPv4 network cidr on port (an external database).
+func (f *Fleet) AllowToNetwork(cidr string, port int, what string) {
+	f.SecurityGroup.AddEgressRule(awsec2.Peer_Ipv4(jsii.String(cidr)), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
 }
 
 // FleetReleaseProps configures the deployment of app/ onto the fleet.

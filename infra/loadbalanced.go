@@ -32,7 +32,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	if docstore.Cluster != nil {
 		fleet.AllowTo(docstore.Cluster, 27017, "DocumentDB")
 	} else {
-		fleet.AllowToInternet(27017, "external MongoDB")
+		fleet.AllowToNetwork(cfg.MongoCidr, 27017, "external MongoDB (mongoCidr)")
 	}
 	fleet.AllowTo(downloads.FileSystem, 2049, "NFS (EFS)")
 	// An instance's release gate needs every data store up, and its first boot mounts the file system: the
@@ -44,7 +44,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	// The load balancer in front of the fleet.
 	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{
 		Vpc: network.Vpc, AllowedCidr: cfg.AllowedCidr, CertificateArn: cfg.CertificateArn, DomainName: cfg.DomainName,
-		HostedZoneID: cfg.HostedZoneID, AccessLogDays: cfg.AccessLogDays, Stage: cfg.Stage,
+		HostedZoneID: cfg.HostedZoneID, AccessLogDays: cfg.AccessLogDays, Stage: cfg.Stage, Protected: cfg.Protected(),
 	})
 	targets := lb.Serve(fleet, deregistrationDelaySeconds)
 

@@ -26,7 +26,7 @@ type condition struct {
 }
 
 var (
-	inDev               = condition{"stage=dev", func(c Config) bool { return c.Stage == "dev" }}
+	unprotected         = condition{"stage=dev, or firstCreate", func(c Config) bool { return !c.Protected() }}
 	ownVpc              = condition{"own VPC", func(c Config) bool { return c.VpcID == "" }}
 	withDocumentDB      = condition{"with DocumentDB", func(c Config) bool { return !c.ExternalMongo() }}
 	inDevWithDocumentDB = condition{"stage=dev, with DocumentDB", func(c Config) bool { return c.Stage == "dev" && !c.ExternalMongo() }}
@@ -48,8 +48,8 @@ var NagSuppressions = []NagSuppression{
 		Reason: "No rotation: a static bearer token read by aircraftd at start; rotate it with `aws secretsmanager put-secret-value` and restart the service."},
 	{ID: "AwsSolutions-RDS3", Path: "Database/Instance/Resource",
 		Reason: "Single-AZ by design (seed: Multi-AZ: No, development); a Multi-AZ db.t3.micro doubles the database cost."},
-	{ID: "AwsSolutions-RDS10", Path: "Database/Instance/Resource", When: inDev,
-		Reason: "dev stacks are disposable (`make destroy`); stage=prod turns deletion protection on."},
+	{ID: "AwsSolutions-RDS10", Path: "Database/Instance/Resource", When: unprotected,
+		Reason: "dev stacks are disposable (`make destroy`); stage=prod turns deletion protection on, from the deploy that follows its first create (firstCreate leaves it off so that a failed first create can roll back)."},
 	{ID: "AwsSolutions-RDS11", Path: "Database/Instance/Resource",
 		Reason: "Default port 5432 kept: a non-default port is obscurity, not access control; only the service security group reaches it and the instance is not publicly accessible."},
 	{ID: "AwsSolutions-DOC2", Path: "DocStore/Cluster/Resource", When: withDocumentDB,

@@ -62,7 +62,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		Stack:         *awscdk.Aws_STACK_NAME(),
 		Resource:      *instance.LogicalId(),
 		TLSMode:       props.Environment.TLSMode,
-		ElasticIP:     *service.ElasticIP.AttrPublicIp(),
+		ElasticIP:     deref(service.ElasticIP),
 		Domain:        props.Environment.Domain,
 		CertParameter: props.CertParameter,
 	}
@@ -279,4 +279,12 @@ func RDSCABundle() (string, error) {
 		return "", fmt.Errorf("%s: SHA-256 %s, want %s (RDSCABundleSHA256 in infra/release.go)", p, sum, RDSCABundleSHA256)
 	}
 	return p, nil
+}
+
+// deref is *s, or "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
