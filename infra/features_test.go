@@ -110,7 +110,11 @@ func TestServiceInstance(t *testing.T) {
 		t.Error("the instance has a creation policy: the release's wait condition takes the signal")
 	}
 	// Session Manager instead of SSH.
-	if _, managed := s.roleStatements(t); !slices.ContainsFunc(managed, func(m string) bool { return strings.HasSuffix(m, "AmazonSSMManagedInstanceCore") }) {
+	statements, managed := s.roleStatements(t)
+	if len(managed) != 0 {
+		t.Errorf("managed policies %v: AmazonSSMManagedInstanceCore reads every SSM parameter of the account", managed)
+	}
+	if !slices.ContainsFunc(statements, func(st statement) bool { return slices.Equal(st.Actions, sessionManagerActions) }) {
 		t.Error("no Session Manager permissions")
 	}
 	// CloudWatch Logs: its own group, with retention, and nothing more.

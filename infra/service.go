@@ -65,6 +65,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		Description: jsii.String("EC2-S3-Access: aircraftd reads the data bucket and its own secrets"),
 	})
 	grantReadData(role, props.DataBucket)
+	grantSessionManager(role) // no SSH: Session Manager, and only it
 	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
 	arch := instanceArch(props.InstanceType)
@@ -84,7 +85,6 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		HttpTokens:                      awsec2.HttpTokens_REQUIRED,
 		HttpPutResponseHopLimit:         jsii.Number(1),
 		BlockDevices:                    rootVolume(),
-		SsmSessionPermissions:           jsii.Bool(true), // AmazonSSMManagedInstanceCore: Session Manager, no SSH
 		PropagateTagsToVolumeOnCreation: jsii.Bool(true),
 		UserDataCausesReplacement:       jsii.Bool(false),
 		UserData:                        awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),

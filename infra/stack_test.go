@@ -629,7 +629,7 @@ func assertBucketDeniesPlainHTTP(t *testing.T, s *Synth) {
 }
 
 // assertRoleReadsBucketOnly: every S3 permission of the service role is a read, on the data bucket or on the one
-// release binary; no wildcard actions anywhere; the only managed policy is Session Manager's.
+// release binary; no wildcard actions anywhere; no managed policy (Session Manager has its own five actions).
 func assertRoleReadsBucketOnly(t *testing.T, s *Synth) {
 	t.Helper()
 	read := []string{"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectVersionAttributes",
@@ -658,7 +658,7 @@ func assertRoleReadsBucketOnly(t *testing.T, s *Synth) {
 			}
 		}
 	}
-	if len(managed) != 1 || !strings.HasSuffix(managed[0], ":iam::aws:policy/AmazonSSMManagedInstanceCore") {
-		t.Errorf("managed policies %v", managed)
+	if len(managed) != 0 {
+		t.Errorf("managed policies %v: Session Manager has its own statement (AmazonSSMManagedInstanceCore reads every SSM parameter)", managed)
 	}
 }
