@@ -49,10 +49,11 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	targets := lb.Serve(fleet, deregistrationDelaySeconds)
 
 	release := fleet.ReleaseTo(&FleetReleaseProps{
-		BinaryPath:    binaryPath,
-		Environment:   sharedEnvironment(data, database, docstore, apiToken),
-		FileSystemID:  *downloads.FileSystem.FileSystemId(),
-		AccessPointID: *downloads.AccessPoint.AccessPointId(),
+		BinaryPath:     binaryPath,
+		Environment:    sharedEnvironment(data, database, docstore, apiToken),
+		FileSystemID:   *downloads.FileSystem.FileSystemId(),
+		AccessPointID:  *downloads.AccessPoint.AccessPointId(),
+		TargetGroupArn: *targets.TargetGroupArn(),
 	})
 
 	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.

@@ -56,7 +56,8 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 
 	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName())
+	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), metricsNamespace(stack))
+	grantPutMetrics(service.Role, metricsNamespace(stack))
 	deploy := DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
 		Stack:         *awscdk.Aws_STACK_NAME(),
