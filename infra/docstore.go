@@ -23,8 +23,9 @@ type DocStoreProps struct {
 // context mongoUriSecretArn, an external MongoDB whose URI is in that secret.
 type DocStore struct {
 	constructs.Construct
-	Secret  awssecretsmanager.ISecret
-	Cluster awsdocdb.DatabaseCluster // nil with an external MongoDB
+	Secret    awssecretsmanager.ISecret
+	Cluster   awsdocdb.DatabaseCluster // nil with an external MongoDB
+	AppSecret awssecretsmanager.Secret // the service's own DocumentDB user (appcredentials.go); nil with an external MongoDB
 }
 
 func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *DocStore {
@@ -65,5 +66,5 @@ func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *D
 		CopyTagsToSnapshot: jsii.Bool(true),
 	})
 
-	return &DocStore{Construct: this, Secret: cluster.Secret(), Cluster: cluster}
+	return &DocStore{Construct: this, Secret: cluster.Secret(), Cluster: cluster, AppSecret: newAppCredentials(this, "AppSecret", "DocumentDB")}
 }

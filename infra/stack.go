@@ -150,7 +150,11 @@ func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
 // returns their ARNs. Both modes use it.
 func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) []string {
 	var arns []string
-	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
+	secrets := []awssecretsmanager.ISecret{database.Instance.Secret(), database.AppSecret, docstore.Secret, apiToken}
+	if docstore.AppSecret != nil {
+		secrets = append(secrets, docstore.AppSecret)
+	}
+	for _, secret := range secrets {
 		secret.GrantRead(role, nil)
 		arns = append(arns, *secret.SecretArn())
 	}
@@ -182,6 +186,10 @@ func dataOutputs(stack awscdk.Stack, data *DataBucket, database *Database, docst
 	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
 	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
 	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
+	output(stack, "DatabaseAppSecretArn", database.AppSecret.SecretArn(), "Secret of aircraftd's own PostgreSQL user (aircraft_app)")
+	if docstore.AppSecret != nil {
+		output(stack, "MongoAppSecretArn", docstore.AppSecret.SecretArn(), "Secret of aircraftd's own DocumentDB user (aircraft_app)")
+	}
 	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
 }
 

@@ -531,7 +531,18 @@ var seedRows = []seedRow{
 				t.Errorf("%s is set on the instance", k)
 			}
 		}
-		check(t, func() { s.Assertions().ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(3)) })
+		// RDS master, DocumentDB master, API token, and the service's own users of PostgreSQL and DocumentDB.
+		check(t, func() { s.Assertions().ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(5)) })
+		for _, id := range []string{"DatabaseAppSecret", "DocStoreAppSecret"} {
+			found := false
+			for _, sec := range s.Resources("AWS::SecretsManager::Secret") {
+				gen, _ := sec.Props["GenerateSecretString"].(map[string]any)
+				found = found || strings.HasPrefix(sec.ID, id) && gen["SecretStringTemplate"] == `{"username":"aircraft_app"}` && gen["GenerateStringKey"] == "password"
+			}
+			if !found {
+				t.Errorf("no generated secret %s for the service's own user", id)
+			}
+		}
 	}},
 	{"Security: HTTPS for all external communication", func(t *testing.T, s *Synth) {
 		env := s.serviceEnv(t)
