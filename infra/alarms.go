@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -18,9 +17,9 @@ import (
 // AlarmsProps names what the alarms watch: the single instance (InstanceID), or the load balancer and its
 // targets (instances > 1).
 type AlarmsProps struct {
-	Email        string // subscribed to the topic when set (the address confirms by mail)
-	InstanceID   *string
-	Burstable    bool // a T instance: it has a CPU credit balance
+	Email        string  // subscribed to the topic when set (the address confirms by mail)
+	InstanceID   *string // the single instance: its status, credits and root volume
+	Burstable    bool    // a T instance: it has a CPU credit balance
 	LoadBalancer elb.ApplicationLoadBalancer
 	Targets      elb.ApplicationTargetGroup
 	ServiceLogs  awslogs.ILogGroup
@@ -77,6 +76,10 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 		ec2 := map[string]*string{"InstanceId": props.InstanceID}
 		alarm("InstanceStatusCheck", "The service instance or its host fails a status check (10 minutes): recover or replace it.",
 			metric("AWS/EC2", "StatusCheckFailed", "Maximum", ec2), gte, 1, 2, breaching)
+		alarm("InstanceDiskFree", fmt.Sprintf("The service instance's root volume (DOWNLOAD_PATH, logs) has less than %d GiB free: "+
+			"below %d GiB aircraftd refuses downloads (DOWNLOAD_RESERVE_BYTES). Delete old downloads or grow the volume.",
+			diskAlarmFreeBytes>>30, downloadReserveBytes>>30),
+			metric(metricsNamespace(awscdk.Stack_Of(this)), "disk_free", "Minimum", ec2), lt, diskAlarmFreeBytes, 2, notBreaching)
 		if props.Burstable {
 			alarm("InstanceCpuCredits", "The service instance has almost no CPU credits left (below 20): it is throttled to its baseline soon.",
 				metric("AWS/EC2", "CPUCreditBalance", "Minimum", ec2), lt, 20, 3, notBreaching)
@@ -119,7 +122,7 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	filter := awslogs.NewMetricFilter(this, jsii.String("ServerErrors"), &awslogs.MetricFilterProps{
 		LogGroup:        props.ServiceLogs,
 		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(serverErrorPattern)),
-		MetricNamespace: jsii.String("Aircraft/" + strings.ReplaceAll(*awscdk.Stack_Of(this).StackName(), "/", "-")),
+		MetricNamespace: jsii.String(metricsNamespace(awscdk.Stack_Of(this))),
 		MetricName:      jsii.String("ServerErrors"),
 		MetricValue:     jsii.String("1"),
 		DefaultValue:    jsii.Number(0),

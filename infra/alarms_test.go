@@ -12,7 +12,7 @@ import (
 func TestAlarmsInEveryMode(t *testing.T) {
 	data := []string{"AWS/RDS FreeStorageSpace Minimum", "AWS/RDS CPUUtilization Average", "Aircraft/* ServerErrors Sum"}
 	docdb := []string{"AWS/DocDB CPUUtilization Average", "AWS/DocDB FreeableMemory Minimum"}
-	instance := []string{"AWS/EC2 StatusCheckFailed Maximum", "AWS/EC2 CPUCreditBalance Minimum"}
+	instance := []string{"AWS/EC2 StatusCheckFailed Maximum", "AWS/EC2 CPUCreditBalance Minimum", "Aircraft/* disk_free Minimum"}
 	fleet := []string{"AWS/ApplicationELB UnHealthyHostCount Maximum", "AWS/ApplicationELB HealthyHostCount Minimum",
 		"AWS/ApplicationELB HTTPCode_ELB_5XX_Count Sum"}
 	want := map[string][]string{
@@ -51,5 +51,42 @@ func TestAlarmsInEveryMode(t *testing.T) {
 		if !slices.Equal(got, w) {
 			t.Errorf("%s: alarms\n%s\nwant\n%s", name, strings.Join(got, "\n"), strings.Join(w, "\n"))
 		}
+	}
+}
+
+// The root volume's alarm fires before aircraftd's free-space guard refuses downloads, on the agent's per-instance
+// series, which the agent may publish into the stack's namespace only.
+func TestDiskAlarmWarnsBeforeTheServiceRefuses(t *testing.T) {
+	s := stackOf(t, "default")
+	inst := s.One(t, "AWS::EC2::Instance")
+	var disk *Resource
+	for _, a := range s.Resources("AWS::CloudWatch::Alarm") {
+		if a.Props["MetricName"] == "disk_free" {
+			disk = &a
+		}
+	}
+	if disk == nil {
+		t.Fatal("no disk alarm")
+	}
+	const gib = 1 << 30
+	if disk.Props["Namespace"] != "Aircraft/AircraftPlatform" || disk.Props["Threshold"] != float64(2*gib) ||
+		disk.Props["ComparisonOperator"] != "LessThanThreshold" || jsonOf(disk.Props["Dimensions"]) != `[{"Name":"InstanceId","Value":{"Ref":"`+inst.ID+`"}}]` {
+		t.Errorf("disk alarm %s", jsonOf(disk.Props))
+	}
+	// The agent reports free bytes of / per instance into that namespace.
+	files, _, _ := initConfig(t, s, "app")
+	var agent string
+	for path, f := range files {
+		if strings.HasSuffix(path, "amazon-cloudwatch-agent/etc/aircraft.json") {
+			agent = jsonOf(f["content"])
+		}
+	}
+	for _, want := range []string{`"namespace":"Aircraft/AircraftPlatform"`, `"aggregation_dimensions":[["InstanceId"]]`, `"measurement":["free"]`, `"resources":["/"]`} {
+		if !strings.Contains(agent, want) {
+			t.Errorf("agent config lacks %s: %s", want, agent)
+		}
+	}
+	if !strings.Contains(jsonOf(s.Resources("AWS::IAM::Policy")), `"Action":"cloudwatch:PutMetricData","Condition":{"StringEquals":{"cloudwatch:namespace":"Aircraft/AircraftPlatform"}}`) {
+		t.Error("PutMetricData is not limited to the stack's namespace")
 	}
 }

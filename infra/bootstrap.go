@@ -98,12 +98,13 @@ func CfnHupHook(resource string) string {
 		resource, sbin)
 }
 
-// CloudWatchAgentConfig ships the service log and the deploy logs to the stack's log group.
-func CloudWatchAgentConfig(logGroup string) map[string]any {
+// CloudWatchAgentConfig ships the service log and the deploy logs to the stack's log group; with a namespace, it
+// also reports the root volume's free space there (diskMetrics).
+func CloudWatchAgentConfig(logGroup, namespace string) map[string]any {
 	file := func(path, stream string) map[string]any {
 		return map[string]any{"file_path": path, "log_group_name": logGroup, "log_stream_name": "{instance_id}/" + stream}
 	}
-	return map[string]any{
+	config := map[string]any{
 		"agent": map[string]any{"run_as_user": "root"},
 		"logs": map[string]any{"logs_collected": map[string]any{"files": map[string]any{"collect_list": []any{
 			file(serviceLogPath, "aircraftd"),
@@ -112,4 +113,8 @@ func CloudWatchAgentConfig(logGroup string) map[string]any {
 			file("/var/log/aircraft-user-data.log", "user-data"),
 		}}}},
 	}
+	if namespace != "" {
+		config["metrics"] = diskMetrics(namespace)
+	}
+	return config
 }

@@ -67,6 +67,12 @@ func TestApplySignalsTheReleaseWaitCondition(t *testing.T) {
 			t.Errorf("aircraft-apply lacks %q", want)
 		}
 	}
+	// The restore clears systemd's start limit first: a crash-looping release may have used up its starts, and the
+	// unit would refuse to start the last good release.
+	restore := apply[strings.Index(apply, "restoring release"):]
+	if r, s := strings.Index(restore, "systemctl reset-failed aircraftd"), strings.Index(restore, "systemctl restart aircraftd"); r < 0 || r > s {
+		t.Errorf("aircraft-apply restarts the last good release without reset-failed first")
+	}
 	signal := bootstrapFile("aircraft-signal.sh")
 	if !strings.Contains(signal, `--exit-code "$status" --reason "$reason" --id "$id" "$handle"`) {
 		t.Errorf("aircraft-signal does not signal the wait condition's URL with the status and reason:\n%s", signal)

@@ -9,6 +9,7 @@ import (
 
 // DataBucketProps configures the data bucket.
 type DataBucketProps struct {
+	Protected             bool   // prod after its first create: the bucket outlives the stack
 	BucketName            string // "" = generated
 	NoncurrentVersionDays int
 	Stage                 string
@@ -35,8 +36,10 @@ func NewDataBucket(scope constructs.Construct, id string, props *DataBucketProps
 			NoncurrentVersionExpiration:         awscdk.Duration_Days(jsii.Number(float64(props.NoncurrentVersionDays))),
 			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
 		}},
-		// prod keeps the data when the stack goes; dev empties and deletes the bucket with the stack.
-		RemovalPolicy:     retainInProd(props.Stage),
+		// prod keeps the data when the stack goes; dev empties and deletes the bucket with the stack. A first create
+		// of prod (not Protected) deletes it, empty, when it rolls back: a retry with the same bucketName would
+		// collide with a retained one.
+		RemovalPolicy:     retainIf(props.Protected),
 		AutoDeleteObjects: jsii.Bool(props.Stage != "prod"),
 	}
 	if props.BucketName != "" {

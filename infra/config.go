@@ -24,6 +24,10 @@ type Config struct {
 	HostedZoneID          string // hostedZoneId: create the A record of domainName in this Route 53 zone
 	AcmeEmail             string // acmeEmail: contact address given to the ACME CA (optional)
 	MongoURISecretArn     string // mongoUriSecretArn: use an external MongoDB (URI in this secret) instead of DocumentDB
+	MongoCidr             string // mongoCidr: with mongoUriSecretArn, the only network the service may reach on 27017
+	ElasticIPAllocationID string // elasticIpAllocationId: a pre-allocated Elastic IP for the instance (eipalloc-…)
+	AllowOpenIngress      bool   // allowOpenIngress: stage=prod accepts allowedCidr 0.0.0.0/0 (a public API)
+	FirstCreate           bool   // firstCreate: the first create of a prod stack, without the protections that block its rollback
 
 	// The load-balanced mode (loadbalanced.go): more than one instance behind an Application Load Balancer.
 	Instances      int    // instances: desired number of service instances; 1 = the single-instance stack
@@ -46,6 +50,7 @@ var contextKeys = []string{
 	"backupRetentionDays", "logRetentionDays", "domainName", "hostedZoneId", "acmeEmail", "mongoUriSecretArn",
 	"instances", "minInstances", "maxInstances", "certificateArn", "accessLogDays",
 	"alarmEmail", "vpcId", "availabilityZones", "publicSubnetIds", "isolatedSubnetIds",
+	"mongoCidr", "elasticIpAllocationId", "allowOpenIngress", "firstCreate",
 }
 
 // minProdBackupDays is the least a prod stack keeps of automated database backups.
@@ -62,6 +67,7 @@ var (
 	secretArnPattern  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
 	instanceTypeRegex = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	emailPattern      = regexp.MustCompile(`^[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
+	eipAllocPattern   = regexp.MustCompile(`^eipalloc-[0-9a-f]{8,17}$`)
 	certArnPattern    = regexp.MustCompile(`^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$`)
 )
 
@@ -87,6 +93,8 @@ func ParseConfig(get func(key string) any) (Config, error) {
 		AvailabilityZones:     str(get("availabilityZones"), ""),
 		PublicSubnetIDs:       str(get("publicSubnetIds"), ""),
 		IsolatedSubnetIDs:     str(get("isolatedSubnetIds"), ""),
+		MongoCidr:             str(get("mongoCidr"), ""),
+		ElasticIPAllocationID: str(get("elasticIpAllocationId"), ""),
 		NoncurrentVersionDays: 30,
 		LogRetentionDays:      30,
 	}
@@ -96,6 +104,16 @@ func ParseConfig(get func(key string) any) (Config, error) {
 		c.BackupRetentionDays = 1
 	}
 	var err error
+	for key, field := range map[string]struct {
+		v   *bool
+		def bool
+	}{
+		"allowOpenIngress": {&c.AllowOpenIngress, false}, "firstCreate": {&c.FirstCreate, false},
+	} {
+		if *field.v, err = boolean(key, get(key), field.def); err != nil {
+			return c, err
+		}
+	}
 	for key, field := range map[string]*int{
 		"noncurrentVersionDays": &c.NoncurrentVersionDays,
 		"backupRetentionDays":   &c.BackupRetentionDays,
@@ -173,6 +191,24 @@ func (c Config) validate() error {
 		return fmt.Errorf("alarmEmail %q: want a plain e-mail address", c.AlarmEmail)
 	case c.MongoURISecretArn != "" && !secretArnPattern.MatchString(c.MongoURISecretArn):
 		return fmt.Errorf("mongoUriSecretArn %q: want the complete secret ARN (with its 6-character suffix)", c.MongoURISecretArn)
+	case c.MongoURISecretArn == "" && c.MongoCidr != "":
+		return fmt.Errorf("mongoCidr needs mongoUriSecretArn (an external MongoDB)")
+	case c.MongoURISecretArn != "" && c.MongoCidr == "":
+		return fmt.Errorf("mongoUriSecretArn needs mongoCidr: the network of the MongoDB servers, the only one the service may reach on 27017 (e.g. -c mongoCidr=192.0.2.0/24)")
+	case c.MongoCidr != "" && !ipv4Network(c.MongoCidr):
+		return fmt.Errorf("mongoCidr %q: want an IPv4 network such as 192.0.2.0/24", c.MongoCidr)
+	case c.ElasticIPAllocationID != "" && !eipAllocPattern.MatchString(c.ElasticIPAllocationID):
+		return fmt.Errorf("elasticIpAllocationId %q: want eipalloc-<hex>", c.ElasticIPAllocationID)
+	case c.ElasticIPAllocationID != "" && (c.DomainName == "" || c.HostedZoneID != ""):
+		return fmt.Errorf("elasticIpAllocationId: with domainName and without hostedZoneId (point the name at that address yourself)")
+	case c.ElasticIPAllocationID != "" && c.LoadBalanced():
+		return fmt.Errorf("elasticIpAllocationId: the load-balanced mode has no Elastic IP")
+	case c.DomainName != "" && !c.LoadBalanced() && c.HostedZoneID == "" && c.ElasticIPAllocationID == "":
+		return fmt.Errorf("domainName %s needs hostedZoneId (the stack writes its A record) or elasticIpAllocationId (an Elastic IP "+
+			"you allocated and pointed the name at): the release gate needs the name to resolve to the instance, and an "+
+			"Elastic IP the stack makes does not exist before the stack does", c.DomainName)
+	case c.FirstCreate && c.Stage != "prod":
+		return fmt.Errorf("firstCreate: only stage=prod has protections to leave out")
 	}
 	if err := c.validateFleet(); err != nil {
 		return err
@@ -180,12 +216,26 @@ func (c Config) validate() error {
 	if err := c.validateVpc(); err != nil {
 		return err
 	}
-	ip, network, err := net.ParseCIDR(c.AllowedCidr)
-	if err != nil || ip.To4() == nil || !ip.Equal(network.IP) {
+	if !ipv4Network(c.AllowedCidr) {
 		return fmt.Errorf("allowedCidr %q: want an IPv4 network such as 203.0.113.0/24", c.AllowedCidr)
+	}
+	if c.Stage == "prod" && c.AllowedCidr == "0.0.0.0/0" && !c.AllowOpenIngress {
+		return fmt.Errorf("allowedCidr 0.0.0.0/0 with stage=prod: name the clients' network (-c allowedCidr=203.0.113.0/24), " +
+			"or say that the API is public (-c allowOpenIngress=true)")
 	}
 	return nil
 }
+
+// ipv4Network reports whether s is an IPv4 network in CIDR form with no host bits set.
+func ipv4Network(s string) bool {
+	ip, network, err := net.ParseCIDR(s)
+	return err == nil && ip.To4() != nil && ip.Equal(network.IP)
+}
+
+// Protected reports whether the stack carries the protections of prod that block a rollback: termination and
+// deletion protection, a retained data bucket. A first create (firstCreate) goes without them, so that a failure
+// rolls back to nothing and can be retried; the deploy that follows it turns them on (docs/infra.md: First create).
+func (c Config) Protected() bool { return c.Stage == "prod" && !c.FirstCreate }
 
 func (c Config) validateFleet() error {
 	switch {
@@ -292,6 +342,25 @@ func str(v any, def string) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+func boolean(key string, v any, def bool) (bool, error) {
+	switch v := v.(type) {
+	case nil:
+		return def, nil
+	case bool: // cdk.json
+		return v, nil
+	case string: // -c key=value
+		switch strings.TrimSpace(v) {
+		case "":
+			return def, nil
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("%s %v: want true or false", key, v)
 }
 
 func integer(key string, v any, def int) (int, error) {

@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.TLSMode() != "selfsigned" || c.ExternalMongo() {
 		t.Errorf("TLS %s, external Mongo %v", c.TLSMode(), c.ExternalMongo())
 	}
-	prod, _ := ParseConfig(contextOf(map[string]any{"stage": "prod"}))
+	prod, _ := ParseConfig(contextOf(map[string]any{"stage": "prod", "allowOpenIngress": "true"}))
 	if prod.BackupRetentionDays != 7 {
 		t.Errorf("prod backups %d", prod.BackupRetentionDays)
 	}
@@ -33,6 +33,7 @@ func TestConfigAcceptsCLIStringsAndJSONNumbers(t *testing.T) {
 		"stackName": "AircraftAlice", "noncurrentVersionDays": "7", "backupRetentionDays": float64(14), "logRetentionDays": "365",
 		"domainName": "API.Example.com.", "hostedZoneId": "Z123456ABCDEF", "acmeEmail": "ops@example.com",
 		"mongoUriSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mongo-AbC123", "instanceType": "t4g.small",
+		"mongoCidr": "192.0.2.0/24",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -45,51 +46,75 @@ func TestConfigAcceptsCLIStringsAndJSONNumbers(t *testing.T) {
 
 func TestConfigRejects(t *testing.T) {
 	for name, ctx := range map[string]map[string]any{
-		"stackName":                          {"stackName": "1bad"},
-		"stage":                              {"stage": "staging"},
-		"instanceType":                       {"instanceType": "micro"},
-		"allowedCidr":                        {"allowedCidr": "10.0.0.1"},
-		"allowedCidr host bits":              {"allowedCidr": "10.0.0.1/8"},
-		"allowedCidr ipv6":                   {"allowedCidr": "::/0"},
-		"bucketName":                         {"bucketName": "Aircraft_Data"},
-		"noncurrentVersionDays":              {"noncurrentVersionDays": "0"},
-		"noncurrentVersionDays not a number": {"noncurrentVersionDays": "ten"},
-		"backupRetentionDays fraction":       {"backupRetentionDays": 1.5},
-		"backupRetentionDays":                {"backupRetentionDays": "36"},
-		"backupRetentionDays prod":           {"stage": "prod", "backupRetentionDays": "6"},
-		"logRetentionDays":                   {"logRetentionDays": "31"},
-		"domainName":                         {"domainName": "not a domain"},
-		"hostedZoneId alone":                 {"hostedZoneId": "Z123456ABCDEF"},
-		"acmeEmail alone":                    {"acmeEmail": "ops@example.com"},
-		"acmeEmail injection":                {"domainName": "a.example.com", "acmeEmail": "a@b.c;reboot"},
-		"alarmEmail":                         {"alarmEmail": "ops at example.com"},
-		"vpcId":                              {"vpcId": "vpc1", "availabilityZones": "us-east-1a,us-east-1b", "publicSubnetIds": "subnet-0a1b2c3d,subnet-1a1b2c3d", "isolatedSubnetIds": "subnet-2a1b2c3d,subnet-3a1b2c3d"},
-		"availabilityZones one":              {"vpcId": "vpc-0a1b2c3d", "availabilityZones": "us-east-1a", "publicSubnetIds": "subnet-0a1b2c3d", "isolatedSubnetIds": "subnet-2a1b2c3d"},
-		"publicSubnetIds count":              {"vpcId": "vpc-0a1b2c3d", "availabilityZones": "us-east-1a,us-east-1b", "publicSubnetIds": "subnet-0a1b2c3d", "isolatedSubnetIds": "subnet-2a1b2c3d,subnet-3a1b2c3d"},
-		"isolatedSubnetIds bad":              {"vpcId": "vpc-0a1b2c3d", "availabilityZones": "us-east-1a,us-east-1b", "publicSubnetIds": "subnet-0a1b2c3d,subnet-1a1b2c3d", "isolatedSubnetIds": "sn-2,subnet-3a1b2c3d"},
-		"availabilityZones without vpcId":    {"availabilityZones": "us-east-1a,us-east-1b"},
-		"mongoUriSecretArn":                  {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mongo"},
-		"instances 0":                        {"instances": "0"},
-		"instances too many":                 {"instances": "21", "certificateArn": testCertArn},
-		"instances not a number":             {"instances": "three"},
-		"minInstances single":                {"minInstances": "1"},
-		"maxInstances single":                {"maxInstances": "3"},
-		"certificateArn single":              {"certificateArn": testCertArn},
-		"accessLogDays single":               {"accessLogDays": "30"},
-		"minInstances above instances":       {"instances": "2", "minInstances": "3", "certificateArn": testCertArn},
-		"minInstances 0":                     {"instances": "2", "minInstances": "0", "certificateArn": testCertArn},
-		"maxInstances below instances":       {"instances": "3", "maxInstances": "2", "certificateArn": testCertArn},
-		"maxInstances too many":              {"instances": "3", "maxInstances": "21", "certificateArn": testCertArn},
-		"certificateArn":                     {"instances": "2", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
-		"instances without a certificate":    {"instances": "2"},
-		"instances with a domain, no zone":   {"instances": "2", "domainName": "api.example.com"},
-		"acmeEmail with instances":           {"instances": "2", "certificateArn": testCertArn, "domainName": "a.example.com", "acmeEmail": "ops@example.com"},
-		"accessLogDays":                      {"instances": "2", "certificateArn": testCertArn, "accessLogDays": "0"},
+		"stackName":                           {"stackName": "1bad"},
+		"stage":                               {"stage": "staging"},
+		"instanceType":                        {"instanceType": "micro"},
+		"allowedCidr":                         {"allowedCidr": "10.0.0.1"},
+		"allowedCidr host bits":               {"allowedCidr": "10.0.0.1/8"},
+		"allowedCidr ipv6":                    {"allowedCidr": "::/0"},
+		"bucketName":                          {"bucketName": "Aircraft_Data"},
+		"noncurrentVersionDays":               {"noncurrentVersionDays": "0"},
+		"noncurrentVersionDays not a number":  {"noncurrentVersionDays": "ten"},
+		"backupRetentionDays fraction":        {"backupRetentionDays": 1.5},
+		"backupRetentionDays":                 {"backupRetentionDays": "36"},
+		"backupRetentionDays prod":            {"stage": "prod", "backupRetentionDays": "6"},
+		"logRetentionDays":                    {"logRetentionDays": "31"},
+		"domainName":                          {"domainName": "not a domain"},
+		"hostedZoneId alone":                  {"hostedZoneId": "Z123456ABCDEF"},
+		"acmeEmail alone":                     {"acmeEmail": "ops@example.com"},
+		"acmeEmail injection":                 {"domainName": "a.example.com", "acmeEmail": "a@b.c;reboot"},
+		"alarmEmail":                          {"alarmEmail": "ops at example.com"},
+		"vpcId":                               {"vpcId": "vpc1", "availabilityZones": "us-east-1a,us-east-1b", "publicSubnetIds": "subnet-0a1b2c3d,subnet-1a1b2c3d", "isolatedSubnetIds": "subnet-2a1b2c3d,subnet-3a1b2c3d"},
+		"availabilityZones one":               {"vpcId": "vpc-0a1b2c3d", "availabilityZones": "us-east-1a", "publicSubnetIds": "subnet-0a1b2c3d", "isolatedSubnetIds": "subnet-2a1b2c3d"},
+		"publicSubnetIds count":               {"vpcId": "vpc-0a1b2c3d", "availabilityZones": "us-east-1a,us-east-1b", "publicSubnetIds": "subnet-0a1b2c3d", "isolatedSubnetIds": "subnet-2a1b2c3d,subnet-3a1b2c3d"},
+		"isolatedSubnetIds bad":               {"vpcId": "vpc-0a1b2c3d", "availabilityZones": "us-east-1a,us-east-1b", "publicSubnetIds": "subnet-0a1b2c3d,subnet-1a1b2c3d", "isolatedSubnetIds": "sn-2,subnet-3a1b2c3d"},
+		"availabilityZones without vpcId":     {"availabilityZones": "us-east-1a,us-east-1b"},
+		"mongoUriSecretArn":                   {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mongo"},
+		"instances 0":                         {"instances": "0"},
+		"instances too many":                  {"instances": "21", "certificateArn": testCertArn},
+		"instances not a number":              {"instances": "three"},
+		"minInstances single":                 {"minInstances": "1"},
+		"maxInstances single":                 {"maxInstances": "3"},
+		"certificateArn single":               {"certificateArn": testCertArn},
+		"accessLogDays single":                {"accessLogDays": "30"},
+		"minInstances above instances":        {"instances": "2", "minInstances": "3", "certificateArn": testCertArn},
+		"minInstances 0":                      {"instances": "2", "minInstances": "0", "certificateArn": testCertArn},
+		"maxInstances below instances":        {"instances": "3", "maxInstances": "2", "certificateArn": testCertArn},
+		"maxInstances too many":               {"instances": "3", "maxInstances": "21", "certificateArn": testCertArn},
+		"certificateArn":                      {"instances": "2", "certificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
+		"instances without a certificate":     {"instances": "2"},
+		"instances with a domain, no zone":    {"instances": "2", "domainName": "api.example.com"},
+		"acmeEmail with instances":            {"instances": "2", "certificateArn": testCertArn, "domainName": "a.example.com", "acmeEmail": "ops@example.com"},
+		"accessLogDays":                       {"instances": "2", "certificateArn": testCertArn, "accessLogDays": "0"},
+		"allowedCidr open in prod":            {"stage": "prod"},
+		"allowOpenIngress not a bool":         {"allowOpenIngress": "yes"},
+		"mongoUriSecretArn without mongoCidr": {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mongo-AbC123"},
+		"mongoCidr without Mongo":             {"mongoCidr": "192.0.2.0/24"},
+		"mongoCidr host bits":                 {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:mongo-AbC123", "mongoCidr": "192.0.2.1/24"},
+		"domainName without zone or address":  {"domainName": "api.example.com"},
+		"elasticIpAllocationId":               {"domainName": "api.example.com", "elasticIpAllocationId": "eip-123"},
+		"elasticIpAllocationId self-signed":   {"elasticIpAllocationId": "eipalloc-0123456789abcdef0"},
+		"elasticIpAllocationId with a zone":   {"domainName": "api.example.com", "hostedZoneId": "Z123456ABCDEF", "elasticIpAllocationId": "eipalloc-0123456789abcdef0"},
+		"firstCreate in dev":                  {"firstCreate": "true"},
 	} {
 		if _, err := ParseConfig(contextOf(ctx)); err == nil {
 			t.Errorf("%s: %v accepted", name, ctx)
 		} else if !strings.Contains(err.Error(), strings.Fields(name)[0]) {
 			t.Errorf("%s: error %q does not name the key", name, err)
+		}
+	}
+}
+
+func TestConfigAcceptsTheGatesWayOut(t *testing.T) {
+	for name, ctx := range map[string]map[string]any{
+		"prod, a narrow CIDR":      {"stage": "prod", "allowedCidr": "203.0.113.0/24"},
+		"prod, public on purpose":  {"stage": "prod", "allowOpenIngress": true},
+		"ACME, a Route 53 zone":    {"domainName": "api.example.com", "hostedZoneId": "Z123456ABCDEF"},
+		"ACME, a pre-allocated IP": {"domainName": "api.example.com", "elasticIpAllocationId": "eipalloc-0123456789abcdef0"},
+		"prod first create":        {"stage": "prod", "allowedCidr": "203.0.113.0/24", "firstCreate": "true"},
+	} {
+		if _, err := ParseConfig(contextOf(ctx)); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

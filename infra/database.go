@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsrds"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -23,6 +24,7 @@ const (
 
 // DatabaseProps configures the database.
 type DatabaseProps struct {
+	Protected           bool // prod after its first create: deletion protection
 	Vpc                 awsec2.IVpc
 	StackName           string
 	Stage               string
@@ -46,6 +48,7 @@ type Database struct {
 	constructs.Construct
 	Instance      awsrds.DatabaseInstance
 	SecurityGroup awsec2.SecurityGroup
+	AppSecret     awssecretsmanager.Secret // the service's own user (appcredentials.go)
 }
 
 func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *Database {
@@ -90,13 +93,13 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 		// dev: the database goes with the stack; prod: a final snapshot is taken and the instance is protected.
 		RemovalPolicy:          removalPolicy(props.Stage),
 		DeleteAutomatedBackups: jsii.Bool(!prod),
-		DeletionProtection:     jsii.Bool(prod),
+		DeletionProtection:     jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot:     jsii.Bool(true),
 	})
 
 	instance.Node().AddDependency(logs)
 
-	return &Database{Construct: this, Instance: instance, SecurityGroup: sg}
+	return &Database{Construct: this, Instance: instance, SecurityGroup: sg, AppSecret: newAppCredentials(this, "AppSecret", "PostgreSQL")}
 }
 
 // dbIdentifier is the RDS instance identifier of a stack: lower case, at most 54+3 characters, no "--".

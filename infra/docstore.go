@@ -11,6 +11,7 @@ import (
 
 // DocStoreProps configures the Mongo-wire store.
 type DocStoreProps struct {
+	Protected           bool // prod after its first create: deletion protection
 	Vpc                 awsec2.IVpc
 	Stage               string
 	BackupRetentionDays int
@@ -22,8 +23,9 @@ type DocStoreProps struct {
 // context mongoUriSecretArn, an external MongoDB whose URI is in that secret.
 type DocStore struct {
 	constructs.Construct
-	Secret  awssecretsmanager.ISecret
-	Cluster awsdocdb.DatabaseCluster // nil with an external MongoDB
+	Secret    awssecretsmanager.ISecret
+	Cluster   awsdocdb.DatabaseCluster // nil with an external MongoDB
+	AppSecret awssecretsmanager.Secret // the service's own DocumentDB user (appcredentials.go); nil with an external MongoDB
 }
 
 func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *DocStore {
@@ -60,9 +62,9 @@ func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *D
 		StorageEncrypted:   jsii.Bool(true),
 		Backup:             &awsdocdb.BackupProps{Retention: awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays)))},
 		RemovalPolicy:      removalPolicy(props.Stage),
-		DeletionProtection: jsii.Bool(props.Stage == "prod"),
+		DeletionProtection: jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot: jsii.Bool(true),
 	})
 
-	return &DocStore{Construct: this, Secret: cluster.Secret(), Cluster: cluster}
+	return &DocStore{Construct: this, Secret: cluster.Secret(), Cluster: cluster, AppSecret: newAppCredentials(this, "AppSecret", "DocumentDB")}
 }

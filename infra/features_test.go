@@ -70,12 +70,15 @@ func TestExternalMongoReplacesDocumentDB(t *testing.T) {
 	if !readable {
 		t.Error("the service cannot read the external Mongo secret")
 	}
-	egress := false
+	// Out on 27017 to mongoCidr only, never to the whole internet.
+	var mongo []string
 	for _, r := range s.rulesOf(s.serviceSG(t), "egress") {
-		egress = egress || r.FromPort == 27017 && r.Cidr == "0.0.0.0/0"
+		if r.FromPort <= 27017 && 27017 <= r.ToPort {
+			mongo = append(mongo, r.Cidr)
+		}
 	}
-	if !egress {
-		t.Error("no egress to the external MongoDB")
+	if !slices.Equal(mongo, []string{"192.0.2.0/24"}) {
+		t.Errorf("egress on 27017 to %v, want mongoCidr 192.0.2.0/24 only", mongo)
 	}
 }
 
@@ -107,7 +110,11 @@ func TestServiceInstance(t *testing.T) {
 		t.Error("the instance has a creation policy: the release's wait condition takes the signal")
 	}
 	// Session Manager instead of SSH.
-	if _, managed := s.roleStatements(t); !slices.ContainsFunc(managed, func(m string) bool { return strings.HasSuffix(m, "AmazonSSMManagedInstanceCore") }) {
+	statements, managed := s.roleStatements(t)
+	if len(managed) != 0 {
+		t.Errorf("managed policies %v: AmazonSSMManagedInstanceCore reads every SSM parameter of the account", managed)
+	}
+	if !slices.ContainsFunc(statements, func(st statement) bool { return slices.Equal(st.Actions, sessionManagerActions) }) {
 		t.Error("no Session Manager permissions")
 	}
 	// CloudWatch Logs: its own group, with retention, and nothing more.
@@ -179,7 +186,8 @@ func TestHTTPSModes(t *testing.T) {
 		stmts, _ := s.roleStatements(t)
 		var ssm []statement
 		for _, st := range stmts {
-			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) {
+			// Session Manager's statement (sessionmanager.go) registers the instance; it touches no parameter.
+			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) && !slices.Equal(st.Actions, sessionManagerActions) {
 				ssm = append(ssm, st)
 			}
 		}

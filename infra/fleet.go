@@ -67,11 +67,11 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 
 	// The single instance's read-only grants (service.go), statement for statement.
 	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
-		Description:     jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
-		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		Description: jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
 	})
 	grantReadData(role, props.DataBucket)
+	grantSessionManager(role)
 	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
 	arch := instanceArch(props.InstanceType)
@@ -131,17 +131,18 @@ func (f *Fleet) AllowTo(target awsec2.IConnectable, port int, what string) {
 		jsii.String(fmt.Sprintf("%s from the fleet", what)))
 }
 
-// AllowToInternet lets the fleet out to any IPv4 address on port (an external database).
-func (f *Fleet) AllowToInternet(port int, what string) {
-	f.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
+// AllowToNetwork lets the fleet out to the IPv4 network cidr on port (an external database).
+func (f *Fleet) AllowToNetwork(cidr string, port int, what string) {
+	f.SecurityGroup.AddEgressRule(awsec2.Peer_Ipv4(jsii.String(cidr)), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
 }
 
 // FleetReleaseProps configures the deployment of app/ onto the fleet.
 type FleetReleaseProps struct {
-	BinaryPath    string
-	Environment   serviceenv.Settings
-	FileSystemID  string
-	AccessPointID string
+	BinaryPath     string
+	Environment    serviceenv.Settings
+	FileSystemID   string
+	AccessPointID  string
+	TargetGroupArn string // the gate waits until the load balancer reports the instance healthy in this group
 }
 
 // ReleaseTo installs the app on every instance of the fleet: the binary as an S3 asset and its files as cfn-init
@@ -155,8 +156,11 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	binarySHA := must(fileSHA256(props.BinaryPath))
 	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 	env := must(renderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName())
+	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
+	gateEnv := must(renderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
+		"AWS_REGION": *awscdk.Aws_REGION(), "TARGET_GROUP_ARN": props.TargetGroupArn,
+	}))
 
 	root := func(mode string) *awsec2.InitFileOptions {
 		return &awsec2.InitFileOptions{Mode: jsii.String(mode), Owner: jsii.String("root"), Group: jsii.String("root")}
@@ -177,6 +181,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
 		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
+		awsec2.InitFile_FromString(jsii.String(fleetGateEnvPath), jsii.String(gateEnv), root("000644")),
 		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, stateDir), "! id aircraftd"),
 		command("20-packages", "dnf install -y amazon-cloudwatch-agent amazon-efs-utils", "! rpm -q amazon-cloudwatch-agent amazon-efs-utils"),
 		command("30-mount-downloads", fmt.Sprintf("mkdir -p %[1]s && echo \"%[2]s\" >> /etc/fstab && mount %[1]s", sharedDownloadsPath, mount),
@@ -207,9 +212,15 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),
 		Resources: jsii.Strings(*awscdk.Aws_STACK_ID()),
 	}))
+	// The gate asks the load balancer about this instance; DescribeTargetHealth takes no resource.
+	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("GateOnTargetHealth"),
+		Actions:   jsii.Strings("elasticloadbalancing:DescribeTargetHealth"),
+		Resources: jsii.Strings("*"),
+	}))
 
 	// The release id covers the binary and everything cfn-init installs; the user data names it.
-	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount}))
+	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
 	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))

@@ -19,6 +19,7 @@ var fleetbootFS embed.FS
 const (
 	sharedDownloadsPath = "/mnt/aircraft/downloads" // EFS access point, mounted; DOWNLOAD_PATH
 	readyScriptPath     = sbin + "/aircraft-ready"
+	fleetGateEnvPath    = "/etc/aircraft/fleet-gate.env" // AWS_REGION, TARGET_GROUP_ARN of aircraft-ready
 	downloadsDropInPath = "/etc/systemd/system/aircraftd.service.d/shared-downloads.conf"
 	// fleetUID is the uid of the aircraftd user on every fleet instance, and the owner the EFS access point
 	// enforces: files on the shared file system belong to aircraftd wherever they were written.

@@ -31,17 +31,19 @@ type HTTPS struct {
 
 func NewHTTPS(scope constructs.Construct, id string, props *HTTPSProps) *HTTPS {
 	this := constructs.NewConstruct(scope, &id)
-	eip := props.Service.ElasticIP.AttrPublicIp()
+	eip := props.Service.ElasticIP
 
 	if props.DomainName != "" {
 		if props.HostedZoneID != "" {
-			awsroute53.NewCfnRecordSet(this, jsii.String("DnsRecord"), &awsroute53.CfnRecordSetProps{
+			// The instance (and so its release gate, which needs the name to resolve) comes after the record.
+			record := awsroute53.NewCfnRecordSet(this, jsii.String("DnsRecord"), &awsroute53.CfnRecordSetProps{
 				HostedZoneId:    jsii.String(props.HostedZoneID),
 				Name:            jsii.String(props.DomainName + "."),
 				Type:            jsii.String("A"),
 				Ttl:             jsii.String("300"),
 				ResourceRecords: &[]*string{eip},
 			})
+			props.Service.Instance.Node().AddDependency(record)
 		}
 		return &HTTPS{Construct: this, URL: jsii.String("https://" + props.DomainName)}
 	}

@@ -391,10 +391,14 @@ func TestPullRequestCodeNeverMeetsCredentials(t *testing.T) {
 		t.Error("cdk-diff grants workflow-wide permissions")
 	}
 	deploy := workflowJobs(readDoc(t, ".github/workflows/deploy.yml"))
-	for _, job := range []string{"deploy", "e2e"} {
-		if !strings.Contains(deploy[job], "environment: production") {
-			t.Errorf("deploy.yml job %s declares no environment", job)
+	for job, env := range map[string]string{"deploy": "production", "e2e": "e2e"} {
+		if !strings.Contains(deploy[job], "environment: "+env) {
+			t.Errorf("deploy.yml job %s does not declare environment %s", job, env)
 		}
+	}
+	// Production after the AWS suite, and both after CI passed on main.
+	if !strings.Contains(deploy["deploy"], "needs: [gate, e2e]") || !strings.Contains(deploy["e2e"], "needs: gate") {
+		t.Error("deploy.yml: production must need the e2e suite, and both the gate")
 	}
 	doc := readDoc(t, "docs/infra.md")
 	for _, want := range []string{"cloudformation:GetTemplate", "cloudformation:DescribeStacks", "environment:production"} {

@@ -32,7 +32,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	if docstore.Cluster != nil {
 		fleet.AllowTo(docstore.Cluster, 27017, "DocumentDB")
 	} else {
-		fleet.AllowToInternet(27017, "external MongoDB")
+		fleet.AllowToNetwork(cfg.MongoCidr, 27017, "external MongoDB (mongoCidr)")
 	}
 	fleet.AllowTo(downloads.FileSystem, 2049, "NFS (EFS)")
 	// An instance's release gate needs every data store up, and its first boot mounts the file system: the
@@ -44,15 +44,16 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	// The load balancer in front of the fleet.
 	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{
 		Vpc: network.Vpc, AllowedCidr: cfg.AllowedCidr, CertificateArn: cfg.CertificateArn, DomainName: cfg.DomainName,
-		HostedZoneID: cfg.HostedZoneID, AccessLogDays: cfg.AccessLogDays, Stage: cfg.Stage,
+		HostedZoneID: cfg.HostedZoneID, AccessLogDays: cfg.AccessLogDays, Stage: cfg.Stage, Protected: cfg.Protected(),
 	})
 	targets := lb.Serve(fleet, deregistrationDelaySeconds)
 
 	release := fleet.ReleaseTo(&FleetReleaseProps{
-		BinaryPath:    binaryPath,
-		Environment:   sharedEnvironment(data, database, docstore, apiToken),
-		FileSystemID:  *downloads.FileSystem.FileSystemId(),
-		AccessPointID: *downloads.AccessPoint.AccessPointId(),
+		BinaryPath:     binaryPath,
+		Environment:    sharedEnvironment(data, database, docstore, apiToken),
+		FileSystemID:   *downloads.FileSystem.FileSystemId(),
+		AccessPointID:  *downloads.AccessPoint.AccessPointId(),
+		TargetGroupArn: *targets.TargetGroupArn(),
 	})
 
 	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.

@@ -24,6 +24,7 @@ type LoadBalancerProps struct {
 	HostedZoneID   string // with DomainName: its alias record (and the certificate's validation records)
 	AccessLogDays  int
 	Stage          string
+	Protected      bool // prod after its first create: deletion protection
 }
 
 // LoadBalancer is the ALB box: internet-facing in the public subnets, HTTPS on 443 with an ACM certificate (TLS 1.2
@@ -66,7 +67,7 @@ func NewLoadBalancer(scope constructs.Construct, id string, props *LoadBalancerP
 		InternetFacing:          jsii.Bool(true),
 		SecurityGroup:           sg,
 		DropInvalidHeaderFields: jsii.Bool(true),
-		DeletionProtection:      jsii.Bool(props.Stage == "prod"),
+		DeletionProtection:      jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		// Below aircraftd's keep-alive timeout (120 s, app/internal/serve): the load balancer, not the target,
 		// closes idle connections, so no request lands on a connection the target is closing (a 502). A request
 		// silent for longer gets a 504: long downloads and ingestions run as jobs (?async=true).
@@ -194,8 +195,10 @@ func newAccessLogBucket(scope constructs.Construct, props *LoadBalancerProps) aw
 		ors = append(ors, awscdk.Fn_ConditionOr(chunk...))
 	}
 	legacy := awscdk.NewCfnCondition(stack, jsii.String("ElbAccountRegion"), &awscdk.CfnConditionProps{Expression: awscdk.Fn_ConditionOr(ors...)})
-	// Elsewhere the statement names the stack's own account, which owns the bucket anyway: a no-op.
-	account := elbAccounts.FindInMap(awscdk.Aws_REGION(), jsii.String("account"), nil)
+	// Elsewhere the statement names the stack's own account, which owns the bucket anyway: a no-op. CloudFormation
+	// resolves Fn::FindInMap even in the branch of Fn::If not taken, so the lookup has a default (the
+	// AWS::LanguageExtensions transform): without it, every region missing from the mapping fails validation.
+	account := elbAccounts.FindInMap(awscdk.Aws_REGION(), jsii.String("account"), jsii.String("none"))
 	root := func(account string) string { return "arn:" + *awscdk.Aws_PARTITION() + ":iam::" + account + ":root" }
 	principal := awscdk.Token_AsString(awscdk.Fn_ConditionIf(legacy.LogicalId(), root(*account), root(*awscdk.Aws_ACCOUNT_ID())), nil)
 	bucket.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{

@@ -194,9 +194,9 @@ var (
 // Named configurations of the stack, synthesized once per test run with the real binary.
 var configurations = map[string]map[string]any{
 	"default":       {},
-	"prod":          {"stage": "prod", "stackName": "AircraftProd"},
+	"prod":          {"stage": "prod", "stackName": "AircraftProd", "allowedCidr": "203.0.113.0/24"},
 	"acme":          {"domainName": "api.aircraft.example.com", "hostedZoneId": "Z0123456789ABCDEFGHIJ", "acmeEmail": "ops@example.com", "allowedCidr": "198.51.100.0/24"},
-	"externalMongo": {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-uri-AbCdEf"},
+	"externalMongo": {"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-uri-AbCdEf", "mongoCidr": "192.0.2.0/24"},
 	"narrow":        {"allowedCidr": "203.0.113.0/24", "bucketName": "aircraft-data-test-bucket", "noncurrentVersionDays": "14", "logRetentionDays": 90},
 	// The load-balanced mode: an imported certificate; a DNS-validated one in prod with an external MongoDB.
 	// loadBalanced is the context of docs/architecture-loadbalanced.md (infra/Makefile: LOADBALANCED_CONTEXT).
@@ -204,7 +204,7 @@ var configurations = map[string]map[string]any{
 	"loadBalancedDNS": {"instances": float64(2), "minInstances": "1", "maxInstances": "5", "domainName": "api.aircraft.example.com",
 		"allowedCidr":  "198.51.100.0/24",
 		"hostedZoneId": "Z0123456789ABCDEFGHIJ", "stage": "prod", "stackName": "AircraftFleet", "accessLogDays": "30",
-		"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-uri-AbCdEf"},
+		"mongoUriSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-uri-AbCdEf", "mongoCidr": "192.0.2.0/24"},
 }
 
 // stackOf returns the synthesized configuration name (see configurations).

@@ -26,7 +26,7 @@ type condition struct {
 }
 
 var (
-	inDev               = condition{"stage=dev", func(c Config) bool { return c.Stage == "dev" }}
+	unprotected         = condition{"stage=dev, or firstCreate", func(c Config) bool { return !c.Protected() }}
 	ownVpc              = condition{"own VPC", func(c Config) bool { return c.VpcID == "" }}
 	withDocumentDB      = condition{"with DocumentDB", func(c Config) bool { return !c.ExternalMongo() }}
 	inDevWithDocumentDB = condition{"stage=dev, with DocumentDB", func(c Config) bool { return c.Stage == "dev" && !c.ExternalMongo() }}
@@ -44,12 +44,16 @@ var NagSuppressions = []NagSuppression{
 		Reason: "No rotation: the rotation Lambda would need a NAT gateway or a Secrets Manager endpoint in the isolated subnets, and aircraftd reads the password at start. Rotate by redeploying with a new secret."},
 	{ID: "AwsSolutions-SMG4", Path: "DocStore/Cluster/Secret/Resource", When: withDocumentDB,
 		Reason: "No rotation: the rotation Lambda would need a NAT gateway or a Secrets Manager endpoint in the isolated subnets, and aircraftd reads the URI at start."},
+	{ID: "AwsSolutions-SMG4", Path: "Database/AppSecret/Resource",
+		Reason: "No rotation: the rotation Lambda would need a NAT gateway or a Secrets Manager endpoint in the isolated subnets; aircraftd's own user (aircraft_app) reads its password at start. Rotate by putting a new password and restarting the service after the next release sets it."},
+	{ID: "AwsSolutions-SMG4", Path: "DocStore/AppSecret/Resource", When: withDocumentDB,
+		Reason: "No rotation: as for the PostgreSQL user of the service, the rotation Lambda would need a NAT gateway or a Secrets Manager endpoint in the isolated subnets."},
 	{ID: "AwsSolutions-SMG4", Path: "ApiToken/Resource",
 		Reason: "No rotation: a static bearer token read by aircraftd at start; rotate it with `aws secretsmanager put-secret-value` and restart the service."},
 	{ID: "AwsSolutions-RDS3", Path: "Database/Instance/Resource",
 		Reason: "Single-AZ by design (seed: Multi-AZ: No, development); a Multi-AZ db.t3.micro doubles the database cost."},
-	{ID: "AwsSolutions-RDS10", Path: "Database/Instance/Resource", When: inDev,
-		Reason: "dev stacks are disposable (`make destroy`); stage=prod turns deletion protection on."},
+	{ID: "AwsSolutions-RDS10", Path: "Database/Instance/Resource", When: unprotected,
+		Reason: "dev stacks are disposable (`make destroy`); stage=prod turns deletion protection on, from the deploy that follows its first create (firstCreate leaves it off so that a failed first create can roll back)."},
 	{ID: "AwsSolutions-RDS11", Path: "Database/Instance/Resource",
 		Reason: "Default port 5432 kept: a non-default port is obscurity, not access control; only the service security group reaches it and the instance is not publicly accessible."},
 	{ID: "AwsSolutions-DOC2", Path: "DocStore/Cluster/Resource", When: withDocumentDB,
@@ -63,9 +67,6 @@ var NagSuppressions = []NagSuppression{
 		Reason: "AwsSolutions-DOC3 (secret rotation) cannot evaluate the dynamic reference of the generated secret; rotation is covered by the AwsSolutions-SMG4 suppression above."},
 	{ID: "AwsSolutions-EC23", Path: "Service/SecurityGroup/Resource", When: oneInstance,
 		Reason: "A public HTTPS API: 443 from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. Port 80 only with domainName, open to the internet for the ACME http-01 challenge (and a redirect). No other port is open."},
-	{ID: "AwsSolutions-IAM4", Path: "Service/Role/Resource", When: oneInstance,
-		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
-		Reason:    "AmazonSSMManagedInstanceCore is the documented minimum for Session Manager, which replaces SSH (no key pair, no port 22)."},
 	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
 		AppliesTo: []string{"Resource::<DataBucketBD860FE1.Arn>/*"},
 		Reason:    "Read-only object actions (GetObject, GetObjectVersion and their attributes) on the objects of the data bucket, which are the flight data files the service ingests."},
@@ -74,7 +75,7 @@ var NagSuppressions = []NagSuppression{
 		Reason:    "s3:GetObject under the stack's own prefix of the CDK asset bucket (aircraft/STACKNAME/): the release binary and the RDS CA bundle. A grant per object would make every app release an IAM change that `cdk deploy` asks to approve."},
 	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: oneInstance,
 		AppliesTo: []string{"Resource::*"},
-		Reason:    "kms:Decrypt only, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets."},
+		Reason:    "kms:Decrypt, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets. And Session Manager's five actions (ssm:UpdateInstanceInformation, ssmmessages:Create/OpenControlChannel, Create/OpenDataChannel), which take no resource: instead of AmazonSSMManagedInstanceCore, whose ssm:GetParameter(s) reach every parameter of the account. And cloudwatch:PutMetricData (no resource either), limited by the cloudwatch:namespace condition to the stack's namespace: the agent's free-space metric of the root volume."},
 	{ID: "AwsSolutions-SNS2", Path: "Alarms/Topic/Resource",
 		Reason: "Alarm notifications carry alarm names and states, no data. CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and a customer-managed key costs $1/month for this one topic."},
 	{ID: "AwsSolutions-EC28", Path: "Service/Instance/Resource", When: oneInstance,
@@ -84,9 +85,6 @@ var NagSuppressions = []NagSuppression{
 	// The load-balanced mode (instances > 1).
 	{ID: "AwsSolutions-EC23", Path: "LoadBalancer/SecurityGroup/Resource", When: loadBalanced,
 		Reason: "A public HTTPS API behind the load balancer: 443 and 80 (redirect only) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. The instances admit the load balancer only."},
-	{ID: "AwsSolutions-IAM4", Path: "Fleet/Role/Resource", When: loadBalanced,
-		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
-		Reason:    "AmazonSSMManagedInstanceCore is the documented minimum for Session Manager, which replaces SSH on the fleet's instances (no key pair, no port 22)."},
 	{ID: "AwsSolutions-IAM5", Path: "Fleet/Role/DefaultPolicy/Resource", When: loadBalanced,
 		AppliesTo: []string{"Resource::<DataBucketBD860FE1.Arn>/*"},
 		Reason:    "Read-only object actions (GetObject, GetObjectVersion and their attributes) on the objects of the data bucket, which are the flight data files the fleet ingests."},
@@ -95,7 +93,7 @@ var NagSuppressions = []NagSuppression{
 		Reason:    "s3:GetObject under the stack's own prefix of the CDK asset bucket (aircraft/STACKNAME/): the fleet's release binary and the RDS CA bundle, so that a release is no IAM change."},
 	{ID: "AwsSolutions-IAM5", Path: "Fleet/Role/DefaultPolicy/Resource", When: loadBalanced,
 		AppliesTo: []string{"Resource::*"},
-		Reason:    "kms:Decrypt only, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets."},
+		Reason:    "kms:Decrypt, for a customer-managed key that is not known at synth (of the CDK asset bucket or of an external MongoDB secret): limited by kms:ViaService to S3 and Secrets Manager in the stack's region and by the encryption context to the asset bucket and the stack's secrets. And Session Manager's five actions (ssm:UpdateInstanceInformation, ssmmessages:Create/OpenControlChannel, Create/OpenDataChannel), which take no resource: instead of AmazonSSMManagedInstanceCore, whose ssm:GetParameter(s) reach every parameter of the account. And elasticloadbalancing:DescribeTargetHealth (no resource either), for the release gate that waits for the load balancer to report the instance healthy."},
 	{ID: "AwsSolutions-AS3", Path: "Fleet/Group/ASG", When: loadBalanced,
 		Reason: "No SNS notifications of scaling events: the group only changes size in a rolling release, whose progress and failures CloudFormation reports in the stack events, and each instance's boot and release gate log to the service log group."},
 	{ID: "AwsSolutions-S1", Path: "LoadBalancer/AccessLogs/Resource", When: loadBalanced,

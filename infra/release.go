@@ -56,13 +56,14 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 
 	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName())
+	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), metricsNamespace(stack))
+	grantPutMetrics(service.Role, metricsNamespace(stack))
 	deploy := DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
 		Stack:         *awscdk.Aws_STACK_NAME(),
 		Resource:      *instance.LogicalId(),
 		TLSMode:       props.Environment.TLSMode,
-		ElasticIP:     *service.ElasticIP.AttrPublicIp(),
+		ElasticIP:     deref(service.ElasticIP),
 		Domain:        props.Environment.Domain,
 		CertParameter: props.CertParameter,
 	}
@@ -279,4 +280,12 @@ func RDSCABundle() (string, error) {
 		return "", fmt.Errorf("%s: SHA-256 %s, want %s (RDSCABundleSHA256 in infra/release.go)", p, sum, RDSCABundleSHA256)
 	}
 	return p, nil
+}
+
+// deref is *s, or "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

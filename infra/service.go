@@ -15,14 +15,15 @@ import (
 
 // ServiceProps configures the service instance.
 type ServiceProps struct {
-	Vpc              awsec2.IVpc
-	InstanceType     string
-	AllowedCidr      string
-	ACME             bool // port 80 must admit the ACME CA's validation servers, i.e. the internet
-	DataBucket       awss3.IBucket
-	LogGroupName     string
-	LogRetentionDays int
-	Stage            string
+	Vpc                   awsec2.IVpc
+	InstanceType          string
+	AllowedCidr           string
+	ACME                  bool // port 80 must admit the ACME CA's validation servers, i.e. the internet
+	DataBucket            awss3.IBucket
+	LogGroupName          string
+	LogRetentionDays      int
+	Stage                 string
+	ElasticIPAllocationID string // a pre-allocated Elastic IP; "" = the stack allocates one
 }
 
 // Service is the EC2 box: one instance in a public subnet on Amazon Linux 2023 with IMDSv2 required, an encrypted
@@ -34,7 +35,7 @@ type Service struct {
 	Instance      awsec2.Instance
 	SecurityGroup awsec2.SecurityGroup
 	Role          awsiam.Role
-	ElasticIP     awsec2.CfnEIP
+	ElasticIP     *string // its public address; nil with a pre-allocated Elastic IP (the stack cannot read it offline)
 	Association   awsec2.CfnEIPAssociation
 	LogGroup      awslogs.LogGroup
 	Arch          string // GOARCH of the instance: amd64 or arm64
@@ -64,6 +65,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		Description: jsii.String("EC2-S3-Access: aircraftd reads the data bucket and its own secrets"),
 	})
 	grantReadData(role, props.DataBucket)
+	grantSessionManager(role) // no SSH: Session Manager, and only it
 	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
 	arch := instanceArch(props.InstanceType)
@@ -83,7 +85,6 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		HttpTokens:                      awsec2.HttpTokens_REQUIRED,
 		HttpPutResponseHopLimit:         jsii.Number(1),
 		BlockDevices:                    rootVolume(),
-		SsmSessionPermissions:           jsii.Bool(true), // AmazonSSMManagedInstanceCore: Session Manager, no SSH
 		PropagateTagsToVolumeOnCreation: jsii.Bool(true),
 		UserDataCausesReplacement:       jsii.Bool(false),
 		UserData:                        awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
@@ -94,13 +95,19 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	instance.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))
 
-	eip := awsec2.NewCfnEIP(this, jsii.String("ElasticIp"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
+	// The Elastic IP: the stack's own, or one allocated beforehand (elasticIpAllocationId), which outlives the stack
+	// and its rollbacks, so that a domain can point at it before the first create.
+	allocation, address := jsii.String(props.ElasticIPAllocationID), (*string)(nil)
+	if props.ElasticIPAllocationID == "" {
+		eip := awsec2.NewCfnEIP(this, jsii.String("ElasticIp"), &awsec2.CfnEIPProps{Domain: jsii.String("vpc")})
+		allocation, address = eip.AttrAllocationId(), eip.AttrPublicIp()
+	}
 	association := awsec2.NewCfnEIPAssociation(this, jsii.String("ElasticIpAssociation"), &awsec2.CfnEIPAssociationProps{
-		AllocationId: eip.AttrAllocationId(),
+		AllocationId: allocation,
 		InstanceId:   instance.InstanceId(),
 	})
 
-	return &Service{Construct: this, Instance: instance, SecurityGroup: sg, Role: role, ElasticIP: eip,
+	return &Service{Construct: this, Instance: instance, SecurityGroup: sg, Role: role, ElasticIP: address,
 		Association: association, LogGroup: logs, Arch: arch}
 }
 
@@ -169,6 +176,14 @@ func (s *Service) AllowTo(target awsec2.IConnectable, port int, what string) {
 		jsii.String(fmt.Sprintf("%s from the service", what)))
 }
 
+// retainIf is RETAIN when keep, else DESTROY.
+func retainIf(keep bool) awscdk.RemovalPolicy {
+	if keep {
+		return awscdk.RemovalPolicy_RETAIN
+	}
+	return awscdk.RemovalPolicy_DESTROY
+}
+
 // retainInProd is the removal policy of data that cannot be snapshotted (logs, the bucket): kept in prod.
 func retainInProd(stage string) awscdk.RemovalPolicy {
 	if stage == "prod" {
@@ -177,7 +192,7 @@ func retainInProd(stage string) awscdk.RemovalPolicy {
 	return awscdk.RemovalPolicy_DESTROY
 }
 
-// AllowToInternet lets the service out to any IPv4 address on port (an external database).
-func (s *Service) AllowToInternet(port int, what string) {
-	s.SecurityGroup.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
+// AllowToNetwork lets the service out to the IPv4 network cidr on port (an external database).
+func (s *Service) AllowToNetwork(cidr string, port int, what string) {
+	s.SecurityGroup.AddEgressRule(awsec2.Peer_Ipv4(jsii.String(cidr)), awsec2.Port_Tcp(jsii.Number(float64(port))), jsii.String(what), nil)
 }

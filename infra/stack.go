@@ -30,8 +30,9 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	cfg := props.Config
 	sprops := props.StackProps
 	sprops.Description = jsii.String("Aircraft data platform: aircraftd on EC2, RDS PostgreSQL, DocumentDB, S3 (infra/ in the platform repository)")
-	// prod cannot be deleted by a stray `cdk destroy`: termination protection must be turned off by hand first.
-	sprops.TerminationProtection = jsii.Bool(cfg.Stage == "prod")
+	// prod cannot be deleted by a stray `cdk destroy`: termination protection must be turned off by hand first. Not on
+	// a first create (firstCreate): a failed one must roll back and be retried without a hand's help.
+	sprops.TerminationProtection = jsii.Bool(cfg.Protected())
 	// The stack's assets (binary, CA bundle) live under a prefix of their own in the CDK asset bucket, so that the
 	// instance's read grant names the prefix, not each release's object (see Release).
 	sprops.Synthesizer = awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
@@ -40,24 +41,27 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	stack := awscdk.NewStack(scope, &id, &sprops)
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("aircraft-data-platform"), nil)
 	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(cfg.Stage), nil)
+	// The region must be one the RDS CA bundle and the instance type serve: refused at change-set time (regions.go).
+	addRegionRules(stack, cfg.InstanceType)
 
 	// VPC 10.0.0.0/16: public and isolated subnets in two AZs, no NAT gateway, S3 gateway endpoint.
 	network := NewNetwork(stack, "Network", cfg.ExistingVpc())
 
 	// S3 bucket aircraft-data: private, versioned, TLS only; the flight data files.
 	data := NewDataBucket(stack, "DataBucket", &DataBucketProps{
-		BucketName: cfg.BucketName, NoncurrentVersionDays: cfg.NoncurrentVersionDays, Stage: cfg.Stage,
+		BucketName: cfg.BucketName, NoncurrentVersionDays: cfg.NoncurrentVersionDays, Stage: cfg.Stage, Protected: cfg.Protected(),
 	})
 
 	// RDS PostgreSQL in the isolated subnets, not publicly accessible.
 	database := NewDatabase(stack, "Database", &DatabaseProps{
 		Vpc: network.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
-		LogRetentionDays: cfg.LogRetentionDays,
+		LogRetentionDays: cfg.LogRetentionDays, Protected: cfg.Protected(),
 	})
 
 	// Mongo-wire store of the file records: DocumentDB in the isolated subnets, or an external MongoDB.
 	docstore := NewDocStore(stack, "DocStore", &DocStoreProps{
 		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
+		Protected: cfg.Protected(),
 	})
 
 	if cfg.LoadBalanced() {
@@ -71,6 +75,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	service := NewService(stack, "Service", &ServiceProps{
 		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
 		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
+		ElasticIPAllocationID: cfg.ElasticIPAllocationID,
 	})
 
 	// First create: the instance boots once every data store is available (RDS instance, DocumentDB instances), so
@@ -85,7 +90,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	if docstore.Cluster != nil {
 		service.AllowTo(docstore.Cluster, 27017, "DocumentDB")
 	} else {
-		service.AllowToInternet(27017, "external MongoDB")
+		service.AllowToNetwork(cfg.MongoCidr, 27017, "external MongoDB (mongoCidr)")
 	}
 
 	// The API token of every POST, generated; the service reads it and its database secrets, nothing else.
@@ -115,7 +120,11 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
 	dataOutputs(stack, data, database, docstore, apiToken)
 	output(stack, "InstanceId", service.Instance.InstanceId(), "Service instance (aws ssm start-session --target <id>)")
-	output(stack, "ElasticIp", service.ElasticIP.AttrPublicIp(), "Public address of the service")
+	if service.ElasticIP != nil {
+		output(stack, "ElasticIp", service.ElasticIP, "Public address of the service")
+	} else {
+		output(stack, "ElasticIpAllocationId", jsii.String(cfg.ElasticIPAllocationID), "The pre-allocated Elastic IP of the service")
+	}
 	output(stack, "LogGroupName", service.LogGroup.LogGroupName(), "Service and deploy logs")
 	output(stack, "ReleaseId", jsii.String(release.ID), "Release id of the deployed binary and configuration")
 	output(stack, "AlarmTopicArn", alarmTopic.TopicArn(), "SNS topic of the CloudWatch alarms (subscribe more endpoints here)")
@@ -141,7 +150,11 @@ func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
 // returns their ARNs. Both modes use it.
 func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) []string {
 	var arns []string
-	for _, secret := range []awssecretsmanager.ISecret{database.Instance.Secret(), docstore.Secret, apiToken} {
+	secrets := []awssecretsmanager.ISecret{database.Instance.Secret(), database.AppSecret, docstore.Secret, apiToken}
+	if docstore.AppSecret != nil {
+		secrets = append(secrets, docstore.AppSecret)
+	}
+	for _, secret := range secrets {
 		secret.GrantRead(role, nil)
 		arns = append(arns, *secret.SecretArn())
 	}
@@ -173,6 +186,10 @@ func dataOutputs(stack awscdk.Stack, data *DataBucket, database *Database, docst
 	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
 	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")
 	output(stack, "MongoSecretArn", docstore.Secret.SecretArn(), "Secret of the Mongo-wire store (DocumentDB JSON or external URI)")
+	output(stack, "DatabaseAppSecretArn", database.AppSecret.SecretArn(), "Secret of aircraftd's own PostgreSQL user (aircraft_app)")
+	if docstore.AppSecret != nil {
+		output(stack, "MongoAppSecretArn", docstore.AppSecret.SecretArn(), "Secret of aircraftd's own DocumentDB user (aircraft_app)")
+	}
 	output(stack, "ApiTokenSecretArn", apiToken.SecretArn(), "Secret of the API bearer token")
 }
 

@@ -64,6 +64,9 @@ elif [ -e "$GOOD/etc/aircraft/deploy.env" ]; then
 		if [ -e "$GOOD$f" ]; then copy "$GOOD$f" "$R$f"; fi
 	done
 	systemctl daemon-reload
+	# A crash-looping release may have hit systemd's start limit (5 starts in 10 s by default): the unit is then
+	# failed and refuses the restart below until its failure is cleared.
+	systemctl reset-failed aircraftd || true
 	systemctl restart aircraftd
 	if "$SBIN/aircraft-healthcheck" >/dev/null 2>&1; then
 		reason="restored release $good: healthy; $reason"

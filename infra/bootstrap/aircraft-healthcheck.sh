@@ -44,8 +44,10 @@ while :; do
 done
 if [ "$TLS_MODE" = acme ]; then
 	resolved=$(getent hosts "$DOMAIN" | awk '{print $1; exit}')
-	if [ "$resolved" != "$ELASTIC_IP" ]; then
-		answer="$answer (the domain $DOMAIN resolves to '${resolved}', not to the Elastic IP $ELASTIC_IP: ACME cannot issue the certificate)"
+	# A pre-allocated Elastic IP (elasticIpAllocationId) is not in deploy.env: the instance's public address is it.
+	eip=${ELASTIC_IP:-$(curl -sS --max-time 2 -H "X-aws-ec2-metadata-token: $(curl -sS --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)" http://169.254.169.254/latest/meta-data/public-ipv4 || true)}
+	if [ "$resolved" != "$eip" ]; then
+		answer="$answer (the domain $DOMAIN resolves to '${resolved}', not to the Elastic IP '$eip': ACME cannot issue the certificate)"
 	fi
 fi
 log=$(tail -n 5 "$R/var/log/aircraft/aircraftd.log" 2>/dev/null | tr '\n' ' ')

@@ -63,7 +63,7 @@ func (s *Suite) checkFleet(t *testing.T, st State, out Outputs) {
 			t.Fatalf("the fleet's group %s admits no other group: %v", fleetGroup, perms[fleetGroup])
 		}
 		report(t, OnlyFromGroupProblems(fleetGroup+" (fleet)", perms[fleetGroup], 443, lbGroup))
-		report(t, ServiceIngressProblems(lbGroup+" (load balancer)", perms[lbGroup], st.AllowedCidr, false))
+		report(t, LoadBalancerIngressProblems(lbGroup+" (load balancer)", perms[lbGroup], st.AllowedCidr))
 		for id, p := range perms {
 			if id == fleetGroup || id == lbGroup || len(p) == 0 {
 				continue

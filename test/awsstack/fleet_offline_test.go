@@ -130,6 +130,18 @@ func TestFleetPredicates(t *testing.T) {
 	if p := OnlyFromGroupProblems("sg-fleet", open, 443, "sg-alb"); len(p) != 1 {
 		t.Errorf("fleet open to the internet: %v", p)
 	}
+	// The load balancer's group as the stack makes it: 443 and the redirect on 80, both from allowedCidr.
+	lb := []ec2types.IpPermission{tcp(443, 443, []string{"203.0.113.7/32"}), tcp(80, 80, []string{"203.0.113.7/32"})}
+	if p := LoadBalancerIngressProblems("sg-alb", lb, "203.0.113.7/32"); len(p) != 0 {
+		t.Errorf("the designed load balancer group: %v", p)
+	}
+	if p := LoadBalancerIngressProblems("sg-alb", lb[:1], "203.0.113.7/32"); len(p) != 1 || !strings.Contains(p[0], "port 80") {
+		t.Errorf("no redirect listener port: %v", p)
+	}
+	wide := []ec2types.IpPermission{tcp(443, 443, []string{"0.0.0.0/0"}), tcp(80, 80, []string{"203.0.113.7/32"}), tcp(22, 22, []string{"203.0.113.7/32"})}
+	if p := LoadBalancerIngressProblems("sg-alb", wide, "203.0.113.7/32"); len(p) != 2 {
+		t.Errorf("443 from anywhere and port 22: %v", p)
+	}
 	if g := LoadBalancerGroupOf([]ec2types.IpPermission{tcp(443, 443, []string{"0.0.0.0/0"})}); g != "" {
 		t.Errorf("no group admitted, got %q", g)
 	}

@@ -1,6 +1,7 @@
 package awsstack
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -409,5 +410,21 @@ func TestBucketPredicates(t *testing.T) {
 		if DeniesInsecureTransport(p) {
 			t.Errorf("%s: taken for a TLS-only policy", name)
 		}
+	}
+}
+
+func TestStackGoneProblem(t *testing.T) {
+	if err := StackGoneProblem("S", nil, errors.New("operation error CloudFormation: DescribeStacks, api error ValidationError: Stack with id S does not exist")); err != nil {
+		t.Errorf("a deleted stack: %v", err)
+	}
+	if err := StackGoneProblem("S", []string{"DELETE_COMPLETE"}, nil); err != nil {
+		t.Errorf("DELETE_COMPLETE: %v", err)
+	}
+	if err := StackGoneProblem("S", []string{"DELETE_FAILED"}, nil); err == nil {
+		t.Error("a stack whose delete failed passed for gone")
+	}
+	denied := errors.New("api error AccessDenied: User is not authorized to perform: cloudformation:DescribeStacks")
+	if err := StackGoneProblem("S", nil, denied); err == nil {
+		t.Error("a role that cannot describe the stack passed for a clean teardown")
 	}
 }

@@ -89,6 +89,30 @@ func ServiceIngressProblems(group string, perms []ec2types.IpPermission, allowed
 	return problems
 }
 
+// LoadBalancerIngressProblems checks the load balancer's group: TCP 443 (the API) and 80 (its listener answers only
+// with a redirect to HTTPS) from allowedCidr only, nothing else.
+func LoadBalancerIngressProblems(group string, perms []ec2types.IpPermission, allowedCidr string) []string {
+	var problems []string
+	ports := map[int32]bool{}
+	for _, p := range perms {
+		from, to := aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort)
+		if aws.ToString(p.IpProtocol) != "tcp" || from != to || (from != 80 && from != 443) {
+			problems = append(problems, fmt.Sprintf("%s: unexpected ingress %s (want tcp 80 and 443 only)", group, describe(p)))
+			continue
+		}
+		ports[from] = true
+		if src := sources(p); !slices.Equal(src, []string{allowedCidr}) {
+			problems = append(problems, fmt.Sprintf("%s: port %d open to %v, want %s only", group, from, src, allowedCidr))
+		}
+	}
+	for _, port := range []int32{80, 443} {
+		if !ports[port] {
+			problems = append(problems, fmt.Sprintf("%s: port %d is not open", group, port))
+		}
+	}
+	return problems
+}
+
 // OnlyFromGroupProblems checks a database's group: every ingress rule is TCP port from the service's group, and
 // nothing else (no address range, no prefix list, no other group).
 func OnlyFromGroupProblems(group string, perms []ec2types.IpPermission, port int32, serviceGroup string) []string {

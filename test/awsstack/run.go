@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,10 +130,50 @@ func (s *Suite) Teardown(t *testing.T) {
 			st.StackName, err, st.StackName, st.Region)
 		return
 	}
+	// cdk destroy succeeds on a stack it cannot see (another region, a wrong name): ask CloudFormation itself.
+	if err := stackGone(ctx, st); err != nil {
+		t.Errorf("destroy %s: %v — delete it by hand: aws cloudformation delete-stack --stack-name %s --region %s",
+			st.StackName, err, st.StackName, st.Region)
+		return
+	}
 	_ = os.Remove(st.OutputsFile)
 	if err := CleanupTestData(s.Folder, stateName); err != nil {
 		t.Error(err)
 	}
+}
+
+// stackGone reports, as an error, a stack that is still there after its destroy, or that cannot be looked up (a
+// role without cloudformation:DescribeStacks must not pass for a clean teardown).
+func stackGone(ctx context.Context, st State) error {
+	cfg, err := aws.NewAuthenticatedSessionContext(ctx, st.Region)
+	if err != nil {
+		return err
+	}
+	resp, err := cloudformation.NewFromConfig(*cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: &st.StackName})
+	var status []string
+	if resp != nil {
+		for _, s := range resp.Stacks {
+			status = append(status, string(s.StackStatus))
+		}
+	}
+	return StackGoneProblem(st.StackName, status, err)
+}
+
+// StackGoneProblem judges DescribeStacks after a destroy: gone means CloudFormation's "does not exist" error (or a
+// DELETE_COMPLETE stack); any other error, or any other status, is a stack that may still cost money.
+func StackGoneProblem(stack string, statuses []string, err error) error {
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") {
+			return nil
+		}
+		return fmt.Errorf("cannot tell whether stack %s is gone: %w", stack, err)
+	}
+	for _, s := range statuses {
+		if s != "DELETE_COMPLETE" {
+			return fmt.Errorf("stack %s is still there (%s)", stack, s)
+		}
+	}
+	return nil
 }
 
 // Validate is the validate stage: the shared API checks over HTTPS, then the AWS side.

@@ -1,0 +1,26 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// sessionManagerActions are what the SSM agent needs for Session Manager and nothing else: register the instance
+// and open the session's channels. AmazonSSMManagedInstanceCore would add ssm:GetParameter(s) on every parameter of
+// the account, Run Command, associations, inventory and patching. None of these actions takes a resource.
+var sessionManagerActions = []string{
+	"ssm:UpdateInstanceInformation",
+	"ssmmessages:CreateControlChannel",
+	"ssmmessages:CreateDataChannel",
+	"ssmmessages:OpenControlChannel",
+	"ssmmessages:OpenDataChannel",
+}
+
+// grantSessionManager lets an instance role serve Session Manager sessions (the shell that replaces SSH).
+func grantSessionManager(role awsiam.IRole) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("SessionManager"),
+		Actions:   jsii.Strings(sessionManagerActions...),
+		Resources: jsii.Strings("*"),
+	}))
+}
