@@ -9,11 +9,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
-// downloadReserveBytes is aircraftd's DOWNLOAD_RESERVE_BYTES as the instance runs it (the setting's default, 1 GiB):
-// the free space every downloaded file must leave on DOWNLOAD_PATH's file system, else the file fails.
-const downloadReserveBytes = 1 << 30
+// downloadReserveBytes is aircraftd's DOWNLOAD_RESERVE_BYTES as the instance runs it (serviceenv sets it): the free
+// space every downloaded file must leave on DOWNLOAD_PATH's file system, else the file fails.
+const downloadReserveBytes = serviceenv.DownloadReserveBytes
 
 // diskAlarmFreeBytes is the root volume's free space below which the disk alarm fires: twice the reserve, so that
 // operators hear of it while downloads still succeed.

@@ -48,9 +48,13 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	})
 	targets := lb.Serve(fleet, deregistrationDelaySeconds)
 
+	// Behind the load balancer every peer is one of its nodes: their X-Forwarded-For names the client (the per-client
+	// rate limit of reads needs it).
+	env := sharedEnvironment(data, database, docstore, apiToken)
+	env.TrustedProxies = *network.Vpc.VpcCidrBlock()
 	release := fleet.ReleaseTo(&FleetReleaseProps{
 		BinaryPath:     binaryPath,
-		Environment:    sharedEnvironment(data, database, docstore, apiToken),
+		Environment:    env,
 		FileSystemID:   *downloads.FileSystem.FileSystemId(),
 		AccessPointID:  *downloads.AccessPoint.AccessPointId(),
 		TargetGroupArn: *targets.TargetGroupArn(),

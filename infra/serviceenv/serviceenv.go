@@ -7,6 +7,8 @@
 // imports nothing but the standard library, so using it compiles no CDK code.
 package serviceenv
 
+import "fmt"
+
 // Paths on the instance, and the database the stack creates.
 const (
 	CABundlePath = "/etc/aircraft/rds-ca.pem" // RDS (and DocumentDB) CA bundle
@@ -15,6 +17,11 @@ const (
 	StateDir     = "/var/lib/aircraft"
 	DatabaseName = "aircraft_db"
 )
+
+// DownloadReserveBytes is DOWNLOAD_RESERVE_BYTES on the instance: the free
+// space every downloaded file must leave on DOWNLOAD_PATH's file system (the
+// disk alarm is derived from it).
+const DownloadReserveBytes = 1 << 30
 
 // Settings is what the service's environment is made of. Values may be CDK
 // token strings; CloudFormation substitutes them at deploy time.
@@ -28,6 +35,7 @@ type Settings struct {
 	TLSMode           string // "acme" or "selfsigned"
 	Domain            string
 	AcmeEmail         string
+	TrustedProxies    string // the load balancer's network: its X-Forwarded-For names the client; "" for none
 }
 
 // Environment is the instance's aircraftd.env as a map. Secrets stay in
@@ -44,6 +52,10 @@ func Environment(s Settings) map[string]string {
 		"MONGODB_URL_SECRET_ARN": s.MongoSecretArn,
 		"API_TOKEN_SECRET_ARN":   s.APITokenSecretArn,
 		"DOWNLOAD_PATH":          StateDir + "/downloads",
+		"DOWNLOAD_RESERVE_BYTES": fmt.Sprint(DownloadReserveBytes),
+	}
+	if s.TrustedProxies != "" {
+		env["TRUSTED_PROXIES"] = s.TrustedProxies
 	}
 	if s.DocumentDB {
 		env["MONGODB_TLS_CA_FILE"] = CABundlePath
