@@ -105,11 +105,11 @@ func (st *Stack) NewService(ctx context.Context, bin, dir string, extra map[stri
 	return s, nil
 }
 
-// StartTimeout bounds Start's wait for the service to be ready.
-const StartTimeout = time.Minute
+// startTimeout bounds Start's wait for the service to be ready.
+const startTimeout = time.Minute
 
 // Start starts the service and waits until it is ready: GET /api/v1/ready answers 200 over HTTPS, trusting only its
-// pinned certificate. It fails when the process exits first, or when it is not ready within StartTimeout or before
+// pinned certificate. It fails when the process exits first, or when it is not ready within startTimeout or before
 // ctx ends (then it stops the process). Start again after a Stop or an exit restarts it.
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.start(); err != nil {
@@ -117,7 +117,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	client := &http.Client{Transport: testkit.PinnedTransport(s.Pinned), Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	var last error
 	for {
