@@ -313,12 +313,28 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	}
 }
 
-// initConfig returns the files, commands and systemd services of one cfn-init config of the instance.
+// cfnInit returns the stack's cfn-init metadata (AWS::CloudFormation::Init: its configs and configSets), from the
+// one resource that carries it: the instance, or the fleet's Auto Scaling group.
+func cfnInit(t *testing.T, s *Synth) map[string]any {
+	t.Helper()
+	var init map[string]any
+	var on []string
+	for id, r := range s.Template["Resources"].(map[string]any) {
+		meta, _ := r.(map[string]any)["Metadata"].(map[string]any)
+		if m, ok := meta["AWS::CloudFormation::Init"].(map[string]any); ok {
+			init, on = m, append(on, id)
+		}
+	}
+	if len(on) != 1 {
+		t.Fatalf("want cfn-init metadata on one resource, have it on %v", on)
+	}
+	return init
+}
+
+// initConfig returns the files, commands and systemd services of one config of the stack's cfn-init metadata.
 func initConfig(t *testing.T, s *Synth, name string) (files, commands, services map[string]map[string]any) {
 	t.Helper()
-	instance := s.One(t, "AWS::EC2::Instance")
-	init := instance.Raw["Metadata"].(map[string]any)["AWS::CloudFormation::Init"].(map[string]any)
-	cfg, ok := init[name].(map[string]any)
+	cfg, ok := cfnInit(t, s)[name].(map[string]any)
 	if !ok {
 		t.Fatalf("no cfn-init config %q", name)
 	}

@@ -14,30 +14,10 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// fleetInit returns a cfn-init config of the fleet (on the Auto Scaling group), as files and commands.
-func fleetInit(t *testing.T, s *Synth, name string) (files, commands map[string]map[string]any, sets map[string]any) {
-	t.Helper()
-	group := s.One(t, "AWS::AutoScaling::AutoScalingGroup")
-	init := group.Raw["Metadata"].(map[string]any)["AWS::CloudFormation::Init"].(map[string]any)
-	cfg, ok := init[name].(map[string]any)
-	if !ok {
-		t.Fatalf("no cfn-init config %q on the group", name)
-	}
-	conv := func(v any) map[string]map[string]any {
-		out := map[string]map[string]any{}
-		m, _ := v.(map[string]any)
-		for k, x := range m {
-			out[k], _ = x.(map[string]any)
-		}
-		return out
-	}
-	return conv(cfg["files"]), conv(cfg["commands"]), init["configSets"].(map[string]any)
-}
-
 // fleetEnv is aircraftd.env on a fleet instance.
 func fleetEnv(t *testing.T, s *Synth) map[string]string {
 	t.Helper()
-	files, _, _ := fleetInit(t, s, "install")
+	files, _, _ := initConfig(t, s, "install")
 	env := map[string]string{}
 	for _, line := range strings.Split(joinedText(files[serviceEnvPath]["content"]), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
@@ -290,7 +270,7 @@ func TestLoadBalancedSharedDownloadsOnEFS(t *testing.T) {
 	}
 	// Mounted at DOWNLOAD_PATH, through the access point, over TLS, with IAM, before aircraftd starts.
 	env := fleetEnv(t, s)
-	files, commands, _ := fleetInit(t, s, "install")
+	files, commands, _ := initConfig(t, s, "install")
 	mount := joinedText(commands["30-mount-downloads"]["command"])
 	want := fmt.Sprintf("${%s}:/ %s efs _netdev,noresvport,tls,iam,accesspoint=${%s} 0 0", fs.ID, env["DOWNLOAD_PATH"], ap.ID)
 	if !strings.Contains(mount, want) || !strings.Contains(mount, "mount "+env["DOWNLOAD_PATH"]) {
@@ -459,7 +439,8 @@ func TestLoadBalancedGroupAndRollingRelease(t *testing.T) {
 			t.Errorf("user data lacks %q:\n%s", want, ud1)
 		}
 	}
-	_, gate, sets := fleetInit(t, v1, "gate")
+	_, gate, _ := initConfig(t, v1, "gate")
+	sets := cfnInit(t, v1)["configSets"]
 	if jsonOf(sets) != `{"deploy":["install","gate"]}` || joinedText(gate["10-ready"]["command"]) != readyScriptPath {
 		t.Errorf("config sets %s, gate %s: the gate must run after aircraftd is installed and started", jsonOf(sets), jsonOf(gate))
 	}
@@ -494,7 +475,7 @@ func TestFleetScriptsPassShellcheck(t *testing.T) {
 	// The inline shell of the fleet's cfn-init commands (and their tests) too.
 	s := stackOf(t, "loadBalanced")
 	for _, config := range []string{"install", "gate"} {
-		_, commands, _ := fleetInit(t, s, config)
+		_, commands, _ := initConfig(t, s, config)
 		for key, c := range commands {
 			for _, field := range []string{"command", "test"} {
 				// CloudFormation values (${LogicalId}) are literal text on the instance, not shell variables.

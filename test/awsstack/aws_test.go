@@ -3,6 +3,8 @@ package awsstack
 import (
 	"os"
 	"testing"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // TestAWS deploys a stack of its own, validates it and destroys it: `make e2e-aws` (E2E_AWS=1 and AWS
@@ -16,7 +18,7 @@ func TestAWS(t *testing.T) {
 		t.Skip("E2E_AWS=1 not set: the AWS suite deploys a real stack (make e2e-aws; docs/e2e.md)")
 	}
 	CheckCredentials(t, s.Region)
-	suite := &Suite{Settings: s, Folder: ".", CDK: CDK{Root: RepoRoot()}}
+	suite := &Suite{Settings: s, Folder: ".", CDK: CDK{Root: testkit.RepoRoot()}}
 	Lifecycle(t, os.Getenv,
 		func() { suite.Deploy(t) },
 		func() { suite.Validate(t) },

@@ -3,16 +3,9 @@ package awsstack
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/gruntwork-io/terratest/modules/shell"
 )
-
-// RepoRoot is the repository root (test/awsstack/../..): where cdk.json is and the CDK CLI runs.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
 
 // CDK runs the repository's pinned CDK CLI (infra/package.json: aws-cdk and Node.js, installed into
 // infra/node_modules by `make -C infra toolchain`) from the repository root, with the environment infra/Makefile

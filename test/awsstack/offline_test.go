@@ -249,12 +249,6 @@ func TestCDKCommands(t *testing.T) {
 	if tc := c.Toolchain(); tc.Command != "make" || !slices.Equal(tc.Args, []string{"-C", "/repo/infra", "toolchain"}) {
 		t.Errorf("toolchain: %s %v", tc.Command, tc.Args)
 	}
-	if root := RepoRoot(); filepath.Base(filepath.Join(root, "test", "awsstack")) != "awsstack" {
-		t.Errorf("repo root %s", root)
-	}
-	if _, err := os.Stat(filepath.Join(RepoRoot(), "cdk.json")); err != nil {
-		t.Errorf("no cdk.json at the repository root: %v", err)
-	}
 }
 
 func tcp(from, to int32, cidrs []string, groups ...string) ec2types.IpPermission {

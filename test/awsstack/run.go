@@ -26,6 +26,7 @@ import (
 	"github.com/gruntwork-io/terratest/modules/shell"
 
 	"github.com/aircraftdata/platform/test/e2e"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // State is what the deploy stage hands to the others (.test-data/Stack.json).
@@ -237,7 +238,7 @@ func certificateFromSSM(t *testing.T, region, parameter string) *x509.CertPool {
 		if err != nil {
 			return "", err
 		}
-		p, err := e2e.PinnedPool([]byte(value))
+		p, err := testkit.PinnedPool([]byte(value))
 		if err != nil {
 			return "", fmt.Errorf("%s does not hold a certificate yet: %w", parameter, err)
 		}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Data is what the checks compare the service with: the sample files and the oracle computed from them.
@@ -19,10 +21,10 @@ type Data struct {
 	Oracle  *Oracle
 }
 
-// LoadData reads the samples (SamplesDir) and computes their oracle.
+// LoadData reads the samples (testkit.SamplesDir) and computes their oracle.
 func LoadData(t testing.TB) Data {
 	t.Helper()
-	s, err := LoadSamples(SamplesDir())
+	s, err := LoadSamples(testkit.SamplesDir())
 	if err != nil {
 		t.Fatal(err)
 	}

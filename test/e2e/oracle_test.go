@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 func gz(t *testing.T, s string) []byte {
@@ -98,7 +100,7 @@ func TestOracleRejectsBadFiles(t *testing.T) {
 
 // The real samples, against the figures of their README.
 func TestOracleOfRealSamples(t *testing.T) {
-	s, err := LoadSamples(SamplesDir())
+	s, err := LoadSamples(testkit.SamplesDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,24 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
-
-// SamplesDirEnv overrides where the readsb-hist samples are read from.
-const SamplesDirEnv = "E2E_SAMPLES_DIR"
-
-// SamplesDir is the folder of the real readsb-hist samples: $E2E_SAMPLES_DIR, else ../shared/data/readsb-hist
-// beside the repository (where app/ reads them too).
-func SamplesDir() string {
-	if dir := os.Getenv(SamplesDirEnv); dir != "" {
-		return dir
-	}
-	_, file, _, _ := runtime.Caller(0)
-	// file is <repo>/test/e2e/samples.go
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "data", "readsb-hist")
-}
 
 // Sample is one file of the samples folder.
 type Sample struct {
@@ -51,7 +38,7 @@ func LoadSamples(dir string) (*Samples, error) {
 	for _, sub := range []string{"", "bad"} {
 		entries, err := os.ReadDir(filepath.Join(dir, sub))
 		if err != nil {
-			return nil, fmt.Errorf("samples: %w (set %s to the folder of the readsb-hist samples)", err, SamplesDirEnv)
+			return nil, fmt.Errorf("samples: %w (set %s to the folder of the readsb-hist samples)", err, testkit.SamplesDirEnv)
 		}
 		for _, e := range entries {
 			if !e.Type().IsRegular() || strings.HasPrefix(strings.ToUpper(e.Name()), "README") {

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 
 	http_helper "github.com/gruntwork-io/terratest/modules/http-helper"
 	"github.com/gruntwork-io/terratest/modules/retry"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Target is a running service under test.
@@ -39,37 +40,8 @@ type ObjectStore interface {
 	Put(ctx context.Context, key string, body []byte) error
 }
 
-// TLSConfig trusts only RootCAs (or the system roots when nil); certificates are always verified.
-func (tg Target) TLSConfig() *tls.Config {
-	return &tls.Config{RootCAs: tg.RootCAs, MinVersion: tls.VersionTLS12}
-}
-
-// PinnedPool returns a pool that holds only the PEM certificate(s) given: the service's self-signed certificate,
-// trusted as its own root.
-func PinnedPool(pemBytes []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	n := 0
-	for rest := pemBytes; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("pinned certificate: %w", err)
-		}
-		pool.AddCert(cert)
-		n++
-	}
-	if n == 0 {
-		return nil, errors.New("pinned certificate: no PEM certificate found")
-	}
-	return pool, nil
-}
+// TLSConfig trusts only RootCAs (or the system roots when nil): testkit.TLSConfig.
+func (tg Target) TLSConfig() *tls.Config { return testkit.TLSConfig(tg.RootCAs) }
 
 // RequestTimeout bounds every API call (an ingestion runs in the background: no call waits for it).
 const RequestTimeout = 60 // seconds, as http-helper takes it

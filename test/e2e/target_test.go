@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Known values: the check value of each CRC for "123456789" (the CRC catalogue), and digests from their RFCs.
@@ -90,7 +92,7 @@ func TestPinnedCertificate(t *testing.T) {
 		_, _ = w.Write([]byte(r.Header.Get("Authorization")))
 	}))
 	defer srv.Close()
-	pinned, err := PinnedPool(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	pinned, err := testkit.PinnedPool(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,7 @@ func TestPinnedCertificate(t *testing.T) {
 
 	// Another certificate (here: the system roots, then a pin of some other certificate) is refused.
 	other, _ := selfSigned(t)
-	otherPool, err := PinnedPool(other)
+	otherPool, err := testkit.PinnedPool(other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestPinnedCertificate(t *testing.T) {
 			t.Errorf("%s: the test server's certificate was accepted", name)
 		}
 	}
-	if _, err := PinnedPool([]byte("pending: the instance writes its certificate here at first boot")); err == nil {
+	if _, err := testkit.PinnedPool([]byte("pending: the instance writes its certificate here at first boot")); err == nil {
 		t.Error("a placeholder was accepted as a certificate")
 	}
 }

@@ -14,14 +14,8 @@ import (
 	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
-// RepoRoot is the repository root (test/local/../..).
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
 // BuildService builds the service binary into outDir with the infra's one build (package appbuild, the binary the
-// CDK app ships) and returns its path; with AIRCRAFTD_BINARY set, it returns that file instead.
+// CDK app ships) and returns its path (root is the repository, testkit.RepoRoot but for a checkout to compare with); with AIRCRAFTD_BINARY set, it returns that file instead.
 func BuildService(root, outDir string) (string, error) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		return "", fmt.Errorf("the instance's binary is linux/amd64; this machine is %s/%s", runtime.GOOS, runtime.GOARCH)

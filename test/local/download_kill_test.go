@@ -59,7 +59,7 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 		return out
 	}
 
-	startService(t, svc, tg)
+	startService(t, svc)
 	if resp := tg.MustCall(t, http.MethodPost, "/api/v1/files/index", map[string]any{"prefix": "lanes/"}, e2e.WithToken); resp.Status != http.StatusOK {
 		t.Fatalf("index: %s", resp)
 	}
@@ -78,7 +78,7 @@ func TestDownloadAfterSIGKILL(t *testing.T) {
 	t.Logf("killed mid-download; left behind: %v", temps())
 
 	// The rerun waits for the killed process's claim to run out (5 s), then takes the hour over.
-	startService(t, svc, tg)
+	startService(t, svc)
 	resp := tg.MustCall(t, http.MethodPost, "/api/v1/download", hourReq, e2e.WithToken)
 	var res struct {
 		SuccessCount int `json:"success_count"`

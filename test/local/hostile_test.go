@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aircraftdata/platform/test/e2e"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // TestHostileFilesQuarantinedWithinMemory runs aircraftd as built for the instance, with its default caps, over a
@@ -28,7 +29,7 @@ func TestHostileFilesQuarantinedWithinMemory(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
 	stack, svc, tg := newService(t, nil)
 
-	samples, err := e2e.LoadSamples(e2e.SamplesDir())
+	samples, err := e2e.LoadSamples(testkit.SamplesDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +62,8 @@ func TestHostileFilesQuarantinedWithinMemory(t *testing.T) {
 		capOf["hostile/"+h.name] = h.cap
 	}
 
-	startService(t, svc, tg)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tg.TLSConfig()}, Timeout: 10 * time.Minute}
+	startService(t, svc)
+	client := &http.Client{Transport: testkit.PinnedTransport(svc.Pinned), Timeout: 10 * time.Minute}
 	call := func(method, path string, v any) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), method, tg.BaseURL+path, nil)

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/gruntwork-io/terratest/modules/logger"
 
 	"github.com/aircraftdata/platform/test/e2e"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // TestLocal runs the product on the local stack as it runs on the instance and checks it end to end: a first run
@@ -27,7 +27,7 @@ func TestLocal(t *testing.T) {
 	}
 
 	run := func(t *testing.T) {
-		startService(t, svc, tg)
+		startService(t, svc)
 		e2e.Check(t, tg, e2e.NewRun(time.Now()), d)
 		if err := svc.Stop(30 * time.Second); err != nil {
 			t.Errorf("%v\n%s", err, svc.Tail(20))
@@ -50,7 +50,7 @@ func newService(t *testing.T, extra map[string]string) (stack *Stack, svc *Servi
 	t.Helper()
 	work := t.TempDir()
 	start := time.Now()
-	bin, err := BuildService(RepoRoot(), filepath.Join(work, "bin"))
+	bin, err := BuildService(testkit.RepoRoot(), filepath.Join(work, "bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,34 +60,14 @@ func newService(t *testing.T, extra map[string]string) (stack *Stack, svc *Servi
 	if svc, err = stack.NewService(t.Context(), bin, work, extra); err != nil {
 		t.Fatal(err)
 	}
-	pem, err := os.ReadFile(svc.CertFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned, err := e2e.PinnedPool(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stack, svc, e2e.Target{Name: "local", BaseURL: "https://" + svc.Addr, RootCAs: pinned, Token: svc.Token}
+	return stack, svc, e2e.Target{Name: "local", BaseURL: svc.URL(""), RootCAs: svc.Pinned, Token: svc.Token}
 }
 
-// startService starts svc and waits until it answers over HTTPS with its pinned certificate.
-func startService(t *testing.T, svc *Service, tg e2e.Target) {
+// startService starts svc and waits until it is ready (Service.Start); the test's end stops it.
+func startService(t *testing.T, svc *Service) {
 	t.Helper()
-	if err := svc.Start(); err != nil {
+	if err := svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(5 * time.Second) })
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	healthy := make(chan error, 1)
-	go func() { healthy <- tg.WaitHealthy(ctx, t, time.Minute) }()
-	select {
-	case err := <-healthy:
-		if err != nil {
-			t.Fatalf("aircraftd is not healthy: %v\n%s", err, svc.Tail(20))
-		}
-	case <-svc.Done():
-		t.Fatalf("aircraftd exited at start:\n%s", svc.Tail(20))
-	}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/infra/envfile"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Service is aircraftd running as the instance runs it: its environment exactly the environment file's (as
@@ -28,11 +31,12 @@ type Service struct {
 	LogPath string
 	Dir     string // working directory (systemd's default is /)
 
-	// What NewService set up: where the service listens (https://Addr), the API token, its certificate (PEM, to
-	// pin) and its DOWNLOAD_PATH.
+	// What NewService set up: where the service listens (https://Addr), the API token, its certificate (PEM) and
+	// that certificate pinned (what clients trust: testkit.PinnedTransport(Pinned)), and its DOWNLOAD_PATH.
 	Addr      string
 	Token     string
 	CertFile  string
+	Pinned    *x509.CertPool
 	Downloads string
 
 	cmd  *exec.Cmd
@@ -73,7 +77,13 @@ func (st *Stack) NewService(ctx context.Context, bin, dir string, extra map[stri
 	if err := GenCert(ctx, bin, s.CertFile, key, "127.0.0.1", "localhost"); err != nil {
 		return nil, err
 	}
-	var err error
+	pem, err := os.ReadFile(s.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	if s.Pinned, err = testkit.PinnedPool(pem); err != nil {
+		return nil, err
+	}
 	if s.Addr, err = FreeAddr(); err != nil {
 		return nil, err
 	}
@@ -95,8 +105,51 @@ func (st *Stack) NewService(ctx context.Context, bin, dir string, extra map[stri
 	return s, nil
 }
 
-// Start starts the service.
-func (s *Service) Start() error {
+// startTimeout bounds Start's wait for the service to be ready.
+const startTimeout = time.Minute
+
+// Start starts the service and waits until it is ready: GET /api/v1/ready answers 200 over HTTPS, trusting only its
+// pinned certificate. It fails when the process exits first, or when it is not ready within startTimeout or before
+// ctx ends (then it stops the process). Start again after a Stop or an exit restarts it.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	client := &http.Client{Transport: testkit.PinnedTransport(s.Pinned), Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL("/api/v1/ready"), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET /api/v1/ready: %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-s.done:
+			return fmt.Errorf("aircraftd exited at start: %v\n%s", s.err, s.Tail(20))
+		case <-ctx.Done():
+			_ = s.Stop(5 * time.Second)
+			return fmt.Errorf("aircraftd not ready: %w (last answer: %v)\n%s", ctx.Err(), last, s.Tail(20))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// URL is the service's address for path (which starts with /).
+func (s *Service) URL(path string) string { return "https://" + s.Addr + path }
+
+// start starts the process.
+func (s *Service) start() error {
 	text, err := os.ReadFile(s.EnvFile)
 	if err != nil {
 		return err

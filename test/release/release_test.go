@@ -12,8 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/aircraftdata/platform/infra/envfile"
 	"github.com/aircraftdata/platform/test/local"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // elasticIP is the address the certificate names; the scripts reach it through 127.0.0.1 (--connect-to).
@@ -49,7 +48,7 @@ func TestReleaseRollsBackOnTheInstance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	work := t.TempDir()
-	good, err := local.BuildService(local.RepoRoot(), filepath.Join(work, "build"))
+	good, err := local.BuildService(testkit.RepoRoot(), filepath.Join(work, "build"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +168,7 @@ func TestReleaseRollsBackOnTheInstance(t *testing.T) {
 
 // newInstance lays out the instance: the scripts of infra/bootstrap in /usr/local/sbin, the stand-ins, an IMDS.
 func newInstance(t *testing.T, work string) *instance {
-	in := &instance{root: filepath.Join(work, "root"), cfn: filepath.Join(work, "cfn"), standin: filepath.Join(local.RepoRoot(), "test", "release", "standin")}
+	in := &instance{root: filepath.Join(work, "root"), cfn: filepath.Join(work, "cfn"), standin: filepath.Join(testkit.RepoRoot(), "test", "release", "standin")}
 	for _, d := range []string{"/usr/local/sbin", "/run", "/var/log/aircraft", "/etc/aircraft/tls", "/var/lib/aircraft"} {
 		mustMkdir(t, in.root+d)
 	}
@@ -177,7 +176,7 @@ func newInstance(t *testing.T, work string) *instance {
 		mustMkdir(t, filepath.Join(in.cfn, d))
 	}
 	for _, name := range []string{"aircraft-apply", "aircraft-healthcheck", "aircraft-signal"} {
-		b, err := os.ReadFile(filepath.Join(local.RepoRoot(), "infra", "bootstrap", name+".sh"))
+		b, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "infra", "bootstrap", name+".sh"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +232,7 @@ func (in *instance) writeMetadata(t *testing.T, release, bin string, env map[str
 	}
 	mustWrite(t, m+"/opt/aircraft/bin/aircraftd", string(b), 0o755)
 	mustWrite(t, m+"/etc/aircraft/aircraftd.env", render(t, "aircraftd.env of release "+release, env), 0o644)
-	unit, err := os.ReadFile(filepath.Join(local.RepoRoot(), "infra", "bootstrap", "aircraftd.service"))
+	unit, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "infra", "bootstrap", "aircraftd.service"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,11 +299,12 @@ func (in *instance) client(t *testing.T, cert string) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("certificate")
+	pool, err := testkit.PinnedPool(pem)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}
+	tr := testkit.PinnedTransport(pool)
+	tr.DisableKeepAlives = true
 	tr.DialContext = func(ctx context.Context, network, _ string) (conn net.Conn, err error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, "127.0.0.1:"+in.port)

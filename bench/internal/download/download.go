@@ -29,6 +29,7 @@ import (
 	"github.com/aircraftdata/platform/bench/internal/proc"
 	"github.com/aircraftdata/platform/bench/internal/service"
 	"github.com/aircraftdata/platform/test/local"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Options configure the benchmark.
@@ -77,7 +78,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	log := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
 	log("building aircraftd (the release build) and s5cmd ...")
-	bin, err := local.BuildService(local.RepoRoot(), filepath.Join(tmp, "bin"))
+	bin, err := local.BuildService(testkit.RepoRoot(), filepath.Join(tmp, "bin"))
 	if err != nil {
 		return err
 	}

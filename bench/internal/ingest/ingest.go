@@ -27,6 +27,7 @@ import (
 	"github.com/aircraftdata/platform/bench/internal/service"
 	"github.com/aircraftdata/platform/bench/internal/snapshots"
 	"github.com/aircraftdata/platform/test/local"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Generate writes snapshots into dir (snapshot-NNNNN.json) until it holds at least minBytes in at least minFiles,
@@ -73,7 +74,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer os.RemoveAll(tmp)
 	fmt.Fprintln(o.Out, "building aircraftd (the release build) ...")
-	bin, err := local.BuildService(local.RepoRoot(), filepath.Join(tmp, "bin"))
+	bin, err := local.BuildService(testkit.RepoRoot(), filepath.Join(tmp, "bin"))
 	if err != nil {
 		return err
 	}

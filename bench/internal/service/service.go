@@ -6,16 +6,14 @@ package service
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/aircraftdata/platform/test/local"
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
 // Service is a running aircraftd and an HTTPS client that trusts its certificate.
@@ -25,52 +23,19 @@ type Service struct {
 }
 
 // Start runs bin on stack with extra settings on top of the instance's, its files under dir, and waits until it
-// is ready (GET /api/v1/ready answers 200).
+// is ready (local.Service.Start).
 func Start(ctx context.Context, stack *local.Stack, bin, dir string, extra map[string]string) (*Service, error) {
 	svc, err := stack.NewService(ctx, bin, dir, extra)
 	if err != nil {
 		return nil, err
 	}
-	pem, err := os.ReadFile(svc.CertFile)
-	if err != nil {
+	if err := svc.Start(ctx); err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no certificate in %s", svc.CertFile)
-	}
-	s := &Service{Service: svc, Client: &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256, TLSClientConfig: &tls.Config{RootCAs: pool},
-	}}}
-	if err := svc.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		resp, err := s.Client.Get(s.URL("/api/v1/ready"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case <-svc.Done():
-			return nil, fmt.Errorf("aircraftd exited at start:\n%s", svc.Tail(20))
-		case <-ctx.Done():
-			_ = s.Stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = s.Stop()
-			return nil, fmt.Errorf("aircraftd not ready after a minute: %v\n%s", err, svc.Tail(20))
-		}
-	}
+	tr := testkit.PinnedTransport(svc.Pinned)
+	tr.MaxIdleConnsPerHost = 256
+	return &Service{Service: svc, Client: &http.Client{Transport: tr}}, nil
 }
-
-// URL is the service's address for path.
-func (s *Service) URL(path string) string { return "https://" + s.Addr + path }
 
 // Call sends an authenticated request, with body as JSON unless nil, and decodes the 200 answer into v.
 func (s *Service) Call(ctx context.Context, method, path string, body, v any) error {

@@ -3,15 +3,14 @@ package snapshots
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/aircraftdata/platform/test/testkit"
 )
 
-// samplesDir is shared/data/readsb-hist beside the repository.
+// samplesDir is the folder of the real readsb-hist samples (testkit.SamplesDir).
 func samplesDir(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "data", "readsb-hist")
+	dir := testkit.SamplesDir()
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("sample data not found at %s: %v", dir, err)
 	}
