@@ -11,7 +11,7 @@ import (
 func TestFleetGateWaitsForTheLoadBalancer(t *testing.T) {
 	s := stackOf(t, "loadBalanced")
 	tg := s.One(t, "AWS::ElasticLoadBalancingV2::TargetGroup")
-	files, _, _ := fleetInit(t, s, "install")
+	files, _, _ := initConfig(t, s, "install")
 	env := files[fleetGateEnvPath]
 	if env == nil || !strings.Contains(jsonOf(env["content"]), `{"Ref":"`+tg.ID+`"}`) || !strings.Contains(joinedText(env["content"]), "TARGET_GROUP_ARN=") {
 		t.Errorf("%s does not name the target group %s: %s", fleetGateEnvPath, tg.ID, jsonOf(env))
