@@ -267,7 +267,7 @@ func (r *run) acquire(sem chan struct{}) bool {
 // the run stopped.
 func (r *run) notStarted(rec lanes.Record) {
 	err := context.Cause(r.ctx)
-	r.rec.Ended(rec, lanes.Outcome{Status: lanes.Failed, Error: err.Error()})
+	r.rec.Ended(rec, lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)})
 	r.mu.Lock()
 	r.results[rec.Key] = fileResult{err: err}
 	r.mu.Unlock()
@@ -382,7 +382,7 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 func (d *Downloader) result(r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
 	if err != nil {
 		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
-		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
+		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)}
 	}
 	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: filepath.Join(d.abs, rel), ETag: got.ETag,
 		VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
@@ -435,7 +435,7 @@ func (r *run) result() *HourResult {
 		}
 		if fr.err != nil {
 			res.Failed = append(res.Failed, rec.Key)
-			res.Failures = append(res.Failures, Failure{Key: rec.Key, Reason: fr.err.Error()})
+			res.Failures = append(res.Failures, Failure{Key: rec.Key, Reason: lanes.Reason(fr.err)})
 			continue
 		}
 		res.Successful = append(res.Successful, fr.file)
