@@ -295,7 +295,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(httpapi.WithRequestIDs(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
 // openDB connects and migrates, retrying for a minute: at boot the database

@@ -93,7 +93,7 @@ func (c *Claim) Download(ctx context.Context, p *progress.Counter) (*HourResult,
 	}
 	res := r.result()
 	res.Seconds = time.Since(start).Seconds()
-	d.cfg.Log.Info("lane hour downloaded", "lane_id", h.LaneID, "hour", h.Start, "files", res.TotalFiles,
+	d.cfg.Log.InfoContext(ctx, "lane hour downloaded", "lane_id", h.LaneID, "hour", h.Start, "files", res.TotalFiles,
 		"downloaded", res.Downloaded, "already_present", res.AlreadyPresent, "failed", res.FailureCount,
 		"bytes", res.Bytes, "seconds", res.Seconds)
 	return res, nil
@@ -365,7 +365,7 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 	if err != nil && r.ctx.Err() != nil {
 		err = context.Cause(r.ctx) // the reason the run stopped ("shutdown", "claim lost"), not how the fetch broke
 	}
-	res, outcome := r.d.result(rec, got, rel, err)
+	res, outcome := r.d.result(r.ctx, rec, got, rel, err)
 	if err == nil && got.Present && lanes.Recorded(rec, outcome) && r.rec.Settle(rec) {
 		res.file.Record = rec // found as its record says: nothing to write
 	} else {
@@ -379,9 +379,9 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 
 // result says how one file ended, for the answer and for its record: in
 // the answer, the record as its change makes it (lanes.Change.Apply).
-func (d *Downloader) result(r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
+func (d *Downloader) result(ctx context.Context, r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
 	if err != nil {
-		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
+		d.cfg.Log.WarnContext(ctx, "download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
 		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)}
 	}
 	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: filepath.Join(d.abs, rel), ETag: got.ETag,

@@ -62,7 +62,7 @@ func TestClientsSeeOurReasons(t *testing.T) {
 	b := stacktest.Bucket(t)
 	standin, through := s3standin.New(t, b)
 	var log lockedBuffer
-	logger := slog.New(slog.NewTextHandler(&log, nil))
+	logger := slog.New(httpapi.WithRequestIDs(slog.NewTextHandler(&log, nil)))
 	root := filepath.Join(t.TempDir(), "downloads")
 	def := config.Defaults()
 	dl, err := download.New(download.Config{Records: store, Claims: store, S3: through.Client, Bucket: b.Name, Root: root,
@@ -95,7 +95,8 @@ func TestClientsSeeOurReasons(t *testing.T) {
 
 	told := map[string]string{} // where → what the client was told
 	hour := map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}
-	status, res, _ := call(t, "POST", srv.URL+"/api/v1/download", hour)
+	status, res, hdr := call(t, "POST", srv.URL+"/api/v1/download", hour)
+	syncID := hdr.Get("X-Request-Id")
 	if status != http.StatusOK || res["failure_count"] != 1.0 {
 		t.Fatalf("download: %d %v", status, res)
 	}
@@ -108,7 +109,8 @@ func TestClientsSeeOurReasons(t *testing.T) {
 	if !strings.Contains(told["files list"], refused) {
 		t.Errorf("the failed record is not listed: %v", page)
 	}
-	status, job, hdr := call(t, "POST", srv.URL+"/api/v1/download?async=true", hour)
+	var job map[string]any
+	status, job, hdr = call(t, "POST", srv.URL+"/api/v1/download?async=true", hour)
 	if status != http.StatusAccepted {
 		t.Fatalf("async download: %d %v", status, job)
 	}
@@ -137,7 +139,15 @@ func TestClientsSeeOurReasons(t *testing.T) {
 		}
 	}
 	l := log.String()
-	if !strings.Contains(l, "StatusCode: 400") || !strings.Contains(l, "NoSuchBucket") || !strings.Contains(l, id) {
-		t.Errorf("the log lacks the SDK's words or the request id %s:\n%s", id, l)
+	if !strings.Contains(l, "NoSuchBucket") || !strings.Contains(l, "request_id="+id) {
+		t.Errorf("the log lacks the index job's SDK words or its request id %s:\n%s", id, l)
+	}
+	found := false
+	for _, line := range strings.Split(l, "\n") {
+		found = found || strings.Contains(line, "download failed") && strings.Contains(line, "StatusCode: 400") &&
+			strings.Contains(line, "request_id="+syncID)
+	}
+	if !found {
+		t.Errorf("the log has no download failure with the SDK's words and the request id %s:\n%s", syncID, l)
 	}
 }
