@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxRunning: cfg.JobsMaxRunning, KeepFinished: cfg.JobsKeep, KeepFor: cfg.JobsKeepFor,
 	})
 	// Jobs are kept in PostgreSQL too: any instance answers for any job.
-	registry.Share(st.db, instanceID(), cfg.JobsLease)
+	registry.Share(jobStore{st.db, st.db.Reads()}, instanceID(), cfg.JobsLease)
 	// Readiness is checked in the background, first before serving.
 	ready := httpapi.NewReadiness(log, cfg.ReadyRefresh, st.checks()...)
 	ready.Refresh(ctx)
@@ -203,6 +203,18 @@ type stores struct {
 }
 
 // open connects to every dependency; on failure it closes what it opened.
+// jobStore is the jobs' store: starts, renewals and ends on the work's pool,
+// lookups (GET /api/v1/jobs/{id}: anonymous, one SELECT) on the read pool, so
+// that a flood of them waits for read connections, never for the work's.
+type jobStore struct {
+	*postgres.DB
+	reads *postgres.DB
+}
+
+func (s jobStore) LoadJob(ctx context.Context, id string) (jobs.View, bool, error) {
+	return s.reads.LoadJob(ctx, id)
+}
+
 func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores, err error) {
 	st := &stores{}
 	defer func() {
@@ -283,7 +295,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(httpapi.WithRequestIDs(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
 // openDB connects and migrates, retrying for a minute: at boot the database

@@ -93,7 +93,7 @@ func (c *Claim) Download(ctx context.Context, p *progress.Counter) (*HourResult,
 	}
 	res := r.result()
 	res.Seconds = time.Since(start).Seconds()
-	d.cfg.Log.Info("lane hour downloaded", "lane_id", h.LaneID, "hour", h.Start, "files", res.TotalFiles,
+	d.cfg.Log.InfoContext(ctx, "lane hour downloaded", "lane_id", h.LaneID, "hour", h.Start, "files", res.TotalFiles,
 		"downloaded", res.Downloaded, "already_present", res.AlreadyPresent, "failed", res.FailureCount,
 		"bytes", res.Bytes, "seconds", res.Seconds)
 	return res, nil
@@ -267,7 +267,7 @@ func (r *run) acquire(sem chan struct{}) bool {
 // the run stopped.
 func (r *run) notStarted(rec lanes.Record) {
 	err := context.Cause(r.ctx)
-	r.rec.Ended(rec, lanes.Outcome{Status: lanes.Failed, Error: err.Error()})
+	r.rec.Ended(rec, lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)})
 	r.mu.Lock()
 	r.results[rec.Key] = fileResult{err: err}
 	r.mu.Unlock()
@@ -365,7 +365,7 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 	if err != nil && r.ctx.Err() != nil {
 		err = context.Cause(r.ctx) // the reason the run stopped ("shutdown", "claim lost"), not how the fetch broke
 	}
-	res, outcome := r.d.result(rec, got, rel, err)
+	res, outcome := r.d.result(r.ctx, rec, got, rel, err)
 	if err == nil && got.Present && lanes.Recorded(rec, outcome) && r.rec.Settle(rec) {
 		res.file.Record = rec // found as its record says: nothing to write
 	} else {
@@ -379,10 +379,10 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 
 // result says how one file ended, for the answer and for its record: in
 // the answer, the record as its change makes it (lanes.Change.Apply).
-func (d *Downloader) result(r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
+func (d *Downloader) result(ctx context.Context, r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
 	if err != nil {
-		d.cfg.Log.Warn("download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
-		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
+		d.cfg.Log.WarnContext(ctx, "download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
+		return fileResult{err: err}, lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)}
 	}
 	o := lanes.Outcome{Status: lanes.Downloaded, LocalPath: filepath.Join(d.abs, rel), ETag: got.ETag,
 		VersionID: got.VersionID, Size: got.Size, Checksum: got.Checksum}
@@ -435,7 +435,7 @@ func (r *run) result() *HourResult {
 		}
 		if fr.err != nil {
 			res.Failed = append(res.Failed, rec.Key)
-			res.Failures = append(res.Failures, Failure{Key: rec.Key, Reason: fr.err.Error()})
+			res.Failures = append(res.Failures, Failure{Key: rec.Key, Reason: lanes.Reason(fr.err)})
 			continue
 		}
 		res.Successful = append(res.Successful, fr.file)

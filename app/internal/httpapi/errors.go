@@ -13,6 +13,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/panics"
+	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
 // Errors leak nothing: a 5xx names what failed and the request id; the
@@ -48,9 +49,20 @@ func failure(ctx context.Context, d Deps, what string, err error) error {
 const retryJobsAfter = 30
 
 // startJob answers 202 with a job that runs fn, or 429 with Retry-After
-// when too many jobs run.
+// when too many jobs run. The job's error, kept and served by
+// GET /api/v1/jobs/{id}, is told as the synchronous request's would be
+// (jobFailed): what failed, and the request id under which the error itself
+// is logged.
 func startJob(ctx context.Context, d Deps, kind string, fn jobs.Func) (*maybeAsync, error) {
-	v, err := d.Jobs.Start(kind, RequestID(ctx), fn)
+	id := RequestID(ctx)
+	v, err := d.Jobs.Start(kind, id, func(ctx context.Context, p *progress.Counter) (any, error) {
+		ctx = context.WithValue(ctx, ctxKey{}, id)
+		res, err := fn(ctx, p)
+		if err == nil || errors.As(err, new(*panics.Error)) { // a panic: the registry logs its stack
+			return res, err
+		}
+		return res, errors.New(jobFailed(ctx, d, kind, err).Error())
+	})
 	if errors.Is(err, jobs.ErrFull) {
 		return nil, huma.ErrorWithHeaders(
 			huma.Error429TooManyRequests("too many background jobs are running; retry later"),
@@ -63,6 +75,18 @@ func startJob(ctx context.Context, d Deps, kind string, fn jobs.Func) (*maybeAsy
 		return nil, unavailable(ctx, d, "postgres", err)
 	}
 	return &maybeAsync{Status: http.StatusAccepted, Location: "/api/v1/jobs/" + v.ID, Body: v}, nil
+}
+
+// jobFailed answers a job's error as the synchronous request of its kind
+// does.
+func jobFailed(ctx context.Context, d Deps, kind string, err error) error {
+	switch kind {
+	case "ingest":
+		return ingestFailed(ctx, d, err)
+	case "download":
+		return failure(ctx, d, "mongodb", err)
+	}
+	return failure(ctx, d, kind, err)
 }
 
 // maxListed bounds each list of a result kept in a job: a finished job is

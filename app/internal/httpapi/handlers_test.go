@@ -280,14 +280,16 @@ func TestIngestAnswers(t *testing.T) {
 	if job["state"] != "succeeded" || job["result"].(map[string]any)["prefix"] != "p/" {
 		t.Errorf("job: %v", job)
 	}
-	// A failing run fails its job with the reason.
+	// A failing run fails its job as it fails a synchronous request: what
+	// failed and the request id, not the error's own words (logged).
 	f.ingestErr = errors.New("the bucket went away")
 	if status, m, _ = call(t, "POST", url+"/process-s3-data", nil); status != http.StatusServiceUnavailable {
 		t.Errorf("failing run: %d %v", status, m)
 	}
 	_, _, hdr = call(t, "POST", url+"/process-s3-data?async=true", nil)
-	if job = pollJob(t, url+hdr.Get("Location")); job["state"] != "failed" || job["error"] != "the bucket went away" {
-		t.Errorf("failed job: %v", job)
+	want := "ingestion unavailable (request id " + hdr.Get("X-Request-Id") + ")"
+	if job = pollJob(t, url+hdr.Get("Location")); job["state"] != "failed" || job["error"] != want {
+		t.Errorf("failed job: %v, want the error %q", job, want)
 	}
 	if status, _, _ := call(t, "GET", url+"/api/v1/jobs/000000000000000000000000", nil); status != http.StatusNotFound {
 		t.Errorf("unknown job: %d", status)

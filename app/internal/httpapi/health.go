@@ -132,22 +132,12 @@ type jobInput struct {
 	ID string `path:"id" pattern:"^[0-9a-f]{24}$"`
 }
 
-// jobLookups is how many job lookups run at once: a lookup reads the jobs
-// table on the work's pool (jobs.Registry), so anonymous polls may hold at
-// most this many of its connections.
-const jobLookups = 1
-
+// registerJobs serves job lookups. They are reads like the others (rate
+// limited, READ_MAX_IN_FLIGHT): the store reads jobs on the read pool
+// (aircraftd's jobStore), so they take no connection of the work's.
 func registerJobs(api huma.API, d Deps) {
-	gate := make(chan struct{}, jobLookups)
 	huma.Register(api, get("job", "/api/v1/jobs/{id}", "A background job: progress, then result or error; lists in a result hold their first 100 entries (truncated: true), counts are whole", "jobs"),
 		func(ctx context.Context, in *jobInput) (*struct{ Body jobs.View }, error) {
-			select {
-			case gate <- struct{}{}:
-				defer func() { <-gate }()
-			case <-ctx.Done():
-				return nil, huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("too many job lookups at once; retry later"),
-					http.Header{"Retry-After": {"1"}})
-			}
 			v, ok, err := d.Jobs.Get(ctx, in.ID)
 			if err != nil {
 				return nil, unavailable(ctx, d, "postgres", err)

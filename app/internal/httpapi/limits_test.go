@@ -249,42 +249,6 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	}
 }
 
-// countingJobs measures how many lookups run at once.
-type countingJobs struct {
-	httpapi.Jobs
-	active, most atomic.Int64
-}
-
-func (j *countingJobs) Get(ctx context.Context, id string) (jobs.View, bool, error) {
-	n := j.active.Add(1)
-	defer j.active.Add(-1)
-	for {
-		m := j.most.Load()
-		if n <= m || j.most.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	time.Sleep(20 * time.Millisecond) // a slow database
-	return jobs.View{}, false, nil
-}
-
-func TestJobLookupsTakeTurns(t *testing.T) {
-	j := &countingJobs{}
-	url := serveLimited(t, &fakes{}, httpapi.Deps{Jobs: j})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			if status, _, body := send(t, "GET", url+"/api/v1/jobs/0123456789abcdef01234567", "", ""); status != http.StatusNotFound {
-				t.Errorf("unknown job: %d %s", status, body)
-			}
-		})
-	}
-	wg.Wait()
-	if n := j.most.Load(); n != 1 {
-		t.Errorf("%d job lookups ran at once, want 1 (each holds a connection of the work's pool)", n)
-	}
-}
-
 // The OpenAPI document's first requests, all at once (a flood right after a
 // start): one document, no data race (huma makes it lazily without a lock;
 // go test -race catches it).

@@ -22,6 +22,29 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// WithRequestIDs makes h add the request id (request_id) to each record
+// logged with a request's context (slog's …Context methods) that has none of
+// its own: what code below the API logs (a download's failures, with the
+// SDK's words) is found by the id the client was told.
+func WithRequestIDs(h slog.Handler) slog.Handler { return requestIDs{h} }
+
+type requestIDs struct{ slog.Handler }
+
+func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
+	id, has := RequestID(ctx), false
+	r.Attrs(func(a slog.Attr) bool { has = a.Key == "request_id"; return !has })
+	if id != "" && !has {
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDs{h.Handler.WithAttrs(as)}
+}
+func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
+
 // requestID takes the caller's X-Request-Id (when it is sane) or makes one,
 // echoes it, and puts it in the request's context for logs.
 func requestID() gin.HandlerFunc {

@@ -248,3 +248,33 @@ func (r *RegisterResult) Add(o RegisterResult) {
 // ErrClaimLost means a claim is no longer its owner's: it expired and
 // another owner took it over.
 var ErrClaimLost = errors.New("claim lost")
+
+// FileError is a file's failure told twice: Reason, in our own words, for
+// its record's last_error and the client (what happened to the file and
+// what to do; S3's error code at most), and Err, the cause in the words of
+// the SDK, the driver or the system (hosts, request ids, absolute paths),
+// for the log only.
+type FileError struct {
+	Reason string
+	Err    error
+}
+
+func (e *FileError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Reason is what a client is told of a file's failure err: the Reason of the
+// first FileError in its chain, else err's own text (errors made of our own
+// words only: claim lost, unsafe key, shutdown).
+func Reason(err error) string {
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	return err.Error()
+}

@@ -42,6 +42,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/aircraftdata/platform/app/internal/download/fetch/disk"
+	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
@@ -168,8 +169,9 @@ func (fr *Fetcher) Fetch(ctx context.Context, o Object, t Target, p *progress.Co
 			if errors.As(err, &pe) {
 				err = pe.error
 			}
+			err = onDisk("", err)
 			if err != nil && attempt > 1 {
-				err = fmt.Errorf("%w (after %d tries)", err, attempt)
+				err = &lanes.FileError{Reason: fmt.Sprintf("%s (after %d tries)", lanes.Reason(err), attempt), Err: err}
 			}
 			return got, err
 		}
@@ -247,7 +249,7 @@ func (fr *Fetcher) fetchSmall(ctx context.Context, r Object, t Target, p *progre
 	return fr.write(t, m, p, func(w countingWriterAt) error {
 		_, err := w.ReadFromAt(out.Body, 0)
 		if err != nil {
-			return fmt.Errorf("s3://%s/%s: reading: %w", fr.cfg.Bucket, r.Key, err)
+			return &lanes.FileError{Reason: fmt.Sprintf("S3 broke off the transfer of s3://%s/%s", fr.cfg.Bucket, r.Key), Err: err}
 		}
 		return nil
 	})

@@ -4,7 +4,6 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -36,11 +35,11 @@ func (fs *Folders) Get(dir string) (*os.Root, error) {
 		return r, nil
 	}
 	if err := fs.root.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create folder: %w", err)
+		return nil, onDisk("create folder "+dir, err)
 	}
 	r, err := fs.root.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open folder: %w", err)
+		return nil, onDisk("open folder "+dir, err)
 	}
 	if fs.open == nil {
 		fs.open = map[string]*os.Root{}

@@ -9,15 +9,19 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/aircraftdata/platform/app/internal/download/fetch/disk"
+	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
 // permanent marks an error that retrying cannot fix.
@@ -119,20 +123,55 @@ func (fr *Fetcher) head(ctx context.Context, r Object) (objectMeta, error) {
 	return m, fr.matches(r, m)
 }
 
-// describeS3 turns an S3 error into a reason a client can act on.
+// describeS3 turns an S3 error into a reason a client can act on: what
+// happened to which object, with S3's error code at most. The SDK's own
+// words (request ids, hosts, the operation) stay in the error's cause, for
+// the log (lanes.FileError).
 func describeS3(err error, bucket, key string) error {
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case http.StatusNotFound:
-			return permanent{fmt.Errorf("s3://%s/%s not found: deleted since it was registered?", bucket, key)}
-		case http.StatusPreconditionFailed:
-			return permanent{fmt.Errorf("s3://%s/%s changed since it was registered: index it again", bucket, key)}
-		case http.StatusForbidden:
-			return permanent{fmt.Errorf("s3://%s/%s: access denied", bucket, key)}
-		}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
-	return fmt.Errorf("s3://%s/%s: %w", bucket, key, err)
+	object := "s3://" + bucket + "/" + key
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) {
+		return &lanes.FileError{Reason: "S3 unreachable while reading " + object, Err: err}
+	}
+	code := "HTTP " + strconv.Itoa(re.HTTPStatusCode())
+	var api smithy.APIError
+	if errors.As(err, &api) && api.ErrorCode() != "" {
+		code = api.ErrorCode()
+	}
+	switch status := re.HTTPStatusCode(); {
+	case status == http.StatusNotFound:
+		return permanent{&lanes.FileError{Reason: object + " not found: deleted since it was registered?", Err: err}}
+	case status == http.StatusPreconditionFailed:
+		return permanent{&lanes.FileError{Reason: object + " changed since it was registered: index it again", Err: err}}
+	case transient(err):
+		return &lanes.FileError{Reason: "S3 unavailable for " + object + ": " + code, Err: err}
+	}
+	return permanent{&lanes.FileError{Reason: "S3 refused " + object + ": " + code, Err: err}}
+}
+
+// onDisk is a local file error (err) told without its paths (DOWNLOAD_PATH
+// is the operator's, not the client's): what failed, and the system's word
+// for why ("no space left on device"); the paths stay in the cause, for the
+// log. An error that is already told (lanes.FileError) or has no system
+// error in it (ours) is returned as it is.
+func onDisk(what string, err error) error {
+	if err == nil || errors.As(err, new(*lanes.FileError)) {
+		return err
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		if what == "" {
+			return err
+		}
+		return &lanes.FileError{Reason: what + ": " + lanes.Reason(err), Err: err}
+	}
+	if what == "" {
+		what = "writing the file to local disk"
+	}
+	return &lanes.FileError{Reason: what + ": " + errno.Error(), Err: err}
 }
 
 // withLargeReads makes the bodies of the transfer manager's ranged GETs

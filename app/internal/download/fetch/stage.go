@@ -35,7 +35,7 @@ func (fr *Fetcher) admit(size int64) error {
 	defer fr.space.Unlock()
 	free, err := disk.FreeBytes(fr.cfg.Volume)
 	if err != nil {
-		return fmt.Errorf("free space of %s: %w", fr.cfg.Volume, err)
+		return onDisk("free space of DOWNLOAD_PATH unknown", err)
 	}
 	if free -= fr.writing; free-size < fr.cfg.Reserve {
 		return permanent{fmt.Errorf("%w: need %d bytes, free %d, reserve %d (DOWNLOAD_RESERVE_BYTES)", ErrNoSpace,
@@ -68,7 +68,7 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 	f, err := t.Dir.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		fr.unadmit(m.size)
-		return got, permanent{fmt.Errorf("create temp file: %w", err)}
+		return got, permanent{onDisk("create temp file", err)}
 	}
 	ok := false
 	var counted atomic.Int64
@@ -164,13 +164,13 @@ func (fr *Fetcher) Commit(res Result, p *progress.Counter, fence func() error) e
 		}
 		if fr.cfg.Durable {
 			if err := s.f.Sync(); err != nil {
-				return fmt.Errorf("sync: %w", err)
+				return onDisk("sync", err)
 			}
 		}
 		err := s.f.Close()
 		s.f = nil
 		if err != nil {
-			return fmt.Errorf("close: %w", err)
+			return onDisk("close", err)
 		}
 		if fence != nil {
 			if err := fence(); err != nil {
@@ -178,14 +178,14 @@ func (fr *Fetcher) Commit(res Result, p *progress.Counter, fence func() error) e
 			}
 		}
 		if err := s.t.Dir.Rename(s.tmp, s.t.Name); err != nil {
-			return fmt.Errorf("rename into place: %w", err)
+			return onDisk("rename into place", err)
 		}
 		return nil
 	}()
 	if err != nil {
 		s.discard(p)
 	}
-	return err
+	return onDisk("", err)
 }
 
 // Discard removes a staged file instead of putting it in place.

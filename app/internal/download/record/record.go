@@ -6,7 +6,6 @@ package record
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -215,10 +214,10 @@ func (r *Recorder) flush() {
 			// In place, but a crash could still lose the rename: not
 			// downloaded, as far as the record and the answer go.
 			r.o.Log.Error("syncing download folders", "error", err)
-			err = fmt.Errorf("downloaded, but syncing its folder failed: %w", err)
+			err = &lanes.FileError{Reason: "downloaded, but syncing its folder failed: download it again", Err: err}
 			for i, c := range batch {
 				if downloaded(c) {
-					batch[i].Outcome = &lanes.Outcome{Status: lanes.Failed, Error: err.Error()}
+					batch[i].Outcome = &lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)}
 					failed[c.Record.Key] = err
 				}
 			}
@@ -241,7 +240,7 @@ func (r *Recorder) flush() {
 				// counts the attempt instead.
 				failed[c.Record.Key] = nil
 			case failed[c.Record.Key] == nil:
-				failed[c.Record.Key] = fmt.Errorf("downloaded, but recording it failed: %w", err)
+				failed[c.Record.Key] = &lanes.FileError{Reason: "downloaded, but recording it failed: MongoDB unavailable", Err: err}
 			}
 		}
 	}

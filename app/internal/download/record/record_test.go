@@ -57,12 +57,13 @@ func TestRecorderFolderSyncFails(t *testing.T) {
 		if c.Outcome == nil || c.Outcome.Status != lanes.Failed {
 			t.Errorf("%s written as %+v, want failed", c.Record.Key, c.Outcome)
 		}
-		if c.Record.Key == "a" && !strings.Contains(c.Outcome.Error, "syncing its folder failed: EIO") {
-			t.Errorf("a's error %q", c.Outcome.Error)
+		if c.Record.Key == "a" && (!strings.Contains(c.Outcome.Error, "syncing its folder failed") || strings.Contains(c.Outcome.Error, "EIO")) {
+			t.Errorf("a's error %q, want the reason without the system's words", c.Outcome.Error)
 		}
 	}
-	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "syncing its folder failed: EIO") {
-		t.Errorf("answer for a: %v", err)
+	if err := failed["a"]; err == nil || lanes.Reason(err) != "downloaded, but syncing its folder failed: download it again" ||
+		!strings.Contains(err.Error(), "EIO") {
+		t.Errorf("answer for a: %v, want our reason with the cause (for the log)", err)
 	}
 	if failed["b"] != nil {
 		t.Errorf("b failed on its own, the folder sync is not its reason: %v", failed["b"])
@@ -71,14 +72,17 @@ func TestRecorderFolderSyncFails(t *testing.T) {
 
 // A status that cannot be written is reported for the files it concerned.
 func TestRecorderStatusWriteFails(t *testing.T) {
-	store := &downloadtest.Store{Err: errors.New("no primary")}
+	driver := "server selection error: context deadline exceeded, current topology: { Type: Unknown, Servers: " +
+		"[{ Addr: 127.0.0.1:27017, Type: Unknown, Last error: dial tcp 127.0.0.1:27017: connect: connection refused }] }"
+	store := &downloadtest.Store{Err: errors.New(driver)}
 	r := newTestRecorder(store, nil)
 	a := lanes.Record{Key: "a"}
 	r.Started(a)
 	r.Ended(a, lanes.Outcome{Status: lanes.Downloaded})
 	failed := r.Close()
-	if err := failed["a"]; err == nil || !strings.Contains(err.Error(), "recording it failed: no primary") {
-		t.Errorf("answer for a: %v", err)
+	if err := failed["a"]; err == nil || lanes.Reason(err) != "downloaded, but recording it failed: MongoDB unavailable" ||
+		!strings.Contains(err.Error(), driver) {
+		t.Errorf("answer for a: %v, want our reason with the driver's words as its cause (for the log)", err)
 	}
 }
 
