@@ -125,14 +125,15 @@ func isRefused(err error) bool {
 	return false
 }
 
-// refusalReason is the database's own words for a refusal, without the
-// driver's wrapping.
+// refusalReason says that the database refused a file's data, naming the
+// SQLSTATE code only: its message (types, values, schema) stays in the log,
+// through RefusedError.Err, since the reason is served to clients.
 func refusalReason(err error) string {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return fmt.Sprintf("the database refused it: %s (SQLSTATE %s)", pg.Message, pg.Code)
+		return fmt.Sprintf("the database refused its data (SQLSTATE %s)", pg.Code)
 	}
-	return "the database refused it"
+	return "the database refused its data"
 }
 
 // SnapshotKey returns the key under which the snapshot taken at t was
