@@ -138,11 +138,3 @@ func readDeadline(d time.Duration) gin.HandlerFunc {
 		c.Next()
 	}
 }
-
-// pageLimit is limit cut to the configured page size.
-func pageLimit(d Deps, limit int) int {
-	if d.Limits.PageMax > 0 {
-		return min(limit, d.Limits.PageMax)
-	}
-	return limit
-}

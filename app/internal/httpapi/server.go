@@ -82,32 +82,15 @@ func NewServer(d Deps) http.Handler {
 	api := humagin.New(r, cfg)
 	api.UseMiddleware(requireToken(api, d.APITokens, map[string][]string{"bearer": d.APITokens, "read": d.ReadTokens}))
 
-	registerHealth(api, d)
-	registerFlights(api, d)
-	registerJobs(api, d)
-	registerFiles(api, d)
+	routes(api, &handlers{Deps: d, lookups: make(chan struct{}, jobLookups)})
 	registerDocs(r)
 	registerSpec(r, api)
 	return r
 }
 
-// post declares a POST operation that needs the bearer token.
-func post(id, path, summary string, tags ...string) huma.Operation {
-	return huma.Operation{
-		OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: tags,
-		Security: []map[string][]string{{"bearer": {}}},
-	}
-}
-
-func get(id, path, summary string, tags ...string) huma.Operation {
-	return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary, Tags: tags}
-}
-
-// listing declares a GET whose answer reveals S3 keys or local paths: it
-// needs a token of READ_TOKEN or API_TOKEN.
-func listing(id, path, summary string, tags ...string) huma.Operation {
-	op := get(id, path, summary, tags...)
-	op.Security = []map[string][]string{{"read": {}}, {"bearer": {}}}
-	op.Errors = []int{http.StatusUnauthorized}
-	return op
+// handlers serve the operations that routes declares, with the service's
+// dependencies.
+type handlers struct {
+	Deps
+	lookups chan struct{} // a slot per job lookup that runs: at most jobLookups
 }
