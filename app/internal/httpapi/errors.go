@@ -6,6 +6,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 	"github.com/aircraftdata/platform/app/internal/panics"
 )
 
@@ -16,7 +17,7 @@ import (
 // unavailable logs err with the request's id and answers 503 naming the
 // dependency.
 func (h *handlers) unavailable(ctx context.Context, what string, err error) error {
-	id := RequestID(ctx)
+	id := middleware.RequestID(ctx)
 	h.Log.ErrorContext(ctx, what+" failed", "request_id", id, "error", err)
 	return huma.Error503ServiceUnavailable(what + " unavailable (request id " + id + ")")
 }
@@ -25,7 +26,7 @@ func (h *handlers) unavailable(ctx context.Context, what string, err error) erro
 // recovered panic, logged with its stack), 503 when the request was
 // cancelled (the service is shutting down), else 503 naming what.
 func (h *handlers) failure(ctx context.Context, what string, err error) error {
-	id := RequestID(ctx)
+	id := middleware.RequestID(ctx)
 	var p *panics.Error
 	switch {
 	case errors.As(err, &p):

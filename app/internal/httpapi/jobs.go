@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/aircraftdata/platform/app/internal/download"
+	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 )
@@ -51,7 +52,7 @@ const retryJobsAfter = 30
 // startJob answers 202 with a job that runs fn, or 429 with Retry-After
 // when too many jobs run.
 func (h *handlers) startJob(ctx context.Context, kind string, fn jobs.Func) (*maybeAsync, error) {
-	v, err := h.Jobs.Start(kind, RequestID(ctx), fn)
+	v, err := h.Jobs.Start(kind, middleware.RequestID(ctx), fn)
 	if errors.Is(err, jobs.ErrFull) {
 		return nil, huma.ErrorWithHeaders(
 			huma.Error429TooManyRequests("too many background jobs are running; retry later"),

@@ -15,6 +15,8 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humagin"
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
+
+	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 )
 
 // Check is one dependency that readiness reports on.
@@ -56,7 +58,10 @@ func NewServer(d Deps) http.Handler {
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
-	r.Use(requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), inFlight(d.Limits.InFlight), readDeadline(d.Limits.ReadTimeout))
+	l := d.Limits
+	r.Use(middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
+		middleware.RateLimit(l.PerSecond, l.Burst, l.Clients, notARead), middleware.InFlight(l.InFlight, notARead),
+		middleware.ReadDeadline(l.ReadTimeout, isPost))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:  d.CORS,
@@ -66,8 +71,10 @@ func NewServer(d Deps) http.Handler {
 			MaxAge:        12 * time.Hour,
 		}))
 	}
-	r.NoRoute(func(c *gin.Context) { writeProblem(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
-	r.NoMethod(func(c *gin.Context) { writeProblem(c, http.StatusMethodNotAllowed, "method not allowed") })
+	r.NoRoute(func(c *gin.Context) {
+		middleware.Problem(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path)
+	})
+	r.NoMethod(func(c *gin.Context) { middleware.Problem(c, http.StatusMethodNotAllowed, "method not allowed") })
 	r.HandleMethodNotAllowed = true
 
 	cfg := huma.DefaultConfig("Aircraft data platform", d.Version)
