@@ -26,9 +26,9 @@ type Limits struct {
 // checks, which cost the same whatever the traffic (Readiness).
 var unlimited = map[string]bool{"/api/v1/health": true, "/api/v1/ready": true}
 
-// notARead reports whether r is outside the read bounds: a POST (it runs the
+// unbounded reports whether r is outside the read bounds: a POST (it runs the
 // work, which has bounds of its own) or one of the unlimited paths.
-func notARead(r *http.Request) bool {
+func unbounded(r *http.Request) bool {
 	return r.Method == http.MethodPost || unlimited[r.URL.Path]
 }
 

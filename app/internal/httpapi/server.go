@@ -60,7 +60,7 @@ func NewServer(d Deps) http.Handler {
 	}
 	l := d.Limits
 	r.Use(middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
-		middleware.RateLimit(l.PerSecond, l.Burst, l.Clients, notARead), middleware.InFlight(l.InFlight, notARead),
+		middleware.RateLimit(l.PerSecond, l.Burst, l.Clients, unbounded), middleware.InFlight(l.InFlight, unbounded),
 		middleware.ReadDeadline(l.ReadTimeout, isPost))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
