@@ -30,6 +30,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
+	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/mongo"
@@ -295,7 +296,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(httpapi.WithRequestIDs(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
+	return slog.New(middleware.WithRequestIDs(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
 // openDB connects and migrates, retrying for a minute: at boot the database

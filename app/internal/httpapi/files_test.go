@@ -263,14 +263,35 @@ func TestReadyAndCORS(t *testing.T) {
 	}
 }
 
+// Without MongoDB, each lane file operation answers 503 naming the setting,
+// once its input is valid; without ingestion, its operations answer 503; the
+// rest of the service serves.
 func TestLanesNotConfigured(t *testing.T) {
-	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Version: "test"}))
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Version: "test", Stats: &fakes{}}))
 	defer srv.Close()
-	if status, _, _ := call(t, "POST", srv.URL+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}); status != http.StatusServiceUnavailable {
-		t.Errorf("download without MongoDB: %d, want 503", status)
+	record := map[string]any{"s3_key": "k", "lane_id": "l", "timestamp": "2024-02-14T15:30:00Z"}
+	for _, c := range []struct {
+		method, path string
+		body         any
+		detail       string
+	}{
+		{"POST", "/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}, "MONGODB_URL"},
+		{"POST", "/api/v1/files", map[string]any{"records": []any{record}}, "MONGODB_URL"},
+		{"POST", "/api/v1/files/index", nil, "MONGODB_URL"},
+		{"GET", "/api/v1/files", nil, "MONGODB_URL"},
+		{"POST", "/process-s3-data", nil, "ingestion is not configured"},
+		{"GET", "/api/v1/ingestion/failed", nil, "ingestion is not configured"},
+	} {
+		status, m, hdr := call(t, c.method, srv.URL+c.path, c.body)
+		if status != http.StatusServiceUnavailable || !isProblem(hdr) || !strings.Contains(fmt.Sprint(m["detail"]), c.detail) {
+			t.Errorf("%s %s not configured: %d %v, want 503 naming %s", c.method, c.path, status, m, c.detail)
+		}
 	}
-	if status, _, _ := call(t, "GET", srv.URL+"/api/v1/files", nil); status != http.StatusServiceUnavailable {
-		t.Errorf("list without MongoDB: %d, want 503", status)
+	if status, m, _ := call(t, "POST", srv.URL+"/api/v1/download", map[string]any{"lane_id": "lane1", "hour": 24, "date": "2024-02-14"}); status != http.StatusUnprocessableEntity {
+		t.Errorf("an invalid download without MongoDB: %d %v, want 422", status, m)
+	}
+	if status, m, _ := call(t, "GET", srv.URL+"/aircraft-stats/abc123", nil); status != http.StatusNotFound {
+		t.Errorf("statistics without MongoDB or ingestion: %d %v, want 404 from the store", status, m)
 	}
 }
 

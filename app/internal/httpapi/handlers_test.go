@@ -42,6 +42,7 @@ type fakes struct {
 	beginErr  error
 	ingestErr error
 	prefixes  []string
+	requests  []ingest.Request
 	released  int
 
 	maxJobs  int  // running jobs at once; zero: 8
@@ -49,10 +50,13 @@ type fakes struct {
 	panicked bool // Download panics
 
 	// lane files
-	hours      []lanes.Hour
-	queries    []lanes.Query
-	registered []lanes.Record
-	storeErr   error
+	claimErr     error
+	waits        []bool // Claim's wait, per call
+	hourReleases int    // claimed hours let go
+	hours        []lanes.Hour
+	queries      []lanes.Query
+	registered   []lanes.Record
+	storeErr     error
 }
 
 func (f *fakes) note(s string) { f.mu.Lock(); f.asked = append(f.asked, s); f.mu.Unlock() }
@@ -112,6 +116,7 @@ func (f *fakes) Ingest(_ context.Context, req ingest.Request, p *progress.Counte
 	prefix := req.Prefix
 	f.mu.Lock()
 	f.prefixes = append(f.prefixes, prefix)
+	f.requests = append(f.requests, req)
 	f.mu.Unlock()
 	if f.ingestErr != nil {
 		return nil, f.ingestErr
@@ -119,23 +124,30 @@ func (f *fakes) Ingest(_ context.Context, req ingest.Request, p *progress.Counte
 	return &ingest.Result{Prefix: prefix, FilesSeen: 7, FilesIngested: 5}, nil
 }
 
-func (f *fakes) Claim(_ context.Context, h lanes.Hour, _ bool) (httpapi.HourDownload, error) {
-	return claimed{f, h}, nil
+func (f *fakes) Claim(_ context.Context, h lanes.Hour, wait bool) (httpapi.HourDownload, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waits = append(f.waits, wait)
+	if f.claimErr != nil {
+		return nil, f.claimErr
+	}
+	return claimed{f, h, f}, nil
 }
 
-// claimed is a fake's hour, claimed at once.
+// claimed is a fake's hour, claimed at once; f counts its releases.
 type claimed struct {
 	dl interface {
 		Download(context.Context, lanes.Hour, *progress.Counter) (*download.HourResult, error)
 	}
 	h lanes.Hour
+	f *fakes
 }
 
 func (c claimed) Download(ctx context.Context, p *progress.Counter) (*download.HourResult, error) {
 	return c.dl.Download(ctx, c.h, p)
 }
 
-func (claimed) Release() {}
+func (c claimed) Release() { c.f.mu.Lock(); c.f.hourReleases++; c.f.mu.Unlock() }
 
 func (f *fakes) Download(_ context.Context, h lanes.Hour, _ *progress.Counter) (*download.HourResult, error) {
 	f.mu.Lock()
@@ -544,7 +556,7 @@ type blockingDownloads struct {
 }
 
 func (b *blockingDownloads) Claim(_ context.Context, h lanes.Hour, _ bool) (httpapi.HourDownload, error) {
-	return claimed{b, h}, nil
+	return claimed{b, h, b.fakes}, nil
 }
 
 func (b *blockingDownloads) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*download.HourResult, error) {
@@ -590,7 +602,7 @@ func TestJobResultsAreBounded(t *testing.T) {
 type manyFiles struct{ *fakes }
 
 func (m manyFiles) Claim(_ context.Context, h lanes.Hour, _ bool) (httpapi.HourDownload, error) {
-	return claimed{m, h}, nil
+	return claimed{m, h, m.fakes}, nil
 }
 
 func (manyFiles) Download(context.Context, lanes.Hour, *progress.Counter) (*download.HourResult, error) {

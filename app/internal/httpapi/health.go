@@ -7,10 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/aircraftdata/platform/app/internal/jobs"
 )
 
 type health struct {
@@ -113,38 +109,12 @@ func (r *Readiness) answer() *readyOutput {
 	return &readyOutput{Status: status, Body: *last}
 }
 
-func registerHealth(api huma.API, d Deps) {
-	huma.Register(api, get("health", "/api/v1/health", "Liveness", "service"),
-		func(ctx context.Context, _ *struct{}) (*struct{ Body health }, error) {
-			return &struct{ Body health }{health{Status: "ok", Version: d.Version}}, nil
-		})
-
-	op := get("ready", "/api/v1/ready", "Readiness: every dependency reachable at the last check", "service")
-	op.Description = "Answers the last check of PostgreSQL, S3 and MongoDB, made every READY_REFRESH_SECONDS in the background: " +
-		"asking costs nothing and does not change the answer. Not rate-limited."
-	op.Responses = map[string]*huma.Response{"503": {Description: "a dependency was unreachable at the last check"}}
-	huma.Register(api, op, func(ctx context.Context, _ *struct{}) (*readyOutput, error) {
-		return d.Ready.answer(), nil
-	})
+// health answers that the process serves, and its version.
+func (h *handlers) health(context.Context, *struct{}) (*struct{ Body health }, error) {
+	return &struct{ Body health }{health{Status: "ok", Version: h.Version}}, nil
 }
 
-type jobInput struct {
-	ID string `path:"id" pattern:"^[0-9a-f]{24}$"`
-}
-
-// registerJobs serves job lookups. They are reads like the others (rate
-// limited, READ_MAX_IN_FLIGHT): the store reads jobs on the read pool
-// (aircraftd's jobStore), so they take no connection of the work's.
-func registerJobs(api huma.API, d Deps) {
-	huma.Register(api, get("job", "/api/v1/jobs/{id}", "A background job: progress, then result or error; lists in a result hold their first 100 entries (truncated: true), counts are whole", "jobs"),
-		func(ctx context.Context, in *jobInput) (*struct{ Body jobs.View }, error) {
-			v, ok, err := d.Jobs.Get(ctx, in.ID)
-			if err != nil {
-				return nil, unavailable(ctx, d, "postgres", err)
-			}
-			if !ok {
-				return nil, huma.Error404NotFound("no such job (finished jobs are kept for JOBS_KEEP_MINUTES, the last JOBS_KEEP of them, )")
-			}
-			return &struct{ Body jobs.View }{v}, nil
-		})
+// ready answers the last check of the dependencies.
+func (h *handlers) ready(context.Context, *struct{}) (*readyOutput, error) {
+	return h.Ready.answer(), nil
 }

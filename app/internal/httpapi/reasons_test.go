@@ -21,6 +21,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/httpapi"
+	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
@@ -62,7 +63,7 @@ func TestClientsSeeOurReasons(t *testing.T) {
 	b := stacktest.Bucket(t)
 	standin, through := s3standin.New(t, b)
 	var log lockedBuffer
-	logger := slog.New(httpapi.WithRequestIDs(slog.NewTextHandler(&log, nil)))
+	logger := slog.New(middleware.WithRequestIDs(slog.NewTextHandler(&log, nil)))
 	root := filepath.Join(t.TempDir(), "downloads")
 	def := config.Defaults()
 	dl, err := download.New(download.Config{Records: store, Claims: store, S3: through.Client, Bucket: b.Name, Root: root,

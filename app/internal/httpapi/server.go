@@ -15,6 +15,8 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humagin"
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
+
+	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 )
 
 // Check is one dependency that readiness reports on.
@@ -56,7 +58,10 @@ func NewServer(d Deps) http.Handler {
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
-	r.Use(requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), inFlight(d.Limits.InFlight), readDeadline(d.Limits.ReadTimeout))
+	l := d.Limits
+	r.Use(middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
+		middleware.RateLimit(l.PerSecond, l.Burst, l.Clients, unbounded), middleware.InFlight(l.InFlight, unbounded),
+		middleware.ReadDeadline(l.ReadTimeout, isPost))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:  d.CORS,
@@ -66,8 +71,10 @@ func NewServer(d Deps) http.Handler {
 			MaxAge:        12 * time.Hour,
 		}))
 	}
-	r.NoRoute(func(c *gin.Context) { writeProblem(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
-	r.NoMethod(func(c *gin.Context) { writeProblem(c, http.StatusMethodNotAllowed, "method not allowed") })
+	r.NoRoute(func(c *gin.Context) {
+		middleware.Problem(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path)
+	})
+	r.NoMethod(func(c *gin.Context) { middleware.Problem(c, http.StatusMethodNotAllowed, "method not allowed") })
 	r.HandleMethodNotAllowed = true
 
 	cfg := huma.DefaultConfig("Aircraft data platform", d.Version)
@@ -82,32 +89,14 @@ func NewServer(d Deps) http.Handler {
 	api := humagin.New(r, cfg)
 	api.UseMiddleware(requireToken(api, d.APITokens, map[string][]string{"bearer": d.APITokens, "read": d.ReadTokens}))
 
-	registerHealth(api, d)
-	registerFlights(api, d)
-	registerJobs(api, d)
-	registerFiles(api, d)
+	routes(api, &handlers{Deps: d})
 	registerDocs(r)
 	registerSpec(r, api)
 	return r
 }
 
-// post declares a POST operation that needs the bearer token.
-func post(id, path, summary string, tags ...string) huma.Operation {
-	return huma.Operation{
-		OperationID: id, Method: http.MethodPost, Path: path, Summary: summary, Tags: tags,
-		Security: []map[string][]string{{"bearer": {}}},
-	}
-}
-
-func get(id, path, summary string, tags ...string) huma.Operation {
-	return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary, Tags: tags}
-}
-
-// listing declares a GET whose answer reveals S3 keys or local paths: it
-// needs a token of READ_TOKEN or API_TOKEN.
-func listing(id, path, summary string, tags ...string) huma.Operation {
-	op := get(id, path, summary, tags...)
-	op.Security = []map[string][]string{{"read": {}}, {"bearer": {}}}
-	op.Errors = []int{http.StatusUnauthorized}
-	return op
+// handlers serve the operations that routes declares, with the service's
+// dependencies.
+type handlers struct {
+	Deps
 }

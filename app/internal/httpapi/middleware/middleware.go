@@ -1,9 +1,12 @@
-package httpapi
+// Package middleware is the gin middleware of the service's HTTP interface:
+// request ids, the access log, recovery from panics, and the bounds on what
+// anonymous reads may cost (a rate limit per client address, the requests
+// served at once, a deadline). Its refusals are RFC 9457 problems.
+package middleware
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
@@ -20,6 +23,12 @@ type ctxKey struct{}
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxKey{}).(string)
 	return id
+}
+
+// WithRequestID returns ctx carrying the request id id, for work that
+// outlives its request (a job) and logs under its id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
 }
 
 // WithRequestIDs makes h add the request id (request_id) to each record
@@ -43,11 +52,12 @@ func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
 func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler {
 	return requestIDs{h.Handler.WithAttrs(as)}
 }
+
 func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
-// requestID takes the caller's X-Request-Id (when it is sane) or makes one,
+// RequestIDs takes the caller's X-Request-Id (when it is sane) or makes one,
 // echoes it, and puts it in the request's context for logs.
-func requestID() gin.HandlerFunc {
+func RequestIDs() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader("X-Request-Id")
 		if len(id) == 0 || len(id) > 128 || strings.ContainsAny(id, "\r\n") {
@@ -61,8 +71,8 @@ func requestID() gin.HandlerFunc {
 	}
 }
 
-// accessLog writes one structured line per request.
-func accessLog(log *slog.Logger) gin.HandlerFunc {
+// AccessLog writes one structured line per request.
+func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
@@ -82,9 +92,9 @@ func accessLog(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// recovery turns a panic into a 500 problem, logged with the request id,
+// Recovery turns a panic into a 500 problem, logged with the request id,
 // never a stack trace to the client.
-func recovery(log *slog.Logger) gin.HandlerFunc {
+func Recovery(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -93,45 +103,15 @@ func recovery(log *slog.Logger) gin.HandlerFunc {
 				}
 				id := RequestID(c.Request.Context())
 				log.Error("panic", "request_id", id, "panic", v)
-				writeProblem(c, http.StatusInternalServerError, "internal error (request id "+id+")")
+				Problem(c, http.StatusInternalServerError, "internal error (request id "+id+")")
 			}
 		}()
 		c.Next()
 	}
 }
 
-// requireToken makes every operation that declares a security scheme carry
-// "Authorization: Bearer <token>" with a token of one of its schemes
-// (tokens: scheme → its tokens): POSTs (bearer: API_TOKEN) and listings
-// (read: READ_TOKEN, or bearer). With no API token, auth is off, which the
-// service only allows when told so explicitly.
-func requireToken(api huma.API, apiTokens []string, tokens map[string][]string) func(huma.Context, func(huma.Context)) {
-	return func(ctx huma.Context, next func(huma.Context)) {
-		op := ctx.Operation()
-		if len(apiTokens) == 0 || len(op.Security) == 0 {
-			next(ctx)
-			return
-		}
-		got, ok := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
-		match := 0
-		for _, req := range op.Security {
-			for scheme := range req {
-				for _, t := range tokens[scheme] { // every one, in constant time: no early exit
-					match |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
-				}
-			}
-		}
-		if !ok || got == "" || match != 1 {
-			ctx.SetHeader("WWW-Authenticate", `Bearer realm="aircraft"`)
-			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing or invalid bearer token: send Authorization: Bearer <token>")
-			return
-		}
-		next(ctx)
-	}
-}
-
 // writeProblem writes an RFC 9457 problem for requests that never reach huma.
-func writeProblem(c *gin.Context, status int, detail string) {
+func Problem(c *gin.Context, status int, detail string) {
 	c.Header("Content-Type", "application/problem+json")
 	c.AbortWithStatusJSON(status, &huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail})
 }
