@@ -90,11 +90,11 @@ const describeFleet = `{"Stacks": [{"StackName": "AircraftFleet", "StackStatus":
  {"OutputKey": "ReleaseId", "OutputValue": "rel222"},
  {"OutputKey": "AlarmTopicArn", "OutputValue": "arn:aws:sns:eu-west-1:123456789012:AircraftFleet-Alarms"}]}]}`
 
-// fleetGroup: i-0b is in service but unhealthy, i-0c and i-0a healthy; i-0a runs an older launch template version.
+// fleetGroup: i-0a is in service but unhealthy and runs an older launch template version; i-0c and i-0b are healthy.
 const fleetGroup = `{"AutoScalingGroups": [{"Instances": [
  {"InstanceId": "i-0c", "LifecycleState": "InService", "HealthStatus": "Healthy", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "5"}},
- {"InstanceId": "i-0b", "LifecycleState": "InService", "HealthStatus": "Unhealthy", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "5"}},
- {"InstanceId": "i-0a", "LifecycleState": "InService", "HealthStatus": "Healthy", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "4"}}]}]}`
+ {"InstanceId": "i-0b", "LifecycleState": "InService", "HealthStatus": "Healthy", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "5"}},
+ {"InstanceId": "i-0a", "LifecycleState": "InService", "HealthStatus": "Unhealthy", "LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "4"}}]}]}`
 
 func TestUsage(t *testing.T) {
 	newFake(t, true)
@@ -205,7 +205,7 @@ func TestShellOpensASessionOnAHealthyFleetInstance(t *testing.T) {
 		"sts get-caller-identity --output json",
 		"cloudformation describe-stacks --stack-name AircraftFleet --output json",
 		"autoscaling describe-auto-scaling-groups --auto-scaling-group-names AircraftFleet-Group --output json",
-		"ssm start-session --target i-0a",
+		"ssm start-session --target i-0b",
 	}
 	if got := f.calls(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
