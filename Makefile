@@ -99,6 +99,20 @@ bootstrap: ## cdk bootstrap (once per account and region)
 diagram: ## regenerate the architecture picture (docs/architecture.md, README) from the synthesized template
 	@$(MAKE) -C infra diagram
 
+# Operator commands on a deployed stack (scripts/cmd/ops): the AWS CLI's profile and region apply (AWS_PROFILE,
+# AWS_REGION); ARGS go to `aws logs tail` (e.g. ARGS="--since 1h --filter-pattern ERROR").
+OPS := .dev/bin/ops
+.PHONY: logs shell status ops
+ops:
+	@mkdir -p .dev/bin
+	@cd scripts && GOWORK=off go build -o ../$(OPS) ./cmd/ops
+logs: ops ## follow the service's log group: make logs STACK=<name> [ARGS="--since 1h"]
+	@$(OPS) logs "$(STACK)" $(ARGS)
+shell: ops ## a shell on the instance (or one of the fleet's) through Session Manager: make shell STACK=<name>
+	@$(OPS) shell "$(STACK)"
+status: ops ## outputs, /api/v1/ready over HTTPS, alarms (ALARM first), release on the instance(s): make status STACK=<name>
+	@$(OPS) status "$(STACK)"
+
 # --- benchmarks -------------------------------------------------------------
 
 # Each target runs the app's Go benchmarks of the parts alone (they need app internals), then the service's benchmark
