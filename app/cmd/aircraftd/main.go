@@ -24,8 +24,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/sethvargo/go-retry"
 
+	"github.com/aircraftdata/platform/app/internal/backfill"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
@@ -111,6 +113,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}}
 	reads := *ingestion
 	reads.DB = st.db.Reads()
+	backfillCtx, stopBackfills := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackfills()
+	backfills, local, err := backfills(backfillCtx, cfg, log, st, ingestion)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Log:            log,
 		Version:        version,
@@ -127,6 +135,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Jobs:   registry,
 		Ready:  ready,
 		Lanes:  st.lanes(log),
+
+		Backfills: backfills,
 	})
 
 	// Shutdown, in this order: (1) stop accepting, (2) requests in flight
@@ -149,10 +159,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	log.Info("shutting down: stopping jobs")
 	registry.Stop(serve.ErrShutdown)
+	log.Info("shutting down: stopping backfills (their batches under way are cancelled, none committed in part)")
+	stopBackfills()
+	local.Wait()
 	log.Info("shutting down: closing the downloads root, mongodb, postgres")
 	st.close(log)
 	log.Info("stopped")
 	return err
+}
+
+// backfills returns the backfill manager: on the Step Functions state
+// machine BACKFILL_STATE_MACHINE_ARN when set, else in this process (local,
+// whose backfills end when ctx does: Wait waits for them; a local runner is
+// returned either way).
+func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, ingestion *ingest.Service) (*backfill.Manager, *backfill.Local, error) {
+	limits := backfill.Limits{
+		MaxRunning: cfg.BackfillMaxRunning, BatchSize: cfg.BackfillBatchSize, Concurrency: cfg.BackfillConcurrency,
+		Retries: cfg.BackfillRetries, Backoff: cfg.BackfillRetryWait, ToleratedFailurePercent: cfg.BackfillToleratedPercent,
+		Lease: cfg.JobsLease,
+	}
+	if err := limits.Check(); err != nil {
+		return nil, nil, err
+	}
+	local := backfill.NewLocal(ctx, &backfill.Local{Store: st.db, Ingest: ingestion, Bucket: st.flights, Limits: limits, Log: log})
+	m := &backfill.Manager{Store: st.db, Runner: local, Bucket: st.flights.Name, Limits: limits, Log: log, Cost: backfill.Cost{
+		PerGB: float64(cfg.BackfillCostPerGB) / 1e6, PerFile: float64(cfg.BackfillCostPer1000Files) / 1e9,
+		PerBatch: float64(cfg.BackfillCostPerBatch) / 1e6,
+	}}
+	if cfg.BackfillStateMachineARN != "" {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
+		if err != nil {
+			return nil, nil, fmt.Errorf("aws config: %w", err)
+		}
+		m.Runner = &backfill.StepFunctions{Client: sfn.NewFromConfig(awsCfg), StateMachine: cfg.BackfillStateMachineARN,
+			Store: st.db, Limits: limits}
+		log.Info("backfills: on Step Functions", "state_machine", cfg.BackfillStateMachineARN)
+	}
+	return m, local, nil
 }
 
 // instanceID names this process in the jobs it runs: host and a random

@@ -46,6 +46,18 @@ type Config struct {
 	IngestMaxDepth           int           // nesting of arrays and objects
 	IngestMaxDecodeTime      time.Duration // decode, not counting waits for S3
 	S3Stall                  time.Duration // no byte of an object from S3 for this long: S3 unavailable
+
+	// Backfills (docs/ingestion.md "Backfills").
+	BackfillMaxRunning       int
+	BackfillBatchSize        int
+	BackfillConcurrency      int
+	BackfillRetries          int
+	BackfillRetryWait        time.Duration
+	BackfillToleratedPercent int
+	BackfillStateMachineARN  string
+	BackfillCostPerGB        int // micro-USD
+	BackfillCostPer1000Files int // micro-USD
+	BackfillCostPerBatch     int // micro-USD
 	ShutdownGrace            time.Duration
 
 	ReadToken        string        // bearer token(s) for the listing GETs that reveal keys and paths

@@ -244,6 +244,7 @@ func TestDocsListEveryOperation(t *testing.T) {
 		"POST /process-s3-data", "GET /aircraft-stats/{icao}", "GET /api/v1/aircraft", "GET /api/v1/ingestion/failed",
 		"POST /api/v1/download", "POST /api/v1/files", "POST /api/v1/files/index", "GET /api/v1/files",
 		"GET /api/v1/jobs/{id}", "GET /api/v1/health", "GET /api/v1/ready",
+		"POST /api/v1/backfills", "GET /api/v1/backfills/{id}", "DELETE /api/v1/backfills/{id}",
 	}
 	resp, err := http.Get(url + "/openapi.json")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/aircraftdata/platform/app/internal/backfill"
 	"github.com/aircraftdata/platform/app/internal/download"
 	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/ingest"
@@ -58,6 +59,14 @@ func (i ingestService) Begin(ctx context.Context, prefix string) (IngestRun, err
 
 func (i ingestService) FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error) {
 	return i.reads.FailedFiles(ctx, after, limit)
+}
+
+// Backfills starts, answers and stops backfills (backfill.Manager).
+type Backfills interface {
+	// Start fails with *backfill.RequestError or backfill.ErrFull.
+	Start(ctx context.Context, req backfill.Request) (backfill.Backfill, error)
+	Get(ctx context.Context, id string) (backfill.Backfill, bool, error)
+	Stop(ctx context.Context, id string) (backfill.Backfill, bool, error)
 }
 
 // Jobs runs work in the background and answers for it (jobs.Registry).

@@ -23,6 +23,7 @@ const (
 func routes(api huma.API, h *handlers) {
 	ingestion := feature{h.Ingest != nil, "ingestion is not configured"}
 	laneFiles := feature{h.Lanes != nil, "lane file downloads are not configured: set MONGODB_URL"}
+	backfills := feature{h.Backfills != nil, "backfills are not configured"}
 
 	op := post("process-s3-data", "/process-s3-data", "Ingest flight data files from S3 into statistics", tagFlights)
 	op.Description = "Reads every object under prefix in S3_BUCKET (readsb-hist snapshots or [{icao, altitude, speed}] lists, " +
@@ -44,6 +45,10 @@ func routes(api huma.API, h *handlers) {
 		"when. Later runs skip them until their ETag changes, or when called with retry_failed=true. Needs a token of READ_TOKEN " +
 		"or API_TOKEN (it names S3 keys). A page holds at most READ_PAGE_MAX files."
 	huma.Register(api, op, only(ingestion, h.listFailed))
+
+	huma.Register(api, startBackfillOp(), only(backfills, h.startBackfill))
+	huma.Register(api, getBackfillOp(), only(backfills, h.getBackfill))
+	huma.Register(api, stopBackfillOp(), only(backfills, h.stopBackfill))
 
 	op = post("download", "/api/v1/download", "Download the files of one lane and hour", tagLanes)
 	op.Description = "Downloads every registered file of lane_id whose timestamp falls in the UTC hour `hour` of `date` " +

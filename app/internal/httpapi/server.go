@@ -48,6 +48,8 @@ type Deps struct {
 	Ready  *Readiness // nil: not ready
 
 	Lanes *Lanes // lane file downloads; nil without MongoDB
+
+	Backfills Backfills // nil: the backfill endpoints answer 503
 }
 
 // NewServer returns the service's HTTP handler.

@@ -1,0 +1,281 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/progress"
+)
+
+// Processor ingests a batch of objects exactly once (ingest.Service).
+type Processor interface {
+	Process(ctx context.Context, objs []bucket.Object, req ingest.Request, p *progress.Counter) (*ingest.Result, error)
+}
+
+// Lister lists a bucket's objects under a prefix, a page at a time (bucket.Bucket).
+type Lister interface {
+	List(ctx context.Context, prefix string, fn func([]bucket.Object) error) error
+}
+
+// Local runs backfills in this process: the keys are listed page by page
+// and cut into batches of Limits.BatchSize, Limits.Concurrency batches run
+// at once, a batch whose dependency failed is retried Limits.Retries times
+// with a doubling backoff, and the backfill fails once more than
+// Limits.ToleratedFailurePercent of the batches listed so far failed. Memory
+// is bounded by the batch size and the concurrency, whatever the listing
+// holds.
+type Local struct {
+	Store  Store
+	Ingest Processor
+	Bucket Lister
+	Limits Limits
+	Log    *slog.Logger
+
+	ctx  context.Context // the service's: cancelled at shutdown
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// NewLocal returns l, whose backfills run until ctx ends (Wait waits for
+// them).
+func NewLocal(ctx context.Context, l *Local) *Local {
+	l.ctx = ctx
+	return l
+}
+
+// Name is "local".
+func (l *Local) Name() string { return "local" }
+
+// Refresh does nothing: a local backfill saves its progress as it goes.
+func (l *Local) Refresh(context.Context, *Backfill) error { return nil }
+
+// Stop does nothing: the backfill sees its stop requested in the Store.
+func (l *Local) Stop(context.Context, Backfill) error { return nil }
+
+// Wait waits for the backfills of this process to end (after the context
+// given to NewLocal is cancelled, they end within a batch).
+func (l *Local) Wait() { l.wg.Wait() }
+
+// Start runs b in the background.
+func (l *Local) Start(_ context.Context, b *Backfill) error {
+	if err := l.Limits.Check(); err != nil {
+		return err
+	}
+	prefixes, err := b.Request.Prefixes()
+	if err != nil {
+		return err
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		state, errText := l.run(b.ID, prefixes)
+		if err := l.Store.EndBackfill(context.WithoutCancel(l.ctx), b.ID, state, errText); err != nil {
+			l.logger().Error("backfill: saving its end", "backfill", b.ID, "state", state, "error", err)
+		}
+	}()
+	return nil
+}
+
+func (l *Local) logger() *slog.Logger {
+	if l.Log != nil {
+		return l.Log
+	}
+	return slog.Default()
+}
+
+// errTooManyFailed ends a backfill whose failed batches passed the threshold.
+var errTooManyFailed = errors.New("more batches failed than tolerated")
+
+// errStopRequested ends a backfill asked to stop.
+var errStopRequested = errors.New("stop requested")
+
+// run lists, batches and ingests, and says how the backfill ended.
+func (l *Local) run(id string, prefixes []string) (State, string) {
+	ctx, cancel := context.WithCancelCause(l.ctx)
+	defer cancel(nil)
+	log := l.logger().With("backfill", id)
+
+	// One goroutine saves progress, in order: the batches' deltas, and a
+	// heartbeat that renews the lease and sees a stop requested.
+	deltas := make(chan Delta, l.Limits.Concurrency)
+	var saver sync.WaitGroup
+	var failed, listed int64
+	saver.Add(1)
+	go func() {
+		defer saver.Done()
+		tick := time.NewTicker(l.Limits.Lease / 3)
+		defer tick.Stop()
+		for {
+			var d Delta
+			select {
+			case dd, ok := <-deltas:
+				if !ok {
+					return
+				}
+				d = dd
+			case <-tick.C:
+			}
+			failed += d.BatchesFailed
+			listed += d.BatchesListed
+			stop, err := l.save(id, d)
+			switch {
+			case err != nil:
+				log.Error("backfill: saving progress", "error", err)
+				cancel(fmt.Errorf("postgres unavailable: %w", err))
+			case stop:
+				cancel(errStopRequested)
+			case failed*100 > int64(l.Limits.ToleratedFailurePercent)*listed:
+				cancel(errTooManyFailed)
+			}
+		}
+	}()
+
+	batches := make(chan []bucket.Object)
+	var workers sync.WaitGroup
+	for range l.Limits.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for objs := range batches {
+				d := l.batch(ctx, objs)
+				if d == nil {
+					continue // stopped mid-batch: not counted, nothing committed of it counted twice
+				}
+				deltas <- *d
+			}
+		}()
+	}
+
+	listErr := l.list(ctx, prefixes, func(b []bucket.Object) error {
+		select {
+		case batches <- b:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}, deltas)
+	close(batches)
+	workers.Wait()
+	if listErr == nil {
+		deltas <- Delta{Progress: Progress{ListingDone: true}}
+	}
+	close(deltas)
+	saver.Wait()
+
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errStopRequested):
+		return Stopped, ""
+	case errors.Is(cause, errTooManyFailed):
+		return Failed, cause.Error()
+	case cause != nil && l.ctx.Err() != nil:
+		return Stopped, "the service shut down: start the backfill again to go on"
+	case cause != nil:
+		log.Error("backfill failed", "error", cause)
+		return Failed, "postgres unavailable"
+	case listErr != nil:
+		log.Error("backfill: listing failed", "error", listErr)
+		return Failed, "s3 unavailable: listing failed"
+	case failed*100 > int64(l.Limits.ToleratedFailurePercent)*listed:
+		return Failed, errTooManyFailed.Error()
+	}
+	return Succeeded, ""
+}
+
+// save adds d to the backfill, retried with the batches' backoff: progress
+// lost would be counted wrong for good.
+func (l *Local) save(id string, d Delta) (stop bool, err error) {
+	wait := l.Limits.Backoff
+	for try := 0; ; try++ {
+		stop, err = l.Store.AddProgress(context.WithoutCancel(l.ctx), id, d, l.Limits.Lease)
+		if err == nil || try == l.Limits.Retries {
+			return stop, err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// list calls fn with the objects under prefixes in batches of BatchSize,
+// counting them in deltas.
+func (l *Local) list(ctx context.Context, prefixes []string, fn func([]bucket.Object) error, deltas chan<- Delta) error {
+	size := l.Limits.BatchSize
+	batch := make([]bucket.Object, 0, size)
+	send := func() error {
+		deltas <- Delta{Progress: Progress{BatchesListed: 1}}
+		b := batch
+		batch = make([]bucket.Object, 0, size)
+		return fn(b)
+	}
+	for _, p := range prefixes {
+		err := l.Bucket.List(ctx, p, func(objs []bucket.Object) error {
+			for _, o := range objs {
+				batch = append(batch, o)
+				if len(batch) == size {
+					if err := send(); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(batch) > 0 {
+		return send()
+	}
+	return nil
+}
+
+// batch ingests objs, retrying when a dependency failed, and returns what
+// it adds to the progress, or nil when the backfill stopped before it
+// ended.
+func (l *Local) batch(ctx context.Context, objs []bucket.Object) *Delta {
+	// A batch under way runs to its end even when the backfill is stopped
+	// (each is bounded: BatchSize files, S3_STALL_SECONDS per read); only
+	// the service shutting down cancels it.
+	run := l.ctx
+	wait := l.Limits.Backoff
+	var err error
+	for try := 0; try <= l.Limits.Retries; try++ {
+		if try > 0 {
+			select {
+			case <-time.After(wait):
+				wait *= 2
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		var res *ingest.Result
+		res, err = l.Ingest.Process(run, objs, ingest.Request{}, nil)
+		if err == nil {
+			return &Delta{Progress: Progress{
+				BatchesDone: 1, Files: int64(res.FilesSeen), FilesIngested: int64(res.FilesIngested),
+				FilesFailed: int64(res.FilesFailed), Bytes: res.Bytes, Observations: res.Observations,
+			}}
+		}
+		if run.Err() != nil {
+			return nil
+		}
+		if !errors.As(err, new(*ingest.UnavailableError)) {
+			break // not a dependency's hiccup: retrying will not help
+		}
+	}
+	l.logger().Error("backfill: batch failed", "first", objs[0].Key, "files", len(objs), "error", err)
+	reason := err.Error() // an UnavailableError names the dependency only
+	if !errors.As(err, new(*ingest.UnavailableError)) {
+		reason = "internal error (logged)"
+	}
+	return &Delta{
+		Progress: Progress{BatchesFailed: 1},
+		Failed:   &FailedBatch{First: objs[0].Key, Last: objs[len(objs)-1].Key, Files: len(objs), Error: reason},
+	}
+}
