@@ -117,7 +117,7 @@ func TestBackfillCountsOnceAndAnswersEverywhere(t *testing.T) {
 		put("hist/2023/11/01/"+name, data)
 	}
 	put("hist/2023/11/01/20231101-000315Z.json.gz", stacktest.Sample(t, "20231101-000315Z.json.gz")) // a duplicate snapshot
-	put("hist/2023/11/01/bad.json", stacktest.Sample(t, "bad/20231101-000030Z.cut-mid-record.json"))  // quarantined
+	put("hist/2023/11/01/bad.json", stacktest.Sample(t, "bad/20231101-000030Z.cut-mid-record.json")) // quarantined
 	for i := range 10 {
 		data := tinySnapshot(1698800000+float64(i*5), 5+i)
 		want.Add(t, data)
