@@ -185,8 +185,8 @@ type Limits struct {
 	Concurrency int           // BACKFILL_CONCURRENCY: batches at once per backfill
 	Retries     int           // BACKFILL_RETRIES: retries of a batch whose dependency failed
 	Backoff     time.Duration // first wait between retries, doubled each time
-	// ToleratedFailurePercent of the batches listed may fail before the
-	// backfill fails (BACKFILL_TOLERATED_FAILURE_PERCENT).
+	// ToleratedFailurePercent of the batches may fail; more fail the
+	// backfill (BACKFILL_TOLERATED_FAILURE_PERCENT).
 	ToleratedFailurePercent int
 	Lease                   time.Duration // a running local backfill not renewed this long is lost
 }

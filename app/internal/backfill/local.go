@@ -26,8 +26,9 @@ type Lister interface {
 // Local runs backfills in this process: the keys are listed page by page
 // and cut into batches of Limits.BatchSize, Limits.Concurrency batches run
 // at once, a batch whose dependency failed is retried Limits.Retries times
-// with a doubling backoff, and the backfill fails once more than
-// Limits.ToleratedFailurePercent of the batches listed so far failed. Memory
+// with a doubling backoff, and the backfill fails when more than
+// Limits.ToleratedFailurePercent of its batches failed: judged on the
+// batches ended once minJudged have, and on all of them at the end. Memory
 // is bounded by the batch size and the concurrency, whatever the listing
 // holds.
 type Local struct {
@@ -105,7 +106,7 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 	// heartbeat that renews the lease and sees a stop requested.
 	deltas := make(chan Delta, l.Limits.Concurrency)
 	var saver sync.WaitGroup
-	var failed, listed int64
+	var failed, listed, ended int64
 	saver.Add(1)
 	go func() {
 		defer saver.Done()
@@ -123,6 +124,7 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 			}
 			failed += d.BatchesFailed
 			listed += d.BatchesListed
+			ended += d.BatchesDone + d.BatchesFailed
 			stop, err := l.save(id, d)
 			switch {
 			case err != nil:
@@ -130,7 +132,7 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 				cancel(fmt.Errorf("postgres unavailable: %w", err))
 			case stop:
 				cancel(errStopRequested)
-			case failed*100 > int64(l.Limits.ToleratedFailurePercent)*listed:
+			case ended >= minJudged && l.tooMany(failed, ended):
 				cancel(errTooManyFailed)
 			}
 		}
@@ -182,10 +184,19 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 	case listErr != nil:
 		log.Error("backfill: listing failed", "error", listErr)
 		return Failed, "s3 unavailable: listing failed"
-	case failed*100 > int64(l.Limits.ToleratedFailurePercent)*listed:
+	case l.tooMany(failed, listed):
 		return Failed, errTooManyFailed.Error()
 	}
 	return Succeeded, ""
+}
+
+// minJudged is how many batches must have ended before the share failed
+// stops a backfill under way (after it, every batch listed counts).
+const minJudged = 20
+
+// tooMany reports whether failed of n batches is more than tolerated.
+func (l *Local) tooMany(failed, n int64) bool {
+	return failed*100 > int64(l.Limits.ToleratedFailurePercent)*n
 }
 
 // save adds d to the backfill, retried with the batches' backoff: progress

@@ -95,7 +95,7 @@ func (c *Config) settings() []Setting {
 			positive("BACKFILL_CONCURRENCY", 2, &c.BackfillConcurrency, "batches of a backfill at once: in-process, each with INGEST_WORKERS workers; on Step Functions, the map's MaxConcurrency"),
 			positive("BACKFILL_RETRIES", 3, &c.BackfillRetries, "retries of a batch whose dependency (S3, PostgreSQL) failed, then the batch is listed as failed"),
 			seconds("BACKFILL_RETRY_SECONDS", 2*time.Second, &c.BackfillRetryWait, "wait before a batch's first retry, doubled at each"),
-			positive("BACKFILL_TOLERATED_FAILURE_PERCENT", 5, &c.BackfillToleratedPercent, "a backfill fails once more than this share of the batches listed so far failed"),
+			positive("BACKFILL_TOLERATED_FAILURE_PERCENT", 5, &c.BackfillToleratedPercent, "a backfill fails when more than this share of its batches failed (judged on the batches ended once 20 have, then on all)"),
 			text("BACKFILL_STATE_MACHINE_ARN", "", &c.BackfillStateMachineARN, "Step Functions state machine that runs backfills; unset: they run in this process"),
 			positive("BACKFILL_COST_MICROUSD_PER_GB", 230, &c.BackfillCostPerGB, "estimated cost: Lambda time per GB ingested, micro-USD (docs/ingestion.md)"),
 			positive("BACKFILL_COST_MICROUSD_PER_1000_FILES", 400, &c.BackfillCostPer1000Files, "estimated cost: S3 GETs per 1,000 files, micro-USD"),
