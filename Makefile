@@ -129,6 +129,14 @@ bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots: dec
 	BENCH_SNAPSHOTS="$$data" go -C app test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 3x ./internal/ingest && \
 	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-ingest -data "$$data" $(BENCH_ARGS) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE))
 
+.PHONY: bench-backfill
+bench-backfill: devstack ## a backfill of N concurrent workers (BENCH_WORKERS, default 4) against one POST /process-s3-data, same generated data: MB/s, obs/s per worker and in total, CPU by process, CPU-s/GB vs the pure decode's, a year on paper
+	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && \
+	go -C bench run ./cmd/bench-ingest -generate "$$data" $(BENCH_ARGS) && \
+	cpu=$$(BENCH_SNAPSHOTS="$$data" go -C app test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 3x ./internal/ingest | \
+		tee /dev/stderr | awk '{for (i = 2; i <= NF; i++) if ($$i == "cpu-s/GB") print $$(i-1)}') && \
+	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-backfill -data "$$data" -workers $(or $(BENCH_WORKERS),4) -decode-cpu-per-gb "$$cpu"
+
 .PHONY: bench-download
 bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB: the engine alone, then the service vs s5cmd v2.3.0: MB/s, ratios, peak RSS (BENCH_RUNS runs, default 5)
 	@$(DEVSTACK) exec -- go -C app test -run '^$$' -bench '^BenchmarkEngine$$' -benchtime $(BENCH_RUNS)x -timeout 30m ./internal/download

@@ -28,6 +28,7 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
+	"github.com/aircraftdata/platform/app/internal/backfill/inprocess"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/download"
@@ -172,7 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // machine BACKFILL_STATE_MACHINE_ARN when set, else in this process (local,
 // whose backfills end when ctx does: Wait waits for them; a local runner is
 // returned either way).
-func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, ingestion *ingest.Service) (*backfill.Manager, *backfill.Local, error) {
+func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, ingestion *ingest.Service) (*backfill.Manager, *inprocess.Runner, error) {
 	limits := backfill.Limits{
 		MaxRunning: cfg.BackfillMaxRunning, BatchSize: cfg.BackfillBatchSize, Concurrency: cfg.BackfillConcurrency,
 		Retries: cfg.BackfillRetries, Backoff: cfg.BackfillRetryWait, ToleratedFailurePercent: cfg.BackfillToleratedPercent,
@@ -181,7 +182,7 @@ func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *st
 	if err := limits.Check(); err != nil {
 		return nil, nil, err
 	}
-	local := backfill.NewLocal(ctx, &backfill.Local{Store: st.db, Ingest: ingestion, Bucket: st.flights, Limits: limits, Log: log})
+	local := inprocess.New(ctx, &inprocess.Runner{Store: st.db, Ingest: ingestion, Bucket: st.flights, Limits: limits, Log: log})
 	m := &backfill.Manager{Store: st.db, Runner: local, Bucket: st.flights.Name, Limits: limits, Log: log, Cost: backfill.Cost{
 		PerGB: float64(cfg.BackfillCostPerGB) / 1e6, PerFile: float64(cfg.BackfillCostPer1000Files) / 1e9,
 		PerBatch: float64(cfg.BackfillCostPerBatch) / 1e6,

@@ -3,8 +3,8 @@
 //
 // A backfill is started, watched and stopped through a Manager, which keeps
 // it in a Store (PostgreSQL, so that any instance answers for it) and runs it
-// with a Runner: Local runs the batches in this process with bounded
-// concurrency (the default, and what `make dev` and the tests use); StepFunctions
+// with a Runner: inprocess.Runner runs the batches in this process with
+// bounded concurrency (the default, and what `make dev` and the tests use); StepFunctions
 // starts an execution of a state machine whose Distributed Map runs the same
 // batches in AWS Lambda workers. Either way a batch is ingest.Service.Process
 // over at most 200 keys: committed whole or not at all, and a file counts
@@ -36,7 +36,7 @@ const (
 // ErrFull means as many backfills as allowed run already.
 var ErrFull = errors.New("backfill: too many backfills are running")
 
-// InstanceLost is the error of a local backfill whose instance stopped
+// InstanceLost is the error of an in-process backfill whose instance stopped
 // renewing it: it is answered failed; a new backfill over the same keys goes
 // on where it stopped (the ledger skips what it committed).
 const InstanceLost = "instance lost: start the backfill again to go on"
@@ -79,7 +79,7 @@ func (r Request) Prefixes() ([]string, error) {
 	return ps, nil
 }
 
-// Progress counts what a backfill did. Local backfills count everything;
+// Progress counts what a backfill did. In-process backfills count everything;
 // a Step Functions execution reports batches and files only (the workers'
 // bytes and observations are in their logs).
 type Progress struct {
@@ -149,7 +149,7 @@ type Store interface {
 	RequestStop(ctx context.Context, id string) (bool, error)
 }
 
-// Runner runs backfills: Local or StepFunctions.
+// Runner runs backfills: inprocess.Runner or StepFunctions.
 type Runner interface {
 	// Name is what Backfill.Runner says.
 	Name() string
@@ -157,7 +157,7 @@ type Runner interface {
 	// b.Execution when it has one.
 	Start(ctx context.Context, b *Backfill) error
 	// Refresh brings a running b's progress and state up to date from where
-	// it runs and saves them; Local's are saved as they change.
+	// it runs and saves them; the in-process runner's are saved as they change.
 	Refresh(ctx context.Context, b *Backfill) error
 	// Stop stops b (its stop is already requested in the Store).
 	Stop(ctx context.Context, b Backfill) error
@@ -188,7 +188,7 @@ type Limits struct {
 	// ToleratedFailurePercent of the batches may fail; more fail the
 	// backfill (BACKFILL_TOLERATED_FAILURE_PERCENT).
 	ToleratedFailurePercent int
-	Lease                   time.Duration // a running local backfill not renewed this long is lost
+	Lease                   time.Duration // a running in-process backfill not renewed this long is lost
 }
 
 // Check reports what is wrong with l.

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
+	"github.com/aircraftdata/platform/app/internal/backfill/inprocess"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/flight/flighttest"
@@ -36,7 +37,7 @@ func backfillCost(bytes, files, batches int64) float64 {
 // serveStack serves the API on db and b, with backfills run in-process by
 // a runner of its own (as on another instance), each batch through proc
 // (nil: the ingest service itself).
-func serveStack(t *testing.T, db *postgres.DB, b bucket.Bucket, limits backfill.Limits, proc func(backfill.Processor) backfill.Processor) string {
+func serveStack(t *testing.T, db *postgres.DB, b bucket.Bucket, limits backfill.Limits, proc func(inprocess.Processor) inprocess.Processor) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	def := config.Defaults()
@@ -44,12 +45,12 @@ func serveStack(t *testing.T, db *postgres.DB, b bucket.Bucket, limits backfill.
 		MaxBytes: def.IngestMaxFileBytes, MaxString: def.IngestMaxStringBytes, MaxAircraft: def.IngestMaxAircraftPerFile,
 		MaxDepth: def.IngestMaxDepth, MaxDecodeTime: def.IngestMaxDecodeTime,
 	}}
-	var p backfill.Processor = svc
+	var p inprocess.Processor = svc
 	if proc != nil {
 		p = proc(svc)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	local := backfill.NewLocal(ctx, &backfill.Local{Store: db, Ingest: p, Bucket: b, Limits: limits, Log: log})
+	local := inprocess.New(ctx, &inprocess.Runner{Store: db, Ingest: p, Bucket: b, Limits: limits, Log: log})
 	t.Cleanup(func() { cancel(); local.Wait() })
 	reg := jobs.NewRegistry(log, jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
@@ -206,7 +207,7 @@ func near(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }
 
 // held is a Processor whose second batch waits until released.
 type held struct {
-	backfill.Processor
+	inprocess.Processor
 	calls    chan struct{}
 	started  chan struct{}
 	released chan struct{}
@@ -234,7 +235,7 @@ func TestBackfillDeleteStops(t *testing.T) {
 		keys = append(keys, key)
 	}
 	h := &held{calls: make(chan struct{}, 10), started: make(chan struct{}), released: make(chan struct{})}
-	url := serveStack(t, db, b, backfillLimits(2, 1), func(p backfill.Processor) backfill.Processor { h.Processor = p; return h })
+	url := serveStack(t, db, b, backfillLimits(2, 1), func(p inprocess.Processor) inprocess.Processor { h.Processor = p; return h })
 	status, body, hdr := call(t, "POST", url+"/api/v1/backfills", map[string]string{"prefix": "h/"})
 	if status != http.StatusCreated {
 		t.Fatalf("POST: %d %v", status, body)

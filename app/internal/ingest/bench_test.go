@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,13 +48,24 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 	best := 0.0
 	b.SetBytes(size)
 	b.ResetTimer()
+	cpu := cpuSeconds()
 	for range b.N {
 		start := time.Now()
 		obs, aircraft = decodeAggregate(b, files, workers)
 		best = max(best, float64(size)/1e6/time.Since(start).Seconds())
 	}
+	b.ReportMetric((cpuSeconds()-cpu)/(float64(size)*float64(b.N)/1e9), "cpu-s/GB")
 	b.ReportMetric(best, "best-MB/s")
 	b.Logf("%s: %d files, %.0f MB, %d observations, %d aircraft, %d workers", dir, len(files), float64(size)/1e6, obs, aircraft, workers)
+}
+
+// cpuSeconds is the user and system CPU time of this process so far
+// (make bench-backfill compares a worker's CPU per GB with the pure
+// decode's).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func decodeAggregate(b *testing.B, files [][]byte, workers int) (int64, int) {

@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer stack.Close()
 
-	names, total, err := upload(ctx, stack, o.Data)
+	names, total, err := Upload(ctx, stack, o.Data)
 	if err != nil {
 		return err
 	}
@@ -144,9 +144,9 @@ func Run(ctx context.Context, o Options) error {
 	return w.Flush()
 }
 
-// upload puts every file of dir under raw/ in the stack's bucket, two at a time, and returns their names and
+// Upload puts every file of dir under raw/ in the stack's bucket, two at a time, and returns their names and
 // total size.
-func upload(ctx context.Context, stack *local.Stack, dir string) ([]string, int64, error) {
+func Upload(ctx context.Context, stack *local.Stack, dir string) ([]string, int64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, err

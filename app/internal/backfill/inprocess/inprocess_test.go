@@ -1,4 +1,4 @@
-package backfill_test
+package inprocess_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
+	"github.com/aircraftdata/platform/app/internal/backfill/inprocess"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/ingest"
@@ -21,7 +22,7 @@ import (
 // flaky fails the batches whose first key is in down with PostgreSQL
 // unavailable, the first fails[key] times (always when fails[key] < 0).
 type flaky struct {
-	backfill.Processor
+	inprocess.Processor
 	mu    sync.Mutex
 	fails map[string]int
 	tries map[string]int
@@ -54,7 +55,7 @@ func runLocal(t *testing.T, files int, limits backfill.Limits, fails map[string]
 		MaxDecodeTime: def.IngestMaxDecodeTime}}
 	f := &flaky{Processor: svc, fails: fails, tries: map[string]int{}}
 	runCtx, cancel := context.WithCancel(ctx)
-	local := backfill.NewLocal(runCtx, &backfill.Local{Store: db, Ingest: f, Bucket: b, Limits: limits, Log: slog.New(slog.DiscardHandler)})
+	local := inprocess.New(runCtx, &inprocess.Runner{Store: db, Ingest: f, Bucket: b, Limits: limits, Log: slog.New(slog.DiscardHandler)})
 	m := &backfill.Manager{Store: db, Runner: local, Bucket: b.Name, Limits: limits}
 	started, err := m.Start(ctx, backfill.Request{Prefix: "k/"})
 	if err != nil {

@@ -1,4 +1,6 @@
-package backfill
+// Package inprocess runs backfills (package backfill) in the service: the
+// default runner, and the one of `make dev` and the tests.
+package inprocess
 
 import (
 	"context"
@@ -8,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aircraftdata/platform/app/internal/backfill"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/progress"
@@ -23,7 +26,7 @@ type Lister interface {
 	List(ctx context.Context, prefix string, fn func([]bucket.Object) error) error
 }
 
-// Local runs backfills in this process: the keys are listed page by page
+// Runner runs backfills in this process: the keys are listed page by page
 // and cut into batches of Limits.BatchSize, Limits.Concurrency batches run
 // at once, a batch whose dependency failed is retried Limits.Retries times
 // with a doubling backoff, and the backfill fails when more than
@@ -31,11 +34,11 @@ type Lister interface {
 // batches ended once minJudged have, and on all of them at the end. Memory
 // is bounded by the batch size and the concurrency, whatever the listing
 // holds.
-type Local struct {
-	Store  Store
+type Runner struct {
+	Store  backfill.Store
 	Ingest Processor
 	Bucket Lister
-	Limits Limits
+	Limits backfill.Limits
 	Log    *slog.Logger
 
 	ctx  context.Context // the service's: cancelled at shutdown
@@ -43,28 +46,28 @@ type Local struct {
 	once sync.Once
 }
 
-// NewLocal returns l, whose backfills run until ctx ends (Wait waits for
+// New returns l, whose backfills run until ctx ends (Wait waits for
 // them).
-func NewLocal(ctx context.Context, l *Local) *Local {
+func New(ctx context.Context, l *Runner) *Runner {
 	l.ctx = ctx
 	return l
 }
 
 // Name is "local".
-func (l *Local) Name() string { return "local" }
+func (l *Runner) Name() string { return "local" }
 
 // Refresh does nothing: a local backfill saves its progress as it goes.
-func (l *Local) Refresh(context.Context, *Backfill) error { return nil }
+func (l *Runner) Refresh(context.Context, *backfill.Backfill) error { return nil }
 
 // Stop does nothing: the backfill sees its stop requested in the Store.
-func (l *Local) Stop(context.Context, Backfill) error { return nil }
+func (l *Runner) Stop(context.Context, backfill.Backfill) error { return nil }
 
 // Wait waits for the backfills of this process to end (after the context
-// given to NewLocal is cancelled, they end within a batch).
-func (l *Local) Wait() { l.wg.Wait() }
+// given to New is cancelled, they end within a batch).
+func (l *Runner) Wait() { l.wg.Wait() }
 
 // Start runs b in the background.
-func (l *Local) Start(_ context.Context, b *Backfill) error {
+func (l *Runner) Start(_ context.Context, b *backfill.Backfill) error {
 	if err := l.Limits.Check(); err != nil {
 		return err
 	}
@@ -83,7 +86,7 @@ func (l *Local) Start(_ context.Context, b *Backfill) error {
 	return nil
 }
 
-func (l *Local) logger() *slog.Logger {
+func (l *Runner) logger() *slog.Logger {
 	if l.Log != nil {
 		return l.Log
 	}
@@ -97,14 +100,14 @@ var errTooManyFailed = errors.New("more batches failed than tolerated")
 var errStopRequested = errors.New("stop requested")
 
 // run lists, batches and ingests, and says how the backfill ended.
-func (l *Local) run(id string, prefixes []string) (State, string) {
+func (l *Runner) run(id string, prefixes []string) (backfill.State, string) {
 	ctx, cancel := context.WithCancelCause(l.ctx)
 	defer cancel(nil)
 	log := l.logger().With("backfill", id)
 
 	// One goroutine saves progress, in order: the batches' deltas, and a
 	// heartbeat that renews the lease and sees a stop requested.
-	deltas := make(chan Delta, l.Limits.Concurrency)
+	deltas := make(chan backfill.Delta, l.Limits.Concurrency)
 	var saver sync.WaitGroup
 	var failed, listed, ended int64
 	saver.Add(1)
@@ -113,7 +116,7 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 		tick := time.NewTicker(l.Limits.Lease / 3)
 		defer tick.Stop()
 		for {
-			var d Delta
+			var d backfill.Delta
 			select {
 			case dd, ok := <-deltas:
 				if !ok {
@@ -165,7 +168,7 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 	close(batches)
 	workers.Wait()
 	if listErr == nil {
-		deltas <- Delta{Progress: Progress{ListingDone: true}}
+		deltas <- backfill.Delta{Progress: backfill.Progress{ListingDone: true}}
 	}
 	close(deltas)
 	saver.Wait()
@@ -173,21 +176,21 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errStopRequested):
-		return Stopped, ""
+		return backfill.Stopped, ""
 	case errors.Is(cause, errTooManyFailed):
-		return Failed, cause.Error()
+		return backfill.Failed, cause.Error()
 	case cause != nil && l.ctx.Err() != nil:
-		return Stopped, "the service shut down: start the backfill again to go on"
+		return backfill.Stopped, "the service shut down: start the backfill again to go on"
 	case cause != nil:
 		log.Error("backfill failed", "error", cause)
-		return Failed, "postgres unavailable"
+		return backfill.Failed, "postgres unavailable"
 	case listErr != nil:
 		log.Error("backfill: listing failed", "error", listErr)
-		return Failed, "s3 unavailable: listing failed"
+		return backfill.Failed, "s3 unavailable: listing failed"
 	case l.tooMany(failed, listed):
-		return Failed, errTooManyFailed.Error()
+		return backfill.Failed, errTooManyFailed.Error()
 	}
-	return Succeeded, ""
+	return backfill.Succeeded, ""
 }
 
 // minJudged is how many batches must have ended before the share failed
@@ -195,13 +198,13 @@ func (l *Local) run(id string, prefixes []string) (State, string) {
 const minJudged = 20
 
 // tooMany reports whether failed of n batches is more than tolerated.
-func (l *Local) tooMany(failed, n int64) bool {
+func (l *Runner) tooMany(failed, n int64) bool {
 	return failed*100 > int64(l.Limits.ToleratedFailurePercent)*n
 }
 
 // save adds d to the backfill, retried with the batches' backoff: progress
 // lost would be counted wrong for good.
-func (l *Local) save(id string, d Delta) (stop bool, err error) {
+func (l *Runner) save(id string, d backfill.Delta) (stop bool, err error) {
 	wait := l.Limits.Backoff
 	for try := 0; ; try++ {
 		stop, err = l.Store.AddProgress(context.WithoutCancel(l.ctx), id, d, l.Limits.Lease)
@@ -215,11 +218,11 @@ func (l *Local) save(id string, d Delta) (stop bool, err error) {
 
 // list calls fn with the objects under prefixes in batches of BatchSize,
 // counting them in deltas.
-func (l *Local) list(ctx context.Context, prefixes []string, fn func([]bucket.Object) error, deltas chan<- Delta) error {
+func (l *Runner) list(ctx context.Context, prefixes []string, fn func([]bucket.Object) error, deltas chan<- backfill.Delta) error {
 	size := l.Limits.BatchSize
 	batch := make([]bucket.Object, 0, size)
 	send := func() error {
-		deltas <- Delta{Progress: Progress{BatchesListed: 1}}
+		deltas <- backfill.Delta{Progress: backfill.Progress{BatchesListed: 1}}
 		b := batch
 		batch = make([]bucket.Object, 0, size)
 		return fn(b)
@@ -249,7 +252,7 @@ func (l *Local) list(ctx context.Context, prefixes []string, fn func([]bucket.Ob
 // batch ingests objs, retrying when a dependency failed, and returns what
 // it adds to the progress, or nil when the backfill stopped before it
 // ended.
-func (l *Local) batch(ctx context.Context, objs []bucket.Object) *Delta {
+func (l *Runner) batch(ctx context.Context, objs []bucket.Object) *backfill.Delta {
 	// A batch under way runs to its end even when the backfill is stopped
 	// (each is bounded: BatchSize files, S3_STALL_SECONDS per read); only
 	// the service shutting down cancels it.
@@ -268,7 +271,7 @@ func (l *Local) batch(ctx context.Context, objs []bucket.Object) *Delta {
 		var res *ingest.Result
 		res, err = l.Ingest.Process(run, objs, ingest.Request{}, nil)
 		if err == nil {
-			return &Delta{Progress: Progress{
+			return &backfill.Delta{Progress: backfill.Progress{
 				BatchesDone: 1, Files: int64(res.FilesSeen), FilesIngested: int64(res.FilesIngested),
 				FilesFailed: int64(res.FilesFailed), Bytes: res.Bytes, Observations: res.Observations,
 			}}
@@ -285,8 +288,8 @@ func (l *Local) batch(ctx context.Context, objs []bucket.Object) *Delta {
 	if !errors.As(err, new(*ingest.UnavailableError)) {
 		reason = "internal error (logged)"
 	}
-	return &Delta{
-		Progress: Progress{BatchesFailed: 1},
-		Failed:   &FailedBatch{First: objs[0].Key, Last: objs[len(objs)-1].Key, Files: len(objs), Error: reason},
+	return &backfill.Delta{
+		Progress: backfill.Progress{BatchesFailed: 1},
+		Failed:   &backfill.FailedBatch{First: objs[0].Key, Last: objs[len(objs)-1].Key, Files: len(objs), Error: reason},
 	}
 }

@@ -1,0 +1,240 @@
+// Package backfill is the backfill benchmark (make bench-backfill): the data set of bench-ingest ingested by one
+// POST /process-s3-data, then by a backfill of N concurrent workers (BACKFILL_CONCURRENCY) of another aircraftd on
+// a database of its own, reading the same bucket; MB/s and observations/s per worker and in total, CPU seconds by
+// process, the database's share, and, on paper, what a year of data takes and costs.
+package backfill
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aircraftdata/platform/bench/internal/ingest"
+	"github.com/aircraftdata/platform/bench/internal/proc"
+	"github.com/aircraftdata/platform/bench/internal/service"
+	"github.com/aircraftdata/platform/bench/internal/snapshots"
+	"github.com/aircraftdata/platform/test/local"
+	"github.com/aircraftdata/platform/test/testkit"
+)
+
+// Options configure the benchmark.
+type Options struct {
+	Data        string // folder of generated snapshots (ingest.Generate)
+	Workers     int    // BACKFILL_CONCURRENCY of the backfill
+	BatchSize   int    // BACKFILL_BATCH_SIZE
+	Default     int    // the default BACKFILL_CONCURRENCY, for the year on paper
+	Lambda      int    // the map's concurrency on Step Functions, for the year on paper
+	DecodeCPUGB float64
+	Out         io.Writer
+}
+
+// A year of readsb-hist: a snapshot every 5 s, ~4.9 MB each (85 GB a day).
+const (
+	yearFiles = 365 * 17_280
+	yearBytes = 365 * 85e9
+)
+
+// Cost figures of docs/ingestion.md "What a backfill costs" (the settings' defaults), USD.
+const (
+	costPerGB      = 230e-6
+	costPerFile    = 0.4e-6
+	costPerBatch   = 75e-6
+	lambdaVCPUSec  = 1.7275 * 0.0000133334 // 1,769 MB of arm64 Lambda (1 vCPU) for a second
+	pollBackfillMS = 200
+)
+
+type measured struct {
+	wall      float64
+	files     int64
+	bytes     int64
+	obs       int64
+	cpu       map[string]float64
+	totalCPU  float64
+	mbs, obss float64
+}
+
+func (m *measured) finish(cpuBefore map[string]float64) {
+	m.cpu = proc.CPUByName("aircraftd", "versitygw", "postgres")
+	for k, v := range cpuBefore {
+		m.cpu[k] -= v
+	}
+	for _, v := range m.cpu {
+		m.totalCPU += v
+	}
+	m.mbs, m.obss = float64(m.bytes)/1e6/m.wall, float64(m.obs)/m.wall
+}
+
+// Run uploads the data set, ingests it once with POST /process-s3-data and once with a backfill, and prints both.
+func Run(ctx context.Context, o Options) error {
+	tmp, err := os.MkdirTemp("", "bench-backfill-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintln(o.Out, "building aircraftd (the release build) ...")
+	bin, err := local.BuildService(testkit.RepoRoot(), filepath.Join(tmp, "bin"))
+	if err != nil {
+		return err
+	}
+	single, err := local.OpenStack(ctx)
+	if err != nil {
+		return err
+	}
+	defer single.Close()
+	names, total, err := ingest.Upload(ctx, single, o.Data)
+	if err != nil {
+		return err
+	}
+	nfiles, obs := int64(len(names)), int64(len(names))*snapshots.RecordsPerSnapshot
+	fmt.Fprintf(o.Out, "data set: %d snapshots, %.0f MB of JSON\n", nfiles, float64(total)/1e6)
+	env := map[string]string{"S3_BUCKET": single.Bucket, "LOG_LEVEL": "warn"}
+
+	// One POST /process-s3-data.
+	svc, err := service.Start(ctx, single, bin, filepath.Join(tmp, "single"), env)
+	if err != nil {
+		return err
+	}
+	one := &measured{}
+	var res struct {
+		FilesIngested int64 `json:"files_ingested"`
+		Observations  int64 `json:"observations"`
+		Bytes         int64 `json:"bytes"`
+	}
+	before, start := proc.CPUByName("aircraftd", "versitygw", "postgres"), time.Now()
+	err = svc.Call(ctx, http.MethodPost, "/process-s3-data", nil, &res)
+	one.wall = time.Since(start).Seconds()
+	one.files, one.obs, one.bytes = res.FilesIngested, res.Observations, res.Bytes
+	one.finish(before)
+	if stopErr := svc.Stop(); err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		return err
+	}
+
+	// A backfill of o.Workers workers, on a database of its own, reading the same bucket.
+	other, err := local.OpenStack(ctx)
+	if err != nil {
+		return err
+	}
+	defer other.Close()
+	env["BACKFILL_CONCURRENCY"], env["BACKFILL_BATCH_SIZE"] = strconv.Itoa(o.Workers), strconv.Itoa(o.BatchSize)
+	svc, err = service.Start(ctx, other, bin, filepath.Join(tmp, "backfill"), env)
+	if err != nil {
+		return err
+	}
+	defer svc.Stop()
+	bf := &measured{}
+	before, start = proc.CPUByName("aircraftd", "versitygw", "postgres"), time.Now()
+	got, err := backfill(ctx, svc, "raw/")
+	bf.wall = time.Since(start).Seconds()
+	if err != nil {
+		return err
+	}
+	bf.files, bf.obs, bf.bytes = got.FilesIngested, got.Observations, got.Bytes
+	bf.finish(before)
+	for _, m := range []*measured{one, bf} {
+		if m.files != nfiles || m.obs != obs {
+			return fmt.Errorf("ingested %d files, %d observations; the data set has %d, %d", m.files, m.obs, nfiles, obs)
+		}
+	}
+	if got.State != "succeeded" {
+		return fmt.Errorf("backfill %s: %s", got.State, got.Error)
+	}
+	report(o, one, bf, got.BatchesDone)
+	return nil
+}
+
+type backfillView struct {
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	Error         string `json:"error"`
+	BatchesDone   int64  `json:"batches_done"`
+	FilesIngested int64  `json:"files_ingested"`
+	Bytes         int64  `json:"bytes"`
+	Observations  int64  `json:"observations"`
+}
+
+// backfill starts a backfill of prefix and polls it until it ends.
+func backfill(ctx context.Context, s *service.Service, prefix string) (backfillView, error) {
+	var v backfillView
+	if err := call(ctx, s, http.MethodPost, "/api/v1/backfills", map[string]string{"prefix": prefix}, http.StatusCreated, &v); err != nil {
+		return v, err
+	}
+	for v.State == "running" {
+		time.Sleep(pollBackfillMS * time.Millisecond)
+		if err := call(ctx, s, http.MethodGet, "/api/v1/backfills/"+v.ID, nil, http.StatusOK, &v); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+func call(ctx context.Context, s *service.Service, method, path string, body any, want int, v any) error {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL(path), r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func report(o Options, one, bf *measured, batches int64) {
+	w := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	gb := float64(bf.bytes) / 1e9
+	fmt.Fprintf(w, "\nmachine\t%s\n", proc.Machine())
+	fmt.Fprintf(w, "data\t%d snapshots, %.0f MB JSON, %d observations\n", bf.files, float64(bf.bytes)/1e6, bf.obs)
+	line := func(name string, m *measured, workers int) {
+		fmt.Fprintf(w, "%s\t%.0f MB/s, %.0f observations/s in total; %.0f MB/s, %.0f observations/s per worker (%.1f s)\n",
+			name, m.mbs, m.obss, m.mbs/float64(workers), m.obss/float64(workers), m.wall)
+		fmt.Fprintf(w, "  CPU seconds\taircraftd %.1f (%.2f per GB), versitygw %.1f, postgres %.1f: the database %.0f%% of the CPU spent (of %.1f available)\n",
+			m.cpu["aircraftd"], m.cpu["aircraftd"]/gb, m.cpu["versitygw"], m.cpu["postgres"], 100*m.cpu["postgres"]/m.totalCPU,
+			m.wall*float64(runtime.NumCPU()))
+	}
+	line("single POST /process-s3-data", one, 1)
+	line(fmt.Sprintf("backfill, %d workers, batches of %d", o.Workers, o.BatchSize), bf, o.Workers)
+	workerCPUGB := bf.cpu["aircraftd"] / gb
+	if o.DecodeCPUGB > 0 {
+		verdict := "within"
+		if workerCPUGB > 1.25*o.DecodeCPUGB {
+			verdict = "NOT within"
+		}
+		fmt.Fprintf(w, "worker CPU-s per GB / pure decode's\t%.2f / %.2f = %.2f× (%s the 1.25× target)\n",
+			workerCPUGB, o.DecodeCPUGB, workerCPUGB/o.DecodeCPUGB, verdict)
+	}
+	perWorker := bf.mbs / float64(o.Workers) * 1e6 // bytes/s
+	hours := func(workers int) float64 { return yearBytes / (perWorker * float64(workers)) / 3600 }
+	fmt.Fprintf(w, "a year of data on paper\t%.0f TB, %d files: %.0f h in-process at BACKFILL_CONCURRENCY=%d, %.1f h on Lambda at MaxConcurrency %d (if each worker does as one here)\n",
+		yearBytes/1e12, yearFiles, hours(o.Default), o.Default, hours(o.Lambda), o.Lambda)
+	yearBatches := float64(yearFiles) / float64(o.BatchSize)
+	estimate := yearBytes/1e9*costPerGB + yearFiles*costPerFile + yearBatches*costPerBatch
+	measuredLambda := yearBytes/1e9*workerCPUGB*lambdaVCPUSec + yearFiles*costPerFile + yearBatches*costPerBatch
+	fmt.Fprintf(w, "what it costs on Step Functions + Lambda\t$%.2f by the settings' estimate; $%.2f from this run's CPU-s per GB at $%.6f per vCPU-second\n",
+		estimate, measuredLambda, lambdaVCPUSec)
+	fmt.Fprintf(w, "batches\t%d\n", batches)
+	_ = w.Flush()
+}
