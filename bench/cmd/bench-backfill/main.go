@@ -22,6 +22,7 @@ func main() {
 	flag.IntVar(&o.Workers, "workers", 4, "BACKFILL_CONCURRENCY of the backfill")
 	flag.IntVar(&o.BatchSize, "batch", 100, "BACKFILL_BATCH_SIZE")
 	flag.IntVar(&o.Default, "default-concurrency", 2, "the default BACKFILL_CONCURRENCY, for the year on paper")
+	flag.IntVar(&o.DefaultSize, "default-batch", 100, "the default BACKFILL_BATCH_SIZE, for the year on paper")
 	flag.IntVar(&o.Lambda, "lambda-concurrency", 40, "the map's MaxConcurrency on Step Functions, for the year on paper")
 	flag.Float64Var(&o.DecodeCPUGB, "decode-cpu-per-gb", 0, "CPU seconds per GB of the pure decode (BenchmarkDecodeAggregate's cpu-s/GB)")
 	flag.Parse()

@@ -18,6 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/aircraftdata/platform/bench/internal/ingest"
 	"github.com/aircraftdata/platform/bench/internal/proc"
 	"github.com/aircraftdata/platform/bench/internal/service"
@@ -32,6 +34,7 @@ type Options struct {
 	Workers     int    // BACKFILL_CONCURRENCY of the backfill
 	BatchSize   int    // BACKFILL_BATCH_SIZE
 	Default     int    // the default BACKFILL_CONCURRENCY, for the year on paper
+	DefaultSize int    // the default BACKFILL_BATCH_SIZE, for the year on paper
 	Lambda      int    // the map's concurrency on Step Functions, for the year on paper
 	DecodeCPUGB float64
 	Out         io.Writer
@@ -54,21 +57,32 @@ const (
 
 type measured struct {
 	wall      float64
+	dbActive  float64 // seconds the benchmark's database spent executing statements (pg_stat_database.active_time)
 	files     int64
 	bytes     int64
 	obs       int64
 	cpu       map[string]float64
-	totalCPU  float64
 	mbs, obss float64
 }
 
+// dbActiveSeconds is the time the stack's database spent executing statements so far, once the backends have
+// flushed their statistics (at most every second when idle).
+func dbActiveSeconds(ctx context.Context, stack *local.Stack) (float64, error) {
+	time.Sleep(1500 * time.Millisecond)
+	conn, err := pgx.Connect(ctx, stack.DatabaseURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var ms float64
+	err = conn.QueryRow(ctx, `SELECT active_time FROM pg_stat_database WHERE datname = current_database()`).Scan(&ms)
+	return ms / 1000, err
+}
+
 func (m *measured) finish(cpuBefore map[string]float64) {
-	m.cpu = proc.CPUByName("aircraftd", "versitygw", "postgres")
+	m.cpu = proc.CPUByName("aircraftd", "versitygw")
 	for k, v := range cpuBefore {
 		m.cpu[k] -= v
-	}
-	for _, v := range m.cpu {
-		m.totalCPU += v
 	}
 	m.mbs, m.obss = float64(m.bytes)/1e6/m.wall, float64(m.obs)/m.wall
 }
@@ -109,11 +123,20 @@ func Run(ctx context.Context, o Options) error {
 		Observations  int64 `json:"observations"`
 		Bytes         int64 `json:"bytes"`
 	}
-	before, start := proc.CPUByName("aircraftd", "versitygw", "postgres"), time.Now()
+	dbBefore, err := dbActiveSeconds(ctx, single)
+	if err != nil {
+		_ = svc.Stop()
+		return err
+	}
+	before, start := proc.CPUByName("aircraftd", "versitygw"), time.Now()
 	err = svc.Call(ctx, http.MethodPost, "/process-s3-data", nil, &res)
 	one.wall = time.Since(start).Seconds()
 	one.files, one.obs, one.bytes = res.FilesIngested, res.Observations, res.Bytes
 	one.finish(before)
+	if err == nil {
+		one.dbActive, err = dbActiveSeconds(ctx, single)
+		one.dbActive -= dbBefore
+	}
 	if stopErr := svc.Stop(); err == nil {
 		err = stopErr
 	}
@@ -134,14 +157,21 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer svc.Stop()
 	bf := &measured{}
-	before, start = proc.CPUByName("aircraftd", "versitygw", "postgres"), time.Now()
+	if dbBefore, err = dbActiveSeconds(ctx, other); err != nil {
+		return err
+	}
+	before, start = proc.CPUByName("aircraftd", "versitygw"), time.Now()
 	got, err := backfill(ctx, svc, "raw/")
 	bf.wall = time.Since(start).Seconds()
+	bf.files, bf.obs, bf.bytes = got.FilesIngested, got.Observations, got.Bytes
+	bf.finish(before)
 	if err != nil {
 		return err
 	}
-	bf.files, bf.obs, bf.bytes = got.FilesIngested, got.Observations, got.Bytes
-	bf.finish(before)
+	if bf.dbActive, err = dbActiveSeconds(ctx, other); err != nil {
+		return err
+	}
+	bf.dbActive -= dbBefore
 	for _, m := range []*measured{one, bf} {
 		if m.files != nfiles || m.obs != obs {
 			return fmt.Errorf("ingested %d files, %d observations; the data set has %d, %d", m.files, m.obs, nfiles, obs)
@@ -211,9 +241,10 @@ func report(o Options, one, bf *measured, batches int64) {
 	line := func(name string, m *measured, workers int) {
 		fmt.Fprintf(w, "%s\t%.0f MB/s, %.0f observations/s in total; %.0f MB/s, %.0f observations/s per worker (%.1f s)\n",
 			name, m.mbs, m.obss, m.mbs/float64(workers), m.obss/float64(workers), m.wall)
-		fmt.Fprintf(w, "  CPU seconds\taircraftd %.1f (%.2f per GB), versitygw %.1f, postgres %.1f: the database %.0f%% of the CPU spent (of %.1f available)\n",
-			m.cpu["aircraftd"], m.cpu["aircraftd"]/gb, m.cpu["versitygw"], m.cpu["postgres"], 100*m.cpu["postgres"]/m.totalCPU,
-			m.wall*float64(runtime.NumCPU()))
+		fmt.Fprintf(w, "  CPU seconds\taircraftd %.1f (%.2f per GB), versitygw %.1f (of %.1f available)\n",
+			m.cpu["aircraftd"], m.cpu["aircraftd"]/gb, m.cpu["versitygw"], m.wall*float64(runtime.NumCPU()))
+		fmt.Fprintf(w, "  the database's share	%.1f s executing statements: %.0f%% of the workers' time\n",
+			m.dbActive, 100*m.dbActive/(m.wall*float64(workers)))
 	}
 	line("single POST /process-s3-data", one, 1)
 	line(fmt.Sprintf("backfill, %d workers, batches of %d", o.Workers, o.BatchSize), bf, o.Workers)
@@ -230,11 +261,11 @@ func report(o Options, one, bf *measured, batches int64) {
 	hours := func(workers int) float64 { return yearBytes / (perWorker * float64(workers)) / 3600 }
 	fmt.Fprintf(w, "a year of data on paper\t%.0f TB, %d files: %.0f h in-process at BACKFILL_CONCURRENCY=%d, %.1f h on Lambda at MaxConcurrency %d (if each worker does as one here)\n",
 		yearBytes/1e12, yearFiles, hours(o.Default), o.Default, hours(o.Lambda), o.Lambda)
-	yearBatches := float64(yearFiles) / float64(o.BatchSize)
+	yearBatches := float64(yearFiles) / float64(o.DefaultSize)
 	estimate := yearBytes/1e9*costPerGB + yearFiles*costPerFile + yearBatches*costPerBatch
 	measuredLambda := yearBytes/1e9*workerCPUGB*lambdaVCPUSec + yearFiles*costPerFile + yearBatches*costPerBatch
-	fmt.Fprintf(w, "what it costs on Step Functions + Lambda\t$%.2f by the settings' estimate; $%.2f from this run's CPU-s per GB at $%.6f per vCPU-second\n",
-		estimate, measuredLambda, lambdaVCPUSec)
+	fmt.Fprintf(w, "what it costs on Step Functions + Lambda\t$%.2f by the settings' estimate; $%.2f from this run's CPU-s per GB at $%.6f per vCPU-second (batches of %d)\n",
+		estimate, measuredLambda, lambdaVCPUSec, o.DefaultSize)
 	fmt.Fprintf(w, "batches\t%d\n", batches)
 	_ = w.Flush()
 }
