@@ -115,7 +115,7 @@ type Backfill struct {
 	BatchSize   int    `json:"batch_size"`
 	Concurrency int    `json:"concurrency"`
 	Progress
-	// FailedBatches lists the first maxFailedListed failed batches.
+	// FailedBatches lists the first MaxFailedListed failed batches.
 	FailedBatches    []FailedBatch `json:"failed_batches"`
 	EstimatedCostUSD float64       `json:"estimated_cost_usd" doc:"what the bytes and files so far cost on Step Functions and Lambda (docs/ingestion.md)"`
 	Error            string        `json:"error,omitempty"`
@@ -124,8 +124,8 @@ type Backfill struct {
 	Finished         *time.Time    `json:"finished,omitempty"`
 }
 
-// maxFailedListed bounds the failed batches a backfill keeps.
-const maxFailedListed = 1000
+// MaxFailedListed bounds the failed batches a backfill keeps.
+const MaxFailedListed = 1000
 
 // Delta is what a batch (or the listing) adds to a backfill's progress.
 type Delta struct {

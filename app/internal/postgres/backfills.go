@@ -95,7 +95,7 @@ func (db *DB) LoadBackfill(ctx context.Context, id string) (backfill.Backfill, b
 }
 
 // AddProgress adds d to a running backfill (a failed batch to the first
-// 1000 listed), renews its lease and reports whether it was asked to stop.
+// backfill.MaxFailedListed), renews its lease and reports whether it was asked to stop.
 func (db *DB) AddProgress(ctx context.Context, id string, d backfill.Delta, lease time.Duration) (bool, error) {
 	failed := []byte("[]")
 	if d.Failed != nil {
@@ -110,13 +110,13 @@ func (db *DB) AddProgress(ctx context.Context, id string, d backfill.Delta, leas
 		    batches_done = batches_done + $5, batches_failed = batches_failed + $6, files = files + $7,
 		    files_ingested = files_ingested + $8, files_failed = files_failed + $9, bytes = bytes + $10,
 		    observations = observations + $11,
-		    failed_batches = CASE WHEN jsonb_array_length(failed_batches) < 1000 THEN failed_batches || $12::jsonb
+		    failed_batches = CASE WHEN jsonb_array_length(failed_batches) < $13 THEN failed_batches || $12::jsonb
 		                          ELSE failed_batches END,
 		    lease_until = now() + $2 * interval '1 second'
 		WHERE id = $1 AND state = 'running'
 		RETURNING stop_requested`,
 		id, lease.Seconds(), d.ListingDone, d.BatchesListed, d.BatchesDone, d.BatchesFailed, d.Files, d.FilesIngested,
-		d.FilesFailed, d.Bytes, d.Observations, failed).Scan(&stop)
+		d.FilesFailed, d.Bytes, d.Observations, failed, backfill.MaxFailedListed).Scan(&stop)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return true, nil // ended meanwhile (lost and ended by nobody else): stop
 	}

@@ -41,9 +41,8 @@ type Runner struct {
 	Limits backfill.Limits
 	Log    *slog.Logger
 
-	ctx  context.Context // the service's: cancelled at shutdown
-	wg   sync.WaitGroup
-	once sync.Once
+	ctx context.Context // the service's: cancelled at shutdown
+	wg  sync.WaitGroup
 }
 
 // New returns l, whose backfills run until ctx ends (Wait waits for
