@@ -147,6 +147,8 @@ type Store interface {
 	EndBackfill(ctx context.Context, id string, s State, errText string) error
 	// RequestStop marks a backfill to stop and reports whether it exists.
 	RequestStop(ctx context.Context, id string) (bool, error)
+	// RunningBackfills lists the backfills running (leases not run out).
+	RunningBackfills(ctx context.Context) ([]string, error)
 }
 
 // Runner runs backfills: inprocess.Runner or StepFunctions.
@@ -231,7 +233,15 @@ func (m *Manager) Start(ctx context.Context, req Request) (Backfill, error) {
 		BatchSize: m.Limits.BatchSize, Concurrency: m.Limits.Concurrency, FailedBatches: []FailedBatch{},
 		Started: time.Now().UTC(),
 	}
-	if err := m.Store.CreateBackfill(ctx, b, m.Limits.MaxRunning, m.Limits.Lease); err != nil {
+	err := m.Store.CreateBackfill(ctx, b, m.Limits.MaxRunning, m.Limits.Lease)
+	if errors.Is(err, ErrFull) {
+		// A backfill that runs elsewhere (Step Functions) is known to have
+		// ended only once asked: ask the running ones, then try again.
+		if err = m.refreshRunning(ctx); err == nil {
+			err = m.Store.CreateBackfill(ctx, b, m.Limits.MaxRunning, m.Limits.Lease)
+		}
+	}
+	if err != nil {
 		return Backfill{}, err
 	}
 	if err := m.Runner.Start(ctx, &b); err != nil {
@@ -242,6 +252,20 @@ func (m *Manager) Start(ctx context.Context, req Request) (Backfill, error) {
 		return Backfill{}, err
 	}
 	return m.load(ctx, b.ID)
+}
+
+// refreshRunning brings the running backfills up to date.
+func (m *Manager) refreshRunning(ctx context.Context) error {
+	ids, err := m.Store.RunningBackfills(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, _, err := m.Get(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Manager) load(ctx context.Context, id string) (Backfill, error) {

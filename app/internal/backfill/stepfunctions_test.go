@@ -3,6 +3,7 @@ package backfill_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -55,9 +56,22 @@ func (f *fakeSFN) DescribeMapRun(_ context.Context, in *sfn.DescribeMapRunInput,
 // memStore keeps backfills in memory.
 type memStore struct{ b map[string]backfill.Backfill }
 
-func (m *memStore) CreateBackfill(_ context.Context, b backfill.Backfill, _ int, _ time.Duration) error {
+func (m *memStore) CreateBackfill(ctx context.Context, b backfill.Backfill, maxRunning int, _ time.Duration) error {
+	if ids, _ := m.RunningBackfills(ctx); len(ids) >= maxRunning {
+		return backfill.ErrFull
+	}
 	m.b[b.ID] = b
 	return nil
+}
+
+func (m *memStore) RunningBackfills(context.Context) ([]string, error) {
+	var ids []string
+	for id, b := range m.b {
+		if b.State == backfill.Running {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
 }
 
 func (m *memStore) LoadBackfill(_ context.Context, id string) (backfill.Backfill, bool, error) {
@@ -132,5 +146,23 @@ func TestStepFunctionsRunner(t *testing.T) {
 	got, _, err = m.Stop(ctx, b.ID)
 	if err != nil || client.stopped != b.Execution || got.State != backfill.Stopped {
 		t.Errorf("stop: %v, stopped %q, state %s", err, client.stopped, got.State)
+	}
+
+	// With one allowed, a second backfill starts once the first one's
+	// execution ended, whether or not anyone asked for it since.
+	second, err := m.Start(ctx, backfill.Request{Prefix: "a/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, backfill.Request{Prefix: "b/"}); !errors.Is(err, backfill.ErrFull) {
+		t.Errorf("a backfill while one runs: %v, want ErrFull", err)
+	}
+	client.status = types.ExecutionStatusSucceeded
+	third, err := m.Start(ctx, backfill.Request{Prefix: "c/"})
+	if err != nil {
+		t.Fatalf("a backfill once the other's execution ended: %v", err)
+	}
+	if got, _, _ := store.LoadBackfill(ctx, second.ID); got.State != backfill.Succeeded || third.State != backfill.Running {
+		t.Errorf("the ended backfill is %s, the new one %s", got.State, third.State)
 	}
 }

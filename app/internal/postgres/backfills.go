@@ -168,3 +168,14 @@ func (db *DB) RequestStop(ctx context.Context, id string) (bool, error) {
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// RunningBackfills lists the backfills running (leases not run out), at
+// most as many as may run.
+func (db *DB) RunningBackfills(ctx context.Context) ([]string, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT id FROM backfills WHERE state = 'running' AND lease_until >= now() ORDER BY started LIMIT 1000`)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: running backfills: %w", err)
+	}
+	return ids, nil
+}
