@@ -45,7 +45,7 @@ var binaries = sync.OnceValues(func() (dir string, err error) {
 		exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "."),
 		exec.Command("go", "install", rieModule),
 	} {
-		cmd.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "GOBIN="+dir)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("%s: %v\n%s", cmd, err, out)
 		}
