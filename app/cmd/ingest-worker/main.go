@@ -3,7 +3,8 @@
 // Functions Distributed Map over the bucket's listing, and the new objects
 // that S3 notifies through SQS, exactly once (internal/worker). Configuration
 // comes from the environment, the settings of aircraftd (DATABASE_URL or
-// DB_*, S3_BUCKET, INGEST_*); the function's timeout bounds each invocation.
+// DB_*, S3_BUCKET, INGEST_*), and DB_IAM_AUTH=true connects with IAM database
+// auth tokens; the function's timeout bounds each invocation.
 package main
 
 import (
@@ -15,6 +16,8 @@ import (
 	"runtime/debug"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
 
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
@@ -59,7 +62,15 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := postgres.Open(ctx, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout})
+	var password postgres.Password
+	if cfg.DBIAMAuth {
+		if password, err = iamAuth(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+		endpoint, user := cfg.DBIAMAuthEndpoint()
+		log.Info("postgres: IAM database auth", "endpoint", endpoint, "user", user)
+	}
+	db, err := postgres.OpenWithPassword(ctx, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}, password)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,6 +87,19 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 		},
 	}
 	return &worker.Handler{Ingest: svc, Bucket: cfg.S3Bucket, Log: log}, db.Close, nil
+}
+
+// iamAuth makes the password of each new connection an IAM database auth token of the function's role, for
+// DB_USER at DB_HOST:DB_PORT (DB_IAM_AUTH): no secret to keep, no Secrets Manager endpoint to reach.
+func iamAuth(ctx context.Context, cfg *config.Config) (postgres.Password, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	endpoint, user := cfg.DBIAMAuthEndpoint()
+	return func(ctx context.Context) (string, error) {
+		return auth.BuildAuthToken(ctx, endpoint, awsCfg.Region, user, awsCfg.Credentials)
+	}, nil
 }
 
 func level(s string) slog.Level {
