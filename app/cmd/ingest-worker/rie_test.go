@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,8 +143,9 @@ func (f function) invoke(ctx context.Context, event, out any) error {
 // writes them), the ItemBatcher's batches of batchSize, at most as many
 // children at once as functions, each retried up to retries times with
 // backoff. Every batch in again is sent twice, as when a child succeeds but
-// its result is lost and the map runs it again.
-func mapRun(ctx context.Context, b bucket.Bucket, fns []function, batchSize, retries int, again map[int]bool) ([]*ingest.Result, error) {
+// its result is lost and the map runs it again. The first attempt of batch 0
+// goes to first, when set (an execution environment whose S3 is down).
+func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *function, batchSize, retries int, again map[int]bool) ([]*ingest.Result, int, error) {
 	var items []map[string]any
 	err := b.List(ctx, "", func(page []bucket.Object) error {
 		for _, o := range page {
@@ -155,7 +157,7 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, batchSize, ret
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var batches []map[string]any
 	for i := 0; i < len(items); i += batchSize {
@@ -169,29 +171,37 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, batchSize, ret
 		free <- f
 	}
 	results := make([]*ingest.Result, len(batches))
+	var failures atomic.Int32
 	var g errgroup.Group
 	for i, batch := range batches {
 		g.Go(func() error {
 			var err error
 			for attempt := range retries + 1 {
 				time.Sleep(time.Duration(attempt*attempt) * 100 * time.Millisecond)
-				f := <-free
-				err = f.invoke(ctx, batch, &results[i])
-				free <- f
+				if i == 0 && attempt == 0 && first != nil {
+					err = first.invoke(ctx, batch, &results[i])
+				} else {
+					f := <-free
+					err = f.invoke(ctx, batch, &results[i])
+					free <- f
+				}
 				if err == nil {
 					return nil
 				}
+				failures.Add(1)
 			}
 			return fmt.Errorf("batch %d failed %d times: %w", i, retries+1, err)
 		})
 	}
-	return results, g.Wait()
+	err = g.Wait()
+	return results, int(failures.Load()), err
 }
 
 // TestMapBatchesUnderEmulator runs a Distributed Map's batches of the real
 // samples (the same snapshot under several keys, a file cut mid-record)
 // through the worker binary under the Lambda emulator, 4 at once, one batch
-// twice: the statistics equal the oracle's and those of one API run
+// twice, one first sent where S3 is down (the invocation fails, and is
+// retried): the statistics equal the oracle's and those of one API run
 // (what POST /process-s3-data runs) over the same bucket.
 func TestMapBatchesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
@@ -212,9 +222,13 @@ func TestMapBatchesUnderEmulator(t *testing.T) {
 	for range 4 {
 		fns = append(fns, startFunction(t, "DATABASE_URL="+workersURL, "S3_BUCKET="+b.Name))
 	}
-	results, err := mapRun(ctx, b, fns, 2, 2, map[int]bool{1: true})
+	s3Down := startFunction(t, "DATABASE_URL="+workersURL, "S3_BUCKET="+b.Name, "S3_ENDPOINT=http://"+freeAddr(t), "AWS_MAX_ATTEMPTS=1")
+	results, failures, err := mapRun(ctx, b, fns, &s3Down, 2, 2, map[int]bool{1: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if failures != 1 {
+		t.Errorf("%d invocations failed; want 1 (the batch sent where S3 is down, then retried)", failures)
 	}
 	var ingested, failed int
 	for _, r := range results {
