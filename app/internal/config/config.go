@@ -32,6 +32,7 @@ type Config struct {
 
 	DatabaseURL   string
 	DBSecretARN   string
+	DBIAMAuth     bool
 	db            dbParts
 	AWSRegion     string
 	S3Bucket      string
@@ -124,6 +125,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.DownloadClaimLease < minDownloadClaimLease {
 		errs = append(errs, fmt.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS: at least %d (the claim is renewed every third of it, each renewal given that third)", int(minDownloadClaimLease/time.Second)))
 	}
+	if c.DBIAMAuth && (c.db.host == "" || c.db.user == "" || c.db.sslmode != "verify-full" || c.DatabaseURL != "" || c.DBSecretARN != "") {
+		errs = append(errs, errors.New("DB_IAM_AUTH=true needs DB_HOST, DB_USER and DB_SSLMODE=verify-full, without DATABASE_URL or DB_SECRET_ARN"))
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))
 	}
@@ -157,12 +161,22 @@ func (c *Config) PostgresURL() (string, error) {
 	if c.db.sslrootcert != "" {
 		q.Set("sslrootcert", c.db.sslrootcert)
 	}
+	user := url.UserPassword(c.db.user, c.db.password)
+	if c.DBIAMAuth {
+		user = url.User(c.db.user) // the password is a token made for each connection (DBIAMAuthEndpoint)
+	}
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(c.db.user, c.db.password),
+		User:     user,
 		Host:     net.JoinHostPort(c.db.host, c.db.port),
 		Path:     "/" + c.db.name,
 		RawQuery: q.Encode(),
 	}
 	return u.String(), nil
+}
+
+// DBIAMAuthEndpoint is the database's host:port and the user that IAM database auth tokens are made for
+// (DB_IAM_AUTH).
+func (c *Config) DBIAMAuthEndpoint() (endpoint, user string) {
+	return net.JoinHostPort(c.db.host, c.db.port), c.db.user
 }

@@ -71,6 +71,7 @@ func (c *Config) settings() []Setting {
 			text("DB_NAME", "aircraft_db", &c.db.name, "database name"),
 			text("DB_SSLMODE", "prefer", &c.db.sslmode, "libpq sslmode: verify-full with DB_SSLROOTCERT for RDS"),
 			example(text("DB_SSLROOTCERT", "", &c.db.sslrootcert, "CA bundle that signs the database's certificate"), "/etc/aircraft/rds-ca.pem"),
+			boolean("DB_IAM_AUTH", false, &c.DBIAMAuth, "true: connect as DB_USER with an IAM database auth token (the role's, made for each connection) instead of a password; needs DB_HOST, DB_USER and DB_SSLMODE=verify-full (the ingestion worker)"),
 			text("DB_SECRET_ARN", "", &c.DBSecretARN, "RDS-generated secret {username,password,host,port,dbname}; fills DB_*"),
 			positive("DB_READ_MAX_CONNS", 2, &c.DBReadMaxConns, "connections of the pool that serves the API's reads, apart from the work's (ingestion, jobs, claims); statements on it end after READ_TIMEOUT_SECONDS"),
 		),
