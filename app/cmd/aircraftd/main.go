@@ -35,7 +35,6 @@ import (
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/postgres"
-	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
@@ -105,10 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ready := httpapi.NewReadiness(log, cfg.ReadyRefresh, st.checks()...)
 	ready.Refresh(ctx)
 	go ready.Run(ctx)
-	ingestion := &ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: readsb.Limits{
-		MaxBytes: cfg.IngestMaxFileBytes, MaxString: cfg.IngestMaxStringBytes, MaxAircraft: cfg.IngestMaxAircraftPerFile,
-		MaxDepth: cfg.IngestMaxDepth, MaxDecodeTime: cfg.IngestMaxDecodeTime,
-	}}
+	ingestion := &ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: cfg.IngestLimits()}
 	reads := *ingestion
 	reads.DB = st.db.Reads()
 	handler := httpapi.NewServer(httpapi.Deps{

@@ -23,7 +23,6 @@ import (
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/postgres"
-	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/worker"
 )
 
@@ -81,10 +80,7 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 	}
 	svc := &ingest.Service{
 		DB: db, Bucket: bucket.Bucket{Client: s3c, Name: cfg.S3Bucket, Stall: cfg.S3Stall}, Log: log,
-		Workers: cfg.IngestWorkers, Limits: readsb.Limits{
-			MaxBytes: cfg.IngestMaxFileBytes, MaxString: cfg.IngestMaxStringBytes, MaxAircraft: cfg.IngestMaxAircraftPerFile,
-			MaxDepth: cfg.IngestMaxDepth, MaxDecodeTime: cfg.IngestMaxDecodeTime,
-		},
+		Workers: cfg.IngestWorkers, Limits: cfg.IngestLimits(),
 	}
 	return &worker.Handler{Ingest: svc, Bucket: cfg.S3Bucket, Log: log}, db.Close, nil
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/flight/flighttest"
 	"github.com/aircraftdata/platform/app/internal/ingest"
-	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -337,10 +336,7 @@ func apiRun(t *testing.T, dbURL string, b bucket.Bucket) *ingest.Result {
 	}
 	defer db.Close()
 	d := config.Defaults()
-	svc := &ingest.Service{DB: db, Bucket: b, Workers: d.IngestWorkers, Limits: readsb.Limits{
-		MaxBytes: d.IngestMaxFileBytes, MaxString: d.IngestMaxStringBytes, MaxAircraft: d.IngestMaxAircraftPerFile,
-		MaxDepth: d.IngestMaxDepth, MaxDecodeTime: d.IngestMaxDecodeTime,
-	}}
+	svc := &ingest.Service{DB: db, Bucket: b, Workers: d.IngestWorkers, Limits: d.IngestLimits()}
 	run, err := svc.Begin(ctx, "")
 	if err != nil {
 		t.Fatal(err)

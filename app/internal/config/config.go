@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
 // Config is the service's configuration.
@@ -179,4 +181,13 @@ func (c *Config) PostgresURL() (string, error) {
 // (DB_IAM_AUTH).
 func (c *Config) DBIAMAuthEndpoint() (endpoint, user string) {
 	return net.JoinHostPort(c.db.host, c.db.port), c.db.user
+}
+
+// IngestLimits are the caps of one ingested file (the INGEST_MAX_* settings),
+// as aircraftd and the ingestion worker both decode with them.
+func (c *Config) IngestLimits() readsb.Limits {
+	return readsb.Limits{
+		MaxBytes: c.IngestMaxFileBytes, MaxString: c.IngestMaxStringBytes, MaxAircraft: c.IngestMaxAircraftPerFile,
+		MaxDepth: c.IngestMaxDepth, MaxDecodeTime: c.IngestMaxDecodeTime,
+	}
 }
