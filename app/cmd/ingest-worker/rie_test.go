@@ -359,15 +359,7 @@ func checkStats(t *testing.T, dbURL string, want flighttest.Oracle) string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for icao, w := range want {
-		got, err := db.Stats(ctx, icao)
-		if err != nil {
-			t.Fatalf("%s: %v", icao, err)
-		}
-		for _, d := range w.Diff(*got) {
-			t.Error(d)
-		}
-	}
+	want.Check(t, db)
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
