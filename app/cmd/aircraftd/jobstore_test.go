@@ -28,7 +28,7 @@ func TestJobLookupsTakeNoWorkConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	unlock, err := db.Lock(ctx) // holds the work's one connection
+	unlock, err := db.Lock(ctx, "b", "p") // holds the work's one connection
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,8 @@ type Deps struct {
 	Ready  *Readiness // nil: not ready
 
 	Lanes *Lanes // lane file downloads; nil without MongoDB
+
+	Metrics RequestMetrics // told of every request; nil: nobody
 }
 
 // NewServer returns the service's HTTP handler.
@@ -56,7 +58,7 @@ func NewServer(d Deps) http.Handler {
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
-	r.Use(requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), inFlight(d.Limits.InFlight), readDeadline(d.Limits.ReadTimeout))
+	r.Use(requestMetrics(d.Metrics), requestID(), accessLog(d.Log), recovery(d.Log), rateLimit(d.Limits), inFlight(d.Limits.InFlight), readDeadline(d.Limits.ReadTimeout))
 	if len(d.CORS) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:  d.CORS,
