@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -103,4 +105,30 @@ func serve(t *testing.T, m *Metrics, token string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestLocalRulesUseServedNames: the recording rules of make dev's
+// Prometheus (scripts/internal/prom/rules.yml) name only metrics the
+// service exports.
+func TestLocalRulesUseServedNames(t *testing.T) {
+	rules, err := os.ReadFile("../../../scripts/internal/prom/rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := New("v").Names()
+	used := regexp.MustCompile(`\b(?:aircraft|go|process)_[a-z0-9_]+`).FindAllString(string(rules), -1)
+	if len(used) < 10 {
+		t.Fatalf("only %d metric names found in the rules: %q", len(used), used)
+	}
+	for _, n := range used {
+		base := n
+		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+			if b, ok := strings.CutSuffix(n, suffix); ok && slices.Contains(names, b) {
+				base = b
+			}
+		}
+		if !slices.Contains(names, base) {
+			t.Errorf("rules.yml uses %s, which the service does not export", n)
+		}
+	}
 }
