@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// told is what a run told its Metrics since the last take.
+// toldCounts is what a run told its Metrics since the last take.
 type toldCounts struct {
 	files, quarantined  map[string]int
 	bytes, observations int64
