@@ -28,6 +28,8 @@ type Config struct {
 	ACMEDomain   string
 	ACMEEmail    string
 	ACMECacheDir string
+	MetricsAddr  string // the metrics listener; "off": none
+	MetricsToken string // bearer token of the metrics listener; required off loopback
 
 	APIToken          string
 	APITokenSecretARN string
@@ -133,6 +135,13 @@ func Load(getenv func(string) string) (*Config, error) {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))
 	}
+	if c.MetricsAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR=%q: want host:port or off: %w", c.MetricsAddr, err))
+		} else if !Loopback(c.MetricsAddr) && c.MetricsToken == "" {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR=%q listens beyond this host: set METRICS_TOKEN (a bearer token every scrape must send), or keep it on 127.0.0.1", c.MetricsAddr))
+		}
+	}
 	if c.TLSDisable && (c.TLSCertFile != "" || c.ACMEDomain != "") {
 		errs = append(errs, errors.New("TLS_DISABLE=true conflicts with TLS_CERT_FILE/ACME_DOMAIN"))
 	}
@@ -190,4 +199,19 @@ func (c *Config) IngestLimits() readsb.Limits {
 		MaxBytes: c.IngestMaxFileBytes, MaxString: c.IngestMaxStringBytes, MaxAircraft: c.IngestMaxAircraftPerFile,
 		MaxDepth: c.IngestMaxDepth, MaxDecodeTime: c.IngestMaxDecodeTime,
 	}
+}
+
+// Loopback reports whether the listener address addr (host:port) accepts
+// connections from this host only: its host is a loopback IP or localhost.
+// An empty host (":9464") listens on every interface.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

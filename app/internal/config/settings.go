@@ -53,6 +53,8 @@ func (c *Config) settings() []Setting {
 			seconds("READY_REFRESH_SECONDS", 5*time.Second, &c.ReadyRefresh, "/api/v1/ready answers the last check of the dependencies, made this often in the background"),
 			example(list("TRUSTED_PROXIES", &c.TrustedProxies, "IPs or CIDRs whose X-Forwarded-For sets the client address; unset: none"), "10.0.0.0/16"),
 			example(list("CORS_ALLOW_ORIGINS", &c.CORSAllowOrigins, "origins allowed to call the API from a browser, comma-separated"), "https://console.example.com,https://ops.example.com"),
+			text("METRICS_ADDR", "127.0.0.1:9464", &c.MetricsAddr, "Prometheus metrics at /metrics, on a listener of their own (plain HTTP); off: none. Beyond loopback it needs METRICS_TOKEN (else the service refuses to start)"),
+			example(text("METRICS_TOKEN", "", &c.MetricsToken, "bearer token every scrape of /metrics must send; required when METRICS_ADDR is not a loopback address"), "change-me-metrics"),
 			seconds("SHUTDOWN_GRACE_SECONDS", 20*time.Second, &c.ShutdownGrace, "at shutdown, requests in flight may finish this long, then their contexts are cancelled"),
 			positive("JOBS_MAX_RUNNING", 32, &c.JobsMaxRunning, "background jobs (?async=true) and synchronous downloads running at once; more answer 429 with Retry-After"),
 			positive("JOBS_KEEP", 100, &c.JobsKeep, "finished jobs kept for polling (the newest)"),

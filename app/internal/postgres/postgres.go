@@ -101,6 +101,12 @@ func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Pas
 // read pool's connections. Its Close does nothing.
 func (db *DB) Reads() *DB { return &DB{pool: db.reads, reads: db.reads, ping: db.ping, view: true} }
 
+// Pools returns the pools by name, for their stats: "work" (ingestion,
+// jobs, claims) and "read" (the API's reads).
+func (db *DB) Pools() map[string]*pgxpool.Pool {
+	return map[string]*pgxpool.Pool{"work": db.pool, "read": db.reads}
+}
+
 func (db *DB) migrate(ctx context.Context) error {
 	sqlDB := stdlib.OpenDBFromPool(db.pool)
 	defer sqlDB.Close()
