@@ -1,8 +1,9 @@
 // Package appbuild is the one reproducible build of the service binary
 // (docs/CONTRACT.md): the CDK app ships what it builds, the local e2e suite
 // and the benchmarks test and measure the same build (through Binary), and
-// devstack runs it (go run ./infra/cmd/appbuild). It imports nothing but the
-// standard library, so using it compiles no CDK code.
+// devstack runs it (go run ./infra/cmd/appbuild). The ingestion worker's
+// Lambda binary is built by the same recipe (BuildWorker). It imports
+// nothing but the standard library, so using it compiles no CDK code.
 package appbuild
 
 import (
@@ -57,8 +58,22 @@ func Binary(appDir, outDir, goarch string) (string, error) {
 // The binary is written under a temporary name and renamed, so concurrent
 // builds never leave a half-written file.
 func Build(appDir, outDir, goarch string) (string, error) {
+	return build(appDir, outDir, goarch, "./cmd/aircraftd", "aircraftd")
+}
+
+// WorkerArch is the architecture of the ingestion worker's Lambda function (Graviton).
+const WorkerArch = "arm64"
+
+// BuildWorker runs the contract's build of appDir/cmd/ingest-worker for linux/arm64 into outDir, named bootstrap
+// as the provided.al2023 runtime runs it, and returns the absolute path of the binary.
+func BuildWorker(appDir, outDir string) (string, error) {
+	return build(appDir, outDir, WorkerArch, "./cmd/ingest-worker", "bootstrap")
+}
+
+// build builds the package pkg of appDir for linux/goarch as outDir/name.
+func build(appDir, outDir, goarch, pkg, name string) (string, error) {
 	if goarch != "amd64" && goarch != "arm64" {
-		return "", fmt.Errorf("build aircraftd: unsupported GOARCH %q", goarch)
+		return "", fmt.Errorf("build %s: unsupported GOARCH %q", pkg, goarch)
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", err
@@ -73,7 +88,7 @@ func Build(appDir, outDir, goarch string) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	args := append(append([]string{}, Args...), filepath.Join(tmp, "aircraftd"), "./cmd/aircraftd")
+	args := append(append([]string{}, Args...), filepath.Join(tmp, name), pkg)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = appDir
 	cmd.Env = Env(goarch)
@@ -85,11 +100,11 @@ func Build(appDir, outDir, goarch string) (string, error) {
 		cmd.Env = append(cmd.Env, "GOTOOLCHAIN="+tc)
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build aircraftd (cd %s && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s): %v\n%s",
-			appDir, goarch, strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("build %s (cd %s && GOWORK=off CGO_ENABLED=0 GOOS=linux GOARCH=%s go %s): %v\n%s",
+			pkg, appDir, goarch, strings.Join(args, " "), err, out)
 	}
-	bin := filepath.Join(outDir, "aircraftd")
-	if err := os.Rename(filepath.Join(tmp, "aircraftd"), bin); err != nil {
+	bin := filepath.Join(outDir, name)
+	if err := os.Rename(filepath.Join(tmp, name), bin); err != nil {
 		return "", err
 	}
 	return bin, nil

@@ -198,6 +198,7 @@ func removeBucket(ctx context.Context, c *s3.Client, bucket string) error {
 //	API_TOKEN_SECRET_ARN                        API_TOKEN
 //	the instance role                           AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3_ENDPOINT
 //	HTTP_ADDR=:443 (REDIRECT_ADDR=:80 if ACME)  HTTP_ADDR=addr, no redirect listener
+//	METRICS_ADDR (default 127.0.0.1:9464)       127.0.0.1:0: runs of the suite (and make dev) never collide
 //	TLS_CERT_FILE, TLS_KEY_FILE, DOWNLOAD_PATH  cert, key, downloads
 //
 // Every other variable the instance gets, this run gets as it is.
@@ -213,6 +214,7 @@ func (s *Stack) ServiceEnv(addr, token, downloads, cert, key string) (map[string
 	maps.Copy(env, db)
 	for k, v := range map[string]string{
 		"HTTP_ADDR":             addr,
+		"METRICS_ADDR":          "127.0.0.1:0",
 		"TLS_CERT_FILE":         cert,
 		"TLS_KEY_FILE":          key,
 		"API_TOKEN":             token,

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/sethvargo/go-retry"
+	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
 	"github.com/aircraftdata/platform/app/internal/backfill/inprocess"
@@ -36,9 +37,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/metrics"
 	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/postgres"
-	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
@@ -95,23 +96,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	st, err := open(ctx, log, cfg)
+	m := metrics.New(version)
+	st, err := open(ctx, log, cfg, m)
 	if err != nil {
 		return err
 	}
 	registry := jobs.NewRegistry(log, jobs.Limits{
 		MaxRunning: cfg.JobsMaxRunning, KeepFinished: cfg.JobsKeep, KeepFor: cfg.JobsKeepFor,
 	})
+	registry.Observe(m)
+	m.SetJobs(registry)
+	// The metrics have a listener of their own (METRICS_ADDR; config
+	// refused one beyond loopback without METRICS_TOKEN), bound before the
+	// API's: a start that cannot serve them fails.
+	var metricsLn *metrics.Listener
+	if cfg.MetricsAddr != "off" {
+		if metricsLn, err = m.Listen(cfg.MetricsAddr, cfg.MetricsToken, log); err != nil {
+			st.close(log)
+			return fmt.Errorf("metrics listener (METRICS_ADDR): %w", err)
+		}
+	}
 	// Jobs are kept in PostgreSQL too: any instance answers for any job.
 	registry.Share(jobStore{st.db, st.db.Reads()}, instanceID(), cfg.JobsLease)
 	// Readiness is checked in the background, first before serving.
 	ready := httpapi.NewReadiness(log, cfg.ReadyRefresh, st.checks()...)
 	ready.Refresh(ctx)
 	go ready.Run(ctx)
-	ingestion := &ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: readsb.Limits{
-		MaxBytes: cfg.IngestMaxFileBytes, MaxString: cfg.IngestMaxStringBytes, MaxAircraft: cfg.IngestMaxAircraftPerFile,
-		MaxDepth: cfg.IngestMaxDepth, MaxDecodeTime: cfg.IngestMaxDecodeTime,
-	}}
+	ingestion := &ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: cfg.IngestLimits(), Metrics: m}
 	reads := *ingestion
 	reads.DB = st.db.Reads()
 	backfillCtx, stopBackfills := context.WithCancel(context.WithoutCancel(ctx))
@@ -131,11 +142,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, Clients: cfg.RateLimitClients,
 			InFlight: cfg.ReadMaxInFlight, PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
 		},
-		Stats:  st.db.Reads(),
-		Ingest: httpapi.IngestService(ingestion, &reads),
-		Jobs:   registry,
-		Ready:  ready,
-		Lanes:  st.lanes(log),
+		Stats:   st.db.Reads(),
+		Ingest:  httpapi.IngestService(ingestion, &reads),
+		Jobs:    registry,
+		Ready:   ready,
+		Lanes:   st.lanes(log),
+		Metrics: m,
 
 		Backfills: backfills,
 	})
@@ -144,7 +156,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// finish within the grace period, then their contexts are cancelled
 	// (both in serve.Run, which returns when no handler runs any more),
 	// (3) jobs are cancelled with the cause "shutdown" and drained, their
-	// ends saved (retried for up to JOBS_LEASE_SECONDS), (4) the downloads
+	// ends saved (retried for up to JOBS_LEASE_SECONDS), (4) the metrics
+	// listener stops (it showed the drain until then), (5) the downloads
 	// root, MongoDB and Postgres are closed.
 	err = serve.Run(ctx, handler, serve.Options{
 		Addr:         cfg.HTTPAddr,
@@ -160,6 +173,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	log.Info("shutting down: stopping jobs")
 	registry.Stop(serve.ErrShutdown)
+	if metricsLn != nil {
+		log.Info("shutting down: stopping the metrics listener")
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := metricsLn.Close(closeCtx); err != nil {
+			log.Warn("stopping the metrics listener", "error", err)
+		}
+		cancel()
+	}
 	log.Info("shutting down: stopping backfills (their batches under way are cancelled, none committed in part)")
 	stopBackfills()
 	local.Wait()
@@ -260,7 +281,7 @@ func (s jobStore) LoadJob(ctx context.Context, id string) (jobs.View, bool, erro
 	return s.reads.LoadJob(ctx, id)
 }
 
-func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores, err error) {
+func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.Metrics) (_ *stores, err error) {
 	st := &stores{}
 	defer func() {
 		if err != nil {
@@ -274,6 +295,7 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 	if st.db, err = openDB(ctx, log, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}); err != nil {
 		return nil, err
 	}
+	m.PostgresPools(st.db.Pools())
 	if cfg.S3Bucket == "" {
 		return nil, errors.New("S3_BUCKET is not set")
 	}
@@ -287,13 +309,14 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config) (_ *stores,
 		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")
 		return st, nil
 	}
-	if st.mongo, err = openMongo(ctx, log, cfg); err != nil {
+	if st.mongo, err = openMongo(ctx, log, cfg, m.MongoPools().Monitor); err != nil {
 		return nil, err
 	}
 	st.dl, err = download.New(download.Config{
 		Records: st.mongo, Claims: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
 		Workers: cfg.DownloadWorkers, Lease: cfg.DownloadClaimLease, Durable: cfg.DownloadFsync, Log: log,
 		Wait: cfg.DownloadWait, Stall: cfg.DownloadStall, Reserve: cfg.DownloadReserve, MaxObject: cfg.DownloadMaxObject,
+		Metrics: m,
 	})
 	return st, err
 }
@@ -360,14 +383,14 @@ func openDB(ctx context.Context, log *slog.Logger, url string, reads postgres.Re
 }
 
 // openMongo connects to MongoDB, retrying for a minute like the database.
-func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config) (*mongo.Store, error) {
+func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config, monitor func(string, uint64) *event.PoolMonitor) (*mongo.Store, error) {
 	var store *mongo.Store
 	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		var err error
 		store, err = mongo.Open(ctx, mongo.Options{
 			URL: cfg.MongoURL, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
-			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd", ReadConns: cfg.MongoReadMaxConns,
+			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd", ReadConns: cfg.MongoReadMaxConns, Monitor: monitor,
 		})
 		if err != nil {
 			log.Warn("mongodb not ready, retrying", "error", err)

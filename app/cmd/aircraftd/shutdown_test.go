@@ -72,7 +72,9 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "AIRCRAFTD_TEST_RUN_MAIN=1", "HTTP_ADDR="+addr, "TLS_DISABLE=true", "REDIRECT_ADDR=")
+	// METRICS_ADDR on an ephemeral port: instances of a test never collide
+	// (a test that scrapes sets its own).
+	cmd.Env = append(os.Environ(), "AIRCRAFTD_TEST_RUN_MAIN=1", "HTTP_ADDR="+addr, "TLS_DISABLE=true", "REDIRECT_ADDR=", "METRICS_ADDR=127.0.0.1:0")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

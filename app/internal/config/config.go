@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
 // Config is the service's configuration.
@@ -26,12 +28,15 @@ type Config struct {
 	ACMEDomain   string
 	ACMEEmail    string
 	ACMECacheDir string
+	MetricsAddr  string // the metrics listener; "off": none
+	MetricsToken string // bearer token of the metrics listener; required off loopback
 
 	APIToken          string
 	APITokenSecretARN string
 
 	DatabaseURL   string
 	DBSecretARN   string
+	DBIAMAuth     bool
 	db            dbParts
 	AWSRegion     string
 	S3Bucket      string
@@ -136,8 +141,18 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.DownloadClaimLease < minDownloadClaimLease {
 		errs = append(errs, fmt.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS: at least %d (the claim is renewed every third of it, each renewal given that third)", int(minDownloadClaimLease/time.Second)))
 	}
+	if c.DBIAMAuth && (c.db.host == "" || c.db.user == "" || c.db.sslmode != "verify-full" || c.DatabaseURL != "" || c.DBSecretARN != "") {
+		errs = append(errs, errors.New("DB_IAM_AUTH=true needs DB_HOST, DB_USER and DB_SSLMODE=verify-full, without DATABASE_URL or DB_SECRET_ARN"))
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("TLS_CERT_FILE and TLS_KEY_FILE go together"))
+	}
+	if c.MetricsAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR=%q: want host:port or off: %w", c.MetricsAddr, err))
+		} else if !Loopback(c.MetricsAddr) && c.MetricsToken == "" {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR=%q listens beyond this host: set METRICS_TOKEN (a bearer token every scrape must send), or keep it on 127.0.0.1", c.MetricsAddr))
+		}
 	}
 	if c.TLSDisable && (c.TLSCertFile != "" || c.ACMEDomain != "") {
 		errs = append(errs, errors.New("TLS_DISABLE=true conflicts with TLS_CERT_FILE/ACME_DOMAIN"))
@@ -169,12 +184,46 @@ func (c *Config) PostgresURL() (string, error) {
 	if c.db.sslrootcert != "" {
 		q.Set("sslrootcert", c.db.sslrootcert)
 	}
+	user := url.UserPassword(c.db.user, c.db.password)
+	if c.DBIAMAuth {
+		user = url.User(c.db.user) // the password is a token made for each connection (DBIAMAuthEndpoint)
+	}
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(c.db.user, c.db.password),
+		User:     user,
 		Host:     net.JoinHostPort(c.db.host, c.db.port),
 		Path:     "/" + c.db.name,
 		RawQuery: q.Encode(),
 	}
 	return u.String(), nil
+}
+
+// DBIAMAuthEndpoint is the database's host:port and the user that IAM database auth tokens are made for
+// (DB_IAM_AUTH).
+func (c *Config) DBIAMAuthEndpoint() (endpoint, user string) {
+	return net.JoinHostPort(c.db.host, c.db.port), c.db.user
+}
+
+// IngestLimits are the caps of one ingested file (the INGEST_MAX_* settings),
+// as aircraftd and the ingestion worker both decode with them.
+func (c *Config) IngestLimits() readsb.Limits {
+	return readsb.Limits{
+		MaxBytes: c.IngestMaxFileBytes, MaxString: c.IngestMaxStringBytes, MaxAircraft: c.IngestMaxAircraftPerFile,
+		MaxDepth: c.IngestMaxDepth, MaxDecodeTime: c.IngestMaxDecodeTime,
+	}
+}
+
+// Loopback reports whether the listener address addr (host:port) accepts
+// connections from this host only: its host is a loopback IP or localhost.
+// An empty host (":9464") listens on every interface.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

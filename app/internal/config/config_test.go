@@ -189,3 +189,32 @@ func TestDownloadClaimLease(t *testing.T) {
 		t.Errorf("DOWNLOAD_CLAIM_LEASE_SECONDS=3: %v, %v", c.DownloadClaimLease, err)
 	}
 }
+
+// TestMetricsAddrFailsClosed: the metrics listener beyond loopback needs a
+// token; on loopback, or off, it does not.
+func TestMetricsAddrFailsClosed(t *testing.T) {
+	for _, tc := range []struct {
+		addr, token string
+		ok          bool
+	}{
+		{"", "", true}, // the default, 127.0.0.1:9464
+		{"127.0.0.1:9999", "", true},
+		{"[::1]:9464", "", true},
+		{"localhost:9464", "", true},
+		{"off", "", true},
+		{":9464", "", false}, // every interface
+		{"0.0.0.0:9464", "", false},
+		{"10.0.1.5:9464", "", false},
+		{"[::]:9464", "", false},
+		{":9464", "s3cret", true},
+		{"9464", "", false}, // no host:port
+	} {
+		c, err := Load(env(map[string]string{"METRICS_ADDR": tc.addr, "METRICS_TOKEN": tc.token}))
+		if (err == nil) != tc.ok {
+			t.Errorf("METRICS_ADDR=%q METRICS_TOKEN=%q: error %v, want ok=%v", tc.addr, tc.token, err, tc.ok)
+		}
+		if tc.addr == "" && err == nil && c.MetricsAddr != "127.0.0.1:9464" {
+			t.Errorf("default METRICS_ADDR %q", c.MetricsAddr)
+		}
+	}
+}

@@ -122,6 +122,8 @@ type Config struct {
 	Durable bool
 
 	Log *slog.Logger
+
+	Metrics Metrics // told what happened; nil: nobody
 }
 
 // engine is what the orchestration needs of package fetch.
@@ -185,7 +187,7 @@ func New(cfg Config) (*Downloader, error) {
 	}
 	eng := fetch.New(fetch.Config{
 		S3: cfg.S3, Bucket: cfg.Bucket, Files: cfg.Workers, PartSize: cfg.PartSize, PartConcurrency: cfg.PartConcurrency,
-		Attempts: cfg.Attempts, ReadTimeout: cfg.ReadTimeout, Durable: cfg.Durable, Log: cfg.Log,
+		Attempts: cfg.Attempts, ReadTimeout: cfg.ReadTimeout, Durable: cfg.Durable, Log: cfg.Log, Retried: retried(cfg.Metrics),
 		Volume: abs, Reserve: cfg.Reserve, MaxObject: cfg.MaxObject,
 	})
 	var b [4]byte

@@ -515,13 +515,18 @@ func TestTransferCutMidway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := e.downloader(t, viaProxy, func(c *download.Config) { c.Attempts = 2 })
+	m := new(countingMetrics)
+	d := e.downloader(t, viaProxy, func(c *download.Config) { c.Attempts = 2; c.Metrics = m })
 	got, err := d.Download(ctx, hour(t, "lane1", 14), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.FailureCount != 2 || proxy.cuts.Load() == 0 {
 		t.Fatalf("with every transfer cut: %d failed (want 2), %d cuts; failures %v", got.FailureCount, proxy.cuts.Load(), got.Failures)
+	}
+	// Two files, two tries each: one retry each, both failed, none resumed.
+	if got, want := m.counts(), (counts{files: map[string]int{"failed": 2}, retries: 2, hours: 1}); !got.equal(want) {
+		t.Errorf("metrics told %+v, want %+v", got, want)
 	}
 	for _, f := range got.Failures {
 		t.Logf("failure reason: %s", f.Reason)
@@ -546,6 +551,10 @@ func TestTransferCutMidway(t *testing.T) {
 	}
 	if got.SuccessCount != 2 || got.Downloaded != 2 {
 		t.Fatalf("after the network healed: %d ok, failures %v", got.SuccessCount, got.Failures)
+	}
+	// Both files started again after the failed tries (resumed), fetched whole.
+	if got, want := m.counts(), (counts{files: map[string]int{"failed": 2, "downloaded": 2}, bytes: 8 << 20, retries: 2, resumes: 2, hours: 2}); !got.equal(want) {
+		t.Errorf("metrics told %+v, want %+v", got, want)
 	}
 	e.checkOnDisk(t, e.prefix+big, e.prefix+small)
 	if l := leftovers(t, e.root); len(l) > 0 {

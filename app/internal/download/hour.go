@@ -82,6 +82,7 @@ func (c *Claim) Download(ctx context.Context, p *progress.Counter) (*HourResult,
 	committers.Wait()
 	stopRenew()
 	r.end()
+	r.tell(time.Since(start))
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
@@ -237,6 +238,9 @@ func (r *run) work() {
 		}
 		r.active.Add(1)
 		r.rec.Started(rec)
+		if rec.Attempts > 0 && r.d.cfg.Metrics != nil {
+			r.d.cfg.Metrics.DownloadResumed()
+		}
 		got, t, rel, err := r.fetchContained(rec)
 		if err == nil && got.Staged() {
 			r.d.staged <- struct{}{} // released by the committer

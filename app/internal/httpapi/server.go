@@ -49,6 +49,8 @@ type Deps struct {
 
 	Lanes *Lanes // lane file downloads; nil without MongoDB
 
+	Metrics RequestMetrics // told of every request; nil: nobody
+
 	Backfills Backfills // nil: the backfill endpoints answer 503
 }
 
@@ -61,7 +63,7 @@ func NewServer(d Deps) http.Handler {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
 	l := d.Limits
-	r.Use(middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
+	r.Use(requestMetrics(d.Metrics), middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
 		middleware.RateLimit(l.PerSecond, l.Burst, l.Clients, unbounded), middleware.InFlight(l.InFlight, unbounded),
 		middleware.ReadDeadline(l.ReadTimeout, isPost))
 	if len(d.CORS) > 0 {

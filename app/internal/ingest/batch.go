@@ -21,14 +21,18 @@ type aggregator struct {
 	touched map[string]struct{}  // aircraft updated by committed batches
 	read    bool                 // an object of the run was read from S3
 	refused []fetched            // refused by S3 before any was read
+
+	quarantined map[string]int // files quarantined, by reason class
+	told        told           // what Metrics was told so far
 }
 
 // entry is a file of the uncommitted batch: its ledger entry and the object
 // to read it again from.
 type entry struct {
 	ledger.Processed
-	obj  bucket.Object
-	drop bool // changed since listed: left for the next run
+	obj   bucket.Object
+	drop  bool   // changed since listed: left for the next run
+	class string // of a quarantined file: the kind of its reason
 }
 
 func (s *Service) newAggregator(prefix string) *aggregator {
@@ -39,6 +43,9 @@ func (s *Service) newAggregator(prefix string) *aggregator {
 		batch:   make(flight.Aggregate),
 		snaps:   make(map[time.Time]string),
 		touched: make(map[string]struct{}),
+
+		quarantined: map[string]int{},
+		told:        told{skipped: map[string]int{}, quarantined: map[string]int{}},
 	}
 }
 
@@ -58,7 +65,7 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		return nil
 	case f.refused != "":
 		a.res.FilesSeen++
-		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.refused))
+		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.refused, classS3Refused))
 		return a.maybeFlush(ctx)
 	}
 	if !a.read {
@@ -66,13 +73,13 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 		a.read = true
 		for _, r := range a.refused {
 			a.res.FilesSeen++
-			a.entries = append(a.entries, a.quarantine(r.obj, r.versionID, r.refused))
+			a.entries = append(a.entries, a.quarantine(r.obj, r.versionID, r.refused, classS3Refused))
 		}
 		a.refused = nil
 	}
 	if f.err != nil {
 		a.res.FilesSeen++
-		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.err.Error()))
+		a.entries = append(a.entries, a.quarantine(f.obj, f.versionID, f.err.Error(), decodeClass(f.err)))
 		return a.maybeFlush(ctx)
 	}
 	return a.addFile(ctx, f)
@@ -153,9 +160,11 @@ func (a *aggregator) everyRefused(ctx context.Context) error {
 		len(a.refused), first.obj.Key, first.refused))
 }
 
-// quarantine counts a refused file and makes its ledger entry.
-func (a *aggregator) quarantine(obj bucket.Object, versionID, reason string) entry {
+// quarantine counts a refused file and makes its ledger entry. class is
+// the kind of reason, for the metrics (a bounded label; reason is free text).
+func (a *aggregator) quarantine(obj bucket.Object, versionID, reason, class string) entry {
 	a.res.FilesFailed++
+	a.quarantined[class]++
 	if len(a.res.Failed) < maxListedNotes {
 		a.res.Failed = append(a.res.Failed, FileNote{Key: obj.Key, Reason: reason})
 	}
@@ -166,13 +175,15 @@ func (a *aggregator) quarantine(obj bucket.Object, versionID, reason string) ent
 			Outcome: ledger.Failed,
 			Reason:  reason,
 		},
-		obj: obj,
+		obj:   obj,
+		class: class,
 	}
 }
 
 // unfail takes back a file counted as quarantined.
-func (a *aggregator) unfail(key string) {
+func (a *aggregator) unfail(key, class string) {
 	a.res.FilesFailed--
+	a.quarantined[class]--
 	a.res.Failed = slices.DeleteFunc(a.res.Failed, func(n FileNote) bool { return n.Key == key })
 }
 

@@ -28,12 +28,14 @@ func (a *aggregator) flush(ctx context.Context) error {
 	err := a.commit(ctx, a.entries, a.batch)
 	if refused(err) {
 		a.svc.logger().Warn("the database refused a batch: finding the files responsible", "files", len(a.entries), "error", err)
+		a.svc.bisected()
 		err = a.bisectKeepingDuplicates(ctx, err)
 	}
 	if err != nil {
 		return err
 	}
 	a.svc.logger().Info("batch committed", "files", len(a.entries), "aircraft", len(a.batch))
+	a.tell()
 	a.batch = make(flight.Aggregate)
 	a.entries = nil
 	clear(a.snaps)
@@ -60,7 +62,9 @@ func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Agg
 				at = append(at, i)
 			}
 		}
+		start := time.Now()
 		err := a.svc.DB.Commit(ctx, objs, agg)
+		a.svc.timeCommit(start)
 		var lost *ledger.LostError
 		switch {
 		case err == nil:
@@ -98,7 +102,7 @@ func (a *aggregator) setAside(e *entry, l ledger.Lost) {
 		a.res.FilesIngested--
 		a.res.Observations -= e.Observations
 	case ledger.Failed:
-		a.unfail(key)
+		a.unfail(key, e.class)
 	}
 	from := reasonFor[e.Outcome]
 	note := func(reason, note string) {
@@ -217,7 +221,7 @@ func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error)
 			e := &entries[i]
 			a.res.FilesIngested--
 			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, e.VersionID, refusalReason(refusal))
+			*e = a.quarantine(e.obj, e.VersionID, refusalReason(refusal), classDatabaseRefused)
 		}
 		err := a.commit(ctx, entries, nil)
 		if refused(err) {
@@ -268,11 +272,11 @@ func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggreg
 		case f.refused != "":
 			a.res.FilesIngested--
 			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, f.versionID, f.refused)
+			*e = a.quarantine(e.obj, f.versionID, f.refused, classS3Refused)
 		case f.err != nil:
 			a.res.FilesIngested--
 			a.res.Observations -= e.Observations
-			*e = a.quarantine(e.obj, f.versionID, f.err.Error())
+			*e = a.quarantine(e.obj, f.versionID, f.err.Error(), decodeClass(f.err))
 		default:
 			agg.Merge(f.file.Aircraft)
 		}

@@ -69,15 +69,7 @@ func listed(t *testing.T, b bucket.Bucket) []bucket.Object {
 func checkStored(t *testing.T, db *postgres.DB, dbURL string, want flighttest.Oracle, outcomes map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	for icao, w := range want {
-		got, err := db.Stats(ctx, icao)
-		if err != nil {
-			t.Fatalf("%s: %v", icao, err)
-		}
-		for _, d := range w.Diff(*got) {
-			t.Error(d)
-		}
-	}
+	want.Check(t, db)
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -107,6 +107,8 @@ type Service struct {
 	// Required: the service's come from INGEST_WORKERS and INGEST_MAX_*.
 	Workers int           // concurrent fetch+decode workers
 	Limits  readsb.Limits // cap what one file may cost
+
+	Metrics Metrics // told what happened; nil: nobody
 }
 
 // FileNote names a file and what happened to it.
@@ -292,6 +294,7 @@ func (s *Service) ingest(ctx context.Context, req Request, src source, p *progre
 	if err != nil {
 		return nil, err
 	}
+	agg.tell()
 	agg.res.AircraftUpdated = len(agg.touched)
 	agg.res.DurationSeconds = time.Since(start).Seconds()
 	return &agg.res, nil

@@ -42,13 +42,5 @@ func TestRunsMergeInTheDatabase(t *testing.T) {
 			t.Fatalf("%s: %+v, %v", name, res, err)
 		}
 	}
-	for icao, w := range want {
-		got, err := db.Stats(ctx, icao)
-		if err != nil {
-			t.Fatalf("%s: %v", icao, err)
-		}
-		for _, d := range w.Diff(*got) {
-			t.Error(d)
-		}
-	}
+	want.Check(t, db)
 }

@@ -32,11 +32,19 @@ func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Listed, and with one worker read, in key order.
-	stacktest.Put(t, b, "a/20231101-000500Z.json", []byte(`{"now": 1698790000, "aircraft": [{"hex": "a00001", "r": "REFUSED", "alt_baro": 1000}]}`))
-	stacktest.Put(t, b, "b/20231101-000500Z.json", []byte(`{"now": 1698790000, "aircraft": [{"hex": "b00001", "alt_baro": 2000}]}`))
-	stacktest.Put(t, b, "c/20231101-000600Z.json", []byte(`{"now": 1698790060, "aircraft": [{"hex": "c00001", "alt_baro": 3000}]}`))
-	stacktest.Put(t, b, "d/20231101-000600Z.json", []byte(`{"now": 1698790060, "aircraft": [{"hex": "d00001", "alt_baro": 4000}]}`))
-	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: defaultLimits()}
+	files := map[string]string{
+		"a/20231101-000500Z.json": `{"now": 1698790000, "aircraft": [{"hex": "a00001", "r": "REFUSED", "alt_baro": 1000}]}`,
+		"b/20231101-000500Z.json": `{"now": 1698790000, "aircraft": [{"hex": "b00001", "alt_baro": 2000}]}`,
+		"c/20231101-000600Z.json": `{"now": 1698790060, "aircraft": [{"hex": "c00001", "alt_baro": 3000}]}`,
+		"d/20231101-000600Z.json": `{"now": 1698790060, "aircraft": [{"hex": "d00001", "alt_baro": 4000}]}`,
+	}
+	var allBytes int64
+	for k, body := range files {
+		stacktest.Put(t, b, k, []byte(body))
+		allBytes += int64(len(body))
+	}
+	m := new(recordingMetrics)
+	s := &Service{DB: db, Bucket: b, Log: slog.New(slog.DiscardHandler), Workers: 1, Limits: defaultLimits(), Metrics: m}
 	ingest := func() Result {
 		t.Helper()
 		run, err := s.Begin(ctx, "")
@@ -60,10 +68,23 @@ func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 			t.Errorf("b's note %q does not name the refused file", n.Reason)
 		}
 	}
+	// Told once committed: c ingested (one observation), a quarantined for the database's refusal (one
+	// bisection), d a duplicate, b left for the next run; every file decoded counts its bytes.
+	want := toldCounts{files: map[string]int{"ingested": 1, "quarantined": 1, "skipped_duplicate_snapshot": 1,
+		"skipped_duplicate_of_a_refused_file": 1}, quarantined: map[string]int{"database_refused": 1},
+		bytes: allBytes, observations: 1, bisections: 1}
+	if got, commits := m.take(); !got.equal(want) || commits < 2 {
+		t.Errorf("first run told %+v and %d commits, want %+v and at least the refused commit and one after", got, commits, want)
+	}
 	res = ingest()
 	if res.FilesIngested != 1 || res.SkippedByReason[reasonAlreadyIngested] != 2 || res.SkippedByReason[reasonQuarantined] != 1 ||
 		len(res.SkippedByReason) != 2 {
 		t.Fatalf("second run: %+v, want b ingested, a quarantined, c and d (its duplicate) in the ledger", res)
+	}
+	want = toldCounts{files: map[string]int{"ingested": 1, "skipped_already_ingested": 2, "skipped_quarantined": 1},
+		quarantined: map[string]int{}, bytes: int64(len(files["b/20231101-000500Z.json"])), observations: 1}
+	if got, _ := m.take(); !got.equal(want) {
+		t.Errorf("second run told %+v, want %+v", got, want)
 	}
 	for icao, alt := range map[string]float64{"b00001": 2000, "c00001": 3000} {
 		st, err := db.Stats(ctx, icao)

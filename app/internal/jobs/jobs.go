@@ -123,6 +123,8 @@ type Registry struct {
 	cancelSaves context.CancelFunc
 	saves       sync.WaitGroup // saves of jobs' ends under way
 
+	metrics Metrics // nil: nobody is told
+
 	mu       sync.Mutex
 	jobs     map[string]*job
 	finished []*job // oldest first
@@ -236,6 +238,9 @@ func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 	}
 	if r.running >= r.limits.MaxRunning {
 		r.mu.Unlock()
+		if r.metrics != nil {
+			r.metrics.JobRefused(kind)
+		}
 		return View{}, ErrFull
 	}
 	r.running++
@@ -255,6 +260,9 @@ func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 		}
 		j.view.Started, started.Started = t, t // the store's time: every instance answers it
 		r.mu.Unlock()
+	}
+	if r.metrics != nil {
+		r.metrics.JobStarted(kind)
 	}
 
 	go func() {
@@ -307,6 +315,9 @@ func (r *Registry) finish(j *job, res any, err error) {
 	}
 	r.finished = append(r.finished, j)
 	r.pruneLocked()
+	if r.metrics != nil {
+		r.metrics.JobEnded(j.view.Kind, string(j.view.State))
+	}
 	if r.store == nil {
 		r.running--
 	} else {
@@ -390,4 +401,23 @@ func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Metrics is told of the jobs started, ended and refused (package metrics
+// implements it). kind is the code's (bounded), never a job id.
+type Metrics interface {
+	JobStarted(kind string)
+	JobEnded(kind, state string)
+	JobRefused(kind string)
+}
+
+// Observe tells m of the registry's jobs. Call it before any Start.
+func (r *Registry) Observe(m Metrics) { r.metrics = m }
+
+// Running returns the jobs running (with a store, and those whose end is
+// not saved yet: they hold their slot) and Limits.MaxRunning.
+func (r *Registry) Running() (running, max int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running, r.limits.MaxRunning
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -43,7 +44,13 @@ type Options struct {
 	// records), so that a flood of lists never takes a connection a download
 	// needs. Zero: the list shares the work's client.
 	ReadConns int
+	// Monitor, if set, gives the pool monitor of a client by name ("work",
+	// "read") and its most connections: the pool stats of the metrics.
+	Monitor func(pool string, max uint64) *event.PoolMonitor
 }
+
+// defaultMaxPoolSize is the driver's default most connections of a client.
+const defaultMaxPoolSize = 100
 
 // Store is the file record collection and its claims.
 type Store struct {
@@ -98,6 +105,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if isDocumentDB(o.URL) && !strings.Contains(strings.ToLower(o.URL), "retrywrites=") {
 		copts.SetRetryWrites(false)
 	}
+	monitor := func(c *options.ClientOptions, pool string) {
+		if o.Monitor == nil {
+			return
+		}
+		if c.MaxPoolSize == nil {
+			c.SetMaxPoolSize(defaultMaxPoolSize) // the driver's default, made explicit for the metrics
+		}
+		c.SetPoolMonitor(o.Monitor(pool, *c.MaxPoolSize))
+	}
+	monitor(copts, "work")
 	client, err := mongo.Connect(copts)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: %w", err)
@@ -111,6 +128,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.ReadConns > 0 {
 		ropts := *copts
 		ropts.SetMaxPoolSize(uint64(o.ReadConns)).SetMinPoolSize(0)
+		monitor(&ropts, "read")
 		if s.reads, err = mongo.Connect(&ropts); err != nil {
 			_ = client.Disconnect(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("mongodb: %w", err)

@@ -49,12 +49,28 @@ type ReadPool struct {
 // reads' (rp; read-only transactions, statement_timeout rp.Timeout), and
 // one connection for Ping.
 func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
+	return OpenWithPassword(ctx, url, rp, nil)
+}
+
+// Password gives the password of each new connection (an IAM database auth token, valid 15 minutes).
+type Password func(ctx context.Context) (string, error)
+
+// OpenWithPassword is Open with the password of every connection of every pool given by password, when not nil,
+// instead of url's.
+func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Password) (*DB, error) {
 	if rp.MaxConns < 1 || rp.Timeout <= 0 {
 		return nil, errors.New("postgres: the read pool needs at least one connection and a timeout")
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if password != nil {
+		cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			pw, err := password(ctx)
+			cc.Password = pw
+			return err
+		}
 	}
 	readCfg := cfg.Copy()
 	readCfg.MaxConns, readCfg.MinConns = int32(min(rp.MaxConns, math.MaxInt32)), 0
@@ -84,6 +100,12 @@ func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
 // read-only and under the pool's statement_timeout, and waits only for the
 // read pool's connections. Its Close does nothing.
 func (db *DB) Reads() *DB { return &DB{pool: db.reads, reads: db.reads, ping: db.ping, view: true} }
+
+// Pools returns the pools by name, for their stats: "work" (ingestion,
+// jobs, claims) and "read" (the API's reads).
+func (db *DB) Pools() map[string]*pgxpool.Pool {
+	return map[string]*pgxpool.Pool{"work": db.pool, "read": db.reads}
+}
 
 func (db *DB) migrate(ctx context.Context) error {
 	sqlDB := stdlib.OpenDBFromPool(db.pool)

@@ -501,3 +501,6 @@ func (d *decoder) intern(b []byte, address bool) string {
 	}
 	return s
 }
+
+// OverCap reports whether err is a file hitting one of the Limits.
+func OverCap(err error) bool { return errors.As(err, new(capError)) }

@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/scripts/internal/envfile"
+	"github.com/aircraftdata/platform/scripts/internal/proc"
+	"github.com/aircraftdata/platform/scripts/internal/prom"
 	"github.com/aircraftdata/platform/scripts/internal/service"
 )
 
 const (
 	serviceAddr = "127.0.0.1:8443"
 	serviceURL  = "https://localhost:8443"
+	metricsAddr = "127.0.0.1:9464" // the service's METRICS_ADDR, scraped by Prometheus
 )
 
 // dev runs the stack, seeds it, and runs aircraftd over HTTPS until ctx is
@@ -55,7 +58,7 @@ func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		Addr:     serviceAddr,
 		CertFile: cert,
 		KeyFile:  key,
-		Env:      append(os.Environ(), s.env...),
+		Env:      append(append(os.Environ(), s.env...), "METRICS_ADDR="+metricsAddr),
 		LogPath:  s.LogPath("aircraftd"),
 		Echo:     stdout,
 	})
@@ -68,7 +71,16 @@ func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	printDevBanner(stdout, s, rel(cert), envfile.Get(s.env, "API_TOKEN"))
+	promProc := startPrometheus(ctx, s, stderr)
+	if promProc != nil {
+		defer func() {
+			if err := promProc.Stop(10 * time.Second); err != nil {
+				fmt.Fprintln(stderr, "devstack:", err)
+			}
+		}()
+	}
+
+	printDevBanner(stdout, s, rel(cert), envfile.Get(s.env, "API_TOKEN"), promProc != nil)
 	if err := laneSamples(ctx, o, s, cert, stdout); err != nil {
 		return err
 	}
@@ -82,7 +94,29 @@ func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 }
 
-func printDevBanner(w io.Writer, s *session, cert, token string) {
+// startPrometheus runs Debian's Prometheus scraping the service, installing
+// it first if it is missing (as root on Debian). Without it make dev goes
+// on: the warning says how to get it.
+func startPrometheus(ctx context.Context, s *session, stderr io.Writer) *proc.Process {
+	say := func(line string) { fmt.Fprintln(stderr, line) }
+	if err := prom.Ensure(ctx, say); err != nil {
+		say("devstack: WARNING: no Prometheus: " + err.Error())
+		return nil
+	}
+	p, err := prom.Start(ctx, promOptions(s.Dir, s.LogPath("prometheus")))
+	if err != nil {
+		say("devstack: WARNING: no Prometheus: " + err.Error())
+		return nil
+	}
+	return p
+}
+
+// promOptions are the Prometheus of make dev: files in .dev/prometheus.
+func promOptions(dir, logPath string) prom.Options {
+	return prom.Options{Bin: prom.Bin, Dir: filepath.Join(dir, "prometheus"), Addr: prom.Addr, Target: metricsAddr, LogPath: logPath}
+}
+
+func printDevBanner(w io.Writer, s *session, cert, token string, prometheus bool) {
 	fmt.Fprintf(w, `
 Local stack (state in %s, variables in %s):
 `, rel(s.Dir), rel(s.EnvPath()))
@@ -92,6 +126,8 @@ Local stack (state in %s, variables in %s):
   Swagger UI  %[3]s/docs
   ReDoc       %[3]s/redoc
   Health      %[3]s/api/v1/health
+  Metrics     %[6]s
+  Prometheus  %[7]s
   API token   %[4]s
 
 Try it:
@@ -102,7 +138,7 @@ Try it:
   curl --cacert %[5]s %[3]s/api/v1/aircraft
 
 Ctrl-C stops the service and what this devstack started.
-`, serviceAddr, rel(s.LogPath("aircraftd")), serviceURL, token, cert)
+`, serviceAddr, rel(s.LogPath("aircraftd")), serviceURL, token, cert, "http://"+metricsAddr+"/metrics", promURL(prometheus))
 }
 
 // laneSamples runs scripts/cmd/lanesample against the running service: it
@@ -117,4 +153,12 @@ func laneSamples(ctx context.Context, o options, s *session, cert string, stdout
 		return fmt.Errorf("sample lane files (scripts/cmd/lanesample): %w", err)
 	}
 	return nil
+}
+
+// promURL is the Prometheus UI's address for the banner, or why there is none.
+func promURL(running bool) string {
+	if !running {
+		return "not running (see the warning above; docs/local-stack.md)"
+	}
+	return "http://" + prom.Addr + "/graph (recording rules: /rules)"
 }

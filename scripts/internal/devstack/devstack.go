@@ -27,6 +27,7 @@ Commands:
                       stop the stack, exit with CMD's status
   seed [-data DIR]    start the stack and upload the readsb-hist samples to the bucket
   dev [-data DIR]     start the stack, seed it, build and run aircraftd on https://localhost:8443
+                      (metrics on 127.0.0.1:9464) and Prometheus on http://127.0.0.1:9091
 
 A part already answering on its port with our settings (another devstack) is used
 as it is; only what this run started is stopped. State lives in <repo>/.dev.

@@ -57,6 +57,7 @@ type Config struct {
 	ReadTimeout     time.Duration // a connection idle this long is dropped (and the range retried)
 	Durable         bool          // write with O_DIRECT and sync before the rename (package download's Config.Durable)
 	Log             *slog.Logger
+	Retried         func(err error) // told of each try repeated, with the error of the last; nil: nobody
 
 	// Volume is a path on the file system the files go to (DOWNLOAD_PATH).
 	// Before each file is written, its free space less the objects being
@@ -176,6 +177,9 @@ func (fr *Fetcher) Fetch(ctx context.Context, o Object, t Target, p *progress.Co
 			return got, err
 		}
 		fr.cfg.Log.Info("retrying download", "s3_key", o.Key, "try", attempt, "error", err)
+		if fr.cfg.Retried != nil {
+			fr.cfg.Retried(err)
+		}
 		select {
 		case <-ctx.Done():
 			return got, ctx.Err()

@@ -6,6 +6,7 @@
 package flighttest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -85,6 +86,26 @@ func (o Oracle) Add(t testing.TB, snapshot []byte) (now float64) {
 		}
 	}
 	return doc.Now
+}
+
+// Stats is where Check reads what was stored (postgres.DB).
+type Stats interface {
+	Stats(ctx context.Context, icao string) (*flight.Stats, error)
+}
+
+// Check reports, as test errors, each aircraft of the oracle whose stored
+// statistics differ from it.
+func (o Oracle) Check(t testing.TB, s Stats) {
+	t.Helper()
+	for icao, w := range o {
+		got, err := s.Stats(context.Background(), icao)
+		if err != nil {
+			t.Fatalf("%s: %v", icao, err)
+		}
+		for _, d := range w.Diff(*got) {
+			t.Error(d)
+		}
+	}
 }
 
 // Observations is the number of observations of all aircraft.

@@ -1,0 +1,107 @@
+// Command ingest-worker is the ingestion worker as an AWS Lambda function
+// (provided.al2023, built as bootstrap): it ingests the batches of a Step
+// Functions Distributed Map over the bucket's listing, and the new objects
+// that S3 notifies through SQS, exactly once (internal/worker). Configuration
+// comes from the environment, the settings of aircraftd (DATABASE_URL or
+// DB_*, S3_BUCKET, INGEST_*), and DB_IAM_AUTH=true connects with IAM database
+// auth tokens; the function's timeout bounds each invocation.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/rds/auth"
+
+	"github.com/aircraftdata/platform/app/internal/bucket"
+	"github.com/aircraftdata/platform/app/internal/config"
+	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/worker"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx := context.Background()
+	h, closeDB, err := setup(ctx, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingest-worker:", err)
+		os.Exit(1)
+	}
+	lambda.StartWithOptions(h.Invoke, lambda.WithContext(ctx), lambda.WithEnableSIGTERM(closeDB))
+}
+
+// setup reads the configuration and connects to the database and the
+// bucket, once per execution environment (invocations reuse them).
+func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, func(), error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
+	log.Info("starting", "version", version)
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	if cfg.HasSecrets() {
+		return nil, nil, errors.New("the worker reads no secret (DB_SECRET_ARN, …): give it DATABASE_URL or DB_*")
+	}
+	if cfg.S3Bucket == "" {
+		return nil, nil, errors.New("S3_BUCKET is not set")
+	}
+	dbURL, err := cfg.PostgresURL()
+	if err != nil {
+		return nil, nil, err
+	}
+	var password postgres.Password
+	if cfg.DBIAMAuth {
+		if password, err = iamAuth(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+		endpoint, user := cfg.DBIAMAuthEndpoint()
+		log.Info("postgres: IAM database auth", "endpoint", endpoint, "user", user)
+	}
+	db, err := postgres.OpenWithPassword(ctx, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	s3c, err := bucket.NewClient(ctx, cfg.AWSRegion, cfg.S3Endpoint)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	svc := &ingest.Service{
+		DB: db, Bucket: bucket.Bucket{Client: s3c, Name: cfg.S3Bucket, Stall: cfg.S3Stall}, Log: log,
+		Workers: cfg.IngestWorkers, Limits: cfg.IngestLimits(),
+	}
+	return &worker.Handler{Ingest: svc, Bucket: cfg.S3Bucket, Log: log}, db.Close, nil
+}
+
+// iamAuth makes the password of each new connection an IAM database auth token of the function's role, for
+// DB_USER at DB_HOST:DB_PORT (DB_IAM_AUTH): no secret to keep, no Secrets Manager endpoint to reach.
+func iamAuth(ctx context.Context, cfg *config.Config) (postgres.Password, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	endpoint, user := cfg.DBIAMAuthEndpoint()
+	return func(ctx context.Context) (string, error) {
+		return auth.BuildAuthToken(ctx, endpoint, awsCfg.Region, user, awsCfg.Credentials)
+	}, nil
+}
+
+func level(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
