@@ -94,10 +94,10 @@ func OutputsFromCloudFormation(outs []cftypes.Output) (Outputs, error) {
 	return OutputsFromMap(m)
 }
 
-// LoadBalanced says whether the stack is the load-balanced variant (an Auto Scaling group behind an ALB).
+// LoadBalanced reports whether the stack is the load-balanced variant (an Auto Scaling group behind an ALB).
 func (o Outputs) LoadBalanced() bool { return o.AutoScalingGroupName != "" }
 
-// SelfSigned says whether the service serves the self-signed certificate published to SSM (no domain), which the
+// SelfSigned reports whether the service serves the self-signed certificate published to SSM (no domain), which the
 // client pins, rather than an ACME one that the system roots trust.
 func (o Outputs) SelfSigned() bool { return o.CertificateParameterName != "" }
 

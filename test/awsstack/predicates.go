@@ -15,7 +15,7 @@ import (
 // What the deployed stack must look like, as pure functions of what the AWS APIs return: each returns the
 // problems it finds (none = as designed), so that it is tested offline with hand-made API answers.
 
-// admits says whether an ingress permission lets TCP port in (an all-traffic rule does).
+// admits reports whether an ingress permission lets TCP port in (an all-traffic rule does).
 func admits(p ec2types.IpPermission, port int32) bool {
 	switch aws.ToString(p.IpProtocol) {
 	case "-1", "all":
@@ -212,7 +212,7 @@ func PublicAccessProblems(c *s3types.PublicAccessBlockConfiguration) []string {
 	return problems
 }
 
-// DeniesInsecureTransport says whether a bucket policy denies every request made without TLS
+// DeniesInsecureTransport reports whether a bucket policy denies every request made without TLS
 // (aws:SecureTransport false), as CDK's enforceSSL writes it.
 func DeniesInsecureTransport(policy string) bool {
 	var doc struct {
@@ -237,7 +237,7 @@ func DeniesInsecureTransport(policy string) bool {
 	return false
 }
 
-// anyOf says whether a policy value (a string, a list, or {"AWS": …}) holds want.
+// anyOf reports whether a policy value (a string, a list, or {"AWS": …}) holds want.
 func anyOf(v any, want string) bool {
 	switch v := v.(type) {
 	case string:

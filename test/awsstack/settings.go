@@ -35,7 +35,7 @@ type Settings struct {
 	Context        []string
 }
 
-// LoadBalanced says whether the run deploys and checks the load-balanced variant.
+// LoadBalanced reports whether the run deploys and checks the load-balanced variant.
 func (s Settings) LoadBalanced() bool { return s.Instances > 1 }
 
 // DefaultInstanceType is the infra's default (docs/infra.md).

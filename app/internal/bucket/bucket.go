@@ -200,7 +200,7 @@ func Refusal(err error) (string, bool) {
 	return fmt.Sprintf("S3 refused it: %s: %s (HTTP %d)", api.ErrorCode(), api.ErrorMessage(), status), true
 }
 
-// Check says whether the bucket exists and is readable.
+// Check returns an error unless the bucket exists and is readable.
 func (b Bucket) Check(ctx context.Context) error {
 	_, err := b.Client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.Name)})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 // Manager in production).
 type SecretGetter func(ctx context.Context, arn string) (string, error)
 
-// HasSecrets says whether any *_SECRET_ARN is set.
+// HasSecrets reports whether any *_SECRET_ARN is set.
 func (c *Config) HasSecrets() bool {
 	return c.DBSecretARN != "" || c.MongoURLSecretARN != "" || c.APITokenSecretARN != ""
 }

@@ -27,7 +27,7 @@ type lease struct {
 	lost  bool
 }
 
-// held says whether the claim is still ours at now.
+// held reports whether the claim is still ours at now.
 func (l *lease) held(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -45,7 +45,7 @@ const LaneIDPattern = `^[A-Za-z0-9_-]{1,64}$`
 
 var laneIDRE = regexp.MustCompile(LaneIDPattern)
 
-// ValidLaneID says whether id may be used as a lane id.
+// ValidLaneID reports whether id may be used as a lane id.
 func ValidLaneID(id string) bool { return laneIDRE.MatchString(id) }
 
 // ParseDate reads a request's date: RFC 3339 ("2024-02-14T00:00:00Z", the
@@ -94,7 +94,7 @@ func NewHour(laneID, date string, hour int) (Hour, error) {
 // End is the first instant after the hour.
 func (h Hour) End() time.Time { return h.Start.Add(time.Hour) }
 
-// Contains says whether t falls in the hour.
+// Contains reports whether t falls in the hour.
 func (h Hour) Contains(t time.Time) bool {
 	return !t.Before(h.Start) && t.Before(h.End())
 }

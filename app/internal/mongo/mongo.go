@@ -217,7 +217,7 @@ const (
 	statusIndex  = "status_s3_key"
 )
 
-// isNamespaceNotFound says whether err is "collection does not exist" (26).
+// isNamespaceNotFound reports whether err is "collection does not exist" (26).
 func isNamespaceNotFound(err error) bool {
 	var se mongo.ServerError
 	return errors.As(err, &se) && se.HasErrorCode(26)

@@ -144,7 +144,7 @@ type Result struct {
 	staged    *staged
 }
 
-// Staged says whether the file waits for Commit or Discard.
+// Staged reports whether the file waits for Commit or Discard.
 func (r Result) Staged() bool { return r.staged != nil }
 
 // staged is a fetched and verified temp file, not yet in place: commit

@@ -99,7 +99,7 @@ func tempName() string {
 	return tempPrefix + hex.EncodeToString(b[:]) + tempSuffix
 }
 
-// isTemp says whether name is one of our temp files (or a temp file of an
+// isTemp reports whether name is one of our temp files (or a temp file of an
 // earlier release, named ".{name}.part-{12 hex digits}").
 func isTemp(name string) bool {
 	if rest, ok := strings.CutPrefix(name, tempPrefix); ok {

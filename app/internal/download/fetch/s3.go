@@ -29,7 +29,7 @@ type permanent struct{ error }
 
 func (e permanent) Unwrap() error { return e.error }
 
-// transient says whether err may go away on a retry: network errors,
+// transient reports whether err may go away on a retry: network errors,
 // throttling and server errors, a checksum mismatch (bytes damaged on the
 // way). Client errors (missing or changed object, access denied) and local
 // file errors do not.
