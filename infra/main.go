@@ -23,23 +23,43 @@ func main() {
 }
 
 func run() error {
-	app := awscdk.NewApp(nil)
-	cfg, err := ParseConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	app, _, err := newApp(nil, buildService)
 	if err != nil {
 		return err
 	}
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	binary, err := ServiceBinary(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build"), instanceArch(cfg.InstanceType))
-	if err != nil {
-		return err
-	}
-	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: binary})
-	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	app.Synth(nil)
 	return nil
+}
+
+// newApp assembles the CDK app: its context (props, plus what the CDK CLI passes) checked and read into a Config,
+// the stack with the service binary binary returns for the instance's GOARCH, and cdk-nag. main and the tests both
+// assemble it here, so that a check added here is tested.
+func newApp(props *awscdk.AppProps, binary func(arch string) (string, error)) (awscdk.App, Config, error) {
+	app := awscdk.NewApp(props)
+	context, _ := app.Node().GetAllContext(nil).(map[string]any)
+	if err := checkKeys(context); err != nil {
+		return nil, Config{}, err
+	}
+	cfg, err := ParseConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	if err != nil {
+		return nil, cfg, err
+	}
+	bin, err := binary(instanceArch(cfg.InstanceType))
+	if err != nil {
+		return nil, cfg, err
+	}
+	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: bin})
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	return app, cfg, nil
+}
+
+// buildService builds app/ for arch into infra/.build (as `make synth` ships it).
+func buildService(arch string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	return ServiceBinary(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build"), arch)
 }
 
 // instanceArch is the GOARCH of an EC2 instance type: arm64 for Graviton, amd64 otherwise.

@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
 var (
@@ -158,16 +157,15 @@ func synth(t testing.TB, ctx map[string]any, binary string) *Synth {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &context, Outdir: jsii.String(dir)})
-	cfg, err := ParseConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	app, cfg, err := newApp(&awscdk.AppProps{Context: &context, Outdir: jsii.String(dir)}, func(arch string) (string, error) {
+		if binary == "" {
+			return serviceBinary(t, arch), nil
+		}
+		return binary, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if binary == "" {
-		binary = serviceBinary(t, instanceArch(cfg.InstanceType))
-	}
-	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: binary})
-	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	app.Synth(nil)
 
 	s := &Synth{Config: cfg, Dir: dir}
