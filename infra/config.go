@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/aircraftdata/platform/infra/network"
 )
 
 // Config is everything a deployment can vary, read from CDK context through the table of keys (contextkeys.go,
@@ -177,11 +179,11 @@ func (c Config) validateVpc() error {
 }
 
 // ExistingVpc is the VPC named by context, or nil: the stack makes its own.
-func (c Config) ExistingVpc() *ExistingVpc {
+func (c Config) ExistingVpc() *network.ExistingVpc {
 	if c.VpcID == "" {
 		return nil
 	}
-	return &ExistingVpc{ID: c.VpcID, AvailabilityZones: splitList(c.AvailabilityZones),
+	return &network.ExistingVpc{ID: c.VpcID, AvailabilityZones: splitList(c.AvailabilityZones),
 		PublicSubnetIDs: splitList(c.PublicSubnetIDs), IsolatedSubnetIDs: splitList(c.IsolatedSubnetIDs)}
 }
 

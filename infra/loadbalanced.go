@@ -3,6 +3,8 @@ package main
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/network"
 )
 
 // deregistrationDelaySeconds is how long the load balancer lets an instance that leaves (a rolling release, scale-in)
@@ -16,15 +18,15 @@ const deregistrationDelaySeconds = 30
 //	instances (public subnets, nothing in from the internet) ──5432/27017──▶ RDS / DocumentDB (isolated)
 //	                                    │ ──2049──▶ EFS (isolated): DOWNLOAD_PATH, shared by every instance
 //	                                    └──read-only──▶ S3 bucket aircraft-data; ALB access logs ──▶ log bucket
-func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, network *Network, data *DataBucket, database *Database, docstore *DocStore) {
+func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *DataBucket, database *Database, docstore *DocStore) {
 	apiToken := newAPIToken(stack)
 
 	// EFS: the downloads every instance sees.
-	downloads := NewSharedDownloads(stack, "Downloads", &SharedDownloadsProps{Vpc: network.Vpc, Stage: cfg.Stage})
+	downloads := NewSharedDownloads(stack, "Downloads", &SharedDownloadsProps{Vpc: vpc.Vpc, Stage: cfg.Stage})
 
 	// The Auto Scaling group of aircraftd instances.
 	fleet := NewFleet(stack, "Fleet", &FleetProps{
-		Vpc: network.Vpc, InstanceType: cfg.InstanceType, Instances: cfg.Instances, MinInstances: cfg.MinInstances,
+		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, Instances: cfg.Instances, MinInstances: cfg.MinInstances,
 		MaxInstances: cfg.MaxInstances, DataBucket: data.Bucket, LogGroupName: "/aircraft/" + cfg.StackName + "/service",
 		LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
 	})
@@ -43,7 +45,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 
 	// The load balancer in front of the fleet.
 	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{
-		Vpc: network.Vpc, AllowedCidr: cfg.AllowedCidr, CertificateArn: cfg.CertificateArn, DomainName: cfg.DomainName,
+		Vpc: vpc.Vpc, AllowedCidr: cfg.AllowedCidr, CertificateArn: cfg.CertificateArn, DomainName: cfg.DomainName,
 		HostedZoneID: cfg.HostedZoneID, AccessLogDays: cfg.AccessLogDays, Stage: cfg.Stage, Protected: cfg.Protected(),
 	})
 	targets := lb.Serve(fleet, deregistrationDelaySeconds)
@@ -51,7 +53,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	// Behind the load balancer every peer is one of its nodes: their X-Forwarded-For names the client (the per-client
 	// rate limit of reads needs it).
 	env := sharedEnvironment(data, database, docstore, apiToken)
-	env.TrustedProxies = *network.Vpc.VpcCidrBlock()
+	env.TrustedProxies = *vpc.Vpc.VpcCidrBlock()
 	release := fleet.ReleaseTo(&FleetReleaseProps{
 		BinaryPath:     binaryPath,
 		Environment:    env,

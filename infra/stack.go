@@ -9,6 +9,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -45,7 +46,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	addRegionRules(stack, cfg.InstanceType)
 
 	// VPC 10.0.0.0/16: public and isolated subnets in two AZs, no NAT gateway, S3 gateway endpoint.
-	network := NewNetwork(stack, "Network", cfg.ExistingVpc())
+	vpc := network.NewNetwork(stack, "Network", cfg.ExistingVpc())
 
 	// S3 bucket aircraft-data: private, versioned, TLS only; the flight data files.
 	data := NewDataBucket(stack, "DataBucket", &DataBucketProps{
@@ -54,26 +55,26 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 	// RDS PostgreSQL in the isolated subnets, not publicly accessible.
 	database := NewDatabase(stack, "Database", &DatabaseProps{
-		Vpc: network.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
+		Vpc: vpc.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
 		LogRetentionDays: cfg.LogRetentionDays, Protected: cfg.Protected(),
 	})
 
 	// Mongo-wire store of the file records: DocumentDB in the isolated subnets, or an external MongoDB.
 	docstore := NewDocStore(stack, "DocStore", &DocStoreProps{
-		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
+		Vpc: vpc.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
 		Protected: cfg.Protected(),
 	})
 
 	if cfg.LoadBalanced() {
 		// instances > 1: the same network and data stores, the service behind a load balancer (loadbalanced.go).
-		addLoadBalancedService(stack, cfg, props.BinaryPath, network, data, database, docstore)
+		addLoadBalancedService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
 		AddNagSuppressions(stack, cfg)
 		return stack
 	}
 
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := NewService(stack, "Service", &ServiceProps{
-		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
+		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
 		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
 		ElasticIPAllocationID: cfg.ElasticIPAllocationID,
 	})
