@@ -11,6 +11,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/removal"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -91,7 +92,7 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 		PubliclyAccessible:    jsii.Bool(false),
 		BackupRetention:       awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays))),
 		// dev: the database goes with the stack; prod: a final snapshot is taken and the instance is protected.
-		RemovalPolicy:          removalPolicy(props.Stage),
+		RemovalPolicy:          removal.SnapshotInProd(props.Stage),
 		DeleteAutomatedBackups: jsii.Bool(!prod),
 		DeletionProtection:     jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot:     jsii.Bool(true),
@@ -112,12 +113,4 @@ func dbIdentifier(stackName string) string {
 		id = id[:dbIdentifierMaxLen]
 	}
 	return strings.TrimRight(id, "-") + "-pg"
-}
-
-// removalPolicy of stateful resources: dev destroys them with the stack, prod snapshots them.
-func removalPolicy(stage string) awscdk.RemovalPolicy {
-	if stage == "prod" {
-		return awscdk.RemovalPolicy_SNAPSHOT
-	}
-	return awscdk.RemovalPolicy_DESTROY
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/regioninfo"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/removal"
 )
 
 // LoadBalancerProps configures the load balancer.
@@ -164,7 +166,7 @@ func newAccessLogBucket(scope constructs.Construct, props *LoadBalancerProps) aw
 			Id:         jsii.String("expire-access-logs"),
 			Expiration: awscdk.Duration_Days(jsii.Number(float64(props.AccessLogDays))),
 		}},
-		RemovalPolicy:     retainInProd(props.Stage),
+		RemovalPolicy:     removal.RetainInProd(props.Stage),
 		AutoDeleteObjects: jsii.Bool(props.Stage != "prod"),
 	})
 	logObjects := bucket.ArnForObjects(jsii.String(accessLogPrefix + "/AWSLogs/" + *awscdk.Aws_ACCOUNT_ID() + "/*"))
