@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/datastores"
 )
 
 // AlarmsProps names what the alarms watch: the single instance (InstanceID), or the load balancer and its
@@ -23,8 +25,8 @@ type AlarmsProps struct {
 	LoadBalancer elb.ApplicationLoadBalancer
 	Targets      elb.ApplicationTargetGroup
 	ServiceLogs  awslogs.ILogGroup
-	Database     *Database
-	DocStore     *DocStore // its cluster's instances, when the stack has DocumentDB
+	Database     *datastores.Database
+	DocStore     *datastores.DocStore // its cluster's instances, when the stack has DocumentDB
 }
 
 // Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance (or on the load

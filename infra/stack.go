@@ -9,6 +9,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
@@ -49,18 +50,18 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	vpc := network.NewNetwork(stack, "Network", cfg.ExistingVpc())
 
 	// S3 bucket aircraft-data: private, versioned, TLS only; the flight data files.
-	data := NewDataBucket(stack, "DataBucket", &DataBucketProps{
+	data := datastores.NewDataBucket(stack, "DataBucket", &datastores.DataBucketProps{
 		BucketName: cfg.BucketName, NoncurrentVersionDays: cfg.NoncurrentVersionDays, Stage: cfg.Stage, Protected: cfg.Protected(),
 	})
 
 	// RDS PostgreSQL in the isolated subnets, not publicly accessible.
-	database := NewDatabase(stack, "Database", &DatabaseProps{
+	database := datastores.NewDatabase(stack, "Database", &datastores.DatabaseProps{
 		Vpc: vpc.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
 		LogRetentionDays: cfg.LogRetentionDays, Protected: cfg.Protected(),
 	})
 
 	// Mongo-wire store of the file records: DocumentDB in the isolated subnets, or an external MongoDB.
-	docstore := NewDocStore(stack, "DocStore", &DocStoreProps{
+	docstore := datastores.NewDocStore(stack, "DocStore", &datastores.DocStoreProps{
 		Vpc: vpc.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
 		Protected: cfg.Protected(),
 	})
@@ -149,7 +150,7 @@ func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
 
 // grantReadSecrets lets role read the service's secrets (the database's, the document store's, the API token) and
 // returns their ARNs. Both modes use it.
-func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) []string {
+func grantReadSecrets(role awsiam.IRole, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret) []string {
 	var arns []string
 	secrets := []awssecretsmanager.ISecret{database.Instance.Secret(), database.AppSecret, docstore.Secret, apiToken}
 	if docstore.AppSecret != nil {
@@ -164,7 +165,7 @@ func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore,
 
 // sharedEnvironment is the part of the instance environment both modes share: the region, the data bucket, and
 // the secrets of the data stores and of the API token.
-func sharedEnvironment(data *DataBucket, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) serviceenv.Settings {
+func sharedEnvironment(data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret) serviceenv.Settings {
 	return serviceenv.Settings{
 		Region:            *awscdk.Aws_REGION(),
 		Bucket:            *data.Bucket.BucketName(),
@@ -182,7 +183,7 @@ func withTLS(env serviceenv.Settings, cfg Config) serviceenv.Settings {
 }
 
 // dataOutputs are the outputs of the data stores and secrets, the same in both modes.
-func dataOutputs(stack awscdk.Stack, data *DataBucket, database *Database, docstore *DocStore, apiToken awssecretsmanager.Secret) {
+func dataOutputs(stack awscdk.Stack, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.Secret) {
 	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
 	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
 	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")

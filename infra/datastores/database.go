@@ -1,4 +1,6 @@
-package main
+// Package datastores holds the stores of the service's data: the S3 data bucket, RDS PostgreSQL, and DocumentDB (or an
+// external MongoDB), each with the secret of the service's own user.
+package datastores
 
 import (
 	"strings"
@@ -36,9 +38,9 @@ type DatabaseProps struct {
 // PostgreSQL major version and storage bounds. db.t3.micro offers PostgreSQL 17 (docs/infra.md shows the command
 // that checks a version against the instance class); RDS picks and applies the minor versions.
 const (
-	postgresMajor      = "17"
+	PostgresMajor      = "17"
 	storageGiB         = 20
-	maxStorageGiB      = 100 // storage autoscaling: RDS grows the volume up to this when it runs low
+	MaxStorageGiB      = 100 // storage autoscaling: RDS grows the volume up to this when it runs low
 	dbIdentifierMaxLen = 54
 )
 
@@ -74,12 +76,12 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 	instance := awsrds.NewDatabaseInstance(this, jsii.String("Instance"), &awsrds.DatabaseInstanceProps{
 		InstanceIdentifier: jsii.String(identifier),
 		Engine: awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
-			Version: awsrds.PostgresEngineVersion_Of(jsii.String(postgresMajor), jsii.String(postgresMajor), nil),
+			Version: awsrds.PostgresEngineVersion_Of(jsii.String(PostgresMajor), jsii.String(PostgresMajor), nil),
 		}),
 		InstanceType:          awsec2.InstanceType_Of(awsec2.InstanceClass_BURSTABLE3, awsec2.InstanceSize_MICRO),
 		MultiAz:               jsii.Bool(false),
 		AllocatedStorage:      jsii.Number(storageGiB),
-		MaxAllocatedStorage:   jsii.Number(maxStorageGiB),
+		MaxAllocatedStorage:   jsii.Number(MaxStorageGiB),
 		CloudwatchLogsExports: jsii.Strings("postgresql"),
 		StorageType:           awsrds.StorageType_GP3,
 		StorageEncrypted:      jsii.Bool(true),
