@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aircraftdata/platform/infra/envfile"
+	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -99,7 +100,7 @@ func CfnHupHook(resource string) string {
 }
 
 // CloudWatchAgentConfig ships the service log and the deploy logs to the stack's log group; with a namespace, it
-// also reports the root volume's free space there (diskMetrics).
+// also reports the root volume's free space there (observability.DiskMetrics).
 func CloudWatchAgentConfig(logGroup, namespace string) map[string]any {
 	file := func(path, stream string) map[string]any {
 		return map[string]any{"file_path": path, "log_group_name": logGroup, "log_stream_name": "{instance_id}/" + stream}
@@ -114,7 +115,7 @@ func CloudWatchAgentConfig(logGroup, namespace string) map[string]any {
 		}}}},
 	}
 	if namespace != "" {
-		config["metrics"] = diskMetrics(namespace)
+		config["metrics"] = observability.DiskMetrics(namespace)
 	}
 	return config
 }

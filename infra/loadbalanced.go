@@ -6,6 +6,7 @@ import (
 
 	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/network"
+	"github.com/aircraftdata/platform/infra/observability"
 )
 
 // deregistrationDelaySeconds is how long the load balancer lets an instance that leaves (a rolling release, scale-in)
@@ -64,7 +65,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 	})
 
 	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.
-	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
+	alarmTopic := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
 		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: fleet.LogGroup, Database: database, DocStore: docstore,
 	}).Topic
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -56,8 +57,8 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 
 	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), metricsNamespace(stack))
-	grantPutMetrics(service.Role, metricsNamespace(stack))
+	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), observability.MetricsNamespace(stack))
+	observability.GrantPutMetrics(service.Role, observability.MetricsNamespace(stack))
 	deploy := DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
 		Stack:         *awscdk.Aws_STACK_NAME(),

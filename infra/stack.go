@@ -11,6 +11,7 @@ import (
 
 	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/network"
+	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -114,7 +115,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	})
 
 	// CloudWatch alarms to one SNS topic (e-mail from alarmEmail).
-	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
+	alarmTopic := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
 		Email: cfg.AlarmEmail, InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
 		ServiceLogs: service.LogGroup, Database: database, DocStore: docstore,
 	}).Topic

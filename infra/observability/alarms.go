@@ -1,4 +1,6 @@
-package main
+// Package observability is what tells someone that something is wrong: the stack's CloudWatch alarms to one SNS
+// topic, the stack's metric namespace, and the disk metrics the instances' agent reports into it.
+package observability
 
 import (
 	"fmt"
@@ -39,6 +41,7 @@ type Alarms struct {
 	Alarms []awscloudwatch.Alarm
 }
 
+// NewAlarms makes the topic and the alarms of the mode props describes.
 func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarms {
 	this := constructs.NewConstruct(scope, &id)
 	topic := awssns.NewTopic(this, jsii.String("Topic"), &awssns.TopicProps{
@@ -80,8 +83,8 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 			metric("AWS/EC2", "StatusCheckFailed", "Maximum", ec2), gte, 1, 2, breaching)
 		alarm("InstanceDiskFree", fmt.Sprintf("The service instance's root volume (DOWNLOAD_PATH, logs) has less than %d GiB free: "+
 			"below %d GiB aircraftd refuses downloads (DOWNLOAD_RESERVE_BYTES). Delete old downloads or grow the volume.",
-			diskAlarmFreeBytes>>30, downloadReserveBytes>>30),
-			metric(metricsNamespace(awscdk.Stack_Of(this)), "disk_free", "Minimum", ec2), lt, diskAlarmFreeBytes, 2, notBreaching)
+			DiskAlarmFreeBytes>>30, downloadReserveBytes>>30),
+			metric(MetricsNamespace(awscdk.Stack_Of(this)), "disk_free", "Minimum", ec2), lt, DiskAlarmFreeBytes, 2, notBreaching)
 		if props.Burstable {
 			alarm("InstanceCpuCredits", "The service instance has almost no CPU credits left (below 20): it is throttled to its baseline soon.",
 				metric("AWS/EC2", "CPUCreditBalance", "Minimum", ec2), lt, 20, 3, notBreaching)
@@ -124,7 +127,7 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	filter := awslogs.NewMetricFilter(this, jsii.String("ServerErrors"), &awslogs.MetricFilterProps{
 		LogGroup:        props.ServiceLogs,
 		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(serverErrorPattern)),
-		MetricNamespace: jsii.String(metricsNamespace(awscdk.Stack_Of(this))),
+		MetricNamespace: jsii.String(MetricsNamespace(awscdk.Stack_Of(this))),
 		MetricName:      jsii.String("ServerErrors"),
 		MetricValue:     jsii.String("1"),
 		DefaultValue:    jsii.Number(0),
