@@ -94,51 +94,8 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	deploy.WaitCondition = *wait.LogicalId()
 	deployEnv := must(renderEnv("Stack, release and TLS settings of the aircraft-* scripts", DeployEnvironment(deploy)))
 
-	restart := awsec2.NewInitServiceRestartHandle()
-	root := func(mode string, restarts bool) *awsec2.InitFileOptions {
-		o := &awsec2.InitFileOptions{Mode: jsii.String(mode), Owner: jsii.String("root"), Group: jsii.String("root")}
-		if restarts {
-			o.ServiceRestartHandles = &[]awsec2.InitServiceRestartHandle{restart}
-		}
-		return o
-	}
-
-	tools := []awsec2.InitElement{
-		awsec2.InitFile_FromString(jsii.String(deployEnvPath), jsii.String(deployEnv), root("000644", false)),
-		awsec2.InitFile_FromString(jsii.String(waitHandlePath), handle.Ref(), root("000600", false)),
-		awsec2.InitFile_FromString(jsii.String("/etc/cfn/cfn-hup.conf"), jsii.String(CfnHupConfig(*awscdk.Aws_STACK_ID(), *awscdk.Aws_REGION())), root("000400", false)),
-		awsec2.InitFile_FromString(jsii.String("/etc/cfn/hooks.d/aircraft.conf"), jsii.String(CfnHupHook(*instance.LogicalId())), root("000400", false)),
-		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/cfn-hup.service"), jsii.String(bootstrapFile("cfn-hup.service")), root("000644", false)),
-	}
-	for _, name := range scripts {
-		tools = append(tools, awsec2.InitFile_FromString(jsii.String(sbin+"/"+name), jsii.String(bootstrapFile(name+".sh")), root("000755", false)))
-	}
-	tools = append(tools,
-		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("10-daemon-reload")}),
-		// cfn-hup is not restarted on changes: it may be running this very deploy. It reads its files at start.
-		awsec2.InitService_Enable(jsii.String("cfn-hup"), &awsec2.InitServiceOptions{ServiceManager: awsec2.ServiceManager_SYSTEMD}),
-	)
-
-	app := []awsec2.InitElement{
-		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, root("000755", true)),
-		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(serviceEnv), root("000644", true)),
-		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644", true)),
-		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644", true)),
-		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644", false)),
-		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644", false)),
-		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+stateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
-			&awsec2.InitCommandOptions{Key: jsii.String("10-user"), TestCmd: jsii.String("! id aircraftd")}),
-		awsec2.InitCommand_ShellCommand(jsii.String("dnf install -y amazon-cloudwatch-agent"),
-			&awsec2.InitCommandOptions{Key: jsii.String("20-cloudwatch-agent"), TestCmd: jsii.String("! rpm -q amazon-cloudwatch-agent")}),
-		awsec2.InitCommand_ShellCommand(jsii.String(sbin+"/aircraft-gencert"), &awsec2.InitCommandOptions{Key: jsii.String("30-certificate")}),
-		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("40-daemon-reload")}),
-		awsec2.InitCommand_ShellCommand(jsii.String("/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"),
-			&awsec2.InitCommandOptions{Key: jsii.String("50-ship-logs")}),
-		awsec2.InitService_Enable(jsii.String("aircraftd"), &awsec2.InitServiceOptions{
-			ServiceManager: awsec2.ServiceManager_SYSTEMD, ServiceRestartHandle: restart,
-		}),
-	}
-
+	tools := releaseTools(deployEnv, handle, instance)
+	app := releaseApp(binary, caBundle, serviceEnv, cwAgent)
 	init := awsec2.CloudFormationInit_FromConfigSets(&awsec2.ConfigSetProps{
 		ConfigSets: &map[string]*[]*string{
 			"tools":  jsii.Strings("tools"),        // user data, before the first aircraft-apply
@@ -157,16 +114,78 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		Platform:     awsec2.OperatingSystemType_LINUX,
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
-	grantReleaseAssets(service.Role, binary, *stack.StackName())
-	grantDecryptSecrets(service.Role, props.SecretArns)
-	service.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	grantRelease(service.Role, binary, *stack.StackName(), props.SecretArns)
+
+	return &Release{Construct: this, ID: releaseID, Binary: binary, WaitCondition: wait, Handle: handle}
+}
+
+// rootFile is the owner and mode of a file cfn-init writes; a change of it restarts the service when restart is set.
+func rootFile(mode string, restart awsec2.InitServiceRestartHandle) *awsec2.InitFileOptions {
+	o := &awsec2.InitFileOptions{Mode: jsii.String(mode), Owner: jsii.String("root"), Group: jsii.String("root")}
+	if restart != nil {
+		o.ServiceRestartHandles = &[]awsec2.InitServiceRestartHandle{restart}
+	}
+	return o
+}
+
+// releaseTools is cfn-init's config "tools": the aircraft-* scripts, the release's settings and wait condition
+// handle, and cfn-hup, which runs aircraft-apply when the instance's metadata changes.
+func releaseTools(deployEnv string, handle awscdk.CfnWaitConditionHandle, instance awsec2.CfnInstance) []awsec2.InitElement {
+	tools := []awsec2.InitElement{
+		awsec2.InitFile_FromString(jsii.String(deployEnvPath), jsii.String(deployEnv), rootFile("000644", nil)),
+		awsec2.InitFile_FromString(jsii.String(waitHandlePath), handle.Ref(), rootFile("000600", nil)),
+		awsec2.InitFile_FromString(jsii.String("/etc/cfn/cfn-hup.conf"), jsii.String(CfnHupConfig(*awscdk.Aws_STACK_ID(), *awscdk.Aws_REGION())), rootFile("000400", nil)),
+		awsec2.InitFile_FromString(jsii.String("/etc/cfn/hooks.d/aircraft.conf"), jsii.String(CfnHupHook(*instance.LogicalId())), rootFile("000400", nil)),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/cfn-hup.service"), jsii.String(bootstrapFile("cfn-hup.service")), rootFile("000644", nil)),
+	}
+	for _, name := range scripts {
+		tools = append(tools, awsec2.InitFile_FromString(jsii.String(sbin+"/"+name), jsii.String(bootstrapFile(name+".sh")), rootFile("000755", nil)))
+	}
+	tools = append(tools,
+		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("10-daemon-reload")}),
+		// cfn-hup is not restarted on changes: it may be running this very deploy. It reads its files at start.
+		awsec2.InitService_Enable(jsii.String("cfn-hup"), &awsec2.InitServiceOptions{ServiceManager: awsec2.ServiceManager_SYSTEMD}),
+	)
+
+	return tools
+}
+
+// releaseApp is cfn-init's config "app": the binary, its environment, unit and CA bundle (a change of which restarts
+// it), log rotation and the CloudWatch agent.
+func releaseApp(binary, caBundle awss3assets.Asset, serviceEnv string, cwAgent map[string]any) []awsec2.InitElement {
+	restart := awsec2.NewInitServiceRestartHandle()
+	return []awsec2.InitElement{
+		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, rootFile("000755", restart)),
+		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(serviceEnv), rootFile("000644", restart)),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), rootFile("000644", restart)),
+		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, rootFile("000644", restart)),
+		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), rootFile("000644", nil)),
+		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, rootFile("000644", nil)),
+		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+stateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
+			&awsec2.InitCommandOptions{Key: jsii.String("10-user"), TestCmd: jsii.String("! id aircraftd")}),
+		awsec2.InitCommand_ShellCommand(jsii.String("dnf install -y amazon-cloudwatch-agent"),
+			&awsec2.InitCommandOptions{Key: jsii.String("20-cloudwatch-agent"), TestCmd: jsii.String("! rpm -q amazon-cloudwatch-agent")}),
+		awsec2.InitCommand_ShellCommand(jsii.String(sbin+"/aircraft-gencert"), &awsec2.InitCommandOptions{Key: jsii.String("30-certificate")}),
+		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("40-daemon-reload")}),
+		awsec2.InitCommand_ShellCommand(jsii.String("/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"),
+			&awsec2.InitCommandOptions{Key: jsii.String("50-ship-logs")}),
+		awsec2.InitService_Enable(jsii.String("aircraftd"), &awsec2.InitServiceOptions{
+			ServiceManager: awsec2.ServiceManager_SYSTEMD, ServiceRestartHandle: restart,
+		}),
+	}
+}
+
+// grantRelease lets the instance's role read the release's files and secrets, its stack's metadata, and signal the
+// wait condition.
+func grantRelease(role awsiam.IRole, binary awss3assets.Asset, stackName string, secretArns []string) {
+	grantReleaseAssets(role, binary, stackName)
+	grantDecryptSecrets(role, secretArns)
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("ReadMetadataAndSignal"),
 		// DescribeStackResources: the user data finds the wait condition to fail when it cannot install the tools.
 		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:DescribeStackResources", "cloudformation:SignalResource"),
 		Resources: jsii.Strings(*awscdk.Aws_STACK_ID()),
 	}))
-
-	return &Release{Construct: this, ID: releaseID, Binary: binary, WaitCondition: wait, Handle: handle}
 }
 
 // grantReleaseAssets lets role read the release's files under the stack's own prefix of the CDK asset bucket
