@@ -15,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/aircraftdata/platform/infra/appbuild"
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 func TestDocumentDB(t *testing.T) {
@@ -42,7 +43,7 @@ func TestDocumentDB(t *testing.T) {
 		t.Errorf("DocumentDB egress %v", out)
 	}
 	env := s.serviceEnv(t)
-	if env["MONGODB_TLS_CA_FILE"] != caBundlePath || !strings.Contains(env["MONGODB_URL_SECRET_ARN"], "DocStoreClusterSecretAttachment") {
+	if env["MONGODB_TLS_CA_FILE"] != host.CABundlePath || !strings.Contains(env["MONGODB_URL_SECRET_ARN"], "DocStoreClusterSecretAttachment") {
 		t.Errorf("Mongo settings: %v", env)
 	}
 }
@@ -114,7 +115,7 @@ func TestServiceInstance(t *testing.T) {
 	if len(managed) != 0 {
 		t.Errorf("managed policies %v: AmazonSSMManagedInstanceCore reads every SSM parameter of the account", managed)
 	}
-	if !slices.ContainsFunc(statements, func(st statement) bool { return slices.Equal(st.Actions, sessionManagerActions) }) {
+	if !slices.ContainsFunc(statements, func(st statement) bool { return slices.Equal(st.Actions, host.SessionManagerActions) }) {
 		t.Error("no Session Manager permissions")
 	}
 	// CloudWatch Logs: its own group, with retention, and nothing more.
@@ -186,8 +187,8 @@ func TestHTTPSModes(t *testing.T) {
 		stmts, _ := s.roleStatements(t)
 		var ssm []statement
 		for _, st := range stmts {
-			// Session Manager's statement (sessionmanager.go) registers the instance; it touches no parameter.
-			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) && !slices.Equal(st.Actions, sessionManagerActions) {
+			// Session Manager's statement (host/sessionmanager.go) registers the instance; it touches no parameter.
+			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) && !slices.Equal(st.Actions, host.SessionManagerActions) {
 				ssm = append(ssm, st)
 			}
 		}
@@ -195,7 +196,7 @@ func TestHTTPSModes(t *testing.T) {
 			len(ssm[0].Resources) != 1 || !strings.HasSuffix(ssm[0].Resources[0], ":parameter/aircraft/AircraftPlatform/tls-certificate") {
 			t.Errorf("ssm statements %+v: want PutParameter on the certificate parameter only", ssm)
 		}
-		if env := s.serviceEnv(t); env["TLS_CERT_FILE"] != tlsCertPath || env["ACME_DOMAIN"] != "" {
+		if env := s.serviceEnv(t); env["TLS_CERT_FILE"] != host.TLSCertPath || env["ACME_DOMAIN"] != "" {
 			t.Errorf("environment %v", env)
 		}
 		if strings.Contains(joinedText(s.Output("ApiUrl")), "api.") || !strings.Contains(joinedText(s.Output("ApiUrl")), ".PublicIp}") {

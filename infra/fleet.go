@@ -14,6 +14,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -71,7 +72,7 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 		Description: jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
 	})
 	grantReadData(role, props.DataBucket)
-	grantSessionManager(role)
+	host.GrantSessionManager(role)
 	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
 	arch := instanceArch(props.InstanceType)
@@ -153,12 +154,12 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	group := f.Group.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup)
 
 	binary := awss3assets.NewAsset(f.Construct, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
-	binarySHA := must(fileSHA256(props.BinaryPath))
+	binarySHA := must(host.FileSHA256(props.BinaryPath))
 	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
-	env := must(renderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
+	env := must(host.RenderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
+	cwAgent := host.CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
-	gateEnv := must(renderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
+	gateEnv := must(host.RenderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
 		"AWS_REGION": *awscdk.Aws_REGION(), "TARGET_GROUP_ARN": props.TargetGroupArn,
 	}))
 
@@ -173,16 +174,16 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		return awsec2.InitCommand_ShellCommand(jsii.String(cmd), o)
 	}
 	install := []awsec2.InitElement{
-		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, root("000755")),
-		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(env), root("000644")),
-		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644")),
+		awsec2.InitFile_FromExistingAsset(jsii.String(host.BinaryPath), binary, root("000755")),
+		awsec2.InitFile_FromString(jsii.String(host.ServiceEnvPath), jsii.String(env), root("000644")),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(host.BootstrapFile("aircraftd.service")), root("000644")),
 		awsec2.InitFile_FromString(jsii.String(downloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
-		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644")),
-		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644")),
+		awsec2.InitFile_FromExistingAsset(jsii.String(host.CABundlePath), caBundle, root("000644")),
+		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(host.BootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
 		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
 		awsec2.InitFile_FromString(jsii.String(fleetGateEnvPath), jsii.String(gateEnv), root("000644")),
-		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, stateDir), "! id aircraftd"),
+		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, host.StateDir), "! id aircraftd"),
 		command("20-packages", "dnf install -y amazon-cloudwatch-agent amazon-efs-utils", "! rpm -q amazon-cloudwatch-agent amazon-efs-utils"),
 		command("30-mount-downloads", fmt.Sprintf("mkdir -p %[1]s && echo \"%[2]s\" >> /etc/fstab && mount %[1]s", sharedDownloadsPath, mount),
 			"! mountpoint -q "+sharedDownloadsPath),
@@ -230,7 +231,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 // fleetFilesDigest hashes the static files a fleet instance installs (bootstrap/ and fleetboot/).
 func fleetFilesDigest() string {
 	entries, _ := fleetbootFS.ReadDir("fleetboot")
-	values := []any{staticFilesDigest()}
+	values := []any{host.StaticFilesDigest()}
 	for _, e := range entries {
 		values = append(values, e.Name(), fleetbootFile(e.Name()))
 	}

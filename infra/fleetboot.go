@@ -1,6 +1,6 @@
 package main
 
-// The instance side of the load-balanced fleet, as plain text like bootstrap.go: its user data and the files under
+// The instance side of the load-balanced fleet, as plain text like host/bootstrap.go: its user data and the files under
 // fleetboot/. They live apart from bootstrap/ because every file there is part of the single instance's release id.
 
 import (
@@ -9,16 +9,17 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 //go:embed fleetboot
 var fleetbootFS embed.FS
 
-// Paths on a fleet instance (the rest are the single instance's, bootstrap.go).
+// Paths on a fleet instance (the rest are every instance's, host/bootstrap.go).
 const (
 	sharedDownloadsPath = "/mnt/aircraft/downloads" // EFS access point, mounted; DOWNLOAD_PATH
-	readyScriptPath     = sbin + "/aircraft-ready"
+	readyScriptPath     = host.Sbin + "/aircraft-ready"
 	fleetGateEnvPath    = "/etc/aircraft/fleet-gate.env" // AWS_REGION, TARGET_GROUP_ARN of aircraft-ready
 	downloadsDropInPath = "/etc/systemd/system/aircraftd.service.d/shared-downloads.conf"
 	// fleetUID is the uid of the aircraftd user on every fleet instance, and the owner the EFS access point

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aircraftdata/platform/infra/appbuild"
 	"github.com/aircraftdata/platform/infra/datastores"
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 func TestFirstCreateWaitsForTheDataStores(t *testing.T) {
@@ -45,15 +46,15 @@ func TestFirstCreateWaitsForTheDataStores(t *testing.T) {
 	if wait.Props["Timeout"] != "1200" || !refTo(wait.Props["Handle"], handle.ID) || wait.Props["Count"] != float64(1) {
 		t.Errorf("wait condition %s", jsonOf(wait.Props))
 	}
-	if gateSeconds < 120 || gateSeconds*2 > waitTimeoutSeconds {
-		t.Errorf("gate %d s within a wait of %d s", gateSeconds, waitTimeoutSeconds)
+	if host.GateSeconds < 120 || host.GateSeconds*2 > waitTimeoutSeconds {
+		t.Errorf("gate %d s within a wait of %d s", host.GateSeconds, waitTimeoutSeconds)
 	}
 	// The signal URL reaches the instance through the tools config, which the user data installs first.
 	tools, _, _ := initConfig(t, s, "tools")
-	if f := tools[waitHandlePath]; f == nil || !refTo(f["content"], handle.ID) || f["mode"] != "000600" {
-		t.Errorf("%s: %v", waitHandlePath, f)
+	if f := tools[host.WaitHandlePath]; f == nil || !refTo(f["content"], handle.ID) || f["mode"] != "000600" {
+		t.Errorf("%s: %v", host.WaitHandlePath, f)
 	}
-	if env := joinedText(tools[deployEnvPath]["content"]); !strings.Contains(env, "GATE_SECONDS=180\n") {
+	if env := joinedText(tools[host.DeployEnvPath]["content"]); !strings.Contains(env, "GATE_SECONDS=180\n") {
 		t.Errorf("deploy.env:\n%s", env)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 // fleetEnv is aircraftd.env on a fleet instance.
@@ -19,7 +21,7 @@ func fleetEnv(t *testing.T, s *Synth) map[string]string {
 	t.Helper()
 	files, _, _ := initConfig(t, s, "install")
 	env := map[string]string{}
-	for _, line := range strings.Split(joinedText(files[serviceEnvPath]["content"]), "\n") {
+	for _, line := range strings.Split(joinedText(files[host.ServiceEnvPath]["content"]), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
 			env[k] = v
 		}
@@ -284,7 +286,7 @@ func TestLoadBalancedSharedDownloadsOnEFS(t *testing.T) {
 		t.Error("aircraftd's uid is not the access point's owner")
 	}
 	// The single instance keeps its local disk.
-	if d := stackOf(t, "default").serviceEnv(t)["DOWNLOAD_PATH"]; d != stateDir+"/downloads" {
+	if d := stackOf(t, "default").serviceEnv(t)["DOWNLOAD_PATH"]; d != host.StateDir+"/downloads" {
 		t.Errorf("single instance DOWNLOAD_PATH=%s", d)
 	}
 	// The fleet starts once the file system can be mounted.

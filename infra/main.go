@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 func main() {
@@ -59,7 +61,7 @@ func buildService(arch string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return ServiceBinary(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build"), arch)
+	return host.ServiceBinary(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build"), arch)
 }
 
 // instanceArch is the GOARCH of an EC2 instance type: arm64 for Graviton, amd64 otherwise.

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 var (
@@ -94,7 +96,7 @@ func serviceBinary(t testing.TB, arch string) string {
 	if err, ok := testBuildErrors[arch]; ok {
 		t.Fatalf("app/ does not build for %s (first error above; AIRCRAFTD_BINARY ships a prebuilt binary): %.200s", arch, err)
 	}
-	bin, err := ServiceBinary(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build"), arch)
+	bin, err := host.ServiceBinary(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build"), arch)
 	if err != nil {
 		testBuildErrors[arch] = err
 		t.Fatal(err)

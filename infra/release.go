@@ -14,6 +14,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
@@ -50,16 +51,16 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	instance := service.Instance.Node().DefaultChild().(awsec2.CfnInstance)
 
 	binary := awss3assets.NewAsset(this, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
-	binarySHA, err := fileSHA256(props.BinaryPath)
+	binarySHA, err := host.FileSHA256(props.BinaryPath)
 	if err != nil {
 		panic(err)
 	}
 	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 
-	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), observability.MetricsNamespace(stack))
+	serviceEnv := must(host.RenderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
+	cwAgent := host.CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), observability.MetricsNamespace(stack))
 	observability.GrantPutMetrics(service.Role, observability.MetricsNamespace(stack))
-	deploy := DeploySettings{
+	deploy := host.DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
 		Stack:         *awscdk.Aws_STACK_NAME(),
 		Resource:      *instance.LogicalId(),
@@ -73,9 +74,9 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	// references), but not the files naming the release itself - and the instance's properties, so that an
 	// instance that is replaced (or stopped and started for a new type) is gated too: a new wait condition, which
 	// the new instance's first boot signals.
-	releaseID := hashJSON(binarySHA, staticFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{
+	releaseID := hashJSON(binarySHA, host.StaticFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{
 		"env":      serviceEnv,
-		"deploy":   DeployEnvironment(deploy),
+		"deploy":   host.DeployEnvironment(deploy),
 		"agent":    cwAgent,
 		"instance": instanceProperties(instance),
 	}))
@@ -92,7 +93,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	wait.AddResourceDependency(service.Association, jsii.String("the health check uses the Elastic IP"))
 	deploy.Release = releaseID
 	deploy.WaitCondition = *wait.LogicalId()
-	deployEnv := must(renderEnv("Stack, release and TLS settings of the aircraft-* scripts", DeployEnvironment(deploy)))
+	deployEnv := must(host.RenderEnv("Stack, release and TLS settings of the aircraft-* scripts", host.DeployEnvironment(deploy)))
 
 	tools := releaseTools(deployEnv, handle, instance)
 	app := releaseApp(binary, caBundle, serviceEnv, cwAgent)
@@ -132,14 +133,14 @@ func rootFile(mode string, restart awsec2.InitServiceRestartHandle) *awsec2.Init
 // handle, and cfn-hup, which runs aircraft-apply when the instance's metadata changes.
 func releaseTools(deployEnv string, handle awscdk.CfnWaitConditionHandle, instance awsec2.CfnInstance) []awsec2.InitElement {
 	tools := []awsec2.InitElement{
-		awsec2.InitFile_FromString(jsii.String(deployEnvPath), jsii.String(deployEnv), rootFile("000644", nil)),
-		awsec2.InitFile_FromString(jsii.String(waitHandlePath), handle.Ref(), rootFile("000600", nil)),
-		awsec2.InitFile_FromString(jsii.String("/etc/cfn/cfn-hup.conf"), jsii.String(CfnHupConfig(*awscdk.Aws_STACK_ID(), *awscdk.Aws_REGION())), rootFile("000400", nil)),
-		awsec2.InitFile_FromString(jsii.String("/etc/cfn/hooks.d/aircraft.conf"), jsii.String(CfnHupHook(*instance.LogicalId())), rootFile("000400", nil)),
-		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/cfn-hup.service"), jsii.String(bootstrapFile("cfn-hup.service")), rootFile("000644", nil)),
+		awsec2.InitFile_FromString(jsii.String(host.DeployEnvPath), jsii.String(deployEnv), rootFile("000644", nil)),
+		awsec2.InitFile_FromString(jsii.String(host.WaitHandlePath), handle.Ref(), rootFile("000600", nil)),
+		awsec2.InitFile_FromString(jsii.String("/etc/cfn/cfn-hup.conf"), jsii.String(host.CfnHupConfig(*awscdk.Aws_STACK_ID(), *awscdk.Aws_REGION())), rootFile("000400", nil)),
+		awsec2.InitFile_FromString(jsii.String("/etc/cfn/hooks.d/aircraft.conf"), jsii.String(host.CfnHupHook(*instance.LogicalId())), rootFile("000400", nil)),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/cfn-hup.service"), jsii.String(host.BootstrapFile("cfn-hup.service")), rootFile("000644", nil)),
 	}
-	for _, name := range scripts {
-		tools = append(tools, awsec2.InitFile_FromString(jsii.String(sbin+"/"+name), jsii.String(bootstrapFile(name+".sh")), rootFile("000755", nil)))
+	for _, name := range host.Scripts {
+		tools = append(tools, awsec2.InitFile_FromString(jsii.String(host.Sbin+"/"+name), jsii.String(host.BootstrapFile(name+".sh")), rootFile("000755", nil)))
 	}
 	tools = append(tools,
 		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("10-daemon-reload")}),
@@ -155,17 +156,17 @@ func releaseTools(deployEnv string, handle awscdk.CfnWaitConditionHandle, instan
 func releaseApp(binary, caBundle awss3assets.Asset, serviceEnv string, cwAgent map[string]any) []awsec2.InitElement {
 	restart := awsec2.NewInitServiceRestartHandle()
 	return []awsec2.InitElement{
-		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, rootFile("000755", restart)),
-		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(serviceEnv), rootFile("000644", restart)),
-		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), rootFile("000644", restart)),
-		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, rootFile("000644", restart)),
-		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), rootFile("000644", nil)),
+		awsec2.InitFile_FromExistingAsset(jsii.String(host.BinaryPath), binary, rootFile("000755", restart)),
+		awsec2.InitFile_FromString(jsii.String(host.ServiceEnvPath), jsii.String(serviceEnv), rootFile("000644", restart)),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(host.BootstrapFile("aircraftd.service")), rootFile("000644", restart)),
+		awsec2.InitFile_FromExistingAsset(jsii.String(host.CABundlePath), caBundle, rootFile("000644", restart)),
+		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(host.BootstrapFile("aircraftd.logrotate")), rootFile("000644", nil)),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, rootFile("000644", nil)),
-		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+stateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
+		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+host.StateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
 			&awsec2.InitCommandOptions{Key: jsii.String("10-user"), TestCmd: jsii.String("! id aircraftd")}),
 		awsec2.InitCommand_ShellCommand(jsii.String("dnf install -y amazon-cloudwatch-agent"),
 			&awsec2.InitCommandOptions{Key: jsii.String("20-cloudwatch-agent"), TestCmd: jsii.String("! rpm -q amazon-cloudwatch-agent")}),
-		awsec2.InitCommand_ShellCommand(jsii.String(sbin+"/aircraft-gencert"), &awsec2.InitCommandOptions{Key: jsii.String("30-certificate")}),
+		awsec2.InitCommand_ShellCommand(jsii.String(host.Sbin+"/aircraft-gencert"), &awsec2.InitCommandOptions{Key: jsii.String("30-certificate")}),
 		awsec2.InitCommand_ShellCommand(jsii.String("systemctl daemon-reload"), &awsec2.InitCommandOptions{Key: jsii.String("40-daemon-reload")}),
 		awsec2.InitCommand_ShellCommand(jsii.String("/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"),
 			&awsec2.InitCommandOptions{Key: jsii.String("50-ship-logs")}),
@@ -250,16 +251,6 @@ func instanceProperties(instance awsec2.CfnInstance) any {
 	})
 }
 
-// staticFilesDigest hashes the embedded scripts and units, which are part of every release.
-func staticFilesDigest() string {
-	h := sha256.New()
-	entries, _ := bootstrapFS.ReadDir("bootstrap")
-	for _, e := range entries {
-		h.Write([]byte(e.Name() + "\x00" + bootstrapFile(e.Name()) + "\x00"))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // hashJSON is a short, stable id of values (maps are marshalled with sorted keys).
 func hashJSON(values ...any) string {
 	b, err := json.Marshal(values)
@@ -292,7 +283,7 @@ func RDSCABundle() (string, error) {
 		return "", err
 	}
 	p := filepath.Join(root, "infra", rdsCABundleFile)
-	sum, err := fileSHA256(p)
+	sum, err := host.FileSHA256(p)
 	if err != nil {
 		return "", err
 	}

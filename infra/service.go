@@ -12,6 +12,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/removal"
 )
 
@@ -67,7 +68,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		Description: jsii.String("EC2-S3-Access: aircraftd reads the data bucket and its own secrets"),
 	})
 	grantReadData(role, props.DataBucket)
-	grantSessionManager(role) // no SSH: Session Manager, and only it
+	host.GrantSessionManager(role) // no SSH: Session Manager, and only it
 	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
 	arch := instanceArch(props.InstanceType)
@@ -93,7 +94,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	})
 	// The user data names the instance's own logical id, so it is added once the instance exists.
 	cfnInstance := instance.Node().DefaultChild().(awsec2.CfnInstance)
-	script := RenderUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *cfnInstance.LogicalId())
+	script := host.RenderUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *cfnInstance.LogicalId())
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	instance.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))
 
