@@ -248,11 +248,11 @@ func TestOutputs(t *testing.T) {
 }
 
 func TestGravitonGetsAnArm64Binary(t *testing.T) {
-	if instanceArch("t2.micro") != "amd64" || instanceArch("t4g.small") != "arm64" || instanceArch("c7g.large") != "arm64" {
+	if host.InstanceArch("t2.micro") != "amd64" || host.InstanceArch("t4g.small") != "arm64" || host.InstanceArch("c7g.large") != "arm64" {
 		t.Fatal("instanceArch")
 	}
-	if amiParameter("arm64") != "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64" {
-		t.Error(amiParameter("arm64"))
+	if host.AMIParameter("arm64") != "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64" {
+		t.Error(host.AMIParameter("arm64"))
 	}
 	if os.Getenv(appbuild.BinaryOverrideEnv) != "" {
 		t.Skipf("%s is set: the binaries are not built here", appbuild.BinaryOverrideEnv)
@@ -269,7 +269,7 @@ func TestGravitonGetsAnArm64Binary(t *testing.T) {
 		f.Close()
 	}
 	s := synth(t, map[string]any{"instanceType": "t4g.small"}, fakeBinary(t, "arm64 stand-in"))
-	if img := s.One(t, "AWS::EC2::Instance").Props["ImageId"]; img != "resolve:ssm:"+amiParameter("arm64") {
+	if img := s.One(t, "AWS::EC2::Instance").Props["ImageId"]; img != "resolve:ssm:"+host.AMIParameter("arm64") {
 		t.Errorf("ImageId %v", img)
 	}
 }

@@ -71,21 +71,21 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		Description: jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
 	})
-	grantReadData(role, props.DataBucket)
+	host.GrantReadData(role, props.DataBucket)
 	host.GrantSessionManager(role)
-	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
+	logs := host.NewServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
-	arch := instanceArch(props.InstanceType)
+	arch := host.InstanceArch(props.InstanceType)
 	template := awsec2.NewLaunchTemplate(this, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
 		InstanceType: awsec2.NewInstanceType(jsii.String(props.InstanceType)),
 		// Resolved at each launch: new instances get the current AL2023 release; running ones are left alone.
-		MachineImage:            serviceImage(arch),
+		MachineImage:            host.ServiceImage(arch),
 		SecurityGroup:           sg,
 		Role:                    role,
 		HttpEndpoint:            jsii.Bool(true),
 		HttpTokens:              awsec2.LaunchTemplateHttpTokens_REQUIRED,
 		HttpPutResponseHopLimit: jsii.Number(1),
-		BlockDevices:            rootVolume(),
+		BlockDevices:            host.RootVolume(),
 		UserData:                awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
 	})
 
@@ -154,12 +154,12 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	group := f.Group.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup)
 
 	binary := awss3assets.NewAsset(f.Construct, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
-	binarySHA := must(host.FileSHA256(props.BinaryPath))
-	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
-	env := must(host.RenderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
+	binarySHA := host.Must(host.FileSHA256(props.BinaryPath))
+	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(host.Must(host.RDSCABundle()))})
+	env := host.Must(host.RenderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
 	cwAgent := host.CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
-	gateEnv := must(host.RenderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
+	gateEnv := host.Must(host.RenderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
 		"AWS_REGION": *awscdk.Aws_REGION(), "TARGET_GROUP_ARN": props.TargetGroupArn,
 	}))
 
@@ -207,7 +207,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
 	// The stack's prefix of the asset bucket, as for the single instance: a release is no IAM change.
-	grantReleaseAssets(f.Role, binary, *stack.StackName())
+	host.GrantReleaseAssets(f.Role, binary, *stack.StackName())
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadMetadataAndSignal"),
 		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),
@@ -221,7 +221,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	}))
 
 	// The release id covers the binary and everything cfn-init installs; the user data names it.
-	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
+	release := host.HashJSON(binarySHA, fleetFilesDigest(), host.RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
 	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))
@@ -235,5 +235,5 @@ func fleetFilesDigest() string {
 	for _, e := range entries {
 		values = append(values, e.Name(), fleetbootFile(e.Name()))
 	}
-	return hashJSON(values...)
+	return host.HashJSON(values...)
 }

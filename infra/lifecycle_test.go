@@ -171,12 +171,12 @@ func TestAppOnlyChangeIsNoIAMChange(t *testing.T) {
 	stmts, _ := a.roleStatements(t)
 	for _, st := range stmts {
 		if slices.Contains(st.Actions, "s3:GetObject") && strings.Contains(st.Resources[0], "cdk-hnb659fds-assets") &&
-			!strings.HasSuffix(st.Resources[0], "/"+assetPrefix("AircraftPlatform")+"*") {
+			!strings.HasSuffix(st.Resources[0], "/"+host.AssetPrefix("AircraftPlatform")+"*") {
 			t.Errorf("release read grant %v", st.Resources)
 		}
 	}
 	for _, s := range []*Synth{a, b} {
-		if !strings.Contains(string(s.AssetsRaw), `"objectKey": "`+assetPrefix("AircraftPlatform")) {
+		if !strings.Contains(string(s.AssetsRaw), `"objectKey": "`+host.AssetPrefix("AircraftPlatform")) {
 			t.Errorf("assets are not under the stack's prefix:\n%.600s", s.AssetsRaw)
 		}
 	}
@@ -249,7 +249,7 @@ func TestSecurityGroupChangeKeepsTheInstance(t *testing.T) {
 }
 
 func TestRDSCABundleIsShippedWithItsChecksum(t *testing.T) {
-	p, err := RDSCABundle()
+	p, err := host.RDSCABundle()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestRDSCABundleIsShippedWithItsChecksum(t *testing.T) {
 			t.Errorf("the bundle lacks %s", want)
 		}
 	}
-	if !strings.Contains(readDoc(t, "docs/infra.md"), RDSCABundleSHA256) {
+	if !strings.Contains(readDoc(t, "docs/infra.md"), host.RDSCABundleSHA256) {
 		t.Error("docs/infra.md does not give the bundle's checksum")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/aircraftdata/platform/infra/datastores"
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/observability"
 )
@@ -43,7 +44,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 	// group is created (and its instances launched) once they all exist.
 	fleet.Group.Node().AddDependency(database.Construct, docstore.Construct, downloads.Construct)
 	downloads.GrantMount(fleet.Role)
-	grantDecryptSecrets(fleet.Role, grantReadSecrets(fleet.Role, database, docstore, apiToken))
+	host.GrantDecryptSecrets(fleet.Role, grantReadSecrets(fleet.Role, database, docstore, apiToken))
 
 	// The load balancer in front of the fleet.
 	lb := NewLoadBalancer(stack, "LoadBalancer", &LoadBalancerProps{

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
@@ -46,7 +45,7 @@ func newApp(props *awscdk.AppProps, binary func(arch string) (string, error)) (a
 	if err != nil {
 		return nil, cfg, err
 	}
-	bin, err := binary(instanceArch(cfg.InstanceType))
+	bin, err := binary(host.InstanceArch(cfg.InstanceType))
 	if err != nil {
 		return nil, cfg, err
 	}
@@ -57,36 +56,9 @@ func newApp(props *awscdk.AppProps, binary func(arch string) (string, error)) (a
 
 // buildService builds app/ for arch into infra/.build (as `make synth` ships it).
 func buildService(arch string) (string, error) {
-	root, err := repoRoot()
+	root, err := host.RepoRoot()
 	if err != nil {
 		return "", err
 	}
 	return host.ServiceBinary(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build"), arch)
-}
-
-// instanceArch is the GOARCH of an EC2 instance type: arm64 for Graviton, amd64 otherwise.
-func instanceArch(instanceType string) string {
-	if awsec2.NewInstanceType(jsii.String(instanceType)).Architecture() == awsec2.InstanceArchitecture_ARM_64 {
-		return "arm64"
-	}
-	return "amd64"
-}
-
-// repoRoot is the repository root (the folder of cdk.json and go.work): the CLI runs the app from there, the tests
-// from infra/.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "cdk.json")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no cdk.json in any parent folder of the working directory")
-		}
-		dir = parent
-	}
 }

@@ -34,7 +34,7 @@ const testEnvMarker = "AIRCRAFT_INFRA_TEST_ENV"
 
 func TestMain(m *testing.M) {
 	var err error
-	if repo, err = repoRoot(); err != nil {
+	if repo, err = host.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "infra tests:", err)
 		os.Exit(1)
 	}

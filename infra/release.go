@@ -1,11 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -55,9 +51,9 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	if err != nil {
 		panic(err)
 	}
-	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
+	caBundle := awss3assets.NewAsset(this, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(host.Must(host.RDSCABundle()))})
 
-	serviceEnv := must(host.RenderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
+	serviceEnv := host.Must(host.RenderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
 	cwAgent := host.CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), observability.MetricsNamespace(stack))
 	observability.GrantPutMetrics(service.Role, observability.MetricsNamespace(stack))
 	deploy := host.DeploySettings{
@@ -74,7 +70,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	// references), but not the files naming the release itself - and the instance's properties, so that an
 	// instance that is replaced (or stopped and started for a new type) is gated too: a new wait condition, which
 	// the new instance's first boot signals.
-	releaseID := hashJSON(binarySHA, host.StaticFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{
+	releaseID := host.HashJSON(binarySHA, host.StaticFilesDigest(), host.RDSCABundleSHA256, stack.Resolve(map[string]any{
 		"env":      serviceEnv,
 		"deploy":   host.DeployEnvironment(deploy),
 		"agent":    cwAgent,
@@ -93,7 +89,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	wait.AddResourceDependency(service.Association, jsii.String("the health check uses the Elastic IP"))
 	deploy.Release = releaseID
 	deploy.WaitCondition = *wait.LogicalId()
-	deployEnv := must(host.RenderEnv("Stack, release and TLS settings of the aircraft-* scripts", host.DeployEnvironment(deploy)))
+	deployEnv := host.Must(host.RenderEnv("Stack, release and TLS settings of the aircraft-* scripts", host.DeployEnvironment(deploy)))
 
 	tools := releaseTools(deployEnv, handle, instance)
 	app := releaseApp(binary, caBundle, serviceEnv, cwAgent)
@@ -179,8 +175,8 @@ func releaseApp(binary, caBundle awss3assets.Asset, serviceEnv string, cwAgent m
 // grantRelease lets the instance's role read the release's files and secrets, its stack's metadata, and signal the
 // wait condition.
 func grantRelease(role awsiam.IRole, binary awss3assets.Asset, stackName string, secretArns []string) {
-	grantReleaseAssets(role, binary, stackName)
-	grantDecryptSecrets(role, secretArns)
+	host.GrantReleaseAssets(role, binary, stackName)
+	host.GrantDecryptSecrets(role, secretArns)
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("ReadMetadataAndSignal"),
 		// DescribeStackResources: the user data finds the wait condition to fail when it cannot install the tools.
@@ -189,52 +185,11 @@ func grantRelease(role awsiam.IRole, binary awss3assets.Asset, stackName string,
 	}))
 }
 
-// grantReleaseAssets lets role read the release's files under the stack's own prefix of the CDK asset bucket
-// (assetPrefix), not by object key: a new binary is then no IAM change, and `cdk deploy` does not ask for approval of
-// an app release. A customer-managed key may encrypt the asset bucket (`cdk bootstrap --bootstrap-customer-key`):
-// decrypt through S3 only, for that bucket's objects only. Both the single instance and the fleet use it.
-func grantReleaseAssets(role awsiam.IRole, binary awss3assets.Asset, stackName string) {
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadReleaseAssets"),
-		Actions:   jsii.Strings("s3:GetObject"),
-		Resources: jsii.Strings(fmt.Sprintf("arn:%s:s3:::%s/%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName(), assetPrefix(stackName))),
-	}))
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("DecryptReleaseAssets"),
-		Actions:   jsii.Strings("kms:Decrypt"),
-		Resources: jsii.Strings("*"),
-		Conditions: &map[string]any{
-			"StringEquals": map[string]any{"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", *awscdk.Aws_REGION())},
-			"StringLike":   map[string]any{"kms:EncryptionContext:aws:s3:arn": fmt.Sprintf("arn:%s:s3:::%s*", *awscdk.Aws_PARTITION(), *binary.S3BucketName())},
-		},
-	}))
-}
-
-// grantDecryptSecrets lets role decrypt the secrets it reads when a customer-managed key encrypts one (an external
-// MongoDB secret may be): through Secrets Manager only, for those secrets only. Both the single instance and the
-// fleet use it.
-func grantDecryptSecrets(role awsiam.IRole, secretArns []string) {
-	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("DecryptSecrets"),
-		Actions:   jsii.Strings("kms:Decrypt"),
-		Resources: jsii.Strings("*"),
-		Conditions: &map[string]any{
-			"StringEquals": map[string]any{
-				"kms:ViaService":                  fmt.Sprintf("secretsmanager.%s.amazonaws.com", *awscdk.Aws_REGION()),
-				"kms:EncryptionContext:SecretARN": secretArns,
-			},
-		},
-	}))
-}
-
 // waitTimeoutSeconds is how long CloudFormation waits for a release's signal. The first boot takes the longest: the
 // instance starts once RDS and DocumentDB are available (it depends on them), then installs its tools and the
 // CloudWatch agent (1-3 min), waits for its Elastic IP in IMDS (at most 5 min), and gates the release (at most
 // gateSeconds); cfn-hup takes up to a minute to notice a later release.
 const waitTimeoutSeconds = 20 * 60
-
-// assetPrefix is the stack's folder in the CDK asset bucket (see NewAircraftStack's synthesizer).
-func assetPrefix(stackName string) string { return "aircraft/" + stackName + "/" }
 
 // instanceProperties are the instance's properties whose change replaces the instance or stops and starts it
 // (CloudFormation's AWS::EC2::Instance reference), tokens resolved to their CloudFormation references.
@@ -249,48 +204,6 @@ func instanceProperties(instance awsec2.CfnInstance) any {
 		"SubnetId":            instance.SubnetId(),
 		"UserData":            instance.UserData(),
 	})
-}
-
-// hashJSON is a short, stable id of values (maps are marshalled with sorted keys).
-func hashJSON(values ...any) string {
-	b, err := json.Marshal(values)
-	if err != nil {
-		panic(err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:12]
-}
-
-func must(s string, err error) string {
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
-
-// The RDS certificate bundle (RDS and DocumentDB CAs), shipped from the repository with its checksum instead of
-// being downloaded at every release: infra/rds-ca-bundle.pem. docs/infra.md says where it comes from and how to
-// refresh it; the synth fails when the file does not match RDSCABundleSHA256.
-const (
-	rdsCABundleFile   = "rds-ca-bundle.pem"
-	RDSCABundleSHA256 = "26edf290f2d57ebbd5273fb9463b763497a47c14a4712d73ce47da8dc4ad57dc"
-)
-
-// RDSCABundle returns the path of infra/rds-ca-bundle.pem after checking its checksum.
-func RDSCABundle() (string, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(root, "infra", rdsCABundleFile)
-	sum, err := host.FileSHA256(p)
-	if err != nil {
-		return "", err
-	}
-	if sum != RDSCABundleSHA256 {
-		return "", fmt.Errorf("%s: SHA-256 %s, want %s (RDSCABundleSHA256 in infra/release.go)", p, sum, RDSCABundleSHA256)
-	}
-	return p, nil
 }
 
 // deref is *s, or "" for nil.

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/aircraftdata/platform/infra/datastores"
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
@@ -39,7 +40,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	// The stack's assets (binary, CA bundle) live under a prefix of their own in the CDK asset bucket, so that the
 	// instance's read grant names the prefix, not each release's object (see Release).
 	sprops.Synthesizer = awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
-		BucketPrefix: jsii.String(assetPrefix(id)),
+		BucketPrefix: jsii.String(host.AssetPrefix(id)),
 	})
 	stack := awscdk.NewStack(scope, &id, &sprops)
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("aircraft-data-platform"), nil)

@@ -664,7 +664,7 @@ func assertRoleReadsBucketOnly(t *testing.T, s *Synth) {
 				t.Errorf("S3 action %s is not a read", a)
 			}
 			for _, r := range st.Resources {
-				releaseAssets := a == "s3:GetObject" && strings.Contains(r, "cdk-hnb659fds-assets-") && strings.HasSuffix(r, "}/"+assetPrefix(s.Config.StackName)+"*")
+				releaseAssets := a == "s3:GetObject" && strings.Contains(r, "cdk-hnb659fds-assets-") && strings.HasSuffix(r, "}/"+host.AssetPrefix(s.Config.StackName)+"*")
 				if r != bucket && r != bucket+"/*" && !releaseAssets {
 					t.Errorf("S3 %s on %s: only the data bucket (and the stack's release assets) are allowed", a, r)
 				}
