@@ -66,7 +66,7 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)),
 		jsii.String("HTTPS: AWS APIs (S3, Secrets Manager, SSM, CloudFormation, Logs), RDS CA bundle, dnf"), nil)
 
-	// The single instance's read-only grants (service.go), statement for statement.
+	// The single instance's read-only grants (single/service.go), statement for statement.
 	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		Description: jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
@@ -200,7 +200,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 			"gate":    awsec2.NewInitConfig(&gate),
 		},
 	})
-	// As for the single instance (release.go): the metadata and its S3 authentication; the user data is ours.
+	// As for the single instance (single/release.go): the metadata and its S3 authentication; the user data is ours.
 	init.Attach(group, &awsec2.AttachInitOptions{
 		InstanceRole: f.Role.WithoutPolicyUpdates(nil),
 		Platform:     awsec2.OperatingSystemType_LINUX,

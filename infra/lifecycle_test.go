@@ -20,6 +20,7 @@ import (
 	"github.com/aircraftdata/platform/infra/appbuild"
 	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/host"
+	"github.com/aircraftdata/platform/infra/single"
 )
 
 func TestFirstCreateWaitsForTheDataStores(t *testing.T) {
@@ -46,8 +47,8 @@ func TestFirstCreateWaitsForTheDataStores(t *testing.T) {
 	if wait.Props["Timeout"] != "1200" || !refTo(wait.Props["Handle"], handle.ID) || wait.Props["Count"] != float64(1) {
 		t.Errorf("wait condition %s", jsonOf(wait.Props))
 	}
-	if host.GateSeconds < 120 || host.GateSeconds*2 > waitTimeoutSeconds {
-		t.Errorf("gate %d s within a wait of %d s", host.GateSeconds, waitTimeoutSeconds)
+	if host.GateSeconds < 120 || host.GateSeconds*2 > single.WaitTimeoutSeconds {
+		t.Errorf("gate %d s within a wait of %d s", host.GateSeconds, single.WaitTimeoutSeconds)
 	}
 	// The signal URL reaches the instance through the tools config, which the user data installs first.
 	tools, _, _ := initConfig(t, s, "tools")

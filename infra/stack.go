@@ -14,6 +14,7 @@ import (
 	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
+	"github.com/aircraftdata/platform/infra/single"
 )
 
 // AircraftStackProps configures the stack.
@@ -76,7 +77,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	}
 
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
-	service := NewService(stack, "Service", &ServiceProps{
+	service := single.NewService(stack, "Service", &single.ServiceProps{
 		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
 		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
 		ElasticIPAllocationID: cfg.ElasticIPAllocationID,
@@ -102,12 +103,12 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	secretArns := grantReadSecrets(service.Role, database, docstore, apiToken)
 
 	// HTTPS: ACME for domainName, else a self-signed certificate published to SSM.
-	https := NewHTTPS(stack, "Https", &HTTPSProps{
+	https := single.NewHTTPS(stack, "Https", &single.HTTPSProps{
 		Service: service, StackName: cfg.StackName, DomainName: cfg.DomainName, HostedZoneID: cfg.HostedZoneID,
 	})
 
 	// The app: built from app/, shipped as an S3 asset, installed and updated in place as a systemd service.
-	release := NewRelease(stack, "Release", &ReleaseProps{
+	release := single.NewRelease(stack, "Release", &single.ReleaseProps{
 		Service:       service,
 		BinaryPath:    props.BinaryPath,
 		Environment:   withTLS(sharedEnvironment(data, database, docstore, apiToken), cfg),

@@ -1,4 +1,4 @@
-package main
+package single
 
 import (
 	"fmt"
@@ -82,7 +82,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	handle := awscdk.NewCfnWaitConditionHandle(this, jsii.String("Signal"+releaseID), &awscdk.CfnWaitConditionHandleProps{})
 	wait := awscdk.NewCfnWaitCondition(this, jsii.String("Healthy"+releaseID), &awscdk.CfnWaitConditionProps{
 		Handle:  handle.Ref(),
-		Timeout: jsii.String(fmt.Sprint(waitTimeoutSeconds)),
+		Timeout: jsii.String(fmt.Sprint(WaitTimeoutSeconds)),
 		Count:   jsii.Number(1),
 	})
 	wait.AddResourceDependency(instance, jsii.String("the release runs on this instance"))
@@ -185,11 +185,11 @@ func grantRelease(role awsiam.IRole, binary awss3assets.Asset, stackName string,
 	}))
 }
 
-// waitTimeoutSeconds is how long CloudFormation waits for a release's signal. The first boot takes the longest: the
+// WaitTimeoutSeconds is how long CloudFormation waits for a release's signal. The first boot takes the longest: the
 // instance starts once RDS and DocumentDB are available (it depends on them), then installs its tools and the
 // CloudWatch agent (1-3 min), waits for its Elastic IP in IMDS (at most 5 min), and gates the release (at most
 // gateSeconds); cfn-hup takes up to a minute to notice a later release.
-const waitTimeoutSeconds = 20 * 60
+const WaitTimeoutSeconds = 20 * 60
 
 // instanceProperties are the instance's properties whose change replaces the instance or stops and starts it
 // (CloudFormation's AWS::EC2::Instance reference), tokens resolved to their CloudFormation references.

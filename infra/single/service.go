@@ -1,4 +1,6 @@
-package main
+// Package single is the single-instance mode (instances = 1): one EC2 instance with an Elastic IP (Service), HTTPS
+// by ACME or a self-signed certificate (HTTPS), and the in-place release of aircraftd with its gate (Release).
+package single
 
 import (
 	"fmt"
