@@ -51,11 +51,11 @@ func (c *Config) keys() []Key {
 		text("mongoUriSecretArn", "", &c.MongoURISecretArn, matching(secretArnPattern, "want the complete secret ARN (with its 6-character suffix)"), "complete ARN of a secret holding a MongoDB URI: no DocumentDB is made; the service reads the URI from that secret and may reach port 27017 in `mongoCidr` only (use a `mongodb+srv://` or `tls=true` URI: TLS is the URI's choice until the service refuses URIs without it)", "arn:aws:secretsmanager:us-east-1:123456789012:secret:aircraft/mongo-AbCdEf"),
 		shown("none (required with `mongoUriSecretArn`)", text("mongoCidr", "", &c.MongoCidr, cidr("192.0.2.0/24"), "the network of the external MongoDB's servers: the only destination of the service's egress on 27017", "192.0.2.0/24")),
 		number("instances", fixed(1), &c.Instances, between(1, maxFleetInstances), "number of service instances. `1`: the single-instance stack above, unchanged. 2–20: the [load-balanced mode](#more-than-one-instance-c-instancesn), which needs a certificate (`certificateArn`, or `domainName` + `hostedZoneId`)", "3"),
-		fleet(shown("`instances`", number("minInstances", func() int { return c.Instances }, &c.MinInstances, nil, "with `instances` > 1: lower bound of the Auto Scaling group", "2"))),
-		fleet(shown("`instances`+1", number("maxInstances", func() int { return c.Instances + 1 }, &c.MaxInstances, nil, "with `instances` > 1: upper bound; above `instances` it leaves room for the rolling release to start the new instance before it stops an old one", "6"))),
-		fleet(text("certificateArn", "", &c.CertificateArn, matching(certArnPattern, "want the ARN of an ACM certificate"), "with `instances` > 1: ACM certificate of the load balancer, in the stack's region. Without it, `domainName` + `hostedZoneId` get a DNS-validated certificate made by the stack", "arn:aws:acm:us-east-1:123456789012:certificate/…")),
+		fleetOnly(shown("`instances`", number("minInstances", func() int { return c.Instances }, &c.MinInstances, nil, "with `instances` > 1: lower bound of the Auto Scaling group", "2"))),
+		fleetOnly(shown("`instances`+1", number("maxInstances", func() int { return c.Instances + 1 }, &c.MaxInstances, nil, "with `instances` > 1: upper bound; above `instances` it leaves room for the rolling release to start the new instance before it stops an old one", "6"))),
+		fleetOnly(text("certificateArn", "", &c.CertificateArn, matching(certArnPattern, "want the ARN of an ACM certificate"), "with `instances` > 1: ACM certificate of the load balancer, in the stack's region. Without it, `domainName` + `hostedZoneId` get a DNS-validated certificate made by the stack", "arn:aws:acm:us-east-1:123456789012:certificate/…")),
 		boolean("firstCreate", &c.FirstCreate, "with `stage=prod`: the first create, without the protections that block its rollback (termination and deletion protection, the retained data bucket); deploy again without it to turn them on ([First create](#a-first-create-that-can-be-retried))", "true"),
-		fleet(number("accessLogDays", fixed(90), &c.AccessLogDays, atLeast(1), "with `instances` > 1: days the load balancer's access logs are kept", "30")),
+		fleetOnly(number("accessLogDays", fixed(90), &c.AccessLogDays, atLeast(1), "with `instances` > 1: days the load balancer's access logs are kept", "30")),
 	}
 }
 
@@ -100,8 +100,8 @@ func fixed(n int) func() int { return func() int { return n } }
 // shown replaces the default docs/infra.md shows, for a default that is not one value.
 func shown(def string, k Key) Key { k.Default = def; return k }
 
-// fleet marks a key of the load-balanced mode.
-func fleet(k Key) Key { k.fleet = true; return k }
+// fleetOnly marks a key of the load-balanced mode.
+func fleetOnly(k Key) Key { k.fleet = true; return k }
 
 // rule is a check of one value: why it is refused, or "" when it is fine.
 type rule[T any] func(T) string

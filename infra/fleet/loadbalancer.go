@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"slices"
@@ -136,7 +136,7 @@ func (lb *LoadBalancer) Serve(fleet *Fleet, deregistrationDelaySeconds int) elb.
 		TargetType: elb.TargetType_INSTANCE,
 		Targets:    &[]elb.IApplicationLoadBalancerTarget{fleet.Group},
 		HealthCheck: &elb.HealthCheck{
-			Path:                    jsii.String(readinessPath),
+			Path:                    jsii.String(ReadinessPath),
 			Protocol:                elb.Protocol_HTTPS,
 			HealthyHttpCodes:        jsii.String("200"),
 			Interval:                awscdk.Duration_Seconds(jsii.Number(15)),
@@ -150,8 +150,8 @@ func (lb *LoadBalancer) Serve(fleet *Fleet, deregistrationDelaySeconds int) elb.
 	return tg
 }
 
-// readinessPath is aircraftd's readiness endpoint: every dependency reachable.
-const readinessPath = "/api/v1/ready"
+// ReadinessPath is aircraftd's readiness endpoint: every dependency reachable.
+const ReadinessPath = "/api/v1/ready"
 
 // newAccessLogBucket is the bucket of the load balancer's access logs, with the policy that lets Elastic Load
 // Balancing write them: the log delivery service principal (regions since August 2022), and in the older regions

@@ -1,4 +1,7 @@
-package main
+// Package fleet is the load-balanced mode (instances > 1): an Auto Scaling group of service instances (Fleet) and its
+// rolling, gated release, the Application Load Balancer in front of it, and the EFS file system they share for
+// downloads.
+package fleet
 
 import (
 	"fmt"
@@ -177,12 +180,12 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitFile_FromExistingAsset(jsii.String(host.BinaryPath), binary, root("000755")),
 		awsec2.InitFile_FromString(jsii.String(host.ServiceEnvPath), jsii.String(env), root("000644")),
 		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(host.BootstrapFile("aircraftd.service")), root("000644")),
-		awsec2.InitFile_FromString(jsii.String(downloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
+		awsec2.InitFile_FromString(jsii.String(DownloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
 		awsec2.InitFile_FromExistingAsset(jsii.String(host.CABundlePath), caBundle, root("000644")),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(host.BootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
-		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
-		awsec2.InitFile_FromString(jsii.String(fleetGateEnvPath), jsii.String(gateEnv), root("000644")),
+		awsec2.InitFile_FromString(jsii.String(ReadyScriptPath), jsii.String(FleetbootFile("aircraft-ready.sh")), root("000755")),
+		awsec2.InitFile_FromString(jsii.String(FleetGateEnvPath), jsii.String(gateEnv), root("000644")),
 		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, host.StateDir), "! id aircraftd"),
 		command("20-packages", "dnf install -y amazon-cloudwatch-agent amazon-efs-utils", "! rpm -q amazon-cloudwatch-agent amazon-efs-utils"),
 		command("30-mount-downloads", fmt.Sprintf("mkdir -p %[1]s && echo \"%[2]s\" >> /etc/fstab && mount %[1]s", sharedDownloadsPath, mount),
@@ -192,7 +195,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitService_Enable(jsii.String("aircraftd"), &awsec2.InitServiceOptions{ServiceManager: awsec2.ServiceManager_SYSTEMD}),
 	}
 	// cfn-init starts services after commands: the gate is a config of its own, after the install.
-	gate := []awsec2.InitElement{command("10-ready", readyScriptPath, "")}
+	gate := []awsec2.InitElement{command("10-ready", ReadyScriptPath, "")}
 	init := awsec2.CloudFormationInit_FromConfigSets(&awsec2.ConfigSetProps{
 		ConfigSets: &map[string]*[]*string{"deploy": jsii.Strings("install", "gate")},
 		Configs: &map[string]awsec2.InitConfig{
@@ -233,7 +236,7 @@ func fleetFilesDigest() string {
 	entries, _ := fleetbootFS.ReadDir("fleetboot")
 	values := []any{host.StaticFilesDigest()}
 	for _, e := range entries {
-		values = append(values, e.Name(), fleetbootFile(e.Name()))
+		values = append(values, e.Name(), FleetbootFile(e.Name()))
 	}
 	return host.HashJSON(values...)
 }
