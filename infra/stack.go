@@ -72,10 +72,16 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	if cfg.LoadBalanced() {
 		// instances > 1: the same network and data stores, the service behind a load balancer (loadbalanced.go).
 		addLoadBalancedService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
-		AddNagSuppressions(stack, cfg)
-		return stack
+	} else {
+		addSingleInstanceService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
 	}
+	AddNagSuppressions(stack, cfg)
+	return stack
+}
 
+// addSingleInstanceService is the rest of the stack with one instance, after the network and the data stores that
+// both modes share: the instance, its HTTPS, its release, the alarms and the outputs.
+func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore) {
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := single.NewService(stack, "Service", &single.ServiceProps{
 		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
@@ -110,7 +116,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	// The app: built from app/, shipped as an S3 asset, installed and updated in place as a systemd service.
 	release := single.NewRelease(stack, "Release", &single.ReleaseProps{
 		Service:       service,
-		BinaryPath:    props.BinaryPath,
+		BinaryPath:    binaryPath,
 		Environment:   withTLS(sharedEnvironment(data, database, docstore, apiToken), cfg),
 		CertParameter: https.CertificateParameter,
 		SecretArns:    secretArns,
@@ -137,8 +143,6 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 		output(stack, "CertificateParameterName", jsii.String(https.CertificateParameter), "SSM parameter with the self-signed certificate (PEM), written by the instance")
 	}
 
-	AddNagSuppressions(stack, cfg)
-	return stack
 }
 
 // newAPIToken is the generated bearer token of every POST.
