@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -33,15 +34,15 @@ func shellcheck(t *testing.T, name, script string) {
 
 func TestBootstrapScriptsPassShellcheck(t *testing.T) {
 	t.Run("user-data", func(t *testing.T) {
-		shellcheck(t, "user-data", RenderUserData("us-east-1", "AircraftPlatform", "ServiceInstance32B5B598"))
+		shellcheck(t, "user-data", host.RenderUserData("us-east-1", "AircraftPlatform", "ServiceInstance32B5B598"))
 	})
-	for _, name := range scripts {
-		t.Run(name, func(t *testing.T) { shellcheck(t, name, bootstrapFile(name+".sh")) })
+	for _, name := range host.Scripts {
+		t.Run(name, func(t *testing.T) { shellcheck(t, name, host.BootstrapFile(name+".sh")) })
 	}
 }
 
 func TestUserDataRunsCfnInitThenApply(t *testing.T) {
-	ud := RenderUserData("eu-west-1", "AircraftAlice", "ServiceInstanceABC")
+	ud := host.RenderUserData("eu-west-1", "AircraftAlice", "ServiceInstanceABC")
 	for _, want := range []string{
 		"#!/bin/bash\n",
 		"set -euo pipefail",
@@ -61,7 +62,7 @@ func TestUserDataRunsCfnInitThenApply(t *testing.T) {
 }
 
 func TestApplySignalsTheReleaseWaitCondition(t *testing.T) {
-	apply := bootstrapFile("aircraft-apply.sh")
+	apply := host.BootstrapFile("aircraft-apply.sh")
 	for _, want := range []string{"flock 9", "--configsets deploy", "aircraft-healthcheck", `aircraft-signal" "$status" "$wait_condition" "$handle"`} {
 		if !strings.Contains(apply, want) {
 			t.Errorf("aircraft-apply lacks %q", want)
@@ -73,14 +74,14 @@ func TestApplySignalsTheReleaseWaitCondition(t *testing.T) {
 	if r, s := strings.Index(restore, "systemctl reset-failed aircraftd"), strings.Index(restore, "systemctl restart aircraftd"); r < 0 || r > s {
 		t.Errorf("aircraft-apply restarts the last good release without reset-failed first")
 	}
-	signal := bootstrapFile("aircraft-signal.sh")
+	signal := host.BootstrapFile("aircraft-signal.sh")
 	if !strings.Contains(signal, `--exit-code "$status" --reason "$reason" --id "$id" "$handle"`) {
 		t.Errorf("aircraft-signal does not signal the wait condition's URL with the status and reason:\n%s", signal)
 	}
 }
 
 func TestGencertUsesIMDSv2AndPublishesOnlyTheCertificate(t *testing.T) {
-	s := bootstrapFile("aircraft-gencert.sh")
+	s := host.BootstrapFile("aircraft-gencert.sh")
 	for _, want := range []string{
 		"X-aws-ec2-metadata-token-ttl-seconds", // IMDSv2 session token
 		"http://169.254.169.254/latest/meta-data/$1", "imds public-ipv4", "imds public-hostname",
@@ -103,7 +104,7 @@ func TestGencertUsesIMDSv2AndPublishesOnlyTheCertificate(t *testing.T) {
 }
 
 func TestSystemdUnitIsHardenedAndBindsLowPortsUnprivileged(t *testing.T) {
-	unit := bootstrapFile("aircraftd.service")
+	unit := host.BootstrapFile("aircraftd.service")
 	settings := map[string][]string{}
 	for _, line := range strings.Split(unit, "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
@@ -113,15 +114,15 @@ func TestSystemdUnitIsHardenedAndBindsLowPortsUnprivileged(t *testing.T) {
 	for key, want := range map[string]string{
 		"User":                    "aircraftd",
 		"Group":                   "aircraftd",
-		"ExecStart":               binaryPath,
-		"EnvironmentFile":         serviceEnvPath,
+		"ExecStart":               host.BinaryPath,
+		"EnvironmentFile":         host.ServiceEnvPath,
 		"Restart":                 "always",
 		"AmbientCapabilities":     "CAP_NET_BIND_SERVICE",
 		"CapabilityBoundingSet":   "CAP_NET_BIND_SERVICE",
 		"NoNewPrivileges":         "yes",
 		"StateDirectory":          "aircraft aircraft/downloads aircraft/acme",
 		"LogsDirectory":           "aircraft",
-		"StandardOutput":          "append:" + serviceLogPath,
+		"StandardOutput":          "append:" + host.ServiceLogPath,
 		"ProtectSystem":           "strict",
 		"ProtectHome":             "yes",
 		"PrivateTmp":              "yes",
@@ -152,7 +153,7 @@ func TestSystemdUnitIsHardenedAndBindsLowPortsUnprivileged(t *testing.T) {
 		fake := filepath.Join(dir, "aircraftd")
 		os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 		os.WriteFile(filepath.Join(dir, "aircraftd.env"), nil, 0o644)
-		u := strings.NewReplacer(binaryPath, fake, serviceEnvPath, filepath.Join(dir, "aircraftd.env")).Replace(unit)
+		u := strings.NewReplacer(host.BinaryPath, fake, host.ServiceEnvPath, filepath.Join(dir, "aircraftd.env")).Replace(unit)
 		p := filepath.Join(dir, "aircraftd.service")
 		os.WriteFile(p, []byte(u), 0o644)
 		if out, err := exec.Command("systemd-analyze", "verify", "--man=no", p).CombinedOutput(); err != nil &&
@@ -170,9 +171,9 @@ func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
 	env := serviceenv.Environment(base)
 	for k, want := range map[string]string{
 		"HTTP_ADDR": ":443", "AWS_REGION": "us-east-1", "S3_BUCKET": "aircraft-data-x",
-		"DB_SECRET_ARN": "arn:db", "DB_NAME": "aircraft_db", "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": caBundlePath,
-		"MONGODB_URL_SECRET_ARN": "arn:mongo", "MONGODB_TLS_CA_FILE": caBundlePath, "API_TOKEN_SECRET_ARN": "arn:token",
-		"TLS_CERT_FILE": tlsCertPath, "TLS_KEY_FILE": tlsKeyPath, "DOWNLOAD_PATH": "/var/lib/aircraft/downloads",
+		"DB_SECRET_ARN": "arn:db", "DB_NAME": "aircraft_db", "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": host.CABundlePath,
+		"MONGODB_URL_SECRET_ARN": "arn:mongo", "MONGODB_TLS_CA_FILE": host.CABundlePath, "API_TOKEN_SECRET_ARN": "arn:token",
+		"TLS_CERT_FILE": host.TLSCertPath, "TLS_KEY_FILE": host.TLSKeyPath, "DOWNLOAD_PATH": "/var/lib/aircraft/downloads",
 	} {
 		if env[k] != want {
 			t.Errorf("%s=%q, want %q", k, env[k], want)
@@ -226,7 +227,7 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	s := stackOf(t, "default")
 	files, commands, services := initConfig(t, s, "app")
 	for path, mode := range map[string]string{
-		binaryPath: "000755", serviceEnvPath: "000644", "/etc/systemd/system/aircraftd.service": "000644", caBundlePath: "000644",
+		host.BinaryPath: "000755", host.ServiceEnvPath: "000644", "/etc/systemd/system/aircraftd.service": "000644", host.CABundlePath: "000644",
 	} {
 		f, ok := files[path]
 		if !ok {
@@ -237,18 +238,18 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 			t.Errorf("%s: mode %v owner %v", path, f["mode"], f["owner"])
 		}
 	}
-	if src := joinedText(files[binaryPath]["source"]); !strings.Contains(src, "cdk-hnb659fds-assets-") {
+	if src := joinedText(files[host.BinaryPath]["source"]); !strings.Contains(src, "cdk-hnb659fds-assets-") {
 		t.Errorf("binary source %s is not the CDK asset bucket", src)
 	}
-	if src := joinedText(files[caBundlePath]["source"]); !strings.Contains(src, "cdk-hnb659fds-assets-") || strings.Contains(src, "truststore") {
+	if src := joinedText(files[host.CABundlePath]["source"]); !strings.Contains(src, "cdk-hnb659fds-assets-") || strings.Contains(src, "truststore") {
 		t.Errorf("CA bundle from %s, want the shipped asset", src)
 	}
-	if unit := joinedText(files["/etc/systemd/system/aircraftd.service"]["content"]); unit != bootstrapFile("aircraftd.service") {
+	if unit := joinedText(files["/etc/systemd/system/aircraftd.service"]["content"]); unit != host.BootstrapFile("aircraftd.service") {
 		t.Error("the unit in the metadata differs from bootstrap/aircraftd.service")
 	}
-	env := joinedText(files[serviceEnvPath]["content"])
-	for _, want := range []string{"HTTP_ADDR=:443\n", "DB_SSLMODE=verify-full\n", "DB_SSLROOTCERT=" + caBundlePath + "\n",
-		"MONGODB_TLS_CA_FILE=" + caBundlePath + "\n", "AWS_REGION=${AWS::Region}\n", "TLS_CERT_FILE=" + tlsCertPath + "\n"} {
+	env := joinedText(files[host.ServiceEnvPath]["content"])
+	for _, want := range []string{"HTTP_ADDR=:443\n", "DB_SSLMODE=verify-full\n", "DB_SSLROOTCERT=" + host.CABundlePath + "\n",
+		"MONGODB_TLS_CA_FILE=" + host.CABundlePath + "\n", "AWS_REGION=${AWS::Region}\n", "TLS_CERT_FILE=" + host.TLSCertPath + "\n"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("aircraftd.env lacks %q:\n%s", want, env)
 		}
@@ -266,16 +267,16 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 		t.Errorf("aircraftd service: %v", svc)
 	}
 	restartOn := list(svc["files"])
-	for _, f := range []string{binaryPath, serviceEnvPath, "/etc/systemd/system/aircraftd.service"} {
+	for _, f := range []string{host.BinaryPath, host.ServiceEnvPath, "/etc/systemd/system/aircraftd.service"} {
 		if !slices.Contains(restartOn, any(f)) {
 			t.Errorf("aircraftd is not restarted when %s changes", f)
 		}
 	}
 
 	tools, _, toolServices := initConfig(t, s, "tools")
-	for _, name := range scripts {
-		f := tools[sbin+"/"+name]
-		if f == nil || f["mode"] != "000755" || joinedText(f["content"]) != bootstrapFile(name+".sh") {
+	for _, name := range host.Scripts {
+		f := tools[host.Sbin+"/"+name]
+		if f == nil || f["mode"] != "000755" || joinedText(f["content"]) != host.BootstrapFile(name+".sh") {
 			t.Errorf("%s is not installed verbatim with mode 0755", name)
 		}
 	}
@@ -288,7 +289,7 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	if toolServices["cfn-hup"]["enabled"] != true || toolServices["cfn-hup"]["files"] != nil {
 		t.Errorf("cfn-hup must run, and must not be restarted by a deploy it runs: %v", toolServices["cfn-hup"])
 	}
-	deployEnv := joinedText(tools[deployEnvPath]["content"])
+	deployEnv := joinedText(tools[host.DeployEnvPath]["content"])
 	wait := s.One(t, "AWS::CloudFormation::WaitCondition")
 	for _, want := range []string{"CFN_RESOURCE=" + instance.ID + "\n", "WAIT_CONDITION=" + wait.ID + "\n", "TLS_MODE=selfsigned\n", "CFN_STACK=${AWS::StackName}\n"} {
 		if !strings.Contains(deployEnv, want) {
@@ -308,7 +309,7 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	}
 
 	ud := joinedText(instance.Props["UserData"])
-	if want := RenderUserData("${AWS::Region}", "${AWS::StackName}", instance.ID); strings.TrimRight(ud, "\n") != strings.TrimRight(want, "\n") {
+	if want := host.RenderUserData("${AWS::Region}", "${AWS::StackName}", instance.ID); strings.TrimRight(ud, "\n") != strings.TrimRight(want, "\n") {
 		t.Errorf("user data in the template:\n%s\nwant:\n%s", ud, want)
 	}
 }

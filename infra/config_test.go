@@ -1,8 +1,15 @@
 package main
 
 import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 )
 
 func contextOf(kv map[string]any) func(string) any {
@@ -119,12 +126,93 @@ func TestConfigAcceptsTheGatesWayOut(t *testing.T) {
 	}
 }
 
-func TestContextKeysAreDocumented(t *testing.T) {
-	doc := readDoc(t, "docs/infra.md")
-	for _, k := range contextKeys {
-		if !strings.Contains(doc, "`"+k+"`") {
-			t.Errorf("context key %s is not in docs/infra.md", k)
+var update = flag.Bool("update", false, "rewrite the context table of docs/infra.md from the table of keys")
+
+// docs/infra.md's table of context keys sits between these two lines.
+const (
+	contextTableBegin = "<!-- context keys: generated from infra/contextkeys.go (go -C infra test -run TestContextTable -update .) -->\n"
+	contextTableEnd   = "<!-- context keys: end -->\n"
+)
+
+func TestContextTableIsTheKeys(t *testing.T) {
+	path := filepath.Join(repo, "docs", "infra.md")
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok1 := strings.Cut(string(doc), contextTableBegin)
+	table, after, ok2 := strings.Cut(rest, contextTableEnd)
+	if !ok1 || !ok2 {
+		t.Fatalf("docs/infra.md: no %q … %q section", contextTableBegin, contextTableEnd)
+	}
+	want := ContextTable()
+	if *update {
+		if err := os.WriteFile(path, []byte(before+contextTableBegin+want+contextTableEnd+after), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		table = want
+	}
+	if table != want {
+		t.Errorf("docs/infra.md's context table is not the keys: run go -C infra test -run TestContextTable -update .\n--- got\n%s\n--- want\n%s", table, want)
+	}
+}
+
+// Every field of Config is read by exactly one key of the table.
+func TestEveryConfigFieldHasOneKey(t *testing.T) {
+	var c Config
+	fields := reflect.ValueOf(&c).Elem()
+	for i := range fields.NumField() {
+		// A value unlike any default: the field's key is the one whose read changes it.
+		readers := 0
+		for _, k := range c.keys() {
+			before := fields.Field(i).Interface()
+			var v any = "7"
+			switch fields.Field(i).Kind() {
+			case reflect.Bool:
+				v = "true"
+			case reflect.String:
+				v = "zz"
+			}
+			_ = k.read(v)
+			if fields.Field(i).Interface() != before {
+				readers++
+			}
+			fields.Field(i).Set(reflect.Zero(fields.Field(i).Type()))
+		}
+		if readers != 1 {
+			t.Errorf("Config.%s is read by %d keys, want 1", fields.Type().Field(i).Name, readers)
+		}
+	}
+}
+
+func TestUnknownContextKeyFailsSynthWithTheClosestKey(t *testing.T) {
+	for key, want := range map[string]string{
+		"instnaces":   `unknown context key "instnaces": did you mean "instances"?`,
+		"stackname":   `unknown context key "stackname": did you mean "stackName"?`,
+		"allowedCIDR": `unknown context key "allowedCIDR": did you mean "allowedCidr"?`,
+		"colour":      `unknown context key "colour" (docs/infra.md lists the keys)`,
+	} {
+		context := cdkJSONContext(t)
+		context[key] = "3"
+		_, _, err := newApp(&awscdk.AppProps{Context: &context}, func(string) (string, error) {
+			return "", fmt.Errorf("the binary is asked for before the context is checked")
+		})
+		if err == nil || err.Error() != want {
+			t.Errorf("-c %s=3: error %v, want %s", key, err, want)
+		}
+	}
+}
+
+// The keys CDK itself passes (cdk.json's feature flags, the CLI's aws:cdk:* keys, cdk.context.json's lookups and
+// acknowledged notices) are not ours to refuse.
+func TestCDKContextKeysAreAccepted(t *testing.T) {
+	context := map[string]any{
+		"@aws-cdk/core:enablePartitionLiterals": true, "aws:cdk:enable-path-metadata": true,
+		"availability-zones:account=123456789012:region=us-east-1": []any{"us-east-1a"},
+		"acknowledged-issue-numbers":                               []any{34892}, "instances": "1",
+	}
+	if err := checkKeys(context); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/aircraftdata/platform/infra/appbuild"
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 func TestDocumentDB(t *testing.T) {
@@ -42,7 +43,7 @@ func TestDocumentDB(t *testing.T) {
 		t.Errorf("DocumentDB egress %v", out)
 	}
 	env := s.serviceEnv(t)
-	if env["MONGODB_TLS_CA_FILE"] != caBundlePath || !strings.Contains(env["MONGODB_URL_SECRET_ARN"], "DocStoreClusterSecretAttachment") {
+	if env["MONGODB_TLS_CA_FILE"] != host.CABundlePath || !strings.Contains(env["MONGODB_URL_SECRET_ARN"], "DocStoreClusterSecretAttachment") {
 		t.Errorf("Mongo settings: %v", env)
 	}
 }
@@ -114,7 +115,7 @@ func TestServiceInstance(t *testing.T) {
 	if len(managed) != 0 {
 		t.Errorf("managed policies %v: AmazonSSMManagedInstanceCore reads every SSM parameter of the account", managed)
 	}
-	if !slices.ContainsFunc(statements, func(st statement) bool { return slices.Equal(st.Actions, sessionManagerActions) }) {
+	if !slices.ContainsFunc(statements, func(st statement) bool { return slices.Equal(st.Actions, host.SessionManagerActions) }) {
 		t.Error("no Session Manager permissions")
 	}
 	// CloudWatch Logs: its own group, with retention, and nothing more.
@@ -186,8 +187,8 @@ func TestHTTPSModes(t *testing.T) {
 		stmts, _ := s.roleStatements(t)
 		var ssm []statement
 		for _, st := range stmts {
-			// Session Manager's statement (sessionmanager.go) registers the instance; it touches no parameter.
-			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) && !slices.Equal(st.Actions, sessionManagerActions) {
+			// Session Manager's statement (host/sessionmanager.go) registers the instance; it touches no parameter.
+			if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "ssm:") }) && !slices.Equal(st.Actions, host.SessionManagerActions) {
 				ssm = append(ssm, st)
 			}
 		}
@@ -195,7 +196,7 @@ func TestHTTPSModes(t *testing.T) {
 			len(ssm[0].Resources) != 1 || !strings.HasSuffix(ssm[0].Resources[0], ":parameter/aircraft/AircraftPlatform/tls-certificate") {
 			t.Errorf("ssm statements %+v: want PutParameter on the certificate parameter only", ssm)
 		}
-		if env := s.serviceEnv(t); env["TLS_CERT_FILE"] != tlsCertPath || env["ACME_DOMAIN"] != "" {
+		if env := s.serviceEnv(t); env["TLS_CERT_FILE"] != host.TLSCertPath || env["ACME_DOMAIN"] != "" {
 			t.Errorf("environment %v", env)
 		}
 		if strings.Contains(joinedText(s.Output("ApiUrl")), "api.") || !strings.Contains(joinedText(s.Output("ApiUrl")), ".PublicIp}") {
@@ -247,11 +248,11 @@ func TestOutputs(t *testing.T) {
 }
 
 func TestGravitonGetsAnArm64Binary(t *testing.T) {
-	if instanceArch("t2.micro") != "amd64" || instanceArch("t4g.small") != "arm64" || instanceArch("c7g.large") != "arm64" {
+	if host.InstanceArch("t2.micro") != "amd64" || host.InstanceArch("t4g.small") != "arm64" || host.InstanceArch("c7g.large") != "arm64" {
 		t.Fatal("instanceArch")
 	}
-	if amiParameter("arm64") != "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64" {
-		t.Error(amiParameter("arm64"))
+	if host.AMIParameter("arm64") != "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64" {
+		t.Error(host.AMIParameter("arm64"))
 	}
 	if os.Getenv(appbuild.BinaryOverrideEnv) != "" {
 		t.Skipf("%s is set: the binaries are not built here", appbuild.BinaryOverrideEnv)
@@ -268,7 +269,7 @@ func TestGravitonGetsAnArm64Binary(t *testing.T) {
 		f.Close()
 	}
 	s := synth(t, map[string]any{"instanceType": "t4g.small"}, fakeBinary(t, "arm64 stand-in"))
-	if img := s.One(t, "AWS::EC2::Instance").Props["ImageId"]; img != "resolve:ssm:"+amiParameter("arm64") {
+	if img := s.One(t, "AWS::EC2::Instance").Props["ImageId"]; img != "resolve:ssm:"+host.AMIParameter("arm64") {
 		t.Errorf("ImageId %v", img)
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/aircraftdata/platform/infra/fleet"
 )
 
 // The fleet's gate signals success only once the load balancer reports the instance healthy in the stack's target
@@ -12,11 +14,11 @@ func TestFleetGateWaitsForTheLoadBalancer(t *testing.T) {
 	s := stackOf(t, "loadBalanced")
 	tg := s.One(t, "AWS::ElasticLoadBalancingV2::TargetGroup")
 	files, _, _ := initConfig(t, s, "install")
-	env := files[fleetGateEnvPath]
+	env := files[fleet.FleetGateEnvPath]
 	if env == nil || !strings.Contains(jsonOf(env["content"]), `{"Ref":"`+tg.ID+`"}`) || !strings.Contains(joinedText(env["content"]), "TARGET_GROUP_ARN=") {
-		t.Errorf("%s does not name the target group %s: %s", fleetGateEnvPath, tg.ID, jsonOf(env))
+		t.Errorf("%s does not name the target group %s: %s", fleet.FleetGateEnvPath, tg.ID, jsonOf(env))
 	}
-	ready := fleetbootFile("aircraft-ready.sh")
+	ready := fleet.FleetbootFile("aircraft-ready.sh")
 	for _, want := range []string{"fleet-gate.env", "aws elbv2 describe-target-health", `--target-group-arn "$TARGET_GROUP_ARN"`,
 		`--targets "Id=$instance,Port=443"`, "= healthy ]", "exit 0", `fail "the load balancer does not report`} {
 		if !strings.Contains(ready, want) {

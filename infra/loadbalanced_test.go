@@ -12,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/fleet"
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 // fleetEnv is aircraftd.env on a fleet instance.
@@ -19,7 +22,7 @@ func fleetEnv(t *testing.T, s *Synth) map[string]string {
 	t.Helper()
 	files, _, _ := initConfig(t, s, "install")
 	env := map[string]string{}
-	for _, line := range strings.Split(joinedText(files[serviceEnvPath]["content"]), "\n") {
+	for _, line := range strings.Split(joinedText(files[host.ServiceEnvPath]["content"]), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
 			env[k] = v
 		}
@@ -188,7 +191,7 @@ func TestLoadBalancedHealthCheckAndDraining(t *testing.T) {
 		t.Errorf("deregistration delay %d s < the service's drain time %d s", delay, grace)
 	}
 	// The release gate checks the same endpoint as the load balancer.
-	if !strings.Contains(fleetbootFile("aircraft-ready.sh"), "https://127.0.0.1"+tg.Props["HealthCheckPath"].(string)) {
+	if !strings.Contains(fleet.FleetbootFile("aircraft-ready.sh"), "https://127.0.0.1"+tg.Props["HealthCheckPath"].(string)) {
 		t.Error("the release gate does not check the target group's health check path")
 	}
 	env := fleetEnv(t, s)
@@ -276,7 +279,7 @@ func TestLoadBalancedSharedDownloadsOnEFS(t *testing.T) {
 	if !strings.Contains(mount, want) || !strings.Contains(mount, "mount "+env["DOWNLOAD_PATH"]) {
 		t.Errorf("mount command %q, want the fstab line %q", mount, want)
 	}
-	dropIn := joinedText(files[downloadsDropInPath]["content"])
+	dropIn := joinedText(files[fleet.DownloadsDropInPath]["content"])
 	if !strings.Contains(dropIn, "RequiresMountsFor="+env["DOWNLOAD_PATH"]) || !strings.Contains(dropIn, "ReadWritePaths="+env["DOWNLOAD_PATH"]) {
 		t.Errorf("aircraftd drop-in %q", dropIn)
 	}
@@ -284,7 +287,7 @@ func TestLoadBalancedSharedDownloadsOnEFS(t *testing.T) {
 		t.Error("aircraftd's uid is not the access point's owner")
 	}
 	// The single instance keeps its local disk.
-	if d := stackOf(t, "default").serviceEnv(t)["DOWNLOAD_PATH"]; d != stateDir+"/downloads" {
+	if d := stackOf(t, "default").serviceEnv(t)["DOWNLOAD_PATH"]; d != host.StateDir+"/downloads" {
 		t.Errorf("single instance DOWNLOAD_PATH=%s", d)
 	}
 	// The fleet starts once the file system can be mounted.
@@ -441,7 +444,7 @@ func TestLoadBalancedGroupAndRollingRelease(t *testing.T) {
 	}
 	_, gate, _ := initConfig(t, v1, "gate")
 	sets := cfnInit(t, v1)["configSets"]
-	if jsonOf(sets) != `{"deploy":["install","gate"]}` || joinedText(gate["10-ready"]["command"]) != readyScriptPath {
+	if jsonOf(sets) != `{"deploy":["install","gate"]}` || joinedText(gate["10-ready"]["command"]) != fleet.ReadyScriptPath {
 		t.Errorf("config sets %s, gate %s: the gate must run after aircraftd is installed and started", jsonOf(sets), jsonOf(gate))
 	}
 	for _, typ := range []string{"AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::ElasticLoadBalancingV2::TargetGroup",
@@ -470,8 +473,8 @@ func TestLoadBalancedOutputs(t *testing.T) {
 var cfnRef = regexp.MustCompile(`\$\{[A-Za-z0-9:.]+\}`)
 
 func TestFleetScriptsPassShellcheck(t *testing.T) {
-	shellcheck(t, "fleet user-data", RenderFleetUserData("us-east-1", "AircraftPlatform", "FleetGroupASGF037160E", "0123456789ab"))
-	shellcheck(t, "aircraft-ready", fleetbootFile("aircraft-ready.sh"))
+	shellcheck(t, "fleet user-data", fleet.RenderFleetUserData("us-east-1", "AircraftPlatform", "FleetGroupASGF037160E", "0123456789ab"))
+	shellcheck(t, "aircraft-ready", fleet.FleetbootFile("aircraft-ready.sh"))
 	// The inline shell of the fleet's cfn-init commands (and their tests) too.
 	s := stackOf(t, "loadBalanced")
 	for _, config := range []string{"install", "gate"} {

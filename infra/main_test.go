@@ -18,7 +18,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 var (
@@ -33,7 +34,7 @@ const testEnvMarker = "AIRCRAFT_INFRA_TEST_ENV"
 
 func TestMain(m *testing.M) {
 	var err error
-	if repo, err = repoRoot(); err != nil {
+	if repo, err = host.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "infra tests:", err)
 		os.Exit(1)
 	}
@@ -95,7 +96,7 @@ func serviceBinary(t testing.TB, arch string) string {
 	if err, ok := testBuildErrors[arch]; ok {
 		t.Fatalf("app/ does not build for %s (first error above; AIRCRAFTD_BINARY ships a prebuilt binary): %.200s", arch, err)
 	}
-	bin, err := ServiceBinary(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build"), arch)
+	bin, err := host.ServiceBinary(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build"), arch)
 	if err != nil {
 		testBuildErrors[arch] = err
 		t.Fatal(err)
@@ -158,16 +159,15 @@ func synth(t testing.TB, ctx map[string]any, binary string) *Synth {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &context, Outdir: jsii.String(dir)})
-	cfg, err := ParseConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	app, cfg, err := newApp(&awscdk.AppProps{Context: &context, Outdir: jsii.String(dir)}, func(arch string) (string, error) {
+		if binary == "" {
+			return serviceBinary(t, arch), nil
+		}
+		return binary, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if binary == "" {
-		binary = serviceBinary(t, instanceArch(cfg.InstanceType))
-	}
-	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: binary})
-	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	app.Synth(nil)
 
 	s := &Synth{Config: cfg, Dir: dir}

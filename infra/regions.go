@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 // rdsRootCN is the subject of a regional root of the RDS bundle ("Amazon RDS eu-west-1 Root CA RSA2048 G1"); the
@@ -24,7 +26,7 @@ var rdsRootCN = regexp.MustCompile(`^Amazon RDS ([a-z]{2}(?:-[a-z]+)+-\d) Root C
 // CABundleRegions are the regions whose RDS root certificates infra/rds-ca-bundle.pem holds, sorted: elsewhere
 // the service cannot verify RDS or DocumentDB.
 func CABundleRegions() ([]string, error) {
-	p, err := RDSCABundle()
+	p, err := host.RDSCABundle()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aircraftdata/platform/infra/appbuild"
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 func TestTwoSynthsAreByteIdentical(t *testing.T) {
@@ -44,8 +45,8 @@ func TestContractBuildIsReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ha, _ := fileSHA256(a)
-	hb, _ := fileSHA256(b)
+	ha, _ := host.FileSHA256(a)
+	hb, _ := host.FileSHA256(b)
 	if ha != hb {
 		t.Errorf("two builds differ: %s %s", ha, hb)
 	}

@@ -9,7 +9,12 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/datastores"
+	"github.com/aircraftdata/platform/infra/host"
+	"github.com/aircraftdata/platform/infra/network"
+	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
+	"github.com/aircraftdata/platform/infra/single"
 )
 
 // AircraftStackProps configures the stack.
@@ -36,7 +41,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	// The stack's assets (binary, CA bundle) live under a prefix of their own in the CDK asset bucket, so that the
 	// instance's read grant names the prefix, not each release's object (see Release).
 	sprops.Synthesizer = awscdk.NewDefaultStackSynthesizer(&awscdk.DefaultStackSynthesizerProps{
-		BucketPrefix: jsii.String(assetPrefix(id)),
+		BucketPrefix: jsii.String(host.AssetPrefix(id)),
 	})
 	stack := awscdk.NewStack(scope, &id, &sprops)
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("aircraft-data-platform"), nil)
@@ -45,35 +50,41 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	addRegionRules(stack, cfg.InstanceType)
 
 	// VPC 10.0.0.0/16: public and isolated subnets in two AZs, no NAT gateway, S3 gateway endpoint.
-	network := NewNetwork(stack, "Network", cfg.ExistingVpc())
+	vpc := network.NewNetwork(stack, "Network", cfg.ExistingVpc())
 
 	// S3 bucket aircraft-data: private, versioned, TLS only; the flight data files.
-	data := NewDataBucket(stack, "DataBucket", &DataBucketProps{
+	data := datastores.NewDataBucket(stack, "DataBucket", &datastores.DataBucketProps{
 		BucketName: cfg.BucketName, NoncurrentVersionDays: cfg.NoncurrentVersionDays, Stage: cfg.Stage, Protected: cfg.Protected(),
 	})
 
 	// RDS PostgreSQL in the isolated subnets, not publicly accessible.
-	database := NewDatabase(stack, "Database", &DatabaseProps{
-		Vpc: network.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
+	database := datastores.NewDatabase(stack, "Database", &datastores.DatabaseProps{
+		Vpc: vpc.Vpc, StackName: cfg.StackName, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays,
 		LogRetentionDays: cfg.LogRetentionDays, Protected: cfg.Protected(),
 	})
 
 	// Mongo-wire store of the file records: DocumentDB in the isolated subnets, or an external MongoDB.
-	docstore := NewDocStore(stack, "DocStore", &DocStoreProps{
-		Vpc: network.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
+	docstore := datastores.NewDocStore(stack, "DocStore", &datastores.DocStoreProps{
+		Vpc: vpc.Vpc, Stage: cfg.Stage, BackupRetentionDays: cfg.BackupRetentionDays, ExternalSecretArn: cfg.MongoURISecretArn,
 		Protected: cfg.Protected(),
 	})
 
 	if cfg.LoadBalanced() {
 		// instances > 1: the same network and data stores, the service behind a load balancer (loadbalanced.go).
-		addLoadBalancedService(stack, cfg, props.BinaryPath, network, data, database, docstore)
-		AddNagSuppressions(stack, cfg)
-		return stack
+		addLoadBalancedService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
+	} else {
+		addSingleInstanceService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
 	}
+	AddNagSuppressions(stack, cfg)
+	return stack
+}
 
+// addSingleInstanceService is the rest of the stack with one instance, after the network and the data stores that
+// both modes share: the instance, its HTTPS, its release, the alarms and the outputs.
+func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore) {
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
-	service := NewService(stack, "Service", &ServiceProps{
-		Vpc: network.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
+	service := single.NewService(stack, "Service", &single.ServiceProps{
+		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
 		LogGroupName: "/aircraft/" + cfg.StackName + "/service", LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
 		ElasticIPAllocationID: cfg.ElasticIPAllocationID,
 	})
@@ -98,21 +109,21 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	secretArns := grantReadSecrets(service.Role, database, docstore, apiToken)
 
 	// HTTPS: ACME for domainName, else a self-signed certificate published to SSM.
-	https := NewHTTPS(stack, "Https", &HTTPSProps{
+	https := single.NewHTTPS(stack, "Https", &single.HTTPSProps{
 		Service: service, StackName: cfg.StackName, DomainName: cfg.DomainName, HostedZoneID: cfg.HostedZoneID,
 	})
 
 	// The app: built from app/, shipped as an S3 asset, installed and updated in place as a systemd service.
-	release := NewRelease(stack, "Release", &ReleaseProps{
+	release := single.NewRelease(stack, "Release", &single.ReleaseProps{
 		Service:       service,
-		BinaryPath:    props.BinaryPath,
+		BinaryPath:    binaryPath,
 		Environment:   withTLS(sharedEnvironment(data, database, docstore, apiToken), cfg),
 		CertParameter: https.CertificateParameter,
 		SecretArns:    secretArns,
 	})
 
 	// CloudWatch alarms to one SNS topic (e-mail from alarmEmail).
-	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
+	alarmTopic := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
 		Email: cfg.AlarmEmail, InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
 		ServiceLogs: service.LogGroup, Database: database, DocStore: docstore,
 	}).Topic
@@ -132,8 +143,6 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 		output(stack, "CertificateParameterName", jsii.String(https.CertificateParameter), "SSM parameter with the self-signed certificate (PEM), written by the instance")
 	}
 
-	AddNagSuppressions(stack, cfg)
-	return stack
 }
 
 // newAPIToken is the generated bearer token of every POST.
@@ -148,7 +157,7 @@ func newAPIToken(stack awscdk.Stack) awssecretsmanager.Secret {
 
 // grantReadSecrets lets role read the service's secrets (the database's, the document store's, the API token) and
 // returns their ARNs. Both modes use it.
-func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) []string {
+func grantReadSecrets(role awsiam.IRole, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret) []string {
 	var arns []string
 	secrets := []awssecretsmanager.ISecret{database.Instance.Secret(), database.AppSecret, docstore.Secret, apiToken}
 	if docstore.AppSecret != nil {
@@ -163,7 +172,7 @@ func grantReadSecrets(role awsiam.IRole, database *Database, docstore *DocStore,
 
 // sharedEnvironment is the part of the instance environment both modes share: the region, the data bucket, and
 // the secrets of the data stores and of the API token.
-func sharedEnvironment(data *DataBucket, database *Database, docstore *DocStore, apiToken awssecretsmanager.ISecret) serviceenv.Settings {
+func sharedEnvironment(data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret) serviceenv.Settings {
 	return serviceenv.Settings{
 		Region:            *awscdk.Aws_REGION(),
 		Bucket:            *data.Bucket.BucketName(),
@@ -181,7 +190,7 @@ func withTLS(env serviceenv.Settings, cfg Config) serviceenv.Settings {
 }
 
 // dataOutputs are the outputs of the data stores and secrets, the same in both modes.
-func dataOutputs(stack awscdk.Stack, data *DataBucket, database *Database, docstore *DocStore, apiToken awssecretsmanager.Secret) {
+func dataOutputs(stack awscdk.Stack, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.Secret) {
 	output(stack, "BucketName", data.Bucket.BucketName(), "Data bucket (flight data files)")
 	output(stack, "DatabaseEndpoint", database.Instance.DbInstanceEndpointAddress(), "RDS PostgreSQL endpoint (isolated subnets)")
 	output(stack, "DatabaseSecretArn", database.Instance.Secret().SecretArn(), "Secret of the database credentials")

@@ -12,6 +12,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/host"
 )
 
 // Security group rules of the template, inline and standalone, as one list.
@@ -197,7 +199,7 @@ func (s *Synth) serviceEnv(t *testing.T) map[string]string {
 	t.Helper()
 	files, _, _ := initConfig(t, s, "app")
 	env := map[string]string{}
-	for _, line := range strings.Split(joinedText(files[serviceEnvPath]["content"]), "\n") {
+	for _, line := range strings.Split(joinedText(files[host.ServiceEnvPath]["content"]), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
 			env[k] = v
 		}
@@ -477,7 +479,7 @@ var seedRows = []seedRow{
 	}},
 	{"Network Flow 2: EC2 → RDS: Secure database queries (5432)", func(t *testing.T, s *Synth) {
 		env := s.serviceEnv(t)
-		if env["DB_SSLMODE"] != "verify-full" || env["DB_SSLROOTCERT"] != caBundlePath {
+		if env["DB_SSLMODE"] != "verify-full" || env["DB_SSLROOTCERT"] != host.CABundlePath {
 			t.Errorf("DB_SSLMODE=%s DB_SSLROOTCERT=%s", env["DB_SSLMODE"], env["DB_SSLROOTCERT"])
 		}
 		check(t, func() {
@@ -493,7 +495,7 @@ var seedRows = []seedRow{
 		// Latency is measured by the benchmarks and the e2e suite, never asserted here. What the template can
 		// prove: the data path stays inside the VPC (S3 gateway endpoint, database in the same VPC), and a
 		// release is only reported deployed once the service answers its health endpoint.
-		if !strings.Contains(bootstrapFile("aircraft-healthcheck.sh"), "/api/v1/ready") {
+		if !strings.Contains(host.BootstrapFile("aircraft-healthcheck.sh"), "/api/v1/ready") {
 			t.Error("the deploy does not wait for /api/v1/ready")
 		}
 		s.One(t, "AWS::CloudFormation::WaitCondition")
@@ -662,7 +664,7 @@ func assertRoleReadsBucketOnly(t *testing.T, s *Synth) {
 				t.Errorf("S3 action %s is not a read", a)
 			}
 			for _, r := range st.Resources {
-				releaseAssets := a == "s3:GetObject" && strings.Contains(r, "cdk-hnb659fds-assets-") && strings.HasSuffix(r, "}/"+assetPrefix(s.Config.StackName)+"*")
+				releaseAssets := a == "s3:GetObject" && strings.Contains(r, "cdk-hnb659fds-assets-") && strings.HasSuffix(r, "}/"+host.AssetPrefix(s.Config.StackName)+"*")
 				if r != bucket && r != bucket+"/*" && !releaseAssets {
 					t.Errorf("S3 %s on %s: only the data bucket (and the stack's release assets) are allowed", a, r)
 				}

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"slices"
@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/regioninfo"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/removal"
 )
 
 // LoadBalancerProps configures the load balancer.
@@ -134,7 +136,7 @@ func (lb *LoadBalancer) Serve(fleet *Fleet, deregistrationDelaySeconds int) elb.
 		TargetType: elb.TargetType_INSTANCE,
 		Targets:    &[]elb.IApplicationLoadBalancerTarget{fleet.Group},
 		HealthCheck: &elb.HealthCheck{
-			Path:                    jsii.String(readinessPath),
+			Path:                    jsii.String(ReadinessPath),
 			Protocol:                elb.Protocol_HTTPS,
 			HealthyHttpCodes:        jsii.String("200"),
 			Interval:                awscdk.Duration_Seconds(jsii.Number(15)),
@@ -148,8 +150,8 @@ func (lb *LoadBalancer) Serve(fleet *Fleet, deregistrationDelaySeconds int) elb.
 	return tg
 }
 
-// readinessPath is aircraftd's readiness endpoint: every dependency reachable.
-const readinessPath = "/api/v1/ready"
+// ReadinessPath is aircraftd's readiness endpoint: every dependency reachable.
+const ReadinessPath = "/api/v1/ready"
 
 // newAccessLogBucket is the bucket of the load balancer's access logs, with the policy that lets Elastic Load
 // Balancing write them: the log delivery service principal (regions since August 2022), and in the older regions
@@ -164,7 +166,7 @@ func newAccessLogBucket(scope constructs.Construct, props *LoadBalancerProps) aw
 			Id:         jsii.String("expire-access-logs"),
 			Expiration: awscdk.Duration_Days(jsii.Number(float64(props.AccessLogDays))),
 		}},
-		RemovalPolicy:     retainInProd(props.Stage),
+		RemovalPolicy:     removal.RetainInProd(props.Stage),
 		AutoDeleteObjects: jsii.Bool(props.Stage != "prod"),
 	})
 	logObjects := bucket.ArnForObjects(jsii.String(accessLogPrefix + "/AWSLogs/" + *awscdk.Aws_ACCOUNT_ID() + "/*"))

@@ -1,6 +1,6 @@
-package main
+package fleet
 
-// The instance side of the load-balanced fleet, as plain text like bootstrap.go: its user data and the files under
+// The instance side of the load-balanced fleet, as plain text like host/bootstrap.go: its user data and the files under
 // fleetboot/. They live apart from bootstrap/ because every file there is part of the single instance's release id.
 
 import (
@@ -9,18 +9,19 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
 //go:embed fleetboot
 var fleetbootFS embed.FS
 
-// Paths on a fleet instance (the rest are the single instance's, bootstrap.go).
+// Paths on a fleet instance (the rest are every instance's, host/bootstrap.go).
 const (
 	sharedDownloadsPath = "/mnt/aircraft/downloads" // EFS access point, mounted; DOWNLOAD_PATH
-	readyScriptPath     = sbin + "/aircraft-ready"
-	fleetGateEnvPath    = "/etc/aircraft/fleet-gate.env" // AWS_REGION, TARGET_GROUP_ARN of aircraft-ready
-	downloadsDropInPath = "/etc/systemd/system/aircraftd.service.d/shared-downloads.conf"
+	ReadyScriptPath     = host.Sbin + "/aircraft-ready"
+	FleetGateEnvPath    = "/etc/aircraft/fleet-gate.env" // AWS_REGION, TARGET_GROUP_ARN of aircraft-ready
+	DownloadsDropInPath = "/etc/systemd/system/aircraftd.service.d/shared-downloads.conf"
 	// fleetUID is the uid of the aircraftd user on every fleet instance, and the owner the EFS access point
 	// enforces: files on the shared file system belong to aircraftd wherever they were written.
 	fleetUID = 2000
@@ -30,7 +31,7 @@ const (
 	fleetShutdownGraceSeconds = 20
 )
 
-func fleetbootFile(name string) string {
+func FleetbootFile(name string) string {
 	b, err := fleetbootFS.ReadFile("fleetboot/" + name)
 	if err != nil {
 		panic(err) // embedded at build time: a missing name is a programming error
@@ -41,7 +42,7 @@ func fleetbootFile(name string) string {
 // RenderFleetUserData is the user data of the fleet's launch template for one release.
 func RenderFleetUserData(region, stack, resource, release string) string {
 	return strings.NewReplacer("@REGION@", region, "@STACK@", stack, "@RESOURCE@", resource, "@RELEASE@", release).
-		Replace(fleetbootFile("user-data.sh"))
+		Replace(FleetbootFile("user-data.sh"))
 }
 
 // FleetEnvironment is aircraftd.env on a fleet instance: the single instance's environment (serviceenv.Environment)
@@ -60,7 +61,7 @@ func FleetEnvironment(s serviceenv.Settings) map[string]string {
 
 // DownloadsDropIn is the systemd drop-in that lets aircraftd write the shared download folder.
 func DownloadsDropIn() string {
-	return strings.ReplaceAll(fleetbootFile("aircraftd-shared-downloads.conf"), "@DOWNLOADS@", sharedDownloadsPath)
+	return strings.ReplaceAll(FleetbootFile("aircraftd-shared-downloads.conf"), "@DOWNLOADS@", sharedDownloadsPath)
 }
 
 // EFSMountLine is the /etc/fstab line of the shared download folder: amazon-efs-utils, TLS in transit, IAM

@@ -1,10 +1,12 @@
-package main
+package datastores
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/removal"
 )
 
 // DataBucketProps configures the data bucket.
@@ -39,7 +41,7 @@ func NewDataBucket(scope constructs.Construct, id string, props *DataBucketProps
 		// prod keeps the data when the stack goes; dev empties and deletes the bucket with the stack. A first create
 		// of prod (not Protected) deletes it, empty, when it rolls back: a retry with the same bucketName would
 		// collide with a retained one.
-		RemovalPolicy:     retainIf(props.Protected),
+		RemovalPolicy:     removal.RetainIf(props.Protected),
 		AutoDeleteObjects: jsii.Bool(props.Stage != "prod"),
 	}
 	if props.BucketName != "" {

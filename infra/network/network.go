@@ -1,4 +1,5 @@
-package main
+// Package network is the VPC of the stack: its own, or an existing one named by context.
+package network
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -24,6 +25,7 @@ type ExistingVpc struct {
 	IsolatedSubnetIDs []string // the databases' (at least two availability zones)
 }
 
+// NewNetwork makes the VPC, or imports the existing one.
 func NewNetwork(scope constructs.Construct, id string, existing *ExistingVpc) *Network {
 	this := constructs.NewConstruct(scope, &id)
 	if existing != nil {

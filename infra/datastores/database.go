@@ -1,4 +1,6 @@
-package main
+// Package datastores holds the stores of the service's data: the S3 data bucket, RDS PostgreSQL, and DocumentDB (or an
+// external MongoDB), each with the secret of the service's own user.
+package datastores
 
 import (
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/removal"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -35,9 +38,9 @@ type DatabaseProps struct {
 // PostgreSQL major version and storage bounds. db.t3.micro offers PostgreSQL 17 (docs/infra.md shows the command
 // that checks a version against the instance class); RDS picks and applies the minor versions.
 const (
-	postgresMajor      = "17"
+	PostgresMajor      = "17"
 	storageGiB         = 20
-	maxStorageGiB      = 100 // storage autoscaling: RDS grows the volume up to this when it runs low
+	MaxStorageGiB      = 100 // storage autoscaling: RDS grows the volume up to this when it runs low
 	dbIdentifierMaxLen = 54
 )
 
@@ -73,12 +76,12 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 	instance := awsrds.NewDatabaseInstance(this, jsii.String("Instance"), &awsrds.DatabaseInstanceProps{
 		InstanceIdentifier: jsii.String(identifier),
 		Engine: awsrds.DatabaseInstanceEngine_Postgres(&awsrds.PostgresInstanceEngineProps{
-			Version: awsrds.PostgresEngineVersion_Of(jsii.String(postgresMajor), jsii.String(postgresMajor), nil),
+			Version: awsrds.PostgresEngineVersion_Of(jsii.String(PostgresMajor), jsii.String(PostgresMajor), nil),
 		}),
 		InstanceType:          awsec2.InstanceType_Of(awsec2.InstanceClass_BURSTABLE3, awsec2.InstanceSize_MICRO),
 		MultiAz:               jsii.Bool(false),
 		AllocatedStorage:      jsii.Number(storageGiB),
-		MaxAllocatedStorage:   jsii.Number(maxStorageGiB),
+		MaxAllocatedStorage:   jsii.Number(MaxStorageGiB),
 		CloudwatchLogsExports: jsii.Strings("postgresql"),
 		StorageType:           awsrds.StorageType_GP3,
 		StorageEncrypted:      jsii.Bool(true),
@@ -91,7 +94,7 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 		PubliclyAccessible:    jsii.Bool(false),
 		BackupRetention:       awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays))),
 		// dev: the database goes with the stack; prod: a final snapshot is taken and the instance is protected.
-		RemovalPolicy:          removalPolicy(props.Stage),
+		RemovalPolicy:          removal.SnapshotInProd(props.Stage),
 		DeleteAutomatedBackups: jsii.Bool(!prod),
 		DeletionProtection:     jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot:     jsii.Bool(true),
@@ -112,12 +115,4 @@ func dbIdentifier(stackName string) string {
 		id = id[:dbIdentifierMaxLen]
 	}
 	return strings.TrimRight(id, "-") + "-pg"
-}
-
-// removalPolicy of stateful resources: dev destroys them with the stack, prod snapshots them.
-func removalPolicy(stage string) awscdk.RemovalPolicy {
-	if stage == "prod" {
-		return awscdk.RemovalPolicy_SNAPSHOT
-	}
-	return awscdk.RemovalPolicy_DESTROY
 }

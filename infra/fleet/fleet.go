@@ -1,4 +1,7 @@
-package main
+// Package fleet is the load-balanced mode (instances > 1): an Auto Scaling group of service instances (Fleet) and its
+// rolling, gated release, the Application Load Balancer in front of it, and the EFS file system they share for
+// downloads.
+package fleet
 
 import (
 	"fmt"
@@ -14,6 +17,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -65,26 +69,26 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)),
 		jsii.String("HTTPS: AWS APIs (S3, Secrets Manager, SSM, CloudFormation, Logs), RDS CA bundle, dnf"), nil)
 
-	// The single instance's read-only grants (service.go), statement for statement.
+	// The single instance's read-only grants (single/service.go), statement for statement.
 	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		Description: jsii.String("EC2-S3-Access: the aircraftd fleet reads the data bucket and its own secrets, and mounts the shared downloads"),
 	})
-	grantReadData(role, props.DataBucket)
-	grantSessionManager(role)
-	logs := newServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
+	host.GrantReadData(role, props.DataBucket)
+	host.GrantSessionManager(role)
+	logs := host.NewServiceLogs(this, role, props.LogGroupName, props.LogRetentionDays, props.Stage)
 
-	arch := instanceArch(props.InstanceType)
+	arch := host.InstanceArch(props.InstanceType)
 	template := awsec2.NewLaunchTemplate(this, jsii.String("LaunchTemplate"), &awsec2.LaunchTemplateProps{
 		InstanceType: awsec2.NewInstanceType(jsii.String(props.InstanceType)),
 		// Resolved at each launch: new instances get the current AL2023 release; running ones are left alone.
-		MachineImage:            serviceImage(arch),
+		MachineImage:            host.ServiceImage(arch),
 		SecurityGroup:           sg,
 		Role:                    role,
 		HttpEndpoint:            jsii.Bool(true),
 		HttpTokens:              awsec2.LaunchTemplateHttpTokens_REQUIRED,
 		HttpPutResponseHopLimit: jsii.Number(1),
-		BlockDevices:            rootVolume(),
+		BlockDevices:            host.RootVolume(),
 		UserData:                awsec2.UserData_ForLinux(&awsec2.LinuxUserDataOptions{Shebang: jsii.String("#!/bin/bash")}),
 	})
 
@@ -153,12 +157,12 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	group := f.Group.Node().DefaultChild().(awsautoscaling.CfnAutoScalingGroup)
 
 	binary := awss3assets.NewAsset(f.Construct, jsii.String("Binary"), &awss3assets.AssetProps{Path: jsii.String(props.BinaryPath)})
-	binarySHA := must(fileSHA256(props.BinaryPath))
-	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
-	env := must(renderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
-	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
+	binarySHA := host.Must(host.FileSHA256(props.BinaryPath))
+	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(host.Must(host.RDSCABundle()))})
+	env := host.Must(host.RenderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
+	cwAgent := host.CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
-	gateEnv := must(renderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
+	gateEnv := host.Must(host.RenderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
 		"AWS_REGION": *awscdk.Aws_REGION(), "TARGET_GROUP_ARN": props.TargetGroupArn,
 	}))
 
@@ -173,16 +177,16 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		return awsec2.InitCommand_ShellCommand(jsii.String(cmd), o)
 	}
 	install := []awsec2.InitElement{
-		awsec2.InitFile_FromExistingAsset(jsii.String(binaryPath), binary, root("000755")),
-		awsec2.InitFile_FromString(jsii.String(serviceEnvPath), jsii.String(env), root("000644")),
-		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(bootstrapFile("aircraftd.service")), root("000644")),
-		awsec2.InitFile_FromString(jsii.String(downloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
-		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644")),
-		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644")),
+		awsec2.InitFile_FromExistingAsset(jsii.String(host.BinaryPath), binary, root("000755")),
+		awsec2.InitFile_FromString(jsii.String(host.ServiceEnvPath), jsii.String(env), root("000644")),
+		awsec2.InitFile_FromString(jsii.String("/etc/systemd/system/aircraftd.service"), jsii.String(host.BootstrapFile("aircraftd.service")), root("000644")),
+		awsec2.InitFile_FromString(jsii.String(DownloadsDropInPath), jsii.String(DownloadsDropIn()), root("000644")),
+		awsec2.InitFile_FromExistingAsset(jsii.String(host.CABundlePath), caBundle, root("000644")),
+		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(host.BootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
-		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
-		awsec2.InitFile_FromString(jsii.String(fleetGateEnvPath), jsii.String(gateEnv), root("000644")),
-		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, stateDir), "! id aircraftd"),
+		awsec2.InitFile_FromString(jsii.String(ReadyScriptPath), jsii.String(FleetbootFile("aircraft-ready.sh")), root("000755")),
+		awsec2.InitFile_FromString(jsii.String(FleetGateEnvPath), jsii.String(gateEnv), root("000644")),
+		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, host.StateDir), "! id aircraftd"),
 		command("20-packages", "dnf install -y amazon-cloudwatch-agent amazon-efs-utils", "! rpm -q amazon-cloudwatch-agent amazon-efs-utils"),
 		command("30-mount-downloads", fmt.Sprintf("mkdir -p %[1]s && echo \"%[2]s\" >> /etc/fstab && mount %[1]s", sharedDownloadsPath, mount),
 			"! mountpoint -q "+sharedDownloadsPath),
@@ -191,7 +195,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitService_Enable(jsii.String("aircraftd"), &awsec2.InitServiceOptions{ServiceManager: awsec2.ServiceManager_SYSTEMD}),
 	}
 	// cfn-init starts services after commands: the gate is a config of its own, after the install.
-	gate := []awsec2.InitElement{command("10-ready", readyScriptPath, "")}
+	gate := []awsec2.InitElement{command("10-ready", ReadyScriptPath, "")}
 	init := awsec2.CloudFormationInit_FromConfigSets(&awsec2.ConfigSetProps{
 		ConfigSets: &map[string]*[]*string{"deploy": jsii.Strings("install", "gate")},
 		Configs: &map[string]awsec2.InitConfig{
@@ -199,14 +203,14 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 			"gate":    awsec2.NewInitConfig(&gate),
 		},
 	})
-	// As for the single instance (release.go): the metadata and its S3 authentication; the user data is ours.
+	// As for the single instance (single/release.go): the metadata and its S3 authentication; the user data is ours.
 	init.Attach(group, &awsec2.AttachInitOptions{
 		InstanceRole: f.Role.WithoutPolicyUpdates(nil),
 		Platform:     awsec2.OperatingSystemType_LINUX,
 		UserData:     awsec2.UserData_ForLinux(nil),
 	})
 	// The stack's prefix of the asset bucket, as for the single instance: a release is no IAM change.
-	grantReleaseAssets(f.Role, binary, *stack.StackName())
+	host.GrantReleaseAssets(f.Role, binary, *stack.StackName())
 	f.Role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadMetadataAndSignal"),
 		Actions:   jsii.Strings("cloudformation:DescribeStackResource", "cloudformation:SignalResource"),
@@ -220,7 +224,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	}))
 
 	// The release id covers the binary and everything cfn-init installs; the user data names it.
-	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
+	release := host.HashJSON(binarySHA, fleetFilesDigest(), host.RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
 	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))
@@ -230,9 +234,9 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 // fleetFilesDigest hashes the static files a fleet instance installs (bootstrap/ and fleetboot/).
 func fleetFilesDigest() string {
 	entries, _ := fleetbootFS.ReadDir("fleetboot")
-	values := []any{staticFilesDigest()}
+	values := []any{host.StaticFilesDigest()}
 	for _, e := range entries {
-		values = append(values, e.Name(), fleetbootFile(e.Name()))
+		values = append(values, e.Name(), FleetbootFile(e.Name()))
 	}
-	return hashJSON(values...)
+	return host.HashJSON(values...)
 }

@@ -1,4 +1,4 @@
-package main
+package datastores
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/removal"
 )
 
 // DocStoreProps configures the Mongo-wire store.
@@ -61,7 +63,7 @@ func NewDocStore(scope constructs.Construct, id string, props *DocStoreProps) *D
 		ParameterGroup:     params,
 		StorageEncrypted:   jsii.Bool(true),
 		Backup:             &awsdocdb.BackupProps{Retention: awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays)))},
-		RemovalPolicy:      removalPolicy(props.Stage),
+		RemovalPolicy:      removal.SnapshotInProd(props.Stage),
 		DeletionProtection: jsii.Bool(props.Protected), // not on a first create: it would block the rollback
 		CopyTagsToSnapshot: jsii.Bool(true),
 	})

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"strconv"
@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/removal"
 )
 
 // SharedDownloadsProps configures the shared download folder.
@@ -46,7 +48,7 @@ func NewSharedDownloads(scope constructs.Construct, id string, props *SharedDown
 		LifecyclePolicy:             awsefs.LifecyclePolicy_AFTER_30_DAYS,
 		OutOfInfrequentAccessPolicy: awsefs.OutOfInfrequentAccessPolicy_AFTER_1_ACCESS,
 		EnableAutomaticBackups:      jsii.Bool(props.Stage == "prod"),
-		RemovalPolicy:               retainInProd(props.Stage),
+		RemovalPolicy:               removal.RetainInProd(props.Stage),
 		// The CDK's own "no anonymous access" statement would let every IAM principal write through any mount
 		// target; the policy below admits none but the fleet's role (its grant), through the access point, over TLS.
 		// With a file system policy in place, clients without IAM authorization get nothing.

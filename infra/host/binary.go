@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"crypto/sha256"
@@ -16,8 +16,8 @@ func ServiceBinary(appDir, outDir, goarch string) (string, error) {
 	return appbuild.Binary(appDir, filepath.Join(outDir, "linux-"+goarch), goarch)
 }
 
-// fileSHA256 is the hex SHA-256 of a file (the release id of a deploy includes the binary's).
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a file (the release id of a deploy includes the binary's).
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

@@ -1,4 +1,4 @@
-package main
+package observability
 
 // The single instance's root volume: DOWNLOAD_PATH lives on it, next to the logs and the releases. The CloudWatch
 // agent reports its free space, and an alarm fires before the service's own free-space guard starts refusing files.
@@ -17,18 +17,18 @@ import (
 // space every downloaded file must leave on DOWNLOAD_PATH's file system, else the file fails.
 const downloadReserveBytes = serviceenv.DownloadReserveBytes
 
-// diskAlarmFreeBytes is the root volume's free space below which the disk alarm fires: twice the reserve, so that
+// DiskAlarmFreeBytes is the root volume's free space below which the disk alarm fires: twice the reserve, so that
 // operators hear of it while downloads still succeed.
-const diskAlarmFreeBytes = 2 * downloadReserveBytes
+const DiskAlarmFreeBytes = 2 * downloadReserveBytes
 
-// metricsNamespace is the stack's own CloudWatch namespace (the 5xx metric filter's, and the agent's disk metric).
-func metricsNamespace(stack awscdk.Stack) string {
+// MetricsNamespace is the stack's own CloudWatch namespace (the 5xx metric filter's, and the agent's disk metric).
+func MetricsNamespace(stack awscdk.Stack) string {
 	return "Aircraft/" + strings.ReplaceAll(*stack.StackName(), "/", "-")
 }
 
-// diskMetrics is the agent's metrics section: the root file system's free bytes, per instance only (the aggregated
+// DiskMetrics is the agent's metrics section: the root file system's free bytes, per instance only (the aggregated
 // series the alarm reads; the agent's host, device and fstype dimensions are left out).
-func diskMetrics(namespace string) map[string]any {
+func DiskMetrics(namespace string) map[string]any {
 	return map[string]any{
 		"namespace":              namespace,
 		"append_dimensions":      map[string]any{"InstanceId": "${aws:InstanceId}"},
@@ -39,8 +39,8 @@ func diskMetrics(namespace string) map[string]any {
 	}
 }
 
-// grantPutMetrics lets the instance's agent publish into the stack's namespace, and no other.
-func grantPutMetrics(role awsiam.IRole, namespace string) {
+// GrantPutMetrics lets the instance's agent publish into the stack's namespace, and no other.
+func GrantPutMetrics(role awsiam.IRole, namespace string) {
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("PutDiskMetrics"),
 		Actions:    jsii.Strings("cloudwatch:PutMetricData"),
