@@ -44,4 +44,3 @@ func appUserCommand(exists bool, user, password, db string) bson.D {
 		{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: db}}}},
 	}
 }
-
