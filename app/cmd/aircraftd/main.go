@@ -288,12 +288,33 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.
 			st.close(log)
 		}
 	}()
+	// Refused before anything is opened: a URI that would send credentials in clear text beyond this host.
+	if err := cfg.CheckMongoTLS(); err != nil {
+		return nil, err
+	}
 	dbURL, err := cfg.PostgresURL()
 	if err != nil {
 		return nil, err
 	}
-	if st.db, err = openDB(ctx, log, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}); err != nil {
+	readPool := postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}
+	if st.db, err = openDB(ctx, log, dbURL, readPool); err != nil {
 		return nil, err
+	}
+	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no
+	// DDL), then serves as it only.
+	appURL, err := cfg.PostgresAppURL()
+	if err != nil {
+		return nil, err
+	}
+	if appURL != "" {
+		if err := st.db.EnsureAppRole(ctx, cfg.DBApp.User, cfg.DBApp.Password); err != nil {
+			return nil, err
+		}
+		st.db.Close()
+		if st.db, err = openDB(ctx, log, appURL, readPool); err != nil {
+			return nil, err
+		}
+		log.Info("postgres: serving as the app role", "role", cfg.DBApp.User)
 	}
 	m.PostgresPools(st.db.Pools())
 	if cfg.S3Bucket == "" {
@@ -309,8 +330,26 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.
 		log.Warn("MONGODB_URL is not set: lane file endpoints answer 503")
 		return st, nil
 	}
-	if st.mongo, err = openMongo(ctx, log, cfg, m.MongoPools().Monitor); err != nil {
+	if st.mongo, err = openMongo(ctx, log, cfg, cfg.MongoURL, m.MongoPools().Monitor); err != nil {
 		return nil, err
+	}
+	// Likewise with a user of its own (MONGODB_APP_SECRET_ARN): made as the master, then the only one used.
+	if appURL, err := cfg.MongoAppURL(); err != nil {
+		return nil, err
+	} else if appURL != "" {
+		if err := st.mongo.EnsureAppUser(ctx, cfg.MongoApp.User, cfg.MongoApp.Password); err != nil {
+			return nil, err
+		}
+		closeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := st.mongo.Close(closeCtx)
+		cancel()
+		if st.mongo = nil; err != nil {
+			return nil, fmt.Errorf("mongodb: closing the master's connections: %w", err)
+		}
+		if st.mongo, err = openMongo(ctx, log, cfg, appURL, m.MongoPools().Monitor); err != nil {
+			return nil, err
+		}
+		log.Info("mongodb: serving as the app user", "user", cfg.MongoApp.User)
 	}
 	st.dl, err = download.New(download.Config{
 		Records: st.mongo, Claims: st.mongo, S3: s3c, Bucket: cfg.SourceBucket, Root: cfg.DownloadPath,
@@ -383,13 +422,13 @@ func openDB(ctx context.Context, log *slog.Logger, url string, reads postgres.Re
 }
 
 // openMongo connects to MongoDB, retrying for a minute like the database.
-func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config, monitor func(string, uint64) *event.PoolMonitor) (*mongo.Store, error) {
+func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config, url string, monitor func(string, uint64) *event.PoolMonitor) (*mongo.Store, error) {
 	var store *mongo.Store
 	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		var err error
 		store, err = mongo.Open(ctx, mongo.Options{
-			URL: cfg.MongoURL, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
+			URL: url, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
 			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd", ReadConns: cfg.MongoReadMaxConns, Monitor: monitor,
 		})
 		if err != nil {

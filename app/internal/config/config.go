@@ -34,15 +34,17 @@ type Config struct {
 	APIToken          string
 	APITokenSecretARN string
 
-	DatabaseURL   string
-	DBSecretARN   string
-	DBIAMAuth     bool
-	db            dbParts
-	AWSRegion     string
-	S3Bucket      string
-	S3Endpoint    string
-	SourceBucket  string
-	IngestWorkers int
+	DatabaseURL    string
+	DBSecretARN    string
+	DBAppSecretARN string
+	DBApp          Credentials // the service's own role (DB_APP_SECRET_ARN); zero: it serves as the master
+	DBIAMAuth      bool
+	db             dbParts
+	AWSRegion      string
+	S3Bucket       string
+	S3Endpoint     string
+	SourceBucket   string
+	IngestWorkers  int
 	// Caps on what one ingested file may cost; a file over one is
 	// quarantined with a reason naming the cap (docs/ingestion.md).
 	IngestMaxFileBytes       int64         // decompressed bytes
@@ -84,15 +86,18 @@ type Config struct {
 
 	MemoryLimit int64 // GOMEMLIMIT, bytes; the runtime reads the variable itself, aircraftd applies the default
 
-	MongoURL          string
-	MongoURLSecretARN string
-	MongoDBName       string
-	MongoCollection   string
-	MongoTLSCAFile    string
-	MongoReadMaxConns int // connections of the file list's client
-	DownloadPath      string
-	DownloadWorkers   int
-	DownloadFsync     bool // sync each file (and its folder) to disk before it counts as downloaded
+	MongoURL            string
+	MongoURLSecretARN   string
+	MongoAppSecretARN   string
+	MongoApp            Credentials // the service's own user (MONGODB_APP_SECRET_ARN); zero: it serves as the URI's
+	MongoAllowPlaintext bool        // a URI without TLS may name a host beyond loopback
+	MongoDBName         string
+	MongoCollection     string
+	MongoTLSCAFile      string
+	MongoReadMaxConns   int // connections of the file list's client
+	DownloadPath        string
+	DownloadWorkers     int
+	DownloadFsync       bool // sync each file (and its folder) to disk before it counts as downloaded
 	// DownloadClaimLease is how long a download's claim on its hour holds
 	// without renewal: how long the hour of a lost instance waits.
 	DownloadClaimLease time.Duration
@@ -153,6 +158,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		} else if !Loopback(c.MetricsAddr) && c.MetricsToken == "" {
 			errs = append(errs, fmt.Errorf("METRICS_ADDR=%q listens beyond this host: set METRICS_TOKEN (a bearer token every scrape must send), or keep it on 127.0.0.1", c.MetricsAddr))
 		}
+	}
+	if c.DBIAMAuth && c.DBAppSecretARN != "" {
+		errs = append(errs, errors.New("DB_IAM_AUTH=true and DB_APP_SECRET_ARN do not go together (the IAM user is the role)"))
 	}
 	if c.TLSDisable && (c.TLSCertFile != "" || c.ACMEDomain != "") {
 		errs = append(errs, errors.New("TLS_DISABLE=true conflicts with TLS_CERT_FILE/ACME_DOMAIN"))

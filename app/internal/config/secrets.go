@@ -16,13 +16,31 @@ type SecretGetter func(ctx context.Context, arn string) (string, error)
 
 // HasSecrets reports whether any *_SECRET_ARN is set.
 func (c *Config) HasSecrets() bool {
-	return c.DBSecretARN != "" || c.MongoURLSecretARN != "" || c.APITokenSecretARN != ""
+	return c.DBSecretARN != "" || c.MongoURLSecretARN != "" || c.APITokenSecretARN != "" ||
+		c.DBAppSecretARN != "" || c.MongoAppSecretARN != ""
 }
 
 // ResolveSecrets reads the secrets named by the *_SECRET_ARN settings through
 // get and fills the settings they stand for: DB_SECRET_ARN the DB_* parts,
-// MONGODB_URL_SECRET_ARN MONGODB_URL, API_TOKEN_SECRET_ARN API_TOKEN.
+// MONGODB_URL_SECRET_ARN MONGODB_URL, API_TOKEN_SECRET_ARN API_TOKEN, DB_APP_SECRET_ARN DBApp and
+// MONGODB_APP_SECRET_ARN MongoApp.
 func (c *Config) ResolveSecrets(ctx context.Context, get SecretGetter) error {
+	for _, app := range []struct {
+		arn  string
+		into *Credentials
+	}{{c.DBAppSecretARN, &c.DBApp}, {c.MongoAppSecretARN, &c.MongoApp}} {
+		if app.arn == "" {
+			continue
+		}
+		v, err := get(ctx, app.arn)
+		if err != nil {
+			return fmt.Errorf("secret %s: %w", app.arn, err)
+		}
+		*app.into = Credentials{}
+		if err := json.Unmarshal([]byte(v), app.into); err != nil || app.into.User == "" || app.into.Password == "" {
+			return fmt.Errorf("secret %s: not a JSON secret with username and password", app.arn)
+		}
+	}
 	if c.DBSecretARN != "" {
 		v, err := get(ctx, c.DBSecretARN)
 		if err != nil {

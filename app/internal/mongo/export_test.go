@@ -25,3 +25,6 @@ func (s *Store) OnTakeover(fn func()) { s.onTakeover = fn }
 
 // ListsApart reports whether the file list has a client of its own.
 func (s *Store) ListsApart() bool { return s.reads != s.client }
+
+// AppUserCommand is the command EnsureAppUser sends to create or update the app user.
+var AppUserCommand = appUserCommand

@@ -298,14 +298,15 @@ func createCluster(ctx context.Context, log io.Writer) (Cluster, error) {
 	return Cluster{}, fmt.Errorf("postgres: cluster %s/main not listed after pg_createcluster", newest)
 }
 
-// setupSQL creates (or fixes) the role and the database; safe to run again.
+// setupSQL creates (or fixes) the role and the database; safe to run again. The role has CREATEROLE, as RDS's
+// master user has: aircraftd creates its own least-privileged role with it (DB_APP_SECRET_ARN).
 var setupSQL = fmt.Sprintf(`
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%[1]s') THEN
-    CREATE ROLE %[1]s LOGIN CREATEDB PASSWORD '%[2]s';
+    CREATE ROLE %[1]s LOGIN CREATEDB CREATEROLE PASSWORD '%[2]s';
   ELSE
-    ALTER ROLE %[1]s LOGIN CREATEDB PASSWORD '%[2]s';
+    ALTER ROLE %[1]s LOGIN CREATEDB CREATEROLE PASSWORD '%[2]s';
   END IF;
 END
 $$;
