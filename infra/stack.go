@@ -180,7 +180,17 @@ func sharedEnvironment(data *datastores.DataBucket, database *datastores.Databas
 		MongoSecretArn:    *docstore.Secret.SecretArn(),
 		DocumentDB:        docstore.Cluster != nil,
 		APITokenSecretArn: *apiToken.SecretArn(),
+		DBAppSecretArn:    *database.AppSecret.SecretArn(),
+		MongoAppSecretArn: mongoAppSecretArn(docstore),
 	}
+}
+
+// mongoAppSecretArn is the ARN of DocumentDB's service user secret; "" with an external MongoDB.
+func mongoAppSecretArn(docstore *datastores.DocStore) string {
+	if docstore.AppSecret == nil {
+		return ""
+	}
+	return *docstore.AppSecret.SecretArn()
 }
 
 // withTLS adds the single instance's own TLS settings (the fleet's TLS ends at the load balancer).

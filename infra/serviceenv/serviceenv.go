@@ -32,6 +32,8 @@ type Settings struct {
 	MongoSecretArn    string
 	DocumentDB        bool // the Mongo secret is DocumentDB's: TLS with the RDS CA bundle
 	APITokenSecretArn string
+	DBAppSecretArn    string // the service's own PostgreSQL user: it serves as that user after migrating as the master
+	MongoAppSecretArn string // the same for DocumentDB; "" with an external MongoDB
 	TLSMode           string // "acme" or "selfsigned"
 	Domain            string
 	AcmeEmail         string
@@ -59,6 +61,12 @@ func Environment(s Settings) map[string]string {
 	}
 	if s.DocumentDB {
 		env["MONGODB_TLS_CA_FILE"] = CABundlePath
+	}
+	if s.DBAppSecretArn != "" {
+		env["DB_APP_SECRET_ARN"] = s.DBAppSecretArn
+	}
+	if s.MongoAppSecretArn != "" {
+		env["MONGODB_APP_SECRET_ARN"] = s.MongoAppSecretArn
 	}
 	if s.TLSMode == "acme" {
 		// Port 80 only with ACME (its security group admits it only then): the http-01 challenge and a redirect.

@@ -62,10 +62,14 @@ func Ensure(ctx context.Context, getenv func(string) string, log io.Writer) (*DB
 		return &DB{URL: u, AdminURL: admin, Origin: "external server " + redact(u)}, nil
 	}
 
-	// The usual local URL answers: a cluster is already running and set up.
+	// The usual local URL answers: a cluster is already running and set up
+	// (a role set up before it needed CREATEROLE is fixed).
 	u := localURL("5432", Database)
 	pingErr := Ping(ctx, u)
 	if pingErr == nil {
+		if err := ensureCreateRole(ctx, u); err != nil {
+			return nil, err
+		}
 		return &DB{URL: u, AdminURL: localURL("5432", "postgres"), Origin: "local cluster (already running, left running)"}, nil
 	}
 	return ensureLocal(ctx, log, fmt.Errorf("%s: %w", redact(u), pingErr))
@@ -313,6 +317,25 @@ $$;
 SELECT 'CREATE DATABASE %[3]s OWNER %[1]s'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '%[3]s')\gexec
 `, User, Password, Database)
+
+// ensureCreateRole gives the local role CREATEROLE when a cluster set up by
+// an older devstack lacks it (the role tests of aircraftd need it), by
+// running the setup again; it says how to do so by hand where it cannot.
+func ensureCreateRole(ctx context.Context, u string) error {
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var can bool
+	if err := conn.QueryRow(ctx, `SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user`).Scan(&can); err != nil || can {
+		return err
+	}
+	if err := createRoleAndDatabase(ctx, "5432"); err != nil {
+		return fmt.Errorf("%w\n(the role %s needs CREATEROLE: runuser -u postgres -- psql -c 'ALTER ROLE %s CREATEROLE')", err, User, User)
+	}
+	return nil
+}
 
 func createRoleAndDatabase(ctx context.Context, port string) error {
 	cmd := exec.CommandContext(ctx, "runuser", "-u", "postgres", "--",
