@@ -57,42 +57,10 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) > 1 && args[1] == "gencert" {
-		return gencert(args[2:], stdout)
-	}
-	if len(args) > 1 && (args[1] == "version" || args[1] == "-version" || args[1] == "--version") {
-		_, err := fmt.Fprintln(stdout, version)
-		return err
-	}
 	if len(args) > 1 {
-		return fmt.Errorf("unknown command %q (commands: gencert, version; no command runs the server)", args[1])
+		return command(args[1], args[2:], stdout)
 	}
-
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	log := newLogger(stdout, cfg.LogLevel)
-	log.Info("starting", "version", version)
-	if getenv("GOMEMLIMIT") == "" {
-		// The service runs on 1 GiB instances beside other processes. Its
-		// live heap is bounded by design (batches, a few files in flight);
-		// a soft limit makes the collector reclaim garbage before the heap
-		// doubles past that, instead of after. GOMEMLIMIT overrides it
-		// (the runtime reads it; config holds the default).
-		debug.SetMemoryLimit(cfg.MemoryLimit)
-	}
-
-	if cfg.HasSecrets() {
-		get, err := secretsManager(ctx, cfg.AWSRegion)
-		if err != nil {
-			return err
-		}
-		if err := cfg.ResolveSecrets(ctx, get); err != nil {
-			return err
-		}
-	}
-	tokens, err := authTokens(cfg, log)
+	cfg, log, tokens, err := configure(ctx, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -129,6 +97,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer stopBackfills()
 	backfills, local, err := backfills(backfillCtx, cfg, log, st, ingestion)
 	if err != nil {
+		registry.Stop(err)
+		closeMetrics(log, metricsLn)
+		st.close(log)
 		return err
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
@@ -138,18 +109,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ReadTokens:     readTokens(cfg, tokens),
 		CORS:           cfg.CORSAllowOrigins,
 		TrustedProxies: cfg.TrustedProxies,
-		Limits: httpapi.Limits{
-			PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, Clients: cfg.RateLimitClients,
-			InFlight: cfg.ReadMaxInFlight, PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
-		},
-		Stats:   st.db.Reads(),
-		Ingest:  httpapi.IngestService(ingestion, &reads),
-		Jobs:    registry,
-		Ready:   ready,
-		Lanes:   st.lanes(log),
-		Metrics: m,
-
-		Backfills: backfills,
+		Limits:         readLimits(cfg),
+		Stats:          st.db.Reads(),
+		Ingest:         httpapi.IngestService(ingestion, &reads),
+		Jobs:           registry,
+		Ready:          ready,
+		Lanes:          st.lanes(log),
+		Metrics:        m,
+		Backfills:      backfills,
 	})
 
 	// Shutdown, in this order: (1) stop accepting, (2) requests in flight
@@ -173,14 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	log.Info("shutting down: stopping jobs")
 	registry.Stop(serve.ErrShutdown)
-	if metricsLn != nil {
-		log.Info("shutting down: stopping the metrics listener")
-		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := metricsLn.Close(closeCtx); err != nil {
-			log.Warn("stopping the metrics listener", "error", err)
-		}
-		cancel()
-	}
+	closeMetrics(log, metricsLn)
 	log.Info("shutting down: stopping backfills (their batches under way are cancelled, none committed in part)")
 	stopBackfills()
 	local.Wait()
@@ -188,6 +148,73 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	st.close(log)
 	log.Info("stopped")
 	return err
+}
+
+// configure loads the settings, makes the logger, sets the memory limit,
+// resolves the secrets and reads the API tokens.
+func configure(ctx context.Context, getenv func(string) string, stdout io.Writer) (*config.Config, *slog.Logger, []string, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	log.Info("starting", "version", version)
+	if getenv("GOMEMLIMIT") == "" {
+		// The service runs on 1 GiB instances beside other processes. Its
+		// live heap is bounded by design (batches, a few files in flight);
+		// a soft limit makes the collector reclaim garbage before the heap
+		// doubles past that, instead of after. GOMEMLIMIT overrides it
+		// (the runtime reads it; config holds the default).
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+
+	if cfg.HasSecrets() {
+		get, err := secretsManager(ctx, cfg.AWSRegion)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := cfg.ResolveSecrets(ctx, get); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	tokens, err := authTokens(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, log, tokens, nil
+}
+
+// command runs one of aircraftd's commands other than serving.
+func command(name string, args []string, stdout io.Writer) error {
+	switch name {
+	case "gencert":
+		return gencert(args, stdout)
+	case "version", "-version", "--version":
+		_, err := fmt.Fprintln(stdout, version)
+		return err
+	}
+	return fmt.Errorf("unknown command %q (commands: gencert, version; no command runs the server)", name)
+}
+
+// readLimits are what bounds the API's reads (the READ_* and RATE_LIMIT_* settings).
+func readLimits(cfg *config.Config) httpapi.Limits {
+	return httpapi.Limits{
+		PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, Clients: cfg.RateLimitClients,
+		InFlight: cfg.ReadMaxInFlight, PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
+	}
+}
+
+// closeMetrics stops the metrics listener, if there is one, within 5 s.
+func closeMetrics(log *slog.Logger, ln *metrics.Listener) {
+	if ln == nil {
+		return
+	}
+	log.Info("shutting down: stopping the metrics listener")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ln.Close(ctx); err != nil {
+		log.Warn("stopping the metrics listener", "error", err)
+	}
 }
 
 // backfills returns the backfill manager: on the Step Functions state
