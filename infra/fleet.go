@@ -157,6 +157,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(must(RDSCABundle()))})
 	env := must(renderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
 	cwAgent := CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
+	NewServiceMetrics(f.Construct, "ServiceMetricsEvents", f.Role, metricsNamespace(stack)).AddTo(cwAgent)
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
 	gateEnv := must(renderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
 		"AWS_REGION": *awscdk.Aws_REGION(), "TARGET_GROUP_ARN": props.TargetGroupArn,
@@ -180,6 +181,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644")),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
+		awsec2.InitFile_FromString(jsii.String(scrapeConfigPath), jsii.String(PrometheusScrapeConfig()), root("000644")),
 		awsec2.InitFile_FromString(jsii.String(readyScriptPath), jsii.String(fleetbootFile("aircraft-ready.sh")), root("000755")),
 		awsec2.InitFile_FromString(jsii.String(fleetGateEnvPath), jsii.String(gateEnv), root("000644")),
 		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, stateDir), "! id aircraftd"),
@@ -220,7 +222,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	}))
 
 	// The release id covers the binary and everything cfn-init installs; the user data names it.
-	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
+	release := hashJSON(binarySHA, fleetFilesDigest(), RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "scrape": PrometheusScrapeConfig(), "mount": mount, "gate": gateEnv}))
 	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))

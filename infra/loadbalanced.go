@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -61,9 +63,17 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	})
 
 	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.
-	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
+	alarms := NewAlarms(stack, "Alarms", &AlarmsProps{
 		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: fleet.LogGroup, Database: database, DocStore: docstore,
-	}).Topic
+	})
+	alarmTopic := alarms.Topic
+
+	// The dashboard, and alarms on aircraftd's own metrics (dashboard.go, servicealarms.go).
+	NewServiceMonitoring(stack, "Monitoring", &ServiceMonitoringProps{
+		Namespace: metricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
+		GroupName: fleet.Group.AutoScalingGroupName(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
+		LoadBalancer: lb.ALB, Targets: targets,
+	})
 
 	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
 	dataOutputs(stack, data, database, docstore, apiToken)

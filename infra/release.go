@@ -58,6 +58,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	serviceEnv := must(renderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
 	cwAgent := CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), metricsNamespace(stack))
 	grantPutMetrics(service.Role, metricsNamespace(stack))
+	NewServiceMetrics(this, "ServiceMetricsEvents", service.Role, metricsNamespace(stack)).AddTo(cwAgent)
 	deploy := DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
 		Stack:         *awscdk.Aws_STACK_NAME(),
@@ -76,6 +77,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		"env":      serviceEnv,
 		"deploy":   DeployEnvironment(deploy),
 		"agent":    cwAgent,
+		"scrape":   PrometheusScrapeConfig(),
 		"instance": instanceProperties(instance),
 	}))
 
@@ -125,6 +127,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		awsec2.InitFile_FromExistingAsset(jsii.String(caBundlePath), caBundle, root("000644", true)),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(bootstrapFile("aircraftd.logrotate")), root("000644", false)),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644", false)),
+		awsec2.InitFile_FromString(jsii.String(scrapeConfigPath), jsii.String(PrometheusScrapeConfig()), root("000644", false)),
 		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+stateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
 			&awsec2.InitCommandOptions{Key: jsii.String("10-user"), TestCmd: jsii.String("! id aircraftd")}),
 		awsec2.InitCommand_ShellCommand(jsii.String("dnf install -y amazon-cloudwatch-agent"),

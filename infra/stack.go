@@ -112,10 +112,17 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	})
 
 	// CloudWatch alarms to one SNS topic (e-mail from alarmEmail).
-	alarmTopic := NewAlarms(stack, "Alarms", &AlarmsProps{
+	alarms := NewAlarms(stack, "Alarms", &AlarmsProps{
 		Email: cfg.AlarmEmail, InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
 		ServiceLogs: service.LogGroup, Database: database, DocStore: docstore,
-	}).Topic
+	})
+	alarmTopic := alarms.Topic
+
+	// The dashboard, and alarms on aircraftd's own metrics (dashboard.go, servicealarms.go).
+	NewServiceMonitoring(stack, "Monitoring", &ServiceMonitoringProps{
+		Namespace: metricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
+		InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
+	})
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
 	dataOutputs(stack, data, database, docstore, apiToken)
