@@ -12,11 +12,16 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	elb "github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/interfaces/interfacesawscloudwatch"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
+
+// requestLatencyMetric is the time aircraftd took to answer a request, in ms, by route: a metric filter on its
+// access log.
+const requestLatencyMetric = "RequestLatency"
 
 // ServiceMonitoringProps is what the dashboard shows and the service's alarms tell.
 type ServiceMonitoringProps struct {
@@ -27,6 +32,7 @@ type ServiceMonitoringProps struct {
 	InstanceID   *string                     // the single instance (its CPU credits), or nil
 	GroupName    *string                     // the fleet's Auto Scaling group (its CPU credits), or nil
 	Burstable    bool                        // a T instance: it has CPU credits
+	ServiceLogs  awslogs.ILogGroup           // aircraftd's log: its access log lines give the latency by route
 	LoadBalancer elb.ApplicationLoadBalancer // the load-balanced mode's, or nil
 	Targets      elb.ApplicationTargetGroup
 }
@@ -87,6 +93,24 @@ func NewServiceMonitoring(scope constructs.Construct, id string, props *ServiceM
 		})
 	}
 
+	// The latency by route: the agent drops Prometheus histograms, so each access log line's duration is the
+	// value (CloudWatch computes percentiles from the values), by its route template (bounded).
+	awslogs.NewMetricFilter(this, jsii.String("RequestLatency"), &awslogs.MetricFilterProps{
+		LogGroup:        props.ServiceLogs,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(`{ $.msg = "request" && $.duration_ms >= 0 }`)),
+		MetricNamespace: jsii.String(ns),
+		MetricName:      jsii.String(requestLatencyMetric),
+		MetricValue:     jsii.String("$.duration_ms"),
+		Dimensions:      &map[string]*string{"route": jsii.String("$.route")},
+		Unit:            awscloudwatch.Unit_MILLISECONDS,
+	})
+	latency := func(stat string) awscloudwatch.IMetric {
+		return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression: jsii.String(fmt.Sprintf(`SEARCH('{"%s",route} MetricName="%s"', '%s', 60)`, ns, requestLatencyMetric, stat)),
+			Label:      jsii.String(stat + " ${PROP('Dim.route')}"), Period: minute,
+		})
+	}
+
 	var all []interfacesawscloudwatch.IAlarmRef
 	for _, a := range props.Alarms {
 		all = append(all, a)
@@ -107,6 +131,12 @@ func NewServiceMonitoring(scope constructs.Construct, id string, props *ServiceM
 			graph("Requests per minute, by route", []awscloudwatch.IMetric{search("aircraft_http_requests_total", "Sum", "", "route")}),
 			graph("5xx per minute, by route", []awscloudwatch.IMetric{
 				searchWhere("aircraft_http_requests_total", "Sum", "", `status_class="5xx"`, "route", "status_class"),
+			}),
+		},
+		{
+			awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+				Title: jsii.String("Latency p99 by route (ms), from the access log"), Left: &[]awscloudwatch.IMetric{latency("p99")},
+				Width: jsii.Number(24), Height: jsii.Number(6),
 			}),
 		},
 		{

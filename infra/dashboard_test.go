@@ -192,6 +192,23 @@ func TestDashboardNamesServedMetrics(t *testing.T) {
 				t.Errorf("%s: the dashboard lacks %s", name, x)
 			}
 		}
+		// The stack's namespace holds the service's metrics, and those of the metric filters on its log.
+		filters := map[string]string{}
+		for _, f := range s.Resources("AWS::Logs::MetricFilter") {
+			for _, tr := range list(f.Props["MetricTransformations"]) {
+				tr := tr.(map[string]any)
+				filters[strOf(tr["MetricName"])] = jsonOf(tr["Dimensions"])
+			}
+		}
+		for _, m := range regexp.MustCompile(`\["Aircraft/AircraftPlatform","(\w+)"|\{\\"Aircraft/AircraftPlatform\\"[^}]*\} MetricName=\\"(\w+)\\"`).FindAllStringSubmatch(body, -1) {
+			n := m[1] + m[2]
+			if !served[n] && filters[n] == "" {
+				t.Errorf("%s: the dashboard shows %s from the stack's namespace: neither served by aircraftd nor a metric filter", name, n)
+			}
+		}
+		if want := `[{"Key":"route","Value":"$.route"}]`; filters["RequestLatency"] != want || !strings.Contains(body, `MetricName=\"RequestLatency\"', 'p99'`) {
+			t.Errorf("%s: no p99 by route from the access log (filter dimensions %s)", name, filters["RequestLatency"])
+		}
 		if strings.Contains(body, `"AWS/ApplicationELB"`) != (name == "loadBalanced") {
 			t.Errorf("%s: load balancer widgets only in the load-balanced mode", name)
 		}

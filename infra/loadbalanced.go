@@ -71,7 +71,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, n
 	// The dashboard, and alarms on aircraftd's own metrics (dashboard.go, servicealarms.go).
 	NewServiceMonitoring(stack, "Monitoring", &ServiceMonitoringProps{
 		Namespace: metricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
-		GroupName: fleet.Group.AutoScalingGroupName(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
+		GroupName: fleet.Group.AutoScalingGroupName(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"), ServiceLogs: fleet.LogGroup,
 		LoadBalancer: lb.ALB, Targets: targets,
 	})
 

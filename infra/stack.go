@@ -121,7 +121,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	// The dashboard, and alarms on aircraftd's own metrics (dashboard.go, servicealarms.go).
 	NewServiceMonitoring(stack, "Monitoring", &ServiceMonitoringProps{
 		Namespace: metricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
-		InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
+		InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"), ServiceLogs: service.LogGroup,
 	})
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
