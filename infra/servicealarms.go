@@ -22,7 +22,7 @@ const (
 	poolWaitAlarmSeconds    = 30        // waited for a connection in 5 minutes, by all callers together
 	memoryAlarmBytes        = 768 << 20 // three quarters of the default t2.micro's 1 GiB
 	ingestRoute             = "/process-s3-data"
-	serviceAlarmPeriodMinut = 5
+	serviceAlarmMinutes     = 5 // the period of every service alarm
 )
 
 // serviceMetric is one of aircraftd's metrics as the agent publishes it (job dimension and labels as dimensions).
@@ -41,7 +41,7 @@ func serviceMetric(namespace, name, stat string, period awscdk.Duration, labels 
 // it recovers. No data (an idle service, or no scrape yet) is not breaching: the instance and 5xx alarms cover a
 // service that is down.
 func addServiceAlarms(scope constructs.Construct, topic awssns.ITopic, namespace string) []awscloudwatch.Alarm {
-	period := awscdk.Duration_Minutes(jsii.Number(serviceAlarmPeriodMinut))
+	period := awscdk.Duration_Minutes(jsii.Number(serviceAlarmMinutes))
 	m := func(name, stat string, labels map[string]string) awscloudwatch.Metric {
 		return serviceMetric(namespace, name, stat, period, labels)
 	}
