@@ -17,12 +17,12 @@ import (
 
 // Thresholds of the service's alarms (docs/infra.md: Operations).
 const (
-	quarantineAlarmPercent  = 5         // of the files ingestion ended in 5 minutes
-	downloadAlarmPercent    = 10        // of the lane files downloads ended in 5 minutes
-	poolWaitAlarmSeconds    = 30        // waited for a connection in 5 minutes, by all callers together
-	memoryAlarmBytes        = 768 << 20 // three quarters of the default t2.micro's 1 GiB
-	ingestRoute             = "/process-s3-data"
-	serviceAlarmMinutes     = 5 // the period of every service alarm
+	quarantineAlarmPercent = 5         // of the files ingestion ended in 5 minutes
+	downloadAlarmPercent   = 10        // of the lane files downloads ended in 5 minutes
+	poolWaitAlarmSeconds   = 30        // waited for a connection in 5 minutes, by all callers together
+	memoryAlarmBytes       = 768 << 20 // three quarters of the default t2.micro's 1 GiB
+	ingestRoute            = "/process-s3-data"
+	serviceAlarmMinutes    = 5 // the period of every service alarm
 )
 
 // serviceMetric is one of aircraftd's metrics as the agent publishes it (job dimension and labels as dimensions).
