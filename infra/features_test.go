@@ -119,7 +119,7 @@ func TestServiceInstance(t *testing.T) {
 		t.Error("no Session Manager permissions")
 	}
 	// CloudWatch Logs: its own group, with retention, and nothing more.
-	lgs := s.Resources("AWS::Logs::LogGroup") // the service's and PostgreSQL's
+	lgs := slices.DeleteFunc(s.Resources("AWS::Logs::LogGroup"), isMetricsEvents) // the service's and PostgreSQL's
 	if len(lgs) != 2 {
 		t.Fatalf("%d log groups", len(lgs))
 	}
@@ -133,7 +133,7 @@ func TestServiceInstance(t *testing.T) {
 		days float64
 	}{{"default", 30}, {"narrow", 90}} {
 		for _, lg := range stackOf(t, cfg.name).Resources("AWS::Logs::LogGroup") {
-			if lg.Props["RetentionInDays"] != cfg.days {
+			if lg.Props["RetentionInDays"] != cfg.days && !isMetricsEvents(lg) { // those keep a week (observability/agentmetrics.go)
 				t.Errorf("%s: %s keeps %v days", cfg.name, lg.ID, lg.Props["RetentionInDays"])
 			}
 		}
@@ -145,8 +145,9 @@ func TestServiceInstance(t *testing.T) {
 	stmts, _ := s.roleStatements(t)
 	for _, st := range stmts {
 		for _, a := range st.Actions {
-			if strings.HasPrefix(a, "logs:") && !slices.Equal(st.Resources, []string{"${" + service.ID + ".Arn}"}) {
-				t.Errorf("%s on %v: only the service log group", a, st.Resources)
+			if strings.HasPrefix(a, "logs:") && !slices.Equal(st.Resources, []string{"${" + service.ID + ".Arn}"}) &&
+				!(len(st.Resources) == 1 && strings.Contains(st.Resources[0], "ServiceMetricsEvents")) {
+				t.Errorf("%s on %v: only the service log group and the agent's metric events", a, st.Resources)
 			}
 		}
 	}

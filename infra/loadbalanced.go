@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
@@ -67,9 +69,17 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 	})
 
 	// CloudWatch alarms to one SNS topic, as with one instance, the instance's own replaced by the load balancer's.
-	alarmTopic := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
+	alarms := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
 		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: instances.LogGroup, Database: database, DocStore: docstore,
-	}).Topic
+	})
+	alarmTopic := alarms.Topic
+
+	// The dashboard, and alarms on aircraftd's own metrics (observability/dashboard.go, servicealarms.go).
+	observability.NewServiceMonitoring(stack, "Monitoring", &observability.ServiceMonitoringProps{
+		Namespace: observability.MetricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
+		GroupName: instances.Group.AutoScalingGroupName(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"), ServiceLogs: instances.LogGroup,
+		LoadBalancer: lb.ALB, Targets: targets,
+	})
 
 	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
 	dataOutputs(stack, data, database, docstore, apiToken)

@@ -497,7 +497,7 @@ func TestLoadBalancedServiceLogsFollowTheStage(t *testing.T) {
 		s := stackOf(t, name)
 		var service []Resource
 		for _, lg := range s.Resources("AWS::Logs::LogGroup") {
-			if !strings.HasPrefix(strOf(lg.Props["LogGroupName"]), "/aws/rds/") {
+			if !strings.HasPrefix(strOf(lg.Props["LogGroupName"]), "/aws/rds/") && !isMetricsEvents(lg) {
 				service = append(service, lg)
 			}
 		}

@@ -123,10 +123,17 @@ func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string,
 	})
 
 	// CloudWatch alarms to one SNS topic (e-mail from alarmEmail).
-	alarmTopic := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
+	alarms := observability.NewAlarms(stack, "Alarms", &observability.AlarmsProps{
 		Email: cfg.AlarmEmail, InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"),
 		ServiceLogs: service.LogGroup, Database: database, DocStore: docstore,
-	}).Topic
+	})
+	alarmTopic := alarms.Topic
+
+	// The dashboard, and alarms on aircraftd's own metrics (observability/dashboard.go, servicealarms.go).
+	observability.NewServiceMonitoring(stack, "Monitoring", &observability.ServiceMonitoringProps{
+		Namespace: observability.MetricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
+		InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"), ServiceLogs: service.LogGroup,
+	})
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
 	dataOutputs(stack, data, database, docstore, apiToken)

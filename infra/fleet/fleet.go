@@ -18,6 +18,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/aircraftdata/platform/infra/host"
+	"github.com/aircraftdata/platform/infra/observability"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 )
 
@@ -161,6 +162,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	caBundle := awss3assets.NewAsset(f.Construct, jsii.String("RdsCaBundle"), &awss3assets.AssetProps{Path: jsii.String(host.Must(host.RDSCABundle()))})
 	env := host.Must(host.RenderEnv("Environment of aircraftd on the load-balanced fleet (docs/CONTRACT.md)", FleetEnvironment(props.Environment)))
 	cwAgent := host.CloudWatchAgentConfig(*f.LogGroup.LogGroupName(), "") // downloads on EFS, not on the root volume
+	observability.NewServiceMetrics(f.Construct, "ServiceMetricsEvents", f.Role, observability.MetricsNamespace(stack)).AddTo(cwAgent)
 	mount := EFSMountLine(props.FileSystemID, props.AccessPointID)
 	gateEnv := host.Must(host.RenderEnv("The fleet's release gate (aircraft-ready): where it asks the load balancer", map[string]string{
 		"AWS_REGION": *awscdk.Aws_REGION(), "TARGET_GROUP_ARN": props.TargetGroupArn,
@@ -184,6 +186,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 		awsec2.InitFile_FromExistingAsset(jsii.String(host.CABundlePath), caBundle, root("000644")),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(host.BootstrapFile("aircraftd.logrotate")), root("000644")),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, root("000644")),
+		awsec2.InitFile_FromString(jsii.String(observability.ScrapeConfigPath), jsii.String(observability.PrometheusScrapeConfig()), root("000644")),
 		awsec2.InitFile_FromString(jsii.String(ReadyScriptPath), jsii.String(FleetbootFile("aircraft-ready.sh")), root("000755")),
 		awsec2.InitFile_FromString(jsii.String(FleetGateEnvPath), jsii.String(gateEnv), root("000644")),
 		command("10-user", fmt.Sprintf("useradd --system --uid %d --user-group --home-dir %s --no-create-home --shell /sbin/nologin aircraftd", fleetUID, host.StateDir), "! id aircraftd"),
@@ -224,7 +227,7 @@ func (f *Fleet) ReleaseTo(props *FleetReleaseProps) string {
 	}))
 
 	// The release id covers the binary and everything cfn-init installs; the user data names it.
-	release := host.HashJSON(binarySHA, fleetFilesDigest(), host.RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "mount": mount, "gate": gateEnv}))
+	release := host.HashJSON(binarySHA, fleetFilesDigest(), host.RDSCABundleSHA256, stack.Resolve(map[string]any{"env": env, "agent": cwAgent, "scrape": observability.PrometheusScrapeConfig(), "mount": mount, "gate": gateEnv}))
 	script := RenderFleetUserData(*awscdk.Aws_REGION(), *awscdk.Aws_STACK_NAME(), *group.LogicalId(), release)
 	_, body, _ := strings.Cut(script, "\n") // the shebang comes from UserData_ForLinux
 	f.LaunchTemplate.UserData().AddCommands(jsii.String(strings.TrimRight(body, "\n")))

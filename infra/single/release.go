@@ -56,6 +56,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	serviceEnv := host.Must(host.RenderEnv("Environment of aircraftd (docs/CONTRACT.md)", serviceenv.Environment(props.Environment)))
 	cwAgent := host.CloudWatchAgentConfig(*service.LogGroup.LogGroupName(), observability.MetricsNamespace(stack))
 	observability.GrantPutMetrics(service.Role, observability.MetricsNamespace(stack))
+	observability.NewServiceMetrics(this, "ServiceMetricsEvents", service.Role, observability.MetricsNamespace(stack)).AddTo(cwAgent)
 	deploy := host.DeploySettings{
 		Region:        *awscdk.Aws_REGION(),
 		Stack:         *awscdk.Aws_STACK_NAME(),
@@ -74,6 +75,7 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 		"env":      serviceEnv,
 		"deploy":   host.DeployEnvironment(deploy),
 		"agent":    cwAgent,
+		"scrape":   observability.PrometheusScrapeConfig(),
 		"instance": instanceProperties(instance),
 	}))
 
@@ -158,6 +160,7 @@ func releaseApp(binary, caBundle awss3assets.Asset, serviceEnv string, cwAgent m
 		awsec2.InitFile_FromExistingAsset(jsii.String(host.CABundlePath), caBundle, rootFile("000644", restart)),
 		awsec2.InitFile_FromString(jsii.String("/etc/logrotate.d/aircraftd"), jsii.String(host.BootstrapFile("aircraftd.logrotate")), rootFile("000644", nil)),
 		awsec2.InitFile_FromObject(jsii.String("/opt/aws/amazon-cloudwatch-agent/etc/aircraft.json"), &cwAgent, rootFile("000644", nil)),
+		awsec2.InitFile_FromString(jsii.String(observability.ScrapeConfigPath), jsii.String(observability.PrometheusScrapeConfig()), rootFile("000644", nil)),
 		awsec2.InitCommand_ShellCommand(jsii.String("useradd --system --user-group --home-dir "+host.StateDir+" --no-create-home --shell /sbin/nologin aircraftd"),
 			&awsec2.InitCommandOptions{Key: jsii.String("10-user"), TestCmd: jsii.String("! id aircraftd")}),
 		awsec2.InitCommand_ShellCommand(jsii.String("dnf install -y amazon-cloudwatch-agent"),

@@ -15,6 +15,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/gin-gonic/gin"
+
+	"github.com/aircraftdata/platform/app/internal/metrics"
 )
 
 type ctxKey struct{}
@@ -71,11 +73,17 @@ func RequestIDs() gin.HandlerFunc {
 	}
 }
 
-// AccessLog writes one structured line per request.
+// AccessLog writes one structured line per request. Its route is the
+// route template, or metrics.Unmatched: a bounded value, which the stack's
+// latency by route is counted from (infra/dashboard.go).
 func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = metrics.Unmatched
+		}
 		level := slog.LevelInfo
 		if c.Writer.Status() >= 500 {
 			level = slog.LevelError
@@ -83,6 +91,7 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		log.LogAttrs(c.Request.Context(), level, "request",
 			slog.String("request_id", RequestID(c.Request.Context())),
 			slog.String("method", c.Request.Method),
+			slog.String("route", route),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", c.Writer.Status()),
 			slog.Int("bytes", c.Writer.Size()),

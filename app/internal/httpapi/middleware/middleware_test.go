@@ -64,3 +64,24 @@ func TestRateLimiterMemoryIsBounded(t *testing.T) {
 		t.Error("the last client's second request was allowed")
 	}
 }
+
+// TestAccessLogNamesTheRoute: the access log line names the route template (a bounded value: the stack's latency
+// by route is counted from it), "unmatched" when no route matched, never the path.
+func TestAccessLogNamesTheRoute(t *testing.T) {
+	var logs bytes.Buffer
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(AccessLog(slog.New(slog.NewJSONHandler(&logs, nil))))
+	r.GET("/aircraft-stats/:icao", func(c *gin.Context) { c.Status(200) })
+	for path, want := range map[string]string{"/aircraft-stats/a65800": "/aircraft-stats/:icao", "/no/such/a65800": "unmatched"} {
+		logs.Reset()
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+		var entry map[string]any
+		if err := json.Unmarshal(logs.Bytes(), &entry); err != nil {
+			t.Fatal(err)
+		}
+		if entry["route"] != want || entry["path"] != path {
+			t.Errorf("%s: route %v, path %v; want route %q", path, entry["route"], entry["path"], want)
+		}
+	}
+}
