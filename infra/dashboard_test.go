@@ -106,7 +106,7 @@ func TestAgentPublishesServedMetricsWithBoundedDimensions(t *testing.T) {
 	bounded := []string{"job", "route", "status_class", "outcome", "reason", "kind", "state", "store", "pool"}
 	for _, name := range []string{"default", "loadBalanced"} {
 		s := stackOf(t, name)
-		env := map[string]string{}
+		var env map[string]string
 		if name == "default" {
 			env = s.serviceEnv(t)
 		} else {
