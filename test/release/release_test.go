@@ -1,5 +1,5 @@
 // Package release proves, offline, what a release does on the service instance: the real bootstrap scripts of
-// infra/bootstrap (aircraft-apply, aircraft-healthcheck, aircraft-signal) run against aircraftd as built for the
+// infra/host/bootstrap (aircraft-apply, aircraft-healthcheck, aircraft-signal) run against aircraftd as built for the
 // instance, on the local stack, with stand-ins (./standin) for what only exists on EC2: cfn-init (the stack's
 // metadata is a folder), cfn-signal and the AWS CLI (the stack's resources are files), systemctl (a supervisor
 // that restarts like the unit) and IMDS (an HTTP server). The test plays cfn-hup and CloudFormation: it changes the
@@ -166,7 +166,7 @@ func TestReleaseRollsBackOnTheInstance(t *testing.T) {
 		final.longest.Round(10*time.Millisecond), final.failed, final.total)
 }
 
-// newInstance lays out the instance: the scripts of infra/bootstrap in /usr/local/sbin, the stand-ins, an IMDS.
+// newInstance lays out the instance: the scripts of infra/host/bootstrap in /usr/local/sbin, the stand-ins, an IMDS.
 func newInstance(t *testing.T, work string) *instance {
 	in := &instance{root: filepath.Join(work, "root"), cfn: filepath.Join(work, "cfn"), standin: filepath.Join(testkit.RepoRoot(), "test", "release", "standin")}
 	for _, d := range []string{"/usr/local/sbin", "/run", "/var/log/aircraft", "/etc/aircraft/tls", "/var/lib/aircraft"} {
@@ -176,7 +176,7 @@ func newInstance(t *testing.T, work string) *instance {
 		mustMkdir(t, filepath.Join(in.cfn, d))
 	}
 	for _, name := range []string{"aircraft-apply", "aircraft-healthcheck", "aircraft-signal"} {
-		b, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "infra", "bootstrap", name+".sh"))
+		b, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "infra", "host", "bootstrap", name+".sh"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func (in *instance) writeMetadata(t *testing.T, release, bin string, env map[str
 	}
 	mustWrite(t, m+"/opt/aircraft/bin/aircraftd", string(b), 0o755)
 	mustWrite(t, m+"/etc/aircraft/aircraftd.env", render(t, "aircraftd.env of release "+release, env), 0o644)
-	unit, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "infra", "bootstrap", "aircraftd.service"))
+	unit, err := os.ReadFile(filepath.Join(testkit.RepoRoot(), "infra", "host", "bootstrap", "aircraftd.service"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 func TestRepoRoot(t *testing.T) {
-	for _, p := range []string{"cdk.json", "go.work", "app/cmd/aircraftd", "infra/bootstrap", "test/testkit/testkit.go"} {
+	for _, p := range []string{"cdk.json", "go.work", "app/cmd/aircraftd", "infra/host/bootstrap", "test/testkit/testkit.go"} {
 		if _, err := os.Stat(filepath.Join(RepoRoot(), p)); err != nil {
 			t.Errorf("RepoRoot %s has no %s: %v", RepoRoot(), p, err)
 		}

@@ -364,7 +364,7 @@ func TestStatusFleetReadsTheReleaseOfEachInstance(t *testing.T) {
 	f.answer(t, "cloudwatch_describe-alarms", `{"MetricAlarms": [{"AlarmName": "AircraftFleet-AlarmsFleetNoHealthyInstance-1",
 	 "StateValue": "OK", "AlarmActions": ["arn:aws:sns:eu-west-1:123456789012:AircraftFleet-Alarms"]}]}`)
 	f.answer(t, "autoscaling_describe-auto-scaling-groups", fleetGroup)
-	// The user data as infra/fleetboot/user-data.sh renders it (its "# Release <id>:" line).
+	// The user data as infra/fleet/fleetboot/user-data.sh renders it (its "# Release <id>:" line).
 	ud := func(rel string) string {
 		return base64.StdEncoding.EncodeToString([]byte("#!/bin/bash\n# First boot of an instance of the load-balanced fleet\n" +
 			"# Release " + rel + ": every release changes this line, so a release is a new launch template version\nset -uo pipefail\n"))

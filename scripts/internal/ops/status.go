@@ -178,7 +178,7 @@ func (o *Ops) alarms(ctx context.Context, st stack) string {
 // Session Manager (AWS-StartNonInteractiveCommand: one command, no shell; the instance role allows sessions and not
 // Run Command): /etc/aircraft/deploy.env names the release installed, which aircraft-apply puts back to the last
 // good one when a release fails its gate. A fleet instance runs the release of the launch template version it was
-// started from, named in its user data ("# Release <id>:", infra/fleetboot/user-data.sh): read from EC2, no session.
+// started from, named in its user data ("# Release <id>:", infra/fleet/fleetboot/user-data.sh): read from EC2, no session.
 func (o *Ops) release(ctx context.Context, st stack) string {
 	want := st.Outputs["ReleaseId"]
 	fmt.Fprintf(o.Stdout, "  %-26s %s\n", "deployed (ReleaseId)", want)
