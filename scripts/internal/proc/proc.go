@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +129,25 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, check fu
 			return fmt.Errorf("%s not ready after %s (last check: %v); log %s:\n%s", p.Name, timeout, err, p.LogPath, p.Tail(15))
 		case <-tick.C:
 		}
+	}
+}
+
+// GetOK is a WaitReady check: a GET of url with client answers 200.
+func GetOK(client *http.Client, url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
 	}
 }
 

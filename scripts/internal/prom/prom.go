@@ -122,21 +122,7 @@ func Start(ctx context.Context, o Options) (*proc.Process, error) {
 		return nil, err
 	}
 	url := "http://" + o.Addr + "/-/ready"
-	err = p.WaitReady(ctx, 60*time.Second, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	})
+	err = p.WaitReady(ctx, 60*time.Second, proc.GetOK(http.DefaultClient, url))
 	if err != nil {
 		_ = p.Stop(10 * time.Second)
 		return nil, fmt.Errorf("prometheus: %w (log %s)", err, o.LogPath)

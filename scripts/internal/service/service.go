@@ -78,21 +78,7 @@ func Start(ctx context.Context, cfg Config) (*proc.Process, error) {
 		return nil, err
 	}
 	url := "https://" + cfg.Addr + "/api/v1/health"
-	err = p.WaitReady(ctx, 60*time.Second, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	})
+	err = p.WaitReady(ctx, 60*time.Second, proc.GetOK(client, url))
 	if err != nil {
 		_ = p.Stop(10 * time.Second)
 		return nil, fmt.Errorf("aircraftd: %w", err)
