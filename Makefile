@@ -67,13 +67,17 @@ fuzz: ## run each fuzz target (decoder, merge of partial statistics) for FUZZTIM
 GO_FILES = $$(git ls-files '*.go')
 
 .PHONY: fmt
-fmt: ## gofmt every Go file in git
+fmt: ## gofmt every Go file in git, and rewrap its comments at 120 columns (scripts/cmd/commentwrap)
 	@gofmt -w $(GO_FILES)
+	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/commentwrap ./cmd/commentwrap
+	@.dev/bin/commentwrap -w $(GO_FILES)
 
 .PHONY: lint
-lint: ## actionlint on the workflows; gofmt and go vet over every Go file in git (app also for macOS), staticcheck on every module; shellcheck
+lint: ## actionlint on the workflows; gofmt, comment wrapping (120 columns) and go vet over every Go file in git (app also for macOS), staticcheck on every module; shellcheck
 	@cd scripts && GOWORK=off go tool actionlint ../.github/workflows/*.yml
 	@unformatted=$$(gofmt -l $(GO_FILES)); test -z "$$unformatted" || { echo "$$unformatted"; echo "gofmt: files above need formatting (make fmt)" >&2; exit 1; }
+	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/commentwrap ./cmd/commentwrap
+	@.dev/bin/commentwrap $(GO_FILES)
 	@go vet $$(git ls-files '*.go' | grep -v '^scripts/' | xargs -n1 dirname | sort -u | sed 's|^|./|')
 	@GOOS=darwin go vet ./app/... # the service builds on macOS
 	@cd scripts && GOWORK=off go vet ./...
