@@ -244,7 +244,7 @@ func (r *run) work() {
 	}
 }
 
-// acquire takes a slot of sem, unless the run ends first.
+// acquire takes a slot of sem, unless the run ends first, and reports whether it took one.
 func (r *run) acquire(sem chan struct{}) bool {
 	if r.ctx.Err() != nil {
 		return false

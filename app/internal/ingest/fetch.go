@@ -119,7 +119,8 @@ func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 	return fetched{obj: obj, versionID: versionID, file: file, sha256: sum.Sum(nil)}
 }
 
-// changed reports an object that is gone or has another ETag since it was listed: the next run sees its new state.
+// changed reports whether err says the object is gone or has another ETag since it was listed: the next run sees its
+// new state.
 func changed(err error) bool {
 	var api smithy.APIError
 	if errors.As(err, &api) {

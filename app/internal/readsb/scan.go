@@ -51,7 +51,7 @@ func (s *scanner) refill() bool {
 	return s.end > 0
 }
 
-// ensure makes n bytes available in the buffer if the data holds them.
+// ensure makes n bytes available in the buffer, reading more of the data, and reports whether the data held them.
 func (s *scanner) ensure(n int) bool {
 	for s.end-s.pos < n {
 		if s.err != nil {

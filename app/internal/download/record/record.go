@@ -129,8 +129,8 @@ func (r *Recorder) Ended(rec lanes.Record, o lanes.Outcome) {
 	}
 }
 
-// Settle forgets the start of a file that ended as its record already says (found in place, as downloaded): nothing is
-// written for it. It reports false when the start was written already: the end must be written then.
+// Settle forgets the start of a file that ended as its record already says (found in place, as downloaded) and reports
+// whether nothing need be written for it: not when the start was written already, as the end must be written then.
 func (r *Recorder) Settle(rec lanes.Record) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
