@@ -72,7 +72,7 @@ func RequestIDs() gin.HandlerFunc {
 }
 
 // AccessLog writes one structured line per request. Its route is the route template, or metrics.Unmatched: a bounded
-// value, which the stack's latency by route is counted from (infra/dashboard.go).
+// value, which the stack's latency by route is counted from (infra/observability/dashboard.go).
 func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
