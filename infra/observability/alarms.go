@@ -31,10 +31,9 @@ type AlarmsProps struct {
 	DocStore     *datastores.DocStore // its cluster's instances, when the stack has DocumentDB
 }
 
-// Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance (or on the load
-// balancer and its targets), the databases and the service's 5xx answers, to one SNS topic (TLS-only), with an e-mail
-// subscription from context alarmEmail. Every alarm also notifies when it recovers. Thresholds are for the default
-// sizes (docs/infra.md: Operations).
+// Alarms is the CloudWatch alarms on the instance (or on the load balancer and its targets), the databases and the
+// service's 5xx answers, to one SNS topic (TLS-only), with an e-mail subscription from context alarmEmail. Every alarm
+// also notifies when it recovers. Thresholds are for the default sizes (docs/infra.md: Operations).
 type Alarms struct {
 	constructs.Construct
 	Topic  awssns.Topic

@@ -15,16 +15,15 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// Recorder writes status changes to the store in batches, every 100 ms or as soon as 64 files have ended: round trips,
-// not bytes, are what a store's writes cost. A file's end (downloaded or failed, one more attempt) is in the store at
-// most about 100 ms after it happens; its start (downloading) only once it has run a whole interval, at most about 200
-// ms after it started, so that a file fetched in less time than that gets one write instead of two (and never for a
-// file already recorded as downloaded, see Started): the claim, not the status, is what keeps two downloads of a file
-// apart. When durable, the folders of the files downloaded since the last batch are synced before the batch is written,
-// so that no record says downloaded before its file's rename is on disk. Once every file left is running (Hurry), each
-// end is written at once, so that the answer does not wait for a batch after the last file. Changes are written even
-// when the request was cancelled meanwhile (within Options.FinalWrites then), but never once the run's claim is lost
-// (fence).
+// Recorder writes status changes to the store in batches, every 100 ms or as soon as 64 files have ended. A file's end
+// (downloaded or failed, one more attempt) is in the store at most about 100 ms after it happens; its start
+// (downloading) only once it has run a whole interval, at most about 200 ms after it started, so that a file fetched in
+// less time than that gets one write instead of two (and never for a file already recorded as downloaded, see Started):
+// the claim, not the status, is what keeps two downloads of a file apart. When durable, the folders of the files
+// downloaded since the last batch are synced before the batch is written, so that no record says downloaded before its
+// file's rename is on disk. Once every file left is running (Hurry), each end is written at once, so that the answer
+// does not wait for a batch after the last file. Changes are written even when the request was cancelled meanwhile
+// (within Options.FinalWrites then), but never once the run's claim is lost (fence).
 type Recorder struct {
 	store Store
 	o     Options
