@@ -5,9 +5,7 @@
 package backfill
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -197,40 +195,16 @@ type backfillView struct {
 // backfill starts a backfill of prefix and polls it until it ends.
 func backfill(ctx context.Context, s *service.Service, prefix string) (backfillView, error) {
 	var v backfillView
-	if err := call(ctx, s, http.MethodPost, "/api/v1/backfills", map[string]string{"prefix": prefix}, http.StatusCreated, &v); err != nil {
+	if err := s.CallStatus(ctx, http.MethodPost, "/api/v1/backfills", map[string]string{"prefix": prefix}, http.StatusCreated, &v); err != nil {
 		return v, err
 	}
 	for v.State == "running" {
 		time.Sleep(pollBackfillMS * time.Millisecond)
-		if err := call(ctx, s, http.MethodGet, "/api/v1/backfills/"+v.ID, nil, http.StatusOK, &v); err != nil {
+		if err := s.Call(ctx, http.MethodGet, "/api/v1/backfills/"+v.ID, nil, &v); err != nil {
 			return v, err
 		}
 	}
 	return v, nil
-}
-
-func call(ctx context.Context, s *service.Service, method, path string, body any, want int, v any) error {
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.URL(path), r)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.Token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	return json.Unmarshal(raw, v)
 }
 
 func report(o Options, one, bf *measured, batches int64) {

@@ -39,6 +39,11 @@ func Start(ctx context.Context, stack *local.Stack, bin, dir string, extra map[s
 
 // Call sends an authenticated request, with body as JSON unless nil, and decodes the 200 answer into v.
 func (s *Service) Call(ctx context.Context, method, path string, body, v any) error {
+	return s.CallStatus(ctx, method, path, body, http.StatusOK, v)
+}
+
+// CallStatus is Call for an answer of status want (201 for what a POST creates).
+func (s *Service) CallStatus(ctx context.Context, method, path string, body any, want int, v any) error {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -61,7 +66,7 @@ func (s *Service) Call(ctx context.Context, method, path string, body, v any) er
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != want {
 		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 	}
 	return json.Unmarshal(raw, v)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -27,12 +28,7 @@ const readyTimeout = 10 * time.Second
 func (o *Ops) status(ctx context.Context, st stack) error {
 	var problems []string
 	fmt.Fprintf(o.Stdout, "stack %s: %s\n\noutputs:\n", st.Name, st.Status)
-	keys := make([]string, 0, len(st.Outputs))
-	for k := range st.Outputs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(st.Outputs)) {
 		fmt.Fprintf(o.Stdout, "  %-26s %s\n", k, st.Outputs[k])
 	}
 
@@ -104,12 +100,7 @@ func (o *Ops) ready(ctx context.Context, st stack) string {
 		fmt.Fprintf(o.Stdout, "  GET %s: %s: %.200s\n", url, resp.Status, body)
 	} else {
 		fmt.Fprintf(o.Stdout, "  GET %s: %s: %s\n", url, resp.Status, r.Status)
-		names := make([]string, 0, len(r.Checks))
-		for k := range r.Checks {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
+		for _, k := range slices.Sorted(maps.Keys(r.Checks)) {
 			fmt.Fprintf(o.Stdout, "    %-10s %s\n", k, r.Checks[k])
 		}
 		if r.CheckedAt != nil {
