@@ -171,12 +171,13 @@ func (b *Backfill) GrantRun(grantee awsiam.IGrantable) {
 	}))
 	// ListMapRuns is authorized on the execution; DescribeMapRun on the map run (stateMachine/label:id).
 	grantee.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions: jsii.Strings("states:DescribeExecution", "states:StopExecution", "states:ListMapRuns", "states:DescribeMapRun"),
-		Resources: jsii.Strings(
-			*stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("execution"),
-				ResourceName: jsii.String(*name + ":*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME}),
-			*stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("mapRun"),
-				ResourceName: jsii.String(*name + "/*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME}),
-		),
+		Actions: jsii.Strings("states:DescribeExecution", "states:StopExecution", "states:ListMapRuns"),
+		Resources: jsii.Strings(*stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("execution"),
+			ResourceName: jsii.String(*name + ":*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})),
+	}))
+	grantee.GrantPrincipal().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings("states:DescribeMapRun"),
+		Resources: jsii.Strings(*stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("states"), Resource: jsii.String("mapRun"),
+			ResourceName: jsii.String(*name + "/*"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})),
 	}))
 }
