@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-// ACME's first gate needs the domain to resolve to the instance's Elastic IP: with hostedZoneId the stack writes
-// the record before the instance boots; with elasticIpAllocationId the address exists before the stack (and after
-// a rollback), so the name can point at it beforehand.
+// ACME's first gate needs the domain to resolve to the instance's Elastic IP: with hostedZoneId the stack writes the
+// record before the instance boots; with elasticIpAllocationId the address exists before the stack (and after a
+// rollback), so the name can point at it beforehand.
 func TestACMEGateCanPass(t *testing.T) {
 	s := stackOf(t, "acme")
 	record := s.One(t, "AWS::Route53::RecordSet")

@@ -15,8 +15,8 @@ func TestAlarmsInEveryMode(t *testing.T) {
 	instance := []string{"AWS/EC2 StatusCheckFailed Maximum", "AWS/EC2 CPUCreditBalance Minimum", "Aircraft/* disk_free Minimum"}
 	fleet := []string{"AWS/ApplicationELB UnHealthyHostCount Maximum", "AWS/ApplicationELB HealthyHostCount Minimum",
 		"AWS/ApplicationELB HTTPCode_ELB_5XX_Count Sum"}
-	// The ingestion pipeline's (on by default): backfills ending badly, live ingestion's dead letters, the worker,
-	// the database's connections.
+	// The ingestion pipeline's (on by default): backfills ending badly, live ingestion's dead letters, the worker, the
+	// database's connections.
 	pipeline := []string{"AWS/States ExecutionsFailed Sum", "AWS/States ExecutionsTimedOut Sum", "AWS/States ExecutionsAborted Sum",
 		"AWS/SQS ApproximateNumberOfMessagesVisible Maximum", "AWS/Lambda Errors Sum", "AWS/Lambda Throttles Sum",
 		"AWS/RDS DatabaseConnections Maximum"}

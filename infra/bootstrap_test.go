@@ -1,7 +1,7 @@
 package main
 
-// The instance bootstrap as rendered: user data, scripts, environment files and the systemd unit, checked as text
-// and with shellcheck, then as they appear in the synthesized cfn-init metadata.
+// The instance bootstrap as rendered: user data, scripts, environment files and the systemd unit, checked as text and
+// with shellcheck, then as they appear in the synthesized cfn-init metadata.
 
 import (
 	"os"
@@ -68,8 +68,8 @@ func TestApplySignalsTheReleaseWaitCondition(t *testing.T) {
 			t.Errorf("aircraft-apply lacks %q", want)
 		}
 	}
-	// The restore clears systemd's start limit first: a crash-looping release may have used up its starts, and the
-	// unit would refuse to start the last good release.
+	// The restore clears systemd's start limit first: a crash-looping release may have used up its starts, and the unit
+	// would refuse to start the last good release.
 	restore := apply[strings.Index(apply, "restoring release"):]
 	if r, s := strings.Index(restore, "systemctl reset-failed aircraftd"), strings.Index(restore, "systemctl restart aircraftd"); r < 0 || r > s {
 		t.Errorf("aircraft-apply restarts the last good release without reset-failed first")
@@ -185,8 +185,8 @@ func TestServiceEnvironmentFollowsTheContract(t *testing.T) {
 			t.Errorf("%s must not be set on the instance", k)
 		}
 	}
-	// Every variable is a setting of the service: one of the names of .env.example, which the app's config
-	// package renders from its table of settings (and checks in its tests).
+	// Every variable is a setting of the service: one of the names of .env.example, which the app's config package
+	// renders from its table of settings (and checks in its tests).
 	example, err := os.ReadFile(filepath.Join(repo, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
@@ -314,8 +314,8 @@ func TestRenderedMetadataInstallsTheRelease(t *testing.T) {
 	}
 }
 
-// cfnInit returns the stack's cfn-init metadata (AWS::CloudFormation::Init: its configs and configSets), from the
-// one resource that carries it: the instance, or the fleet's Auto Scaling group.
+// cfnInit returns the stack's cfn-init metadata (AWS::CloudFormation::Init: its configs and configSets), from the one
+// resource that carries it: the instance, or the fleet's Auto Scaling group.
 func cfnInit(t *testing.T, s *Synth) map[string]any {
 	t.Helper()
 	var init map[string]any

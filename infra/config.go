@@ -10,8 +10,8 @@ import (
 	"github.com/aircraftdata/platform/infra/pipeline"
 )
 
-// Config is everything a deployment can vary, read from CDK context through the table of keys (contextkeys.go,
-// which docs/infra.md's table is generated from).
+// Config is everything a deployment can vary, read from CDK context through the table of keys (contextkeys.go, which
+// docs/infra.md's table is generated from).
 type Config struct {
 	StackName             string
 	Stage                 string // dev or prod
@@ -78,9 +78,9 @@ var (
 // maxFleetInstances bounds the load-balanced mode: a typo must not start a hundred instances.
 const maxFleetInstances = 20
 
-// ParseConfig reads the context through get (which returns nil for unset keys) and validates it, so that a wrong
-// value fails `cdk synth` with a message naming the key instead of deploying something else (a key that is not in
-// the table fails it too: checkKeys).
+// ParseConfig reads the context through get (which returns nil for unset keys) and validates it, so that a wrong value
+// fails `cdk synth` with a message naming the key instead of deploying something else (a key that is not in the table
+// fails it too: checkKeys).
 func ParseConfig(get func(key string) any) (Config, error) {
 	var c Config
 	keys := c.keys()
@@ -146,9 +146,9 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Protected reports whether the stack carries the protections of prod that block a rollback: termination and
-// deletion protection, a retained data bucket. A first create (firstCreate) goes without them, so that a failure
-// rolls back to nothing and can be retried; the deploy that follows it turns them on (docs/infra.md: First create).
+// Protected reports whether the stack carries the protections of prod that block a rollback: termination and deletion
+// protection, a retained data bucket. A first create (firstCreate) goes without them, so that a failure rolls back to
+// nothing and can be retried; the deploy that follows it turns them on (docs/infra.md: First create).
 func (c Config) Protected() bool { return c.Stage == "prod" && !c.FirstCreate }
 
 func (c Config) validateFleet() error {
@@ -187,8 +187,8 @@ func (c Config) defaultWorkerConcurrency() int {
 // LoadBalanced reports whether the stack runs several instances behind a load balancer (instances > 1).
 func (c Config) LoadBalanced() bool { return c.Instances > 1 }
 
-// validateVpc checks the existing-VPC keys: all four or none; one public and one isolated subnet per zone, at least
-// two zones (RDS and DocumentDB need two).
+// validateVpc checks the existing-VPC keys: all four or none; one public and one isolated subnet per zone, at least two
+// zones (RDS and DocumentDB need two).
 func (c Config) validateVpc() error {
 	if c.VpcID == "" {
 		if c.AvailabilityZones != "" || c.PublicSubnetIDs != "" || c.IsolatedSubnetIDs != "" {

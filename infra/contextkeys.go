@@ -26,8 +26,8 @@ func Keys() []Key { return new(Config).keys() }
 
 // keys is the table, bound to c: ParseConfig fills c through it, in this order (a default may read a key above it).
 //
-// To add a key: a field in Config and one line here (then `go test -run TestContextTable -update .` in infra/
-// rewrites the table of docs/infra.md).
+// To add a key: a field in Config and one line here (then `go test -run TestContextTable -update .` in infra/ rewrites
+// the table of docs/infra.md).
 func (c *Config) keys() []Key {
 	return []Key{
 		text("stackName", "AircraftPlatform", &c.StackName, matching(stackNamePattern, "want a letter, then letters, digits or '-' (at most 100)"), "CloudFormation stack name; use your own so that several stacks share one account (names of the log group and the certificate parameter follow it; everything else is generated)", "AircraftAlice"),
@@ -244,9 +244,9 @@ func parseInt(key string, v any, def int) (int, error) {
 	}
 }
 
-// checkKeys refuses a context key the table does not have, naming the closest one: a misspelled key must fail
-// synth, not deploy the default. Keys of the CDK itself are let through: feature flags ("@aws-cdk/…"), the CLI's
-// ("aws:cdk:…", "acknowledged-issue-numbers") and the lookups of cdk.context.json ("ami:…"); all but one have a colon.
+// checkKeys refuses a context key the table does not have, naming the closest one: a misspelled key must fail synth,
+// not deploy the default. Keys of the CDK itself are let through: feature flags ("@aws-cdk/…"), the CLI's ("aws:cdk:…",
+// "acknowledged-issue-numbers") and the lookups of cdk.context.json ("ami:…"); all but one have a colon.
 func checkKeys(context map[string]any) error {
 	var unknown []string
 	for key := range context {

@@ -36,12 +36,12 @@ func servedMetrics(t *testing.T) map[string]bool {
 // service's.
 func isMetricsEvents(r Resource) bool { return strings.Contains(r.ID, "ServiceMetricsEvents") }
 
-// serviceMetricName is a name of the service's metrics as it may appear in a template: the app's namespace
-// (aircraft_), or the Go runtime's and the process's collectors.
+// serviceMetricName is a name of the service's metrics as it may appear in a template: the app's namespace (aircraft_),
+// or the Go runtime's and the process's collectors.
 var serviceMetricName = regexp.MustCompile(`\b(?:aircraft|go|process)_[a-z0-9_]+`)
 
-// agentConfig is the CloudWatch agent's configuration on the instances of the configuration name, and the
-// Prometheus scrape configuration beside it.
+// agentConfig is the CloudWatch agent's configuration on the instances of the configuration name, and the Prometheus
+// scrape configuration beside it.
 func agentConfig(t *testing.T, name string) (agent map[string]any, scrape string) {
 	t.Helper()
 	s := stackOf(t, name)
@@ -90,9 +90,9 @@ func published(t *testing.T, agent map[string]any) map[string][][]string {
 	return out
 }
 
-// In both modes the agent scrapes aircraftd where it serves its metrics by default (.env.example's METRICS_ADDR,
-// which the instance environment leaves as is) and publishes, into the stack's namespace, only metrics the service
-// serves, with bounded dimensions only: never a key, an icao, a job id, a version or an instance.
+// In both modes the agent scrapes aircraftd where it serves its metrics by default (.env.example's METRICS_ADDR, which
+// the instance environment leaves as is) and publishes, into the stack's namespace, only metrics the service serves,
+// with bounded dimensions only: never a key, an icao, a job id, a version or an instance.
 func TestAgentPublishesServedMetricsWithBoundedDimensions(t *testing.T) {
 	served := servedMetrics(t)
 	example, err := os.ReadFile(filepath.Join(repo, ".env.example"))
@@ -215,8 +215,8 @@ func TestDashboardNamesServedMetrics(t *testing.T) {
 	}
 }
 
-// The service's alarms, in both modes, watch metrics aircraftd serves and the agent publishes, with the dimensions
-// it publishes them with, and notify the stack's topic.
+// The service's alarms, in both modes, watch metrics aircraftd serves and the agent publishes, with the dimensions it
+// publishes them with, and notify the stack's topic.
 func TestServiceAlarmsWatchPublishedMetrics(t *testing.T) {
 	served := servedMetrics(t)
 	for _, name := range []string{"default", "loadBalanced"} {

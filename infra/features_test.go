@@ -1,7 +1,7 @@
 package main
 
-// What issue 4 adds to the seed: DocumentDB or an external MongoDB, bucket lifecycle, the service's Elastic IP,
-// Session Manager and logs, stage-dependent backups and removal, HTTPS modes, outputs, context validation.
+// What issue 4 adds to the seed: DocumentDB or an external MongoDB, bucket lifecycle, the service's Elastic IP, Session
+// Manager and logs, stage-dependent backups and removal, HTTPS modes, outputs, context validation.
 
 import (
 	"debug/elf"

@@ -2,8 +2,8 @@ package main
 
 import "testing"
 
-// A first create of prod goes without the protections that block its rollback (and the retry after it); the
-// follow-up deploy, the one every later update is, carries them.
+// A first create of prod goes without the protections that block its rollback (and the retry after it); the follow-up
+// deploy, the one every later update is, carries them.
 func TestFirstCreateCanRollBackAndTheUpdateProtects(t *testing.T) {
 	first := synth(t, map[string]any{"stage": "prod", "stackName": "AircraftProd", "allowedCidr": "203.0.113.0/24", "firstCreate": "true"}, "")
 	update := stackOf(t, "prod")

@@ -4,8 +4,8 @@ import (
 	"testing"
 )
 
-// cdk.json sets the feature flags aws-cdk-lib recommends: every flag of the library's report (in the cloud
-// assembly) has its recommended value, set explicitly or as the library's default for unset flags.
+// cdk.json sets the feature flags aws-cdk-lib recommends: every flag of the library's report (in the cloud assembly)
+// has its recommended value, set explicitly or as the library's default for unset flags.
 func TestCdkJSONSetsTheRecommendedFeatureFlags(t *testing.T) {
 	s := stackOf(t, "default")
 	var report map[string]any

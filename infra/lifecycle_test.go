@@ -1,8 +1,8 @@
 package main
 
-// The stack's lifecycle: a first create that waits for its data stores, stages that decide what survives, app
-// releases that change no IAM and are gated even when the instance is replaced, and changes that must not replace
-// the instance. The instance side of a release (gate, rollback) is proven by test/release.
+// The stack's lifecycle: a first create that waits for its data stores, stages that decide what survives, app releases
+// that change no IAM and are gated even when the instance is replaced, and changes that must not replace the instance.
+// The instance side of a release (gate, rollback) is proven by test/release.
 
 import (
 	"crypto/x509"
@@ -83,8 +83,8 @@ func TestStagesAreExplicit(t *testing.T) {
 			if (bucket.Raw["DeletionPolicy"] == "Retain") != prod || autoDelete == prod {
 				t.Errorf("bucket DeletionPolicy %v, auto-delete %v", bucket.Raw["DeletionPolicy"], autoDelete)
 			}
-			// The service log group: retained in prod under a generated name (a redeploy after a destroy does
-			// not collide with it); named and deleted in dev.
+			// The service log group: retained in prod under a generated name (a redeploy after a destroy does not
+			// collide with it); named and deleted in dev.
 			for _, lg := range s.Resources("AWS::Logs::LogGroup") {
 				name := strOf(lg.Props["LogGroupName"])
 				if isMetricsEvents(lg) {
@@ -187,8 +187,8 @@ func TestAppOnlyChangeIsNoIAMChange(t *testing.T) {
 			t.Errorf("assets are not under the stack's prefix:\n%.600s", s.AssetsRaw)
 		}
 	}
-	// What `cdk deploy` asks approval for (--require-approval broadening): the CLI's own security diff of release
-	// B against release A's template finds nothing; against a configuration with other grants, it does.
+	// What `cdk deploy` asks approval for (--require-approval broadening): the CLI's own security diff of release B
+	// against release A's template finds nothing; against a configuration with other grants, it does.
 	if code, out := securityDiff(t, b, a); code != 0 {
 		t.Errorf("cdk diff --security-only between two app builds: exit %d\n%s", code, out)
 	}
@@ -197,8 +197,8 @@ func TestAppOnlyChangeIsNoIAMChange(t *testing.T) {
 	}
 }
 
-// securityDiff runs the pinned CDK CLI, offline: `cdk diff --security-only --fail` of the stack in s's assembly
-// against base's template. Exit 0: no security-related change.
+// securityDiff runs the pinned CDK CLI, offline: `cdk diff --security-only --fail` of the stack in s's assembly against
+// base's template. Exit 0: no security-related change.
 func securityDiff(t *testing.T, s, base *Synth) (int, string) {
 	t.Helper()
 	tmpl := filepath.Join(base.Dir, s.Config.StackName+".template.json")
@@ -216,8 +216,8 @@ func securityDiff(t *testing.T, s, base *Synth) (int, string) {
 	return 0, string(out)
 }
 
-// A replaced instance (here: a new instance type, which stops and starts it) gets a new wait condition, which its
-// boot signals: it is gated like a release.
+// A replaced instance (here: a new instance type, which stops and starts it) gets a new wait condition, which its boot
+// signals: it is gated like a release.
 func TestInstanceChangeIsGated(t *testing.T) {
 	bin := fakeBinary(t, "aircraftd same build")
 	a := synth(t, nil, bin)
@@ -293,8 +293,7 @@ func TestRDSCABundleIsShippedWithItsChecksum(t *testing.T) {
 	}
 }
 
-// kms:Decrypt for customer-managed keys, only through S3 (the asset bucket) and Secrets Manager (the stack's
-// secrets).
+// kms:Decrypt for customer-managed keys, only through S3 (the asset bucket) and Secrets Manager (the stack's secrets).
 func TestDecryptOnlyThroughItsServices(t *testing.T) {
 	want := map[string]int{"default": 2, "externalMongo": 2, "loadBalanced": 2, "loadBalancedDNS": 2}
 	for name := range want {
@@ -352,8 +351,8 @@ func TestGitIgnoresGeneratedFiles(t *testing.T) {
 	}
 }
 
-// The shipped binary is built by the Go release pinned in go.work, which CI installs (setup-go reads go.work):
-// a laptop and CI build the same bytes.
+// The shipped binary is built by the Go release pinned in go.work, which CI installs (setup-go reads go.work): a laptop
+// and CI build the same bytes.
 func TestReleaseBinaryUsesThePinnedToolchain(t *testing.T) {
 	tc, err := appbuild.Toolchain(filepath.Join(repo, "go.work"))
 	if err != nil || !strings.HasPrefix(tc, "go1.") {
@@ -375,9 +374,9 @@ func TestReleaseBinaryUsesThePinnedToolchain(t *testing.T) {
 	}
 }
 
-// Pull request code (the CDK app, npm's install scripts) runs only in a job without an OIDC token; the job that
-// holds one runs the base branch's code and reads the assembly as data. The e2e job declares the environment its
-// role's trust needs.
+// Pull request code (the CDK app, npm's install scripts) runs only in a job without an OIDC token; the job that holds
+// one runs the base branch's code and reads the assembly as data. The e2e job declares the environment its role's trust
+// needs.
 func TestPullRequestCodeNeverMeetsCredentials(t *testing.T) {
 	jobs := workflowJobs(readDoc(t, ".github/workflows/cdk-diff.yml"))
 	if len(jobs) != 2 {

@@ -18,8 +18,8 @@ import (
 // finish its requests before it stops routing to it for good: at least aircraftd's own drain time.
 const deregistrationDelaySeconds = 30
 
-// addLoadBalancedService is the rest of the stack with instances > 1, after the network and the data stores that
-// both modes share:
+// addLoadBalancedService is the rest of the stack with instances > 1, after the network and the data stores that both
+// modes share:
 //
 //	client ──HTTPS 443 (80: redirect)──▶ ALB (public subnets, ACM certificate) ──443──▶ Auto Scaling group of N
 //	instances (public subnets, nothing in from the internet) ──5432/27017──▶ RDS / DocumentDB (isolated)
@@ -44,8 +44,8 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 		instances.AllowToNetwork(cfg.MongoCidr, 27017, "external MongoDB (mongoCidr)")
 	}
 	instances.AllowTo(downloads.FileSystem, 2049, "NFS (EFS)")
-	// An instance's release gate needs every data store up, and its first boot mounts the file system: the
-	// group is created (and its instances launched) once they all exist.
+	// An instance's release gate needs every data store up, and its first boot mounts the file system: the group is
+	// created (and its instances launched) once they all exist.
 	instances.Group.Node().AddDependency(database.Construct, docstore.Construct, downloads.Construct)
 	downloads.GrantMount(instances.Role)
 	host.GrantDecryptSecrets(instances.Role, grantReadSecrets(instances.Role, database, docstore, apiToken))

@@ -1,7 +1,7 @@
 package main
 
-// The load-balanced mode (-c instances=N): listeners, certificate, health check, the security group chain, the
-// shared download folder on EFS, the fleet's IAM, and releases that roll one instance at a time behind a gate.
+// The load-balanced mode (-c instances=N): listeners, certificate, health check, the security group chain, the shared
+// download folder on EFS, the fleet's IAM, and releases that roll one instance at a time behind a gate.
 
 import (
 	"fmt"
@@ -418,8 +418,8 @@ func TestLoadBalancedGroupAndRollingRelease(t *testing.T) {
 		}
 	}
 
-	// Two releases: the same group and load balancer, a new launch template version that names the new release,
-	// and a gate (aircraft-ready after aircraftd started) whose result is the instance's signal.
+	// Two releases: the same group and load balancer, a new launch template version that names the new release, and a
+	// gate (aircraft-ready after aircraftd started) whose result is the instance's signal.
 	ctx := configurations["loadBalanced"]
 	v1, v2 := synth(t, ctx, fakeBinary(t, "fleet release 1")), synth(t, ctx, fakeBinary(t, "fleet release 2"))
 	g1, g2 := v1.One(t, "AWS::AutoScaling::AutoScalingGroup"), v2.One(t, "AWS::AutoScaling::AutoScalingGroup")
@@ -490,8 +490,8 @@ func TestFleetScriptsPassShellcheck(t *testing.T) {
 	}
 }
 
-// The fleet's service log group follows the stage like the single instance's: retained in prod under a generated
-// name (a redeploy after a destroy does not collide with it), named and deleted in dev.
+// The fleet's service log group follows the stage like the single instance's: retained in prod under a generated name
+// (a redeploy after a destroy does not collide with it), named and deleted in dev.
 func TestLoadBalancedServiceLogsFollowTheStage(t *testing.T) {
 	for name, prod := range map[string]bool{"loadBalanced": false, "loadBalancedDNS": true} {
 		s := stackOf(t, name)

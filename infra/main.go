@@ -33,10 +33,9 @@ func run() error {
 	return nil
 }
 
-// newApp assembles the CDK app: its context (props, plus what the CDK CLI passes) checked and read into a Config,
-// the stack with the service binary binary returns for the instance's GOARCH and, with the pipeline, the worker's
-// code folder worker returns, and cdk-nag. main and the tests both assemble it here, so that a check added here is
-// tested.
+// newApp assembles the CDK app: its context (props, plus what the CDK CLI passes) checked and read into a Config, the
+// stack with the service binary binary returns for the instance's GOARCH and, with the pipeline, the worker's code
+// folder worker returns, and cdk-nag. main and the tests both assemble it here, so that a check added here is tested.
 func newApp(props *awscdk.AppProps, binary func(arch string) (string, error), worker func() (string, error)) (awscdk.App, Config, error) {
 	app := awscdk.NewApp(props)
 	context, _ := app.Node().GetAllContext(nil).(map[string]any)

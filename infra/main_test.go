@@ -1,8 +1,8 @@
 package main
 
-// Test harness: every test that needs a template synthesizes the real stack in-process (the same code path as
-// `cdk synth`), offline, with the context of ../cdk.json, into a temporary folder, and reads the cloud assembly
-// back as JSON. jsii's package cache and temporary files stay under infra/.cache, not in the user's home.
+// Test harness: every test that needs a template synthesizes the real stack in-process (the same code path as `cdk
+// synth`), offline, with the context of ../cdk.json, into a temporary folder, and reads the cloud assembly back as
+// JSON. jsii's package cache and temporary files stay under infra/.cache, not in the user's home.
 
 import (
 	"encoding/json"
@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	if os.Getenv(testEnvMarker) == "" {
-		// jsii fixes the environment of its Node.js runtime while the CDK packages initialize, before TestMain
-		// runs, so setting variables here would be too late: run this test binary again with them set.
+		// jsii fixes the environment of its Node.js runtime while the CDK packages initialize, before TestMain runs, so
+		// setting variables here would be too late: run this test binary again with them set.
 		env, err := testEnvironment()
 		if err == nil {
 			jsii.Close() // removes the runtime's temporary folder, made during initialization
@@ -57,9 +57,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testEnvironment is the environment of the tests: Node 24 of the pinned toolchain first on PATH (when installed;
-// make test installs it), and jsii's package cache and all temporary files under infra/.cache, not in the
-// user's home or /tmp.
+// testEnvironment is the environment of the tests: Node 24 of the pinned toolchain first on PATH (when installed; make
+// test installs it), and jsii's package cache and all temporary files under infra/.cache, not in the user's home or
+// /tmp.
 func testEnvironment() ([]string, error) {
 	infra := filepath.Join(repo, "infra")
 	if err := os.MkdirAll(filepath.Join(infra, ".cache"), 0o755); err != nil {
@@ -87,8 +87,8 @@ func testEnvironment() ([]string, error) {
 
 func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
 
-// serviceBinary is the binary the default synths ship: the real build of app/ for arch (as `make synth` does),
-// or AIRCRAFTD_BINARY when set.
+// serviceBinary is the binary the default synths ship: the real build of app/ for arch (as `make synth` does), or
+// AIRCRAFTD_BINARY when set.
 func serviceBinary(t testing.TB, arch string) string {
 	t.Helper()
 	if bin, ok := testBinaries[arch]; ok {

@@ -9,8 +9,8 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
-// NagSuppression is one accepted cdk-nag AwsSolutions finding, on one resource, with its reason.
-// docs/infra.md lists them all (TestNagSuppressionsAreDocumented keeps it in step).
+// NagSuppression is one accepted cdk-nag AwsSolutions finding, on one resource, with its reason. docs/infra.md lists
+// them all (TestNagSuppressionsAreDocumented keeps it in step).
 type NagSuppression struct {
 	ID        string   // rule id, e.g. AwsSolutions-RDS3
 	Path      string   // construct path below the stack
@@ -139,8 +139,8 @@ var NagSuppressions = []NagSuppression{
 		Reason: "The bucket of the load balancer's access logs is itself a log destination; logging its reads would need a further bucket. It is private, TLS-only, and only Elastic Load Balancing may write it."},
 }
 
-// AddNagSuppressions applies NagSuppressions to the stack, and acknowledges the CDK validation findings that are
-// known to be wrong for this stack.
+// AddNagSuppressions applies NagSuppressions to the stack, and acknowledges the CDK validation findings that are known
+// to be wrong for this stack.
 func AddNagSuppressions(stack awscdk.Stack, cfg Config) {
 	for _, s := range NagSuppressions {
 		if s.When.holds != nil && !s.When.holds(cfg) {
@@ -161,8 +161,8 @@ func AddNagSuppressions(stack awscdk.Stack, cfg Config) {
 			&[]*cdknag.NagPackSuppression{sup}, jsii.Bool(false))
 	}
 
-	// The CDK's synth-time CloudFormation validation does not know the resolve:ssm: form of ImageId, which EC2
-	// resolves when the instance launches (see Service).
+	// The CDK's synth-time CloudFormation validation does not know the resolve:ssm: form of ImageId, which EC2 resolves
+	// when the instance launches (see Service).
 	box, image := "Service", "Instance"
 	if cfg.LoadBalanced() {
 		box, image = "Fleet", "LaunchTemplate"

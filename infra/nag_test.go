@@ -1,7 +1,7 @@
 package main
 
-// cdk-nag's AwsSolutions pack runs in every synth (as in `cdk synth`): no configuration may have an unsuppressed
-// error, and every suppression carries its reason and is listed in docs/infra.md.
+// cdk-nag's AwsSolutions pack runs in every synth (as in `cdk synth`): no configuration may have an unsuppressed error,
+// and every suppression carries its reason and is listed in docs/infra.md.
 
 import (
 	"encoding/json"

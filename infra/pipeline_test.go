@@ -306,9 +306,9 @@ func path(v any, p string) any {
 	return v
 }
 
-// The state machine reads the input aircraftd sends (docs/ingestion.md), lists the data bucket under each prefix
-// with one map run per prefix, batches the keys, bounds the concurrency, retries, and never brings the map's results
-// back into the state (Step Functions' 256 KiB limit): they go to the results bucket.
+// The state machine reads the input aircraftd sends (docs/ingestion.md), lists the data bucket under each prefix with
+// one map run per prefix, batches the keys, bounds the concurrency, retries, and never brings the map's results back
+// into the state (Step Functions' 256 KiB limit): they go to the results bucket.
 func TestBackfillDefinition(t *testing.T) {
 	s := stackOf(t, "default")
 	// An execution's input as aircraftd's StepFunctions runner writes it (app/internal/backfill/stepfunctions.go).
@@ -443,9 +443,9 @@ func TestPipelineAlarmsWatchTheirResources(t *testing.T) {
 	}
 }
 
-// Live ingestion: every object created in the data bucket is notified to an encrypted, TLS-only queue whose
-// visibility timeout is 6× the worker's timeout, with a dead-letter queue after 5 deliveries; the queue invokes the
-// worker in batches, with partial batch responses, at most 2 at once.
+// Live ingestion: every object created in the data bucket is notified to an encrypted, TLS-only queue whose visibility
+// timeout is 6× the worker's timeout, with a dead-letter queue after 5 deliveries; the queue invokes the worker in
+// batches, with partial batch responses, at most 2 at once.
 func TestLiveIngestion(t *testing.T) {
 	s := stackOf(t, "default")
 	queue, dlq := s.idWithPrefix(t, "AWS::SQS::Queue", "LiveIngestionQueue"), s.idWithPrefix(t, "AWS::SQS::Queue", "LiveIngestionDeadLetterQueue")
@@ -494,8 +494,8 @@ func TestLiveIngestion(t *testing.T) {
 }
 
 // The derived concurrency: db.t3.micro allows floor(0.75 × 2^30 / 9531392) = 84 connections; 7 are reserved, each
-// aircraftd takes at most 7 and each worker 6. One instance: (84-7-7)/6 = 11 workers; the fleet of
-// -c instances=3 (maxInstances 4): (84-7-28)/6 = 8. Context overrides it, and sizes the function.
+// aircraftd takes at most 7 and each worker 6. One instance: (84-7-7)/6 = 11 workers; the fleet of -c instances=3
+// (maxInstances 4): (84-7-28)/6 = 8. Context overrides it, and sizes the function.
 func TestPipelineConcurrency(t *testing.T) {
 	for _, c := range []struct {
 		config              string
@@ -550,8 +550,8 @@ func TestPipelineConcurrency(t *testing.T) {
 	}
 }
 
-// Both modes run backfills on the state machine: aircraftd's environment names it and the worker's user, its role
-// may run it.
+// Both modes run backfills on the state machine: aircraftd's environment names it and the worker's user, its role may
+// run it.
 func TestPipelineInBothModes(t *testing.T) {
 	for _, name := range []string{"default", "prod", "externalMongo", "loadBalanced", "loadBalancedDNS"} {
 		s := stackOf(t, name)
@@ -632,8 +632,8 @@ func TestPipelineOptOuts(t *testing.T) {
 // aircraftd's pipeline settings are settings of the service (.env.example).
 func TestBackfillEnvironmentIsTheServiceSettings(t *testing.T) {
 	settings := envSettings(t)
-	// DB_WORKER_USER is added to the app's settings by the branch that makes aircraftd create the worker's user
-	// (issue 23); until it is merged, it is the one name .env.example may lack.
+	// DB_WORKER_USER is added to the app's settings by the branch that makes aircraftd create the worker's user (issue
+	// 23); until it is merged, it is the one name .env.example may lack.
 	pending := map[string]bool{"DB_WORKER_USER": true}
 	env := stackOf(t, "default").serviceEnv(t)
 	for _, k := range []string{"BACKFILL_STATE_MACHINE_ARN", "BACKFILL_MAX_RUNNING", "BACKFILL_CONCURRENCY", "BACKFILL_RETRIES",

@@ -1,8 +1,8 @@
 package main
 
 // What the stack needs of its region, refused by CloudFormation before it creates anything: a template rule is
-// evaluated when the change set is made, so a region the stack cannot serve fails in seconds with its reason instead
-// of at the release gate, 20-30 minutes into a first create.
+// evaluated when the change set is made, so a region the stack cannot serve fails in seconds with its reason instead of
+// at the release gate, 20-30 minutes into a first create.
 
 import (
 	"crypto/x509"
@@ -19,12 +19,12 @@ import (
 	"github.com/aircraftdata/platform/infra/host"
 )
 
-// rdsRootCN is the subject of a regional root of the RDS bundle ("Amazon RDS eu-west-1 Root CA RSA2048 G1"); the
-// Beta and Preview roots are not regions.
+// rdsRootCN is the subject of a regional root of the RDS bundle ("Amazon RDS eu-west-1 Root CA RSA2048 G1"); the Beta
+// and Preview roots are not regions.
 var rdsRootCN = regexp.MustCompile(`^Amazon RDS ([a-z]{2}(?:-[a-z]+)+-\d) Root CA `)
 
-// CABundleRegions are the regions whose RDS root certificates infra/rds-ca-bundle.pem holds, sorted: elsewhere
-// the service cannot verify RDS or DocumentDB.
+// CABundleRegions are the regions whose RDS root certificates infra/rds-ca-bundle.pem holds, sorted: elsewhere the
+// service cannot verify RDS or DocumentDB.
 func CABundleRegions() ([]string, error) {
 	p, err := host.RDSCABundle()
 	if err != nil {
@@ -52,15 +52,15 @@ func CABundleRegions() ([]string, error) {
 	return regions, nil
 }
 
-// t2Regions are the regions that offer the T2 family: those opened before 2019. The newer ones offer T3 and later
-// only. The list errs on the side of refusing: a region missing here is refused with the type to pass instead.
+// t2Regions are the regions that offer the T2 family: those opened before 2019. The newer ones offer T3 and later only.
+// The list errs on the side of refusing: a region missing here is refused with the type to pass instead.
 var t2Regions = []string{
 	"ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2", "ca-central-1",
 	"eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
 }
 
-// freePlanType is the instance type to pass where t2 is refused: in a region without T2, and for accounts on AWS's
-// free plan (since July 2025), which may launch only the types the plan names.
+// freePlanType is the instance type to pass where t2 is refused: in a region without T2, and for accounts on AWS's free
+// plan (since July 2025), which may launch only the types the plan names.
 const freePlanType = "t3.micro"
 
 // addRegionRules adds the template's rules: the RDS CA bundle covers the region, and a T2 instance type is offered

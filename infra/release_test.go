@@ -1,8 +1,8 @@
 package main
 
-// A redeploy after an app change updates the instance in place: same instance, new cfn-init metadata (which
-// cfn-hup applies) and a new wait condition for `cdk deploy` to wait on. The user data never changes, so EC2 never
-// stops or replaces the instance for a release.
+// A redeploy after an app change updates the instance in place: same instance, new cfn-init metadata (which cfn-hup
+// applies) and a new wait condition for `cdk deploy` to wait on. The user data never changes, so EC2 never stops or
+// replaces the instance for a release.
 
 import (
 	"strings"

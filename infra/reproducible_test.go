@@ -1,7 +1,7 @@
 package main
 
-// `cdk diff` in pull requests must show only real changes: two synths of the same commit give byte-identical
-// templates and asset manifests, and the contract's build of app/ gives byte-identical binaries.
+// `cdk diff` in pull requests must show only real changes: two synths of the same commit give byte-identical templates
+// and asset manifests, and the contract's build of app/ gives byte-identical binaries.
 
 import (
 	"bytes"

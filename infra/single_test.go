@@ -1,8 +1,8 @@
 package main
 
-// The load-balanced mode (-c instances=N, N > 1) must leave the single-instance stack exactly as it was: the
-// template synthesized with the default context, and with instances=1 spelled out, is compared byte for byte
-// with testdata/single-instance.template.json, recorded from the code before the load-balanced mode existed.
+// The load-balanced mode (-c instances=N, N > 1) must leave the single-instance stack exactly as it was: the template
+// synthesized with the default context, and with instances=1 spelled out, is compared byte for byte with
+// testdata/single-instance.template.json, recorded from the code before the load-balanced mode existed.
 //
 // A deliberate change to the single-instance stack re-records it (and the review sees the template diff):
 //
@@ -18,8 +18,8 @@ import (
 
 var updateSingle = flag.Bool("update-single", false, "re-record testdata/single-instance.template.json")
 
-// goldenBinary is the stand-in binary of the recorded template: its asset hash is part of the template, and the
-// real build changes with every change of app/.
+// goldenBinary is the stand-in binary of the recorded template: its asset hash is part of the template, and the real
+// build changes with every change of app/.
 const goldenBinary = "aircraftd: stand-in of the recorded single-instance template"
 
 func TestSingleInstanceTemplateIsUnchanged(t *testing.T) {

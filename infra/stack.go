@@ -75,8 +75,8 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 		Protected: cfg.Protected(),
 	})
 
-	// The ingestion pipeline: the worker Lambda function in the isolated subnets, the backfill state machine, the
-	// queue of the bucket's new objects. Both modes' service starts backfills on it.
+	// The ingestion pipeline: the worker Lambda function in the isolated subnets, the backfill state machine, the queue
+	// of the bucket's new objects. Both modes' service starts backfills on it.
 	var pipe *pipeline.Pipeline
 	if cfg.Pipeline {
 		pipe = pipeline.New(stack, &pipeline.Props{
@@ -98,8 +98,8 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 	return stack
 }
 
-// addSingleInstanceService is the rest of the stack with one instance, after the network and the data stores that
-// both modes share: the instance, its HTTPS, its release, the alarms and the outputs.
+// addSingleInstanceService is the rest of the stack with one instance, after the network and the data stores that both
+// modes share: the instance, its HTTPS, its release, the alarms and the outputs.
 func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := single.NewService(stack, "Service", &single.ServiceProps{
@@ -108,8 +108,8 @@ func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string,
 		ElasticIPAllocationID: cfg.ElasticIPAllocationID,
 	})
 
-	// First create: the instance boots once every data store is available (RDS instance, DocumentDB instances), so
-	// that aircraftd's first start finds them and the release gate measures the service, not a race.
+	// First create: the instance boots once every data store is available (RDS instance, DocumentDB instances), so that
+	// aircraftd's first start finds them and the release gate measures the service, not a race.
 	service.Instance.Node().AddDependency(database.Instance)
 	if docstore.Cluster != nil {
 		service.Instance.Node().AddDependency(docstore.Cluster)
@@ -201,8 +201,8 @@ func grantReadSecrets(role awsiam.IRole, database *datastores.Database, docstore
 	return arns
 }
 
-// sharedEnvironment is the part of the instance environment both modes share: the region, the data bucket, and
-// the secrets of the data stores and of the API token.
+// sharedEnvironment is the part of the instance environment both modes share: the region, the data bucket, and the
+// secrets of the data stores and of the API token.
 func sharedEnvironment(data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret, pipe *pipeline.Pipeline) serviceenv.Settings {
 	var backfills *serviceenv.Backfills
 	if pipe != nil {

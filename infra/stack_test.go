@@ -1,8 +1,8 @@
 package main
 
 // The seed document (../shared/seeds, architecture of the FastAPI original), line by line, against the synthesized
-// template. Each row is named after the line it proves; where the design supersedes a line (Amazon Linux 2 reached
-// its end of life, gp2, port 8000, credentials in environment variables) the row says so and proves the successor.
+// template. Each row is named after the line it proves; where the design supersedes a line (Amazon Linux 2 reached its
+// end of life, gp2, port 8000, credentials in environment variables) the row says so and proves the successor.
 
 import (
 	"fmt"
@@ -492,9 +492,9 @@ var seedRows = []seedRow{
 		assertBucketDeniesPlainHTTP(t, s)
 	}},
 	{"Network Flow 4: EC2 → Client: JSON responses (<20ms latency)", func(t *testing.T, s *Synth) {
-		// Latency is measured by the benchmarks and the e2e suite, never asserted here. What the template can
-		// prove: the data path stays inside the VPC (S3 gateway endpoint, database in the same VPC), and a
-		// release is only reported deployed once the service answers its health endpoint.
+		// Latency is measured by the benchmarks and the e2e suite, never asserted here. What the template can prove:
+		// the data path stays inside the VPC (S3 gateway endpoint, database in the same VPC), and a release is only
+		// reported deployed once the service answers its health endpoint.
 		if !strings.Contains(host.BootstrapFile("aircraft-healthcheck.sh"), "/api/v1/ready") {
 			t.Error("the deploy does not wait for /api/v1/ready")
 		}

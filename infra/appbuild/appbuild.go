@@ -1,9 +1,7 @@
-// Package appbuild is the one reproducible build of the service binary
-// (docs/CONTRACT.md): the CDK app ships what it builds, the local e2e suite
-// and the benchmarks test and measure the same build (through Binary), and
-// devstack runs it (go run ./infra/cmd/appbuild). The ingestion worker's
-// Lambda binary is built by the same recipe (BuildWorker). It imports
-// nothing but the standard library, so using it compiles no CDK code.
+// Package appbuild is the one reproducible build of the service binary (docs/CONTRACT.md): the CDK app ships what it
+// builds, the local e2e suite and the benchmarks test and measure the same build (through Binary), and devstack runs it
+// (go run ./infra/cmd/appbuild). The ingestion worker's Lambda binary is built by the same recipe (BuildWorker). It
+// imports nothing but the standard library, so using it compiles no CDK code.
 package appbuild
 
 import (
@@ -14,14 +12,12 @@ import (
 	"strings"
 )
 
-// Args is the go command of the build, before the output path. Changing a
-// flag changes every binary and so every deploy: keep it identical to the
-// contract.
+// Args is the go command of the build, before the output path. Changing a flag changes every binary and so every
+// deploy: keep it identical to the contract.
 var Args = []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o"}
 
-// Env is the environment of the build: the contract's variables, and
-// nothing inherited that changes the output (GOFLAGS, GOAMD64/GOARM64
-// levels, GOEXPERIMENT, a workspace).
+// Env is the environment of the build: the contract's variables, and nothing inherited that changes the output
+// (GOFLAGS, GOAMD64/GOARM64 levels, GOEXPERIMENT, a workspace).
 func Env(goarch string) []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
@@ -35,14 +31,13 @@ func Env(goarch string) []string {
 	return append(env, "GOWORK=off", "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=")
 }
 
-// BinaryOverrideEnv names a prebuilt service binary to use instead of
-// building app/ (for a broken app tree, or CI that built the binary in an
-// earlier step): the CDK app ships that file and the e2e suite tests it. It
-// is used as is: it must be a linux binary for the instance.
+// BinaryOverrideEnv names a prebuilt service binary to use instead of building app/ (for a broken app tree, or CI that
+// built the binary in an earlier step): the CDK app ships that file and the e2e suite tests it. It is used as is: it
+// must be a linux binary for the instance.
 const BinaryOverrideEnv = "AIRCRAFTD_BINARY"
 
-// Binary returns the path of the service binary for linux/goarch: the file
-// named by AIRCRAFTD_BINARY when set, else Build's.
+// Binary returns the path of the service binary for linux/goarch: the file named by AIRCRAFTD_BINARY when set, else
+// Build's.
 func Binary(appDir, outDir, goarch string) (string, error) {
 	if prebuilt := os.Getenv(BinaryOverrideEnv); prebuilt != "" {
 		if fi, err := os.Stat(prebuilt); err != nil || !fi.Mode().IsRegular() {
@@ -53,10 +48,9 @@ func Binary(appDir, outDir, goarch string) (string, error) {
 	return Build(appDir, outDir, goarch)
 }
 
-// Build runs the contract's build of appDir/cmd/aircraftd for linux/goarch
-// (amd64 or arm64) into outDir and returns the absolute path of the binary.
-// The binary is written under a temporary name and renamed, so concurrent
-// builds never leave a half-written file.
+// Build runs the contract's build of appDir/cmd/aircraftd for linux/goarch (amd64 or arm64) into outDir and returns the
+// absolute path of the binary. The binary is written under a temporary name and renamed, so concurrent builds never
+// leave a half-written file.
 func Build(appDir, outDir, goarch string) (string, error) {
 	return build(appDir, outDir, goarch, "./cmd/aircraftd", "aircraftd")
 }
@@ -64,8 +58,8 @@ func Build(appDir, outDir, goarch string) (string, error) {
 // WorkerArch is the architecture of the ingestion worker's Lambda function (Graviton).
 const WorkerArch = "arm64"
 
-// BuildWorker runs the contract's build of appDir/cmd/ingest-worker for linux/arm64 into outDir, named bootstrap
-// as the provided.al2023 runtime runs it, and returns the absolute path of the binary.
+// BuildWorker runs the contract's build of appDir/cmd/ingest-worker for linux/arm64 into outDir, named bootstrap as the
+// provided.al2023 runtime runs it, and returns the absolute path of the binary.
 func BuildWorker(appDir, outDir string) (string, error) {
 	return build(appDir, outDir, WorkerArch, "./cmd/ingest-worker", "bootstrap")
 }
@@ -92,8 +86,8 @@ func build(appDir, outDir, goarch, pkg, name string) (string, error) {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = appDir
 	cmd.Env = Env(goarch)
-	// The workspace's pinned Go release builds the binary, wherever it is built (the go command fetches it from
-	// the module proxy when the local go is another release).
+	// The workspace's pinned Go release builds the binary, wherever it is built (the go command fetches it from the
+	// module proxy when the local go is another release).
 	if tc, err := Toolchain(filepath.Join(appDir, "..", "go.work")); err != nil {
 		return "", err
 	} else if tc != "" {
@@ -110,8 +104,8 @@ func build(appDir, outDir, goarch, pkg, name string) (string, error) {
 	return bin, nil
 }
 
-// Toolchain is the toolchain line of a go.work (or go.mod) file, e.g. go1.26.8; "" when the file has none or
-// does not exist.
+// Toolchain is the toolchain line of a go.work (or go.mod) file, e.g. go1.26.8; "" when the file has none or does not
+// exist.
 func Toolchain(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {

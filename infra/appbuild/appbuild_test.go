@@ -6,8 +6,7 @@ import (
 	"testing"
 )
 
-// The worker is built as the provided.al2023 runtime runs it: a static
-// linux/arm64 executable named bootstrap.
+// The worker is built as the provided.al2023 runtime runs it: a static linux/arm64 executable named bootstrap.
 func TestBuildWorker(t *testing.T) {
 	bin, err := BuildWorker(filepath.Join("..", "..", "app"), t.TempDir())
 	if err != nil {

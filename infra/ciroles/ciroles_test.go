@@ -173,8 +173,8 @@ var suiteCalls = map[string][]string{
 var notAWS = []string{".Get", ".Getenv", ".Put", "aws.Bool", "aws.Int32", "aws.Int64", "aws.String", "aws.ToBool", "aws.ToInt32",
 	"aws.ToString", "aws.NewAuthenticatedSessionContext", "aws.NewEc2ClientContext", "aws.NewRdsClientContext", "aws.NewS3ClientContext"}
 
-// The e2e role may do exactly what the suite calls: every AWS call in the suite's code is known, and the actions of
-// the known calls are the role's actions, no more, no fewer.
+// The e2e role may do exactly what the suite calls: every AWS call in the suite's code is known, and the actions of the
+// known calls are the role's actions, no more, no fewer.
 func TestE2ERoleMatchesTheSuite(t *testing.T) {
 	call := regexp.MustCompile(`\baws\.[A-Z][A-Za-z0-9]*|\.(Describe|Get|Put|Delete|List|Head|Create|Update)[A-Za-z0-9]*\(`)
 	var files []string

@@ -6,9 +6,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// appUser is the name of the service's own database user in PostgreSQL and DocumentDB: not the master user, only
-// the privileges its migrations and queries need. The first release creates it (connected as the master user) with
-// the password of its secret; later releases connect as it.
+// appUser is the name of the service's own database user in PostgreSQL and DocumentDB: not the master user, only the
+// privileges its migrations and queries need. The first release creates it (connected as the master user) with the
+// password of its secret; later releases connect as it.
 const appUser = "aircraft_app"
 
 // newAppCredentials is the generated secret of the service's database user ({"username", "password"}), for a store

@@ -17,8 +17,8 @@ type DataBucketProps struct {
 	Stage                 string
 }
 
-// DataBucket is the S3 box "aircraft-data": the flight data files. Private, versioned, public access blocked,
-// TLS-only, encrypted; noncurrent versions expire. The service only reads it (see Service).
+// DataBucket is the S3 box "aircraft-data": the flight data files. Private, versioned, public access blocked, TLS-only,
+// encrypted; noncurrent versions expire. The service only reads it (see Service).
 type DataBucket struct {
 	constructs.Construct
 	Bucket awss3.Bucket
@@ -38,9 +38,9 @@ func NewDataBucket(scope constructs.Construct, id string, props *DataBucketProps
 			NoncurrentVersionExpiration:         awscdk.Duration_Days(jsii.Number(float64(props.NoncurrentVersionDays))),
 			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
 		}},
-		// prod keeps the data when the stack goes; dev empties and deletes the bucket with the stack. A first create
-		// of prod (not Protected) deletes it, empty, when it rolls back: a retry with the same bucketName would
-		// collide with a retained one.
+		// prod keeps the data when the stack goes; dev empties and deletes the bucket with the stack. A first create of
+		// prod (not Protected) deletes it, empty, when it rolls back: a retry with the same bucketName would collide
+		// with a retained one.
 		RemovalPolicy:     removal.RetainIf(props.Protected),
 		AutoDeleteObjects: jsii.Bool(props.Stage != "prod"),
 	}

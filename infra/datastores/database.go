@@ -20,8 +20,8 @@ import (
 const (
 	databaseName = serviceenv.DatabaseName // the service's DB_NAME
 	databaseUser = "postgres"
-	// Characters left out of generated passwords: those that need escaping in a URL, a libpq keyword/value
-	// string or a shell, and those RDS and DocumentDB refuse (/ @ " and space).
+	// Characters left out of generated passwords: those that need escaping in a URL, a libpq keyword/value string or a
+	// shell, and those RDS and DocumentDB refuse (/ @ " and space).
 	passwordExcludeCharacters = " %+~`#$&*()|[]{}:;<>?!'/@\"\\=,^"
 )
 
@@ -35,8 +35,8 @@ type DatabaseProps struct {
 	LogRetentionDays    int
 }
 
-// PostgreSQL major version and storage bounds. db.t3.micro offers PostgreSQL 17 (docs/infra.md shows the command
-// that checks a version against the instance class); RDS picks and applies the minor versions.
+// PostgreSQL major version and storage bounds. db.t3.micro offers PostgreSQL 17 (docs/infra.md shows the command that
+// checks a version against the instance class); RDS picks and applies the minor versions.
 const (
 	PostgresMajor      = "17"
 	storageGiB         = 20
@@ -46,9 +46,9 @@ const (
 	MemoryBytes = 1 << 30
 )
 
-// Database is the RDS box: PostgreSQL 17 on db.t3.micro, single-AZ, 20 GiB gp3 (autoscaling to 100), database aircraft_db,
-// encrypted, TLS required, in the isolated subnets, not publicly accessible. Its generated credentials live in
-// Secrets Manager. Its security group allows no egress; the stack admits the service on 5432.
+// Database is the RDS box: PostgreSQL 17 on db.t3.micro, single-AZ, 20 GiB gp3 (autoscaling to 100), database
+// aircraft_db, encrypted, TLS required, in the isolated subnets, not publicly accessible. Its generated credentials
+// live in Secrets Manager. Its security group allows no egress; the stack admits the service on 5432.
 type Database struct {
 	constructs.Construct
 	Instance      awsrds.DatabaseInstance

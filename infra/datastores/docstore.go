@@ -20,9 +20,9 @@ type DocStoreProps struct {
 	ExternalSecretArn   string // an external MongoDB: its URI is in this secret, and no DocumentDB is made
 }
 
-// DocStore is the Mongo-wire store of the file records: Amazon DocumentDB (one instance) in the isolated subnets,
-// TLS required, encrypted, generated credentials in Secrets Manager, admitting the service on 27017 - or, with
-// context mongoUriSecretArn, an external MongoDB whose URI is in that secret.
+// DocStore is the Mongo-wire store of the file records: Amazon DocumentDB (one instance) in the isolated subnets, TLS
+// required, encrypted, generated credentials in Secrets Manager, admitting the service on 27017 - or, with context
+// mongoUriSecretArn, an external MongoDB whose URI is in that secret.
 type DocStore struct {
 	constructs.Construct
 	Secret    awssecretsmanager.ISecret

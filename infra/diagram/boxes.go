@@ -105,8 +105,8 @@ func (d *drawing) databases() {
 	}
 }
 
-// functions draws the Lambda functions of the isolated subnets (those in the VPC; the CDK's deploy-time handlers
-// are not), with their memory, timeout and reserved concurrency.
+// functions draws the Lambda functions of the isolated subnets (those in the VPC; the CDK's deploy-time handlers are
+// not), with their memory, timeout and reserved concurrency.
 func (d *drawing) functions() {
 	i := 0
 	for _, fn := range d.t.resources("AWS::Lambda::Function") {
@@ -150,9 +150,9 @@ func groupRefs(v any) []string {
 	return out
 }
 
-// pipeline draws the state machines and the queues outside the VPC, with what starts what: the bucket's
-// notifications to a queue, a queue's event source to a function, a state machine's listing of a bucket, its
-// invocations of a function and its result files.
+// pipeline draws the state machines and the queues outside the VPC, with what starts what: the bucket's notifications
+// to a queue, a queue's event source to a function, a state machine's listing of a bucket, its invocations of a
+// function and its result files.
 func (d *drawing) pipeline() {
 	for i, q := range d.t.resources("AWS::SQS::Queue") {
 		node := fmt.Sprintf("sqs_%d", i)

@@ -1,6 +1,6 @@
-// Package diagram draws the architecture of a synthesized CloudFormation template as a Mermaid flowchart: the
-// boxes are the template's resources, the arrows its security group rules and the service role's permissions.
-// Nothing is drawn by hand, so the picture in docs/architecture.md is as current as the last `make diagram`.
+// Package diagram draws the architecture of a synthesized CloudFormation template as a Mermaid flowchart: the boxes are
+// the template's resources, the arrows its security group rules and the service role's permissions. Nothing is drawn by
+// hand, so the picture in docs/architecture.md is as current as the last `make diagram`.
 package diagram
 
 import (

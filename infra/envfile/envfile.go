@@ -1,9 +1,7 @@
-// Package envfile writes and reads the instance's environment files
-// (/etc/aircraft/aircraftd.env, /etc/aircraft/deploy.env): KEY=value lines,
-// sorted by key, that systemd's EnvironmentFile= and bash's `.` read alike.
-// The CDK app renders the instance's files with it, and the local e2e suite
-// renders its twin of aircraftd.env with it. It imports nothing but the
-// standard library, so using it compiles no CDK code.
+// Package envfile writes and reads the instance's environment files (/etc/aircraft/aircraftd.env,
+// /etc/aircraft/deploy.env): KEY=value lines, sorted by key, that systemd's EnvironmentFile= and bash's `.` read alike.
+// The CDK app renders the instance's files with it, and the local e2e suite renders its twin of aircraftd.env with it.
+// It imports nothing but the standard library, so using it compiles no CDK code.
 package envfile
 
 import (
@@ -16,18 +14,16 @@ import (
 
 var (
 	key = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-	// Characters that mean the same to systemd and to a shell: no quotes,
-	// spaces, $, backslashes, backquotes, semicolons or newlines.
+	// Characters that mean the same to systemd and to a shell: no quotes, spaces, $, backslashes, backquotes,
+	// semicolons or newlines.
 	safeValue = regexp.MustCompile(`^[A-Za-z0-9_./:@,+=-]*$`)
-	// A CDK token in a value is replaced by CloudFormation, at deploy time,
-	// with an ARN, a name or an address.
+	// A CDK token in a value is replaced by CloudFormation, at deploy time, with an ARN, a name or an address.
 	cdkToken = regexp.MustCompile(`\$\{Token\[[^\]]+\]\}`)
 )
 
-// Render renders env as KEY=value lines sorted by key, after header (each of
-// its lines as a comment), so the file, and the release id made from it, is
-// deterministic. A name that is not an upper-case identifier, or a value that
-// systemd and a shell would read differently, is an error.
+// Render renders env as KEY=value lines sorted by key, after header (each of its lines as a comment), so the file, and
+// the release id made from it, is deterministic. A name that is not an upper-case identifier, or a value that systemd
+// and a shell would read differently, is an error.
 func Render(header string, env map[string]string) (string, error) {
 	keys := make([]string, 0, len(env))
 	for k := range env {
@@ -50,10 +46,8 @@ func Render(header string, env map[string]string) (string, error) {
 	return b.String(), nil
 }
 
-// Parse reads an environment file as systemd's EnvironmentFile= reads these
-// files (no quotes, no escapes): KEY=value lines; blank lines and lines
-// starting with # or ; are skipped. It returns the KEY=value list the
-// process gets.
+// Parse reads an environment file as systemd's EnvironmentFile= reads these files (no quotes, no escapes): KEY=value
+// lines; blank lines and lines starting with # or ; are skipped. It returns the KEY=value list the process gets.
 func Parse(text string) ([]string, error) {
 	var env []string
 	sc := bufio.NewScanner(strings.NewReader(text))

@@ -19,10 +19,10 @@ type SharedDownloadsProps struct {
 }
 
 // SharedDownloads is the EFS box of the load-balanced mode: one encrypted file system with a mount target in each
-// isolated subnet, and one access point that every instance mounts at DOWNLOAD_PATH, so that every instance sees
-// every downloaded file. The access point pins the owner (uid/gid fleetUID) and the root folder; the file system
-// policy admits only TLS clients through that access point with IAM authorization (no anonymous mounts). Its
-// security group admits NFS (2049) from the fleet only and allows no egress.
+// isolated subnet, and one access point that every instance mounts at DOWNLOAD_PATH, so that every instance sees every
+// downloaded file. The access point pins the owner (uid/gid fleetUID) and the root folder; the file system policy
+// admits only TLS clients through that access point with IAM authorization (no anonymous mounts). Its security group
+// admits NFS (2049) from the fleet only and allows no egress.
 type SharedDownloads struct {
 	constructs.Construct
 	FileSystem  awsefs.FileSystem
@@ -49,9 +49,9 @@ func NewSharedDownloads(scope constructs.Construct, id string, props *SharedDown
 		OutOfInfrequentAccessPolicy: awsefs.OutOfInfrequentAccessPolicy_AFTER_1_ACCESS,
 		EnableAutomaticBackups:      jsii.Bool(props.Stage == "prod"),
 		RemovalPolicy:               removal.RetainInProd(props.Stage),
-		// The CDK's own "no anonymous access" statement would let every IAM principal write through any mount
-		// target; the policy below admits none but the fleet's role (its grant), through the access point, over TLS.
-		// With a file system policy in place, clients without IAM authorization get nothing.
+		// The CDK's own "no anonymous access" statement would let every IAM principal write through any mount target;
+		// the policy below admits none but the fleet's role (its grant), through the access point, over TLS. With a
+		// file system policy in place, clients without IAM authorization get nothing.
 		AllowAnonymousAccess:           jsii.Bool(true),
 		ReplicationOverwriteProtection: awsefs.ReplicationOverwriteProtection_ENABLED,
 	})
@@ -81,8 +81,8 @@ func NewSharedDownloads(scope constructs.Construct, id string, props *SharedDown
 	return &SharedDownloads{Construct: this, FileSystem: fs, AccessPoint: ap}
 }
 
-// GrantMount lets role mount the file system read-write through the access point, and nothing else: no root
-// access, no other access point.
+// GrantMount lets role mount the file system read-write through the access point, and nothing else: no root access, no
+// other access point.
 func (d *SharedDownloads) GrantMount(role awsiam.IRole) {
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("MountSharedDownloads"),

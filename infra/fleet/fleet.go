@@ -35,16 +35,15 @@ type FleetProps struct {
 	Stage            string
 }
 
-// Fleet is the Auto Scaling group box: instances like the single one (Amazon Linux 2023, IMDSv2 only with hop limit
-// 1, encrypted gp3 root, no key pair - Session Manager) from a launch template, in the public subnets (no NAT
-// gateway: they reach the AWS APIs directly) but admitting nothing from the internet: its security group admits the
-// load balancer on 443 only (LoadBalancer.Serve) and lets out HTTPS plus what the stack connects it to. Its role
-// has the single instance's read-only grants; the stack adds the secrets, SharedDownloads the mount, Release the
-// deploy rights.
+// Fleet is the Auto Scaling group box: instances like the single one (Amazon Linux 2023, IMDSv2 only with hop limit 1,
+// encrypted gp3 root, no key pair - Session Manager) from a launch template, in the public subnets (no NAT gateway:
+// they reach the AWS APIs directly) but admitting nothing from the internet: its security group admits the load
+// balancer on 443 only (LoadBalancer.Serve) and lets out HTTPS plus what the stack connects it to. Its role has the
+// single instance's read-only grants; the stack adds the secrets, SharedDownloads the mount, Release the deploy rights.
 //
-// Releases roll: ReleaseTo gives the launch template a user data naming the release, so a new release is a new
-// launch template version, which the group's rolling update puts on one new instance at a time, each gated by its
-// own readiness signal; see docs/infra.md.
+// Releases roll: ReleaseTo gives the launch template a user data naming the release, so a new release is a new launch
+// template version, which the group's rolling update puts on one new instance at a time, each gated by its own
+// readiness signal; see docs/infra.md.
 type Fleet struct {
 	constructs.Construct
 	Group          awsautoscaling.AutoScalingGroup
@@ -55,8 +54,8 @@ type Fleet struct {
 	Arch           string
 }
 
-// releaseTimeout is how long CloudFormation waits for an instance's readiness signal, at creation and per
-// instance of a rolling update: boot, packages, the first connection to every data store.
+// releaseTimeout is how long CloudFormation waits for an instance's readiness signal, at creation and per instance of a
+// rolling update: boot, packages, the first connection to every data store.
 const releaseTimeout = 15
 
 func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
@@ -102,8 +101,8 @@ func NewFleet(scope constructs.Construct, id string, props *FleetProps) *Fleet {
 		MinCapacity:     jsii.Number(float64(props.MinInstances)),
 		MaxCapacity:     jsii.Number(float64(props.MaxInstances)),
 		DesiredCapacity: jsii.Number(float64(props.Instances)),
-		// EC2 status, not the load balancer's readiness: a database outage makes every target unready, and
-		// replacing instances would not bring it back. The load balancer stops routing to unready ones.
+		// EC2 status, not the load balancer's readiness: a database outage makes every target unready, and replacing
+		// instances would not bring it back. The load balancer stops routing to unready ones.
 		HealthChecks: awsautoscaling.HealthChecks_Ec2(&awsautoscaling.Ec2HealthChecksOptions{
 			GracePeriod: awscdk.Duration_Minutes(jsii.Number(releaseTimeout)),
 		}),

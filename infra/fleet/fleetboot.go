@@ -22,12 +22,12 @@ const (
 	ReadyScriptPath     = host.Sbin + "/aircraft-ready"
 	FleetGateEnvPath    = "/etc/aircraft/fleet-gate.env" // AWS_REGION, TARGET_GROUP_ARN of aircraft-ready
 	DownloadsDropInPath = "/etc/systemd/system/aircraftd.service.d/shared-downloads.conf"
-	// fleetUID is the uid of the aircraftd user on every fleet instance, and the owner the EFS access point
-	// enforces: files on the shared file system belong to aircraftd wherever they were written.
+	// fleetUID is the uid of the aircraftd user on every fleet instance, and the owner the EFS access point enforces:
+	// files on the shared file system belong to aircraftd wherever they were written.
 	fleetUID = 2000
-	// fleetShutdownGraceSeconds is SHUTDOWN_GRACE_SECONDS on the fleet: how long aircraftd drains requests when
-	// stopped (its default, set explicitly; the unit's TimeoutStopSec=30 covers it). The load balancer's
-	// deregistration delay is at least this long.
+	// fleetShutdownGraceSeconds is SHUTDOWN_GRACE_SECONDS on the fleet: how long aircraftd drains requests when stopped
+	// (its default, set explicitly; the unit's TimeoutStopSec=30 covers it). The load balancer's deregistration delay
+	// is at least this long.
 	fleetShutdownGraceSeconds = 20
 )
 
@@ -46,8 +46,8 @@ func RenderFleetUserData(region, stack, resource, release string) string {
 }
 
 // FleetEnvironment is aircraftd.env on a fleet instance: the single instance's environment (serviceenv.Environment)
-// with HTTPS on 443 for the load balancer only - a certificate made in memory at start, no redirect listener (the
-// load balancer redirects), no ACME - and the downloads on the shared file system.
+// with HTTPS on 443 for the load balancer only - a certificate made in memory at start, no redirect listener (the load
+// balancer redirects), no ACME - and the downloads on the shared file system.
 func FleetEnvironment(s serviceenv.Settings) map[string]string {
 	s.TLSMode, s.Domain, s.AcmeEmail = "selfsigned", "", ""
 	env := maps.Clone(serviceenv.Environment(s))

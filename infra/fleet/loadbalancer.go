@@ -29,10 +29,10 @@ type LoadBalancerProps struct {
 	Protected      bool // prod after its first create: deletion protection
 }
 
-// LoadBalancer is the ALB box: internet-facing in the public subnets, HTTPS on 443 with an ACM certificate (TLS 1.2
-// and 1.3, the recommended policy), port 80 only redirecting to HTTPS, both from allowedCidr, invalid headers
-// dropped. Its access logs go to a bucket of their own (SSE-S3, the only encryption ALB logs support; private,
-// TLS-only, expiring after accessLogDays). Serve adds the fleet as its target.
+// LoadBalancer is the ALB box: internet-facing in the public subnets, HTTPS on 443 with an ACM certificate (TLS 1.2 and
+// 1.3, the recommended policy), port 80 only redirecting to HTTPS, both from allowedCidr, invalid headers dropped. Its
+// access logs go to a bucket of their own (SSE-S3, the only encryption ALB logs support; private, TLS-only, expiring
+// after accessLogDays). Serve adds the fleet as its target.
 type LoadBalancer struct {
 	constructs.Construct
 	ALB           elb.ApplicationLoadBalancer
@@ -70,9 +70,9 @@ func NewLoadBalancer(scope constructs.Construct, id string, props *LoadBalancerP
 		SecurityGroup:           sg,
 		DropInvalidHeaderFields: jsii.Bool(true),
 		DeletionProtection:      jsii.Bool(props.Protected), // not on a first create: it would block the rollback
-		// Below aircraftd's keep-alive timeout (120 s, app/internal/serve): the load balancer, not the target,
-		// closes idle connections, so no request lands on a connection the target is closing (a 502). A request
-		// silent for longer gets a 504: long downloads and ingestions run as jobs (?async=true).
+		// Below aircraftd's keep-alive timeout (120 s, app/internal/serve): the load balancer, not the target, closes
+		// idle connections, so no request lands on a connection the target is closing (a 502). A request silent for
+		// longer gets a 504: long downloads and ingestions run as jobs (?async=true).
 		IdleTimeout: awscdk.Duration_Seconds(jsii.Number(albIdleTimeoutSeconds)),
 	})
 	alb.SetAttribute(jsii.String("access_logs.s3.enabled"), jsii.String("true"))
@@ -124,10 +124,10 @@ func NewLoadBalancer(scope constructs.Construct, id string, props *LoadBalancerP
 	return &LoadBalancer{Construct: this, ALB: alb, SecurityGroup: sg, HTTPS: https, Certificate: cert, AccessLogs: logs, URL: url, vpc: props.Vpc}
 }
 
-// Serve forwards HTTPS to the fleet: a target group on the instances' port 443 whose health check is GET
-// /api/v1/ready over HTTPS (the release gate of every new instance checks the same), and whose deregistration
-// delay lets an instance that leaves finish its requests first. The security groups follow: the load balancer may
-// reach the fleet on 443, the fleet admits nothing else.
+// Serve forwards HTTPS to the fleet: a target group on the instances' port 443 whose health check is GET /api/v1/ready
+// over HTTPS (the release gate of every new instance checks the same), and whose deregistration delay lets an instance
+// that leaves finish its requests first. The security groups follow: the load balancer may reach the fleet on 443, the
+// fleet admits nothing else.
 func (lb *LoadBalancer) Serve(fleet *Fleet, deregistrationDelaySeconds int) elb.ApplicationTargetGroup {
 	tg := elb.NewApplicationTargetGroup(lb.Construct, jsii.String("Targets"), &elb.ApplicationTargetGroupProps{
 		Vpc:        lb.vpc,
@@ -153,9 +153,9 @@ func (lb *LoadBalancer) Serve(fleet *Fleet, deregistrationDelaySeconds int) elb.
 // ReadinessPath is aircraftd's readiness endpoint: every dependency reachable.
 const ReadinessPath = "/api/v1/ready"
 
-// newAccessLogBucket is the bucket of the load balancer's access logs, with the policy that lets Elastic Load
-// Balancing write them: the log delivery service principal (regions since August 2022), and in the older regions
-// their ELB account, looked up at deploy time since the stack is region-agnostic.
+// newAccessLogBucket is the bucket of the load balancer's access logs, with the policy that lets Elastic Load Balancing
+// write them: the log delivery service principal (regions since August 2022), and in the older regions their ELB
+// account, looked up at deploy time since the stack is region-agnostic.
 func newAccessLogBucket(scope constructs.Construct, props *LoadBalancerProps) awss3.Bucket {
 	bucket := awss3.NewBucket(scope, jsii.String("AccessLogs"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),

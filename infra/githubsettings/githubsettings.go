@@ -1,6 +1,6 @@
-// Package githubsettings checks, through the GitHub REST API, the repository settings that the AWS roles' trust
-// relies on (docs/e2e.md: CI roles): the OIDC subject carries the job's workflow and ref, and the environments
-// production and e2e admit the main branch only, production after a reviewer's approval.
+// Package githubsettings checks, through the GitHub REST API, the repository settings that the AWS roles' trust relies
+// on (docs/e2e.md: CI roles): the OIDC subject carries the job's workflow and ref, and the environments production and
+// e2e admit the main branch only, production after a reviewer's approval.
 package githubsettings
 
 import (
@@ -16,8 +16,8 @@ import (
 // environment) and the workflow file with the ref it ran from, so that a role can trust one workflow on one branch.
 var ClaimKeys = []string{"repo", "context", "job_workflow_ref"}
 
-// Subject is the OIDC subject of a job of workflow (a file under .github/workflows) run from ref in repo, in the
-// given context ("environment:production", "pull_request"), with ClaimKeys as the repository's template.
+// Subject is the OIDC subject of a job of workflow (a file under .github/workflows) run from ref in repo, in the given
+// context ("environment:production", "pull_request"), with ClaimKeys as the repository's template.
 func Subject(repo, context, workflow, ref string) string {
 	return "repo:" + repo + ":" + context + ":job_workflow_ref:" + repo + "/.github/workflows/" + workflow + "@" + ref
 }

@@ -1,10 +1,10 @@
-// Package host is what every instance of the service runs, in both modes: the aircraftd binary, the bootstrap
-// scripts, units and environment files with their paths on the instance, and the Session Manager grant.
+// Package host is what every instance of the service runs, in both modes: the aircraftd binary, the bootstrap scripts,
+// units and environment files with their paths on the instance, and the Session Manager grant.
 package host
 
-// The instance side of a deploy, as plain text: the user data, the two environment files (the service's made by
-// package serviceenv) and the static scripts and units under bootstrap/. Nothing here calls CDK, so the rendering is tested (and shellchecked) without a synth.
-// Values may be CDK token strings; CloudFormation substitutes them at deploy time.
+// The instance side of a deploy, as plain text: the user data, the two environment files (the service's made by package
+// serviceenv) and the static scripts and units under bootstrap/. Nothing here calls CDK, so the rendering is tested
+// (and shellchecked) without a synth. Values may be CDK token strings; CloudFormation substitutes them at deploy time.
 
 import (
 	"crypto/sha256"
@@ -53,8 +53,8 @@ func RenderUserData(region, stack, resource string) string {
 		Replace(BootstrapFile("user-data.sh"))
 }
 
-// GateSeconds is how long a release's gate waits for /api/v1/ready: aircraftd waits up to a minute for each data
-// store at start, and an ACME certificate is issued on the first request.
+// GateSeconds is how long a release's gate waits for /api/v1/ready: aircraftd waits up to a minute for each data store
+// at start, and an ACME certificate is issued on the first request.
 const GateSeconds = 180
 
 // DeploySettings is what the scripts need to know about the stack and the release.
@@ -86,8 +86,8 @@ func DeployEnvironment(d DeploySettings) map[string]string {
 	}
 }
 
-// RenderEnv renders one of the instance's environment files (package envfile: sorted, values systemd and bash
-// read alike). Values may be CDK token strings.
+// RenderEnv renders one of the instance's environment files (package envfile: sorted, values systemd and bash read
+// alike). Values may be CDK token strings.
 func RenderEnv(title string, env map[string]string) (string, error) {
 	return envfile.Render(title+"\nWritten by cfn-init from the CDK app in infra/ - changes here are overwritten by the next deploy.", env)
 }
@@ -103,8 +103,8 @@ func CfnHupHook(resource string) string {
 		resource, Sbin)
 }
 
-// CloudWatchAgentConfig ships the service log and the deploy logs to the stack's log group; with a namespace, it
-// also reports the root volume's free space there (observability.DiskMetrics).
+// CloudWatchAgentConfig ships the service log and the deploy logs to the stack's log group; with a namespace, it also
+// reports the root volume's free space there (observability.DiskMetrics).
 func CloudWatchAgentConfig(logGroup, namespace string) map[string]any {
 	file := func(path, stream string) map[string]any {
 		return map[string]any{"file_path": path, "log_group_name": logGroup, "log_stream_name": "{instance_id}/" + stream}

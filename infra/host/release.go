@@ -39,8 +39,8 @@ func GrantReleaseAssets(role awsiam.IRole, binary awss3assets.Asset, stackName s
 }
 
 // GrantDecryptSecrets lets role decrypt the secrets it reads when a customer-managed key encrypts one (an external
-// MongoDB secret may be): through Secrets Manager only, for those secrets only. Both the single instance and the
-// fleet use it.
+// MongoDB secret may be): through Secrets Manager only, for those secrets only. Both the single instance and the fleet
+// use it.
 func GrantDecryptSecrets(role awsiam.IRole, secretArns []string) {
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("DecryptSecrets"),
@@ -93,8 +93,8 @@ func RDSCABundle() (string, error) {
 	return p, nil
 }
 
-// RepoRoot is the repository root (the folder of cdk.json and go.work): the CLI runs the app from there, the tests
-// from infra/.
+// RepoRoot is the repository root (the folder of cdk.json and go.work): the CLI runs the app from there, the tests from
+// infra/.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -112,9 +112,9 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// The RDS certificate bundle (RDS and DocumentDB CAs), shipped from the repository with its checksum instead of
-// being downloaded at every release: infra/rds-ca-bundle.pem. docs/infra.md says where it comes from and how to
-// refresh it; the synth fails when the file does not match RDSCABundleSHA256.
+// The RDS certificate bundle (RDS and DocumentDB CAs), shipped from the repository with its checksum instead of being
+// downloaded at every release: infra/rds-ca-bundle.pem. docs/infra.md says where it comes from and how to refresh it;
+// the synth fails when the file does not match RDSCABundleSHA256.
 const (
 	rdsCABundleFile   = "rds-ca-bundle.pem"
 	RDSCABundleSHA256 = "26edf290f2d57ebbd5273fb9463b763497a47c14a4712d73ce47da8dc4ad57dc"

@@ -5,9 +5,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// SessionManagerActions are what the SSM agent needs for Session Manager and nothing else: register the instance
-// and open the session's channels. AmazonSSMManagedInstanceCore would add ssm:GetParameter(s) on every parameter of
-// the account, Run Command, associations, inventory and patching. None of these actions takes a resource.
+// SessionManagerActions are what the SSM agent needs for Session Manager and nothing else: register the instance and
+// open the session's channels. AmazonSSMManagedInstanceCore would add ssm:GetParameter(s) on every parameter of the
+// account, Run Command, associations, inventory and patching. None of these actions takes a resource.
 var SessionManagerActions = []string{
 	"ssm:UpdateInstanceInformation",
 	"ssmmessages:CreateControlChannel",

@@ -7,10 +7,10 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// Network is the VPC box of the diagram: 10.0.0.0/16 over two availability zones (RDS needs two), a public subnet
-// for the service and an isolated one for the databases in each, no NAT gateway, and an S3 gateway endpoint so
-// that bucket traffic stays inside AWS. Or, for an account at its VPC quota, an existing VPC named by context
-// (ExistingVpc), whose subnets and S3 endpoint are its owner's.
+// Network is the VPC box of the diagram: 10.0.0.0/16 over two availability zones (RDS needs two), a public subnet for
+// the service and an isolated one for the databases in each, no NAT gateway, and an S3 gateway endpoint so that bucket
+// traffic stays inside AWS. Or, for an account at its VPC quota, an existing VPC named by context (ExistingVpc), whose
+// subnets and S3 endpoint are its owner's.
 type Network struct {
 	constructs.Construct
 	Vpc awsec2.IVpc

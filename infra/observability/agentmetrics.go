@@ -1,10 +1,10 @@
 package observability
 
 // The service's own metrics on AWS: the CloudWatch agent on each instance scrapes aircraftd's Prometheus endpoint
-// (METRICS_ADDR, loopback) every minute and publishes the metrics chosen below into the stack's namespace, as
-// embedded metric format (EMF) events in a log group of their own. The agent turns counters into the increase since
-// the last scrape (so a Sum over a period is what happened in it) and drops histograms: a latency percentile cannot
-// come through it.
+// (METRICS_ADDR, loopback) every minute and publishes the metrics chosen below into the stack's namespace, as embedded
+// metric format (EMF) events in a log group of their own. The agent turns counters into the increase since the last
+// scrape (so a Sum over a period is what happened in it) and drops histograms: a latency percentile cannot come through
+// it.
 //
 // Only bounded labels become dimensions (route template, status class, outcome, reason, kind, state, store, pool),
 // never a key, icao or job id; none is per instance, so a fleet's instances add up in one series. The names are the
@@ -78,8 +78,8 @@ scrape_configs:
 `, scrapeIntervalSec, metricsJob, metricsPath, metricsTarget)
 }
 
-// prometheusAgentSection is the agent's logs.metrics_collected.prometheus: scrape with PrometheusScrapeConfig,
-// publish serviceMetricDeclarations into namespace through logGroup.
+// prometheusAgentSection is the agent's logs.metrics_collected.prometheus: scrape with PrometheusScrapeConfig, publish
+// serviceMetricDeclarations into namespace through logGroup.
 func prometheusAgentSection(namespace, logGroup string) map[string]any {
 	var declarations []any
 	for _, d := range serviceMetricDeclarations() {
@@ -129,8 +129,8 @@ func toAny(s []string) []any {
 	return a
 }
 
-// ServiceMetrics is where the agent publishes aircraftd's metrics from: the log group of their EMF events, which
-// role (the instances') may write.
+// ServiceMetrics is where the agent publishes aircraftd's metrics from: the log group of their EMF events, which role
+// (the instances') may write.
 type ServiceMetrics struct {
 	Namespace string
 	LogGroup  awslogs.LogGroup

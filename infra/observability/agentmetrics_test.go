@@ -8,10 +8,9 @@ import (
 	"testing"
 )
 
-// TestScrapeConfigIsPrometheus checks the agent's scrape configuration with
-// Debian's promtool, the real parser of that format (the agent reads the
-// same). .ci/run installs prometheus: there (CI=true) a missing promtool
-// fails the test instead of skipping it.
+// TestScrapeConfigIsPrometheus checks the agent's scrape configuration with Debian's promtool, the real parser of that
+// format (the agent reads the same). .ci/run installs prometheus: there (CI=true) a missing promtool fails the test
+// instead of skipping it.
 func TestScrapeConfigIsPrometheus(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {

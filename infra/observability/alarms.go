@@ -1,5 +1,5 @@
-// Package observability is what tells someone that something is wrong: the stack's CloudWatch alarms to one SNS
-// topic, the stack's metric namespace, and the disk metrics the instances' agent reports into it.
+// Package observability is what tells someone that something is wrong: the stack's CloudWatch alarms to one SNS topic,
+// the stack's metric namespace, and the disk metrics the instances' agent reports into it.
 package observability
 
 import (
@@ -18,8 +18,8 @@ import (
 	"github.com/aircraftdata/platform/infra/datastores"
 )
 
-// AlarmsProps names what the alarms watch: the single instance (InstanceID), or the load balancer and its
-// targets (instances > 1).
+// AlarmsProps names what the alarms watch: the single instance (InstanceID), or the load balancer and its targets
+// (instances > 1).
 type AlarmsProps struct {
 	Email        string  // subscribed to the topic when set (the address confirms by mail)
 	InstanceID   *string // the single instance: its status, credits and root volume
@@ -32,9 +32,9 @@ type AlarmsProps struct {
 }
 
 // Alarms is the box that tells someone when something is wrong: CloudWatch alarms on the instance (or on the load
-// balancer and its targets), the databases and the service's 5xx answers, to one SNS topic (TLS-only), with an
-// e-mail subscription from context alarmEmail. Every alarm also notifies when it recovers. Thresholds are for the
-// default sizes (docs/infra.md: Operations).
+// balancer and its targets), the databases and the service's 5xx answers, to one SNS topic (TLS-only), with an e-mail
+// subscription from context alarmEmail. Every alarm also notifies when it recovers. Thresholds are for the default
+// sizes (docs/infra.md: Operations).
 type Alarms struct {
 	constructs.Construct
 	Topic  awssns.Topic

@@ -2,8 +2,8 @@ package observability
 
 // The stack's CloudWatch dashboard: the first screen of whoever is on call. Top down: is it healthy (the alarms,
 // requests and errors), is it keeping up (ingest and download throughput, jobs, pool waits), what is failing
-// (quarantined, failed files), and the machines under it (memory, CPU credits, the database, the load balancer).
-// The service's figures are its Prometheus metrics as the agent publishes them (agentmetrics.go).
+// (quarantined, failed files), and the machines under it (memory, CPU credits, the database, the load balancer). The
+// service's figures are its Prometheus metrics as the agent publishes them (agentmetrics.go).
 
 import (
 	"fmt"
@@ -19,8 +19,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// requestLatencyMetric is the time aircraftd took to answer a request, in ms, by route: a metric filter on its
-// access log.
+// requestLatencyMetric is the time aircraftd took to answer a request, in ms, by route: a metric filter on its access
+// log.
 const requestLatencyMetric = "RequestLatency"
 
 // ServiceMonitoringProps is what the dashboard shows and the service's alarms tell.
@@ -55,8 +55,8 @@ func NewServiceMonitoring(scope constructs.Construct, id string, props *ServiceM
 	m := func(name, stat, label string, labels map[string]string) awscloudwatch.IMetric {
 		return serviceMetric(ns, name, stat, minute, labels).With(&awscloudwatch.MetricOptions{Label: jsii.String(label)})
 	}
-	// searchWhere is every series of a metric by some of its labels (route, outcome, reason...), whatever their
-	// values, those matching where (a search term, or "").
+	// searchWhere is every series of a metric by some of its labels (route, outcome, reason...), whatever their values,
+	// those matching where (a search term, or "").
 	searchWhere := func(name, stat, label, where string, labels ...string) awscloudwatch.IMetric {
 		schema := fmt.Sprintf(`{"%s",%s}`, ns, strings.Join(append([]string{"job"}, labels...), ","))
 		expr := strings.TrimSpace(fmt.Sprintf(`%s MetricName="%s" %s`, schema, name, where))
@@ -93,8 +93,8 @@ func NewServiceMonitoring(scope constructs.Construct, id string, props *ServiceM
 		})
 	}
 
-	// The latency by route: the agent drops Prometheus histograms, so each access log line's duration is the
-	// value (CloudWatch computes percentiles from the values), by its route template (bounded).
+	// The latency by route: the agent drops Prometheus histograms, so each access log line's duration is the value
+	// (CloudWatch computes percentiles from the values), by its route template (bounded).
 	awslogs.NewMetricFilter(this, jsii.String("RequestLatency"), &awslogs.MetricFilterProps{
 		LogGroup:        props.ServiceLogs,
 		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(`{ $.msg = "request" && $.duration_ms >= 0 }`)),

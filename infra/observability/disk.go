@@ -1,7 +1,7 @@
 package observability
 
-// The single instance's root volume: DOWNLOAD_PATH lives on it, next to the logs and the releases. The CloudWatch
-// agent reports its free space, and an alarm fires before the service's own free-space guard starts refusing files.
+// The single instance's root volume: DOWNLOAD_PATH lives on it, next to the logs and the releases. The CloudWatch agent
+// reports its free space, and an alarm fires before the service's own free-space guard starts refusing files.
 
 import (
 	"strings"

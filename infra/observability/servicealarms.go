@@ -1,8 +1,8 @@
 package observability
 
 // Alarms on what aircraftd itself knows (its Prometheus metrics, published by the agent: agentmetrics.go), to the
-// stack's alarm topic: files quarantined, ingestion or downloads failing, callers waiting for a database
-// connection, memory near the instance's.
+// stack's alarm topic: files quarantined, ingestion or downloads failing, callers waiting for a database connection,
+// memory near the instance's.
 
 import (
 	"fmt"
@@ -37,9 +37,9 @@ func serviceMetric(namespace, name, stat string, period awscdk.Duration, labels 
 	})
 }
 
-// addServiceAlarms adds the alarms on aircraftd's metrics in namespace, each notifying topic when it fires and when
-// it recovers. No data (an idle service, or no scrape yet) is not breaching: the instance and 5xx alarms cover a
-// service that is down.
+// addServiceAlarms adds the alarms on aircraftd's metrics in namespace, each notifying topic when it fires and when it
+// recovers. No data (an idle service, or no scrape yet) is not breaching: the instance and 5xx alarms cover a service
+// that is down.
 func addServiceAlarms(scope constructs.Construct, topic awssns.ITopic, namespace string) []awscloudwatch.Alarm {
 	period := awscdk.Duration_Minutes(jsii.Number(serviceAlarmMinutes))
 	m := func(name, stat string, labels map[string]string) awscloudwatch.Metric {

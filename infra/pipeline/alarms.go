@@ -15,8 +15,8 @@ import (
 const connectionsAlarmPercent = 90
 
 // AddAlarms adds the pipeline's alarms to scope, each notifying topic when it fires and when it recovers: backfill
-// executions that failed, timed out or were aborted; the dead-letter queue holding a message; the worker failing
-// for 15 minutes or being throttled; the database's connections near max_connections (maxConnections).
+// executions that failed, timed out or were aborted; the dead-letter queue holding a message; the worker failing for 15
+// minutes or being throttled; the database's connections near max_connections (maxConnections).
 func (p *Pipeline) AddAlarms(scope constructs.Construct, topic awssns.ITopic, databaseID *string, maxConnections int) []awscloudwatch.Alarm {
 	this := constructs.NewConstruct(scope, jsii.String("PipelineAlarms"))
 	var alarms []awscloudwatch.Alarm

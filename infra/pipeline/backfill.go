@@ -22,17 +22,17 @@ const (
 	RetrySeconds = 2
 )
 
-// RetriedErrors are the errors of an invocation that the map tries again: Lambda's own (throttled, the service
-// failing) and the worker's dependency errors (app/internal/ingest.UnavailableError: S3 or PostgreSQL failing;
-// aws-lambda-go names an error by its Go type), and the function timing out (an S3 stall is cut at
-// S3_STALL_SECONDS, well within the timeout). A bad file is no error: the worker quarantines it.
+// RetriedErrors are the errors of an invocation that the map tries again: Lambda's own (throttled, the service failing)
+// and the worker's dependency errors (app/internal/ingest.UnavailableError: S3 or PostgreSQL failing; aws-lambda-go
+// names an error by its Go type), and the function timing out (an S3 stall is cut at S3_STALL_SECONDS, well within the
+// timeout). A bad file is no error: the worker quarantines it.
 var RetriedErrors = []string{
 	"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException",
 	"UnavailableError", "Sandbox.Timedout",
 }
 
-// ResultsDays is how long the result files of a map run are kept (ResultWriter: each batch's input and its
-// worker's answer, by status): long enough to look into the failed batches of last month's backfills.
+// ResultsDays is how long the result files of a map run are kept (ResultWriter: each batch's input and its worker's
+// answer, by status): long enough to look into the failed batches of last month's backfills.
 const ResultsDays = 30
 
 // BackfillProps configures the state machine.
@@ -51,15 +51,15 @@ type BackfillProps struct {
 //	{"backfill": id, "bucket", "prefixes": [...], "batch_size", "max_concurrency", "tolerated_failure_percentage", "retries"}
 //
 // An inline Map walks the prefixes one at a time; for each, a Distributed Map (one map run per prefix, whose counts
-// aircraftd reads with ListMapRuns and DescribeMapRun) lists the data bucket under it (ItemReader over
-// ListObjectsV2), cuts the keys into batches of batch_size (ItemBatcher), and invokes the worker with each, at most
-// max_concurrency at once, failing the run beyond tolerated_failure_percentage. The bucket is the stack's: the
-// input's "bucket" names it and is not read.
+// aircraftd reads with ListMapRuns and DescribeMapRun) lists the data bucket under it (ItemReader over ListObjectsV2),
+// cuts the keys into batches of batch_size (ItemBatcher), and invokes the worker with each, at most max_concurrency at
+// once, failing the run beyond tolerated_failure_percentage. The bucket is the stack's: the input's "bucket" names it
+// and is not read.
 //
-// Step Functions' 256 KiB limit on a state's output: the map runs' results never come back into the execution.
-// They are written to a results bucket of their own (ResultWriter; not the data bucket, whose new objects are
-// ingested), the Distributed Map's small answer (its map run and where the results are) is then dropped too, and
-// the inline Map keeps nothing of its iterations.
+// Step Functions' 256 KiB limit on a state's output: the map runs' results never come back into the execution. They are
+// written to a results bucket of their own (ResultWriter; not the data bucket, whose new objects are ingested), the
+// Distributed Map's small answer (its map run and where the results are) is then dropped too, and the inline Map keeps
+// nothing of its iterations.
 type Backfill struct {
 	constructs.Construct
 	StateMachine sfn.StateMachine
@@ -160,8 +160,8 @@ func NewBackfill(scope constructs.Construct, id string, props *BackfillProps) *B
 	return &Backfill{Construct: this, StateMachine: machine, Results: results, LogGroup: logs}
 }
 
-// GrantRun lets grantee (aircraftd's role) start, read and stop the backfills, and read their map runs: on this
-// state machine, its executions and their map runs only.
+// GrantRun lets grantee (aircraftd's role) start, read and stop the backfills, and read their map runs: on this state
+// machine, its executions and their map runs only.
 func (b *Backfill) GrantRun(grantee awsiam.IGrantable) {
 	stack := awscdk.Stack_Of(b.StateMachine)
 	name := b.StateMachine.StateMachineName()

@@ -11,13 +11,13 @@ import (
 )
 
 const (
-	// MaxReceiveCount is how many times the queue hands a message to the worker before it moves it to the
-	// dead-letter queue. The worker lists a message for redelivery only when a dependency failed (a bad file is
-	// quarantined and its message done) or when it is no notification of the bucket: 5 deliveries, a visibility
-	// timeout apart, ride out a dependency outage of about half an hour at the default timeout.
+	// MaxReceiveCount is how many times the queue hands a message to the worker before it moves it to the dead-letter
+	// queue. The worker lists a message for redelivery only when a dependency failed (a bad file is quarantined and its
+	// message done) or when it is no notification of the bucket: 5 deliveries, a visibility timeout apart, ride out a
+	// dependency outage of about half an hour at the default timeout.
 	MaxReceiveCount = 5
-	// visibilityTimeouts is the queue's visibility timeout in function timeouts: AWS asks for at least 6, so that
-	// a batch's retries by the event source never overlap a delivery still being ingested.
+	// visibilityTimeouts is the queue's visibility timeout in function timeouts: AWS asks for at least 6, so that a
+	// batch's retries by the event source never overlap a delivery still being ingested.
 	visibilityTimeouts = 6
 	// dlqRetentionDays is how long a message waits in the dead-letter queue for a look and a redrive (SQS's most).
 	dlqRetentionDays = 14
@@ -32,9 +32,9 @@ type LiveProps struct {
 	BatchWindowSeconds int
 }
 
-// Live is the box "new objects queue": the data bucket notifies every object created to an SQS queue (encrypted,
-// TLS only), which invokes the worker with batches of them (at most LiveConcurrency at once, partial batch
-// responses); a message delivered MaxReceiveCount times goes to the dead-letter queue, whose depth is alarmed.
+// Live is the box "new objects queue": the data bucket notifies every object created to an SQS queue (encrypted, TLS
+// only), which invokes the worker with batches of them (at most LiveConcurrency at once, partial batch responses); a
+// message delivered MaxReceiveCount times goes to the dead-letter queue, whose depth is alarmed.
 type Live struct {
 	constructs.Construct
 	Queue           awssqs.Queue

@@ -1,7 +1,7 @@
 // Package pipeline is the ingestion pipeline of the stack (docs/infra.md "Ingestion pipeline"): the worker Lambda
 // function, the backfill state machine whose Distributed Map runs it over the bucket's listing, the queue of the
-// bucket's new objects that runs it live, and their alarms. The stack wires it to the network, the data stores and
-// the alarm topic; it knows nothing of the service that starts its backfills.
+// bucket's new objects that runs it live, and their alarms. The stack wires it to the network, the data stores and the
+// alarm topic; it knows nothing of the service that starts its backfills.
 package pipeline
 
 import (
@@ -35,9 +35,9 @@ const (
 	workerCABundle = "rds-ca.pem"
 )
 
-// WorkerCode builds the worker (appbuild.BuildWorker: linux/arm64, named bootstrap) into outDir and copies the RDS
-// CA bundle caBundle beside it, so that the worker verifies the database's certificate (sslmode=verify-full). The
-// folder is the function's code asset; the build is reproducible, so its hash changes only with the code.
+// WorkerCode builds the worker (appbuild.BuildWorker: linux/arm64, named bootstrap) into outDir and copies the RDS CA
+// bundle caBundle beside it, so that the worker verifies the database's certificate (sslmode=verify-full). The folder
+// is the function's code asset; the build is reproducible, so its hash changes only with the code.
 func WorkerCode(appDir, outDir, caBundle string) (string, error) {
 	if _, err := appbuild.BuildWorker(appDir, outDir); err != nil {
 		return "", err
@@ -77,8 +77,8 @@ type WorkerProps struct {
 // Worker is the box "ingest worker": app/cmd/ingest-worker as a Lambda function (provided.al2023, arm64) in the
 // isolated subnets. It reads the data bucket through the VPC's S3 gateway endpoint and writes PostgreSQL as
 // WorkerDBUser with IAM database auth over TLS verify-full: it reads no secret, so it needs no interface endpoint and
-// no NAT. Its security group lets it out to PostgreSQL on 5432 and to HTTPS (in the isolated subnets, whose only
-// route beyond the VPC is the S3 endpoint's, that is S3).
+// no NAT. Its security group lets it out to PostgreSQL on 5432 and to HTTPS (in the isolated subnets, whose only route
+// beyond the VPC is the S3 endpoint's, that is S3).
 type Worker struct {
 	constructs.Construct
 	Function      awslambda.Function
@@ -105,8 +105,8 @@ func NewWorker(scope constructs.Construct, id string, props *WorkerProps) *Worke
 	})
 	logs.Node().DefaultChild().(awslogs.CfnLogGroup).SetRetentionInDays(jsii.Number(float64(props.LogRetentionDays)))
 
-	// A role of its own instead of the AWS-managed Lambda policies: its log group, the network interfaces of a
-	// function in a VPC, the bucket's objects read-only, and the database as WorkerDBUser only.
+	// A role of its own instead of the AWS-managed Lambda policies: its log group, the network interfaces of a function
+	// in a VPC, the bucket's objects read-only, and the database as WorkerDBUser only.
 	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("Ingest worker: its logs, its network interfaces, the data bucket read-only, PostgreSQL as " + WorkerDBUser),
@@ -116,14 +116,14 @@ func NewWorker(scope constructs.Construct, id string, props *WorkerProps) *Worke
 		Resources: jsii.Strings(*logs.LogGroupArn()),
 	}))
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		// What AWSLambdaVPCAccessExecutionRole grants: Lambda attaches the function's interfaces with these, and
-		// EC2 takes no resource narrower than "*" for the describe and for interfaces that do not exist yet.
+		// What AWSLambdaVPCAccessExecutionRole grants: Lambda attaches the function's interfaces with these, and EC2
+		// takes no resource narrower than "*" for the describe and for interfaces that do not exist yet.
 		Actions: jsii.Strings("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
 			"ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"),
 		Resources: jsii.Strings("*"),
 	}))
-	// The objects, read-only; listing the bucket only so that an object deleted since it was listed or notified
-	// answers 404, not 403.
+	// The objects, read-only; listing the bucket only so that an object deleted since it was listed or notified answers
+	// 404, not 403.
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings("s3:GetObject"), Resources: jsii.Strings(*props.Bucket.ArnForObjects(jsii.String("*"))),
 	}))
@@ -153,8 +153,8 @@ func NewWorker(scope constructs.Construct, id string, props *WorkerProps) *Worke
 	return &Worker{Construct: this, Function: fn, Role: role, SecurityGroup: sg, LogGroup: logs}
 }
 
-// workerEnvironment is the worker's configuration: aircraftd's settings (app/internal/config) that it reads.
-// AWS_REGION is the function's own (Lambda sets it).
+// workerEnvironment is the worker's configuration: aircraftd's settings (app/internal/config) that it reads. AWS_REGION
+// is the function's own (Lambda sets it).
 func workerEnvironment(props *WorkerProps) *map[string]*string {
 	env := map[string]string{
 		"S3_BUCKET":      *props.Bucket.BucketName(),
@@ -177,6 +177,6 @@ func workerEnvironment(props *WorkerProps) *map[string]*string {
 	return &out
 }
 
-// goMemLimitPercent is the share of the function's memory the Go heap may use (GOMEMLIMIT): the rest is the
-// runtime's, the stacks' and the decoder's buffers outside the heap.
+// goMemLimitPercent is the share of the function's memory the Go heap may use (GOMEMLIMIT): the rest is the runtime's,
+// the stacks' and the decoder's buffers outside the heap.
 const goMemLimitPercent = 80

@@ -1,5 +1,5 @@
-// Package removal holds the removal policies of the stack's resources: what a stack delete (or a replacement)
-// destroys, keeps or snapshots, by stage.
+// Package removal holds the removal policies of the stack's resources: what a stack delete (or a replacement) destroys,
+// keeps or snapshots, by stage.
 package removal
 
 import "github.com/aws/aws-cdk-go/awscdk/v2"

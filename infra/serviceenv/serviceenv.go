@@ -1,10 +1,8 @@
-// Package serviceenv is aircraftd's environment on the instance
-// (/etc/aircraft/aircraftd.env): the settings of the service
-// (app/internal/config, listed in .env.example) that differ from their
-// defaults there, and the paths they name. The CDK app renders the
-// instance's file from it, and the local e2e suite derives its twin from it,
-// swapping only what the instance reads from a secret or its role. It
-// imports nothing but the standard library, so using it compiles no CDK code.
+// Package serviceenv is aircraftd's environment on the instance (/etc/aircraft/aircraftd.env): the settings of the
+// service (app/internal/config, listed in .env.example) that differ from their defaults there, and the paths they name.
+// The CDK app renders the instance's file from it, and the local e2e suite derives its twin from it, swapping only what
+// the instance reads from a secret or its role. It imports nothing but the standard library, so using it compiles no
+// CDK code.
 package serviceenv
 
 import "fmt"
@@ -18,13 +16,12 @@ const (
 	DatabaseName = "aircraft_db"
 )
 
-// DownloadReserveBytes is DOWNLOAD_RESERVE_BYTES on the instance: the free
-// space every downloaded file must leave on DOWNLOAD_PATH's file system (the
-// disk alarm is derived from it).
+// DownloadReserveBytes is DOWNLOAD_RESERVE_BYTES on the instance: the free space every downloaded file must leave on
+// DOWNLOAD_PATH's file system (the disk alarm is derived from it).
 const DownloadReserveBytes = 1 << 30
 
-// Settings is what the service's environment is made of. Values may be CDK
-// token strings; CloudFormation substitutes them at deploy time.
+// Settings is what the service's environment is made of. Values may be CDK token strings; CloudFormation substitutes
+// them at deploy time.
 type Settings struct {
 	Region            string
 	Bucket            string
@@ -50,8 +47,8 @@ type Backfills struct {
 	WorkerUser      string // the worker's PostgreSQL role: the service creates it, with rds_iam, after migrating
 }
 
-// Environment is the instance's aircraftd.env as a map. Secrets stay in
-// Secrets Manager: it holds their ARNs, never their values.
+// Environment is the instance's aircraftd.env as a map. Secrets stay in Secrets Manager: it holds their ARNs, never
+// their values.
 func Environment(s Settings) map[string]string {
 	env := map[string]string{
 		"HTTP_ADDR":              ":443",

@@ -19,10 +19,10 @@ type HTTPSProps struct {
 }
 
 // HTTPS is the certificate of the service. With a domain, aircraftd gets a trusted certificate by ACME (http-01 on
-// port 80) and, given a hosted zone, the stack points the domain at the Elastic IP. Without one, the instance makes
-// a self-signed certificate at first boot and publishes it (never the key) to an SSM parameter, so that clients
-// and the e2e tests can trust it. The instance is the parameter's only writer: it is not a stack resource, whose
-// placeholder value a stack update would write back (and which would show as drift).
+// port 80) and, given a hosted zone, the stack points the domain at the Elastic IP. Without one, the instance makes a
+// self-signed certificate at first boot and publishes it (never the key) to an SSM parameter, so that clients and the
+// e2e tests can trust it. The instance is the parameter's only writer: it is not a stack resource, whose placeholder
+// value a stack update would write back (and which would show as drift).
 type HTTPS struct {
 	constructs.Construct
 	URL                  *string // https://<domain or Elastic IP>

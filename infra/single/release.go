@@ -24,14 +24,14 @@ type ReleaseProps struct {
 	SecretArns    []string // secrets the service reads (kms:Decrypt through Secrets Manager for these only)
 }
 
-// Release is the deployment of app/: the aircraftd binary as an S3 asset, installed with its environment and a
-// hardened systemd unit by cfn-init, so that `cdk deploy` alone brings the service up.
+// Release is the deployment of app/: the aircraftd binary as an S3 asset, installed with its environment and a hardened
+// systemd unit by cfn-init, so that `cdk deploy` alone brings the service up.
 //
-// Updates happen in place: a changed binary or configuration changes the instance's cfn-init metadata only; cfn-hup
-// on the instance notices within a minute and runs aircraft-apply, which installs it, restarts aircraftd (a second
-// or two without service) and signals this release's wait condition once the service is healthy. Every release has
-// its own wait condition (its logical id carries the release id), so `cdk deploy` waits for the new release to be
-// healthy, and a failed one rolls the stack back - cfn-hup then re-applies the previous metadata.
+// Updates happen in place: a changed binary or configuration changes the instance's cfn-init metadata only; cfn-hup on
+// the instance notices within a minute and runs aircraft-apply, which installs it, restarts aircraftd (a second or two
+// without service) and signals this release's wait condition once the service is healthy. Every release has its own
+// wait condition (its logical id carries the release id), so `cdk deploy` waits for the new release to be healthy, and
+// a failed one rolls the stack back - cfn-hup then re-applies the previous metadata.
 type Release struct {
 	constructs.Construct
 	ID            string // release id: hash of the binary and everything installed with it
@@ -68,9 +68,9 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 	}
 
 	// The release id covers the binary and everything cfn-init installs (tokens resolved to their CloudFormation
-	// references), but not the files naming the release itself - and the instance's properties, so that an
-	// instance that is replaced (or stopped and started for a new type) is gated too: a new wait condition, which
-	// the new instance's first boot signals.
+	// references), but not the files naming the release itself - and the instance's properties, so that an instance
+	// that is replaced (or stopped and started for a new type) is gated too: a new wait condition, which the new
+	// instance's first boot signals.
 	releaseID := host.HashJSON(binarySHA, host.StaticFilesDigest(), host.RDSCABundleSHA256, stack.Resolve(map[string]any{
 		"env":      serviceEnv,
 		"deploy":   host.DeployEnvironment(deploy),
@@ -105,9 +105,9 @@ func NewRelease(scope constructs.Construct, id string, props *ReleaseProps) *Rel
 			"app":   awsec2.NewInitConfig(&app),
 		},
 	})
-	// Attach writes the metadata and its S3 authentication. The user data it would add is discarded: the instance
-	// has its own (bootstrap/user-data.sh), and no creation policy, since the wait condition takes the signal. The
-	// role is passed without policy updates so that the grants below are exactly what the instance needs.
+	// Attach writes the metadata and its S3 authentication. The user data it would add is discarded: the instance has
+	// its own (bootstrap/user-data.sh), and no creation policy, since the wait condition takes the signal. The role is
+	// passed without policy updates so that the grants below are exactly what the instance needs.
 	init.Attach(instance, &awsec2.AttachInitOptions{
 		InstanceRole: service.Role.WithoutPolicyUpdates(nil),
 		Platform:     awsec2.OperatingSystemType_LINUX,
@@ -127,8 +127,8 @@ func rootFile(mode string, restart awsec2.InitServiceRestartHandle) *awsec2.Init
 	return o
 }
 
-// releaseTools is cfn-init's config "tools": the aircraft-* scripts, the release's settings and wait condition
-// handle, and cfn-hup, which runs aircraft-apply when the instance's metadata changes.
+// releaseTools is cfn-init's config "tools": the aircraft-* scripts, the release's settings and wait condition handle,
+// and cfn-hup, which runs aircraft-apply when the instance's metadata changes.
 func releaseTools(deployEnv string, handle awscdk.CfnWaitConditionHandle, instance awsec2.CfnInstance) []awsec2.InitElement {
 	tools := []awsec2.InitElement{
 		awsec2.InitFile_FromString(jsii.String(host.DeployEnvPath), jsii.String(deployEnv), rootFile("000644", nil)),
@@ -175,8 +175,8 @@ func releaseApp(binary, caBundle awss3assets.Asset, serviceEnv string, cwAgent m
 	}
 }
 
-// grantRelease lets the instance's role read the release's files and secrets, its stack's metadata, and signal the
-// wait condition.
+// grantRelease lets the instance's role read the release's files and secrets, its stack's metadata, and signal the wait
+// condition.
 func grantRelease(role awsiam.IRole, binary awss3assets.Asset, stackName string, secretArns []string) {
 	host.GrantReleaseAssets(role, binary, stackName)
 	host.GrantDecryptSecrets(role, secretArns)

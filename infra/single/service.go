@@ -1,5 +1,5 @@
-// Package single is the single-instance mode (instances = 1): one EC2 instance with an Elastic IP (Service), HTTPS
-// by ACME or a self-signed certificate (HTTPS), and the in-place release of aircraftd with its gate (Release).
+// Package single is the single-instance mode (instances = 1): one EC2 instance with an Elastic IP (Service), HTTPS by
+// ACME or a self-signed certificate (HTTPS), and the in-place release of aircraftd with its gate (Release).
 package single
 
 import (
@@ -30,10 +30,10 @@ type ServiceProps struct {
 	ElasticIPAllocationID string // a pre-allocated Elastic IP; "" = the stack allocates one
 }
 
-// Service is the EC2 box: one instance in a public subnet on Amazon Linux 2023 with IMDSv2 required, an encrypted
-// root volume and an Elastic IP. No SSH key and no port 22 - Session Manager instead. Its security group admits 80
-// and 443 from allowedCidr only, and lets out HTTPS plus what the stack connects it to (5432, 27017).
-// Its role reads the data bucket and nothing else on S3; the stack adds its secrets, Release its deploy rights.
+// Service is the EC2 box: one instance in a public subnet on Amazon Linux 2023 with IMDSv2 required, an encrypted root
+// volume and an Elastic IP. No SSH key and no port 22 - Session Manager instead. Its security group admits 80 and 443
+// from allowedCidr only, and lets out HTTPS plus what the stack connects it to (5432, 27017). Its role reads the data
+// bucket and nothing else on S3; the stack adds its secrets, Release its deploy rights.
 type Service struct {
 	constructs.Construct
 	Instance      awsec2.Instance
@@ -56,8 +56,8 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	clients := awsec2.Peer_Ipv4(jsii.String(props.AllowedCidr))
 	sg.AddIngressRule(clients, awsec2.Port_Tcp(jsii.Number(443)), jsii.String("HTTPS API"), nil)
 	if props.ACME {
-		// Let's Encrypt validates http-01 from addresses it does not publish: port 80 (challenge and redirect
-		// only) stays open to the internet however narrow allowedCidr is.
+		// Let's Encrypt validates http-01 from addresses it does not publish: port 80 (challenge and redirect only)
+		// stays open to the internet however narrow allowedCidr is.
 		sg.AddIngressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(80)), jsii.String("HTTP: ACME http-01 challenge and redirect to HTTPS"), nil)
 	} // without ACME, port 80 stays closed: nothing listens there
 
@@ -81,10 +81,10 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		MachineImage:  host.ServiceImage(arch),
 		SecurityGroup: sg,
 		Role:          role,
-		// No AssociatePublicIpAddress: it would render the security group inside a NetworkInterfaces block, whose
-		// every change replaces the instance. The public subnets map a public IP at launch (no NAT gateway) until the
-		// Elastic IP is associated, and SecurityGroupIds change without interruption.
-		// IMDSv2 only, and not reachable from containers or forwarded traffic (hop limit 1).
+		// No AssociatePublicIpAddress: it would render the security group inside a NetworkInterfaces block, whose every
+		// change replaces the instance. The public subnets map a public IP at launch (no NAT gateway) until the Elastic
+		// IP is associated, and SecurityGroupIds change without interruption. IMDSv2 only, and not reachable from
+		// containers or forwarded traffic (hop limit 1).
 		HttpEndpoint:                    jsii.Bool(true),
 		HttpTokens:                      awsec2.HttpTokens_REQUIRED,
 		HttpPutResponseHopLimit:         jsii.Number(1),

@@ -7,8 +7,8 @@ import (
 	"github.com/aircraftdata/platform/test/testkit"
 )
 
-// TestAWS deploys a stack of its own, validates it and destroys it: `make e2e-aws` (E2E_AWS=1 and AWS
-// credentials). SKIP_deploy, SKIP_validate and SKIP_teardown skip a stage; E2E_STACK_NAME names a stack to use.
+// TestAWS deploys a stack of its own, validates it and destroys it: `make e2e-aws` (E2E_AWS=1 and AWS credentials).
+// SKIP_deploy, SKIP_validate and SKIP_teardown skip a stage; E2E_STACK_NAME names a stack to use.
 func TestAWS(t *testing.T) {
 	s, err := ReadSettings(os.Getenv)
 	if err != nil {

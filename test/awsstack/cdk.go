@@ -7,9 +7,8 @@ import (
 	"github.com/gruntwork-io/terratest/modules/shell"
 )
 
-// CDK runs the repository's pinned CDK CLI (infra/package.json: aws-cdk and Node.js, installed into
-// infra/node_modules by `make -C infra toolchain`) from the repository root, with the environment infra/Makefile
-// gives it.
+// CDK runs the repository's pinned CDK CLI (infra/package.json: aws-cdk and Node.js, installed into infra/node_modules
+// by `make -C infra toolchain`) from the repository root, with the environment infra/Makefile gives it.
 type CDK struct {
 	Root string
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/gruntwork-io/terratest/modules/aws"
 )
 
-// checkFleet is the AWS side of the load-balanced variant (E2E_INSTANCES > 1), after the API checks have passed
-// through the load balancer: the Auto Scaling group has its instances, each built like the single instance and
-// reachable from the load balancer only, the security group chain clients → load balancer → fleet → data stores,
-// and the data stores as in the single variant.
+// checkFleet is the AWS side of the load-balanced variant (E2E_INSTANCES > 1), after the API checks have passed through
+// the load balancer: the Auto Scaling group has its instances, each built like the single instance and reachable from
+// the load balancer only, the security group chain clients → load balancer → fleet → data stores, and the data stores
+// as in the single variant.
 func (s *Suite) checkFleet(t *testing.T, st State, out Outputs) {
 	ctx := t.Context()
 	region := st.Region
@@ -85,8 +85,8 @@ func (s *Suite) checkFleet(t *testing.T, st State, out Outputs) {
 	s.checkDataStores(t, st, out, fleetGroup)
 }
 
-// LoadBalancerGroupOf is the security group the fleet's group admits: the load balancer's ("" if none, or if the
-// fleet admits more than one group - which OnlyFromGroupProblems then reports).
+// LoadBalancerGroupOf is the security group the fleet's group admits: the load balancer's ("" if none, or if the fleet
+// admits more than one group - which OnlyFromGroupProblems then reports).
 func LoadBalancerGroupOf(fleetPerms []ec2types.IpPermission) string {
 	for _, p := range fleetPerms {
 		if len(p.UserIdGroupPairs) == 1 {

@@ -12,8 +12,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// What the deployed stack must look like, as pure functions of what the AWS APIs return: each returns the
-// problems it finds (none = as designed), so that it is tested offline with hand-made API answers.
+// What the deployed stack must look like, as pure functions of what the AWS APIs return: each returns the problems it
+// finds (none = as designed), so that it is tested offline with hand-made API answers.
 
 // admits reports whether an ingress permission lets TCP port in (an all-traffic rule does).
 func admits(p ec2types.IpPermission, port int32) bool {
@@ -113,8 +113,8 @@ func LoadBalancerIngressProblems(group string, perms []ec2types.IpPermission, al
 	return problems
 }
 
-// OnlyFromGroupProblems checks a database's group: every ingress rule is TCP port from the service's group, and
-// nothing else (no address range, no prefix list, no other group).
+// OnlyFromGroupProblems checks a database's group: every ingress rule is TCP port from the service's group, and nothing
+// else (no address range, no prefix list, no other group).
 func OnlyFromGroupProblems(group string, perms []ec2types.IpPermission, port int32, serviceGroup string) []string {
 	var problems []string
 	admitted := false
@@ -133,8 +133,8 @@ func OnlyFromGroupProblems(group string, perms []ec2types.IpPermission, port int
 	return problems
 }
 
-// InstanceProblems checks the service instance: its type, IMDSv2 only with a hop limit of 1, no SSH key pair,
-// the Elastic IP as its public address, and that it runs.
+// InstanceProblems checks the service instance: its type, IMDSv2 only with a hop limit of 1, no SSH key pair, the
+// Elastic IP as its public address, and that it runs.
 func InstanceProblems(inst ec2types.Instance, wantType, elasticIP string) []string {
 	var problems []string
 	if string(inst.InstanceType) != wantType {
@@ -212,8 +212,8 @@ func PublicAccessProblems(c *s3types.PublicAccessBlockConfiguration) []string {
 	return problems
 }
 
-// DeniesInsecureTransport reports whether a bucket policy denies every request made without TLS
-// (aws:SecureTransport false), as CDK's enforceSSL writes it.
+// DeniesInsecureTransport reports whether a bucket policy denies every request made without TLS (aws:SecureTransport
+// false), as CDK's enforceSSL writes it.
 func DeniesInsecureTransport(policy string) bool {
 	var doc struct {
 		Statement []struct {
@@ -258,8 +258,8 @@ func anyOf(v any, want string) bool {
 	return false
 }
 
-// FleetInstanceProblems checks one instance of the load-balanced fleet like the single one (InstanceProblems),
-// except that it has no Elastic IP, and that its only security group is the fleet's.
+// FleetInstanceProblems checks one instance of the load-balanced fleet like the single one (InstanceProblems), except
+// that it has no Elastic IP, and that its only security group is the fleet's.
 func FleetInstanceProblems(inst ec2types.Instance, wantType, fleetGroup string) []string {
 	var problems []string
 	for _, p := range InstanceProblems(inst, wantType, aws.ToString(inst.PublicIpAddress)) {

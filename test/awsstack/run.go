@@ -47,8 +47,8 @@ type Suite struct {
 
 const stateName = "Stack"
 
-// planState names the stack and its context; it is saved before the deploy starts, so that a deploy that fails
-// half-way is still torn down.
+// planState names the stack and its context; it is saved before the deploy starts, so that a deploy that fails half-way
+// is still torn down.
 func (s *Suite) planState(t *testing.T) State {
 	st := State{StackName: s.Settings.StackName, Region: s.Settings.Region, AllowedCidr: s.Settings.AllowedCidr}
 	if st.StackName == "" {
@@ -143,8 +143,8 @@ func (s *Suite) Teardown(t *testing.T) {
 	}
 }
 
-// stackGone reports, as an error, a stack that is still there after its destroy, or that cannot be looked up (a
-// role without cloudformation:DescribeStacks must not pass for a clean teardown).
+// stackGone reports, as an error, a stack that is still there after its destroy, or that cannot be looked up (a role
+// without cloudformation:DescribeStacks must not pass for a clean teardown).
 func stackGone(ctx context.Context, st State) error {
 	cfg, err := aws.NewAuthenticatedSessionContext(ctx, st.Region)
 	if err != nil {

@@ -1,11 +1,11 @@
-// Package awsstack is the AWS end-to-end target: deploy a stack of its own with `cdk deploy`, run the same API
-// checks as the local target over HTTPS against it, check the AWS side with terratest's aws module and the SDK,
-// and destroy it with `cdk destroy`, even when something failed.
+// Package awsstack is the AWS end-to-end target: deploy a stack of its own with `cdk deploy`, run the same API checks
+// as the local target over HTTPS against it, check the AWS side with terratest's aws module and the SDK, and destroy it
+// with `cdk destroy`, even when something failed.
 //
-// It runs only when E2E_AWS=1 (`make e2e-aws`, the deploy workflow); otherwise TestAWS skips and only the offline
-// logic here (settings, naming, stages, outputs, commands, the AWS-side predicates) is tested. Stages follow
-// terratest's test-structure convention: SKIP_deploy, SKIP_validate and SKIP_teardown skip one, and what a stage
-// hands to the next is kept in .test-data/ beside this file. docs/e2e.md has the details.
+// It runs only when E2E_AWS=1 (`make e2e-aws`, the deploy workflow); otherwise TestAWS skips and only the offline logic
+// here (settings, naming, stages, outputs, commands, the AWS-side predicates) is tested. Stages follow terratest's
+// test-structure convention: SKIP_deploy, SKIP_validate and SKIP_teardown skip one, and what a stage hands to the next
+// is kept in .test-data/ beside this file. docs/e2e.md has the details.
 package awsstack
 
 import (
@@ -102,8 +102,8 @@ func firstNonEmpty(vs ...string) string {
 // stackNamePattern is infra's rule for stackName (infra/config.go).
 var stackNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,99}$`)
 
-// NewStackName is a unique stack name for one run: AircraftE2E-<UTC date and time>-<random>. It sorts by time and
-// says what created it, so that a stack left behind is easy to recognise (and clean up).
+// NewStackName is a unique stack name for one run: AircraftE2E-<UTC date and time>-<random>. It sorts by time and says
+// what created it, so that a stack left behind is easy to recognise (and clean up).
 func NewStackName(now time.Time) string {
 	var b [2]byte
 	_, _ = rand.Read(b[:])

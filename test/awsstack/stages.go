@@ -10,8 +10,8 @@ import (
 	"github.com/gruntwork-io/terratest/modules/testing"
 )
 
-// The stage convention of terratest's test-structure package, which this suite follows without importing it (it
-// pulls in terratest's Kubernetes, Terraform, Packer and OPA modules: ~290 packages for two small functions):
+// The stage convention of terratest's test-structure package, which this suite follows without importing it (it pulls
+// in terratest's Kubernetes, Terraform, Packer and OPA modules: ~290 packages for two small functions):
 //
 //   - a stage runs unless SKIP_<stage> is set (test_structure.RunTestStage);
 //   - what a stage hands to the next is JSON in <folder>/.test-data/<name>.json (test_structure.SaveTestData,

@@ -35,8 +35,8 @@ func LoadData(t testing.TB) Data {
 	return Data{Samples: s, Oracle: o}
 }
 
-// Check runs every black-box check against tg, as run r: the same for the local stack and for AWS. It passes on a
-// fresh stack and on one that earlier runs have used.
+// Check runs every black-box check against tg, as run r: the same for the local stack and for AWS. It passes on a fresh
+// stack and on one that earlier runs have used.
 func Check(t *testing.T, tg Target, r Run, d Data) {
 	t.Logf("%s: checks of run %s against %s", tg.Name, r.ID, tg.BaseURL)
 	t.Run("health", func(t *testing.T) { checkHealth(t, tg) })

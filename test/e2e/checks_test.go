@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// The first-ingestion rule against answers a correct service gives on a fresh and on a used stack, and against
-// answers of broken ones.
+// The first-ingestion rule against answers a correct service gives on a fresh and on a used stack, and against answers
+// of broken ones.
 func TestFirstIngestRule(t *testing.T) {
 	d := LoadData(t)
 	r := NewRun(time.Now())

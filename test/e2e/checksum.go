@@ -13,12 +13,12 @@ import (
 	"strings"
 )
 
-// crc64NVME is the table of CRC-64/NVME (reflected polynomial 0x9a6c9329ac4bc9b5; Go's crc64 applies the
-// all-ones initial value and final xor the algorithm specifies).
+// crc64NVME is the table of CRC-64/NVME (reflected polynomial 0x9a6c9329ac4bc9b5; Go's crc64 applies the all-ones
+// initial value and final xor the algorithm specifies).
 var crc64NVME = crc64.MakeTable(0x9a6c9329ac4bc9b5)
 
-// ChecksumOf returns the checksum of body in the "algorithm:value" form the service reports for a downloaded file
-// (S3's own encoding: base64 of the big-endian digest, hex for MD5). ok is false for an algorithm it does not know.
+// ChecksumOf returns the checksum of body in the "algorithm:value" form the service reports for a downloaded file (S3's
+// own encoding: base64 of the big-endian digest, hex for MD5). ok is false for an algorithm it does not know.
 func ChecksumOf(algorithm string, body []byte) (sum string, ok bool) {
 	var raw []byte
 	switch algorithm {

@@ -31,8 +31,8 @@ func (f laneFile) Rel() string {
 // laneHour is what the run downloads: its lane, on 2024-02-14 at 14:00 UTC (the seed's example request).
 var laneHour = time.Date(2024, 2, 14, 14, 0, 0, 0, time.UTC)
 
-// laneFiles are the run's lane files: three in the hour it downloads (a real snapshot, a gzip one and random
-// bytes), and three that the request must leave alone (the next hour, the same hour a day later, another lane).
+// laneFiles are the run's lane files: three in the hour it downloads (a real snapshot, a gzip one and random bytes),
+// and three that the request must leave alone (the next hour, the same hour a day later, another lane).
 func laneFiles(r Run, d Data) (in, out []laneFile) {
 	rnd := rand.New(rand.NewPCG(uint64(len(r.ID)), 7))
 	random := make([]byte, 300<<10+17)

@@ -28,14 +28,14 @@ type Want struct {
 // Oracle is the expected statistics of every aircraft of a set of snapshots, each snapshot counted once.
 type Oracle struct {
 	Aircraft map[string]*Want
-	// Snapshots maps each good sample's name to its snapshot time, and Observations each snapshot time to its
-	// number of aircraft rows: what ingesting that snapshot adds.
+	// Snapshots maps each good sample's name to its snapshot time, and Observations each snapshot time to its number of
+	// aircraft rows: what ingesting that snapshot adds.
 	Snapshots    map[string]float64
 	Observations map[float64]int
 }
 
-// NewOracle computes the statistics of the good samples. A snapshot present under two names (same "now") counts
-// once, as the service must count it.
+// NewOracle computes the statistics of the good samples. A snapshot present under two names (same "now") counts once,
+// as the service must count it.
 func NewOracle(good []Sample) (*Oracle, error) {
 	o := &Oracle{Aircraft: map[string]*Want{}, Snapshots: map[string]float64{}, Observations: map[float64]int{}}
 	for _, s := range good {
@@ -105,8 +105,8 @@ func (o *Oracle) ICAOs() []string {
 	return out
 }
 
-// Pick chooses the aircraft whose statistics are checked one by one: every one with an emergency, every one seen
-// in all snapshots with a spread of the address space, and every step-th of the rest.
+// Pick chooses the aircraft whose statistics are checked one by one: every one with an emergency, every one seen in all
+// snapshots with a spread of the address space, and every step-th of the rest.
 func (o *Oracle) Pick(step int) []string {
 	all := o.ICAOs()
 	snapshots := len(o.Observations)
@@ -149,8 +149,8 @@ type Stats struct {
 // epoch is a snapshot time as the service stores it: milliseconds, UTC.
 func epoch(sec float64) time.Time { return time.UnixMilli(int64(math.Round(sec * 1000))).UTC() }
 
-// Diff lists how got differs from w; empty when they agree. Averages are compared with a relative tolerance of
-// 1e-9 (the service may sum in another order).
+// Diff lists how got differs from w; empty when they agree. Averages are compared with a relative tolerance of 1e-9
+// (the service may sum in another order).
 func (w *Want) Diff(got Stats) []string {
 	var diffs []string
 	bad := func(field string, g, x any) {

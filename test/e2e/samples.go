@@ -31,8 +31,8 @@ type Samples struct {
 // All returns the good and the bad files.
 func (s *Samples) All() []Sample { return append(slices.Clone(s.Good), s.Bad...) }
 
-// LoadSamples reads every sample of dir: the files at its top level are good snapshots, those under bad/ are
-// expected to fail decoding; README files are not samples.
+// LoadSamples reads every sample of dir: the files at its top level are good snapshots, those under bad/ are expected
+// to fail decoding; README files are not samples.
 func LoadSamples(dir string) (*Samples, error) {
 	s := &Samples{Dir: dir}
 	for _, sub := range []string{"", "bad"} {

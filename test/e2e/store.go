@@ -10,8 +10,8 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// S3Store writes into a bucket with the test runner's S3 client. Every object carries a full-object CRC32C
-// checksum, which S3 keeps and the service verifies downloads against.
+// S3Store writes into a bucket with the test runner's S3 client. Every object carries a full-object CRC32C checksum,
+// which S3 keeps and the service verifies downloads against.
 type S3Store struct {
 	Client *s3.Client
 	Bucket string

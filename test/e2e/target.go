@@ -29,9 +29,9 @@ type Target struct {
 	RootCAs *x509.CertPool // what the certificate must chain to: the pinned self-signed one; nil = system roots (ACME)
 	Token   string         // the API token (Authorization: Bearer) of every POST
 	Store   ObjectStore    // the service's bucket, written with the test runner's credentials
-	// ReadDownload returns a file below the service's DOWNLOAD_PATH (rel is relative to it) when the test can see
-	// the service's disk (the local target): the lane check then compares bytes. Nil on AWS, where the disk is on
-	// the instance: the check compares the sizes and checksums the API reports with those of the uploaded bytes.
+	// ReadDownload returns a file below the service's DOWNLOAD_PATH (rel is relative to it) when the test can see the
+	// service's disk (the local target): the lane check then compares bytes. Nil on AWS, where the disk is on the
+	// instance: the check compares the sizes and checksums the API reports with those of the uploaded bytes.
 	ReadDownload func(rel string) ([]byte, error)
 }
 
@@ -71,9 +71,9 @@ const (
 	BadToken              // Bearer <something else>
 )
 
-// Call makes one request through http-helper: a JSON body when body is not nil. It returns an error only when no
-// answer came (connection, TLS, timeout). Like any polite client it waits and asks again when the service's rate
-// limit answers 429 (its Retry-After is 1 s at the rates it allows), up to maxRetries429 times.
+// Call makes one request through http-helper: a JSON body when body is not nil. It returns an error only when no answer
+// came (connection, TLS, timeout). Like any polite client it waits and asks again when the service's rate limit answers
+// 429 (its Retry-After is 1 s at the rates it allows), up to maxRetries429 times.
 func (tg Target) Call(t testing.TB, method, path string, body any, auth Auth) (Response, error) {
 	t.Helper()
 	headers := map[string]string{"Accept": "application/json"}
@@ -124,8 +124,8 @@ func (tg Target) MustCall(t testing.TB, method, path string, body any, auth Auth
 	return r
 }
 
-// WaitHealthy polls GET /api/v1/health until it answers 200 with status ok, through the pinned TLS configuration,
-// for at most timeout or until ctx ends.
+// WaitHealthy polls GET /api/v1/health until it answers 200 with status ok, through the pinned TLS configuration, for
+// at most timeout or until ctx ends.
 func (tg Target) WaitHealthy(ctx context.Context, t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	var last string
@@ -145,8 +145,8 @@ func (tg Target) WaitHealthy(ctx context.Context, t testing.TB, timeout time.Dur
 	return nil
 }
 
-// poll calls fn every interval until it returns done, or an error (which ends the wait), for at most timeout or
-// until ctx ends. It is terratest's retry loop: each attempt is logged.
+// poll calls fn every interval until it returns done, or an error (which ends the wait), for at most timeout or until
+// ctx ends. It is terratest's retry loop: each attempt is logged.
 func poll(ctx context.Context, t testing.TB, what string, timeout, interval time.Duration, fn func() (done bool, err error)) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -168,8 +168,8 @@ func poll(ctx context.Context, t testing.TB, what string, timeout, interval time
 	return err
 }
 
-// Run is one run of the checks: every object it uploads is under its own prefix, and it has its own lane, so that
-// runs never see each other's files.
+// Run is one run of the checks: every object it uploads is under its own prefix, and it has its own lane, so that runs
+// never see each other's files.
 type Run struct {
 	ID string // 20261124t080412-3f9a1c: UTC time and randomness, lower case
 }

@@ -20,11 +20,11 @@ import (
 )
 
 // TestHostileFilesQuarantinedWithinMemory runs aircraftd as built for the instance, with its default caps, over a
-// bucket that holds, beside real snapshots, one full-size file of every hostile class of issue 13 (a gzip expanding
-// to 2 GiB, 1 GiB values kept and ignored, 10M empty records, 1M addresses, 200k-deep nesting, a document that
-// never ends, a gzip member followed by garbage). The run answers 200, each hostile file is quarantined with a
-// reason naming its cap (docs/ingestion.md), the real snapshots are committed exactly, a rerun skips the
-// quarantined files without fetching them, and the service's peak RSS (VmHWM) stays within 150 MiB.
+// bucket that holds, beside real snapshots, one full-size file of every hostile class of issue 13 (a gzip expanding to
+// 2 GiB, 1 GiB values kept and ignored, 10M empty records, 1M addresses, 200k-deep nesting, a document that never ends,
+// a gzip member followed by garbage). The run answers 200, each hostile file is quarantined with a reason naming its
+// cap (docs/ingestion.md), the real snapshots are committed exactly, a rerun skips the quarantined files without
+// fetching them, and the service's peak RSS (VmHWM) stays within 150 MiB.
 func TestHostileFilesQuarantinedWithinMemory(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
 	stack, svc, tg := newService(t, nil)
@@ -175,9 +175,9 @@ type hostileFile struct {
 	cap  string
 }
 
-// hostileFiles makes each class at full size. A gzip stream may hold many members, read as one stream: a file is
-// its opening member, one member repeated, and a closing one, so that none takes more than a few MB here however
-// much it expands to.
+// hostileFiles makes each class at full size. A gzip stream may hold many members, read as one stream: a file is its
+// opening member, one member repeated, and a closing one, so that none takes more than a few MB here however much it
+// expands to.
 func hostileFiles() []hostileFile {
 	const mib = 1 << 20
 	open := func(rest string) string { return `{"now":1698796900.5,"aircraft":` + rest }

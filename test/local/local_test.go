@@ -12,9 +12,9 @@ import (
 	"github.com/aircraftdata/platform/test/testkit"
 )
 
-// TestLocal runs the product on the local stack as it runs on the instance and checks it end to end: a first run
-// on a fresh stack, then, after a restart of the service (a redeploy), a second run on the stack the first one
-// used, which is what a rerun of the AWS suite against a kept stack meets.
+// TestLocal runs the product on the local stack as it runs on the instance and checks it end to end: a first run on a
+// fresh stack, then, after a restart of the service (a redeploy), a second run on the stack the first one used, which
+// is what a rerun of the AWS suite against a kept stack meets.
 func TestLocal(t *testing.T) {
 	StackEnv(t, "DB_ADMIN_URL")
 	d := e2e.LoadData(t)

@@ -48,8 +48,8 @@ func TestBuildServiceHonoursTheOverride(t *testing.T) {
 	}
 }
 
-// The run's environment is the instance's with the local stand-ins: nothing that names a secret or an instance path
-// is left, and what the instance sets beyond those reaches the run unchanged.
+// The run's environment is the instance's with the local stand-ins: nothing that names a secret or an instance path is
+// left, and what the instance sets beyond those reaches the run unchanged.
 func TestServiceEnvIsTheInstancesWithLocalStandIns(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "id")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")

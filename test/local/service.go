@@ -23,8 +23,8 @@ import (
 	"github.com/aircraftdata/platform/test/testkit"
 )
 
-// Service is aircraftd running as the instance runs it: its environment exactly the environment file's (as
-// systemd's EnvironmentFile=, nothing inherited from the test), its output appended to a log file.
+// Service is aircraftd running as the instance runs it: its environment exactly the environment file's (as systemd's
+// EnvironmentFile=, nothing inherited from the test), its output appended to a log file.
 type Service struct {
 	Bin     string
 	EnvFile string
@@ -66,10 +66,10 @@ func GenCert(ctx context.Context, bin, cert, key string, hosts ...string) error 
 	return nil
 }
 
-// NewService lays aircraftd (bin) out under dir as on the instance, for this stack: a certificate made by the
-// binary (etc/tls/), a free port on 127.0.0.1, a random API token, the instance's environment with this stack's
-// values (ServiceEnv) and extra on top, in an environment file (etc/aircraftd.env); downloads in var/downloads, the
-// log in aircraftd.log. Start runs it.
+// NewService lays aircraftd (bin) out under dir as on the instance, for this stack: a certificate made by the binary
+// (etc/tls/), a free port on 127.0.0.1, a random API token, the instance's environment with this stack's values
+// (ServiceEnv) and extra on top, in an environment file (etc/aircraftd.env); downloads in var/downloads, the log in
+// aircraftd.log. Start runs it.
 func (st *Stack) NewService(ctx context.Context, bin, dir string, extra map[string]string) (*Service, error) {
 	s := &Service{Bin: bin, EnvFile: filepath.Join(dir, "etc", "aircraftd.env"), LogPath: filepath.Join(dir, "aircraftd.log"),
 		Dir: dir, CertFile: filepath.Join(dir, "etc", "tls", "cert.pem"), Downloads: filepath.Join(dir, "var", "downloads")}
@@ -109,8 +109,8 @@ func (st *Stack) NewService(ctx context.Context, bin, dir string, extra map[stri
 const startTimeout = time.Minute
 
 // Start starts the service and waits until it is ready: GET /api/v1/ready answers 200 over HTTPS, trusting only its
-// pinned certificate. It fails when the process exits first, or when it is not ready within startTimeout or before
-// ctx ends (then it stops the process). Start again after a Stop or an exit restarts it.
+// pinned certificate. It fails when the process exits first, or when it is not ready within startTimeout or before ctx
+// ends (then it stops the process). Start again after a Stop or an exit restarts it.
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
@@ -207,8 +207,8 @@ func (s *Service) PeakRSS() (int64, error) {
 // Done is closed when the process has exited.
 func (s *Service) Done() <-chan struct{} { return s.done }
 
-// Stop sends SIGTERM (systemd's stop) and waits up to grace for the process to drain and exit, then kills it.
-// It returns an error when the service did not exit cleanly by itself.
+// Stop sends SIGTERM (systemd's stop) and waits up to grace for the process to drain and exit, then kills it. It
+// returns an error when the service did not exit cleanly by itself.
 func (s *Service) Stop(grace time.Duration) error {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return nil

@@ -38,8 +38,9 @@ func StackEnv(t testing.TB, key string) string {
 	return v
 }
 
-// Stack is the part of the local stack one e2e run (or one benchmark) owns, as a deployed stack owns its RDS database, DocumentDB and
-// bucket: a fresh Postgres database, a fresh versioned bucket and a fresh Mongo database, all removed at the end.
+// Stack is the part of the local stack one e2e run (or one benchmark) owns, as a deployed stack owns its RDS database,
+// DocumentDB and bucket: a fresh Postgres database, a fresh versioned bucket and a fresh Mongo database, all removed at
+// the end.
 type Stack struct {
 	Name        string // e2e_<hex>: the database names; the bucket is the same with '-'
 	DatabaseURL string
@@ -53,8 +54,8 @@ type Stack struct {
 	made  struct{ db, bucket bool }
 }
 
-// NewStack creates the run's databases and bucket on the local stack (OpenStack) and removes them when the test
-// ends. Without the stack's variables the test is skipped (StackEnv).
+// NewStack creates the run's databases and bucket on the local stack (OpenStack) and removes them when the test ends.
+// Without the stack's variables the test is skipped (StackEnv).
 func NewStack(t *testing.T) *Stack {
 	t.Helper()
 	for _, k := range []string{"DB_ADMIN_URL", "S3_ENDPOINT", "MONGODB_URL", "AWS_ACCESS_KEY_ID"} {
@@ -72,8 +73,8 @@ func NewStack(t *testing.T) *Stack {
 	return s
 }
 
-// OpenStack creates a fresh Postgres database, a fresh versioned bucket and names a fresh Mongo database (the
-// service creates it) on the local stack whose variables `devstack exec` exports. Close removes them.
+// OpenStack creates a fresh Postgres database, a fresh versioned bucket and names a fresh Mongo database (the service
+// creates it) on the local stack whose variables `devstack exec` exports. Close removes them.
 func OpenStack(ctx context.Context) (*Stack, error) {
 	var b [5]byte
 	_, _ = rand.Read(b[:])
@@ -132,8 +133,8 @@ func OpenStack(ctx context.Context) (*Stack, error) {
 	return s, nil
 }
 
-// Close removes what OpenStack made: the Postgres database (WITH (FORCE)), every version in the bucket and the
-// bucket, and the Mongo database the service made.
+// Close removes what OpenStack made: the Postgres database (WITH (FORCE)), every version in the bucket and the bucket,
+// and the Mongo database the service made.
 func (s *Stack) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -188,8 +189,8 @@ func removeBucket(ctx context.Context, c *s3.Client, bucket string) error {
 	return nil
 }
 
-// ServiceEnv is the service's environment for this stack: the instance's (infra's serviceenv.Environment), with
-// local values where the instance names a secret, uses its role or a path of its own.
+// ServiceEnv is the service's environment for this stack: the instance's (infra's serviceenv.Environment), with local
+// values where the instance names a secret, uses its role or a path of its own.
 //
 //	instance                                    here
 //	DB_SECRET_ARN (fills DB_HOST … DB_PASSWORD)  DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME (+ DB_SSLMODE) of the URL

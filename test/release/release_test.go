@@ -1,9 +1,9 @@
 // Package release proves, offline, what a release does on the service instance: the real bootstrap scripts of
 // infra/host/bootstrap (aircraft-apply, aircraft-healthcheck, aircraft-signal) run against aircraftd as built for the
-// instance, on the local stack, with stand-ins (./standin) for what only exists on EC2: cfn-init (the stack's
-// metadata is a folder), cfn-signal and the AWS CLI (the stack's resources are files), systemctl (a supervisor
-// that restarts like the unit) and IMDS (an HTTP server). The test plays cfn-hup and CloudFormation: it changes the
-// metadata and runs aircraft-apply, as cfn-hup does after a stack update.
+// instance, on the local stack, with stand-ins (./standin) for what only exists on EC2: cfn-init (the stack's metadata
+// is a folder), cfn-signal and the AWS CLI (the stack's resources are files), systemctl (a supervisor that restarts
+// like the unit) and IMDS (an HTTP server). The test plays cfn-hup and CloudFormation: it changes the metadata and runs
+// aircraft-apply, as cfn-hup does after a stack update.
 //
 // Run it with `make e2e`, or `.dev/bin/devstack exec -- go test -count=1 -v -run TestRelease ./test/release/`.
 package release
@@ -35,8 +35,8 @@ import (
 // elasticIP is the address the certificate names; the scripts reach it through 127.0.0.1 (--connect-to).
 const elasticIP = "203.0.113.10"
 
-// instance is the service instance's file system (root), the stand-ins' view of the stack (cfn) and how the
-// scripts are run.
+// instance is the service instance's file system (root), the stand-ins' view of the stack (cfn) and how the scripts are
+// run.
 type instance struct {
 	root, cfn, standin string
 	imds               string
@@ -198,8 +198,8 @@ func newInstance(t *testing.T, work string) *instance {
 	return in
 }
 
-// publish is CloudFormation updating the stack to a release: the instance's metadata (binary, environment, unit,
-// deploy settings, signal URL) and a new wait condition that waits.
+// publish is CloudFormation updating the stack to a release: the instance's metadata (binary, environment, unit, deploy
+// settings, signal URL) and a new wait condition that waits.
 func (in *instance) publish(t *testing.T, release, bin string, env map[string]string) {
 	t.Helper()
 	in.writeMetadata(t, release, bin, env, 60)
@@ -213,8 +213,8 @@ func (in *instance) publishGated(t *testing.T, release, bin string, env map[stri
 	mustWrite(t, filepath.Join(in.cfn, "resources", "Healthy"+release), "CREATE_IN_PROGRESS\n", 0o644)
 }
 
-// rollbackTo is CloudFormation's rollback: the metadata of the previous release, the failed release's wait
-// condition deleted.
+// rollbackTo is CloudFormation's rollback: the metadata of the previous release, the failed release's wait condition
+// deleted.
 func (in *instance) rollbackTo(t *testing.T, release, bin string, env map[string]string, deleted string) {
 	t.Helper()
 	in.writeMetadata(t, release, bin, env, 60)

@@ -1,6 +1,6 @@
-// Package testkit holds the helpers that every suite of the test module shares, and the benchmarks (bench/) too:
-// where the repository and the samples are, and HTTPS that trusts only a pinned certificate. It imports only the
-// standard library, so that a user of it (bench/) does not inherit terratest or a store's client.
+// Package testkit holds the helpers that every suite of the test module shares, and the benchmarks (bench/) too: where
+// the repository and the samples are, and HTTPS that trusts only a pinned certificate. It imports only the standard
+// library, so that a user of it (bench/) does not inherit terratest or a store's client.
 //
 // Starting aircraftd is package local's Stack.NewService and Service.Start: it needs the local stack.
 package testkit
@@ -26,8 +26,8 @@ func RepoRoot() string {
 // SamplesDirEnv overrides where the readsb-hist samples are read from.
 const SamplesDirEnv = "E2E_SAMPLES_DIR"
 
-// SamplesDir is the folder of the real readsb-hist samples: $E2E_SAMPLES_DIR, else ../shared/data/readsb-hist
-// beside the repository (where app/ reads them too).
+// SamplesDir is the folder of the real readsb-hist samples: $E2E_SAMPLES_DIR, else ../shared/data/readsb-hist beside
+// the repository (where app/ reads them too).
 func SamplesDir() string {
 	if dir := os.Getenv(SamplesDirEnv); dir != "" {
 		return dir
@@ -67,8 +67,8 @@ func TLSConfig(roots *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
-// PinnedTransport is an HTTP transport whose TLS trusts only roots (TLSConfig). Its other fields are
-// http.Transport's zero values, for the caller to set (keep-alives, idle connections, dialer).
+// PinnedTransport is an HTTP transport whose TLS trusts only roots (TLSConfig). Its other fields are http.Transport's
+// zero values, for the caller to set (keep-alives, idle connections, dialer).
 func PinnedTransport(roots *x509.CertPool) *http.Transport {
 	return &http.Transport{TLSClientConfig: TLSConfig(roots)}
 }

@@ -29,8 +29,8 @@ func TestRefusesPlaintextExternalMongo(t *testing.T) {
 	}
 }
 
-// fakeSecretsManager answers GetSecretValue (Secrets Manager's JSON protocol) from secrets; the SDK reaches it
-// through AWS_ENDPOINT_URL_SECRETS_MANAGER.
+// fakeSecretsManager answers GetSecretValue (Secrets Manager's JSON protocol) from secrets; the SDK reaches it through
+// AWS_ENDPOINT_URL_SECRETS_MANAGER.
 func fakeSecretsManager(t *testing.T, secrets map[string]string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var in struct{ SecretId string }
@@ -52,8 +52,8 @@ func fakeSecretsManager(t *testing.T, secrets map[string]string) string {
 	return srv.URL
 }
 
-// With DB_APP_SECRET_ARN, aircraftd migrates as the master, makes the app role, and every connection it keeps
-// to the database is the role's.
+// With DB_APP_SECRET_ARN, aircraftd migrates as the master, makes the app role, and every connection it keeps to the
+// database is the role's.
 func TestServesAsTheAppRole(t *testing.T) {
 	role := stacktest.Name("app_")
 	admin := stacktest.Env(t, "DB_ADMIN_URL")

@@ -1,8 +1,7 @@
 package main
 
-// Ingestion under faults, on the real local stack: aircraftd killed
-// mid-run, and PostgreSQL stopped mid-run (a throwaway cluster of the
-// test's own, never the shared one).
+// Ingestion under faults, on the real local stack: aircraftd killed mid-run, and PostgreSQL stopped mid-run (a
+// throwaway cluster of the test's own, never the shared one).
 
 import (
 	"context"
@@ -26,8 +25,8 @@ import (
 
 var ingestSamples = []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000700Z.json.gz"}
 
-// checkExactStatistics compares the stored statistics with the samples:
-// observations and aircraft counted straight from the files.
+// checkExactStatistics compares the stored statistics with the samples: observations and aircraft counted straight from
+// the files.
 func checkExactStatistics(t *testing.T, dbURL string) {
 	t.Helper()
 	wantObs, wantAircraft := 0, map[string]bool{}
@@ -59,8 +58,7 @@ func checkExactStatistics(t *testing.T, dbURL string) {
 	}
 }
 
-// ingestInBackground posts a synchronous ingestion and answers its status
-// (0 when the connection broke).
+// ingestInBackground posts a synchronous ingestion and answers its status (0 when the connection broke).
 func ingestInBackground(d *daemon) <-chan int {
 	status := make(chan int, 1)
 	go func() {
@@ -88,9 +86,8 @@ func waitForGets(t *testing.T, gets *atomic.Int64) {
 	}
 }
 
-// SIGKILL mid-ingest: nothing of the run is half-committed, the advisory
-// lock dies with the process (the rerun is not refused 409), and the rerun
-// gives exact statistics.
+// SIGKILL mid-ingest: nothing of the run is half-committed, the advisory lock dies with the process (the rerun is not
+// refused 409), and the rerun gives exact statistics.
 func TestSIGKILLMidIngestThenRerunIsExact(t *testing.T) {
 	env, _, b := stackEnv(t)
 	for _, n := range ingestSamples {
@@ -121,9 +118,8 @@ func TestSIGKILLMidIngestThenRerunIsExact(t *testing.T) {
 	checkExactStatistics(t, env["DATABASE_URL"])
 }
 
-// throwawayPostgres starts a PostgreSQL cluster of the test's own (initdb on
-// a free port, as the postgres user when run as root) and returns its URL
-// and functions to stop and start it again.
+// throwawayPostgres starts a PostgreSQL cluster of the test's own (initdb on a free port, as the postgres user when run
+// as root) and returns its URL and functions to stop and start it again.
 func throwawayPostgres(t *testing.T) (dbURL string, stop, start func()) {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
@@ -179,9 +175,8 @@ func throwawayPostgres(t *testing.T) (dbURL string, stop, start func()) {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), stop, start
 }
 
-// PostgreSQL stopped mid-ingest: the run fails (503 naming postgres), the
-// process stays up, /ready says postgres is unavailable, then ready again
-// once PostgreSQL is back, without a restart; a rerun is exact.
+// PostgreSQL stopped mid-ingest: the run fails (503 naming postgres), the process stays up, /ready says postgres is
+// unavailable, then ready again once PostgreSQL is back, without a restart; a rerun is exact.
 func TestPostgresStoppedMidIngest(t *testing.T) {
 	env, _, b := stackEnv(t)
 	dbURL, stopPG, startPG := throwawayPostgres(t)

@@ -16,11 +16,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// A flood of anonymous reads on every GET, from many client addresses
-// (X-Forwarded-For through a trusted proxy) while an ingestion and a
-// download run: both finish exactly, no read answers 5xx, /api/v1/ready
-// answers 200 throughout, and the flood meets the rate limit (429 with
-// Retry-After). The statistics endpoint's p99 is logged, never asserted.
+// A flood of anonymous reads on every GET, from many client addresses (X-Forwarded-For through a trusted proxy) while
+// an ingestion and a download run: both finish exactly, no read answers 5xx, /api/v1/ready answers 200 throughout, and
+// the flood meets the rate limit (429 with Retry-After). The statistics endpoint's p99 is logged, never asserted.
 func TestReadFloodDoesNotHurtTheWork(t *testing.T) {
 	env, store, b := stackEnv(t)
 	for _, n := range ingestSamples {
@@ -50,8 +48,8 @@ func TestReadFloodDoesNotHurtTheWork(t *testing.T) {
 		"/openapi.json", "/docs",
 	}
 
-	// The flood: 64 clients, four per address, each reads every GET in turn
-	// (half of them with the read token) until the work is done.
+	// The flood: 64 clients, four per address, each reads every GET in turn (half of them with the read token) until
+	// the work is done.
 	const clients = 64
 	done := make(chan struct{})
 	var (

@@ -29,10 +29,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// Two aircraftd processes on one database: a job started on one is read on
-// the other (jobs are kept in PostgreSQL); when the first is killed, the
-// second answers the job failed "instance lost" once the lease has run out,
-// and the second then runs the ingestion itself, exactly.
+// Two aircraftd processes on one database: a job started on one is read on the other (jobs are kept in PostgreSQL);
+// when the first is killed, the second answers the job failed "instance lost" once the lease has run out, and the
+// second then runs the ingestion itself, exactly.
 func TestJobsAcrossTwoInstances(t *testing.T) {
 	env, _, b := stackEnv(t)
 	for _, n := range ingestSamples {
@@ -96,10 +95,8 @@ func TestJobsAcrossTwoInstances(t *testing.T) {
 	checkExactStatistics(t, env["DATABASE_URL"])
 }
 
-// laneHour uploads n files of size bytes each (distinct pseudo-random
-// content, CRC32C checksums) to one lane hour and returns each key's bytes
-// and its checksum as the record should report it, computed here from the
-// bytes.
+// laneHour uploads n files of size bytes each (distinct pseudo-random content, CRC32C checksums) to one lane hour and
+// returns each key's bytes and its checksum as the record should report it, computed here from the bytes.
 func laneHour(t *testing.T, b bucket.Bucket, n, size int) (data, sums map[string]string) {
 	t.Helper()
 	data, sums = map[string]string{}, map[string]string{}
@@ -121,9 +118,8 @@ func laneHour(t *testing.T, b bucket.Bucket, n, size int) (data, sums map[string
 	return data, sums
 }
 
-// checkHourOnDisk checks that every file of the hour is in dir with the
-// uploaded bytes, that no temp file is left, and that every record is
-// downloaded with its checksum.
+// checkHourOnDisk checks that every file of the hour is in dir with the uploaded bytes, that no temp file is left, and
+// that every record is downloaded with its checksum.
 func checkHourOnDisk(t *testing.T, store *mongo.Store, dir string, data, sums map[string]string) []lanes.Record {
 	t.Helper()
 	for k, want := range data {
@@ -150,12 +146,10 @@ func checkHourOnDisk(t *testing.T, store *mongo.Store, dir string, data, sums ma
 	return recs
 }
 
-// The same lane hour downloaded through two aircraftd processes at once,
-// sharing one DOWNLOAD_PATH (EFS in the load-balanced mode): the hour's
-// claim keeps them apart, so each file is fetched once (one GET at the S3
-// server, one attempt in its record, "downloaded" in one answer and
-// "already present" in the other), and every file is there with the
-// uploaded bytes.
+// The same lane hour downloaded through two aircraftd processes at once, sharing one DOWNLOAD_PATH (EFS in the
+// load-balanced mode): the hour's claim keeps them apart, so each file is fetched once (one GET at the S3 server, one
+// attempt in its record, "downloaded" in one answer and "already present" in the other), and every file is there with
+// the uploaded bytes.
 func TestSameHourThroughTwoInstances(t *testing.T) {
 	env, store, b := stackEnv(t)
 	const files = 6
@@ -236,11 +230,9 @@ func TestSameHourThroughTwoInstances(t *testing.T) {
 	other.stop(t)
 }
 
-// One of two aircraftd processes is killed (SIGKILL, as a lost instance)
-// in the middle of a download of an hour: its claim holds the hour until
-// its lease (DOWNLOAD_CLAIM_LEASE_SECONDS, short here) runs out, then the
-// other process takes the hour over and completes it: every file with the
-// uploaded bytes, no temp file of the killed one left.
+// One of two aircraftd processes is killed (SIGKILL, as a lost instance) in the middle of a download of an hour: its
+// claim holds the hour until its lease (DOWNLOAD_CLAIM_LEASE_SECONDS, short here) runs out, then the other process
+// takes the hour over and completes it: every file with the uploaded bytes, no temp file of the killed one left.
 func TestDownloadTakenOverAfterInstanceKilled(t *testing.T) {
 	env, store, b := stackEnv(t)
 	const files = 6
@@ -291,11 +283,9 @@ func TestDownloadTakenOverAfterInstanceKilled(t *testing.T) {
 	other.stop(t)
 }
 
-// Two aircraftd processes on one database, the owner of a job paused
-// (SIGSTOP) past its lease, then resumed (SIGCONT): both give the same
-// answer at every point. While the owner is paused the other answers the
-// job failed "instance lost"; once resumed the owner answers that too (its
-// renewal does not bring the job back) until the job ends, when its real
+// Two aircraftd processes on one database, the owner of a job paused (SIGSTOP) past its lease, then resumed (SIGCONT):
+// both give the same answer at every point. While the owner is paused the other answers the job failed "instance lost";
+// once resumed the owner answers that too (its renewal does not bring the job back) until the job ends, when its real
 // end overwrites "instance lost" and both answer it, alike to the field.
 func TestPausedOwnerAndOtherInstanceAgree(t *testing.T) {
 	env, _, b := stackEnv(t)
@@ -341,8 +331,7 @@ func TestPausedOwnerAndOtherInstanceAgree(t *testing.T) {
 	}
 	resume()
 
-	// answer is what must be alike: all but the progress, which the owner
-	// knows fresher while the job runs.
+	// answer is what must be alike: all but the progress, which the owner knows fresher while the job runs.
 	answer := func(d *daemon) string {
 		status, m, _ := d.call(t, "GET", loc, nil, 10*time.Second)
 		return fmt.Sprint(status, " ", m["state"], " ", m["error"], " ", m["started"], " ", m["finished"], " ", m["result"])

@@ -10,9 +10,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// Job lookups (anonymous) read on the read pool: with every connection of
-// the work's pool held (here its only one, by the ingestion lock), a lookup
-// still answers.
+// Job lookups (anonymous) read on the read pool: with every connection of the work's pool held (here its only one, by
+// the ingestion lock), a lookup still answers.
 func TestJobLookupsTakeNoWorkConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

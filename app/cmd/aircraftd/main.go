@@ -1,7 +1,6 @@
-// Command aircraftd is the aircraft data platform's service: flight
-// statistics from S3 into PostgreSQL, and lane file downloads tracked in
-// MongoDB, over one HTTPS API. Configuration comes from the environment (see
-// .env.example); `aircraftd gencert` writes a self-signed certificate pair.
+// Command aircraftd is the aircraft data platform's service: flight statistics from S3 into PostgreSQL, and lane file
+// downloads tracked in MongoDB, over one HTTPS API. Configuration comes from the environment (see .env.example);
+// `aircraftd gencert` writes a self-signed certificate pair.
 package main
 
 import (
@@ -74,9 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	registry.Observe(m)
 	m.SetJobs(registry)
-	// The metrics have a listener of their own (METRICS_ADDR; config
-	// refused one beyond loopback without METRICS_TOKEN), bound before the
-	// API's: a start that cannot serve them fails.
+	// The metrics have a listener of their own (METRICS_ADDR; config refused one beyond loopback without
+	// METRICS_TOKEN), bound before the API's: a start that cannot serve them fails.
 	var metricsLn *metrics.Listener
 	if cfg.MetricsAddr != "off" {
 		if metricsLn, err = m.Listen(cfg.MetricsAddr, cfg.MetricsToken, log); err != nil {
@@ -119,13 +117,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Backfills:      backfills,
 	})
 
-	// Shutdown, in this order: (1) stop accepting, (2) requests in flight
-	// finish within the grace period, then their contexts are cancelled
-	// (both in serve.Run, which returns when no handler runs any more),
-	// (3) jobs are cancelled with the cause "shutdown" and drained, their
-	// ends saved (retried for up to JOBS_LEASE_SECONDS), (4) the metrics
-	// listener stops (it showed the drain until then), (5) the downloads
-	// root, MongoDB and Postgres are closed.
+	// Shutdown, in this order: (1) stop accepting, (2) requests in flight finish within the grace period, then their
+	// contexts are cancelled (both in serve.Run, which returns when no handler runs any more), (3) jobs are cancelled
+	// with the cause "shutdown" and drained, their ends saved (retried for up to JOBS_LEASE_SECONDS), (4) the metrics
+	// listener stops (it showed the drain until then), (5) the downloads root, MongoDB and Postgres are closed.
 	err = serve.Run(ctx, handler, serve.Options{
 		Addr:         cfg.HTTPAddr,
 		RedirectAddr: cfg.RedirectAddr,
@@ -150,8 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return err
 }
 
-// configure loads the settings, makes the logger, sets the memory limit,
-// resolves the secrets and reads the API tokens.
+// configure loads the settings, makes the logger, sets the memory limit, resolves the secrets and reads the API tokens.
 func configure(ctx context.Context, getenv func(string) string, stdout io.Writer) (*config.Config, *slog.Logger, []string, error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -160,11 +154,9 @@ func configure(ctx context.Context, getenv func(string) string, stdout io.Writer
 	log := newLogger(stdout, cfg.LogLevel)
 	log.Info("starting", "version", version)
 	if getenv("GOMEMLIMIT") == "" {
-		// The service runs on 1 GiB instances beside other processes. Its
-		// live heap is bounded by design (batches, a few files in flight);
-		// a soft limit makes the collector reclaim garbage before the heap
-		// doubles past that, instead of after. GOMEMLIMIT overrides it
-		// (the runtime reads it; config holds the default).
+		// The service runs on 1 GiB instances beside other processes. Its live heap is bounded by design (batches, a
+		// few files in flight); a soft limit makes the collector reclaim garbage before the heap doubles past that,
+		// instead of after. GOMEMLIMIT overrides it (the runtime reads it; config holds the default).
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
 
@@ -217,10 +209,9 @@ func closeMetrics(log *slog.Logger, ln *metrics.Listener) {
 	}
 }
 
-// backfills returns the backfill manager: on the Step Functions state
-// machine BACKFILL_STATE_MACHINE_ARN when set, else in this process (local,
-// whose backfills end when ctx does: Wait waits for them; a local runner is
-// returned either way).
+// backfills returns the backfill manager: on the Step Functions state machine BACKFILL_STATE_MACHINE_ARN when set, else
+// in this process (local, whose backfills end when ctx does: Wait waits for them; a local runner is returned either
+// way).
 func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, ingestion *ingest.Service) (*backfill.Manager, *inprocess.Runner, error) {
 	limits := backfill.Limits{
 		MaxRunning: cfg.BackfillMaxRunning, BatchSize: cfg.BackfillBatchSize, Concurrency: cfg.BackfillConcurrency,
@@ -247,8 +238,7 @@ func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *st
 	return m, local, nil
 }
 
-// instanceID names this process in the jobs it runs: host and a random
-// suffix (two processes may share a host).
+// instanceID names this process in the jobs it runs: host and a random suffix (two processes may share a host).
 func instanceID() string {
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -256,10 +246,9 @@ func instanceID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// authTokens returns the bearer tokens every POST needs: API_TOKEN (or the
-// secret it names) is a list, comma or white space separated, so that a new
-// token can be added before the old one is removed. An empty list refuses
-// to start unless AUTH_DISABLE=true says so; the log says which.
+// authTokens returns the bearer tokens every POST needs: API_TOKEN (or the secret it names) is a list, comma or white
+// space separated, so that a new token can be added before the old one is removed. An empty list refuses to start
+// unless AUTH_DISABLE=true says so; the log says which.
 func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
 	tokens := splitTokens(cfg.APIToken)
 	switch {
@@ -273,8 +262,8 @@ func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
 	return tokens, nil
 }
 
-// readTokens are the tokens of READ_TOKEN, accepted besides API_TOKEN on
-// the listings that reveal keys and paths; none when auth is off.
+// readTokens are the tokens of READ_TOKEN, accepted besides API_TOKEN on the listings that reveal keys and paths; none
+// when auth is off.
 func readTokens(cfg *config.Config, apiTokens []string) []string {
 	if len(apiTokens) == 0 {
 		return nil
@@ -295,10 +284,9 @@ type stores struct {
 	dl      *download.Downloader // nil without MONGODB_URL
 }
 
-// open connects to every dependency; on failure it closes what it opened.
-// jobStore is the jobs' store: starts, renewals and ends on the work's pool,
-// lookups (GET /api/v1/jobs/{id}: anonymous, one SELECT) on the read pool, so
-// that a flood of them waits for read connections, never for the work's.
+// open connects to every dependency; on failure it closes what it opened. jobStore is the jobs' store: starts, renewals
+// and ends on the work's pool, lookups (GET /api/v1/jobs/{id}: anonymous, one SELECT) on the read pool, so that a flood
+// of them waits for read connections, never for the work's.
 type jobStore struct {
 	*postgres.DB
 	reads *postgres.DB
@@ -327,8 +315,8 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.
 	if st.db, err = openDB(ctx, log, dbURL, readPool); err != nil {
 		return nil, err
 	}
-	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no
-	// DDL), then serves as it only.
+	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no DDL), then
+	// serves as it only.
 	appURL, err := cfg.PostgresAppURL()
 	if err != nil {
 		return nil, err
@@ -404,8 +392,8 @@ func (st *stores) lanes(log *slog.Logger) *httpapi.Lanes {
 	return &httpapi.Lanes{Store: st.mongo, Downloader: httpapi.Downloads(st.dl), Indexer: &download.Indexer{Store: st.mongo, Bucket: st.source, Log: log}}
 }
 
-// close releases the downloads root, then MongoDB, then Postgres. The S3
-// client holds nothing to release but idle connections.
+// close releases the downloads root, then MongoDB, then Postgres. The S3 client holds nothing to release but idle
+// connections.
 func (st *stores) close(log *slog.Logger) {
 	if st.dl != nil {
 		if err := st.dl.Close(); err != nil {
@@ -432,8 +420,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(middleware.WithRequestIDs(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
-// openDB connects and migrates, retrying for a minute: at boot the database
-// may come up after the service.
+// openDB connects and migrates, retrying for a minute: at boot the database may come up after the service.
 func openDB(ctx context.Context, log *slog.Logger, url string, reads postgres.ReadPool) (*postgres.DB, error) {
 	var db *postgres.DB
 	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
@@ -467,8 +454,7 @@ func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config, url st
 	return store, err
 }
 
-// secretsManager reads secrets from AWS Secrets Manager with the instance
-// role.
+// secretsManager reads secrets from AWS Secrets Manager with the instance role.
 func secretsManager(ctx context.Context, region string) (config.SecretGetter, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
 	if err != nil {

@@ -1,9 +1,8 @@
 package main
 
-// Metrics on the real local stack: a real ingest and a real download move
-// the counters by what the files say (counted here from the files, not
-// from the service), and /metrics is served on METRICS_ADDR only, never on
-// the public listener.
+// Metrics on the real local stack: a real ingest and a real download move the counters by what the files say (counted
+// here from the files, not from the service), and /metrics is served on METRICS_ADDR only, never on the public
+// listener.
 
 import (
 	"bufio"
@@ -29,8 +28,8 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// scrape returns the value of each series of the metrics at url, by its
-// exposition name with labels (`name{label="value"}`).
+// scrape returns the value of each series of the metrics at url, by its exposition name with labels
+// (`name{label="value"}`).
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -121,8 +120,8 @@ func TestMetricsCountARealIngestAndDownload(t *testing.T) {
 	}
 }
 
-// TestMetricsNotOnThePublicListener: by default /metrics is not served on
-// the API's listener (404 like any unknown path), only on METRICS_ADDR.
+// TestMetricsNotOnThePublicListener: by default /metrics is not served on the API's listener (404 like any unknown
+// path), only on METRICS_ADDR.
 func TestMetricsNotOnThePublicListener(t *testing.T) {
 	env, _, _ := stackEnv(t)
 	env["METRICS_ADDR"] = freeAddr(t)

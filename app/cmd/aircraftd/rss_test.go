@@ -14,11 +14,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// The memory figure of the README: peak RSS of aircraftd while 30 async
-// downloads of large files (one 32 MiB file per lane hour, fetched in
-// parallel ranges) run at once. It moves a GB, so it runs only when asked
-// (AIRCRAFT_RSS_FIGURE=1, without -race: the race detector multiplies
-// memory); it fails above 150 MiB.
+// The memory figure of the README: peak RSS of aircraftd while 30 async downloads of large files (one 32 MiB file per
+// lane hour, fetched in parallel ranges) run at once. It moves a GB, so it runs only when asked (AIRCRAFT_RSS_FIGURE=1,
+// without -race: the race detector multiplies memory); it fails above 150 MiB.
 func TestPeakRSSWithThirtyAsyncDownloads(t *testing.T) {
 	if os.Getenv("AIRCRAFT_RSS_FIGURE") != "1" {
 		t.Skip("set AIRCRAFT_RSS_FIGURE=1 to measure (moves about 1 GB)")

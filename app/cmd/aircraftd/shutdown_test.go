@@ -1,9 +1,8 @@
 package main
 
-// Shutdown on the real local stack: aircraftd runs as a process of its own
-// (this test binary, re-executed to run main) and gets a real SIGTERM while
-// it works. S3 is reached through a throttling proxy, so that the work is
-// still under way when the signal comes.
+// Shutdown on the real local stack: aircraftd runs as a process of its own (this test binary, re-executed to run main)
+// and gets a real SIGTERM while it works. S3 is reached through a throttling proxy, so that the work is still under way
+// when the signal comes.
 
 import (
 	"bytes"
@@ -61,8 +60,7 @@ type daemon struct {
 	done chan error
 }
 
-// startDaemon runs aircraftd with the stack's variables and env on top, and
-// waits until it answers.
+// startDaemon runs aircraftd with the stack's variables and env on top, and waits until it answers.
 func startDaemon(t *testing.T, env map[string]string) *daemon {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,8 +70,7 @@ func startDaemon(t *testing.T, env map[string]string) *daemon {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	// METRICS_ADDR on an ephemeral port: instances of a test never collide
-	// (a test that scrapes sets its own).
+	// METRICS_ADDR on an ephemeral port: instances of a test never collide (a test that scrapes sets its own).
 	cmd.Env = append(os.Environ(), "AIRCRAFTD_TEST_RUN_MAIN=1", "HTTP_ADDR="+addr, "TLS_DISABLE=true", "REDIRECT_ADDR=", "METRICS_ADDR=127.0.0.1:0")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -160,9 +157,8 @@ func (d *daemon) call(t *testing.T, method, path string, body any, timeout time.
 
 const shutdownToken = "shutdown-test-token"
 
-// throttled is a proxy to the stack's S3 server whose large responses
-// trickle at about 512 KiB/s; gets counts the object bodies it served
-// (large GETs; not HEADs, whose Content-Length is the object's).
+// throttled is a proxy to the stack's S3 server whose large responses trickle at about 512 KiB/s; gets counts the
+// object bodies it served (large GETs; not HEADs, whose Content-Length is the object's).
 func throttled(t *testing.T) (endpoint string, gets *atomic.Int64) {
 	t.Helper()
 	target, err := url.Parse(stacktest.Env(t, "S3_ENDPOINT"))
@@ -203,10 +199,9 @@ func stackEnv(t *testing.T) (map[string]string, *mongo.Store, bucket.Bucket) {
 	}, store, b
 }
 
-// SIGTERM during an async download: the job ends failed with the reason
-// shutdown, no record is left downloading (the files not done are failed,
-// reason shutdown), and the hour's claim is let go: a new download of the
-// hour starts at once (its lease is two minutes; the client waits one).
+// SIGTERM during an async download: the job ends failed with the reason shutdown, no record is left downloading (the
+// files not done are failed, reason shutdown), and the hour's claim is let go: a new download of the hour starts at
+// once (its lease is two minutes; the client waits one).
 func TestSIGTERMDuringAsyncDownload(t *testing.T) {
 	env, store, b := stackEnv(t)
 	endpoint, gets := throttled(t)
@@ -275,9 +270,8 @@ func TestSIGTERMDuringAsyncDownload(t *testing.T) {
 	d2.stop(t)
 }
 
-// SIGTERM during a synchronous ingestion: the request is cancelled after the
-// grace period and answered 503 naming the shutdown, the process exits
-// cleanly, and a rerun gives exact statistics.
+// SIGTERM during a synchronous ingestion: the request is cancelled after the grace period and answered 503 naming the
+// shutdown, the process exits cleanly, and a rerun gives exact statistics.
 func TestSIGTERMDuringSynchronousIngest(t *testing.T) {
 	env, _, b := stackEnv(t)
 	endpoint, gets := throttled(t)

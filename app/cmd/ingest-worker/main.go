@@ -1,10 +1,8 @@
-// Command ingest-worker is the ingestion worker as an AWS Lambda function
-// (provided.al2023, built as bootstrap): it ingests the batches of a Step
-// Functions Distributed Map over the bucket's listing, and the new objects
-// that S3 notifies through SQS, exactly once (internal/worker). Configuration
-// comes from the environment, the settings of aircraftd (DATABASE_URL or
-// DB_*, S3_BUCKET, INGEST_*), and DB_IAM_AUTH=true connects with IAM database
-// auth tokens; the function's timeout bounds each invocation.
+// Command ingest-worker is the ingestion worker as an AWS Lambda function (provided.al2023, built as bootstrap): it
+// ingests the batches of a Step Functions Distributed Map over the bucket's listing, and the new objects that S3
+// notifies through SQS, exactly once (internal/worker). Configuration comes from the environment, the settings of
+// aircraftd (DATABASE_URL or DB_*, S3_BUCKET, INGEST_*), and DB_IAM_AUTH=true connects with IAM database auth tokens;
+// the function's timeout bounds each invocation.
 package main
 
 import (
@@ -39,8 +37,8 @@ func main() {
 	lambda.StartWithOptions(h.Invoke, lambda.WithContext(ctx), lambda.WithEnableSIGTERM(closeDB))
 }
 
-// setup reads the configuration and connects to the database and the
-// bucket, once per execution environment (invocations reuse them).
+// setup reads the configuration and connects to the database and the bucket, once per execution environment
+// (invocations reuse them).
 func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, func(), error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -85,8 +83,8 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 	return &worker.Handler{Ingest: svc, Bucket: cfg.S3Bucket, Log: log}, db.Close, nil
 }
 
-// iamAuth makes the password of each new connection an IAM database auth token of the function's role, for
-// DB_USER at DB_HOST:DB_PORT (DB_IAM_AUTH): no secret to keep, no Secrets Manager endpoint to reach.
+// iamAuth makes the password of each new connection an IAM database auth token of the function's role, for DB_USER at
+// DB_HOST:DB_PORT (DB_IAM_AUTH): no secret to keep, no Secrets Manager endpoint to reach.
 func iamAuth(ctx context.Context, cfg *config.Config) (postgres.Password, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWSRegion))
 	if err != nil {

@@ -13,9 +13,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// With DB_IAM_AUTH=true the password of a connection is an IAM database
-// auth token: a SigV4-presigned "connect" for DB_USER at DB_HOST:DB_PORT,
-// signed offline with the role's credentials (static ones here).
+// With DB_IAM_AUTH=true the password of a connection is an IAM database auth token: a SigV4-presigned "connect" for
+// DB_USER at DB_HOST:DB_PORT, signed offline with the role's credentials (static ones here).
 func TestIAMAuthToken(t *testing.T) {
 	env := map[string]string{
 		"DB_IAM_AUTH": "true", "DB_HOST": "db.abc.eu-west-1.rds.amazonaws.com", "DB_PORT": "5433", "DB_USER": "worker",
@@ -64,9 +63,8 @@ func TestIAMAuthToken(t *testing.T) {
 	}
 }
 
-// Every pool of the database takes its connections' password from the
-// function given to OpenWithPassword (where the IAM auth token goes), not
-// from the URL.
+// Every pool of the database takes its connections' password from the function given to OpenWithPassword (where the IAM
+// auth token goes), not from the URL.
 func TestPasswordGivenPerConnection(t *testing.T) {
 	u, err := url.Parse(stacktest.Postgres(t))
 	if err != nil {

@@ -29,13 +29,11 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// rieModule is the AWS Lambda Runtime Interface Emulator the tests run the
-// worker under, as Lambda runs it: the bootstrap binary, the Runtime API,
-// one invocation at a time per execution environment.
+// rieModule is the AWS Lambda Runtime Interface Emulator the tests run the worker under, as Lambda runs it: the
+// bootstrap binary, the Runtime API, one invocation at a time per execution environment.
 const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
 
-// binaries builds the worker as bootstrap and the emulator, once per test
-// binary run.
+// binaries builds the worker as bootstrap and the emulator, once per test binary run.
 var binaries = sync.OnceValues(func() (dir string, err error) {
 	dir, err = os.MkdirTemp("", "ingest-worker-rie-")
 	if err != nil {
@@ -56,8 +54,7 @@ var binaries = sync.OnceValues(func() (dir string, err error) {
 // function is one execution environment of the worker under the emulator.
 type function struct{ url string }
 
-// startFunction runs the worker under the emulator with the stack's
-// variables and env, and stops it when the test ends.
+// startFunction runs the worker under the emulator with the stack's variables and env, and stops it when the test ends.
 func startFunction(t *testing.T, env ...string) function {
 	t.Helper()
 	dir, err := binaries()
@@ -106,8 +103,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// invoke sends event and decodes the answer into out; a function error (the
-// handler's error, in Lambda's error shape) is returned as an error.
+// invoke sends event and decodes the answer into out; a function error (the handler's error, in Lambda's error shape)
+// is returned as an error.
 func (f function) invoke(ctx context.Context, event, out any) error {
 	body, err := json.Marshal(event)
 	if err != nil {
@@ -137,13 +134,11 @@ func (f function) invoke(ctx context.Context, event, out any) error {
 	return json.Unmarshal(answer, out)
 }
 
-// mapRun is what the test driver does in place of a Step Functions
-// Distributed Map: the ItemReader's listing (ListObjectsV2, items as it
-// writes them), the ItemBatcher's batches of batchSize, at most as many
-// children at once as functions, each retried up to retries times with
-// backoff. Every batch in again is sent twice, as when a child succeeds but
-// its result is lost and the map runs it again. The first attempt of batch 0
-// goes to first, when set (an execution environment whose S3 is down).
+// mapRun is what the test driver does in place of a Step Functions Distributed Map: the ItemReader's listing
+// (ListObjectsV2, items as it writes them), the ItemBatcher's batches of batchSize, at most as many children at once as
+// functions, each retried up to retries times with backoff. Every batch in again is sent twice, as when a child
+// succeeds but its result is lost and the map runs it again. The first attempt of batch 0 goes to first, when set (an
+// execution environment whose S3 is down).
 func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *function, batchSize, retries int, again map[int]bool) ([]*ingest.Result, int, error) {
 	var items []map[string]any
 	err := b.List(ctx, "", func(page []bucket.Object) error {
@@ -196,12 +191,10 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *functio
 	return results, int(failures.Load()), err
 }
 
-// TestMapBatchesUnderEmulator runs a Distributed Map's batches of the real
-// samples (the same snapshot under several keys, a file cut mid-record)
-// through the worker binary under the Lambda emulator, 4 at once, one batch
-// twice, one first sent where S3 is down (the invocation fails, and is
-// retried): the statistics equal the oracle's and those of one API run
-// (what POST /process-s3-data runs) over the same bucket.
+// TestMapBatchesUnderEmulator runs a Distributed Map's batches of the real samples (the same snapshot under several
+// keys, a file cut mid-record) through the worker binary under the Lambda emulator, 4 at once, one batch twice, one
+// first sent where S3 is down (the invocation fails, and is retried): the statistics equal the oracle's and those of
+// one API run (what POST /process-s3-data runs) over the same bucket.
 func TestMapBatchesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -251,11 +244,9 @@ func TestMapBatchesUnderEmulator(t *testing.T) {
 	}
 }
 
-// TestQueueMessagesUnderEmulator sends the worker under the Lambda emulator
-// an SQS batch of S3 notifications (keys URL-encoded as S3 writes them): a
-// new snapshot lands in the statistics, and a corrupt file is quarantined
-// and its message done, not delivered again. Sent again, nothing counts
-// twice.
+// TestQueueMessagesUnderEmulator sends the worker under the Lambda emulator an SQS batch of S3 notifications (keys
+// URL-encoded as S3 writes them): a new snapshot lands in the statistics, and a corrupt file is quarantined and its
+// message done, not delivered again. Sent again, nothing counts twice.
 func TestQueueMessagesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -307,8 +298,7 @@ func TestQueueMessagesUnderEmulator(t *testing.T) {
 	}
 }
 
-// s3EventKey encodes a key as S3 event notifications do (form encoding:
-// spaces as +).
+// s3EventKey encodes a key as S3 event notifications do (form encoding: spaces as +).
 func s3EventKey(key string) string {
 	var b strings.Builder
 	for _, c := range []byte(key) {
@@ -324,9 +314,8 @@ func s3EventKey(key string) string {
 	return b.String()
 }
 
-// apiRun ingests the bucket as POST /process-s3-data does, in one run of
-// the service as aircraftd configures it by default, into the database at
-// dbURL.
+// apiRun ingests the bucket as POST /process-s3-data does, in one run of the service as aircraftd configures it by
+// default, into the database at dbURL.
 func apiRun(t *testing.T, dbURL string, b bucket.Bucket) *ingest.Result {
 	t.Helper()
 	ctx := context.Background()
@@ -348,9 +337,8 @@ func apiRun(t *testing.T, dbURL string, b bucket.Bucket) *ingest.Result {
 	return res
 }
 
-// checkStats compares the database's statistics with the oracle's and
-// returns them as text (sums rounded: the order of a float sum is the
-// batches').
+// checkStats compares the database's statistics with the oracle's and returns them as text (sums rounded: the order of
+// a float sum is the batches').
 func checkStats(t *testing.T, dbURL string, want flighttest.Oracle) string {
 	t.Helper()
 	ctx := context.Background()

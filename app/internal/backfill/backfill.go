@@ -1,14 +1,12 @@
-// Package backfill ingests history: every object under a key prefix, or
-// under the day folders of a date range, in batches of keys run side by side.
+// Package backfill ingests history: every object under a key prefix, or under the day folders of a date range, in
+// batches of keys run side by side.
 //
-// A backfill is started, watched and stopped through a Manager, which keeps
-// it in a Store (PostgreSQL, so that any instance answers for it) and runs it
-// with a Runner: inprocess.Runner runs the batches in this process with
-// bounded concurrency (the default, and what `make dev` and the tests use); StepFunctions
-// starts an execution of a state machine whose Distributed Map runs the same
-// batches in AWS Lambda workers. Either way a batch is ingest.Service.Process
-// over at most 200 keys: committed whole or not at all, and a file counts
-// once however many backfills and API runs overlap.
+// A backfill is started, watched and stopped through a Manager, which keeps it in a Store (PostgreSQL, so that any
+// instance answers for it) and runs it with a Runner: inprocess.Runner runs the batches in this process with bounded
+// concurrency (the default, and what `make dev` and the tests use); StepFunctions starts an execution of a state
+// machine whose Distributed Map runs the same batches in AWS Lambda workers. Either way a batch is
+// ingest.Service.Process over at most 200 keys: committed whole or not at all, and a file counts once however many
+// backfills and API runs overlap.
 package backfill
 
 import (
@@ -36,22 +34,19 @@ const (
 // ErrFull means as many backfills as allowed run already.
 var ErrFull = errors.New("backfill: too many backfills are running")
 
-// InstanceLost is the error of an in-process backfill whose instance stopped
-// renewing it: it is answered failed; a new backfill over the same keys goes
-// on where it stopped (the ledger skips what it committed).
+// InstanceLost is the error of an in-process backfill whose instance stopped renewing it: it is answered failed; a new
+// backfill over the same keys goes on where it stopped (the ledger skips what it committed).
 const InstanceLost = "instance lost: start the backfill again to go on"
 
 // maxDays bounds a date range (ten years of day folders).
 const maxDays = 3660
 
-// MaxBatchSize is the largest batch: ingest commits up to 200 files in one
-// transaction, so a batch of at most that many is committed whole or not at
-// all.
+// MaxBatchSize is the largest batch: ingest commits up to 200 files in one transaction, so a batch of at most that many
+// is committed whole or not at all.
 const MaxBatchSize = 200
 
-// Request says what a backfill ingests: every object under Prefix, or, with
-// From and To (days, YYYY-MM-DD, both included), every object under the day
-// folders Prefix+"YYYY/MM/DD/" of the range (readsb-hist's layout).
+// Request says what a backfill ingests: every object under Prefix, or, with From and To (days, YYYY-MM-DD, both
+// included), every object under the day folders Prefix+"YYYY/MM/DD/" of the range (readsb-hist's layout).
 type Request struct {
 	Prefix string `json:"prefix" maxLength:"1024" doc:"key prefix; with from and to, the root of the day folders YYYY/MM/DD/"`
 	From   string `json:"from,omitempty" pattern:"^[0-9]{4}-[0-9]{2}-[0-9]{2}$" doc:"first day (UTC, YYYY-MM-DD) of a date range"`
@@ -79,9 +74,8 @@ func (r Request) Prefixes() ([]string, error) {
 	return ps, nil
 }
 
-// Progress counts what a backfill did. In-process backfills count everything;
-// a Step Functions execution reports batches and files only (the workers'
-// bytes and observations are in their logs).
+// Progress counts what a backfill did. In-process backfills count everything; a Step Functions execution reports
+// batches and files only (the workers' bytes and observations are in their logs).
 type Progress struct {
 	ListingDone   bool  `json:"listing_done" doc:"every key has been listed: batches_listed is the total"`
 	BatchesListed int64 `json:"batches_listed"`
@@ -94,8 +88,8 @@ type Progress struct {
 	Observations  int64 `json:"observations"`
 }
 
-// FailedBatch is a batch that failed after its retries: its keys (the
-// first and the last, in key order), how many, and why.
+// FailedBatch is a batch that failed after its retries: its keys (the first and the last, in key order), how many, and
+// why.
 type FailedBatch struct {
 	First string `json:"first"`
 	Last  string `json:"last"`
@@ -155,18 +149,17 @@ type Store interface {
 type Runner interface {
 	// Name is what Backfill.Runner says.
 	Name() string
-	// Start runs b (already stored, running) in the background, setting
-	// b.Execution when it has one.
+	// Start runs b (already stored, running) in the background, setting b.Execution when it has one.
 	Start(ctx context.Context, b *Backfill) error
-	// Refresh brings a running b's progress and state up to date from where
-	// it runs and saves them; the in-process runner's are saved as they change.
+	// Refresh brings a running b's progress and state up to date from where it runs and saves them; the in-process
+	// runner's are saved as they change.
 	Refresh(ctx context.Context, b *Backfill) error
 	// Stop stops b (its stop is already requested in the Store).
 	Stop(ctx context.Context, b Backfill) error
 }
 
-// Cost is the estimate of what a backfill costs when it runs on Step
-// Functions and Lambda, in USD (docs/ingestion.md "What a backfill costs").
+// Cost is the estimate of what a backfill costs when it runs on Step Functions and Lambda, in USD (docs/ingestion.md
+// "What a backfill costs").
 type Cost struct {
 	PerGB    float64 // Lambda time to fetch, decode and commit 1 GB (1e9 bytes)
 	PerFile  float64 // one S3 GET
@@ -187,8 +180,7 @@ type Limits struct {
 	Concurrency int           // BACKFILL_CONCURRENCY: batches at once per backfill
 	Retries     int           // BACKFILL_RETRIES: retries of a batch whose dependency failed
 	Backoff     time.Duration // first wait between retries, doubled each time
-	// ToleratedFailurePercent of the batches may fail; more fail the
-	// backfill (BACKFILL_TOLERATED_FAILURE_PERCENT).
+	// ToleratedFailurePercent of the batches may fail; more fail the backfill (BACKFILL_TOLERATED_FAILURE_PERCENT).
 	ToleratedFailurePercent int
 	Lease                   time.Duration // a running in-process backfill not renewed this long is lost
 }
@@ -217,8 +209,7 @@ type RequestError struct{ Reason string }
 
 func (e *RequestError) Error() string { return e.Reason }
 
-// Start stores a new backfill of req and starts it, or fails with ErrFull
-// or a *RequestError.
+// Start stores a new backfill of req and starts it, or fails with ErrFull or a *RequestError.
 func (m *Manager) Start(ctx context.Context, req Request) (Backfill, error) {
 	if _, err := req.Prefixes(); err != nil {
 		return Backfill{}, &RequestError{err.Error()}
@@ -235,8 +226,8 @@ func (m *Manager) Start(ctx context.Context, req Request) (Backfill, error) {
 	}
 	err := m.Store.CreateBackfill(ctx, b, m.Limits.MaxRunning, m.Limits.Lease)
 	if errors.Is(err, ErrFull) {
-		// A backfill that runs elsewhere (Step Functions) is known to have
-		// ended only once asked: ask the running ones, then try again.
+		// A backfill that runs elsewhere (Step Functions) is known to have ended only once asked: ask the running ones,
+		// then try again.
 		if err = m.refreshRunning(ctx); err == nil {
 			err = m.Store.CreateBackfill(ctx, b, m.Limits.MaxRunning, m.Limits.Lease)
 		}
@@ -291,8 +282,8 @@ func (m *Manager) Get(ctx context.Context, id string) (Backfill, bool, error) {
 	return b, true, nil
 }
 
-// Stop asks a backfill to stop: no batch starts any more, those under way
-// end (each whole or not at all). It answers the backfill as it is then.
+// Stop asks a backfill to stop: no batch starts any more, those under way end (each whole or not at all). It answers
+// the backfill as it is then.
 func (m *Manager) Stop(ctx context.Context, id string) (Backfill, bool, error) {
 	ok, err := m.Store.RequestStop(ctx, id)
 	if err != nil || !ok {

@@ -10,8 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
-// SFN is the part of the Step Functions client a StepFunctions runner uses
-// (*sfn.Client).
+// SFN is the part of the Step Functions client a StepFunctions runner uses (*sfn.Client).
 type SFN interface {
 	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, opts ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
 	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, opts ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
@@ -20,24 +19,21 @@ type SFN interface {
 	DescribeMapRun(ctx context.Context, in *sfn.DescribeMapRunInput, opts ...func(*sfn.Options)) (*sfn.DescribeMapRunOutput, error)
 }
 
-// ExecutionStore is what StepFunctions keeps in the Store besides it
-// (postgres.DB).
+// ExecutionStore is what StepFunctions keeps in the Store besides it (postgres.DB).
 type ExecutionStore interface {
 	Store
 	// SetExecution saves the execution that runs a backfill.
 	SetExecution(ctx context.Context, id, execution string) error
 }
 
-// StepFunctions runs backfills as executions of a state machine
-// (BACKFILL_STATE_MACHINE_ARN) whose Distributed Map lists the prefixes,
-// batches the keys and runs the batches in the ingest worker. The
-// execution's input (docs/ingestion.md "Backfills"):
+// StepFunctions runs backfills as executions of a state machine (BACKFILL_STATE_MACHINE_ARN) whose Distributed Map
+// lists the prefixes, batches the keys and runs the batches in the ingest worker. The execution's input
+// (docs/ingestion.md "Backfills"):
 //
 //	{"backfill": id, "bucket": …, "prefixes": [...], "batch_size": n, "max_concurrency": n,
 //	 "tolerated_failure_percentage": n, "retries": n}
 //
-// Its progress is the map runs' (DescribeMapRun): a child execution is a
-// batch, an item a file.
+// Its progress is the map runs' (DescribeMapRun): a child execution is a batch, an item a file.
 type StepFunctions struct {
 	Client       SFN
 	StateMachine string
@@ -48,8 +44,7 @@ type StepFunctions struct {
 // Name is "stepfunctions".
 func (s *StepFunctions) Name() string { return "stepfunctions" }
 
-// Start starts an execution named for the backfill: starting it again is
-// idempotent.
+// Start starts an execution named for the backfill: starting it again is idempotent.
 func (s *StepFunctions) Start(ctx context.Context, b *Backfill) error {
 	prefixes, err := b.Request.Prefixes()
 	if err != nil {
@@ -73,8 +68,8 @@ func (s *StepFunctions) Start(ctx context.Context, b *Backfill) error {
 	return s.Store.SetExecution(ctx, b.ID, b.Execution)
 }
 
-// Refresh reads the execution's state and its map runs' counts, saves them,
-// and ends the backfill when the execution ended.
+// Refresh reads the execution's state and its map runs' counts, saves them, and ends the backfill when the execution
+// ended.
 func (s *StepFunctions) Refresh(ctx context.Context, b *Backfill) error {
 	if b.Execution == "" {
 		return nil // being started

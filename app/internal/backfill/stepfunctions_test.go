@@ -111,9 +111,8 @@ func (m *memStore) SetExecution(_ context.Context, id, e string) error {
 	return nil
 }
 
-// A backfill on Step Functions starts an execution with the day prefixes
-// of its range, answers the map runs' counts (a child execution a batch, an
-// item a file), and DELETE stops the execution.
+// A backfill on Step Functions starts an execution with the day prefixes of its range, answers the map runs' counts (a
+// child execution a batch, an item a file), and DELETE stops the execution.
 func TestStepFunctionsRunner(t *testing.T) {
 	ctx := context.Background()
 	client := &fakeSFN{}
@@ -148,8 +147,8 @@ func TestStepFunctionsRunner(t *testing.T) {
 		t.Errorf("stop: %v, stopped %q, state %s", err, client.stopped, got.State)
 	}
 
-	// With one allowed, a second backfill starts once the first one's
-	// execution ended, whether or not anyone asked for it since.
+	// With one allowed, a second backfill starts once the first one's execution ended, whether or not anyone asked for
+	// it since.
 	second, err := m.Start(ctx, backfill.Request{Prefix: "a/"})
 	if err != nil {
 		t.Fatal(err)

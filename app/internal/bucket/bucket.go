@@ -1,5 +1,4 @@
-// Package bucket reads objects from S3 or an S3-compatible server with the
-// AWS SDK for Go v2.
+// Package bucket reads objects from S3 or an S3-compatible server with the AWS SDK for Go v2.
 package bucket
 
 import (
@@ -19,9 +18,8 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// NewClient returns an S3 client for region. endpoint, when set, points it at
-// an S3-compatible server with path-style addressing (local runs); otherwise
-// AWS's endpoints and the default credential chain (the instance role) apply.
+// NewClient returns an S3 client for region. endpoint, when set, points it at an S3-compatible server with path-style
+// addressing (local runs); otherwise AWS's endpoints and the default credential chain (the instance role) apply.
 func NewClient(ctx context.Context, region, endpoint string) (*s3.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
 	if err != nil {
@@ -47,21 +45,19 @@ type Object struct {
 type Bucket struct {
 	Client *s3.Client
 	Name   string
-	// Stall, when positive, fails a read of Open with ErrStalled when S3
-	// sends no byte for this long (S3_STALL_SECONDS).
+	// Stall, when positive, fails a read of Open with ErrStalled when S3 sends no byte for this long
+	// (S3_STALL_SECONDS).
 	Stall time.Duration
 }
 
-// ErrStalled means S3 sent nothing for Bucket.Stall: the dependency is slow,
-// the object is not at fault.
+// ErrStalled means S3 sent nothing for Bucket.Stall: the dependency is slow, the object is not at fault.
 var ErrStalled = errors.New("s3 sent no data within S3_STALL_SECONDS")
 
 // List calls fn with each page of objects under prefix, in key order.
 //
-// Keys are asked for URL-encoded: a key may hold characters XML 1.0 cannot
-// carry (control characters), which would break the page that lists it.
-// The SDK does not decode them (aws-sdk-go-v2#1676), so List does, when the
-// server says it encoded them (some S3-compatible servers ignore the request).
+// Keys are asked for URL-encoded: a key may hold characters XML 1.0 cannot carry (control characters), which would
+// break the page that lists it. The SDK does not decode them (aws-sdk-go-v2#1676), so List does, when the server says
+// it encoded them (some S3-compatible servers ignore the request).
 func (b Bucket) List(ctx context.Context, prefix string, fn func([]Object) error) error {
 	p := s3.NewListObjectsV2Paginator(b.Client, &s3.ListObjectsV2Input{
 		Bucket:       aws.String(b.Name),
@@ -98,13 +94,11 @@ func (b Bucket) List(ctx context.Context, prefix string, fn func([]Object) error
 	return nil
 }
 
-// Open starts reading one object. If etag is set, the read fails unless the
-// object still has it, so what is read is what was listed. The returned
-// version id is empty when the bucket is not versioned.
+// Open starts reading one object. If etag is set, the read fails unless the object still has it, so what is read is
+// what was listed. The returned version id is empty when the bucket is not versioned.
 //
-// With Bucket.Stall set, waiting for the answer and each read of the body
-// fail with ErrStalled after that long without a byte; time between reads
-// (the caller's) does not count.
+// With Bucket.Stall set, waiting for the answer and each read of the body fail with ErrStalled after that long without
+// a byte; time between reads (the caller's) does not count.
 func (b Bucket) Open(ctx context.Context, key, etag string) (body io.ReadCloser, versionID string, err error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(b.Name), Key: aws.String(key)}
 	if etag != "" {
@@ -128,8 +122,7 @@ func (b Bucket) Open(ctx context.Context, key, etag string) (body io.ReadCloser,
 	return &stallReader{r: out.Body, w: w}, v, nil
 }
 
-// watchdog cancels a request when a wait between start and stop lasts
-// longer than stall (never when stall is zero).
+// watchdog cancels a request when a wait between start and stop lasts longer than stall (never when stall is zero).
 type watchdog struct {
 	stall  time.Duration
 	cancel context.CancelCauseFunc
@@ -171,8 +164,8 @@ func (s *stallReader) Close() error {
 	return err
 }
 
-// requestCodes are the S3 error codes with a 4xx status that concern the
-// request or the account, not the object: they would meet every object.
+// requestCodes are the S3 error codes with a 4xx status that concern the request or the account, not the object: they
+// would meet every object.
 var requestCodes = map[string]bool{
 	"AccountProblem": true, "AllAccessDisabled": true, "AuthorizationHeaderMalformed": true, "ExpiredToken": true,
 	"InvalidAccessKeyId": true, "InvalidBucketName": true, "InvalidToken": true, "MissingSecurityHeader": true,
@@ -180,13 +173,10 @@ var requestCodes = map[string]bool{
 	"SlowDown": true, "Throttling": true, "ThrottlingException": true, "TokenRefreshRequired": true,
 }
 
-// Refusal returns S3's reason when err is S3 refusing one object for
-// something of the object's own (a 4xx answer such as AccessDenied from a
-// KMS key the role may not use, or InvalidObjectState for an archived
-// object), and reports whether it is. Throttling (429, SlowDown), a request
-// timeout and errors of the credentials or the bucket are not: they concern
-// every object alike. Neither are 5xx answers, timeouts and broken
-// connections.
+// Refusal returns S3's reason when err is S3 refusing one object for something of the object's own (a 4xx answer such
+// as AccessDenied from a KMS key the role may not use, or InvalidObjectState for an archived object), and reports
+// whether it is. Throttling (429, SlowDown), a request timeout and errors of the credentials or the bucket are not:
+// they concern every object alike. Neither are 5xx answers, timeouts and broken connections.
 func Refusal(err error) (string, bool) {
 	var api smithy.APIError
 	var resp *smithyhttp.ResponseError

@@ -28,8 +28,8 @@ func (c *Config) PostgresAppURL() (string, error) {
 }
 
 // MongoAppURL is MONGODB_URL with the user and password of the service's own user (MONGODB_APP_SECRET_ARN),
-// authenticated in the admin database where aircraftd defines it (unless the URI names an authSource), or "" when
-// none is configured.
+// authenticated in the admin database where aircraftd defines it (unless the URI names an authSource), or "" when none
+// is configured.
 func (c *Config) MongoAppURL() (string, error) {
 	if c.MongoApp.User == "" || c.MongoURL == "" {
 		return "", nil

@@ -1,10 +1,8 @@
-// Package config owns the service's settings: every environment variable
-// aircraftd reads (12-factor), with its name, default, meaning and parsing,
-// in one table (settings.go), and the secrets that fill some of them.
-// `.env.example` and the settings table of docs/CONTRACT.md are rendered from
-// that table and checked against it by this package's tests (go test
-// ./internal/config -update rewrites them). Names from the seed projects
-// (DB_HOST …, S3_BUCKET, MONGODB_URL …, DOWNLOAD_PATH) keep their meaning.
+// Package config owns the service's settings: every environment variable aircraftd reads (12-factor), with its name,
+// default, meaning and parsing, in one table (settings.go), and the secrets that fill some of them. `.env.example` and
+// the settings table of docs/CONTRACT.md are rendered from that table and checked against it by this package's tests
+// (go test ./internal/config -update rewrites them). Names from the seed projects (DB_HOST …, S3_BUCKET, MONGODB_URL …,
+// DOWNLOAD_PATH) keep their meaning.
 package config
 
 import (
@@ -45,8 +43,8 @@ type Config struct {
 	S3Endpoint     string
 	SourceBucket   string
 	IngestWorkers  int
-	// Caps on what one ingested file may cost; a file over one is
-	// quarantined with a reason naming the cap (docs/ingestion.md).
+	// Caps on what one ingested file may cost; a file over one is quarantined with a reason naming the cap
+	// (docs/ingestion.md).
 	IngestMaxFileBytes       int64         // decompressed bytes
 	IngestMaxStringBytes     int           // bytes of a kept string (hex, r, t, emergency)
 	IngestMaxAircraftPerFile int           // distinct addresses
@@ -98,8 +96,8 @@ type Config struct {
 	DownloadPath        string
 	DownloadWorkers     int
 	DownloadFsync       bool // sync each file (and its folder) to disk before it counts as downloaded
-	// DownloadClaimLease is how long a download's claim on its hour holds
-	// without renewal: how long the hour of a lost instance waits.
+	// DownloadClaimLease is how long a download's claim on its hour holds without renewal: how long the hour of a lost
+	// instance waits.
 	DownloadClaimLease time.Duration
 	DownloadWait       time.Duration // a synchronous download waits this long for an hour held by another
 	DownloadStall      time.Duration // a download without progress this long gives its hour up
@@ -110,16 +108,15 @@ type Config struct {
 	LogLevel         string
 }
 
-// minDownloadClaimLease is the shortest DOWNLOAD_CLAIM_LEASE_SECONDS: a
-// renewal every second, with a second to answer.
+// minDownloadClaimLease is the shortest DOWNLOAD_CLAIM_LEASE_SECONDS: a renewal every second, with a second to answer.
 const minDownloadClaimLease = 3 * time.Second
 
 type dbParts struct {
 	host, port, user, password, name, sslmode, sslrootcert string
 }
 
-// Load reads the configuration through getenv (os.Getenv in production):
-// every setting of the table, then the rules that tie settings together.
+// Load reads the configuration through getenv (os.Getenv in production): every setting of the table, then the rules
+// that tie settings together.
 func Load(getenv func(string) string) (*Config, error) {
 	c := &Config{}
 	var errs []error
@@ -168,10 +165,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// Defaults is the configuration with no variable set: every setting at its
-// default. Packages take their settings as values and do not restate these
-// defaults; a test that wants a package set up as the service runs by
-// default takes the values from here.
+// Defaults is the configuration with no variable set: every setting at its default. Packages take their settings as
+// values and do not restate these defaults; a test that wants a package set up as the service runs by default takes the
+// values from here.
 func Defaults() *Config {
 	c, err := Load(func(string) string { return "" })
 	if err != nil {
@@ -206,14 +202,13 @@ func (c *Config) PostgresURL() (string, error) {
 	return u.String(), nil
 }
 
-// DBIAMAuthEndpoint is the database's host:port and the user that IAM database auth tokens are made for
-// (DB_IAM_AUTH).
+// DBIAMAuthEndpoint is the database's host:port and the user that IAM database auth tokens are made for (DB_IAM_AUTH).
 func (c *Config) DBIAMAuthEndpoint() (endpoint, user string) {
 	return net.JoinHostPort(c.db.host, c.db.port), c.db.user
 }
 
-// IngestLimits are the caps of one ingested file (the INGEST_MAX_* settings),
-// as aircraftd and the ingestion worker both decode with them.
+// IngestLimits are the caps of one ingested file (the INGEST_MAX_* settings), as aircraftd and the ingestion worker
+// both decode with them.
 func (c *Config) IngestLimits() readsb.Limits {
 	return readsb.Limits{
 		MaxBytes: c.IngestMaxFileBytes, MaxString: c.IngestMaxStringBytes, MaxAircraft: c.IngestMaxAircraftPerFile,
@@ -221,9 +216,8 @@ func (c *Config) IngestLimits() readsb.Limits {
 	}
 }
 
-// Loopback reports whether the listener address addr (host:port) accepts
-// connections from this host only: its host is a loopback IP or localhost.
-// An empty host (":9464") listens on every interface.
+// Loopback reports whether the listener address addr (host:port) accepts connections from this host only: its host is a
+// loopback IP or localhost. An empty host (":9464") listens on every interface.
 func Loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

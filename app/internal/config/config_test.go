@@ -33,8 +33,8 @@ func TestDefaultsAndSeedNames(t *testing.T) {
 	}
 }
 
-// Defaults are the settings with nothing set: the values the packages that
-// take them (ingest, readsb, download, jobs) get when nothing is configured.
+// Defaults are the settings with nothing set: the values the packages that take them (ingest, readsb, download, jobs)
+// get when nothing is configured.
 func TestDefaults(t *testing.T) {
 	c := Defaults()
 	if c.IngestWorkers != 3 || c.IngestMaxFileBytes != 256<<20 || c.IngestMaxStringBytes != 64 || c.IngestMaxAircraftPerFile != 100_000 ||
@@ -190,8 +190,7 @@ func TestDownloadClaimLease(t *testing.T) {
 	}
 }
 
-// TestMetricsAddrFailsClosed: the metrics listener beyond loopback needs a
-// token; on loopback, or off, it does not.
+// TestMetricsAddrFailsClosed: the metrics listener beyond loopback needs a token; on loopback, or off, it does not.
 func TestMetricsAddrFailsClosed(t *testing.T) {
 	for _, tc := range []struct {
 		addr, token string

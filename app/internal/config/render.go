@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// EnvExample renders .env.example: every setting, by group, with its
-// default (or an example); what a local run sets is uncommented.
+// EnvExample renders .env.example: every setting, by group, with its default (or an example); what a local run sets is
+// uncommented.
 func EnvExample() string {
 	var b strings.Builder
 	b.WriteString(`# Every variable the service (app/cmd/aircraftd) reads. ` + "`make dev`" + ` writes the

@@ -60,8 +60,8 @@ func TestContractIsTheTable(t *testing.T) {
 	}
 }
 
-// Every line of .env.example that names a variable names a setting, once:
-// the file is what infra's test reads as the list of the service's names.
+// Every line of .env.example that names a variable names a setting, once: the file is what infra's test reads as the
+// list of the service's names.
 func TestEnvExampleNamesEverySettingOnce(t *testing.T) {
 	name := regexp.MustCompile(`(?m)^(?:# )?([A-Z][A-Z0-9_]*)=`)
 	seen := map[string]int{}

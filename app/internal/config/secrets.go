@@ -10,8 +10,7 @@ import (
 	"strings"
 )
 
-// SecretGetter returns the value of the secret named by an ARN (AWS Secrets
-// Manager in production).
+// SecretGetter returns the value of the secret named by an ARN (AWS Secrets Manager in production).
 type SecretGetter func(ctx context.Context, arn string) (string, error)
 
 // HasSecrets reports whether any *_SECRET_ARN is set.
@@ -20,10 +19,9 @@ func (c *Config) HasSecrets() bool {
 		c.DBAppSecretARN != "" || c.MongoAppSecretARN != ""
 }
 
-// ResolveSecrets reads the secrets named by the *_SECRET_ARN settings through
-// get and fills the settings they stand for: DB_SECRET_ARN the DB_* parts,
-// MONGODB_URL_SECRET_ARN MONGODB_URL, API_TOKEN_SECRET_ARN API_TOKEN, DB_APP_SECRET_ARN DBApp and
-// MONGODB_APP_SECRET_ARN MongoApp.
+// ResolveSecrets reads the secrets named by the *_SECRET_ARN settings through get and fills the settings they stand
+// for: DB_SECRET_ARN the DB_* parts, MONGODB_URL_SECRET_ARN MONGODB_URL, API_TOKEN_SECRET_ARN API_TOKEN,
+// DB_APP_SECRET_ARN DBApp and MONGODB_APP_SECRET_ARN MongoApp.
 func (c *Config) ResolveSecrets(ctx context.Context, get SecretGetter) error {
 	for _, app := range []struct {
 		arn  string
@@ -102,9 +100,8 @@ type mongoSecret struct {
 	Port     any    `json:"port"`
 }
 
-// mongoURLFromSecret turns a secret value into a connection URI: the value
-// is either a URI itself or a DocumentDB JSON secret. DocumentDB needs TLS
-// and does not support retryable writes.
+// mongoURLFromSecret turns a secret value into a connection URI: the value is either a URI itself or a DocumentDB JSON
+// secret. DocumentDB needs TLS and does not support retryable writes.
 func mongoURLFromSecret(value string) (string, error) {
 	value = strings.TrimSpace(value)
 	if strings.HasPrefix(value, "mongodb://") || strings.HasPrefix(value, "mongodb+srv://") {

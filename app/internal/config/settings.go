@@ -26,9 +26,8 @@ func Settings() []Setting { return new(Config).settings() }
 
 // settings is the table, bound to c: Load fills c through it.
 //
-// To add a setting: a field in Config and one line here, in its group
-// (then `go test ./internal/config -update` rewrites .env.example and
-// docs/CONTRACT.md).
+// To add a setting: a field in Config and one line here, in its group (then `go test ./internal/config -update`
+// rewrites .env.example and docs/CONTRACT.md).
 func (c *Config) settings() []Setting {
 	return slices.Concat(
 		group("HTTP",
@@ -204,8 +203,8 @@ func list(name string, p *[]string, doc string) Setting {
 	}}
 }
 
-// bytes is a size in the Go runtime's GOMEMLIMIT syntax: a whole number of
-// bytes with an optional unit (B, KiB, MiB, GiB, TiB), or "off".
+// bytes is a size in the Go runtime's GOMEMLIMIT syntax: a whole number of bytes with an optional unit (B, KiB, MiB,
+// GiB, TiB), or "off".
 func bytes(name string, def int64, p *int64, doc string) Setting {
 	return Setting{Name: name, Default: strconv.FormatInt(def>>20, 10) + "MiB", Doc: doc, set: func(v string) error {
 		if v == "off" {

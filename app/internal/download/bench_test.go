@@ -21,16 +21,16 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// BenchmarkEngine is the downloader alone against the local S3 server, in this process, on the shapes of
-// make bench-download (200 × 1 MiB in one lane hour, 1 × 1 GiB in another), which prints it beside the service's
-// figures and s5cmd's:
+// BenchmarkEngine is the downloader alone against the local S3 server, in this process, on the shapes of make
+// bench-download (200 × 1 MiB in one lane hour, 1 × 1 GiB in another), which prints it beside the service's figures and
+// s5cmd's:
 //
 //   - engine: the records in memory, files not synced: the job s5cmd does;
 //   - engine+fsync: the same, durable (O_DIRECT, fsync before rename), as the service writes by default;
 //   - engine+mongo: not synced, the status of every file written to the local stack's MongoDB wire server.
 //
-// Every run starts after an untimed sync, with the hour's folder removed; MB/s is the mean over the runs
-// (-benchtime Nx: N runs after a first, warm-up one), cpu-ms/op the CPU this process spent in a run.
+// Every run starts after an untimed sync, with the hour's folder removed; MB/s is the mean over the runs (-benchtime
+// Nx: N runs after a first, warm-up one), cpu-ms/op the CPU this process spent in a run.
 func BenchmarkEngine(b *testing.B) {
 	def := config.Defaults()
 	bk := stacktest.Bucket(b)

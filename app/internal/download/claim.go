@@ -12,11 +12,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// lease is a run's claim on its hour as the run knows it: held until
-// `until` by its own clock, unless lost. Each step that changes anything
-// (a file put in place, a batch of statuses) checks it first, so that a
-// run that stalled past its lease (a pause of the process, a partition)
-// and may have been taken over writes nothing more once it wakes up. A
+// lease is a run's claim on its hour as the run knows it: held until `until` by its own clock, unless lost. Each step
+// that changes anything (a file put in place, a batch of statuses) checks it first, so that a run that stalled past its
+// lease (a pause of the process, a partition) and may have been taken over writes nothing more once it wakes up. A
 // small margin keeps those steps clear of the moment the lease ends.
 type lease struct {
 	name, owner string
@@ -51,19 +49,17 @@ func (l *lease) lose() bool {
 	return was
 }
 
-// ErrBusy is the error of Claim when another download still holds the
-// hour once the wait allowed is over.
+// ErrBusy is the error of Claim when another download still holds the hour once the wait allowed is over.
 var ErrBusy = errors.New("another download of this hour is under way")
 
-// firstPoll and maxPoll bound the pauses between two tries at an hour that
-// another instance holds: they double from the first to the most.
+// firstPoll and maxPoll bound the pauses between two tries at an hour that another instance holds: they double from the
+// first to the most.
 const (
 	firstPoll = 250 * time.Millisecond
 	maxPoll   = 5 * time.Second
 )
 
-// Claim is an hour claimed for one download: Download runs it, or Release
-// lets it go unrun.
+// Claim is an hour claimed for one download: Download runs it, or Release lets it go unrun.
 type Claim struct {
 	d     *Downloader
 	h     lanes.Hour
@@ -72,13 +68,11 @@ type Claim struct {
 	gone  sync.Once // the hour let go in this process
 }
 
-// Claim claims the hour h for a download. While another download holds
-// it, Claim waits up to Config.Wait if wait is set, then fails with ErrBusy
-// (at once if wait is not set). Waiting costs no job slot and no fetching
-// slot. A request of this process that holds the hour wakes the waiters of
-// this process when it lets it go; only one of them at a time asks the
-// store. An hour held by another instance is asked for again after pauses
-// that double from firstPoll to maxPoll.
+// Claim claims the hour h for a download. While another download holds it, Claim waits up to Config.Wait if wait is
+// set, then fails with ErrBusy (at once if wait is not set). Waiting costs no job slot and no fetching slot. A request
+// of this process that holds the hour wakes the waiters of this process when it lets it go; only one of them at a time
+// asks the store. An hour held by another instance is asked for again after pauses that double from firstPoll to
+// maxPoll.
 func (d *Downloader) Claim(ctx context.Context, h lanes.Hour, wait bool) (*Claim, error) {
 	var patience time.Duration
 	if wait {
@@ -171,14 +165,11 @@ func (c *Claim) letGo() {
 	})
 }
 
-// renew renews the run's claim (every Lease/3) while the run makes
-// progress: a byte written or a file ended since the last renewal, or no
-// file under way (the run waits for the process's workers, busy with other
-// runs). A run with files under way and no progress for Stall (S3 or the
-// disk hung) gives its hour up: its files fail, the claim is let go at
-// once, and nothing more of it is put in place. A claim that is no longer
-// ours, or that could not be renewed before its lease ran out, is lost:
-// the run stops.
+// renew renews the run's claim (every Lease/3) while the run makes progress: a byte written or a file ended since the
+// last renewal, or no file under way (the run waits for the process's workers, busy with other runs). A run with files
+// under way and no progress for Stall (S3 or the disk hung) gives its hour up: its files fail, the claim is let go at
+// once, and nothing more of it is put in place. A claim that is no longer ours, or that could not be renewed before its
+// lease ran out, is lost: the run stops.
 func (r *run) renew() {
 	d := r.d
 	at := d.now().UTC()
@@ -217,9 +208,8 @@ func (r *run) lose(why string) {
 	r.cancel(lanes.ErrClaimLost)
 }
 
-// giveUp stops a run that made no progress for idle and lets its hour go
-// at once, without waiting for its files under way to return (a write to
-// a hung disk may never return): fenced, they put nothing in place.
+// giveUp stops a run that made no progress for idle and lets its hour go at once, without waiting for its files under
+// way to return (a write to a hung disk may never return): fenced, they put nothing in place.
 func (r *run) giveUp(idle time.Duration) {
 	err := fmt.Errorf("no progress for %s (DOWNLOAD_STALL_SECONDS): the hour was given up (%w)",
 		idle.Round(time.Second), lanes.ErrClaimLost)

@@ -77,8 +77,7 @@ func (e *env) downloader(t *testing.T, s3c *s3.Client, mod ...func(*download.Con
 	return d
 }
 
-// put uploads n random bytes under the prefix with the given checksum
-// algorithm ("" = none: the ETag is the MD5).
+// put uploads n random bytes under the prefix with the given checksum algorithm ("" = none: the ETag is the MD5).
 func (e *env) put(t *testing.T, key string, n int, algo s3types.ChecksumAlgorithm) []byte {
 	t.Helper()
 	data := make([]byte, n)
@@ -101,8 +100,7 @@ func (e *env) put(t *testing.T, key string, n int, algo s3types.ChecksumAlgorith
 	return data
 }
 
-// putHour uploads n files of size bytes (CRC32C) into lane1's hour 14 and
-// indexes them; it returns their keys.
+// putHour uploads n files of size bytes (CRC32C) into lane1's hour 14 and indexes them; it returns their keys.
 func (e *env) putHour(t *testing.T, n, size int) []string {
 	t.Helper()
 	var keys []string
@@ -136,8 +134,8 @@ func hour(t *testing.T, lane string, h int) lanes.Hour {
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-// checkOnDisk checks that each key's file is at the layout's path with the
-// uploaded bytes (sha256 of what was uploaded against sha256 of the file).
+// checkOnDisk checks that each key's file is at the layout's path with the uploaded bytes (sha256 of what was uploaded
+// against sha256 of the file).
 func (e *env) checkOnDisk(t *testing.T, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
@@ -155,8 +153,7 @@ func (e *env) checkOnDisk(t *testing.T, keys ...string) {
 	}
 }
 
-// leftovers lists temp files (hidden: the tests' files are not) below the
-// downloads folder.
+// leftovers lists temp files (hidden: the tests' files are not) below the downloads folder.
 func leftovers(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
@@ -263,8 +260,8 @@ func TestIndexAndDownloadHour(t *testing.T) {
 		}
 	}
 
-	// Again: nothing is fetched, every file is reported present, as its
-	// record already says: the records are left as they are.
+	// Again: nothing is fetched, every file is reported present, as its record already says: the records are left as
+	// they are.
 	got, err = d.Download(ctx, hour(t, "lane1", 14), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -294,8 +291,7 @@ func TestIndexAndDownloadHour(t *testing.T) {
 	if err := os.WriteFile(damaged, bytes.Repeat([]byte{'x'}, 300<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// An object overwritten in the bucket: index updates its record, the
-	// download fetches the new bytes.
+	// An object overwritten in the bucket: index updates its record, the download fetches the new bytes.
 	e.put(t, "lane1/2024/02/14/14/a-1k.bin", 2<<10, s3types.ChecksumAlgorithmCrc32c)
 	if res := e.index(t); res.Updated != 1 || res.Unchanged != 7 {
 		t.Errorf("index after an overwrite: %+v, want 1 updated", res)
@@ -349,9 +345,8 @@ func TestObjectDeletedAfterIndexing(t *testing.T) {
 	e.checkOnDisk(t, others...)
 }
 
-// TestFileThatCannotBePutInPlace: the target name is taken by a folder, so
-// the verified temp file cannot be renamed into place. The file fails with
-// the reason, its temp file is gone, and the others of the hour succeed.
+// TestFileThatCannotBePutInPlace: the target name is taken by a folder, so the verified temp file cannot be renamed
+// into place. The file fails with the reason, its temp file is gone, and the others of the hour succeed.
 func TestFileThatCannotBePutInPlace(t *testing.T) {
 	e := newEnv(t)
 	for i := range 3 {
@@ -382,11 +377,9 @@ func TestFileThatCannotBePutInPlace(t *testing.T) {
 	e.checkOnDisk(t, e.prefix+"lane1/2024/02/14/14/f0.bin", e.prefix+"lane1/2024/02/14/14/f2.bin")
 }
 
-// cutProxy forwards TCP to the S3 server; while cutting, it closes each
-// connection once `after` bytes of responses went through it; while slow,
-// it lets responses through at about 1 MB/s; while stalling, it lets
-// `after` bytes through and then nothing, holding the connection open
-// until the client closes it.
+// cutProxy forwards TCP to the S3 server; while cutting, it closes each connection once `after` bytes of responses went
+// through it; while slow, it lets responses through at about 1 MB/s; while stalling, it lets `after` bytes through and
+// then nothing, holding the connection open until the client closes it.
 type cutProxy struct {
 	ln       net.Listener
 	target   string
@@ -449,10 +442,9 @@ func (p *cutProxy) serve(c net.Conn) {
 	}
 }
 
-// S3 stops sending mid-body and keeps the connection open, for longer than
-// the read timeout would wait: the download, with no progress for
-// DOWNLOAD_STALL_SECONDS, gives its hour up and ends, its files failed with
-// the reason, nothing partial left; with S3 back, a rerun gets every file.
+// S3 stops sending mid-body and keeps the connection open, for longer than the read timeout would wait: the download,
+// with no progress for DOWNLOAD_STALL_SECONDS, gives its hour up and ends, its files failed with the reason, nothing
+// partial left; with S3 back, a rerun gets every file.
 func TestStalledS3GivesTheHourUp(t *testing.T) {
 	e := newEnv(t)
 	keys := e.putHour(t, 2, 1<<20)
@@ -567,11 +559,9 @@ func TestTransferCutMidway(t *testing.T) {
 	}
 }
 
-// TestCancelledDownload: the request goes away (client gone, shutdown) while
-// an hour of slow files is downloading. Download returns promptly; every
-// file is whole on disk or absent; no record is left saying downloading;
-// the claims are let go, so that the next request fetches the rest at once
-// instead of waiting for them to expire.
+// TestCancelledDownload: the request goes away (client gone, shutdown) while an hour of slow files is downloading.
+// Download returns promptly; every file is whole on disk or absent; no record is left saying downloading; the claims
+// are let go, so that the next request fetches the rest at once instead of waiting for them to expire.
 func TestCancelledDownload(t *testing.T) {
 	e := newEnv(t)
 	keys := e.putHour(t, 8, 256<<10)
@@ -605,8 +595,8 @@ func TestCancelledDownload(t *testing.T) {
 	if l := leftovers(t, e.root); len(l) > 0 {
 		t.Errorf("temp files left: %v", l)
 	}
-	// Every record ended: downloaded with its file whole, or failed with
-	// the cancellation's cause. None is left downloading or pending.
+	// Every record ended: downloaded with its file whole, or failed with the cancellation's cause. None is left
+	// downloading or pending.
 	for _, k := range keys {
 		r, _ := e.store.Get(ctx, k)
 		switch {
@@ -622,8 +612,8 @@ func TestCancelledDownload(t *testing.T) {
 	t.Logf("when cancelled: %d downloaded, %d not", len(done), len(keys)-len(done))
 	e.checkOnDisk(t, done...)
 
-	// The next request (network fine) gets on with it: no claim is left to
-	// wait for (they would hold for the 30 s lease).
+	// The next request (network fine) gets on with it: no claim is left to wait for (they would hold for the 30 s
+	// lease).
 	start = time.Now()
 	got, err = e.downloader(t, e.bucket.Client).Download(ctx, hour(t, "lane1", 14), nil)
 	if err != nil {
@@ -638,8 +628,7 @@ func TestCancelledDownload(t *testing.T) {
 	e.checkOnDisk(t, keys...)
 }
 
-// failingList reads the first records of an hour, then fails, like a
-// store lost in the middle of a cursor.
+// failingList reads the first records of an hour, then fails, like a store lost in the middle of a cursor.
 type failingList struct {
 	*mongo.Store
 	first int
@@ -656,9 +645,8 @@ func (f failingList) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.
 	return errors.New("connection reset by peer")
 }
 
-// An hour that cannot be read whole fails the request, once the files
-// under way have stopped: no temp file, no claim left behind, no record
-// left downloading; the next request does it all.
+// An hour that cannot be read whole fails the request, once the files under way have stopped: no temp file, no claim
+// left behind, no record left downloading; the next request does it all.
 func TestHourUnreadableMidway(t *testing.T) {
 	e := newEnv(t)
 	keys := e.putHour(t, 6, 3<<20)
@@ -705,8 +693,7 @@ func TestUnsafeKeysNeverWriteOutside(t *testing.T) {
 	if _, err := e.store.Register(ctx, rs, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Records put in by hand, as the seed's users did: a lane id that is a
-	// path, in the hour of lane "..".
+	// Records put in by hand, as the seed's users did: a lane id that is a path, in the hour of lane "..".
 	for _, lane := range []string{"..", "../.."} {
 		if _, err := e.db.Records.InsertOne(ctx, bson.D{
 			{Key: "s3_key", Value: e.prefix + "lane1/2024/02/14/14/ok.bin-" + lane}, {Key: "lane_id", Value: lane},
@@ -758,9 +745,8 @@ func TestUnsafeKeysNeverWriteOutside(t *testing.T) {
 	}
 }
 
-// TestSameLocalPath indexes two objects whose files would have the same
-// path (the same lane hour and name under two prefixes): one is downloaded,
-// the other fails, naming it, and never overwrites it; so again on resume.
+// TestSameLocalPath indexes two objects whose files would have the same path (the same lane hour and name under two
+// prefixes): one is downloaded, the other fails, naming it, and never overwrites it; so again on resume.
 func TestSameLocalPath(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "a/lane1/2024/02/14/14/x.bin", 3000, s3types.ChecksumAlgorithmCrc32c)
@@ -816,10 +802,8 @@ func snapshot(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestConcurrentDownloads runs two downloaders (two instances of the
-// service, sharing the store and the folder) on the same hour at once:
-// every file is fetched exactly once, both answer success, the files are
-// whole.
+// TestConcurrentDownloads runs two downloaders (two instances of the service, sharing the store and the folder) on the
+// same hour at once: every file is fetched exactly once, both answer success, the files are whole.
 func TestConcurrentDownloads(t *testing.T) {
 	e := newEnv(t)
 	var keys []string
@@ -873,9 +857,8 @@ func TestConcurrentDownloads(t *testing.T) {
 	}
 }
 
-// TestStatusWhileDownloading watches a slow download: its record says
-// downloading while it runs (written within the recorder's batch delay),
-// then downloaded, with one attempt.
+// TestStatusWhileDownloading watches a slow download: its record says downloading while it runs (written within the
+// recorder's batch delay), then downloaded, with one attempt.
 func TestStatusWhileDownloading(t *testing.T) {
 	e := newEnv(t)
 	key := "lane1/2024/02/14/14/slow.bin"
@@ -919,10 +902,8 @@ func TestStatusWhileDownloading(t *testing.T) {
 	e.checkOnDisk(t, e.prefix+key)
 }
 
-// A file whose name is as long as a name can be (255 bytes) downloads: its
-// temp file's name is short. Temp files left in the hour's folder by a
-// download that died are removed when the hour is next claimed; other
-// files stay.
+// A file whose name is as long as a name can be (255 bytes) downloads: its temp file's name is short. Temp files left
+// in the hour's folder by a download that died are removed when the hour is next claimed; other files stay.
 func TestLongNameAndStaleTempFiles(t *testing.T) {
 	e := newEnv(t)
 	long := strings.Repeat("n", 251) + ".bin"

@@ -26,10 +26,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// ownS3 starts a versitygw of the test's own (built from the version the
-// local stack pins in scripts/go.mod), so that it can be frozen without
-// touching the shared one, and returns a versioned bucket on it and the
-// server's process.
+// ownS3 starts a versitygw of the test's own (built from the version the local stack pins in scripts/go.mod), so that
+// it can be frozen without touching the shared one, and returns a versioned bucket on it and the server's process.
 func ownS3(t *testing.T) (bucket.Bucket, *os.Process) {
 	t.Helper()
 	stacktest.Env(t, "S3_ENDPOINT") // the stack's credentials are in the environment
@@ -85,10 +83,9 @@ func ownS3(t *testing.T) (bucket.Bucket, *os.Process) {
 	return bucket.Bucket{Client: c, Name: name}, cmd.Process
 }
 
-// The S3 server freezes (SIGSTOP) mid-download: at no time is there a
-// partial file under a final name; the download ends by its own timeouts
-// with the files it could not finish failed; once the server is back, a
-// rerun completes with every file's bytes those uploaded.
+// The S3 server freezes (SIGSTOP) mid-download: at no time is there a partial file under a final name; the download
+// ends by its own timeouts with the files it could not finish failed; once the server is back, a rerun completes with
+// every file's bytes those uploaded.
 func TestS3FrozenMidDownload(t *testing.T) {
 	b, server := ownS3(t)
 	e := &env{store: mongotest.Store(t), bucket: b, files: map[string][]byte{}, root: filepath.Join(t.TempDir(), "downloads")}

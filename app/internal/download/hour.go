@@ -20,28 +20,21 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// finalWrites bounds the writes that end a run after its request was
-// cancelled (the last statuses, the claim's release): they are made even
-// then, but not for longer than this.
+// finalWrites bounds the writes that end a run after its request was cancelled (the last statuses, the claim's
+// release): they are made even then, but not for longer than this.
 const finalWrites = 5 * time.Second
 
-// Download fetches every registered file of the hour h. It fails only when
-// the hour cannot be claimed or its records cannot be read, or when ctx is
-// cancelled (it returns the cancellation's cause then); a file that cannot
-// be fetched is a failure in the result, with its reason. p (may be nil)
-// follows files and bytes.
+// Download fetches every registered file of the hour h. It fails only when the hour cannot be claimed or its records
+// cannot be read, or when ctx is cancelled (it returns the cancellation's cause then); a file that cannot be fetched is
+// a failure in the result, with its reason. p (may be nil) follows files and bytes.
 //
-// The hour is claimed first (waiting while another request holds it: that
-// one downloads the same files, which are then found present here), and the
-// temp files a crashed download left in its folder are removed. Its records
-// are read a batch at a time and handed to the workers at once, so that the
-// first files are fetched while the rest are read. Status changes are
-// written in batches (package record); the claim is let go at the end. If the
-// claim is lost meanwhile (not renewed in time, taken over), the download
-// stops at once and writes nothing more: the files not done end failed in
-// the result with the reason "claim lost". If ctx is cancelled, every record
-// not done ends failed with the cancellation's cause as its reason, and the
-// claim is let go, before Download returns.
+// The hour is claimed first (waiting while another request holds it: that one downloads the same files, which are then
+// found present here), and the temp files a crashed download left in its folder are removed. Its records are read a
+// batch at a time and handed to the workers at once, so that the first files are fetched while the rest are read.
+// Status changes are written in batches (package record); the claim is let go at the end. If the claim is lost
+// meanwhile (not renewed in time, taken over), the download stops at once and writes nothing more: the files not done
+// end failed in the result with the reason "claim lost". If ctx is cancelled, every record not done ends failed with
+// the cancellation's cause as its reason, and the claim is let go, before Download returns.
 //
 // Download waits for the hour up to Config.Wait (see Claim).
 func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Counter) (*HourResult, error) {
@@ -52,8 +45,8 @@ func (d *Downloader) Download(ctx context.Context, h lanes.Hour, p *progress.Cou
 	return c.Download(ctx, p)
 }
 
-// Download downloads the claimed hour, as Downloader.Download does once it
-// has claimed it, and lets the claim go. A claim is downloaded once.
+// Download downloads the claimed hour, as Downloader.Download does once it has claimed it, and lets the claim go. A
+// claim is downloaded once.
 func (c *Claim) Download(ctx context.Context, p *progress.Counter) (*HourResult, error) {
 	if c.used.Swap(true) {
 		return nil, errors.New("download: a claim downloaded or released twice")
@@ -108,14 +101,12 @@ type run struct {
 	lease *lease
 	p     *progress.Counter // never nil
 
-	// Progress, for renew: the counts at the last renewal that saw them
-	// move, when, and the files under way.
+	// Progress, for renew: the counts at the last renewal that saw them move, when, and the files under way.
 	lastMark progress.Report
 	lastMove time.Time
 	active   atomic.Int64
 
-	// ctx ends the fetches: the request cancelled, the hour unreadable,
-	// the claim lost.
+	// ctx ends the fetches: the request cancelled, the hour unreadable, the claim lost.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
@@ -162,8 +153,8 @@ func (d *Downloader) newRun(ctx context.Context, c *Claim, p *progress.Counter) 
 	return r
 }
 
-// sweep removes the temp files left in the hour's folder by a download
-// that died (the claim is ours: no fetch of ours is under way there yet).
+// sweep removes the temp files left in the hour's folder by a download that died (the claim is ours: no fetch of ours
+// is under way there yet).
 func (r *run) sweep() {
 	dir, err := r.d.root.OpenRoot(r.h.Dir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -182,9 +173,8 @@ func (r *run) sweep() {
 	}
 }
 
-// read reads the hour, a batch at a time, onto the queue. Two keys whose
-// files would have the same local path (the same name under two prefixes)
-// cannot both be there: the first read is downloaded, the other fails.
+// read reads the hour, a batch at a time, onto the queue. Two keys whose files would have the same local path (the same
+// name under two prefixes) cannot both be there: the first read is downloaded, the other fails.
 func (r *run) read() error {
 	seen := map[string]bool{}
 	paths := map[string]string{} // local path → key
@@ -221,8 +211,8 @@ func (r *run) read() error {
 	return err
 }
 
-// work fetches files from the queue, one at a time, each while holding one
-// of the process's fetching slots, and hands them to the committers.
+// work fetches files from the queue, one at a time, each while holding one of the process's fetching slots, and hands
+// them to the committers.
 func (r *run) work() {
 	for {
 		rec, ok, last := r.queue.pop()
@@ -267,8 +257,7 @@ func (r *run) acquire(sem chan struct{}) bool {
 	}
 }
 
-// notStarted ends a file the run stopped before: failed, with the reason
-// the run stopped.
+// notStarted ends a file the run stopped before: failed, with the reason the run stopped.
 func (r *run) notStarted(rec lanes.Record) {
 	err := context.Cause(r.ctx)
 	r.rec.Ended(rec, lanes.Outcome{Status: lanes.Failed, Error: lanes.Reason(err)})
@@ -278,12 +267,12 @@ func (r *run) notStarted(rec lanes.Record) {
 	r.p.AddDone(1, 0)
 }
 
-// errInternal is the reason of the files of a run stopped by a bug (a
-// panic in one of its workers): the panic itself is Download's error.
+// errInternal is the reason of the files of a run stopped by a bug (a panic in one of its workers): the panic itself is
+// Download's error.
 var errInternal = errors.New("internal error")
 
-// fetchContained is fetch with a panic (a bug met by this file) turned
-// into the end of the run (see contain); the file fails like any other.
+// fetchContained is fetch with a panic (a bug met by this file) turned into the end of the run (see contain); the file
+// fails like any other.
 func (r *run) fetchContained(rec lanes.Record) (got fetch.Result, t fetch.Target, rel string, err error) {
 	err = r.contain(func() error {
 		var e error
@@ -293,9 +282,8 @@ func (r *run) fetchContained(rec lanes.Record) (got fetch.Result, t fetch.Target
 	return got, t, rel, err
 }
 
-// contain calls fn; if it panics, the run stops with errInternal as the
-// cause (every file not done fails with the reason "internal error") and
-// Download returns the panic, whose stack goes to the log there.
+// contain calls fn; if it panics, the run stops with errInternal as the cause (every file not done fails with the
+// reason "internal error") and Download returns the panic, whose stack goes to the log there.
 func (r *run) contain(fn func() error) error {
 	err := panics.Catch(fn)
 	var p *panics.Error
@@ -325,19 +313,16 @@ func (r *run) fetch(rec lanes.Record) (got fetch.Result, t fetch.Target, rel str
 	}
 	got, err = r.d.engine.Fetch(r.ctx, fetch.Object{Key: rec.Key, ETag: rec.ETag, Size: rec.Size}, t, r.p)
 	if err == nil && got.Present && r.d.cfg.Durable {
-		// Found whole, maybe just renamed there by another download or
-		// left by one that crashed before syncing the folder: synced before
-		// its record says downloaded, like a file fetched here.
+		// Found whole, maybe just renamed there by another download or left by one that crashed before syncing the
+		// folder: synced before its record says downloaded, like a file fetched here.
 		r.dirs.MarkDirty(t.Dir)
 	}
 	return got, t, rel, err
 }
 
-// commit puts fetched files in place, while the workers fetch the next
-// ones: the disk writes one file while the network brings the next. A run
-// that lost its claim puts nothing in place: the lease is checked before
-// the commit and again immediately before the rename (after the sync,
-// which can be long).
+// commit puts fetched files in place, while the workers fetch the next ones: the disk writes one file while the network
+// brings the next. A run that lost its claim puts nothing in place: the lease is checked before the commit and again
+// immediately before the rename (after the sync, which can be long).
 func (r *run) commit() {
 	for c := range r.commits {
 		var err error
@@ -381,8 +366,8 @@ func (r *run) finish(rec lanes.Record, got fetch.Result, rel string, err error) 
 	r.p.AddDone(1, 0)
 }
 
-// result says how one file ended, for the answer and for its record: in
-// the answer, the record as its change makes it (lanes.Change.Apply).
+// result says how one file ended, for the answer and for its record: in the answer, the record as its change makes it
+// (lanes.Change.Apply).
 func (d *Downloader) result(ctx context.Context, r lanes.Record, got fetch.Result, rel string, err error) (fileResult, lanes.Outcome) {
 	if err != nil {
 		d.cfg.Log.WarnContext(ctx, "download failed", "s3_key", r.Key, "attempt", r.Attempts+1, "error", err)
@@ -398,9 +383,8 @@ func (d *Downloader) result(ctx context.Context, r lanes.Record, got fetch.Resul
 	return fileResult{file: File{Record: done, Outcome: outcome}, bytes: got.Bytes}, o
 }
 
-// end writes the last statuses and lets the claim go, at once: a request
-// waiting for the hour finds its files in place. Both are done even when
-// the request was cancelled, within finalWrites then.
+// end writes the last statuses and lets the claim go, at once: a request waiting for the hour finds its files in place.
+// Both are done even when the request was cancelled, within finalWrites then.
 func (r *run) end() {
 	defer r.dirs.Close()
 	released := make(chan struct{})

@@ -31,8 +31,7 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// hourOf uploads n files of 64 KiB into lane1's hour 14 under a prefix of
-// the test's own and indexes them.
+// hourOf uploads n files of 64 KiB into lane1's hour 14 under a prefix of the test's own and indexes them.
 func hourOf(t *testing.T, b bucket.Bucket, store *mongo.Store, n int) (lanes.Hour, map[string][]byte) {
 	t.Helper()
 	prefix := stacktest.Name("lanes/fence") + "/"
@@ -52,8 +51,7 @@ func hourOf(t *testing.T, b bucket.Bucket, store *mongo.Store, n int) (lanes.Hou
 	return h, files
 }
 
-// testStore is a store of records and claims (mongo.Store, or a wrapper
-// of it).
+// testStore is a store of records and claims (mongo.Store, or a wrapper of it).
 type testStore interface {
 	Records
 	Claims
@@ -70,9 +68,8 @@ func testDownloader(t *testing.T, store testStore, b bucket.Bucket, root string,
 	return d
 }
 
-// stalling wraps a store and an engine: while stalled, renewals and
-// fetches (once fetched, before they return) wait, as in a process that
-// is paused; it counts the status writes made after `watch` is set.
+// stalling wraps a store and an engine: while stalled, renewals and fetches (once fetched, before they return) wait, as
+// in a process that is paused; it counts the status writes made after `watch` is set.
 type stalling struct {
 	testStore
 	engine
@@ -102,9 +99,8 @@ func (s *stalling) Fetch(ctx context.Context, o fetch.Object, t fetch.Target, p 
 	return res, err
 }
 
-// Two downloaders and one clock: A stalls mid-file past its lease, B takes
-// the hour over and downloads it, then A wakes up: A puts nothing in place
-// and writes no status any more, and reports its files failed: claim lost.
+// Two downloaders and one clock: A stalls mid-file past its lease, B takes the hour over and downloads it, then A wakes
+// up: A puts nothing in place and writes no status any more, and reports its files failed: claim lost.
 func TestStalledDownloaderIsFenced(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 3)
@@ -188,8 +184,8 @@ func (c *counting) Fetch(ctx context.Context, o fetch.Object, t fetch.Target, p 
 	return c.engine.Fetch(ctx, o, t, p)
 }
 
-// Workers bounds the files in flight of the whole process: three requests
-// at once with Workers 2 never fetch more than two files at a time.
+// Workers bounds the files in flight of the whole process: three requests at once with Workers 2 never fetch more than
+// two files at a time.
 func TestWorkersBoundTheProcess(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	root := filepath.Join(t.TempDir(), "downloads")

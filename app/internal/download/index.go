@@ -15,8 +15,7 @@ type Registrar interface {
 	Register(ctx context.Context, rs []lanes.Record, now time.Time) (lanes.RegisterResult, error)
 }
 
-// Indexer registers the objects of a bucket laid out as
-// …/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file} as file records.
+// Indexer registers the objects of a bucket laid out as …/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file} as file records.
 type Indexer struct {
 	Store  Registrar
 	Bucket bucket.Bucket // SOURCE_BUCKET
@@ -37,11 +36,9 @@ type IndexResult struct {
 	Seconds      float64   `json:"duration_seconds"`
 }
 
-// Index lists the bucket under prefix and registers every object that
-// follows the layout, a page (up to 1000 objects) at a time. It is
-// idempotent: a rerun adds nothing, and an object whose size or etag
-// changed updates its record (back to pending). p (may be nil) counts
-// objects listed and their bytes.
+// Index lists the bucket under prefix and registers every object that follows the layout, a page (up to 1000 objects)
+// at a time. It is idempotent: a rerun adds nothing, and an object whose size or etag changed updates its record (back
+// to pending). p (may be nil) counts objects listed and their bytes.
 func (ix *Indexer) Index(ctx context.Context, prefix string, p *progress.Counter) (*IndexResult, error) {
 	start := time.Now()
 	res := &IndexResult{Bucket: ix.Bucket.Name, Prefix: prefix, Skipped: []Failure{}}

@@ -33,9 +33,8 @@ func (c *countingClaims) Claim(ctx context.Context, name, owner string, now time
 	return c.testStore.Claim(ctx, name, owner, now, lease)
 }
 
-// 31 requests of one process wait for an hour that a 32nd holds: they do
-// not ask the store while they wait (they are woken when it ends), and then
-// each gets the hour in turn, asking the store once.
+// 31 requests of one process wait for an hour that a 32nd holds: they do not ask the store while they wait (they are
+// woken when it ends), and then each gets the hour in turn, asking the store once.
 func TestWaitersAreWokenNotPolling(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 2)
@@ -84,9 +83,8 @@ func TestWaitersAreWokenNotPolling(t *testing.T) {
 	}
 }
 
-// An hour held by another instance: Claim without waiting answers ErrBusy
-// at once; with a wait, ErrBusy once it is over; once the hour is let go,
-// the claim is had.
+// An hour held by another instance: Claim without waiting answers ErrBusy at once; with a wait, ErrBusy once it is
+// over; once the hour is let go, the claim is had.
 func TestBusyElsewhere(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, _ := hourOf(t, b, store, 1)
@@ -114,9 +112,8 @@ func TestBusyElsewhere(t *testing.T) {
 	}
 }
 
-// checkFailed checks that every file of the hour failed with a reason
-// containing want, in the answer and in its record, and that nothing was
-// written to its folder.
+// checkFailed checks that every file of the hour failed with a reason containing want, in the answer and in its record,
+// and that nothing was written to its folder.
 func checkFailed(t *testing.T, store Records, root string, h lanes.Hour, keys []string, res *HourResult, want string) {
 	t.Helper()
 	if res.FailureCount != len(keys) {
@@ -140,8 +137,8 @@ func checkFailed(t *testing.T, store Records, root string, h lanes.Hour, keys []
 	}
 }
 
-// A file that would leave less than the reserve free fails before a byte
-// is written, with the figures; with the reserve met, a rerun gets it.
+// A file that would leave less than the reserve free fails before a byte is written, with the figures; with the reserve
+// met, a rerun gets it.
 func TestNotEnoughFreeSpace(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 2)
@@ -163,8 +160,7 @@ func TestNotEnoughFreeSpace(t *testing.T) {
 	}
 }
 
-// An object over the cap fails before a byte of it is written; the others
-// of the hour are downloaded.
+// An object over the cap fails before a byte of it is written; the others of the hour are downloaded.
 func TestObjectTooBig(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 2)
@@ -210,8 +206,7 @@ func fetchWith(d *Downloader, mod func(*fetch.Config)) engine {
 	return fetch.New(cfg)
 }
 
-// slowSync is an engine whose commits first run during (as a sync to a slow
-// disk, during which the clock moves).
+// slowSync is an engine whose commits first run during (as a sync to a slow disk, during which the clock moves).
 type slowSync struct {
 	engine
 	during func()
@@ -222,8 +217,8 @@ func (s slowSync) Commit(res fetch.Result, p *progress.Counter, fence func() err
 	return s.engine.Commit(res, p, fence)
 }
 
-// The lease runs out while a fetched file is being synced, after the check
-// that precedes its commit: the file is not renamed into place.
+// The lease runs out while a fetched file is being synced, after the check that precedes its commit: the file is not
+// renamed into place.
 func TestLeaseLostDuringCommitIsFenced(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 2)
@@ -250,8 +245,7 @@ func TestLeaseLostDuringCommitIsFenced(t *testing.T) {
 	}
 }
 
-// hanging is an engine whose first fetch hangs, deaf to its context (a
-// write to a hung mount), until released.
+// hanging is an engine whose first fetch hangs, deaf to its context (a write to a hung mount), until released.
 type hanging struct {
 	engine
 	once             sync.Once
@@ -267,9 +261,8 @@ func (h *hanging) Fetch(ctx context.Context, o fetch.Object, t fetch.Target, p *
 	return h.engine.Fetch(ctx, o, t, p)
 }
 
-// A run that makes no progress for Stall gives its hour up while its fetch
-// still hangs: another downloader gets the hour and downloads it; the hung
-// run, once its fetch returns, puts nothing in place and reports why.
+// A run that makes no progress for Stall gives its hour up while its fetch still hangs: another downloader gets the
+// hour and downloads it; the hung run, once its fetch returns, puts nothing in place and reports why.
 func TestRunWithoutProgressGivesTheHourUp(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 2)

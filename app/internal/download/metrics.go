@@ -7,18 +7,15 @@ import (
 	"github.com/aircraftdata/platform/app/internal/download/fetch/disk"
 )
 
-// Metrics is told what downloads did (package metrics implements it). Its
-// labels are bounded: outcomes are this package's, never a key.
+// Metrics is told what downloads did (package metrics implements it). Its labels are bounded: outcomes are this
+// package's, never a key.
 type Metrics interface {
-	// DownloadFileEnded counts a file as the answer reports it: outcome
-	// "downloaded", "already_present" or "failed", bytes fetched, and
-	// whether it failed for bytes that did not match the object's checksum.
+	// DownloadFileEnded counts a file as the answer reports it: outcome "downloaded", "already_present" or "failed",
+	// bytes fetched, and whether it failed for bytes that did not match the object's checksum.
 	DownloadFileEnded(outcome string, bytes int64, checksumFailed bool)
-	// DownloadRetried counts a try repeated after a transient error, and
-	// whether that error was a checksum mismatch.
+	// DownloadRetried counts a try repeated after a transient error, and whether that error was a checksum mismatch.
 	DownloadRetried(checksumFailed bool)
-	// DownloadResumed counts a file started again after an earlier
-	// download of it (its record counts attempts).
+	// DownloadResumed counts a file started again after an earlier download of it (its record counts attempts).
 	DownloadResumed()
 	// DownloadHour observes the time of one hour's download.
 	DownloadHour(d time.Duration)

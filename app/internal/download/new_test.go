@@ -9,8 +9,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/download/downloadtest"
 )
 
-// Workers and Lease are settings (package config owns their defaults): New
-// refuses a Config without them rather than choosing values of its own.
+// Workers and Lease are settings (package config owns their defaults): New refuses a Config without them rather than
+// choosing values of its own.
 func TestNewRefusesUnsetSettings(t *testing.T) {
 	ok := Config{Records: &downloadtest.Store{}, Claims: &downloadtest.Store{}, S3: s3.New(s3.Options{Region: "us-east-1"}), Bucket: "b", Workers: 2, Lease: time.Minute}
 	for name, unset := range map[string]func(*Config){

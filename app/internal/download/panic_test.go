@@ -28,9 +28,8 @@ func (p panicking) Fetch(ctx context.Context, o fetch.Object, t fetch.Target, pc
 	return p.engine.Fetch(ctx, o, t, pc)
 }
 
-// A panic in a download worker ends that run (its error is the panic, its
-// records fail "internal error", its claim is let go) and nothing else: the
-// next download of the hour, without the bug, gets every file.
+// A panic in a download worker ends that run (its error is the panic, its records fail "internal error", its claim is
+// let go) and nothing else: the next download of the hour, without the bug, gets every file.
 func TestPanicInAWorkerEndsOnlyItsRun(t *testing.T) {
 	store, b := mongotest.Store(t), stacktest.Bucket(t)
 	h, files := hourOf(t, b, store, 4)
@@ -59,8 +58,8 @@ func TestPanicInAWorkerEndsOnlyItsRun(t *testing.T) {
 		}
 	}
 
-	// The claim was let go and the process's slots given back: the next
-	// download (with a lease of a minute, so it would wait) runs at once.
+	// The claim was let go and the process's slots given back: the next download (with a lease of a minute, so it would
+	// wait) runs at once.
 	d.engine = good
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

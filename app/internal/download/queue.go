@@ -6,9 +6,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// queue is the files waiting for a worker: unbounded, so that reading the
-// hour never waits for the workers (a cursor left waiting would time out on
-// the server).
+// queue is the files waiting for a worker: unbounded, so that reading the hour never waits for the workers (a cursor
+// left waiting would time out on the server).
 type queue struct {
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -29,8 +28,7 @@ func (q *queue) push(r lanes.Record) {
 	q.cond.Signal()
 }
 
-// close says no more files will come: waiting workers return. It reports
-// whether every file was taken already.
+// close says no more files will come: waiting workers return. It reports whether every file was taken already.
 func (q *queue) close() (empty bool) {
 	q.mu.Lock()
 	q.closed = true
@@ -40,8 +38,8 @@ func (q *queue) close() (empty bool) {
 	return empty
 }
 
-// pop waits for the next file: ok is false once the queue is closed and
-// empty; last is true for the last file of a closed queue.
+// pop waits for the next file: ok is false once the queue is closed and empty; last is true for the last file of a
+// closed queue.
 func (q *queue) pop() (r lanes.Record, ok, last bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -7,8 +7,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// The queue hands out files in order, tells the taker of the last one of a
-// closed queue, and lets waiting workers go when closed.
+// The queue hands out files in order, tells the taker of the last one of a closed queue, and lets waiting workers go
+// when closed.
 func TestQueue(t *testing.T) {
 	q := newQueue()
 	q.push(lanes.Record{Key: "a"})

@@ -14,8 +14,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest/s3standin"
 )
 
-// rawMarkers are words of the SDK's, a driver's or the system's own error
-// texts, which no reason a client sees may carry.
+// rawMarkers are words of the SDK's, a driver's or the system's own error texts, which no reason a client sees may
+// carry.
 var rawMarkers = []string{"operation error", "StatusCode", "RequestID", "RequestId", "https://", "http://",
 	"127.0.0.1", "SQLSTATE", "connection refused", "api error"}
 
@@ -42,11 +42,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// TestFailureReasonsAreOurs: S3 refuses two objects of an hour (an error
-// code the downloader knows, AccessDenied, and one it does not). Their
-// reasons, in the answer and as the records' last_error, name the object
-// and S3's code, never the SDK's text (operation, status line, request id,
-// endpoint); the log has that text.
+// TestFailureReasonsAreOurs: S3 refuses two objects of an hour (an error code the downloader knows, AccessDenied, and
+// one it does not). Their reasons, in the answer and as the records' last_error, name the object and S3's code, never
+// the SDK's text (operation, status line, request id, endpoint); the log has that text.
 func TestFailureReasonsAreOurs(t *testing.T) {
 	e := newEnv(t)
 	for _, k := range []string{"f0.bin", "f1.bin", "f2.bin"} {

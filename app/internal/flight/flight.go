@@ -1,9 +1,7 @@
-// Package flight is the domain of flight statistics: what one observation of an
-// aircraft is, how observations add up to per-aircraft statistics, and how
-// partial statistics from different files merge.
+// Package flight is the domain of flight statistics: what one observation of an aircraft is, how observations add up to
+// per-aircraft statistics, and how partial statistics from different files merge.
 //
-// Everything here is pure computation; decoding lives in readsb, storage in
-// postgres, orchestration in ingest.
+// Everything here is pure computation; decoding lives in readsb, storage in postgres, orchestration in ingest.
 package flight
 
 import (
@@ -23,8 +21,7 @@ type Observation struct {
 	Emergency    string // "" when absent
 }
 
-// Number is a float that may be absent. It is a value type so that decoding a
-// record allocates nothing for it.
+// Number is a float that may be absent. It is a value type so that decoding a record allocates nothing for it.
 type Number struct {
 	Value float64
 	Valid bool
@@ -85,17 +82,14 @@ func NormalizeICAO(s string) (string, error) {
 	return s, nil
 }
 
-// isEmergency reports whether an emergency value means an emergency:
-// anything but absent or "none".
+// isEmergency reports whether an emergency value means an emergency: anything but absent or "none".
 func isEmergency(v string) bool { return v != "" && v != "none" }
 
-// Partial is the contribution of some observations to one aircraft's
-// statistics. Partials merge associatively, so files can be aggregated in any
-// order and any grouping and give the same result.
+// Partial is the contribution of some observations to one aircraft's statistics. Partials merge associatively, so files
+// can be aggregated in any order and any grouping and give the same result.
 //
-// Times are Unix milliseconds rather than time.Time: a Partial then holds no
-// pointers but its strings, which keeps the collector's work small when
-// hundreds of thousands of them pass through an ingestion.
+// Times are Unix milliseconds rather than time.Time: a Partial then holds no pointers but its strings, which keeps the
+// collector's work small when hundreds of thousands of them pass through an ingestion.
 type Partial struct {
 	Observations   int64
 	FirstSeen      int64 // Unix ms
@@ -184,8 +178,8 @@ func (p *Partial) Merge(q *Partial) {
 	}
 }
 
-// Stats are the statistics of p, the partial of aircraft icao, as the API
-// shows them: averages from sums and counts, null for what was never seen.
+// Stats are the statistics of p, the partial of aircraft icao, as the API shows them: averages from sums and counts,
+// null for what was never seen.
 func (p *Partial) Stats(icao string) Stats {
 	s := Stats{
 		ICAO:            icao,
@@ -233,8 +227,8 @@ func (p *Partial) addEmergency(e string) {
 	}
 }
 
-// Aggregate holds partial statistics per aircraft address. Values, not
-// pointers: one allocation per map growth rather than one per aircraft.
+// Aggregate holds partial statistics per aircraft address. Values, not pointers: one allocation per map growth rather
+// than one per aircraft.
 type Aggregate map[string]Partial
 
 // Observe adds one observation made at Unix millisecond at.
@@ -265,9 +259,8 @@ func (a Aggregate) Observations() int64 {
 	return n
 }
 
-// Stamp sets the time of every observation in the aggregate to at. Decoders
-// aggregate a snapshot before they know its time (all of its observations
-// share one), then stamp it.
+// Stamp sets the time of every observation in the aggregate to at. Decoders aggregate a snapshot before they know its
+// time (all of its observations share one), then stamp it.
 func (a Aggregate) Stamp(at time.Time) {
 	ms := at.UnixMilli()
 	for icao, p := range a {

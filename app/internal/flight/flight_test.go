@@ -20,8 +20,7 @@ func TestNormalizeICAO(t *testing.T) {
 	}
 }
 
-// Merging partials in any grouping and order gives what observing every
-// observation one by one gives.
+// Merging partials in any grouping and order gives what observing every observation one by one gives.
 func TestMergeIsOrderIndependent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	base := time.Date(2023, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -87,8 +86,8 @@ func TestStampSetsTimeOfRegistration(t *testing.T) {
 	}
 }
 
-// Stats shows a partial as the API does: averages of what was seen, null for
-// what never was, the last non-empty registration and type.
+// Stats shows a partial as the API does: averages of what was seen, null for what never was, the last non-empty
+// registration and type.
 func TestStats(t *testing.T) {
 	var p Partial
 	at := time.Date(2023, 11, 1, 0, 0, 30, 0, time.UTC)

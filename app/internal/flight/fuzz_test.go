@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// observations turns fuzz bytes into observations within readsb's ranges
-// (what the decoder lets through), 12 bytes each, at distinct times.
+// observations turns fuzz bytes into observations within readsb's ranges (what the decoder lets through), 12 bytes
+// each, at distinct times.
 func observations(data []byte) []Observation {
 	regs := []string{"", "N1", "N2", "D-ABCD"}
 	ems := []string{"", "none", "general", "lifeguard", "minfuel", "nordo", "unlawful", "downed", "reserved"}
@@ -35,11 +35,9 @@ func observations(data []byte) []Observation {
 	return obs
 }
 
-// FuzzMerge checks that partial statistics merge to the same result however
-// observations are grouped into files and in whatever order the files merge:
-// the property batches and reruns rely on. split picks the grouping, the
-// bytes of data the observations. Seeds: bytes of the real samples and of
-// the cut ones, read as observations.
+// FuzzMerge checks that partial statistics merge to the same result however observations are grouped into files and in
+// whatever order the files merge: the property batches and reruns rely on. split picks the grouping, the bytes of data
+// the observations. Seeds: bytes of the real samples and of the cut ones, read as observations.
 func FuzzMerge(f *testing.F) {
 	for _, name := range []string{"20231101-000030Z.json", "20231101-000700Z.json.gz", "bad/20231101-000315Z.cut-mid-record.json"} {
 		if data, err := os.ReadFile(filepath.Join("../../../../shared/data/readsb-hist", name)); err == nil {
@@ -55,8 +53,7 @@ func FuzzMerge(f *testing.F) {
 		for i, o := range obs {
 			want.Observe(o, int64(i)*5000)
 		}
-		// Grouped: consecutive runs of observations as files, merged in an
-		// order drawn from split.
+		// Grouped: consecutive runs of observations as files, merged in an order drawn from split.
 		var files []Aggregate
 		for i := 0; i < len(obs); {
 			n := 1 + int(split>>(uint(i)%60)&7)

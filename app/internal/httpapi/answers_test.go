@@ -1,9 +1,8 @@
 package httpapi_test
 
-// More handler tests with fakes, in a plain `go test`: the handlers' own
-// logic that the tests on the real stack (flights_test.go, files_test.go,
-// quarantine_test.go) check along the way — busy hours, the job cap, how a
-// job's or a run's failure is answered, indexing, CORS, the documents.
+// More handler tests with fakes, in a plain `go test`: the handlers' own logic that the tests on the real stack
+// (flights_test.go, files_test.go, quarantine_test.go) check along the way — busy hours, the job cap, how a job's or a
+// run's failure is answered, indexing, CORS, the documents.
 
 import (
 	"context"
@@ -25,10 +24,9 @@ import (
 
 var hour14 = map[string]any{"lane_id": "lane1", "hour": 14, "date": "2024-02-14"}
 
-// An hour another download holds: a synchronous request asks to wait for
-// it, an async one does not; when the claim still fails busy, either
-// answers 409 with Retry-After, downloads nothing and holds no job slot.
-// Any other claim failure is the store's: 503 naming MongoDB.
+// An hour another download holds: a synchronous request asks to wait for it, an async one does not; when the claim
+// still fails busy, either answers 409 with Retry-After, downloads nothing and holds no job slot. Any other claim
+// failure is the store's: 503 naming MongoDB.
 func TestBusyHourAnswers409(t *testing.T) {
 	f := &fakes{maxJobs: 1, claimErr: fmt.Errorf("hour lane1/2024/02/14/14: %w", download.ErrBusy)}
 	url := serveFakes(t, f)
@@ -53,10 +51,8 @@ func TestBusyHourAnswers409(t *testing.T) {
 	}
 }
 
-// A synchronous download counts against JOBS_MAX_RUNNING: with the only
-// slot taken it answers 429 with Retry-After, downloads nothing and lets its
-// claimed hour go, as a refused async download does; once the slot is free
-// it runs.
+// A synchronous download counts against JOBS_MAX_RUNNING: with the only slot taken it answers 429 with Retry-After,
+// downloads nothing and lets its claimed hour go, as a refused async download does; once the slot is free it runs.
 func TestSyncDownloadTakesAJobSlot(t *testing.T) {
 	f := &fakes{maxJobs: 1}
 	release := make(chan struct{})
@@ -88,8 +84,7 @@ func TestSyncDownloadTakesAJobSlot(t *testing.T) {
 	}
 }
 
-// stubJobs is a Jobs whose every call fails with what the test set (Run
-// runs its function when runErr is nil).
+// stubJobs is a Jobs whose every call fails with what the test set (Run runs its function when runErr is nil).
 type stubJobs struct{ startErr, runErr, getErr error }
 
 func (s stubJobs) Start(string, string, jobs.Func) (jobs.View, error) { return jobs.View{}, s.startErr }
@@ -105,9 +100,8 @@ func (s stubJobs) Get(context.Context, string) (jobs.View, bool, error) {
 	return jobs.View{}, false, s.getErr
 }
 
-// What the jobs answer maps to a response: shutting down is 503 saying so,
-// a full cap is 429, the jobs' store failing is 503 naming PostgreSQL (no
-// driver text); a run that does not start gives back what it took.
+// What the jobs answer maps to a response: shutting down is 503 saying so, a full cap is 429, the jobs' store failing
+// is 503 naming PostgreSQL (no driver text); a run that does not start gives back what it took.
 func TestJobFailuresAnswered(t *testing.T) {
 	dbDown := errors.New("dial tcp 10.0.3.7:5432: connection refused")
 	cases := []struct {
@@ -142,8 +136,7 @@ func TestJobFailuresAnswered(t *testing.T) {
 		if status != c.status || m["detail"] != want || !isProblem(hdr) {
 			t.Errorf("%s: %d %v, want %d %q", c.name, status, m, c.status, want)
 		}
-		// What was taken and not run is given back: the ingestion's lock,
-		// a download's hour.
+		// What was taken and not run is given back: the ingestion's lock, a download's hour.
 		if want := strings.Count(c.path, "process-s3-data"); f.released != want {
 			t.Errorf("%s: the ingestion lock was released %d times, want %d", c.name, f.released, want)
 		}
@@ -156,9 +149,8 @@ func TestJobFailuresAnswered(t *testing.T) {
 	}
 }
 
-// The ingestion's query reaches the run (retry_failed, prefix); Prefer:
-// respond-async starts a job like async=true; a run that meets a dependency
-// down answers 503 naming it, without the driver's text.
+// The ingestion's query reaches the run (retry_failed, prefix); Prefer: respond-async starts a job like async=true; a
+// run that meets a dependency down answers 503 naming it, without the driver's text.
 func TestIngestRequestAndDependencies(t *testing.T) {
 	f := &fakes{}
 	url := serveFakes(t, f)
@@ -192,8 +184,8 @@ func TestIngestRequestAndDependencies(t *testing.T) {
 	}
 }
 
-// Indexing takes its prefix from an optional body, runs now or as a job,
-// and answers 503 naming the index when it fails.
+// Indexing takes its prefix from an optional body, runs now or as a job, and answers 503 naming the index when it
+// fails.
 func TestIndexAnswers(t *testing.T) {
 	f := &fakes{}
 	url := serveFakes(t, f)
@@ -236,8 +228,8 @@ func TestCORSPreflight(t *testing.T) {
 	}
 }
 
-// The OpenAPI document declares every operation of the README's API table,
-// and nothing else; the docs pages and their assets are served.
+// The OpenAPI document declares every operation of the README's API table, and nothing else; the docs pages and their
+// assets are served.
 func TestDocsListEveryOperation(t *testing.T) {
 	url := serveFakes(t, &fakes{})
 	want := []string{

@@ -8,11 +8,9 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 )
 
-// requireToken makes every operation that declares a security scheme carry
-// "Authorization: Bearer <token>" with a token of one of its schemes
-// (tokens: scheme → its tokens): POSTs (bearer: API_TOKEN) and listings
-// (read: READ_TOKEN, or bearer). With no API token, auth is off, which the
-// service only allows when told so explicitly.
+// requireToken makes every operation that declares a security scheme carry "Authorization: Bearer <token>" with a token
+// of one of its schemes (tokens: scheme → its tokens): POSTs (bearer: API_TOKEN) and listings (read: READ_TOKEN, or
+// bearer). With no API token, auth is off, which the service only allows when told so explicitly.
 func requireToken(api huma.API, apiTokens []string, tokens map[string][]string) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()

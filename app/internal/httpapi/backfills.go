@@ -13,8 +13,7 @@ import (
 
 const tagBackfills = "backfills"
 
-// retryBackfillAfter is the Retry-After of a 429 when BACKFILL_MAX_RUNNING
-// backfills run.
+// retryBackfillAfter is the Retry-After of a 429 when BACKFILL_MAX_RUNNING backfills run.
 const retryBackfillAfter = 60
 
 // startBackfillOp declares POST /api/v1/backfills.
@@ -30,8 +29,8 @@ func startBackfillOp() huma.Operation {
 	return op
 }
 
-// backfillOp declares GET and DELETE /api/v1/backfills/{id}: they need the
-// bearer token as the POST does (a backfill names keys and costs money).
+// backfillOp declares GET and DELETE /api/v1/backfills/{id}: they need the bearer token as the POST does (a backfill
+// names keys and costs money).
 func backfillOp(method, id, summary string) huma.Operation {
 	op := post(id, "/api/v1/backfills/{id}", summary, tagBackfills)
 	op.Method = method

@@ -28,15 +28,14 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// backfillCost is the estimate's formula of docs/ingestion.md, with the
-// settings' defaults: 230 µUSD per GB, 400 per 1000 files, 75 per batch.
+// backfillCost is the estimate's formula of docs/ingestion.md, with the settings' defaults: 230 µUSD per GB, 400 per
+// 1000 files, 75 per batch.
 func backfillCost(bytes, files, batches int64) float64 {
 	return float64(bytes)/1e9*230e-6 + float64(files)*0.4e-6 + float64(batches)*75e-6
 }
 
-// serveStack serves the API on db and b, with backfills run in-process by
-// a runner of its own (as on another instance), each batch through proc
-// (nil: the ingest service itself).
+// serveStack serves the API on db and b, with backfills run in-process by a runner of its own (as on another instance),
+// each batch through proc (nil: the ingest service itself).
 func serveStack(t *testing.T, db *postgres.DB, b bucket.Bucket, limits backfill.Limits, proc func(inprocess.Processor) inprocess.Processor) string {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -69,8 +68,7 @@ func backfillLimits(batch, concurrency int) backfill.Limits {
 		Backoff: 10 * time.Millisecond, ToleratedFailurePercent: 5, Lease: 30 * time.Second}
 }
 
-// tinySnapshot is a snapshot at now of aircraft b0000i for i < n, values
-// from now.
+// tinySnapshot is a snapshot at now of aircraft b0000i for i < n, values from now.
 func tinySnapshot(now float64, n int) []byte {
 	var aircraft []map[string]any
 	for i := range n {
@@ -96,12 +94,10 @@ func waitBackfill(t *testing.T, url string) map[string]any {
 	}
 }
 
-// A backfill of the real samples and of small snapshots, 3 keys a batch, 4
-// batches at once, overlapping a POST /process-s3-data of the same prefix:
-// the statistics equal the oracle's and those of one POST /process-s3-data
-// over the same files in another database; each file counts once; a second
-// server on the same database answers the same progress; every call needs
-// the token.
+// A backfill of the real samples and of small snapshots, 3 keys a batch, 4 batches at once, overlapping a POST
+// /process-s3-data of the same prefix: the statistics equal the oracle's and those of one POST /process-s3-data over
+// the same files in another database; each file counts once; a second server on the same database answers the same
+// progress; every call needs the token.
 func TestBackfillCountsOnceAndAnswersEverywhere(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -222,8 +218,8 @@ func (h *held) Process(ctx context.Context, objs []bucket.Object, req ingest.Req
 	return h.Processor.Process(ctx, objs, req, p)
 }
 
-// DELETE stops a running backfill: the batch under way ends whole, no
-// other starts, and the ledger holds exactly the keys of the batches done.
+// DELETE stops a running backfill: the batch under way ends whole, no other starts, and the ledger holds exactly the
+// keys of the batches done.
 func TestBackfillDeleteStops(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)

@@ -14,10 +14,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// The finished jobs kept in memory hold at most maxListed entries of each
-// list of their results, however long the lists were: JOBS_KEEP jobs whose
-// downloads listed 20,000 files each retain about what 100 entries each
-// take, measured on the heap.
+// The finished jobs kept in memory hold at most maxListed entries of each list of their results, however long the lists
+// were: JOBS_KEEP jobs whose downloads listed 20,000 files each retain about what 100 entries each take, measured on
+// the heap.
 func TestFinishedJobsMemoryIsBounded(t *testing.T) {
 	const keep, files = 10, 20_000
 	r := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: keep, KeepFinished: keep, KeepFor: time.Hour})
@@ -50,8 +49,8 @@ func TestFinishedJobsMemoryIsBounded(t *testing.T) {
 	}
 	retained := int64(heap()) - int64(before)
 
-	// What the kept entries take, plus room for the jobs themselves and
-	// the test's own garbage: far below one job's whole lists.
+	// What the kept entries take, plus room for the jobs themselves and the test's own garbage: far below one job's
+	// whole lists.
 	perJob := maxListed * (unsafe.Sizeof(download.File{}) + unsafe.Sizeof("") + unsafe.Sizeof(download.Failure{}))
 	bound := int64(keep*perJob) + 4<<20
 	t.Logf("%d finished jobs of %d files each retain %d bytes of heap (bound %d)", keep, files, retained, bound)

@@ -14,9 +14,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// The handlers depend on the small interfaces below, declared here by their
-// user: cmd/aircraftd wires the real adapters (postgres, ingest, mongo,
-// download, jobs), the handler tests wire fakes.
+// The handlers depend on the small interfaces below, declared here by their user: cmd/aircraftd wires the real adapters
+// (postgres, ingest, mongo, download, jobs), the handler tests wire fakes.
 
 // Statistics serves stored flight statistics (postgres.DB).
 type Statistics interface {
@@ -34,17 +33,15 @@ type Ingester interface {
 	FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error)
 }
 
-// IngestRun is a run that holds the lock: Ingest releases it when done,
-// Release when the run does not start. Ingest fails with
-// *ingest.UnavailableError when a dependency is down.
+// IngestRun is a run that holds the lock: Ingest releases it when done, Release when the run does not start. Ingest
+// fails with *ingest.UnavailableError when a dependency is down.
 type IngestRun interface {
 	Ingest(ctx context.Context, req ingest.Request, p *progress.Counter) (*ingest.Result, error)
 	Release()
 }
 
-// IngestService adapts ingest.Services to Ingester: runs start on work,
-// FailedFiles reads through reads (the same service on the read pool,
-// postgres.DB.Reads), so that listing never takes the work's connections.
+// IngestService adapts ingest.Services to Ingester: runs start on work, FailedFiles reads through reads (the same
+// service on the read pool, postgres.DB.Reads), so that listing never takes the work's connections.
 func IngestService(work, reads *ingest.Service) Ingester { return ingestService{work, reads} }
 
 type ingestService struct{ s, reads *ingest.Service }
@@ -78,8 +75,7 @@ type Jobs interface {
 	Get(ctx context.Context, id string) (jobs.View, bool, error)
 }
 
-// Lanes is what the lane file endpoints need. When it is nil (no
-// MONGODB_URL), they answer 503.
+// Lanes is what the lane file endpoints need. When it is nil (no MONGODB_URL), they answer 503.
 type Lanes struct {
 	Store      FileStore
 	Downloader Downloader
@@ -92,17 +88,14 @@ type FileStore interface {
 	List(ctx context.Context, q lanes.Query) ([]lanes.Record, error)
 }
 
-// Downloader downloads the files of one lane and hour (download.Downloader,
-// through Downloads).
+// Downloader downloads the files of one lane and hour (download.Downloader, through Downloads).
 type Downloader interface {
-	// Claim claims the hour for one download. While another download holds
-	// it, Claim waits if wait is set (up to DOWNLOAD_WAIT_SECONDS, holding
-	// no job slot), then fails with download.ErrBusy.
+	// Claim claims the hour for one download. While another download holds it, Claim waits if wait is set (up to
+	// DOWNLOAD_WAIT_SECONDS, holding no job slot), then fails with download.ErrBusy.
 	Claim(ctx context.Context, h lanes.Hour, wait bool) (HourDownload, error)
 }
 
-// HourDownload is a claimed hour (download.Claim): downloaded once, or let
-// go unrun.
+// HourDownload is a claimed hour (download.Claim): downloaded once, or let go unrun.
 type HourDownload interface {
 	Download(ctx context.Context, p *progress.Counter) (*download.HourResult, error)
 	Release()

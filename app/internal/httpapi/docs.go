@@ -10,9 +10,8 @@ import (
 	swaggerfiles "github.com/swaggo/files/v2"
 )
 
-// Swagger UI comes from github.com/swaggo/files/v2 (swagger-ui-dist 5.x) and
-// ReDoc from github.com/mvrilo/go-redoc (redoc.standalone.js), both embedded
-// in their Go modules: the docs need no CDN.
+// Swagger UI comes from github.com/swaggo/files/v2 (swagger-ui-dist 5.x) and ReDoc from github.com/mvrilo/go-redoc
+// (redoc.standalone.js), both embedded in their Go modules: the docs need no CDN.
 
 const swaggerPage = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Aircraft data platform — API</title>
@@ -44,11 +43,9 @@ func registerDocs(r *gin.Engine) {
 	})
 }
 
-// registerSpec serves the OpenAPI document (3.1, and 3.0 for older tools, in
-// JSON and YAML), made once here, when every operation is registered: huma's
-// own handlers make it on the first request into a variable without a lock
-// (a data race when the first requests come at once), and a document that
-// never changes needs no work per request.
+// registerSpec serves the OpenAPI document (3.1, and 3.0 for older tools, in JSON and YAML), made once here, when every
+// operation is registered: huma's own handlers make it on the first request into a variable without a lock (a data race
+// when the first requests come at once), and a document that never changes needs no work per request.
 func registerSpec(r *gin.Engine, api huma.API) {
 	doc := api.OpenAPI()
 	for path, spec := range map[string]struct {

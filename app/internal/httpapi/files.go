@@ -15,8 +15,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// retryBusyAfter is the Retry-After of a 409 for an hour that another
-// download holds.
+// retryBusyAfter is the Retry-After of a 409 for an hour that another download holds.
 const retryBusyAfter = 10
 
 type downloadRequest struct {
@@ -31,8 +30,7 @@ type downloadInput struct {
 	hour lanes.Hour
 }
 
-// Resolve validates the fields huma's schema cannot (the date) and keeps the
-// selected hour.
+// Resolve validates the fields huma's schema cannot (the date) and keeps the selected hour.
 func (in *downloadInput) Resolve(huma.Context) []error {
 	h, err := lanes.NewHour(in.Body.LaneID, in.Body.Date, in.Body.Hour)
 	if err == nil {
@@ -56,10 +54,8 @@ func unwrapAll(err error) []error {
 	return []error{err}
 }
 
-// download downloads one lane's hour: the hour is claimed first, outside
-// any job slot, so that a request for an hour another download holds waits
-// (synchronous) or answers 409 (async), and never holds a slot while it
-// waits.
+// download downloads one lane's hour: the hour is claimed first, outside any job slot, so that a request for an hour
+// another download holds waits (synchronous) or answers 409 (async), and never holds a slot while it waits.
 func (h *handlers) download(ctx context.Context, in *downloadInput) (*maybeAsync, error) {
 	c, err := h.Lanes.Downloader.Claim(ctx, in.hour, !in.async())
 	if errors.Is(err, download.ErrBusy) {
@@ -110,8 +106,7 @@ type registerRecord struct {
 	VersionID string    `json:"version_id,omitempty" maxLength:"1024"`
 }
 
-// registerMaxBody bounds a registration's body (huma's default is 1 MiB,
-// too little for the 10,000 records it accepts).
+// registerMaxBody bounds a registration's body (huma's default is 1 MiB, too little for the 10,000 records it accepts).
 const registerMaxBody = 16 << 20
 
 type registerInput struct {

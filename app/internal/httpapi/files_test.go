@@ -35,8 +35,7 @@ import (
 
 const filesToken = "files-token"
 
-// filesEnv is a service with lane downloads on a store, bucket and folder
-// of the test's own.
+// filesEnv is a service with lane downloads on a store, bucket and folder of the test's own.
 type filesEnv struct {
 	url    string
 	root   string
@@ -75,8 +74,7 @@ func newFilesEnv(t *testing.T, maxJobs ...int) *filesEnv {
 	return &filesEnv{url: srv.URL, root: root, bucket: b, store: store, jobs: reg}
 }
 
-// call sends a JSON request (with the token unless noAuth) and decodes the
-// answer into a map.
+// call sends a JSON request (with the token unless noAuth) and decodes the answer into a map.
 func call(t *testing.T, method, url string, body any, noAuth ...bool) (int, map[string]any, http.Header) {
 	t.Helper()
 	var rd io.Reader
@@ -105,9 +103,8 @@ func call(t *testing.T, method, url string, body any, noAuth ...bool) (int, map[
 	return resp.StatusCode, m, resp.Header
 }
 
-// errorLocations are where a 422 problem's errors are, with the property
-// named by "expected required property X" errors (huma puts those at the
-// object's location).
+// errorLocations are where a 422 problem's errors are, with the property named by "expected required property X" errors
+// (huma puts those at the object's location).
 func errorLocations(m map[string]any) []string {
 	var out []string
 	errs, _ := m["errors"].([]any)
@@ -263,9 +260,8 @@ func TestReadyAndCORS(t *testing.T) {
 	}
 }
 
-// Without MongoDB, each lane file operation answers 503 naming the setting,
-// once its input is valid; without ingestion, its operations answer 503; the
-// rest of the service serves.
+// Without MongoDB, each lane file operation answers 503 naming the setting, once its input is valid; without ingestion,
+// its operations answer 503; the rest of the service serves.
 func TestLanesNotConfigured(t *testing.T) {
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Version: "test", Stats: &fakes{}}))
 	defer srv.Close()
@@ -295,9 +291,8 @@ func TestLanesNotConfigured(t *testing.T) {
 	}
 }
 
-// A synchronous download counts against JOBS_MAX_RUNNING like a job: with
-// the only slot taken it answers 429 with Retry-After, and runs once the
-// slot is free.
+// A synchronous download counts against JOBS_MAX_RUNNING like a job: with the only slot taken it answers 429 with
+// Retry-After, and runs once the slot is free.
 func TestSyncDownloadCountsAgainstTheJobCap(t *testing.T) {
 	e := newFilesEnv(t, 1)
 	release := make(chan struct{})
@@ -320,10 +315,9 @@ func TestSyncDownloadCountsAgainstTheJobCap(t *testing.T) {
 	}
 }
 
-// 32 requests for an hour that another instance holds take no job slot:
-// the async ones answer 409 with Retry-After at once, the synchronous ones
-// wait; meanwhile other jobs and downloads run; once the hour is let go,
-// the waiting ones are answered.
+// 32 requests for an hour that another instance holds take no job slot: the async ones answer 409 with Retry-After at
+// once, the synchronous ones wait; meanwhile other jobs and downloads run; once the hour is let go, the waiting ones
+// are answered.
 func TestBusyHourHoldsNoSlot(t *testing.T) {
 	e := newFilesEnv(t, 4)
 	h, err := lanes.NewHour("lane1", "2024-02-14", 14)

@@ -20,8 +20,7 @@ type ingestInput struct {
 	AsyncInput
 }
 
-// ingest runs one ingestion, or answers 409 while another of the same
-// prefix runs anywhere.
+// ingest runs one ingestion, or answers 409 while another of the same prefix runs anywhere.
 func (h *handlers) ingest(ctx context.Context, in *ingestInput) (*maybeAsync, error) {
 	run, err := h.Ingest.Begin(ctx, in.Prefix)
 	if errors.Is(err, ingest.ErrBusy) {
@@ -110,8 +109,8 @@ func (h *handlers) listFailed(ctx context.Context, in *failedInput) (*struct{ Bo
 	return &struct{ Body failedPage }{failedPage(p)}, nil
 }
 
-// ingestFailed answers a run that could not go on: 503 naming the
-// dependency that failed (ingest.UnavailableError), else as failure does.
+// ingestFailed answers a run that could not go on: 503 naming the dependency that failed (ingest.UnavailableError),
+// else as failure does.
 func (h *handlers) ingestFailed(ctx context.Context, err error) error {
 	var u *ingest.UnavailableError
 	if errors.As(err, &u) && ctx.Err() == nil {

@@ -183,9 +183,8 @@ func TestIngestAndStatistics(t *testing.T) {
 		t.Errorf("observations %d, aircraft %d; want %d, %d", res.Observations, res.AircraftUpdated, wantObs, len(wantStats))
 	}
 
-	// Exact statistics for many aircraft: every one with an emergency, every
-	// one seen in all three snapshots with changing data, and a spread of
-	// the rest.
+	// Exact statistics for many aircraft: every one with an emergency, every one seen in all three snapshots with
+	// changing data, and a spread of the rest.
 	hexes := make([]string, 0, len(wantStats))
 	for h := range wantStats {
 		hexes = append(hexes, h)

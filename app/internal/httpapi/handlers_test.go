@@ -1,9 +1,8 @@
 package httpapi_test
 
-// Handler tests with fakes: request parsing, validation, auth, status codes
-// and the mapping of the dependencies' answers to responses. They need no
-// stack (plain `go test`); flights_test.go and files_test.go run the same
-// handlers on the real stack.
+// Handler tests with fakes: request parsing, validation, auth, status codes and the mapping of the dependencies'
+// answers to responses. They need no stack (plain `go test`); flights_test.go and files_test.go run the same handlers
+// on the real stack.
 
 import (
 	"cmp"
@@ -29,8 +28,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// fakes records what the handlers asked of each dependency and answers
-// what the test set.
+// fakes records what the handlers asked of each dependency and answers what the test set.
 type fakes struct {
 	mu sync.Mutex
 
@@ -194,8 +192,7 @@ func refreshed(t *testing.T, checks ...httpapi.Check) *httpapi.Readiness {
 	return r
 }
 
-// serveFakes serves the handlers on f; the dependency checks of readiness
-// are ready.
+// serveFakes serves the handlers on f; the dependency checks of readiness are ready.
 func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
 	t.Helper()
 	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: cmp.Or(f.maxJobs, 8), KeepFinished: 100, KeepFor: time.Hour})
@@ -271,8 +268,7 @@ func TestIngestAnswers(t *testing.T) {
 	if status != http.StatusConflict || !isProblem(hdr) {
 		t.Errorf("busy: %d %v", status, m)
 	}
-	// The lock cannot be taken (database down): 503 naming the database
-	// and the request, nothing of the driver's error.
+	// The lock cannot be taken (database down): 503 naming the database and the request, nothing of the driver's error.
 	f.beginErr = &ingest.UnavailableError{Dependency: "postgres", Err: errors.New("dial tcp 10.0.0.1:5432: connection refused")}
 	status, m, hdr = call(t, "POST", url+"/process-s3-data", nil)
 	if want := "postgres unavailable (request id " + hdr.Get("X-Request-Id") + ")"; status != http.StatusServiceUnavailable || m["detail"] != want {
@@ -292,8 +288,8 @@ func TestIngestAnswers(t *testing.T) {
 	if job["state"] != "succeeded" || job["result"].(map[string]any)["prefix"] != "p/" {
 		t.Errorf("job: %v", job)
 	}
-	// A failing run fails its job as it fails a synchronous request: what
-	// failed and the request id, not the error's own words (logged).
+	// A failing run fails its job as it fails a synchronous request: what failed and the request id, not the error's
+	// own words (logged).
 	f.ingestErr = errors.New("the bucket went away")
 	if status, m, _ = call(t, "POST", url+"/process-s3-data", nil); status != http.StatusServiceUnavailable {
 		t.Errorf("failing run: %d %v", status, m)
@@ -382,8 +378,7 @@ func TestAircraftPages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("pages gave %v, want %v", got, want)
 	}
-	// One more than the page is asked for (to know whether there is a next
-	// page), after the lower-cased address.
+	// One more than the page is asked for (to know whether there is a next page), after the lower-cased address.
 	if f.asked[0] != "/11" || f.asked[1] != want[9]+"/11" {
 		t.Errorf("store asked %v", f.asked)
 	}

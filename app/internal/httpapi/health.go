@@ -28,9 +28,8 @@ type readyOutput struct {
 // checkTimeout bounds one dependency check.
 const checkTimeout = 3 * time.Second
 
-// Readiness is the last check of the service's dependencies. Run refreshes
-// it in the background; /api/v1/ready answers it, so that neither the
-// cost of that answer nor the answer depends on how often it is asked.
+// Readiness is the last check of the service's dependencies. Run refreshes it in the background; /api/v1/ready answers
+// it, so that neither the cost of that answer nor the answer depends on how often it is asked.
 type Readiness struct {
 	log    *slog.Logger
 	every  time.Duration
@@ -40,14 +39,14 @@ type Readiness struct {
 	down   map[string]bool // at the last Refresh: log changes only
 }
 
-// NewReadiness returns a Readiness of checks, refreshed every interval by
-// Run; it answers unavailable until its first Refresh.
+// NewReadiness returns a Readiness of checks, refreshed every interval by Run; it answers unavailable until its first
+// Refresh.
 func NewReadiness(log *slog.Logger, every time.Duration, checks ...Check) *Readiness {
 	return &Readiness{log: log, every: every, checks: checks, down: map[string]bool{}}
 }
 
-// Refresh runs every check at once, each within checkTimeout, and keeps the
-// answer. A dependency that goes down or comes back is logged once.
+// Refresh runs every check at once, each within checkTimeout, and keeps the answer. A dependency that goes down or
+// comes back is logged once.
 func (r *Readiness) Refresh(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -19,8 +19,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// AsyncInput (exported so that huma sees its embedded fields) selects a
-// background run: ?async=true or Prefer: respond-async.
+// AsyncInput (exported so that huma sees its embedded fields) selects a background run: ?async=true or Prefer:
+// respond-async.
 type AsyncInput struct {
 	Async  bool   `query:"async" doc:"answer 202 at once with a job to poll"`
 	Prefer string `header:"Prefer" doc:"respond-async: same as async=true (RFC 7240)"`
@@ -30,8 +30,7 @@ func (in AsyncInput) async() bool {
 	return in.Async || strings.Contains(strings.ToLower(in.Prefer), "respond-async")
 }
 
-// maybeAsync is the output of operations that answer either with their
-// result (200) or with a job (202).
+// maybeAsync is the output of operations that answer either with their result (200) or with a job (202).
 type maybeAsync struct {
 	Status   int
 	Location string `header:"Location"`
@@ -51,11 +50,9 @@ func asyncResponses(api huma.API, result any) map[string]*huma.Response {
 // retryJobsAfter is the Retry-After of a 429 when too many jobs run.
 const retryJobsAfter = 30
 
-// startJob answers 202 with a job that runs fn, or 429 with Retry-After
-// when too many jobs run. The job's error, kept and served by
-// GET /api/v1/jobs/{id}, is told as the synchronous request's would be
-// (jobFailed): what failed, and the request id under which the error itself
-// is logged.
+// startJob answers 202 with a job that runs fn, or 429 with Retry-After when too many jobs run. The job's error, kept
+// and served by GET /api/v1/jobs/{id}, is told as the synchronous request's would be (jobFailed): what failed, and the
+// request id under which the error itself is logged.
 func (h *handlers) startJob(ctx context.Context, kind string, fn jobs.Func) (*maybeAsync, error) {
 	id := middleware.RequestID(ctx)
 	v, err := h.Jobs.Start(kind, id, func(ctx context.Context, p *progress.Counter) (any, error) {
@@ -80,8 +77,7 @@ func (h *handlers) startJob(ctx context.Context, kind string, fn jobs.Func) (*ma
 	return &maybeAsync{Status: http.StatusAccepted, Location: "/api/v1/jobs/" + v.ID, Body: v}, nil
 }
 
-// jobFailed answers a job's error as the synchronous request of its kind
-// does.
+// jobFailed answers a job's error as the synchronous request of its kind does.
 func (h *handlers) jobFailed(ctx context.Context, kind string, err error) error {
 	switch kind {
 	case "ingest":
@@ -96,9 +92,8 @@ type jobInput struct {
 	ID string `path:"id" pattern:"^[0-9a-f]{24}$"`
 }
 
-// job answers a job by its id, from any instance. Lookups are reads like
-// the others (rate limited, READ_MAX_IN_FLIGHT): the store reads jobs on the
-// read pool (aircraftd's jobStore), so they take no connection of the work's.
+// job answers a job by its id, from any instance. Lookups are reads like the others (rate limited, READ_MAX_IN_FLIGHT):
+// the store reads jobs on the read pool (aircraftd's jobStore), so they take no connection of the work's.
 func (h *handlers) job(ctx context.Context, in *jobInput) (*struct{ Body jobs.View }, error) {
 	v, ok, err := h.Jobs.Get(ctx, in.ID)
 	if err != nil {
@@ -110,9 +105,8 @@ func (h *handlers) job(ctx context.Context, in *jobInput) (*struct{ Body jobs.Vi
 	return &struct{ Body jobs.View }{v}, nil
 }
 
-// maxListed bounds each list of a result kept in a job: a finished job is
-// kept in memory for a while, so its result must not grow with the input.
-// Counts stay whole; Truncated says a list was cut.
+// maxListed bounds each list of a result kept in a job: a finished job is kept in memory for a while, so its result
+// must not grow with the input. Counts stay whole; Truncated says a list was cut.
 const maxListed = 100
 
 // boundedHour is a download result with its lists cut to maxListed.
@@ -144,8 +138,8 @@ func boundIngest(r *ingest.Result) any {
 	return b
 }
 
-// cut returns s's first maxListed entries, in an array of their own: a
-// slice of s would keep all of s's array alive as long as the job is kept.
+// cut returns s's first maxListed entries, in an array of their own: a slice of s would keep all of s's array alive as
+// long as the job is kept.
 func cut[T any](s []T, truncated bool) ([]T, bool) {
 	if len(s) <= maxListed {
 		return s, truncated

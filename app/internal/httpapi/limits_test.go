@@ -1,8 +1,7 @@
 package httpapi_test
 
-// Anonymous traffic on an open port: tokens on the listings that reveal
-// keys and paths, a rate limit per client address, page caps, a deadline on
-// every read, and a readiness answer whose cost does not depend on traffic.
+// Anonymous traffic on an open port: tokens on the listings that reveal keys and paths, a rate limit per client
+// address, page caps, a deadline on every read, and a readiness answer whose cost does not depend on traffic.
 
 import (
 	"cmp"
@@ -39,8 +38,8 @@ func serveLimited(t *testing.T, f *fakes, d httpapi.Deps) string {
 	return srv.URL
 }
 
-// send makes one request from the client at forwardedFor (through a
-// trusted proxy) with token, and answers its status, Retry-After and body.
+// send makes one request from the client at forwardedFor (through a trusted proxy) with token, and answers its status,
+// Retry-After and body.
 func send(t *testing.T, method, url, forwardedFor, token string) (int, string, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(`{}`))
@@ -130,8 +129,7 @@ func TestRateLimitPerClientAddress(t *testing.T) {
 
 func TestForwardedForFromUntrustedPeersIsIgnored(t *testing.T) {
 	url := serveLimited(t, &fakes{}, httpapi.Deps{Limits: httpapi.Limits{PerSecond: 1, Burst: 2, Clients: 100}})
-	// No trusted proxy: every request is the peer's (127.0.0.1), whatever
-	// address it claims.
+	// No trusted proxy: every request is the peer's (127.0.0.1), whatever address it claims.
 	for i := range 2 {
 		send(t, "GET", url+"/api/v1/aircraft", fmt.Sprintf("198.51.100.%d", i), "")
 	}
@@ -249,9 +247,8 @@ func TestRequestsInFlightAreBounded(t *testing.T) {
 	}
 }
 
-// The OpenAPI document's first requests, all at once (a flood right after a
-// start): one document, no data race (huma makes it lazily without a lock;
-// go test -race catches it).
+// The OpenAPI document's first requests, all at once (a flood right after a start): one document, no data race (huma
+// makes it lazily without a lock; go test -race catches it).
 func TestOpenAPIUnderConcurrentFirstRequests(t *testing.T) {
 	url := serveLimited(t, &fakes{}, httpapi.Deps{})
 	for _, path := range []string{"/openapi.json", "/openapi.yaml", "/openapi-3.0.json"} {

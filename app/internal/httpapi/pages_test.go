@@ -6,9 +6,8 @@ import (
 	"testing"
 )
 
-// paginate asks for one more item than the page holds: a next page exists
-// exactly when the store has more than limit items after the cursor, and
-// its cursor is the page's last key.
+// paginate asks for one more item than the page holds: a next page exists exactly when the store has more than limit
+// items after the cursor, and its cursor is the page's last key.
 func TestPaginate(t *testing.T) {
 	store := []string{"a", "b", "c", "d", "e"}
 	key := func(s string) string { return s }

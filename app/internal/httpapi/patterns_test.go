@@ -9,9 +9,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// Struct tags cannot name a constant, so the API's patterns are written out;
-// they must be the one definition the code behind them checks:
-// lanes.LaneIDPattern (or it, optional) and flight.ICAOPattern.
+// Struct tags cannot name a constant, so the API's patterns are written out; they must be the one definition the code
+// behind them checks: lanes.LaneIDPattern (or it, optional) and flight.ICAOPattern.
 func TestPatternsAreTheDomainPackages(t *testing.T) {
 	optional := "^(" + strings.TrimSuffix(strings.TrimPrefix(lanes.LaneIDPattern, "^"), "$") + ")?$"
 	for _, c := range []struct {

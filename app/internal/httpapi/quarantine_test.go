@@ -114,8 +114,8 @@ func TestQuarantineSkipsUntilChangedOrRetried(t *testing.T) {
 
 func TestDatabaseRefusalQuarantinesOnlyTheFileResponsible(t *testing.T) {
 	e := newFlightsEnv(t)
-	// The database refuses one registration, as it would a value too large
-	// for its field: the refusal is the database's, the test only chooses it.
+	// The database refuses one registration, as it would a value too large for its field: the refusal is the
+	// database's, the test only chooses it.
 	dbURL := e.dbURL
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {

@@ -28,8 +28,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest/s3standin"
 )
 
-// rawMarkers are words of the SDK's, a driver's or the system's own error
-// texts, which nothing a client is told may carry.
+// rawMarkers are words of the SDK's, a driver's or the system's own error texts, which nothing a client is told may
+// carry.
 var rawMarkers = []string{"operation error", "StatusCode", "RequestID", "RequestId", "https://", "http://",
 	"127.0.0.1", "SQLSTATE", "connection refused", "api error"}
 
@@ -51,12 +51,10 @@ func (s *lockedBuffer) String() string {
 	return s.b.String()
 }
 
-// TestClientsSeeOurReasons: S3 answers an error the downloader has no words
-// of its own for (400 InvalidArgument) for one object of an hour, and the
-// index job lists a bucket that does not exist. What the client is told of
-// them (the download's failures, synchronous and as a job's result, the
-// record's last_error in the files list, the index job's error) carries
-// none of the SDK's words; the log has them, with the request id.
+// TestClientsSeeOurReasons: S3 answers an error the downloader has no words of its own for (400 InvalidArgument) for
+// one object of an hour, and the index job lists a bucket that does not exist. What the client is told of them (the
+// download's failures, synchronous and as a job's result, the record's last_error in the files list, the index job's
+// error) carries none of the SDK's words; the log has them, with the request id.
 func TestClientsSeeOurReasons(t *testing.T) {
 	ctx := context.Background()
 	store := mongotest.Store(t)

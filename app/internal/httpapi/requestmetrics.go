@@ -6,15 +6,13 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// RequestMetrics is told of every request answered (package metrics
-// implements it): the route template (gin's FullPath, "" when no route
-// matched: never the path itself), the method, the status and the time.
+// RequestMetrics is told of every request answered (package metrics implements it): the route template (gin's FullPath,
+// "" when no route matched: never the path itself), the method, the status and the time.
 type RequestMetrics interface {
 	Request(route, method string, status int, d time.Duration)
 }
 
-// requestMetrics tells m of each request once it is answered; nil m: a
-// middleware that does nothing.
+// requestMetrics tells m of each request once it is answered; nil m: a middleware that does nothing.
 func requestMetrics(m RequestMetrics) gin.HandlerFunc {
 	if m == nil {
 		return func(c *gin.Context) { c.Next() }

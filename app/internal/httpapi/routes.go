@@ -17,9 +17,8 @@ const (
 	tagService = "service"
 )
 
-// routes declares every operation (its OpenAPI description) and the handler
-// that serves it, in the order of the README's API table. The operations of
-// a feature that is not configured answer 503 (only).
+// routes declares every operation (its OpenAPI description) and the handler that serves it, in the order of the
+// README's API table. The operations of a feature that is not configured answer 503 (only).
 func routes(api huma.API, h *handlers) {
 	ingestion := feature{h.Ingest != nil, "ingestion is not configured"}
 	laneFiles := feature{h.Lanes != nil, "lane file downloads are not configured: set MONGODB_URL"}
@@ -105,8 +104,7 @@ func get(id, path, summary string, tags ...string) huma.Operation {
 	return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary, Tags: tags}
 }
 
-// listing declares a GET whose answer reveals S3 keys or local paths: it
-// needs a token of READ_TOKEN or API_TOKEN.
+// listing declares a GET whose answer reveals S3 keys or local paths: it needs a token of READ_TOKEN or API_TOKEN.
 func listing(id, path, summary string, tags ...string) huma.Operation {
 	op := get(id, path, summary, tags...)
 	op.Security = []map[string][]string{{"read": {}}, {"bearer": {}}}
@@ -114,15 +112,14 @@ func listing(id, path, summary string, tags ...string) huma.Operation {
 	return op
 }
 
-// feature is an optional part of the service: on when its dependencies are
-// wired, else off says what is missing.
+// feature is an optional part of the service: on when its dependencies are wired, else off says what is missing.
 type feature struct {
 	on  bool
 	off string
 }
 
-// only serves an operation of f with handle when f is on, else answers 503
-// saying f is not configured. The request is validated (422) either way.
+// only serves an operation of f with handle when f is on, else answers 503 saying f is not configured. The request is
+// validated (422) either way.
 func only[I, O any](f feature, handle func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
 	if f.on {
 		return handle

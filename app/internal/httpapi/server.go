@@ -1,8 +1,7 @@
-// Package httpapi is the service's HTTP interface: a gin engine whose
-// operations are declared with huma, which validates input (422 naming the
-// field), writes RFC 9457 problem details for every error, and generates the
-// OpenAPI document from the code. Swagger UI and ReDoc are served from assets
-// embedded in the binary, so the docs work with no internet.
+// Package httpapi is the service's HTTP interface: a gin engine whose operations are declared with huma, which
+// validates input (422 naming the field), writes RFC 9457 problem details for every error, and generates the OpenAPI
+// document from the code. Swagger UI and ReDoc are served from assets embedded in the binary, so the docs work with no
+// internet.
 package httpapi
 
 import (
@@ -29,15 +28,15 @@ type Check struct {
 type Deps struct {
 	Log     *slog.Logger
 	Version string
-	// APITokens are the bearer tokens accepted on every POST (several
-	// during a rotation). Empty: POSTs are open (AUTH_DISABLE=true).
+	// APITokens are the bearer tokens accepted on every POST (several during a rotation). Empty: POSTs are open
+	// (AUTH_DISABLE=true).
 	APITokens []string
-	// ReadTokens are the bearer tokens accepted, besides APITokens, on the
-	// GETs that list keys and paths (listing). Auth off: those are open too.
+	// ReadTokens are the bearer tokens accepted, besides APITokens, on the GETs that list keys and paths (listing).
+	// Auth off: those are open too.
 	ReadTokens []string
 	CORS       []string
-	// TrustedProxies (IPs or CIDRs) may set the client address with
-	// X-Forwarded-For; none by default, so the logged address is the peer's.
+	// TrustedProxies (IPs or CIDRs) may set the client address with X-Forwarded-For; none by default, so the logged
+	// address is the peer's.
 	TrustedProxies []string
 
 	Limits Limits
@@ -99,8 +98,7 @@ func NewServer(d Deps) http.Handler {
 	return r
 }
 
-// handlers serve the operations that routes declares, with the service's
-// dependencies.
+// handlers serve the operations that routes declares, with the service's dependencies.
 type handlers struct {
 	Deps
 }

@@ -26,8 +26,7 @@ type aggregator struct {
 	told        told           // what Metrics was told so far
 }
 
-// entry is a file of the uncommitted batch: its ledger entry and the object
-// to read it again from.
+// entry is a file of the uncommitted batch: its ledger entry and the object to read it again from.
 type entry struct {
 	ledger.Processed
 	obj   bucket.Object
@@ -85,9 +84,8 @@ func (a *aggregator) add(ctx context.Context, f fetched) error {
 	return a.addFile(ctx, f)
 }
 
-// addFile adds a decoded file to the batch: its statistics, or its ledger
-// entry as a duplicate when its snapshot (or, for a list, its bytes) was
-// ingested already.
+// addFile adds a decoded file to the batch: its statistics, or its ledger entry as a duplicate when its snapshot (or,
+// for a list, its bytes) was ingested already.
 func (a *aggregator) addFile(ctx context.Context, f fetched) error {
 	a.res.FilesSeen++
 	a.res.Bytes += f.obj.Size
@@ -124,9 +122,8 @@ func (a *aggregator) addFile(ctx context.Context, f fetched) error {
 	return a.maybeFlush(ctx)
 }
 
-// repeats returns the outcome of a file that repeats one already ingested or
-// in the batch (with the note saying which), or "". The commit's claims have
-// the last word: this only spares a batch the rounds of losing them.
+// repeats returns the outcome of a file that repeats one already ingested or in the batch (with the note saying which),
+// or "". The commit's claims have the last word: this only spares a batch the rounds of losing them.
 func (a *aggregator) repeats(ctx context.Context, obj ledger.Object, f fetched) (ledger.Outcome, string, error) {
 	if f.file.Now.IsZero() {
 		// No snapshot time to recognise a repeat by: its bytes do.
@@ -148,9 +145,8 @@ func (a *aggregator) repeats(ctx context.Context, obj ledger.Object, f fetched) 
 		reasonDuplicateSnapshot, f.file.Now.Format(time.RFC3339Nano), dup), nil
 }
 
-// everyRefused fails the run when S3 refused every object it fetched: S3
-// refusing them all says more about the role or the bucket than about the
-// objects, and none is quarantined.
+// everyRefused fails the run when S3 refused every object it fetched: S3 refusing them all says more about the role or
+// the bucket than about the objects, and none is quarantined.
 func (a *aggregator) everyRefused(ctx context.Context) error {
 	if a.read || len(a.refused) == 0 {
 		return nil
@@ -160,8 +156,8 @@ func (a *aggregator) everyRefused(ctx context.Context) error {
 		len(a.refused), first.obj.Key, first.refused))
 }
 
-// quarantine counts a refused file and makes its ledger entry. class is
-// the kind of reason, for the metrics (a bounded label; reason is free text).
+// quarantine counts a refused file and makes its ledger entry. class is the kind of reason, for the metrics (a bounded
+// label; reason is free text).
 func (a *aggregator) quarantine(obj bucket.Object, versionID, reason, class string) entry {
 	a.res.FilesFailed++
 	a.quarantined[class]++

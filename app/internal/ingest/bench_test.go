@@ -16,10 +16,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// BenchmarkDecodeAggregate is ingestion without I/O: every file of a corpus, in memory, decoded by GOMAXPROCS
-// workers and merged into one aggregate by one goroutine, the way the service does it. The corpus is the folder
-// $BENCH_SNAPSHOTS (make bench-ingest writes its data set there, then has the service ingest the same files), else
-// the real samples. MB/s is the mean over the runs; best-MB/s the fastest run.
+// BenchmarkDecodeAggregate is ingestion without I/O: every file of a corpus, in memory, decoded by GOMAXPROCS workers
+// and merged into one aggregate by one goroutine, the way the service does it. The corpus is the folder
+// $BENCH_SNAPSHOTS (make bench-ingest writes its data set there, then has the service ingest the same files), else the
+// real samples. MB/s is the mean over the runs; best-MB/s the fastest run.
 func BenchmarkDecodeAggregate(b *testing.B) {
 	dir := os.Getenv("BENCH_SNAPSHOTS")
 	if dir == "" {
@@ -59,9 +59,8 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 	b.Logf("%s: %d files, %.0f MB, %d observations, %d aircraft, %d workers", dir, len(files), float64(size)/1e6, obs, aircraft, workers)
 }
 
-// cpuSeconds is the user and system CPU time of this process so far
-// (make bench-backfill compares a worker's CPU per GB with the pure
-// decode's).
+// cpuSeconds is the user and system CPU time of this process so far (make bench-backfill compares a worker's CPU per GB
+// with the pure decode's).
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)

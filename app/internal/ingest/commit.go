@@ -19,8 +19,8 @@ func (a *aggregator) maybeFlush(ctx context.Context) error {
 	return nil
 }
 
-// flush commits the batch with its ledger entries in one transaction. If the
-// database refuses it, bisect finds the files responsible.
+// flush commits the batch with its ledger entries in one transaction. If the database refuses it, bisect finds the
+// files responsible.
 func (a *aggregator) flush(ctx context.Context) error {
 	if len(a.entries) == 0 {
 		return nil
@@ -42,16 +42,14 @@ func (a *aggregator) flush(ctx context.Context) error {
 	return nil
 }
 
-// commit stores entries and agg in one transaction. It returns the
-// database's refusal as is, any other failure as UnavailableError.
+// commit stores entries and agg in one transaction. It returns the database's refusal as is, any other failure as
+// UnavailableError.
 //
-// Files of entries that another run committed first (ledger.LostError) are
-// set aside: their ledger entry, snapshot or content stands from that run.
-// The batch is then committed again without their statistics, which the
-// aggregate holds merged: the files kept are read again from S3 (their ETags
-// pinned) rather than each file's statistics kept apart, which would cost up
-// to a whole file's aircraft per file of the batch. Runs overlap rarely, and
-// each round sets aside at least one file, so this ends.
+// Files of entries that another run committed first (ledger.LostError) are set aside: their ledger entry, snapshot or
+// content stands from that run. The batch is then committed again without their statistics, which the aggregate holds
+// merged: the files kept are read again from S3 (their ETags pinned) rather than each file's statistics kept apart,
+// which would cost up to a whole file's aircraft per file of the batch. Runs overlap rarely, and each round sets aside
+// at least one file, so this ends.
 func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Aggregate) error {
 	for {
 		objs := make([]ledger.Processed, 0, len(entries))
@@ -93,8 +91,8 @@ func (a *aggregator) commit(ctx context.Context, entries []entry, agg flight.Agg
 	}
 }
 
-// setAside records that another run committed e's file (its ledger entry, or
-// its snapshot or content), and undoes what the run counted for it.
+// setAside records that another run committed e's file (its ledger entry, or its snapshot or content), and undoes what
+// the run counted for it.
 func (a *aggregator) setAside(e *entry, l ledger.Lost) {
 	key := e.obj.Key
 	switch e.Outcome {
@@ -145,11 +143,9 @@ func refusalReason(err error) string {
 	return err.Error()
 }
 
-// bisectKeepingDuplicates bisects the refused batch with its duplicate
-// snapshots set aside, then records those whose snapshot was committed as
-// duplicates. One whose snapshot came from a file of this batch that ended
-// refused (or changed) is not recorded: it holds data of its own, and the
-// next run reads it.
+// bisectKeepingDuplicates bisects the refused batch with its duplicate snapshots set aside, then records those whose
+// snapshot was committed as duplicates. One whose snapshot came from a file of this batch that ended refused (or
+// changed) is not recorded: it holds data of its own, and the next run reads it.
 func (a *aggregator) bisectKeepingDuplicates(ctx context.Context, refusal error) error {
 	var dups []entry
 	for i := range a.entries {
@@ -204,11 +200,9 @@ func (a *aggregator) unskip(key, from, to, note string) {
 	}
 }
 
-// bisect commits the halves of a refused batch separately, each with the
-// statistics of its files read again, and splits a refused half further,
-// until a file refused on its own is quarantined with the database's
-// reason. For one bad file among n this reads about 2n files; memory stays
-// within the batch's (a half holds a subset of its aircraft).
+// bisect commits the halves of a refused batch separately, each with the statistics of its files read again, and splits
+// a refused half further, until a file refused on its own is quarantined with the database's reason. For one bad file
+// among n this reads about 2n files; memory stays within the batch's (a half holds a subset of its aircraft).
 func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error) error {
 	var ingested []int
 	for i, e := range entries {
@@ -225,8 +219,7 @@ func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error)
 		}
 		err := a.commit(ctx, entries, nil)
 		if refused(err) {
-			// The ledger entries themselves are refused: nothing of the files
-			// is to blame that we could set aside.
+			// The ledger entries themselves are refused: nothing of the files is to blame that we could set aside.
 			return a.svc.unavailable(ctx, "postgres", err)
 		}
 		return err
@@ -248,9 +241,8 @@ func (a *aggregator) bisect(ctx context.Context, entries []entry, refusal error)
 	return nil
 }
 
-// reread fetches and decodes the ingested files of entries again, returning
-// their statistics. A file that changed since is dropped from the ledger
-// entries (the next run reads it), one that now fails is quarantined.
+// reread fetches and decodes the ingested files of entries again, returning their statistics. A file that changed since
+// is dropped from the ledger entries (the next run reads it), one that now fails is quarantined.
 func (a *aggregator) reread(ctx context.Context, entries []entry) (flight.Aggregate, error) {
 	agg := make(flight.Aggregate)
 	for i := range entries {

@@ -22,9 +22,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// synthetic is a readsb-hist snapshot at now of a random half of pool, with
-// every kind of value the statistics use ("ground", emergencies, a
-// registration that changes).
+// synthetic is a readsb-hist snapshot at now of a random half of pool, with every kind of value the statistics use
+// ("ground", emergencies, a registration that changes).
 func synthetic(rng *rand.Rand, now float64, pool []string) []byte {
 	var aircraft []map[string]any
 	for _, hex := range pool {
@@ -62,10 +61,9 @@ func listed(t *testing.T, b bucket.Bucket) []bucket.Object {
 	return objs
 }
 
-// checkStored compares every aircraft stored with the oracle, and the ledger
-// with the keys: each once, with the outcome wanted. An outcome "snapshot N"
-// is a key of one of the files of snapshot N: one of them is ingested, the
-// others are its duplicates (which one depends on the runs' timing).
+// checkStored compares every aircraft stored with the oracle, and the ledger with the keys: each once, with the outcome
+// wanted. An outcome "snapshot N" is a key of one of the files of snapshot N: one of them is ingested, the others are
+// its duplicates (which one depends on the runs' timing).
 func checkStored(t *testing.T, db *postgres.DB, dbURL string, want flighttest.Oracle, outcomes map[string]string) {
 	t.Helper()
 	ctx := context.Background()
@@ -111,11 +109,10 @@ func checkStored(t *testing.T, db *postgres.DB, dbURL string, want flighttest.Or
 	}
 }
 
-// Eight workers, each with its own connections, commit overlapping batches
-// at once: the same keys in several batches, the same snapshot under two
-// keys in two batches, shuffled, some batches run twice, a file that fails to
-// decode in several. The statistics equal the oracle's, the ledger holds each
-// key once, and the runs' results add up to one count of each file.
+// Eight workers, each with its own connections, commit overlapping batches at once: the same keys in several batches,
+// the same snapshot under two keys in two batches, shuffled, some batches run twice, a file that fails to decode in
+// several. The statistics equal the oracle's, the ledger holds each key once, and the runs' results add up to one count
+// of each file.
 func TestConcurrentWorkersCountOnce(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -153,8 +150,7 @@ func TestConcurrentWorkersCountOnce(t *testing.T) {
 	outcomes["real/bad.json"] = "failed"
 	objs := listed(t, b)
 
-	// Batches of 10 from three shuffles of the objects (each in three
-	// batches), a quarter of them run twice.
+	// Batches of 10 from three shuffles of the objects (each in three batches), a quarter of them run twice.
 	var batches [][]bucket.Object
 	for range 3 {
 		perm := rng.Perm(len(objs))
@@ -236,9 +232,8 @@ func TestConcurrentWorkersCountOnce(t *testing.T) {
 	checkStored(t, db, dbURL, want, outcomes)
 }
 
-// pause makes every statement inserting into table (aircraft_stats,
-// contents) of the sessions named like app wait for the advisory lock (9, 9),
-// which the returned connection holds until release.
+// pause makes every statement inserting into table (aircraft_stats, contents) of the sessions named like app wait for
+// the advisory lock (9, 9), which the returned connection holds until release.
 func pause(t *testing.T, dbURL, table, app string) (conn *pgx.Conn, release func()) {
 	t.Helper()
 	ctx := context.Background()
@@ -286,11 +281,9 @@ func waitFor(t *testing.T, conn *pgx.Conn, query string) {
 	}
 }
 
-// Two batches of other snapshots with the same 3000 aircraft, listed in
-// opposite orders, merge into aircraft_stats at the same moment (both held
-// just before the merge, then let go together): neither fails, and
-// PostgreSQL detected no deadlock (the rows are locked in one order; a retry
-// of a deadlock would hide it from the result, not from the count).
+// Two batches of other snapshots with the same 3000 aircraft, listed in opposite orders, merge into aircraft_stats at
+// the same moment (both held just before the merge, then let go together): neither fails, and PostgreSQL detected no
+// deadlock (the rows are locked in one order; a retry of a deadlock would hide it from the result, not from the count).
 func TestSameAircraftInTwoBatchesNoDeadlock(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -371,10 +364,9 @@ func reopen(t *testing.T, dbURL string) *postgres.DB {
 	return db
 }
 
-// Two runs read the same list under two ETags of its key (the second a
-// multipart re-upload) and claim its bytes at the same moment (both held just
-// before the claim, then let go together): the list counts once, and the
-// ledger records one version ingested and the other its duplicate.
+// Two runs read the same list under two ETags of its key (the second a multipart re-upload) and claim its bytes at the
+// same moment (both held just before the claim, then let go together): the list counts once, and the ledger records one
+// version ingested and the other its duplicate.
 func TestSameListBytesInTwoRunsCountOnce(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)

@@ -26,8 +26,7 @@ type fetched struct {
 	depErr    error  // a dependency failed: the run stops
 }
 
-// list sends the objects of src that the ledger does not hold to tasks and
-// the others straight to results.
+// list sends the objects of src that the ledger does not hold to tasks and the others straight to results.
 func (s *Service) list(ctx context.Context, req Request, src source, p *progress.Counter, tasks chan<- bucket.Object,
 	results chan<- fetched) error {
 	err := src(ctx, func(objs []bucket.Object) error {
@@ -75,9 +74,8 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 // decode is readsb.Decode (a variable so that a test can inject a bug).
 var decode = readsb.Decode
 
-// fetchContained is fetch with a panic (a bug met by this file) turned into
-// an error that fails the run: the caller answers "internal error" and logs
-// the stack.
+// fetchContained is fetch with a panic (a bug met by this file) turned into an error that fails the run: the caller
+// answers "internal error" and logs the stack.
 func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetched) {
 	if err := panics.Catch(func() error { f = s.fetch(ctx, obj); return nil }); err != nil {
 		return fetched{obj: obj, err: err}
@@ -85,8 +83,8 @@ func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetc
 	return f
 }
 
-// fetch reads and decodes one object. Decoding is bounded by the decode time
-// cap, waiting for S3 by the bucket's stall timeout (a dependency failure).
+// fetch reads and decodes one object. Decoding is bounded by the decode time cap, waiting for S3 by the bucket's stall
+// timeout (a dependency failure).
 func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 	body, versionID, err := s.Bucket.Open(ctx, obj.Key, obj.ETag)
 	if err != nil {
@@ -113,16 +111,15 @@ func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 		// A format without a snapshot time: the object's time stands in.
 		file.Aircraft.Stamp(obj.LastModified.UTC())
 	}
-	// The decoder reads a good file to its end; a little more is read in case
-	// it did not, so that the connection can be reused.
+	// The decoder reads a good file to its end; a little more is read in case it did not, so that the connection can be
+	// reused.
 	if _, err := io.CopyN(sum, body, 64<<10); err != nil && err != io.EOF {
 		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
 	}
 	return fetched{obj: obj, versionID: versionID, file: file, sha256: sum.Sum(nil)}
 }
 
-// changed reports an object that is gone or has another ETag since it was
-// listed: the next run sees its new state.
+// changed reports an object that is gone or has another ETag since it was listed: the next run sees its new state.
 func changed(err error) bool {
 	var api smithy.APIError
 	if errors.As(err, &api) {

@@ -1,34 +1,25 @@
-// Package ingest turns flight data files in a bucket into statistics in
-// PostgreSQL, exactly once, however many runs go on at once.
+// Package ingest turns flight data files in a bucket into statistics in PostgreSQL, exactly once, however many runs go
+// on at once.
 //
-// A run takes objects from a source (the bucket's listing, or a batch of
-// objects given by the caller: a manifest, queue messages), skips those the
-// ledger already holds, fetches and decodes the rest with a bounded pool of
-// workers, and merges their statistics in memory in batches. Each batch is
-// committed together with the ledger entries of its files, so a file counts
-// once however often runs are repeated, interrupted or overlapped. Memory is
-// bounded by the batch size, the number of workers and readsb.Limits, not by
-// what the bucket holds.
+// A run takes objects from a source (the bucket's listing, or a batch of objects given by the caller: a manifest, queue
+// messages), skips those the ledger already holds, fetches and decodes the rest with a bounded pool of workers, and
+// merges their statistics in memory in batches. Each batch is committed together with the ledger entries of its files,
+// so a file counts once however often runs are repeated, interrupted or overlapped. Memory is bounded by the batch
+// size, the number of workers and readsb.Limits, not by what the bucket holds.
 //
-// Runs need no lock: a batch claims its objects, snapshot times and list
-// contents in its transaction (Store.Commit), and files another run claimed
-// first are set aside and the batch committed again without them, the
-// statistics of the files it kept read again from S3 (commit.go). The API's
-// runs take a lock of their bucket and prefix (Service.Begin) only so that a
-// second call for the same prefix answers 409.
+// Runs need no lock: a batch claims its objects, snapshot times and list contents in its transaction (Store.Commit),
+// and files another run claimed first are set aside and the batch committed again without them, the statistics of the
+// files it kept read again from S3 (commit.go). The API's runs take a lock of their bucket and prefix (Service.Begin)
+// only so that a second call for the same prefix answers 409.
 //
-// No file can sink a run: a file that fails to decode or validate, or that
-// S3 refuses to give (bucket.Refusal), is quarantined (a 'failed' ledger
-// entry with its reason, committed with the batch), and when the database
-// refuses a batch the files responsible are found by bisection, re-reading
-// the files of each half, and quarantined with the database's reason while
-// the rest is committed. A run stops only when a dependency is unavailable
-// (UnavailableError): S3 or PostgreSQL failing, S3 stalling, or S3 refusing
-// every object the run fetched.
+// No file can sink a run: a file that fails to decode or validate, or that S3 refuses to give (bucket.Refusal), is
+// quarantined (a 'failed' ledger entry with its reason, committed with the batch), and when the database refuses a
+// batch the files responsible are found by bisection, re-reading the files of each half, and quarantined with the
+// database's reason while the rest is committed. A run stops only when a dependency is unavailable (UnavailableError):
+// S3 or PostgreSQL failing, S3 stalling, or S3 refusing every object the run fetched.
 //
-// A list-format file (no snapshot time) is counted once per content: one
-// whose bytes were already ingested under its key, with another ETag, is
-// recorded as a duplicate.
+// A list-format file (no snapshot time) is counted once per content: one whose bytes were already ingested under its
+// key, with another ETag, is recorded as a duplicate.
 package ingest
 
 import (
@@ -46,13 +37,11 @@ import (
 	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
-// ErrBusy means another run of the API ingests the same prefix (on this or
-// another instance).
+// ErrBusy means another run of the API ingests the same prefix (on this or another instance).
 var ErrBusy = ledger.ErrBusy
 
-// UnavailableError means a dependency of the run failed: the run stops, what
-// it committed stays, and a rerun carries on. Its message names the
-// dependency only; the cause (with the driver's details) is logged.
+// UnavailableError means a dependency of the run failed: the run stops, what it committed stays, and a rerun carries
+// on. Its message names the dependency only; the cause (with the driver's details) is logged.
 type UnavailableError struct {
 	Dependency string // "postgres" or "s3"
 	Err        error
@@ -71,15 +60,13 @@ const (
 	reasonChanged           = "changed since listed"
 	reasonDuplicateRefused  = "duplicate of a refused file"
 	reasonDuplicateContent  = "duplicate content"
-	// maxRefusedBeforeRead is how many objects S3 may refuse before the run
-	// reads one: past it, S3 refusing is taken for the role's or the
-	// bucket's fault, and the run stops without quarantining them.
+	// maxRefusedBeforeRead is how many objects S3 may refuse before the run reads one: past it, S3 refusing is taken
+	// for the role's or the bucket's fault, and the run stops without quarantining them.
 	maxRefusedBeforeRead = 1000
 )
 
-// Store is the database a run writes to: the API's lock, the ledger and the
-// statistics (postgres.DB). Its errors other than ErrBusy,
-// *ledger.RefusedError and *ledger.LostError mean it is unavailable.
+// Store is the database a run writes to: the API's lock, the ledger and the statistics (postgres.DB). Its errors other
+// than ErrBusy, *ledger.RefusedError and *ledger.LostError mean it is unavailable.
 type Store interface {
 	// Lock takes the lock of a bucket and prefix until unlock, or fails with ErrBusy.
 	Lock(ctx context.Context, bucket, prefix string) (unlock func(), err error)
@@ -91,10 +78,9 @@ type Store interface {
 	SnapshotKey(ctx context.Context, t time.Time) (key string, ok bool, err error)
 	// SameContent returns the ETag of the version of obj's key whose bytes, with this SHA-256, were ingested.
 	SameContent(ctx context.Context, obj ledger.Object, sha256 []byte) (etag string, ok bool, err error)
-	// Commit stores the ledger entries (of distinct object versions) and the statistics in one transaction, all
-	// or nothing, safe to run many at once. The store refusing the data fails it with a *ledger.RefusedError;
-	// objects whose ledger entry, snapshot time or content another run committed first fail it with a
-	// *ledger.LostError.
+	// Commit stores the ledger entries (of distinct object versions) and the statistics in one transaction, all or
+	// nothing, safe to run many at once. The store refusing the data fails it with a *ledger.RefusedError; objects
+	// whose ledger entry, snapshot time or content another run committed first fail it with a *ledger.LostError.
 	Commit(ctx context.Context, objects []ledger.Processed, agg flight.Aggregate) error
 }
 
@@ -129,8 +115,8 @@ type Result struct {
 	Skipped     []FileNote `json:"skipped"`
 	FilesFailed int        `json:"files_failed"`
 	Failed      []FileNote `json:"failed"` // the first 1000
-	// InvalidValues counts values of ingested files that broke a validation
-	// rule, by rule: they are not observations of their metric (README).
+	// InvalidValues counts values of ingested files that broke a validation rule, by rule: they are not observations of
+	// their metric (README).
 	InvalidValues   map[string]int64 `json:"invalid_values"`
 	AircraftUpdated int              `json:"aircraft_updated"`
 	Observations    int64            `json:"observations"`
@@ -138,17 +124,15 @@ type Result struct {
 	DurationSeconds float64          `json:"duration_seconds"`
 }
 
-// Run is an ingestion of the API that holds the lock of its prefix and is
-// ready to start.
+// Run is an ingestion of the API that holds the lock of its prefix and is ready to start.
 type Run struct {
 	svc    *Service
 	prefix string
 	unlock func()
 }
 
-// Begin takes the lock of the bucket and prefix, or fails with ErrBusy. Runs
-// of other prefixes (overlapping or not) and Process may run at the same
-// time: the lock only says that this prefix is being ingested.
+// Begin takes the lock of the bucket and prefix, or fails with ErrBusy. Runs of other prefixes (overlapping or not) and
+// Process may run at the same time: the lock only says that this prefix is being ingested.
 func (s *Service) Begin(ctx context.Context, prefix string) (*Run, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -170,8 +154,7 @@ func (s *Service) check() error {
 	return s.Limits.Check()
 }
 
-// FailedFiles lists the bucket's quarantined files by key, after the key
-// after, at most limit of them.
+// FailedFiles lists the bucket's quarantined files by key, after the key after, at most limit of them.
 func (s *Service) FailedFiles(ctx context.Context, after string, limit int) ([]ledger.FailedFile, error) {
 	files, err := s.DB.FailedFiles(ctx, s.Bucket.Name, after, limit)
 	if err != nil {
@@ -190,9 +173,8 @@ type Request struct {
 	RetryFailed bool
 }
 
-// Ingest processes every object under the run's prefix (req.Prefix must be
-// the one given to Begin), then releases the lock. It reports progress into
-// p (which may be nil).
+// Ingest processes every object under the run's prefix (req.Prefix must be the one given to Begin), then releases the
+// lock. It reports progress into p (which may be nil).
 func (r *Run) Ingest(ctx context.Context, req Request, p *progress.Counter) (*Result, error) {
 	defer r.unlock()
 	if req.Prefix != r.prefix {
@@ -204,12 +186,10 @@ func (r *Run) Ingest(ctx context.Context, req Request, p *progress.Counter) (*Re
 	return r.svc.ingest(ctx, req, list, p)
 }
 
-// Process ingests a batch of objects of the bucket (from a listing, a
-// manifest or queue messages: LastModified stands in for the time of a
-// list-format file) exactly once, whatever other runs do at the same time:
-// it takes no lock, and the same object or snapshot in two runs at once
-// counts once. An object given twice is read once. Only RetryFailed of req
-// is used.
+// Process ingests a batch of objects of the bucket (from a listing, a manifest or queue messages: LastModified stands
+// in for the time of a list-format file) exactly once, whatever other runs do at the same time: it takes no lock, and
+// the same object or snapshot in two runs at once counts once. An object given twice is read once. Only RetryFailed of
+// req is used.
 func (s *Service) Process(ctx context.Context, objs []bucket.Object, req Request, p *progress.Counter) (*Result, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -229,8 +209,7 @@ func (s *Service) Process(ctx context.Context, objs []bucket.Object, req Request
 // source calls fn with the objects of a run, a page at a time.
 type source func(ctx context.Context, fn func([]bucket.Object) error) error
 
-// ingest runs the pipeline: src → ledger check → fetch and decode (Workers
-// at a time) → batches → commits.
+// ingest runs the pipeline: src → ledger check → fetch and decode (Workers at a time) → batches → commits.
 func (s *Service) ingest(ctx context.Context, req Request, src source, p *progress.Counter) (*Result, error) {
 	prefix := req.Prefix
 	start := time.Now()
@@ -308,8 +287,7 @@ func (s *Service) unavailableIf(ctx context.Context, dep string, err error) erro
 	return s.unavailable(ctx, dep, err)
 }
 
-// unavailable wraps the failure of a dependency, logging its cause. A run
-// whose context ended returns that instead.
+// unavailable wraps the failure of a dependency, logging its cause. A run whose context ended returns that instead.
 func (s *Service) unavailable(ctx context.Context, dep string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()

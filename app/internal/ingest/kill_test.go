@@ -16,11 +16,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// A worker process killed with SIGKILL while its transaction is open (held
-// inside it, just before the statistics merge, by a trigger of the test)
-// commits nothing: another worker, which was waiting for the killed one's
-// ledger rows, wins them all and commits the whole batch, a rerun finds
-// everything ingested, and the statistics equal the oracle's.
+// A worker process killed with SIGKILL while its transaction is open (held inside it, just before the statistics merge,
+// by a trigger of the test) commits nothing: another worker, which was waiting for the killed one's ledger rows, wins
+// them all and commits the whole batch, a rerun finds everything ingested, and the statistics equal the oracle's.
 func TestKilledWorkerCommitsNothing(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -84,8 +82,7 @@ func TestKilledWorkerCommitsNothing(t *testing.T) {
 	}
 	killed = true
 	_ = victim.Wait()
-	// The victim's backend goes on waiting for the trigger's lock; let go, it
-	// finds its client gone and rolls back.
+	// The victim's backend goes on waiting for the trigger's lock; let go, it finds its client gone and rolls back.
 	release()
 
 	r := <-done
@@ -105,8 +102,7 @@ func TestKilledWorkerCommitsNothing(t *testing.T) {
 	}
 }
 
-// TestKilledWorkerHelper is the worker TestKilledWorkerCommitsNothing runs
-// as a process of its own, and kills.
+// TestKilledWorkerHelper is the worker TestKilledWorkerCommitsNothing runs as a process of its own, and kills.
 func TestKilledWorkerHelper(t *testing.T) {
 	dbURL := os.Getenv("INGEST_TEST_VICTIM_DB")
 	if dbURL == "" {

@@ -5,8 +5,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
-// defaultLimits are the caps the service runs with by default (package
-// config owns them).
+// defaultLimits are the caps the service runs with by default (package config owns them).
 func defaultLimits() readsb.Limits {
 	def := config.Defaults()
 	return readsb.Limits{

@@ -9,10 +9,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// Snapshots ingested by separate runs, latest first, add up in the database
-// to the statistics of all of them: the stored merge (each column's merge
-// SQL) and the read agree with the oracle for every aircraft. Two small
-// snapshots, the later first, change one aircraft's registration and type.
+// Snapshots ingested by separate runs, latest first, add up in the database to the statistics of all of them: the
+// stored merge (each column's merge SQL) and the read agree with the oracle for every aircraft. Two small snapshots,
+// the later first, change one aircraft's registration and type.
 func TestRunsMergeInTheDatabase(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)

@@ -7,15 +7,12 @@ import (
 	"github.com/aircraftdata/platform/app/internal/readsb"
 )
 
-// Metrics is told what ingestion did (package metrics implements it). Its
-// labels are bounded: outcomes, skip reasons and reason classes are this
-// package's constants, never a key or a database's words.
+// Metrics is told what ingestion did (package metrics implements it). Its labels are bounded: outcomes, skip reasons
+// and reason classes are this package's constants, never a key or a database's words.
 type Metrics interface {
-	// IngestCommitted counts the files that ended since the last call, once
-	// their ledger entries are committed (or, skipped before any batch,
-	// once the run ends): files by outcome ("ingested", "quarantined",
-	// "skipped_" and the skip reason), quarantined files by reason class,
-	// bytes decoded and observations.
+	// IngestCommitted counts the files that ended since the last call, once their ledger entries are committed (or,
+	// skipped before any batch, once the run ends): files by outcome ("ingested", "quarantined", "skipped_" and the
+	// skip reason), quarantined files by reason class, bytes decoded and observations.
 	IngestCommitted(files, quarantined map[string]int, bytes, observations int64)
 	// IngestCommit observes the time of one commit (one transaction).
 	IngestCommit(d time.Duration)
@@ -47,8 +44,8 @@ type told struct {
 	bytes, observations int64
 }
 
-// tell tells the service's Metrics what ended since the last call: called
-// when nothing counted is left uncommitted (after a flush, at the end).
+// tell tells the service's Metrics what ended since the last call: called when nothing counted is left uncommitted
+// (after a flush, at the end).
 func (a *aggregator) tell() {
 	m := a.svc.Metrics
 	if m == nil {

@@ -12,9 +12,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// A panic in an ingest worker fails the run with the panic (the handler
-// answers "internal error" with the request id), commits nothing of the
-// file that met it, gives the lock back, and the next run is whole.
+// A panic in an ingest worker fails the run with the panic (the handler answers "internal error" with the request id),
+// commits nothing of the file that met it, gives the lock back, and the next run is whole.
 func TestPanicInAWorkerFailsTheRun(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)

@@ -13,11 +13,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// Two files of one snapshot time in a batch: the first is ingested, the
-// second recorded as its duplicate. When the database then refuses the first
-// on its own, the second is not recorded as a duplicate of a snapshot that
-// was never committed: it is left for the next run, which ingests it. A
-// duplicate of a committed snapshot is still recorded as one.
+// Two files of one snapshot time in a batch: the first is ingested, the second recorded as its duplicate. When the
+// database then refuses the first on its own, the second is not recorded as a duplicate of a snapshot that was never
+// committed: it is left for the next run, which ingests it. A duplicate of a committed snapshot is still recorded as
+// one.
 func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -68,8 +67,8 @@ func TestDuplicateOfARefusedFileIsReadAgain(t *testing.T) {
 			t.Errorf("b's note %q does not name the refused file", n.Reason)
 		}
 	}
-	// Told once committed: c ingested (one observation), a quarantined for the database's refusal (one
-	// bisection), d a duplicate, b left for the next run; every file decoded counts its bytes.
+	// Told once committed: c ingested (one observation), a quarantined for the database's refusal (one bisection), d a
+	// duplicate, b left for the next run; every file decoded counts its bytes.
 	want := toldCounts{files: map[string]int{"ingested": 1, "quarantined": 1, "skipped_duplicate_snapshot": 1,
 		"skipped_duplicate_of_a_refused_file": 1}, quarantined: map[string]int{"database_refused": 1},
 		bytes: allBytes, observations: 1, bisections: 1}

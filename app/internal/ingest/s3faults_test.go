@@ -53,11 +53,10 @@ func isS3Unavailable(err error) bool {
 	return errors.As(err, &u) && u.Dependency == "s3"
 }
 
-// S3 refusing an object for itself (403 AccessDenied from a KMS key,
-// InvalidObjectState of an archived object) quarantines that object with
-// S3's words and the run goes on; S3 refusing every object the run fetched
-// is S3 unavailable and quarantines nothing; an error of the request
-// (credentials) is S3 unavailable even when other objects are read.
+// S3 refusing an object for itself (403 AccessDenied from a KMS key, InvalidObjectState of an archived object)
+// quarantines that object with S3's words and the run goes on; S3 refusing every object the run fetched is S3
+// unavailable and quarantines nothing; an error of the request (credentials) is S3 unavailable even when other objects
+// are read.
 func TestS3RefusalsArePerObject(t *testing.T) {
 	b := stacktest.Bucket(t)
 	db, _ := stacktest.DB(t)
@@ -109,9 +108,8 @@ func TestS3RefusalsArePerObject(t *testing.T) {
 	}
 }
 
-// S3 stalling, before the headers, after them or mid-body, is S3 unavailable: the file is
-// not quarantined, and the next run reads it without retry_failed. The
-// decode time cap (shorter than the test waits here) does not count the wait.
+// S3 stalling, before the headers, after them or mid-body, is S3 unavailable: the file is not quarantined, and the next
+// run reads it without retry_failed. The decode time cap (shorter than the test waits here) does not count the wait.
 func TestStalledReadIsS3Unavailable(t *testing.T) {
 	b := stacktest.Bucket(t)
 	db, _ := stacktest.DB(t)
@@ -147,8 +145,8 @@ func TestStalledReadIsS3Unavailable(t *testing.T) {
 	}
 }
 
-// A file that arrives slowly (but never stalls) and decodes fast is
-// ingested: the decode time cap counts decoding, not waiting for S3.
+// A file that arrives slowly (but never stalls) and decodes fast is ingested: the decode time cap counts decoding, not
+// waiting for S3.
 func TestSlowReadIsNotDecodeTime(t *testing.T) {
 	b := stacktest.Bucket(t)
 	db, _ := stacktest.DB(t)
@@ -167,8 +165,8 @@ func TestSlowReadIsNotDecodeTime(t *testing.T) {
 	}
 }
 
-// A key holding a character XML cannot carry breaks no listing: keys are
-// listed URL-encoded and decoded, so each is read under its own name.
+// A key holding a character XML cannot carry breaks no listing: keys are listed URL-encoded and decoded, so each is
+// read under its own name.
 func TestListingDecodesURLEncodedKeys(t *testing.T) {
 	b := stacktest.Bucket(t)
 	db, _ := stacktest.DB(t)
@@ -185,9 +183,8 @@ func TestListingDecodesURLEncodedKeys(t *testing.T) {
 	}
 }
 
-// A list-format file (no snapshot time) uploaded again with the same bytes
-// and a new ETag (here a multipart upload) counts once; new bytes under the
-// key count.
+// A list-format file (no snapshot time) uploaded again with the same bytes and a new ETag (here a multipart upload)
+// counts once; new bytes under the key count.
 func TestReuploadedListFileCountsOnce(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
@@ -242,8 +239,7 @@ func TestReuploadedListFileCountsOnce(t *testing.T) {
 	}
 }
 
-// multipartPut uploads body under key as a one-part multipart upload, whose
-// ETag is not the MD5 of the bytes.
+// multipartPut uploads body under key as a one-part multipart upload, whose ETag is not the MD5 of the bytes.
 func multipartPut(t *testing.T, b bucket.Bucket, key string, body []byte) {
 	t.Helper()
 	ctx := context.Background()

@@ -1,20 +1,15 @@
-// Package jobs runs long operations in the background and keeps their state
-// (progress, then result or error) for clients to poll.
+// Package jobs runs long operations in the background and keeps their state (progress, then result or error) for
+// clients to poll.
 //
-// Every resource is bounded by its Limits: jobs running at once (Start
-// fails with ErrFull beyond), finished jobs kept (by count and by age). A
-// job that panics fails with "internal error (request id …)"; the process
-// and the other jobs keep running. Stop cancels the running jobs with a
-// cause, which becomes their error, and waits for them.
+// Every resource is bounded by its Limits: jobs running at once (Start fails with ErrFull beyond), finished jobs kept
+// (by count and by age). A job that panics fails with "internal error (request id …)"; the process and the other jobs
+// keep running. Stop cancels the running jobs with a cause, which becomes their error, and waits for them.
 //
-// A job runs on the instance that started it. Shared with a Store
-// (PostgreSQL), its state is also saved there, so that any instance answers
-// for it, and every instance gives the same answer: a running job whose
-// instance has not renewed its lease (by the store's clock) reads as failed
-// "instance lost" everywhere, its owner included, until the owner, if it
-// was only paused or cut off, saves its real end, which then reads
-// everywhere. The work itself is durable where it matters (ingestion is
-// exactly-once, downloads resumable).
+// A job runs on the instance that started it. Shared with a Store (PostgreSQL), its state is also saved there, so that
+// any instance answers for it, and every instance gives the same answer: a running job whose instance has not renewed
+// its lease (by the store's clock) reads as failed "instance lost" everywhere, its owner included, until the owner, if
+// it was only paused or cut off, saves its real end, which then reads everywhere. The work itself is durable where it
+// matters (ingestion is exactly-once, downloads resumable).
 package jobs
 
 import (
@@ -40,14 +35,11 @@ var ErrFull = errors.New("too many jobs running")
 // ErrStopped is returned by Start after Stop.
 var ErrStopped = errors.New("jobs stopped")
 
-// Store keeps jobs where every instance reads them (postgres.DB): a
-// registry that shares its jobs (Share) saves each when it starts, renews
-// the leases of all its running jobs at once (with their progress) and
-// saves each job's end; it reads jobs from there. Leases are reckoned by
-// the store's clock, and so are the times a job started and ended, which
-// StartJob and EndJob return. LoadJob only reads: a running job whose lease ran out
-// reads as failed InstanceLost, finished when its lease ran out; EndJob
-// overwrites that with the job's real end.
+// Store keeps jobs where every instance reads them (postgres.DB): a registry that shares its jobs (Share) saves each
+// when it starts, renews the leases of all its running jobs at once (with their progress) and saves each job's end; it
+// reads jobs from there. Leases are reckoned by the store's clock, and so are the times a job started and ended, which
+// StartJob and EndJob return. LoadJob only reads: a running job whose lease ran out reads as failed InstanceLost,
+// finished when its lease ran out; EndJob overwrites that with the job's real end.
 type Store interface {
 	StartJob(ctx context.Context, v View, instance string, lease time.Duration) (started time.Time, err error)
 	RenewJobs(ctx context.Context, instance string, running []View, lease time.Duration) error
@@ -56,15 +48,14 @@ type Store interface {
 	PruneJobs(ctx context.Context, keep int, keepFor time.Duration) error
 }
 
-// InstanceLost is the error of a running job whose instance has not
-// renewed its lease in time.
+// InstanceLost is the error of a running job whose instance has not renewed its lease in time.
 const InstanceLost = "instance lost"
 
 // storeTimeout bounds each call to the store.
 const storeTimeout = 5 * time.Second
 
-// firstRetry is the wait before the first retry of a job's end; each
-// retry waits twice as long, up to a third of the lease.
+// firstRetry is the wait before the first retry of a job's end; each retry waits twice as long, up to a third of the
+// lease.
 const firstRetry = 100 * time.Millisecond
 
 // State of a job.
@@ -89,12 +80,11 @@ type View struct {
 	Error     string          `json:"error,omitempty"`
 }
 
-// Func is the work of a job. ctx is cancelled (with a cause) when the
-// registry stops; p counts its progress.
+// Func is the work of a job. ctx is cancelled (with a cause) when the registry stops; p counts its progress.
 type Func func(ctx context.Context, p *progress.Counter) (any, error)
 
-// Limits bound a registry. Each is required (the service's come from
-// JOBS_MAX_RUNNING, JOBS_KEEP and JOBS_KEEP_MINUTES).
+// Limits bound a registry. Each is required (the service's come from JOBS_MAX_RUNNING, JOBS_KEEP and
+// JOBS_KEEP_MINUTES).
 type Limits struct {
 	MaxRunning   int           // jobs running at once
 	KeepFinished int           // finished jobs kept, newest first
@@ -133,8 +123,8 @@ type Registry struct {
 	wg       sync.WaitGroup
 }
 
-// NewRegistry returns an empty registry. It panics if a limit is not
-// positive: a registry without bounds is a bug of its caller.
+// NewRegistry returns an empty registry. It panics if a limit is not positive: a registry without bounds is a bug of
+// its caller.
 func NewRegistry(log *slog.Logger, l Limits) *Registry {
 	if l.MaxRunning <= 0 || l.KeepFinished <= 0 || l.KeepFor <= 0 {
 		panic(fmt.Sprintf("jobs: NewRegistry with limits %+v: each must be positive", l))
@@ -145,11 +135,9 @@ func NewRegistry(log *slog.Logger, l Limits) *Registry {
 		saveCtx: saveCtx, cancelSaves: cancelSaves}
 }
 
-// Share keeps the registry's jobs in store too, under instance, renewing
-// their leases every lease/3, all in one call, while they run. A job keeps
-// its place among Limits.MaxRunning until its end is saved: the end is
-// retried with backoff until it lands, or until Stop has waited one lease
-// for it. Call Share before any Start.
+// Share keeps the registry's jobs in store too, under instance, renewing their leases every lease/3, all in one call,
+// while they run. A job keeps its place among Limits.MaxRunning until its end is saved: the end is retried with backoff
+// until it lands, or until Stop has waited one lease for it. Call Share before any Start.
 func (r *Registry) Share(store Store, instance string, lease time.Duration) {
 	r.store, r.instance, r.lease = store, instance, lease
 	t := time.NewTicker(lease / 3)
@@ -170,8 +158,7 @@ func (r *Registry) Share(store Store, instance string, lease time.Duration) {
 	r.renewer = func() { once.Do(func() { t.Stop(); close(done); <-stopped }) }
 }
 
-// renew renews, in one call to the store, the leases of the jobs whose end
-// is not saved yet, with their progress.
+// renew renews, in one call to the store, the leases of the jobs whose end is not saved yet, with their progress.
 func (r *Registry) renew() {
 	r.mu.Lock()
 	var running []View
@@ -191,8 +178,8 @@ func (r *Registry) renew() {
 	}
 }
 
-// saveEnd saves a job's end, retrying with backoff until it lands or Stop
-// gives up on it, then frees the job's place among the running.
+// saveEnd saves a job's end, retrying with backoff until it lands or Stop gives up on it, then frees the job's place
+// among the running.
 func (r *Registry) saveEnd(j *job, v View) {
 	defer r.saves.Done()
 	b := retry.WithCappedDuration(max(firstRetry, r.lease/3), retry.NewExponential(firstRetry))
@@ -225,9 +212,8 @@ func (r *Registry) saveEnd(j *job, v View) {
 	}
 }
 
-// Start runs fn in the background and returns the job as it starts, or
-// ErrFull when Limits.MaxRunning jobs are running. requestID names the
-// request that started it, for logs and for the error of a job that panics.
+// Start runs fn in the background and returns the job as it starts, or ErrFull when Limits.MaxRunning jobs are running.
+// requestID names the request that started it, for logs and for the error of a job that panics.
 func (r *Registry) Start(kind, requestID string, fn Func) (View, error) {
 	j := &job{progress: new(progress.Counter)}
 	j.view = View{ID: newID(), Kind: kind, RequestID: requestID, State: Running, Started: r.now().UTC()}
@@ -296,8 +282,7 @@ func (r *Registry) finish(j *job, res any, err error) {
 			"panic", fmt.Sprint(p.Value), "stack", string(p.Stack))
 		err = fmt.Errorf("internal error (request id %s)", j.view.RequestID)
 	case r.ctx.Err() != nil:
-		// Stopped: whatever the work made of its cancellation, the job
-		// did not finish, for the registry's reason.
+		// Stopped: whatever the work made of its cancellation, the job did not finish, for the registry's reason.
 		err = context.Cause(r.ctx)
 	}
 
@@ -328,10 +313,9 @@ func (r *Registry) finish(j *job, res any, err error) {
 		"state", j.view.State, "error", j.view.Error, "seconds", done.Sub(j.view.Started).Seconds())
 }
 
-// Get returns a job by id. With a store, every instance answers the same:
-// a job of this instance whose end is saved from memory, any other from
-// the store (one read), except that a job of this instance the store says
-// still runs is answered from memory, with its latest progress.
+// Get returns a job by id. With a store, every instance answers the same: a job of this instance whose end is saved
+// from memory, any other from the store (one read), except that a job of this instance the store says still runs is
+// answered from memory, with its latest progress.
 func (r *Registry) Get(ctx context.Context, id string) (View, bool, error) {
 	r.mu.Lock()
 	r.pruneLocked()
@@ -355,9 +339,8 @@ func (r *Registry) Get(ctx context.Context, id string) (View, bool, error) {
 	return stored, true, nil
 }
 
-// Stop refuses new jobs, cancels the running ones with cause (their error
-// becomes cause's text) and waits until they have returned and, with a
-// store, until their ends are saved, for one lease at most.
+// Stop refuses new jobs, cancels the running ones with cause (their error becomes cause's text) and waits until they
+// have returned and, with a store, until their ends are saved, for one lease at most.
 func (r *Registry) Stop(cause error) {
 	r.mu.Lock()
 	r.stopped = true
@@ -384,8 +367,7 @@ func (r *Registry) viewLocked(j *job) View {
 	return v
 }
 
-// pruneLocked forgets the oldest finished jobs beyond KeepFinished and
-// those finished longer than KeepFor ago.
+// pruneLocked forgets the oldest finished jobs beyond KeepFinished and those finished longer than KeepFor ago.
 func (r *Registry) pruneLocked() {
 	cut := max(0, len(r.finished)-r.limits.KeepFinished)
 	for cut < len(r.finished) && r.now().Sub(*r.finished[cut].view.Finished) > r.limits.KeepFor {
@@ -403,8 +385,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Metrics is told of the jobs started, ended and refused (package metrics
-// implements it). kind is the code's (bounded), never a job id.
+// Metrics is told of the jobs started, ended and refused (package metrics implements it). kind is the code's (bounded),
+// never a job id.
 type Metrics interface {
 	JobStarted(kind string)
 	JobEnded(kind, state string)
@@ -414,8 +396,8 @@ type Metrics interface {
 // Observe tells m of the registry's jobs. Call it before any Start.
 func (r *Registry) Observe(m Metrics) { r.metrics = m }
 
-// Running returns the jobs running (with a store, and those whose end is
-// not saved yet: they hold their slot) and Limits.MaxRunning.
+// Running returns the jobs running (with a store, and those whose end is not saved yet: they hold their slot) and
+// Limits.MaxRunning.
 func (r *Registry) Running() (running, max int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

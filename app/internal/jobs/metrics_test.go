@@ -27,8 +27,8 @@ func (t *told) JobStarted(kind string)      { t.add("started " + kind) }
 func (t *told) JobEnded(kind, state string) { t.add("ended " + kind + " " + state) }
 func (t *told) JobRefused(kind string)      { t.add("refused " + kind) }
 
-// TestMetricsToldOfEachJob: a job started, one refused for want of a slot,
-// each end with its state; Running counts the slots taken.
+// TestMetricsToldOfEachJob: a job started, one refused for want of a slot, each end with its state; Running counts the
+// slots taken.
 func TestMetricsToldOfEachJob(t *testing.T) {
 	r := NewRegistry(discard, Limits{MaxRunning: 1, KeepFinished: 10, KeepFor: time.Hour})
 	defer r.Stop(errors.New("test over"))

@@ -15,8 +15,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// These tests share jobs through PostgreSQL: registries are instances, the
-// test's own connection (sql) changes the database behind their back.
+// These tests share jobs through PostgreSQL: registries are instances, the test's own connection (sql) changes the
+// database behind their back.
 
 var quiet = slog.New(slog.DiscardHandler)
 
@@ -45,8 +45,7 @@ func exec(t *testing.T, c *pgx.Conn, sql string, args ...any) {
 	}
 }
 
-// blocked is a job that reports one file done and returns "done" when
-// release is closed, or its context's error.
+// blocked is a job that reports one file done and returns "done" when release is closed, or its context's error.
 func blocked(release chan struct{}) jobs.Func {
 	return func(ctx context.Context, p *progress.Counter) (any, error) {
 		p.AddDone(1, 10)
@@ -77,8 +76,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// An instance whose clock is two hours behind still holds its lease: leases
-// are reckoned by the database's clock, not by the writer's or the reader's.
+// An instance whose clock is two hours behind still holds its lease: leases are reckoned by the database's clock, not
+// by the writer's or the reader's.
 func TestLeaseIsReckonedByTheDatabaseClock(t *testing.T) {
 	db, _ := stacktest.DB(t)
 	owner, reader := instance(t, db, time.Minute), instance(t, db, time.Minute)
@@ -95,9 +94,8 @@ func TestLeaseIsReckonedByTheDatabaseClock(t *testing.T) {
 	eventually(t, "the job's end read elsewhere", func() bool { return get(t, reader, j.ID).State == jobs.Succeeded })
 }
 
-// Reading jobs writes nothing: an unknown job, a running one and one whose
-// lease ran out ("instance lost") are read while any write to the table
-// fails.
+// Reading jobs writes nothing: an unknown job, a running one and one whose lease ran out ("instance lost") are read
+// while any write to the table fails.
 func TestReadingJobsWritesNothing(t *testing.T) {
 	db, url := stacktest.DB(t)
 	sql := sqlConn(t, url)
@@ -126,8 +124,7 @@ func TestReadingJobsWritesNothing(t *testing.T) {
 	}
 }
 
-// One statement renews the leases of all the running jobs of an instance,
-// with their progress.
+// One statement renews the leases of all the running jobs of an instance, with their progress.
 func TestRenewalIsOneStatement(t *testing.T) {
 	db, url := stacktest.DB(t)
 	sql := sqlConn(t, url)
@@ -178,9 +175,8 @@ func TestRenewalIsOneStatement(t *testing.T) {
 	}
 }
 
-// An owner paused past its lease answers its job lost like every other
-// instance (its renewal does not bring it back), then saves its real end,
-// which every instance then answers.
+// An owner paused past its lease answers its job lost like every other instance (its renewal does not bring it back),
+// then saves its real end, which every instance then answers.
 func TestOwnerOverwritesInstanceLost(t *testing.T) {
 	db, url := stacktest.DB(t)
 	sql := sqlConn(t, url)
@@ -210,8 +206,7 @@ func TestOwnerOverwritesInstanceLost(t *testing.T) {
 	}
 }
 
-// A job's end that the database refuses for a while is retried until it
-// lands; at Stop, for one lease at most.
+// A job's end that the database refuses for a while is retried until it lands; at Stop, for one lease at most.
 func TestJobEndIsRetriedUntilSaved(t *testing.T) {
 	db, url := stacktest.DB(t)
 	sql := sqlConn(t, url)

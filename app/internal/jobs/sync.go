@@ -2,13 +2,11 @@ package jobs
 
 import "context"
 
-// Run runs fn now, in the caller's goroutine, counted against
-// Limits.MaxRunning like a job: it fails with ErrFull when that many are
-// running (and ErrStopped after Stop) without calling fn, and while fn runs
-// a Start beyond the limit fails. It is for work a request does itself
-// (a synchronous download), which must not get around the cap. fn's
-// context ends with ctx, or when the registry stops (with Stop's cause);
-// Stop waits for fn to return. Nothing is kept of the run.
+// Run runs fn now, in the caller's goroutine, counted against Limits.MaxRunning like a job: it fails with ErrFull when
+// that many are running (and ErrStopped after Stop) without calling fn, and while fn runs a Start beyond the limit
+// fails. It is for work a request does itself (a synchronous download), which must not get around the cap. fn's context
+// ends with ctx, or when the registry stops (with Stop's cause); Stop waits for fn to return. Nothing is kept of the
+// run.
 func (r *Registry) Run(ctx context.Context, fn func(ctx context.Context) error) error {
 	r.mu.Lock()
 	switch {

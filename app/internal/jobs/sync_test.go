@@ -10,8 +10,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// Synchronous work counts against the cap of running jobs, both ways, and
-// Stop cancels it with its cause and waits for it.
+// Synchronous work counts against the cap of running jobs, both ways, and Stop cancels it with its cause and waits for
+// it.
 func TestRunCountsAgainstTheCap(t *testing.T) {
 	r := NewRegistry(discard, Limits{MaxRunning: 2, KeepFinished: 100, KeepFor: time.Hour})
 	release := make(chan struct{})
@@ -42,8 +42,7 @@ func TestRunCountsAgainstTheCap(t *testing.T) {
 
 	stop := errors.New("shutdown")
 	r.Stop(stop)
-	// Run's caller hears of the end only after Run returns, which may be
-	// after Stop did: what Stop waits for is fn.
+	// Run's caller hears of the end only after Run returns, which may be after Stop did: what Stop waits for is fn.
 	if !fnReturned.Load() {
 		t.Error("Stop returned before the synchronous run")
 	}

@@ -1,10 +1,9 @@
-// Package lanes is the domain of lane file downloads: the record of one file
-// of a lane in a bucket, its download status and the rules of its changes
-// (status.go), the validation of requests, the bucket key layout, and the
-// safe local path of a downloaded file.
+// Package lanes is the domain of lane file downloads: the record of one file of a lane in a bucket, its download status
+// and the rules of its changes (status.go), the validation of requests, the bucket key layout, and the safe local path
+// of a downloaded file.
 //
-// It knows nothing of MongoDB or S3: the store (package mongo) keeps records,
-// the downloader (package download) moves bytes.
+// It knows nothing of MongoDB or S3: the store (package mongo) keeps records, the downloader (package download) moves
+// bytes.
 package lanes
 
 import (
@@ -17,11 +16,9 @@ import (
 	"time"
 )
 
-// Record is one file of a lane: an object of the source bucket and what
-// happened to it.
+// Record is one file of a lane: an object of the source bucket and what happened to it.
 type Record struct {
-	// ID is the store's document id (the key for records the service
-	// registered; anything for records put in by hand).
+	// ID is the store's document id (the key for records the service registered; anything for records put in by hand).
 	ID any `json:"-" bson:"_id,omitempty"`
 
 	Key       string    `json:"s3_key" bson:"s3_key" doc:"object key in the source bucket"`
@@ -48,10 +45,8 @@ var laneIDRE = regexp.MustCompile(LaneIDPattern)
 // ValidLaneID reports whether id may be used as a lane id.
 func ValidLaneID(id string) bool { return laneIDRE.MatchString(id) }
 
-// ParseDate reads a request's date: RFC 3339 ("2024-02-14T00:00:00Z", the
-// seed's form) or a plain "2024-02-14". Only the calendar date as written
-// counts; a time of day, if any, is ignored. It returns midnight UTC of that
-// date.
+// ParseDate reads a request's date: RFC 3339 ("2024-02-14T00:00:00Z", the seed's form) or a plain "2024-02-14". Only
+// the calendar date as written counts; a time of day, if any, is ignored. It returns midnight UTC of that date.
 func ParseDate(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
@@ -71,8 +66,8 @@ type Hour struct {
 	Start  time.Time // UTC, on the hour
 }
 
-// NewHour validates a request's fields and returns the hour they select.
-// Errors are *FieldError naming the offending field.
+// NewHour validates a request's fields and returns the hour they select. Errors are *FieldError naming the offending
+// field.
 func NewHour(laneID, date string, hour int) (Hour, error) {
 	var errs []error
 	if !ValidLaneID(laneID) {
@@ -99,8 +94,7 @@ func (h Hour) Contains(t time.Time) bool {
 	return !t.Before(h.Start) && t.Before(h.End())
 }
 
-// Dir is the hour's folder below the downloads root:
-// {lane_id}/{yyyy}/{mm}/{dd}/{hh}.
+// Dir is the hour's folder below the downloads root: {lane_id}/{yyyy}/{mm}/{dd}/{hh}.
 func (h Hour) Dir() string {
 	t := h.Start.UTC()
 	return filepath.Join(h.LaneID, fmt.Sprintf("%04d", t.Year()), fmt.Sprintf("%02d", int(t.Month())),
@@ -121,17 +115,15 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
-// ErrUnsafeKey marks a key whose file could not be written safely below its
-// lane's folder.
+// ErrUnsafeKey marks a key whose file could not be written safely below its lane's folder.
 var ErrUnsafeKey = errors.New("unsafe key")
 
 // maxFileNameLen is the longest file name most file systems accept.
 const maxFileNameLen = 255
 
-// FileName returns the name the object of key gets on disk: its last path
-// segment. It refuses keys that are absolute, have "." or ".." segments, end
-// in "/", or hold a backslash or a control character: such a key names no
-// plain file of the lane's folder, and writing it could land outside.
+// FileName returns the name the object of key gets on disk: its last path segment. It refuses keys that are absolute,
+// have "." or ".." segments, end in "/", or hold a backslash or a control character: such a key names no plain file of
+// the lane's folder, and writing it could land outside.
 func FileName(key string) (string, error) {
 	bad := func(why string) (string, error) {
 		return "", fmt.Errorf("%w %q: %s", ErrUnsafeKey, key, why)
@@ -163,10 +155,9 @@ func FileName(key string) (string, error) {
 	return name, nil
 }
 
-// RelPath is where the file of r goes below the downloads root:
-// {lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file name}. The result is always a local
-// path (filepath.IsLocal) made of the validated lane id, the date and the
-// key's file name, or an error wrapping ErrUnsafeKey.
+// RelPath is where the file of r goes below the downloads root: {lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file name}. The result
+// is always a local path (filepath.IsLocal) made of the validated lane id, the date and the key's file name, or an
+// error wrapping ErrUnsafeKey.
 func RelPath(r Record) (string, error) {
 	if !ValidLaneID(r.LaneID) {
 		return "", fmt.Errorf("%w %q: lane_id %q is not a valid lane id", ErrUnsafeKey, r.Key, r.LaneID)
@@ -182,9 +173,8 @@ func RelPath(r Record) (string, error) {
 	return p, nil
 }
 
-// ParseKey reads a key laid out as …/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file}
-// (any prefix before the lane id) into a pending record. ok is false, with
-// the reason, when the key does not follow the layout.
+// ParseKey reads a key laid out as …/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file} (any prefix before the lane id) into a
+// pending record. ok is false, with the reason, when the key does not follow the layout.
 func ParseKey(key string) (r Record, reason string, ok bool) {
 	segs := strings.Split(key, "/")
 	if len(segs) < 6 {
@@ -245,15 +235,12 @@ func (r *RegisterResult) Add(o RegisterResult) {
 	r.Unchanged += o.Unchanged
 }
 
-// ErrClaimLost means a claim is no longer its owner's: it expired and
-// another owner took it over.
+// ErrClaimLost means a claim is no longer its owner's: it expired and another owner took it over.
 var ErrClaimLost = errors.New("claim lost")
 
-// FileError is a file's failure told twice: Reason, in our own words, for
-// its record's last_error and the client (what happened to the file and
-// what to do; S3's error code at most), and Err, the cause in the words of
-// the SDK, the driver or the system (hosts, request ids, absolute paths),
-// for the log only.
+// FileError is a file's failure told twice: Reason, in our own words, for its record's last_error and the client (what
+// happened to the file and what to do; S3's error code at most), and Err, the cause in the words of the SDK, the driver
+// or the system (hosts, request ids, absolute paths), for the log only.
 type FileError struct {
 	Reason string
 	Err    error
@@ -268,9 +255,8 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-// Reason is what a client is told of a file's failure err: the Reason of the
-// first FileError in its chain, else err's own text (errors made of our own
-// words only: claim lost, unsafe key, shutdown).
+// Reason is what a client is told of a file's failure err: the Reason of the first FileError in its chain, else err's
+// own text (errors made of our own words only: claim lost, unsafe key, shutdown).
 func Reason(err error) string {
 	var fe *FileError
 	if errors.As(err, &fe) {

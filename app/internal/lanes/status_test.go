@@ -7,8 +7,8 @@ import (
 
 var statuses = []Status{Pending, Downloading, Downloaded, Failed}
 
-// The moves of docs/downloads.md's "Status in MongoDB", written out: every
-// pair but downloading → pending and downloaded → downloading.
+// The moves of docs/downloads.md's "Status in MongoDB", written out: every pair but downloading → pending and
+// downloaded → downloading.
 func TestCanMove(t *testing.T) {
 	refused := map[[2]Status]bool{{Downloading, Pending}: true, {Downloaded, Downloading}: true}
 	for _, from := range append(statuses, "", "archived") {
@@ -126,11 +126,10 @@ func TestRecorded(t *testing.T) {
 	}
 }
 
-// FuzzChange checks the rules as a whole: a change Check accepts makes a
-// record whose status CanMove allows from the one it was, final exactly when
-// the change is an end, with one more attempt exactly when it is a start;
-// and applying it to what it made (written twice) changes nothing more but
-// the attempt of a start, which Change computes from the record as read.
+// FuzzChange checks the rules as a whole: a change Check accepts makes a record whose status CanMove allows from the
+// one it was, final exactly when the change is an end, with one more attempt exactly when it is a start; and applying
+// it to what it made (written twice) changes nothing more but the attempt of a start, which Change computes from the
+// record as read.
 func FuzzChange(f *testing.F) {
 	f.Add(uint8(0), true, uint8(4), "err")
 	f.Add(uint8(2), false, uint8(2), "")

@@ -1,13 +1,10 @@
-// Package metrics owns the service's Prometheus registry: every metric it
-// exports is defined here, once (name, help, labels), and served by Handler
-// on a listener of its own (METRICS_ADDR). The domain packages do not import
-// Prometheus: each declares the small interface it tells what happened
-// (ingest.Metrics, download.Metrics, jobs.Metrics, httpapi.RequestMetrics),
-// and *Metrics implements them all.
+// Package metrics owns the service's Prometheus registry: every metric it exports is defined here, once (name, help,
+// labels), and served by Handler on a listener of its own (METRICS_ADDR). The domain packages do not import Prometheus:
+// each declares the small interface it tells what happened (ingest.Metrics, download.Metrics, jobs.Metrics,
+// httpapi.RequestMetrics), and *Metrics implements them all.
 //
-// Labels are bounded by the code, never by input: a route template (or
-// "unmatched"), a method, a status, an outcome or reason class, a job kind,
-// a pool name. No key, icao or job id is ever a label.
+// Labels are bounded by the code, never by input: a route template (or "unmatched"), a method, a status, an outcome or
+// reason class, a job kind, a pool name. No key, icao or job id is ever a label.
 package metrics
 
 import (
@@ -25,8 +22,7 @@ import (
 // Namespace prefixes every metric of the service.
 const Namespace = "aircraft"
 
-// Unmatched is the route label of a request that matched no route: its
-// path is not a label (anyone can send any path).
+// Unmatched is the route label of a request that matched no route: its path is not a label (anyone can send any path).
 const Unmatched = "unmatched"
 
 // Metrics is the registry and the service's metrics in it.
@@ -58,9 +54,8 @@ type Metrics struct {
 	pools       pools
 }
 
-// New returns the metrics of a process whose release is version (a hash of
-// the release build: two releases are told apart), with the Go runtime's
-// and the process's metrics.
+// New returns the metrics of a process whose release is version (a hash of the release build: two releases are told
+// apart), with the Go runtime's and the process's metrics.
 func New(version string) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.pools.mongo = &MongoPools{pools: map[string]*mongoPool{}}
@@ -102,9 +97,8 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, MaxRequestsInFlight: 4, Timeout: 10 * time.Second})
 }
 
-// Names returns the name of every metric the service exports, sorted: those
-// defined here (with their series or not yet) and those of the registered
-// collectors. A histogram is named by its base name.
+// Names returns the name of every metric the service exports, sorted: those defined here (with their series or not yet)
+// and those of the registered collectors. A histogram is named by its base name.
 func (m *Metrics) Names() []string {
 	names := slices.Concat(m.names, poolNames)
 	if fams, err := m.reg.Gather(); err == nil {
@@ -116,8 +110,7 @@ func (m *Metrics) Names() []string {
 	return slices.Compact(names)
 }
 
-// Request counts an HTTP request (httpapi.RequestMetrics). route is the
-// route template, "" for none.
+// Request counts an HTTP request (httpapi.RequestMetrics). route is the route template, "" for none.
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	if route == "" {
 		route = Unmatched
@@ -137,8 +130,7 @@ func knownMethod(m string) bool {
 	return false
 }
 
-// IngestCommitted counts what a committed batch of ingestion held
-// (ingest.Metrics).
+// IngestCommitted counts what a committed batch of ingestion held (ingest.Metrics).
 func (m *Metrics) IngestCommitted(files, quarantined map[string]int, bytes, observations int64) {
 	for outcome, n := range files {
 		m.ingestFiles.WithLabelValues(outcome).Add(float64(n))

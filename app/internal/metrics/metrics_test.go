@@ -12,10 +12,8 @@ import (
 	"time"
 )
 
-// TestNamesCoverWhatIsServed: every metric family a scrape shows, once
-// each kind of event has happened, is in Names (infra's dashboard checks
-// its metric names against Names), and Names holds the pools' and the
-// runtime's.
+// TestNamesCoverWhatIsServed: every metric family a scrape shows, once each kind of event has happened, is in Names
+// (infra's dashboard checks its metric names against Names), and Names holds the pools' and the runtime's.
 func TestNamesCoverWhatIsServed(t *testing.T) {
 	m := New("abc123")
 	m.Request("/x/:id", "GET", 200, time.Millisecond)
@@ -51,9 +49,8 @@ func TestNamesCoverWhatIsServed(t *testing.T) {
 	}
 }
 
-// TestRequestLabelsBounded: a request that matched no route is labelled
-// "unmatched", an unknown method "other": neither the path nor the method
-// a client sends becomes a label.
+// TestRequestLabelsBounded: a request that matched no route is labelled "unmatched", an unknown method "other": neither
+// the path nor the method a client sends becomes a label.
 func TestRequestLabelsBounded(t *testing.T) {
 	m := New("v")
 	m.Request("", "BREW", 404, time.Millisecond)
@@ -107,9 +104,8 @@ func serve(t *testing.T, m *Metrics, token string) string {
 	return string(b)
 }
 
-// TestLocalRulesUseServedNames: the recording rules of make dev's
-// Prometheus (scripts/internal/prom/rules.yml) name only metrics the
-// service exports.
+// TestLocalRulesUseServedNames: the recording rules of make dev's Prometheus (scripts/internal/prom/rules.yml) name
+// only metrics the service exports.
 func TestLocalRulesUseServedNames(t *testing.T) {
 	rules, err := os.ReadFile("../../../scripts/internal/prom/rules.yml")
 	if err != nil {

@@ -29,8 +29,8 @@ func poolDesc(name, help string) *prometheus.Desc {
 	return d
 }
 
-// pools collects the stats of the service's pools: PostgreSQL's read from
-// pgxpool.Stat, MongoDB's followed by MongoPools.
+// pools collects the stats of the service's pools: PostgreSQL's read from pgxpool.Stat, MongoDB's followed by
+// MongoPools.
 type pools struct {
 	mu       sync.Mutex
 	postgres map[string]*pgxpool.Pool
@@ -44,8 +44,7 @@ func (m *Metrics) PostgresPools(p map[string]*pgxpool.Pool) {
 	m.pools.postgres = p
 }
 
-// MongoPools follows the pools of the MongoDB clients: give each client
-// the monitor of MongoPools.Monitor.
+// MongoPools follows the pools of the MongoDB clients: give each client the monitor of MongoPools.Monitor.
 func (m *Metrics) MongoPools() *MongoPools { return m.pools.mongo }
 
 func (p *pools) Describe(ch chan<- *prometheus.Desc) {
@@ -63,16 +62,15 @@ func (p *pools) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(poolAcquired, float64(s.AcquiredConns()), "postgres", name)
 		ch <- gauge(poolIdle, float64(s.IdleConns()), "postgres", name)
 		ch <- gauge(poolMax, float64(s.MaxConns()), "postgres", name)
-		// pgx counts the acquisitions that waited, not those waiting now:
-		// the constructing ones are the nearest it has.
+		// pgx counts the acquisitions that waited, not those waiting now: the constructing ones are the nearest it has.
 		ch <- gauge(poolWaiting, float64(s.ConstructingConns()), "postgres", name)
 		ch <- counter(poolWaits, float64(s.EmptyAcquireCount()), "postgres", name)
 		ch <- counter(poolWait, s.EmptyAcquireWaitTime().Seconds(), "postgres", name)
 	}
 }
 
-// MongoPools follows the connection pools of the service's MongoDB clients
-// through the driver's pool events: Monitor gives the monitor of one client.
+// MongoPools follows the connection pools of the service's MongoDB clients through the driver's pool events: Monitor
+// gives the monitor of one client.
 type MongoPools struct {
 	mu    sync.Mutex
 	pools map[string]*mongoPool
@@ -85,8 +83,7 @@ type mongoPool struct {
 	wait                    time.Duration
 }
 
-// Monitor returns the pool monitor of the client named pool, whose pool
-// holds max connections at most.
+// Monitor returns the pool monitor of the client named pool, whose pool holds max connections at most.
 func (m *MongoPools) Monitor(pool string, max uint64) *event.PoolMonitor {
 	m.mu.Lock()
 	p := &mongoPool{max: max}

@@ -14,18 +14,15 @@ import (
 // Path is where the metrics are served.
 const Path = "/metrics"
 
-// Listener serves the metrics on a listener of their own, never on the
-// service's public one.
+// Listener serves the metrics on a listener of their own, never on the service's public one.
 type Listener struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
 }
 
-// Listen binds addr and serves m's metrics at Path, to scrapes that send
-// token as a bearer token ("" : none asked; the caller allows that on
-// loopback only). Binding fails at once: a start that cannot serve its
-// metrics fails loudly.
+// Listen binds addr and serves m's metrics at Path, to scrapes that send token as a bearer token ("" : none asked; the
+// caller allows that on loopback only). Binding fails at once: a start that cannot serve its metrics fails loudly.
 func (m *Metrics) Listen(addr, token string, log *slog.Logger) (*Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -8,13 +8,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// userDB is where the service's user is defined: DocumentDB keeps every user there, and a URI without
-// authSource nor a database authenticates there.
+// userDB is where the service's user is defined: DocumentDB keeps every user there, and a URI without authSource nor a
+// database authenticates there.
 const userDB = "admin"
 
-// EnsureAppUser creates the user with password, or sets the password and roles of an existing one, with only
-// readWrite on the records' database (its collections and indexes), connected as a user that may manage users
-// (DocumentDB's master).
+// EnsureAppUser creates the user with password, or sets the password and roles of an existing one, with only readWrite
+// on the records' database (its collections and indexes), connected as a user that may manage users (DocumentDB's
+// master).
 func (s *Store) EnsureAppUser(ctx context.Context, user, password string) error {
 	if user == "" || password == "" {
 		return errors.New("mongodb: the app user needs a name and a password")

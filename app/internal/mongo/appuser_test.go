@@ -8,8 +8,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/mongo"
 )
 
-// The app user gets readWrite on the records' database and nothing else; an existing user is updated, not
-// created again. (FerretDB has no user management: the commands are checked as documents, not on a server.)
+// The app user gets readWrite on the records' database and nothing else; an existing user is updated, not created
+// again. (FerretDB has no user management: the commands are checked as documents, not on a server.)
 func TestAppUserCommand(t *testing.T) {
 	for _, tc := range []struct {
 		exists bool

@@ -7,9 +7,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// DieTakingOver leaves behind what a taker that died while taking name's
-// expired claim over leaves: its takeover token, held until until, with the
-// claim still in place.
+// DieTakingOver leaves behind what a taker that died while taking name's expired claim over leaves: its takeover token,
+// held until until, with the claim still in place.
 func (s *Store) DieTakingOver(ctx context.Context, name string, until time.Time) error {
 	var c claimDoc
 	if err := s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: name}}).Decode(&c); err != nil {
@@ -19,8 +18,7 @@ func (s *Store) DieTakingOver(ctx context.Context, name string, until time.Time)
 	return err
 }
 
-// OnTakeover makes fn run between a taker's read of an expired claim and
-// its removal.
+// OnTakeover makes fn run between a taker's read of an expired claim and its removal.
 func (s *Store) OnTakeover(fn func()) { s.onTakeover = fn }
 
 // ListsApart reports whether the file list has a client of its own.

@@ -1,16 +1,13 @@
-// Package mongo keeps lane file records (lanes.Record) in MongoDB, Amazon
-// DocumentDB or FerretDB, with the official Go driver.
+// Package mongo keeps lane file records (lanes.Record) in MongoDB, Amazon DocumentDB or FerretDB, with the official Go
+// driver.
 //
-// It uses only what all three offer, and nothing whose atomicity differs
-// between them: inserts checked by a unique index (the claims, see
-// claims.go), unordered bulk writes, updates by key and plain indexes. No
-// transactions, change streams, aggregation pipelines or retryable writes are
-// needed: DocumentDB's `retryWrites=false` is fine.
+// It uses only what all three offer, and nothing whose atomicity differs between them: inserts checked by a unique
+// index (the claims, see claims.go), unordered bulk writes, updates by key and plain indexes. No transactions, change
+// streams, aggregation pipelines or retryable writes are needed: DocumentDB's `retryWrites=false` is fine.
 //
-// Round trips are batched (one bulk write records a batch of outcomes; a
-// download claims its whole hour with one insert): FerretDB, the local
-// stack's server, spends about half a millisecond per updated document, and
-// scans the collection for every filter but {_id: …}.
+// Round trips are batched (one bulk write records a batch of outcomes; a download claims its whole hour with one
+// insert): FerretDB, the local stack's server, spends about half a millisecond per updated document, and scans the
+// collection for every filter but {_id: …}.
 package mongo
 
 import (
@@ -39,13 +36,12 @@ type Options struct {
 	Collection string // MONGODB_COLLECTION
 	TLSCAFile  string // PEM bundle to verify the server with (DocumentDB: global-bundle.pem); turns TLS on
 	AppName    string
-	// ReadConns are the connections of the file list's own client
-	// (MONGODB_READ_MAX_CONNS), apart from the work's (claims, download
-	// records), so that a flood of lists never takes a connection a download
-	// needs. Zero: the list shares the work's client.
+	// ReadConns are the connections of the file list's own client (MONGODB_READ_MAX_CONNS), apart from the work's
+	// (claims, download records), so that a flood of lists never takes a connection a download needs. Zero: the list
+	// shares the work's client.
 	ReadConns int
-	// Monitor, if set, gives the pool monitor of a client by name ("work",
-	// "read") and its most connections: the pool stats of the metrics.
+	// Monitor, if set, gives the pool monitor of a client by name ("work", "read") and its most connections: the pool
+	// stats of the metrics.
 	Monitor func(pool string, max uint64) *event.PoolMonitor
 }
 
@@ -80,9 +76,8 @@ const (
 	fModified  = "last_modified"
 )
 
-// Open connects to the server and makes sure the collection's indexes exist.
-// The connection itself is lazy: Open fails fast on a bad URI or CA file, and
-// on an unreachable server only when ctx ends first.
+// Open connects to the server and makes sure the collection's indexes exist. The connection itself is lazy: Open fails
+// fast on a bad URI or CA file, and on an unreachable server only when ctx ends first.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.URL == "" {
 		return nil, errors.New("mongodb: no URL (MONGODB_URL)")
@@ -119,9 +114,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: %w", err)
 	}
-	// Records and claims are read from the primary, whatever the URI's
-	// readPreference says: a claim or a status read from a lagging replica
-	// could let two downloads take the same hour.
+	// Records and claims are read from the primary, whatever the URI's readPreference says: a claim or a status read
+	// from a lagging replica could let two downloads take the same hour.
 	primary := options.Database().SetReadPreference(readpref.Primary())
 	db := client.Database(o.Database, primary)
 	s := &Store{client: client, reads: client, coll: db.Collection(o.Collection), claims: db.Collection(o.Collection + "_claims")}
@@ -164,13 +158,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// EnsureIndexes creates the collection's indexes when missing: a unique one
-// on the key, one on (lane_id, timestamp, s3_key) for the hour queries,
-// which it returns in that order without sorting in memory, and one on
-// (status, s3_key) for the list's status filter, in the list's order. Indexes that
-// exist are left alone and not created again (FerretDB 1.24 fails on a
-// createIndexes of several indexes that already exist). The earlier
-// (lane_id, timestamp) index, a prefix of the new one, is dropped.
+// EnsureIndexes creates the collection's indexes when missing: a unique one on the key, one on (lane_id, timestamp,
+// s3_key) for the hour queries, which it returns in that order without sorting in memory, and one on (status, s3_key)
+// for the list's status filter, in the list's order. Indexes that exist are left alone and not created again (FerretDB
+// 1.24 fails on a createIndexes of several indexes that already exist). The earlier (lane_id, timestamp) index, a
+// prefix of the new one, is dropped.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	want := []struct {
 		name string
@@ -282,23 +274,19 @@ func utc(r *lanes.Record) {
 	}
 }
 
-// ForHour's batches: the first small, so that a download starts on the
-// first files of an hour while the server still reads the rest (MongoDB and
-// DocumentDB walk the hour index in order; FerretDB, which uses no index
-// for it, scans and sorts the hour first: about 20 ms for 200 records
-// here), the others large, as every round trip costs the server a resumed
-// scan.
+// ForHour's batches: the first small, so that a download starts on the first files of an hour while the server still
+// reads the rest (MongoDB and DocumentDB walk the hour index in order; FerretDB, which uses no index for it, scans and
+// sorts the hour first: about 20 ms for 200 records here), the others large, as every round trip costs the server a
+// resumed scan.
 const (
 	hourFirstBatch = 16
 	hourBatch      = 1000
 )
 
-// ForHour hands fn the records of h's lane whose timestamp falls in h, a
-// batch at a time as the server returns them, in (timestamp, key) order: of
-// two keys whose files share a local path, the one read first, and so
-// downloaded, is the same on every server and in every request (without a
-// sort, FerretDB on PostgreSQL returns updated records in another order).
-// It stops at the first error, fn's included, and returns it.
+// ForHour hands fn the records of h's lane whose timestamp falls in h, a batch at a time as the server returns them, in
+// (timestamp, key) order: of two keys whose files share a local path, the one read first, and so downloaded, is the
+// same on every server and in every request (without a sort, FerretDB on PostgreSQL returns updated records in another
+// order). It stops at the first error, fn's included, and returns it.
 func (s *Store) ForHour(ctx context.Context, h lanes.Hour, fn func([]lanes.Record) error) error {
 	q := Query{LaneID: h.LaneID, From: h.Start, To: h.End()}
 	cur, err := s.coll.Find(ctx, queryFilter(q), options.Find().SetBatchSize(hourFirstBatch).

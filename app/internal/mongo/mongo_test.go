@@ -68,8 +68,7 @@ func TestIndexes(t *testing.T) {
 	if err := s.EnsureIndexes(ctx); err != nil {
 		t.Errorf("EnsureIndexes again: %v", err)
 	}
-	// A collection with the earlier hour index (lane_id, timestamp) loses it:
-	// the new one serves its queries.
+	// A collection with the earlier hour index (lane_id, timestamp) loses it: the new one serves its queries.
 	old := driver.IndexModel{Keys: bson.D{{Key: "lane_id", Value: 1}, {Key: "timestamp", Value: 1}}, Options: options.Index().SetName("lane_id_timestamp")}
 	if _, err := db.Records.Indexes().CreateOne(ctx, old); err != nil {
 		t.Fatal(err)
@@ -91,8 +90,7 @@ func TestIndexes(t *testing.T) {
 	}
 }
 
-// An hour's records come in (timestamp, key) order, whatever order they
-// were written in.
+// An hour's records come in (timestamp, key) order, whatever order they were written in.
 func TestForHourOrder(t *testing.T) {
 	s := mongotest.Store(t)
 	t1 := t0.Add(time.Minute)
@@ -215,8 +213,8 @@ func TestRegisterManyInBatches(t *testing.T) {
 		t.Errorf("%d records in the hour, want 2500", len(list))
 	}
 
-	// Many updates at once (FerretDB 1.24 deadlocks on an update command of
-	// 100 statements or more: the store must split them).
+	// Many updates at once (FerretDB 1.24 deadlocks on an update command of 100 statements or more: the store must
+	// split them).
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	var changed []lanes.Record
@@ -269,8 +267,7 @@ func TestListAndForHour(t *testing.T) {
 	}
 }
 
-// forHour collects what ForHour hands out, sorted by key, and how many
-// batches it came in.
+// forHour collects what ForHour hands out, sorted by key, and how many batches it came in.
 func forHour(s *mongo.Store, h lanes.Hour) (rs []lanes.Record, batches int, err error) {
 	err = s.ForHour(ctx, h, func(b []lanes.Record) error {
 		rs = append(rs, b...)
@@ -367,16 +364,15 @@ func TestStatus(t *testing.T) {
 			t.Errorf("%s started: %+v", k, r)
 		}
 	}
-	// A start written again (its batch failed in part, and the end carries
-	// the start once more) is still one attempt.
+	// A start written again (its batch failed in part, and the end carries the start once more) is still one attempt.
 	if err := s.Update(ctx, []lanes.Change{{Record: r1, Started: true}}, now); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := s.Get(ctx, "k1"); r.Attempts != 1 {
 		t.Errorf("start written twice: %d attempts, want 1", r.Attempts)
 	}
-	// Their download died; a second one reads the records, then fails k1
-	// and downloads k2, each started and ended in one write.
+	// Their download died; a second one reads the records, then fails k1 and downloads k2, each started and ended in
+	// one write.
 	r1, _ = s.Get(ctx, "k1")
 	r2, _ = s.Get(ctx, "k2")
 	later := now.Add(4 * time.Minute)
@@ -402,9 +398,8 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// A batch with a change the status rules refuse (lanes.Change.Check: a
-// downloaded record marked downloading) is written not at all: the store
-// persists what the rules allow, and fails loudly on a bug that breaks them.
+// A batch with a change the status rules refuse (lanes.Change.Check: a downloaded record marked downloading) is written
+// not at all: the store persists what the rules allow, and fails loudly on a bug that breaks them.
 func TestStatusRefusesWhatTheRulesRefuse(t *testing.T) {
 	s := mongotest.Store(t)
 	if _, err := s.Register(ctx, []lanes.Record{rec("k1", "lane1", t0, 5, "e"), rec("k2", "lane1", t0, 6, "e")}, time.Now()); err != nil {
@@ -428,8 +423,8 @@ func TestStatusRefusesWhatTheRulesRefuse(t *testing.T) {
 	}
 }
 
-// claimer returns a function that claims a name for an owner at a time, for
-// a minute, and reports whether it won; an error fails the test.
+// claimer returns a function that claims a name for an owner at a time, for a minute, and reports whether it won; an
+// error fails the test.
 func claimer(t *testing.T, s *mongo.Store) func(name, owner string, at time.Time) bool {
 	return func(name, owner string, at time.Time) bool {
 		t.Helper()
@@ -478,8 +473,7 @@ func TestClaims(t *testing.T) {
 		t.Errorf("%d claims, want 2 (h1 by C, h2 by B; no takeover token left)", n)
 	}
 
-	// A renewal or a release by another owner leaves a claim alone; the
-	// renewal says the claim is lost.
+	// A renewal or a release by another owner leaves a claim alone; the renewal says the claim is lost.
 	if err := s.Renew(ctx, "h1", "A", later.Add(time.Hour)); !errors.Is(err, lanes.ErrClaimLost) {
 		t.Fatalf("A renewing C's claim: %v, want claim lost", err)
 	}
@@ -501,8 +495,8 @@ func TestClaims(t *testing.T) {
 	}
 }
 
-// A takeover removes only the expired claim it read: if its owner renews
-// it in between, the claim stays the owner's and the taker loses.
+// A takeover removes only the expired claim it read: if its owner renews it in between, the claim stays the owner's and
+// the taker loses.
 func TestTakeoverOfARenewedClaim(t *testing.T) {
 	s := mongotest.Store(t)
 	now := time.Now().UTC()
@@ -527,8 +521,8 @@ func TestTakeoverOfARenewedClaim(t *testing.T) {
 	}
 }
 
-// A taker that dies between inserting its takeover token and replacing the
-// expired claim holds the claim up for the token's lease, not for good.
+// A taker that dies between inserting its takeover token and replacing the expired claim holds the claim up for the
+// token's lease, not for good.
 func TestClaimTakeoverByDeadTaker(t *testing.T) {
 	db := mongotest.NewDB(t)
 	s := db.Store(t)
@@ -556,8 +550,7 @@ func TestClaimTakeoverByDeadTaker(t *testing.T) {
 	}
 }
 
-// Records put in by hand (as the seed's users had to) have ids of their
-// own: status changes still reach them.
+// Records put in by hand (as the seed's users had to) have ids of their own: status changes still reach them.
 func TestHandInsertedRecord(t *testing.T) {
 	db := mongotest.NewDB(t)
 	s := db.Store(t)
@@ -597,9 +590,8 @@ func TestReRegistrationDuringDownload(t *testing.T) {
 	}
 }
 
-// TestClaimIsExclusive races claimers on the same names, fresh, expired,
-// and expired with a dead taker's takeover token: every name is won exactly
-// once.
+// TestClaimIsExclusive races claimers on the same names, fresh, expired, and expired with a dead taker's takeover
+// token: every name is won exactly once.
 func TestClaimIsExclusive(t *testing.T) {
 	s := mongotest.Store(t)
 	names := []string{"lane1/2024/02/14/14", "lane1/2024/02/14/15", "lane2/2024/02/14/14"}
@@ -626,8 +618,7 @@ func TestClaimIsExclusive(t *testing.T) {
 		return wins
 	}
 	now := time.Now()
-	// Fresh, then all expired, then expired with a takeover token left by a
-	// dead taker.
+	// Fresh, then all expired, then expired with a takeover token left by a dead taker.
 	for round, at := range []time.Time{now, now.Add(5 * time.Minute), now.Add(10 * time.Minute)} {
 		if round == 2 {
 			for _, name := range names {
@@ -645,8 +636,7 @@ func TestClaimIsExclusive(t *testing.T) {
 	}
 }
 
-// A CA file that cannot verify anything fails Open at once, before any
-// connection (no server needed).
+// A CA file that cannot verify anything fails Open at once, before any connection (no server needed).
 func TestOpenRefusesABadCAFile(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "bundle.pem")
@@ -664,8 +654,8 @@ func TestOpenRefusesABadCAFile(t *testing.T) {
 	}
 }
 
-// The file list (anonymous reads) has a client of its own, so that its
-// connections are never the downloads'; the store closes both.
+// The file list (anonymous reads) has a client of its own, so that its connections are never the downloads'; the store
+// closes both.
 func TestListHasAClientOfItsOwn(t *testing.T) {
 	db := mongotest.NewDB(t)
 	s, err := mongo.Open(ctx, mongo.Options{URL: db.URL, Database: db.Name, Collection: mongotest.Collection, ReadConns: 1})

@@ -16,12 +16,10 @@ import (
 // registerBatch bounds the keys of one $in query and one bulk write.
 const registerBatch = 1000
 
-// Register adds records, idempotently: a record whose key is known and whose
-// lane, timestamp, size and etag are unchanged is left alone; a changed one
-// gets the new values and goes back to pending (its download is stale). A
-// record's Size < 0, empty ETag or empty VersionID mean "unknown": they are
-// neither compared nor overwritten. Status and the download fields of rs are
-// ignored: new records are pending.
+// Register adds records, idempotently: a record whose key is known and whose lane, timestamp, size and etag are
+// unchanged is left alone; a changed one gets the new values and goes back to pending (its download is stale). A
+// record's Size < 0, empty ETag or empty VersionID mean "unknown": they are neither compared nor overwritten. Status
+// and the download fields of rs are ignored: new records are pending.
 func (s *Store) Register(ctx context.Context, rs []lanes.Record, now time.Time) (lanes.RegisterResult, error) {
 	var total lanes.RegisterResult
 	for len(rs) > 0 {
@@ -93,9 +91,8 @@ func (s *Store) registerBatch(ctx context.Context, rs []lanes.Record, now time.T
 		set = append(set, bson.E{Key: fUpdatedAt, Value: now})
 		update := bson.D{{Key: "$set", Value: set}}
 		if lanes.CanMove(lanes.Status(old.Status), lanes.Pending) {
-			// What was downloaded (or failed) is no longer the object. A
-			// running download keeps its status (lanes.Status: it records
-			// what it got).
+			// What was downloaded (or failed) is no longer the object. A running download keeps its status
+			// (lanes.Status: it records what it got).
 			set = append(set, bson.E{Key: fStatus, Value: lanes.Pending}, bson.E{Key: fAttempts, Value: 0})
 			update = bson.D{{Key: "$set", Value: set},
 				{Key: "$unset", Value: bson.D{{Key: fLastError, Value: ""}, {Key: fChecksum, Value: ""}, {Key: fLocalPath, Value: ""}}}}
@@ -148,8 +145,7 @@ func newDoc(r lanes.Record, now time.Time) bson.D {
 	return d
 }
 
-// changes returns the $set of what r changes in old, and whether anything
-// (lane, hour, size, etag, version) does.
+// changes returns the $set of what r changes in old, and whether anything (lane, hour, size, etag, version) does.
 func changes(old known, r lanes.Record) (bson.D, bool) {
 	var set bson.D
 	changed := false
@@ -177,8 +173,7 @@ func changes(old known, r lanes.Record) (bson.D, bool) {
 	return set, changed
 }
 
-// insertMany inserts docs unordered and reports which failed on a duplicate
-// key; any other failure is an error.
+// insertMany inserts docs unordered and reports which failed on a duplicate key; any other failure is an error.
 func insertMany(ctx context.Context, c *mongo.Collection, docs []any) (dup []bool, err error) {
 	dup = make([]bool, len(docs))
 	_, err = c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))

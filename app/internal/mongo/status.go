@@ -15,13 +15,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// Update writes what happened to files: the fields of each record that
-// its change sets (lanes.Change.Apply: the status rules are package
-// lanes's), one bulk write for them all. A file that started and ended
-// since the last update gets a single write. It writes nothing when a
-// change breaks the rules (lanes.Change.Check). Records are addressed by
-// their document id: on FerretDB only {_id: …} finds a document without
-// scanning the collection.
+// Update writes what happened to files: the fields of each record that its change sets (lanes.Change.Apply: the status
+// rules are package lanes's), one bulk write for them all. A file that started and ended since the last update gets a
+// single write. It writes nothing when a change breaks the rules (lanes.Change.Check). Records are addressed by their
+// document id: on FerretDB only {_id: …} finds a document without scanning the collection.
 func (s *Store) Update(ctx context.Context, cs []lanes.Change, now time.Time) error {
 	if len(cs) == 0 {
 		return nil
@@ -49,8 +46,8 @@ func (s *Store) Update(ctx context.Context, cs []lanes.Change, now time.Time) er
 			set = append(set, bson.E{Key: fLastError, Value: r.LastError})
 		}
 		if c.Started {
-			// A value, not $inc: a change written twice (its batch failed
-			// in part and its end carries the start again) counts once.
+			// A value, not $inc: a change written twice (its batch failed in part and its end carries the start again)
+			// counts once.
 			set = append(set, bson.E{Key: fAttempts, Value: r.Attempts})
 		}
 		update := bson.D{{Key: "$set", Value: set}}
@@ -73,22 +70,18 @@ func idFilter(r lanes.Record) bson.D {
 	return bson.D{{Key: fKey, Value: r.Key}}
 }
 
-// A bulk write is sent as commands of at most maxBulk operations, up to
-// bulkParallel of them at once, so that the server can work on them with
-// more than one core. Both are small because FerretDB 1.24 keeps one of its
-// 100 SQLite connections per statement of an update command until the
-// command ends (its handler defers closing each statement's query inside
-// the loop over them): a command of 100 statements deadlocks and wedges
-// the database until FerretDB restarts, and so do commands running at once
-// that hold 100 between them. 2 × 16 per bulk write leaves room for
+// A bulk write is sent as commands of at most maxBulk operations, up to bulkParallel of them at once, so that the
+// server can work on them with more than one core. Both are small because FerretDB 1.24 keeps one of its 100 SQLite
+// connections per statement of an update command until the command ends (its handler defers closing each statement's
+// query inside the loop over them): a command of 100 statements deadlocks and wedges the database until FerretDB
+// restarts, and so do commands running at once that hold 100 between them. 2 × 16 per bulk write leaves room for
 // several downloads at once.
 const (
 	maxBulk      = 16
 	bulkParallel = 2
 )
 
-// bulkWrite runs models unordered and returns how many documents were
-// modified.
+// bulkWrite runs models unordered and returns how many documents were modified.
 func (s *Store) bulkWrite(ctx context.Context, models []mongo.WriteModel) (int, error) {
 	var modified atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)

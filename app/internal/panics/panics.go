@@ -1,7 +1,6 @@
-// Package panics turns a panic into an error, for goroutines the service
-// starts itself (jobs, ingest and download workers): a bug met by one run
-// fails that run, with the stack in the log, instead of the whole process.
-// Request handlers have their own recovery (httpapi).
+// Package panics turns a panic into an error, for goroutines the service starts itself (jobs, ingest and download
+// workers): a bug met by one run fails that run, with the stack in the log, instead of the whole process. Request
+// handlers have their own recovery (httpapi).
 package panics
 
 import (

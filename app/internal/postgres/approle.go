@@ -11,16 +11,16 @@ import (
 // appRoleLock is the advisory lock key that serializes EnsureAppRole across instances starting at once.
 const appRoleLock = 0x61697263726f6c65 // "aircrole"
 
-// EnsureAppRole creates the login role user with password, or sets the password of an existing one, and gives it
-// only what the service's queries need, connected as db's user (the master, who ran the migrations and owns the
-// tables): CONNECT and TEMPORARY on the database (ingestion stages its batches in a temporary table), USAGE on
-// schema public, SELECT, INSERT, UPDATE, DELETE on every table of public (aircraft_stats, ingested_objects,
-// snapshots, jobs, contents: the service reads and writes each of them) but goose's version table, where it has
-// SELECT only (Open sees that no migration is pending and changes nothing), USAGE and SELECT on public's
-// sequences, and the same on the tables and sequences later migrations create (default privileges of db's
-// user). It never gets SUPERUSER, CREATEDB, CREATEROLE, nor owns a table, and PUBLIC's CREATE on schema public
-// (granted by PostgreSQL before 15) is revoked: the role cannot create, alter nor drop a table. An existing role
-// that is a superuser or owns a table of public, or db's own user, is refused.
+// EnsureAppRole creates the login role user with password, or sets the password of an existing one, and gives it only
+// what the service's queries need, connected as db's user (the master, who ran the migrations and owns the tables):
+// CONNECT and TEMPORARY on the database (ingestion stages its batches in a temporary table), USAGE on schema public,
+// SELECT, INSERT, UPDATE, DELETE on every table of public (aircraft_stats, ingested_objects, snapshots, jobs, contents:
+// the service reads and writes each of them) but goose's version table, where it has SELECT only (Open sees that no
+// migration is pending and changes nothing), USAGE and SELECT on public's sequences, and the same on the tables and
+// sequences later migrations create (default privileges of db's user). It never gets SUPERUSER, CREATEDB, CREATEROLE,
+// nor owns a table, and PUBLIC's CREATE on schema public (granted by PostgreSQL before 15) is revoked: the role cannot
+// create, alter nor drop a table. An existing role that is a superuser or owns a table of public, or db's own user, is
+// refused.
 func (db *DB) EnsureAppRole(ctx context.Context, user, password string) error {
 	if user == "" || password == "" {
 		return errors.New("postgres: the app role needs a user name and a password")

@@ -14,8 +14,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// The app role, made by the master after the migrations, does all the service's work (ingest, stats, jobs,
-// leases) and cannot create, alter nor drop a table; a second start only sets its password again.
+// The app role, made by the master after the migrations, does all the service's work (ingest, stats, jobs, leases) and
+// cannot create, alter nor drop a table; a second start only sets its password again.
 func TestAppRoleDoesTheWorkAndNoDDL(t *testing.T) {
 	role, password := stacktest.Name("app_"), "it's a \\ pass'word"
 	dropRoleAtEnd(t, role)
@@ -128,8 +128,8 @@ func withUser(t *testing.T, dbURL, user, password string) string {
 	return u.String()
 }
 
-// dropRoleAtEnd drops a test's role (roles are the cluster's) once the test's database, which holds its
-// privileges, is gone: it is registered before the database.
+// dropRoleAtEnd drops a test's role (roles are the cluster's) once the test's database, which holds its privileges, is
+// gone: it is registered before the database.
 func dropRoleAtEnd(t *testing.T, role string) {
 	admin := stacktest.Env(t, "DB_ADMIN_URL")
 	t.Cleanup(func() {

@@ -12,12 +12,12 @@ import (
 	"github.com/aircraftdata/platform/app/internal/backfill"
 )
 
-// backfillsLock is the transaction-level advisory lock that makes counting
-// the running backfills and inserting one atomic across instances.
+// backfillsLock is the transaction-level advisory lock that makes counting the running backfills and inserting one
+// atomic across instances.
 const backfillsLock = 0x6261636b66696c6c // "backfill"
 
-// CreateBackfill inserts b, running and leased for lease, unless maxRunning
-// backfills run (leases not run out) already: backfill.ErrFull.
+// CreateBackfill inserts b, running and leased for lease, unless maxRunning backfills run (leases not run out) already:
+// backfill.ErrFull.
 func (db *DB) CreateBackfill(ctx context.Context, b backfill.Backfill, maxRunning int, lease time.Duration) error {
 	req, err := json.Marshal(b.Request)
 	if err != nil {
@@ -46,8 +46,7 @@ func (db *DB) CreateBackfill(ctx context.Context, b backfill.Backfill, maxRunnin
 	})
 }
 
-// SetExecution saves the execution that runs a backfill: it is no longer
-// leased to an instance.
+// SetExecution saves the execution that runs a backfill: it is no longer leased to an instance.
 func (db *DB) SetExecution(ctx context.Context, id, execution string) error {
 	if _, err := db.pool.Exec(ctx, `UPDATE backfills SET execution = $2, lease_until = 'infinity' WHERE id = $1`, id, execution); err != nil {
 		return fmt.Errorf("postgres: backfill execution: %w", err)
@@ -55,8 +54,8 @@ func (db *DB) SetExecution(ctx context.Context, id, execution string) error {
 	return nil
 }
 
-// LoadBackfill reads a backfill with one SELECT. A running one whose lease
-// ran out reads as failed backfill.InstanceLost, finished then.
+// LoadBackfill reads a backfill with one SELECT. A running one whose lease ran out reads as failed
+// backfill.InstanceLost, finished then.
 func (db *DB) LoadBackfill(ctx context.Context, id string) (backfill.Backfill, bool, error) {
 	var b backfill.Backfill
 	var req, failed []byte
@@ -94,8 +93,8 @@ func (db *DB) LoadBackfill(ctx context.Context, id string) (backfill.Backfill, b
 	return b, true, nil
 }
 
-// AddProgress adds d to a running backfill (a failed batch to the first
-// backfill.MaxFailedListed), renews its lease and reports whether it was asked to stop.
+// AddProgress adds d to a running backfill (a failed batch to the first backfill.MaxFailedListed), renews its lease and
+// reports whether it was asked to stop.
 func (db *DB) AddProgress(ctx context.Context, id string, d backfill.Delta, lease time.Duration) (bool, error) {
 	failed := []byte("[]")
 	if d.Failed != nil {
@@ -148,8 +147,7 @@ func (db *DB) SaveProgress(ctx context.Context, id string, p backfill.Progress, 
 	return nil
 }
 
-// EndBackfill saves how a running backfill ended (or one answered lost:
-// its real end is the truth).
+// EndBackfill saves how a running backfill ended (or one answered lost: its real end is the truth).
 func (db *DB) EndBackfill(ctx context.Context, id string, s backfill.State, errText string) error {
 	_, err := db.pool.Exec(ctx, `
 		UPDATE backfills SET state = $2, error = $3, finished = now() WHERE id = $1 AND state = 'running'`,
@@ -169,8 +167,7 @@ func (db *DB) RequestStop(ctx context.Context, id string) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
-// RunningBackfills lists the backfills running (leases not run out), at
-// most as many as may run.
+// RunningBackfills lists the backfills running (leases not run out), at most as many as may run.
 func (db *DB) RunningBackfills(ctx context.Context) ([]string, error) {
 	rows, _ := db.pool.Query(ctx, `SELECT id FROM backfills WHERE state = 'running' AND lease_until >= now() ORDER BY started LIMIT 1000`)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])

@@ -10,9 +10,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// BACKFILL_MAX_RUNNING counts the running backfills of every instance; one
-// whose instance stopped renewing it reads as failed "instance lost", no
-// longer counts, and its real end, saved later, is the truth.
+// BACKFILL_MAX_RUNNING counts the running backfills of every instance; one whose instance stopped renewing it reads as
+// failed "instance lost", no longer counts, and its real end, saved later, is the truth.
 func TestBackfillsRunningAndLost(t *testing.T) {
 	ctx := context.Background()
 	db, _ := stacktest.DB(t)

@@ -11,26 +11,21 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ledger"
 )
 
-// A batch's claims, in the batch's transaction. Many runs may commit at once,
-// overlapping in any way: each thing that must count once has a unique row,
-// and a batch inserts its rows with ON CONFLICT, so that of two transactions
-// claiming the same row the second waits for the first and wins only if the
-// first rolls back. The claims, in this order, each in sorted order (two
-// transactions then wait for each other in one direction only, never in a
-// cycle; aircraft_stats comes last, by address):
+// A batch's claims, in the batch's transaction. Many runs may commit at once, overlapping in any way: each thing that
+// must count once has a unique row, and a batch inserts its rows with ON CONFLICT, so that of two transactions claiming
+// the same row the second waits for the first and wins only if the first rolls back. The claims, in this order, each in
+// sorted order (two transactions then wait for each other in one direction only, never in a cycle; aircraft_stats comes
+// last, by address):
 //
-//  1. ingested_objects, by (bucket, key, etag): the object version. A failed
-//     row (a quarantined file) is replaced by any outcome; any other row
-//     stands: the object was processed by another run.
+//  1. ingested_objects, by (bucket, key, etag): the object version. A failed row (a quarantined file) is replaced by
+//     any outcome; any other row stands: the object was processed by another run.
 //  2. snapshots, by snapshot time, for ingested readsb-hist files.
 //  3. contents, by (bucket, key, SHA-256), for ingested list files.
 //
-// Rows a batch did not win are returned as ledger.Lost, and the transaction
-// stores nothing.
+// Rows a batch did not win are returned as ledger.Lost, and the transaction stores nothing.
 
-// claim inserts the batch's claims and returns what it lost. When it lost
-// nothing, it also removes the earlier refusals (failed rows of other ETags)
-// of the batch's keys: the failed list shows each key's latest state.
+// claim inserts the batch's claims and returns what it lost. When it lost nothing, it also removes the earlier refusals
+// (failed rows of other ETags) of the batch's keys: the failed list shows each key's latest state.
 func claim(ctx context.Context, tx pgx.Tx, objects []ledger.Processed) ([]ledger.Lost, error) {
 	if len(objects) == 0 {
 		return nil, nil
@@ -70,8 +65,7 @@ func claim(ctx context.Context, tx pgx.Tx, objects []ledger.Processed) ([]ledger
 	return nil, nil
 }
 
-// claimObjects inserts the ledger rows of objects (distinct versions) and
-// reports, by index, those it won.
+// claimObjects inserts the ledger rows of objects (distinct versions) and reports, by index, those it won.
 func claimObjects(ctx context.Context, tx pgx.Tx, objects []ledger.Processed) ([]bool, error) {
 	n := len(objects)
 	var (
@@ -117,8 +111,8 @@ func claimObjects(ctx context.Context, tx pgx.Tx, objects []ledger.Processed) ([
 	return won, nil
 }
 
-// claimSnapshots claims the snapshot times of the ingested files among the
-// won objects, and returns those taken by another file.
+// claimSnapshots claims the snapshot times of the ingested files among the won objects, and returns those taken by
+// another file.
 func claimSnapshots(ctx context.Context, tx pgx.Tx, objects []ledger.Processed, won []bool) ([]ledger.Lost, error) {
 	var ats []time.Time
 	var buckets, keys []string
@@ -168,19 +162,17 @@ func claimSnapshots(ctx context.Context, tx pgx.Tx, objects []ledger.Processed, 
 	return lost, nil
 }
 
-// claimContents claims the bytes of the ingested list files (no snapshot
-// time) among the won objects under their keys, and returns those whose
-// bytes another version of the key holds.
+// claimContents claims the bytes of the ingested list files (no snapshot time) among the won objects under their keys,
+// and returns those whose bytes another version of the key holds.
 func claimContents(ctx context.Context, tx pgx.Tx, objects []ledger.Processed, won []bool) ([]ledger.Lost, error) {
 	var lost []ledger.Lost
 	for i, o := range objects {
 		if !won[i] || o.Outcome != ledger.Ingested || !o.SnapshotAt.IsZero() || o.SHA256 == nil {
 			continue
 		}
-		// A statement or two each: list files are few (the seed's format);
-		// two batches claiming the same ones in another order may deadlock,
-		// and Commit tries again. The holder is read by a statement of its
-		// own, whose snapshot sees a row committed while the insert waited.
+		// A statement or two each: list files are few (the seed's format); two batches claiming the same ones in
+		// another order may deadlock, and Commit tries again. The holder is read by a statement of its own, whose
+		// snapshot sees a row committed while the insert waited.
 		var etag string
 		err := tx.QueryRow(ctx, `INSERT INTO contents (bucket, key, content_sha256, etag) VALUES ($1, $2, $3, $4)
 			ON CONFLICT DO NOTHING RETURNING etag`, o.Bucket, o.Key, o.SHA256, o.ETag).Scan(&etag)

@@ -12,8 +12,8 @@ func (db *DB) ReadExec(ctx context.Context, sql string) error {
 	return err
 }
 
-// HoldAll takes every connection of the read pool (reads) or of the work's
-// pool, until the returned func gives them back.
+// HoldAll takes every connection of the read pool (reads) or of the work's pool, until the returned func gives them
+// back.
 func (db *DB) HoldAll(ctx context.Context, reads bool) (release func(), err error) {
 	p := db.pool
 	if reads {

@@ -12,12 +12,10 @@ import (
 	"github.com/aircraftdata/platform/app/internal/jobs"
 )
 
-// Every time of a job (start, end, lease) is the database's clock (now()),
-// never an instance's: instances whose clocks differ judge a lease alike
-// and answer the same times.
+// Every time of a job (start, end, lease) is the database's clock (now()), never an instance's: instances whose clocks
+// differ judge a lease alike and answer the same times.
 
-// StartJob inserts a running job of instance, leased for lease, and
-// returns when it started.
+// StartJob inserts a running job of instance, leased for lease, and returns when it started.
 func (db *DB) StartJob(ctx context.Context, v jobs.View, instance string, lease time.Duration) (time.Time, error) {
 	progress, result, err := jobJSON(v)
 	if err != nil {
@@ -35,9 +33,8 @@ func (db *DB) StartJob(ctx context.Context, v jobs.View, instance string, lease 
 	return started.UTC(), nil
 }
 
-// RenewJobs extends by lease, in one statement, the leases of instance's
-// jobs among running that still run and whose lease has not run out, and
-// saves their progress. A job whose lease ran out stays lost until EndJob.
+// RenewJobs extends by lease, in one statement, the leases of instance's jobs among running that still run and whose
+// lease has not run out, and saves their progress. A job whose lease ran out stays lost until EndJob.
 func (db *DB) RenewJobs(ctx context.Context, instance string, running []jobs.View, lease time.Duration) error {
 	ids := make([]string, len(running))
 	progress := make([]string, len(running))
@@ -59,10 +56,9 @@ func (db *DB) RenewJobs(ctx context.Context, instance string, running []jobs.Vie
 	return nil
 }
 
-// EndJob saves how a job of instance ended and returns when it ended. It
-// overwrites the job's "instance lost" (its lease ran out while the
-// instance was paused or cut off): the real end is the truth. It never
-// overwrites another end; it returns the end already saved.
+// EndJob saves how a job of instance ended and returns when it ended. It overwrites the job's "instance lost" (its
+// lease ran out while the instance was paused or cut off): the real end is the truth. It never overwrites another end;
+// it returns the end already saved.
 func (db *DB) EndJob(ctx context.Context, v jobs.View, instance string) (time.Time, error) {
 	progress, result, err := jobJSON(v)
 	if err != nil {
@@ -102,9 +98,8 @@ func jobJSON(v jobs.View) (progress, result []byte, err error) {
 	return progress, result, nil
 }
 
-// LoadJob reads a job with one SELECT and writes nothing. A running job
-// whose lease has run out reads as failed "instance lost", finished when
-// its lease ran out, until its instance saves its real end.
+// LoadJob reads a job with one SELECT and writes nothing. A running job whose lease has run out reads as failed
+// "instance lost", finished when its lease ran out, until its instance saves its real end.
 func (db *DB) LoadJob(ctx context.Context, id string) (jobs.View, bool, error) {
 	var v jobs.View
 	var state string
@@ -141,9 +136,8 @@ func (db *DB) LoadJob(ctx context.Context, id string) (jobs.View, bool, error) {
 	return v, true, nil
 }
 
-// PruneJobs forgets ended jobs beyond the newest keep and those that ended
-// more than keepFor ago. A lost job (running, its lease run out) counts as
-// ended when its lease ran out.
+// PruneJobs forgets ended jobs beyond the newest keep and those that ended more than keepFor ago. A lost job (running,
+// its lease run out) counts as ended when its lease ran out.
 func (db *DB) PruneJobs(ctx context.Context, keep int, keepFor time.Duration) error {
 	_, err := db.pool.Exec(ctx, `
 		DELETE FROM jobs WHERE id IN (

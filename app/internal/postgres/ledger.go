@@ -16,17 +16,15 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ledger"
 )
 
-// ingestLock is the first key of the API's advisory locks, one per bucket
-// and prefix ("airc" in ASCII); the second is a hash of the two.
+// ingestLock is the first key of the API's advisory locks, one per bucket and prefix ("airc" in ASCII); the second is a
+// hash of the two.
 const ingestLock = 0x61697263
 
-// Lock takes the lock of one bucket and prefix, or fails with
-// ledger.ErrBusy; release it with unlock. Only the API's runs take it, so
-// that a second call for the same prefix answers 409: the ingestion itself
-// needs no lock (Commit is safe to run many at once). Two prefixes whose
-// hashes collide (about one pair in 4 billion) share a lock. The lock holds a
-// connection: a session-level advisory lock is released by the server if the
-// connection dies, so a crashed instance never blocks others.
+// Lock takes the lock of one bucket and prefix, or fails with ledger.ErrBusy; release it with unlock. Only the API's
+// runs take it, so that a second call for the same prefix answers 409: the ingestion itself needs no lock (Commit is
+// safe to run many at once). Two prefixes whose hashes collide (about one pair in 4 billion) share a lock. The lock
+// holds a connection: a session-level advisory lock is released by the server if the connection dies, so a crashed
+// instance never blocks others.
 func (db *DB) Lock(ctx context.Context, bucket, prefix string) (unlock func(), err error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
@@ -49,19 +47,16 @@ func release(conn *pgxpool.Conn, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, ingestLock, name); err != nil {
-		// The lock dies with the session: drop the connection rather than
-		// return a locked one to the pool.
+		// The lock dies with the session: drop the connection rather than return a locked one to the pool.
 		conn.Conn().Close(ctx)
 	}
 	conn.Release()
 }
 
-// maxReason bounds a stored reason: reasons are our own messages, but may
-// quote a little of a file.
+// maxReason bounds a stored reason: reasons are our own messages, but may quote a little of a file.
 const maxReason = 1000
 
-// Known returns the outcomes of the objects of bucket (key and etag) that are
-// in the ledger already.
+// Known returns the outcomes of the objects of bucket (key and etag) that are in the ledger already.
 func (db *DB) Known(ctx context.Context, bucket string, objs []ledger.Object) (map[ledger.Object]ledger.Outcome, error) {
 	keys := make([]string, len(objs))
 	etags := make([]string, len(objs))
@@ -87,8 +82,7 @@ func (db *DB) Known(ctx context.Context, bucket string, objs []ledger.Object) (m
 	return known, rows.Err()
 }
 
-// FailedFiles lists the quarantined files of bucket by key, after the key
-// after, at most limit of them.
+// FailedFiles lists the quarantined files of bucket by key, after the key after, at most limit of them.
 func (db *DB) FailedFiles(ctx context.Context, bucket, after string, limit int) ([]ledger.FailedFile, error) {
 	rows, err := db.pool.Query(ctx, `
 		SELECT bucket, key, etag, version_id, size, reason, ingested_at FROM ingested_objects
@@ -109,10 +103,9 @@ func (db *DB) FailedFiles(ctx context.Context, bucket, after string, limit int) 
 	return files, nil
 }
 
-// isRefused reports whether err is the database refusing the data it was
-// given (a data exception, an integrity violation or a program limit, such
-// as a value too large for its field), as opposed to the database being
-// unavailable or the statement being wrong.
+// isRefused reports whether err is the database refusing the data it was given (a data exception, an integrity
+// violation or a program limit, such as a value too large for its field), as opposed to the database being unavailable
+// or the statement being wrong.
 func isRefused(err error) bool {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) || len(pg.Code) < 2 {
@@ -125,9 +118,8 @@ func isRefused(err error) bool {
 	return false
 }
 
-// refusalReason says that the database refused a file's data, naming the
-// SQLSTATE code only: its message (types, values, schema) stays in the log,
-// through RefusedError.Err, since the reason is served to clients.
+// refusalReason says that the database refused a file's data, naming the SQLSTATE code only: its message (types,
+// values, schema) stays in the log, through RefusedError.Err, since the reason is served to clients.
 func refusalReason(err error) string {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
@@ -136,8 +128,7 @@ func refusalReason(err error) string {
 	return "the database refused its data"
 }
 
-// SnapshotKey returns the key under which the snapshot taken at t was
-// ingested, if it was.
+// SnapshotKey returns the key under which the snapshot taken at t was ingested, if it was.
 func (db *DB) SnapshotKey(ctx context.Context, t time.Time) (string, bool, error) {
 	var bucket, key string
 	err := db.pool.QueryRow(ctx, `SELECT bucket, key FROM snapshots WHERE snapshot_at = $1`, t).Scan(&bucket, &key)
@@ -150,8 +141,8 @@ func (db *DB) SnapshotKey(ctx context.Context, t time.Time) (string, bool, error
 	return bucket + "/" + key, true, nil
 }
 
-// SameContent returns the ETag of the version of obj's key whose bytes,
-// with this SHA-256, were ingested, and reports whether one was.
+// SameContent returns the ETag of the version of obj's key whose bytes, with this SHA-256, were ingested, and reports
+// whether one was.
 func (db *DB) SameContent(ctx context.Context, obj ledger.Object, sha256 []byte) (string, bool, error) {
 	var etag string
 	err := db.pool.QueryRow(ctx, `
@@ -167,17 +158,14 @@ func (db *DB) SameContent(ctx context.Context, obj ledger.Object, sha256 []byte)
 	return etag, true, nil
 }
 
-// commitAttempts bounds the attempts of a commit that PostgreSQL aborted
-// for a serialization failure or a deadlock (40001, 40P01): a hiccup of the
-// dependency, not the data's fault.
+// commitAttempts bounds the attempts of a commit that PostgreSQL aborted for a serialization failure or a deadlock
+// (40001, 40P01): a hiccup of the dependency, not the data's fault.
 const commitAttempts = 3
 
-// Commit writes, in one transaction, the ledger entries of a batch of
-// objects and the statistics they produced. Either all of it is stored or
-// none: a batch interrupted before commit is simply ingested again. Commits
-// are safe to run many at once, in any order (claims.go). The database
-// refusing the data fails it with a *ledger.RefusedError; objects claimed by
-// another run fail it with a *ledger.LostError, storing nothing.
+// Commit writes, in one transaction, the ledger entries of a batch of objects and the statistics they produced. Either
+// all of it is stored or none: a batch interrupted before commit is simply ingested again. Commits are safe to run many
+// at once, in any order (claims.go). The database refusing the data fails it with a *ledger.RefusedError; objects
+// claimed by another run fail it with a *ledger.LostError, storing nothing.
 func (db *DB) Commit(ctx context.Context, objects []ledger.Processed, agg flight.Aggregate) error {
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -197,8 +185,8 @@ func (db *DB) Commit(ctx context.Context, objects []ledger.Processed, agg flight
 	return err
 }
 
-// retryable reports whether err is a transaction PostgreSQL aborted to let
-// another one through (a serialization failure or a deadlock).
+// retryable reports whether err is a transaction PostgreSQL aborted to let another one through (a serialization failure
+// or a deadlock).
 func retryable(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01")

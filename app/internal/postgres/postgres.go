@@ -1,7 +1,6 @@
-// Package postgres stores flight statistics and the ingestion ledger in
-// PostgreSQL (pgx), and applies the embedded schema migrations at start with
-// pressly/goose, whose Postgres session lock lets several instances start at
-// once without racing on the schema.
+// Package postgres stores flight statistics and the ingestion ledger in PostgreSQL (pgx), and applies the embedded
+// schema migrations at start with pressly/goose, whose Postgres session lock lets several instances start at once
+// without racing on the schema.
 package postgres
 
 import (
@@ -26,11 +25,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DB is the service's PostgreSQL database. Its queries run on the work's
-// pool (ingestion, the ledger, jobs); Reads is the same database on a pool
-// of its own for the API's reads, and Ping has a connection of its own, so
-// that neither reads nor readiness checks ever take a connection the work
-// needs.
+// DB is the service's PostgreSQL database. Its queries run on the work's pool (ingestion, the ledger, jobs); Reads is
+// the same database on a pool of its own for the API's reads, and Ping has a connection of its own, so that neither
+// reads nor readiness checks ever take a connection the work needs.
 type DB struct {
 	pool  *pgxpool.Pool // the work's; the read pool in a Reads view
 	reads *pgxpool.Pool
@@ -44,10 +41,8 @@ type ReadPool struct {
 	Timeout  time.Duration // READ_TIMEOUT_SECONDS: the statement_timeout of each of its statements
 }
 
-// Open connects to url and brings the schema up to date. It opens three
-// pools: the work's (pgx's default size, or url's pool_max_conns), the
-// reads' (rp; read-only transactions, statement_timeout rp.Timeout), and
-// one connection for Ping.
+// Open connects to url and brings the schema up to date. It opens three pools: the work's (pgx's default size, or url's
+// pool_max_conns), the reads' (rp; read-only transactions, statement_timeout rp.Timeout), and one connection for Ping.
 func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
 	return OpenWithPassword(ctx, url, rp, nil)
 }
@@ -55,8 +50,8 @@ func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
 // Password gives the password of each new connection (an IAM database auth token, valid 15 minutes).
 type Password func(ctx context.Context) (string, error)
 
-// OpenWithPassword is Open with the password of every connection of every pool given by password, when not nil,
-// instead of url's.
+// OpenWithPassword is Open with the password of every connection of every pool given by password, when not nil, instead
+// of url's.
 func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Password) (*DB, error) {
 	if rp.MaxConns < 1 || rp.Timeout <= 0 {
 		return nil, errors.New("postgres: the read pool needs at least one connection and a timeout")
@@ -96,13 +91,11 @@ func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Pas
 	return db, nil
 }
 
-// Reads is db on the read pool: every query of the returned DB runs there,
-// read-only and under the pool's statement_timeout, and waits only for the
-// read pool's connections. Its Close does nothing.
+// Reads is db on the read pool: every query of the returned DB runs there, read-only and under the pool's
+// statement_timeout, and waits only for the read pool's connections. Its Close does nothing.
 func (db *DB) Reads() *DB { return &DB{pool: db.reads, reads: db.reads, ping: db.ping, view: true} }
 
-// Pools returns the pools by name, for their stats: "work" (ingestion,
-// jobs, claims) and "read" (the API's reads).
+// Pools returns the pools by name, for their stats: "work" (ingestion, jobs, claims) and "read" (the API's reads).
 func (db *DB) Pools() map[string]*pgxpool.Pool {
 	return map[string]*pgxpool.Pool{"work": db.pool, "read": db.reads}
 }
@@ -115,8 +108,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, mustSub(migrations, "migrations"), goose.WithSessionLocker(locker),
-		// Branches add migrations in parallel: one merged later with a lower
-		// number still runs.
+		// Branches add migrations in parallel: one merged later with a lower number still runs.
 		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
@@ -162,8 +154,7 @@ func (db *DB) Stats(ctx context.Context, icao string) (*flight.Stats, error) {
 	return &s, nil
 }
 
-// Aircraft lists up to limit aircraft ordered by address, starting after the
-// address after ("" for the first page).
+// Aircraft lists up to limit aircraft ordered by address, starting after the address after ("" for the first page).
 func (db *DB) Aircraft(ctx context.Context, after string, limit int) ([]flight.Aircraft, error) {
 	rows, err := db.pool.Query(ctx, `
 		SELECT icao, registration, type FROM aircraft_stats

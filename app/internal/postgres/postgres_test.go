@@ -21,9 +21,8 @@ func sqlState(err error) string {
 	return ""
 }
 
-// The API's reads have a pool of their own, read-only and under a statement
-// timeout; readiness has a connection of its own: a flood of reads cannot
-// take a connection the work needs, nor make readiness wait.
+// The API's reads have a pool of their own, read-only and under a statement timeout; readiness has a connection of its
+// own: a flood of reads cannot take a connection the work needs, nor make readiness wait.
 func TestReadsHaveAPoolOfTheirOwn(t *testing.T) {
 	db, err := postgres.Open(t.Context(), stacktest.Postgres(t), postgres.ReadPool{MaxConns: 1, Timeout: 200 * time.Millisecond})
 	if err != nil {

@@ -11,14 +11,13 @@ import (
 	"github.com/aircraftdata/platform/app/internal/flight"
 )
 
-// statColumn is one column of aircraft_stats (besides its key, icao): the
-// field of flight.Partial it stores and how it merges. The upsert and the
-// read follow this list, so a new statistic is a line here and a migration
-// adding its column.
+// statColumn is one column of aircraft_stats (besides its key, icao): the field of flight.Partial it stores and how it
+// merges. The upsert and the read follow this list, so a new statistic is a line here and a migration adding its
+// column.
 type statColumn struct {
 	name string
-	// merge is the column's new value when a batch's row (excluded) meets the
-	// stored one (s): the SQL form of flight.Partial.Merge's rule for it.
+	// merge is the column's new value when a batch's row (excluded) meets the stored one (s): the SQL form of
+	// flight.Partial.Merge's rule for it.
 	merge string
 	value func(p *flight.Partial) any // what p stores in it; nil is NULL
 	dest  func(p *flight.Partial) any // a scan destination that sets it in p
@@ -98,10 +97,9 @@ var (
 	}()
 )
 
-// upsertStats copies the batch into a temporary table and merges it into
-// aircraft_stats in one statement: one round trip for any number of aircraft.
-// Rows are merged in the order of their address, so that two batches with
-// aircraft in common lock them in the same order and never deadlock.
+// upsertStats copies the batch into a temporary table and merges it into aircraft_stats in one statement: one round
+// trip for any number of aircraft. Rows are merged in the order of their address, so that two batches with aircraft in
+// common lock them in the same order and never deadlock.
 func upsertStats(ctx context.Context, tx pgx.Tx, agg flight.Aggregate) error {
 	if len(agg) == 0 {
 		return nil
@@ -157,8 +155,7 @@ func (d into[T]) Scan(src any) error {
 	return fmt.Errorf("postgres: cannot scan %T into %T", src, *d.v)
 }
 
-// unixMS scans a timestamptz column into Unix milliseconds, leaving them as
-// they are for NULL.
+// unixMS scans a timestamptz column into Unix milliseconds, leaving them as they are for NULL.
 type unixMS struct{ v *int64 }
 
 func (d unixMS) Scan(src any) error {

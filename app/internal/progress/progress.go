@@ -1,11 +1,11 @@
-// Package progress counts work done of work known, safely across goroutines,
-// for long-running jobs (ingestion, downloads) to report while they run.
+// Package progress counts work done of work known, safely across goroutines, for long-running jobs (ingestion,
+// downloads) to report while they run.
 package progress
 
 import "sync/atomic"
 
-// Counter counts files and bytes. The zero value is ready; a nil *Counter
-// counts nothing, so callers that do not watch progress may pass nil.
+// Counter counts files and bytes. The zero value is ready; a nil *Counter counts nothing, so callers that do not watch
+// progress may pass nil.
 type Counter struct {
 	filesTotal, filesDone, bytesTotal, bytesDone atomic.Int64
 	totalKnown                                   atomic.Bool
@@ -17,8 +17,7 @@ type Report struct {
 	FilesTotal int64 `json:"files_total"`
 	BytesDone  int64 `json:"bytes_done"`
 	BytesTotal int64 `json:"bytes_total"`
-	// TotalKnown is false while the work is still being listed: the totals
-	// may still grow.
+	// TotalKnown is false while the work is still being listed: the totals may still grow.
 	TotalKnown bool `json:"total_known"`
 }
 

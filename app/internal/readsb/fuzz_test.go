@@ -14,18 +14,15 @@ import (
 	"github.com/aircraftdata/platform/app/internal/readsb/readsbtest"
 )
 
-// FuzzDecode feeds the decoder arbitrary files under small caps. Whatever the
-// input, it must not panic, must keep its caps, and what it returns must be
-// storable: valid addresses, values within the documented ranges, finite
-// sums. When encoding/json reads the input as a snapshot or list, the counts
-// must agree with an independent reading of it.
+// FuzzDecode feeds the decoder arbitrary files under small caps. Whatever the input, it must not panic, must keep its
+// caps, and what it returns must be storable: valid addresses, values within the documented ranges, finite sums. When
+// encoding/json reads the input as a snapshot or list, the counts must agree with an independent reading of it.
 //
-// Seeds: the real samples, the bad ones, the hostile classes at a tiny scale,
-// and small hand-made cases. `make fuzz` runs it for a set time.
+// Seeds: the real samples, the bad ones, the hostile classes at a tiny scale, and small hand-made cases. `make fuzz`
+// runs it for a set time.
 func FuzzDecode(f *testing.F) {
-	// Excerpts keep the fuzzer fast: the first records of each real sample
-	// (closed again), the first bytes of each cut one, the hostile classes
-	// at a tiny scale.
+	// Excerpts keep the fuzzer fast: the first records of each real sample (closed again), the first bytes of each cut
+	// one, the hostile classes at a tiny scale.
 	for _, name := range []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000700Z.json.gz"} {
 		if data, err := os.ReadFile(filepath.Join(samples, name)); err == nil {
 			f.Add(excerpt(data, 12))
@@ -64,8 +61,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// excerpt is the header and first n records of a sample (one record per
-// line), closed again into a valid snapshot.
+// excerpt is the header and first n records of a sample (one record per line), closed again into a valid snapshot.
 func excerpt(data []byte, n int) []byte {
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	out := bytes.Join(lines[:min(len(lines), 3+n)], nil)
@@ -107,8 +103,7 @@ func checkStorable(t *testing.T, file *File, lim Limits) {
 	}
 }
 
-// compareWithStdlib reads data with encoding/json and counts what the rules
-// say should count.
+// compareWithStdlib reads data with encoding/json and counts what the rules say should count.
 func compareWithStdlib(t *testing.T, data []byte, file *File) {
 	t.Helper()
 	var doc any

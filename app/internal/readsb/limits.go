@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// Limits bound what one file may cost. Each is required: the service's come
-// from the INGEST_MAX_* settings (package config has their defaults, sized
-// for a full readsb-hist snapshot of ~5 MB, ~10,000 aircraft, nested 4 deep,
-// with strings of at most a dozen bytes).
+// Limits bound what one file may cost. Each is required: the service's come from the INGEST_MAX_* settings (package
+// config has their defaults, sized for a full readsb-hist snapshot of ~5 MB, ~10,000 aircraft, nested 4 deep, with
+// strings of at most a dozen bytes).
 type Limits struct {
 	MaxBytes      int64         // decompressed bytes per file (INGEST_MAX_FILE_BYTES)
 	MaxString     int           // bytes of a kept string: hex, r, t, emergency (INGEST_MAX_STRING_BYTES)

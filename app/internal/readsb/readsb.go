@@ -1,26 +1,19 @@
-// Package readsb decodes ADS-B flight data files into flight observations:
-// readsb-hist snapshots ({"now": …, "aircraft": [{"hex": …}, …]}) and the
-// seed's list format ([{"icao", "altitude", "speed"}, …]), plain or gzip
+// Package readsb decodes ADS-B flight data files into flight observations: readsb-hist snapshots ({"now": …,
+// "aircraft": [{"hex": …}, …]}) and the seed's list format ([{"icao", "altitude", "speed"}, …]), plain or gzip
 // (detected by magic bytes, never by name).
 //
-// Decoding streams whatever the size of the file: a small tokenizer of our
-// own (scan.go) reads records one at a time from a 64 KiB buffer, keeps the
-// six values the statistics use and skips every other value without holding
-// it. Memory per file is therefore the buffer plus the file's per-aircraft
-// aggregate, and every way a file could grow either is capped by Limits:
-// decompressed bytes, bytes of a kept string, distinct addresses, nesting
-// depth and decode time. A file that hits a cap is bad, with a reason naming
-// the cap (capError).
+// Decoding streams whatever the size of the file: a small tokenizer of our own (scan.go) reads records one at a time
+// from a 64 KiB buffer, keeps the six values the statistics use and skips every other value without holding it. Memory
+// per file is therefore the buffer plus the file's per-aircraft aggregate, and every way a file could grow either is
+// capped by Limits: decompressed bytes, bytes of a kept string, distinct addresses, nesting depth and decode time. A
+// file that hits a cap is bad, with a reason naming the cap (capError).
 //
-// Values are checked against the rules in validate.go; a value outside them
-// is not an observation of its metric and is counted in File.Invalid by
-// reason, the rest of the record still counts.
+// Values are checked against the rules in validate.go; a value outside them is not an observation of its metric and is
+// counted in File.Invalid by reason, the rest of the record still counts.
 //
-// The general-purpose decoders we measured (encoding/json, goccy/go-json,
-// jsontext) either buffer a whole value to skip it or a whole file to decode
-// it fast, and none caps the length of a single string; the README's
-// ingestion benchmark compares this decoder with the goccy/go-json one it
-// replaced.
+// The general-purpose decoders we measured (encoding/json, goccy/go-json, jsontext) either buffer a whole value to skip
+// it or a whole file to decode it fast, and none caps the length of a single string; the README's ingestion benchmark
+// compares this decoder with the goccy/go-json one it replaced.
 package readsb
 
 import (
@@ -38,15 +31,14 @@ import (
 )
 
 const (
-	// maxNumber is the longest number literal kept (a float64 needs at
-	// most 24 significant digits); longer ones make the file bad.
+	// maxNumber is the longest number literal kept (a float64 needs at most 24 significant digits); longer ones make
+	// the file bad.
 	maxNumber = 64
 	// maxKey is the longest key that can be one we use.
 	maxKey = 16
 )
 
-// SourceError is a failure to read the file from where it is stored (the
-// network, S3), not a fault of its content.
+// SourceError is a failure to read the file from where it is stored (the network, S3), not a fault of its content.
 type SourceError struct{ Err error }
 
 func (e *SourceError) Error() string { return "read: " + e.Err.Error() }
@@ -59,8 +51,8 @@ type File struct {
 	Format       string // "readsb-hist" or "list"
 	Gzip         bool
 	Observations int64
-	// Aircraft holds the file's observations per address, stamped with Now
-	// (not stamped for formats without a time: see flight.Aggregate.Stamp).
+	// Aircraft holds the file's observations per address, stamped with Now (not stamped for formats without a time: see
+	// flight.Aggregate.Stamp).
 	Aircraft flight.Aggregate
 	// Invalid counts values that broke a rule of validate.go, by reason.
 	Invalid map[string]int64
@@ -112,9 +104,8 @@ func Decode(r io.Reader, lim Limits) (*File, error) {
 	return f, nil
 }
 
-// sourceReader marks the errors of the underlying reader as SourceError,
-// and moves the decode deadline by the time spent waiting for it: the cap
-// counts decoding, a slow source is the source's business.
+// sourceReader marks the errors of the underlying reader as SourceError, and moves the decode deadline by the time
+// spent waiting for it: the cap counts decoding, a slow source is the source's business.
 type sourceReader struct {
 	r        io.Reader
 	deadline *time.Time // nil: none yet
@@ -285,8 +276,7 @@ func (f *File) setNow(now float64) error {
 	return nil
 }
 
-// records reads array elements after the opening '[' (at depth) up to and
-// including the closing ']'.
+// records reads array elements after the opening '[' (at depth) up to and including the closing ']'.
 func (d *decoder) records(depth int) error {
 	for i, first := 0, true; ; i, first = i+1, false {
 		ok, err := d.more(first, ']')
@@ -327,9 +317,8 @@ const (
 	kindNumber
 )
 
-// value reads a scalar value of at most max bytes (longer strings are a
-// capError, longer numbers a syntax error) and skips anything else. The
-// bytes are valid until the next read.
+// value reads a scalar value of at most max bytes (longer strings are a capError, longer numbers a syntax error) and
+// skips anything else. The bytes are valid until the next read.
 func (d *decoder) value(max, depth int) ([]byte, kind, error) {
 	c, err := d.peek()
 	if err != nil {
@@ -449,9 +438,8 @@ func (d *decoder) record(depth int) error {
 // notAString marks a kept field that held a number, array or object.
 const notAString = "\x00not a string"
 
-// intern returns common short values without allocating. Addresses are
-// kept in d.names (up to the aircraft cap), so a file naming the same
-// aircraft a million times allocates its address once.
+// intern returns common short values without allocating. Addresses are kept in d.names (up to the aircraft cap), so a
+// file naming the same aircraft a million times allocates its address once.
 func (d *decoder) intern(b []byte, address bool) string {
 	switch string(b) {
 	case "none":

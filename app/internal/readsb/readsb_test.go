@@ -195,8 +195,7 @@ func TestDecodeHostileFiles(t *testing.T) {
 }
 
 func TestDecodeSkipsLargeIgnoredValuesWithoutMemory(t *testing.T) {
-	// A 32 MiB ignored string, number and array within the byte cap decode,
-	// allocating next to nothing.
+	// A 32 MiB ignored string, number and array within the byte cap decode, allocating next to nothing.
 	doc := io.MultiReader(
 		strings.NewReader(`{"now":1698796829.3,"aircraft":[{"hex":"abcdef","flight":"`),
 		io.LimitReader(repeatByte('x'), 32<<20),
@@ -230,8 +229,7 @@ func (r repeatByte) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// roomy are limits no sample reaches (the service's defaults, see package
-// config).
+// roomy are limits no sample reaches (the service's defaults, see package config).
 var roomy = Limits{MaxBytes: 256 << 20, MaxString: 64, MaxAircraft: 100_000, MaxDepth: 32, MaxDecodeTime: time.Minute}
 
 // A limit left unset is refused, not taken as "no limit".
@@ -248,8 +246,7 @@ func TestDecodeRefusesUnsetLimits(t *testing.T) {
 	}
 }
 
-// The decode time cap counts decoding: a file that takes longer than the
-// cap to decode is refused.
+// The decode time cap counts decoding: a file that takes longer than the cap to decode is refused.
 func TestDecodeTimeCap(t *testing.T) {
 	doc := `{"now":1698796829.3,"aircraft":[` + strings.Repeat(`{"hex":"abcdef","alt_baro":1000},`, 20_000) + `{"hex":"abcdef"}]}`
 	lim := roomy
@@ -260,8 +257,7 @@ func TestDecodeTimeCap(t *testing.T) {
 	}
 }
 
-// Waiting for a slow source is not decoding: a file that arrives slowly but
-// decodes fast is within the cap.
+// Waiting for a slow source is not decoding: a file that arrives slowly but decodes fast is within the cap.
 func TestDecodeTimeCapExcludesWaiting(t *testing.T) {
 	slow := iotest.OneByteReader(slowReader{strings.NewReader(`{"now":1698796829.3,"aircraft":[{"hex":"abcdef"}]}`)})
 	lim := roomy

@@ -10,14 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// scanner is a JSON tokenizer over a fixed buffer. It never holds more than
-// its buffer and one bounded string: values the decoder does not use are
-// skipped byte by byte (strings with a memchr-speed search for the closing
-// quote), so their size costs time, not memory.
+// scanner is a JSON tokenizer over a fixed buffer. It never holds more than its buffer and one bounded string: values
+// the decoder does not use are skipped byte by byte (strings with a memchr-speed search for the closing quote), so
+// their size costs time, not memory.
 //
-// It checks the structure of what it skips (brackets, commas, colons,
-// literals, the characters of numbers and the escapes of strings it keeps),
-// not every detail of the JSON grammar inside skipped strings and numbers.
+// It checks the structure of what it skips (brackets, commas, colons, literals, the characters of numbers and the
+// escapes of strings it keeps), not every detail of the JSON grammar inside skipped strings and numbers.
 type scanner struct {
 	r        io.Reader
 	buf      []byte
@@ -31,8 +29,7 @@ type scanner struct {
 
 var errTruncated = errors.New("unexpected end of data: the file is truncated")
 
-// refill reads more data once everything buffered is consumed. It reports
-// whether any byte is available.
+// refill reads more data once everything buffered is consumed. It reports whether any byte is available.
 func (s *scanner) refill() bool {
 	if s.pos < s.end {
 		return true
@@ -135,9 +132,8 @@ func (s *scanner) expect(c byte, want string) error {
 	return nil
 }
 
-// more is called inside an array or object after its opening bracket
-// (first) or after a value: it consumes a ',' and reports true, or the
-// closing bracket and reports false.
+// more is called inside an array or object after its opening bracket (first) or after a value: it consumes a ',' and
+// reports true, or the closing bracket and reports false.
 func (s *scanner) more(first bool, closing byte) (bool, error) {
 	c, err := s.peek()
 	if err != nil {
@@ -157,8 +153,8 @@ func (s *scanner) more(first bool, closing byte) (bool, error) {
 	return true, nil
 }
 
-// key reads an object key and its colon. Keys longer than max come back
-// empty, which matches no known key. The bytes are valid until the next read.
+// key reads an object key and its colon. Keys longer than max come back empty, which matches no known key. The bytes
+// are valid until the next read.
 func (s *scanner) key(max int) ([]byte, error) {
 	// Fast path (compact JSON): the key, its quotes and colon are buffered.
 	if s.pos < s.end && s.buf[s.pos] == '"' {
@@ -184,10 +180,8 @@ func (s *scanner) key(max int) ([]byte, error) {
 	return k, s.expect(':', "':' after a key")
 }
 
-// readString reads a string whose opening quote is consumed, unescaped into
-// s.str, keeping at most max bytes. A longer one is reported tooLong: read
-// to its end if skipLong, else at once (the rest of the file is then of no
-// use).
+// readString reads a string whose opening quote is consumed, unescaped into s.str, keeping at most max bytes. A longer
+// one is reported tooLong: read to its end if skipLong, else at once (the rest of the file is then of no use).
 func (s *scanner) readString(max int, skipLong bool) (str []byte, tooLong bool, err error) {
 	s.str = s.str[:0]
 	for {
@@ -333,9 +327,8 @@ func (s *scanner) skipString() error {
 	}
 }
 
-// quoteOrEscape is the index of the first '"' or '\\' in b, or -1. Most
-// strings are short: a plain loop finds their end before a vectorised search
-// would have started; long ones go to bytes.IndexByte.
+// quoteOrEscape is the index of the first '"' or '\\' in b, or -1. Most strings are short: a plain loop finds their end
+// before a vectorised search would have started; long ones go to bytes.IndexByte.
 func quoteOrEscape(b []byte) int {
 	n := min(len(b), 32)
 	for i := 0; i < n; i++ {
@@ -423,8 +416,7 @@ func (s *scanner) literal(word string) error {
 	return nil
 }
 
-// skipValue skips one value at nesting depth (the depth of the container
-// holding it, 0 for the top level).
+// skipValue skips one value at nesting depth (the depth of the container holding it, 0 for the top level).
 func (s *scanner) skipValue(depth int) error {
 	c, err := s.peek()
 	if err != nil {

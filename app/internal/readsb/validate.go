@@ -8,33 +8,26 @@ import (
 	"github.com/aircraftdata/platform/app/internal/flight"
 )
 
-// The rules a value must meet to count as an observation. Field meanings come
-// from readsb's README-json.md (github.com/wiedehopf/readsb), ranges from what
-// an ADS-B / Mode S message can encode (RTCA DO-260B §2.2.3.2.3.4 and
+// The rules a value must meet to count as an observation. Field meanings come from readsb's README-json.md
+// (github.com/wiedehopf/readsb), ranges from what an ADS-B / Mode S message can encode (RTCA DO-260B §2.2.3.2.3.4 and
 // §2.2.3.2.6, ICAO Annex 10 Vol IV §3.1.2.6.5.4):
 //
-//   - hex: "the 24-bit ICAO identifier of the aircraft, as 6 hex digits. The
-//     identifier may start with '~'" (a non-ICAO address). Anything else: the
-//     record has no address we can key statistics on and is dropped.
-//   - alt_baro (list format: altitude): "the aircraft barometric altitude in
-//     feet as a whole number or 'ground'". The altitude field of a message
-//     encodes -1,000 to 50,175 ft in 25 ft steps, or -1,200 to 126,700 ft in
-//     100 ft (Gillham) steps, so MinAltitude..MaxAltitude.
-//   - gs (list format: speed): "ground speed in knots". An airborne velocity
-//     message carries east-west and north-south components of at most 1,021 kt
-//     (subsonic) or 4,084 kt (supersonic, 4 kt steps); the largest ground
-//     speed they give is √2 × 4,084 ≈ 5,776 kt, so 0..MaxGroundSpeed.
-//   - emergency: "ADS-B emergency/priority status, a superset of the 7x00
-//     squawks (none, general, lifeguard, minfuel, nordo, unlawful, downed,
-//     reserved)".
-//   - r (registration) and t (type): text, at most INGEST_MAX_STRING_BYTES
-//     bytes; valid UTF-8 without control characters.
+//   - hex: "the 24-bit ICAO identifier of the aircraft, as 6 hex digits. The identifier may start with '~'" (a non-ICAO
+//     address). Anything else: the record has no address we can key statistics on and is dropped.
+//   - alt_baro (list format: altitude): "the aircraft barometric altitude in feet as a whole number or 'ground'". The
+//     altitude field of a message encodes -1,000 to 50,175 ft in 25 ft steps, or -1,200 to 126,700 ft in 100 ft
+//     (Gillham) steps, so MinAltitude..MaxAltitude.
+//   - gs (list format: speed): "ground speed in knots". An airborne velocity message carries east-west and north-south
+//     components of at most 1,021 kt (subsonic) or 4,084 kt (supersonic, 4 kt steps); the largest ground speed they
+//     give is √2 × 4,084 ≈ 5,776 kt, so 0..MaxGroundSpeed.
+//   - emergency: "ADS-B emergency/priority status, a superset of the 7x00 squawks (none, general, lifeguard, minfuel,
+//     nordo, unlawful, downed, reserved)".
+//   - r (registration) and t (type): text, at most INGEST_MAX_STRING_BYTES bytes; valid UTF-8 without control
+//     characters.
 //
-// A value that breaks its rule is not an observation of that metric (the
-// record still counts, with its other values) and is counted in
-// File.Invalid under its reason. With these ranges every stored sum stays
-// finite: 126,700 ft × 2^63 observations is ~1e24, far below float64's
-// ~1.8e308.
+// A value that breaks its rule is not an observation of that metric (the record still counts, with its other values)
+// and is counted in File.Invalid under its reason. With these ranges every stored sum stays finite: 126,700 ft × 2^63
+// observations is ~1e24, far below float64's ~1.8e308.
 const (
 	MinAltitude    = -1200.0
 	MaxAltitude    = 126700.0
@@ -125,8 +118,7 @@ func (d *decoder) validate(rec *raw) (flight.Observation, bool) {
 	return o, true
 }
 
-// text trims s and checks it is printable text; otherwise it counts reason
-// and returns "".
+// text trims s and checks it is printable text; otherwise it counts reason and returns "".
 func (d *decoder) text(s, reason string) string {
 	if s == "" {
 		return ""

@@ -1,8 +1,6 @@
-// Package serve runs the HTTP handler the way the configuration asks: HTTPS
-// with given files, a trusted certificate from ACME (golang.org/x/crypto's
-// autocert), or a self-signed certificate made at start; plain HTTP only when
-// asked for explicitly. It shuts down gracefully: on cancellation it stops
-// accepting and drains requests in flight.
+// Package serve runs the HTTP handler the way the configuration asks: HTTPS with given files, a trusted certificate
+// from ACME (golang.org/x/crypto's autocert), or a self-signed certificate made at start; plain HTTP only when asked
+// for explicitly. It shuts down gracefully: on cancellation it stops accepting and drains requests in flight.
 package serve
 
 import (
@@ -37,20 +35,17 @@ type Options struct {
 	Ready func(addr net.Addr)
 }
 
-// ErrShutdown is the cause of the cancellation of requests still running
-// when the grace period ends.
+// ErrShutdown is the cause of the cancellation of requests still running when the grace period ends.
 var ErrShutdown = errors.New("shutdown")
 
-// cancelWait is how long handlers get to return once their contexts are
-// cancelled; after it their connections are closed.
+// cancelWait is how long handlers get to return once their contexts are cancelled; after it their connections are
+// closed.
 const cancelWait = 5 * time.Second
 
-// Run serves h until ctx is cancelled, then shuts down (see the package
-// documentation). It returns when no handler runs any more, or after
-// cancelWait past the grace period if one ignores its context.
+// Run serves h until ctx is cancelled, then shuts down (see the package documentation). It returns when no handler runs
+// any more, or after cancelWait past the grace period if one ignores its context.
 func Run(ctx context.Context, h http.Handler, o Options) error {
-	// Requests run under a context of their own, cancelled only when the
-	// grace period is over.
+	// Requests run under a context of their own, cancelled only when the grace period is over.
 	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelRequests(ErrShutdown)
 	srv := &http.Server{
@@ -141,8 +136,7 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 	return nil
 }
 
-// shutdown stops the servers and waits up to d for their connections to
-// go idle.
+// shutdown stops the servers and waits up to d for their connections to go idle.
 func shutdown(servers []*http.Server, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

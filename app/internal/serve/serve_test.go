@@ -159,9 +159,8 @@ func TestRedirectToHTTPS(t *testing.T) {
 	}
 }
 
-// A client that never finishes its request headers is disconnected by both
-// listeners (ReadHeaderTimeout) instead of holding a connection and its
-// goroutine for as long as it likes.
+// A client that never finishes its request headers is disconnected by both listeners (ReadHeaderTimeout) instead of
+// holding a connection and its goroutine for as long as it likes.
 func TestSlowClientsAreDisconnected(t *testing.T) {
 	addr, redirectAddr := freeAddr(t), freeAddr(t)
 	start(t, hello, Options{Addr: addr, RedirectAddr: redirectAddr, PlainHTTP: true})

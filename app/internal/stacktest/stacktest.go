@@ -1,10 +1,8 @@
-// Package stacktest gives integration tests their own piece of the real local
-// stack (scripts/cmd/devstack): a fresh PostgreSQL database and a fresh S3
-// bucket per test, removed when the test ends.
+// Package stacktest gives integration tests their own piece of the real local stack (scripts/cmd/devstack): a fresh
+// PostgreSQL database and a fresh S3 bucket per test, removed when the test ends.
 //
-// Tests that use it skip when the stack's variables are missing, unless
-// AIRCRAFT_STACK=1 (set by `devstack exec`, so by `make test`), in which case
-// they fail: under make test a missing stack is an error, never a pass.
+// Tests that use it skip when the stack's variables are missing, unless AIRCRAFT_STACK=1 (set by `devstack exec`, so by
+// `make test`), in which case they fail: under make test a missing stack is an error, never a pass.
 package stacktest
 
 import (
@@ -28,8 +26,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/postgres"
 )
 
-// Env returns the value of a stack variable, skipping or failing the test
-// when it is missing.
+// Env returns the value of a stack variable, skipping or failing the test when it is missing.
 func Env(t testing.TB, key string) string {
 	t.Helper()
 	v := os.Getenv(key)
@@ -80,9 +77,8 @@ func Postgres(t testing.TB) string {
 	return u.String()
 }
 
-// DB opens the service's store on a database of the test's own (see
-// Postgres), migrated and closed when the test ends, and returns it with the
-// database's URL.
+// DB opens the service's store on a database of the test's own (see Postgres), migrated and closed when the test ends,
+// and returns it with the database's URL.
 func DB(t testing.TB) (*postgres.DB, string) {
 	t.Helper()
 	dbURL := Postgres(t)
@@ -94,8 +90,8 @@ func DB(t testing.TB) (*postgres.DB, string) {
 	return db, dbURL
 }
 
-// OpenDB opens the service's store on url with the default read pool, for
-// tests that open more than one store on a database (several workers).
+// OpenDB opens the service's store on url with the default read pool, for tests that open more than one store on a
+// database (several workers).
 func OpenDB(ctx context.Context, url string) (*postgres.DB, error) {
 	d := config.Defaults()
 	return postgres.Open(ctx, url, postgres.ReadPool{MaxConns: d.DBReadMaxConns, Timeout: d.ReadTimeout})
@@ -132,8 +128,8 @@ func Bucket(t testing.TB) bucket.Bucket {
 	return bucket.Bucket{Client: c, Name: name}
 }
 
-// RemoveBucket deletes every version and delete marker of a bucket, then the
-// bucket; errors are ignored (it cleans up after tests and benchmarks).
+// RemoveBucket deletes every version and delete marker of a bucket, then the bucket; errors are ignored (it cleans up
+// after tests and benchmarks).
 func RemoveBucket(c *s3.Client, name string) {
 	ctx := context.Background()
 	p := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(name)})
@@ -163,8 +159,7 @@ func Put(t testing.TB, b bucket.Bucket, key string, body []byte) {
 	}
 }
 
-// SamplesDir is the folder of real readsb-hist samples (shared/ beside the
-// repository).
+// SamplesDir is the folder of real readsb-hist samples (shared/ beside the repository).
 func SamplesDir(t testing.TB) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)

@@ -1,7 +1,6 @@
-// Package tlscert makes self-signed TLS certificates: the service's default
-// when it is given no certificate, and what the instance's first boot and
-// the local stack publish so that clients can pin it. It also reads the PEM
-// files clients trust (a pinned certificate, a CA bundle).
+// Package tlscert makes self-signed TLS certificates: the service's default when it is given no certificate, and what
+// the instance's first boot and the local stack publish so that clients can pin it. It also reads the PEM files clients
+// trust (a pinned certificate, a CA bundle).
 package tlscert
 
 import (
@@ -23,8 +22,8 @@ import (
 // validity is how long a generated certificate is valid.
 const validity = 5 * 365 * 24 * time.Hour
 
-// Generate returns a PEM certificate and key for hosts (names or IPs). The
-// certificate is its own CA, so a client can trust exactly it.
+// Generate returns a PEM certificate and key for hosts (names or IPs). The certificate is its own CA, so a client can
+// trust exactly it.
 func Generate(hosts []string) (certPEM, keyPEM []byte, err error) {
 	if len(hosts) == 0 {
 		return nil, nil, errors.New("tlscert: at least one host is needed")
@@ -76,8 +75,8 @@ func Self(hosts []string) (tls.Certificate, error) {
 	return tls.X509KeyPair(c, k)
 }
 
-// WriteFiles writes a new pair to certFile (0644) and keyFile (0600) unless
-// both exist already; it reports whether it wrote them.
+// WriteFiles writes a new pair to certFile (0644) and keyFile (0600) unless both exist already; it reports whether it
+// wrote them.
 func WriteFiles(certFile, keyFile string, hosts []string) (bool, error) {
 	if exists(certFile) && exists(keyFile) {
 		return false, nil
@@ -95,8 +94,8 @@ func WriteFiles(certFile, keyFile string, hosts []string) (bool, error) {
 	return true, nil
 }
 
-// Pool reads the PEM certificates of file into a pool for tls.Config's
-// RootCAs. A file that holds none is an error, not an empty pool.
+// Pool reads the PEM certificates of file into a pool for tls.Config's RootCAs. A file that holds none is an error, not
+// an empty pool.
 func Pool(file string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {

@@ -1,21 +1,16 @@
-// Package worker is the ingestion worker of AWS Lambda (cmd/ingest-worker):
-// it turns the events that invoke it into batches of objects for
-// ingest.Service.Process, which counts each file once however many workers
-// run at once.
+// Package worker is the ingestion worker of AWS Lambda (cmd/ingest-worker): it turns the events that invoke it into
+// batches of objects for ingest.Service.Process, which counts each file once however many workers run at once.
 //
 // Two kinds of events invoke it:
 //
-//   - a batch of a Step Functions Distributed Map whose ItemReader lists the
-//     bucket (ListObjectsV2) and whose ItemBatcher groups the keys:
-//     {"Items": [{"Key", "Etag", "Size", "LastModified", …}], "BatchInput": {…}}.
-//     A dependency failing fails the invocation (the map retries the batch);
-//     a bad file is quarantined and the batch succeeds.
-//   - an SQS batch whose messages carry S3 event notifications of new objects
-//     (live ingestion). The answer is a partial batch response: a dependency
-//     failing lists the messages of the batch for SQS to deliver again; a bad
-//     file is quarantined and its message done, so a poison object never
-//     goes round and round. A message that is not an S3 notification is
-//     listed as failed too, so that it ends in the queue's dead-letter queue.
+//   - a batch of a Step Functions Distributed Map whose ItemReader lists the bucket (ListObjectsV2) and whose
+//     ItemBatcher groups the keys: {"Items": [{"Key", "Etag", "Size", "LastModified", …}], "BatchInput": {…}}. A
+//     dependency failing fails the invocation (the map retries the batch); a bad file is quarantined and the batch
+//     succeeds.
+//   - an SQS batch whose messages carry S3 event notifications of new objects (live ingestion). The answer is a partial
+//     batch response: a dependency failing lists the messages of the batch for SQS to deliver again; a bad file is
+//     quarantined and its message done, so a poison object never goes round and round. A message that is not an S3
+//     notification is listed as failed too, so that it ends in the queue's dead-letter queue.
 package worker
 
 import (
@@ -48,8 +43,8 @@ type Handler struct {
 	Log    *slog.Logger
 }
 
-// Item is an object of a Distributed Map batch, as the ItemReader of
-// ListObjectsV2 gives it: the ETag in quotes, LastModified in epoch seconds.
+// Item is an object of a Distributed Map batch, as the ItemReader of ListObjectsV2 gives it: the ETag in quotes,
+// LastModified in epoch seconds.
 type Item struct {
 	Key          string `json:"Key"`
 	Etag         string `json:"Etag"`
@@ -78,8 +73,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MapBatch is the input of a Distributed Map child: the batch of items, and
-// what the state machine adds to every batch (BatchInput).
+// MapBatch is the input of a Distributed Map child: the batch of items, and what the state machine adds to every batch
+// (BatchInput).
 type MapBatch struct {
 	Items      []Item     `json:"Items"`
 	BatchInput BatchInput `json:"BatchInput"`
@@ -90,8 +85,8 @@ type BatchInput struct {
 	RetryFailed bool `json:"retry_failed"` // read quarantined files again
 }
 
-// Invoke handles one invocation: a Distributed Map batch (an object with
-// Items) or an SQS event (an object with Records).
+// Invoke handles one invocation: a Distributed Map batch (an object with Items) or an SQS event (an object with
+// Records).
 func (h *Handler) Invoke(ctx context.Context, event json.RawMessage) (any, error) {
 	var kind struct {
 		Items   json.RawMessage `json:"Items"`
@@ -117,8 +112,8 @@ func (h *Handler) Invoke(ctx context.Context, event json.RawMessage) (any, error
 	return nil, errors.New("worker: the event is neither a map batch (Items) nor an SQS event (Records)")
 }
 
-// Batch ingests the items of a Distributed Map batch. Its error (a
-// dependency unavailable) fails the invocation, and the map retries it.
+// Batch ingests the items of a Distributed Map batch. Its error (a dependency unavailable) fails the invocation, and
+// the map retries it.
 func (h *Handler) Batch(ctx context.Context, b MapBatch) (*ingest.Result, error) {
 	objs := make([]bucket.Object, 0, len(b.Items))
 	for _, it := range b.Items {
@@ -144,10 +139,9 @@ func (it Item) object() (bucket.Object, error) {
 	return bucket.Object{Key: it.Key, ETag: strings.Trim(it.Etag, `"`), Size: it.Size, LastModified: it.LastModified.Time}, nil
 }
 
-// Queue ingests the new objects named by the S3 notifications of an SQS
-// batch, all in one Process, and answers which messages SQS must deliver
-// again: every message with an object when a dependency failed, and every
-// message that is not a notification of the bucket.
+// Queue ingests the new objects named by the S3 notifications of an SQS batch, all in one Process, and answers which
+// messages SQS must deliver again: every message with an object when a dependency failed, and every message that is not
+// a notification of the bucket.
 func (h *Handler) Queue(ctx context.Context, e events.SQSEvent) events.SQSEventResponse {
 	var resp events.SQSEventResponse
 	var objs []bucket.Object
@@ -181,9 +175,8 @@ func (h *Handler) Queue(ctx context.Context, e events.SQSEvent) events.SQSEventR
 	return resp
 }
 
-// notified returns the objects created in the bucket that an S3
-// notification names. S3's test event and events other than a creation
-// name none.
+// notified returns the objects created in the bucket that an S3 notification names. S3's test event and events other
+// than a creation name none.
 func (h *Handler) notified(body string) ([]bucket.Object, error) {
 	var n struct {
 		events.S3Event

@@ -31,8 +31,8 @@ func (r *recorder) Process(_ context.Context, objs []bucket.Object, req ingest.R
 	return &ingest.Result{FilesSeen: len(objs)}, nil
 }
 
-// A batch as the Distributed Map's ItemReader (ListObjectsV2) and
-// ItemBatcher write it: the ETag in quotes, LastModified in epoch seconds.
+// A batch as the Distributed Map's ItemReader (ListObjectsV2) and ItemBatcher write it: the ETag in quotes,
+// LastModified in epoch seconds.
 const mapBatch = `{
   "Items": [
     {"Etag": "\"05704fbdccb224cb01c59005bebbad28\"", "Key": "2023/11/01/000030Z.json", "LastModified": 1668699881, "Size": 34748, "StorageClass": "STANDARD"},
@@ -79,8 +79,7 @@ func TestMapBatch(t *testing.T) {
 	}
 }
 
-// notification is an S3 event notification of bucket for the key as S3
-// writes it (URL-encoded, spaces as +).
+// notification is an S3 event notification of bucket for the key as S3 writes it (URL-encoded, spaces as +).
 func notification(t *testing.T, event, bucketName, key string) string {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{"Records": []any{map[string]any{

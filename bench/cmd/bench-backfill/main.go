@@ -1,8 +1,8 @@
 // Command bench-backfill measures backfills on the local stack (make bench-backfill): the data set written by
 // bench-ingest -generate, ingested by one POST /process-s3-data, then by a backfill of -workers concurrent workers;
 // MB/s and observations/s per worker and in total, CPU seconds by process, the database's share, the worker's CPU
-// seconds per GB against the pure decode's (-decode-cpu-per-gb, from BenchmarkDecodeAggregate in the same run), and
-// a year of data on paper.
+// seconds per GB against the pure decode's (-decode-cpu-per-gb, from BenchmarkDecodeAggregate in the same run), and a
+// year of data on paper.
 package main
 
 import (

@@ -1,5 +1,5 @@
-// Command bench-download compares lane downloads by aircraftd with s5cmd on the local stack (make bench-download);
-// see package download for what it measures.
+// Command bench-download compares lane downloads by aircraftd with s5cmd on the local stack (make bench-download); see
+// package download for what it measures.
 package main
 
 import (

@@ -1,7 +1,7 @@
-// Command bench-ingest measures ingestion by aircraftd on the local stack (make bench-ingest): MB/s and
-// observations/s S3 → Postgres, its peak RSS, and GET /aircraft-stats latency at a fixed rate. With -generate it
-// only writes the data set (realistic snapshots) to a folder, which a later run (-data) ingests and the app's
-// BenchmarkDecodeAggregate decodes.
+// Command bench-ingest measures ingestion by aircraftd on the local stack (make bench-ingest): MB/s and observations/s
+// S3 → Postgres, its peak RSS, and GET /aircraft-stats latency at a fixed rate. With -generate it only writes the data
+// set (realistic snapshots) to a folder, which a later run (-data) ingests and the app's BenchmarkDecodeAggregate
+// decodes.
 package main
 
 import (

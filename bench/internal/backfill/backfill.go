@@ -1,6 +1,6 @@
-// Package backfill is the backfill benchmark (make bench-backfill): the data set of bench-ingest ingested by one
-// POST /process-s3-data, then by a backfill of N concurrent workers (BACKFILL_CONCURRENCY) of another aircraftd on
-// a database of its own, reading the same bucket; MB/s and observations/s per worker and in total, CPU seconds by
+// Package backfill is the backfill benchmark (make bench-backfill): the data set of bench-ingest ingested by one POST
+// /process-s3-data, then by a backfill of N concurrent workers (BACKFILL_CONCURRENCY) of another aircraftd on a
+// database of its own, reading the same bucket; MB/s and observations/s per worker and in total, CPU seconds by
 // process, the database's share, and, on paper, what a year of data takes and costs.
 package backfill
 
@@ -65,8 +65,8 @@ type measured struct {
 	mbs, obss float64
 }
 
-// dbActiveSeconds is the time the stack's database spent executing statements so far, once the backends have
-// flushed their statistics (at most every second when idle).
+// dbActiveSeconds is the time the stack's database spent executing statements so far, once the backends have flushed
+// their statistics (at most every second when idle).
 func dbActiveSeconds(ctx context.Context, stack *local.Stack) (float64, error) {
 	time.Sleep(1500 * time.Millisecond)
 	conn, err := pgx.Connect(ctx, stack.DatabaseURL)

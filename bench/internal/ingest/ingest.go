@@ -1,6 +1,6 @@
-// Package ingest is the service's ingestion benchmark (make bench-ingest): a data set of realistic snapshots
-// ingested S3 → Postgres by aircraftd as built for the instance, on a stack of its own, then GET /aircraft-stats at
-// a fixed rate. The same data set's decoding alone is measured in the app module (BenchmarkDecodeAggregate in
+// Package ingest is the service's ingestion benchmark (make bench-ingest): a data set of realistic snapshots ingested
+// S3 → Postgres by aircraftd as built for the instance, on a stack of its own, then GET /aircraft-stats at a fixed
+// rate. The same data set's decoding alone is measured in the app module (BenchmarkDecodeAggregate in
 // app/internal/ingest), which make bench-ingest runs first.
 package ingest
 
@@ -30,8 +30,8 @@ import (
 	"github.com/aircraftdata/platform/test/testkit"
 )
 
-// Generate writes snapshots into dir (snapshot-NNNNN.json) until it holds at least minBytes in at least minFiles,
-// from the real samples in samples. It returns the number of files and bytes written.
+// Generate writes snapshots into dir (snapshot-NNNNN.json) until it holds at least minBytes in at least minFiles, from
+// the real samples in samples. It returns the number of files and bytes written.
 func Generate(samples, dir string, minBytes int64, minFiles int) (int, int64, error) {
 	gen, err := snapshots.New(samples)
 	if err != nil {
@@ -60,8 +60,8 @@ type Options struct {
 	Data     string // folder of generated snapshots (Generate)
 	Rate     int    // requests per second for the latency run
 	Duration time.Duration
-	// Before, when set, is the app/ folder of a checkout of the code to compare with (e.g. a git worktree of
-	// main): its aircraftd ingests the same data set first, on a database of its own.
+	// Before, when set, is the app/ folder of a checkout of the code to compare with (e.g. a git worktree of main): its
+	// aircraftd ingests the same data set first, on a database of its own.
 	Before string
 	Out    io.Writer
 }
@@ -97,8 +97,8 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("build the code to compare with: %w", err)
 		}
-		// The earlier code first, on a stack of its own reading this bucket: it reads the data set cold from the
-		// S3 server's disk, which only favours the code measured second.
+		// The earlier code first, on a stack of its own reading this bucket: it reads the data set cold from the S3
+		// server's disk, which only favours the code measured second.
 		other, err := local.OpenStack(ctx)
 		if err != nil {
 			return err
@@ -144,8 +144,8 @@ func Run(ctx context.Context, o Options) error {
 	return w.Flush()
 }
 
-// Upload puts every file of dir under raw/ in the stack's bucket, two at a time, and returns their names and
-// total size.
+// Upload puts every file of dir under raw/ in the stack's bucket, two at a time, and returns their names and total
+// size.
 func Upload(ctx context.Context, stack *local.Stack, dir string) ([]string, int64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -199,9 +199,9 @@ type run struct {
 
 // ingestOnce starts bin on stack, reading bucket, and has it ingest everything; the caller stops the service.
 func ingestOnce(ctx context.Context, stack *local.Stack, bin, dir, bucket string, nfiles int, obs int64) (*run, error) {
-	// LOG_LEVEL=warn: a line per file would be the log's cost, not ingestion's.
-	// The stats load comes from one client at 1,000 req/s: the per-client read limit (RATE_LIMIT_*) would answer
-	// most of it 429, so it is lifted here; the figure is the read path's latency, not the limiter's.
+	// LOG_LEVEL=warn: a line per file would be the log's cost, not ingestion's. The stats load comes from one client at
+	// 1,000 req/s: the per-client read limit (RATE_LIMIT_*) would answer most of it 429, so it is lifted here; the
+	// figure is the read path's latency, not the limiter's.
 	svc, err := service.Start(ctx, stack, bin, dir, map[string]string{
 		"S3_BUCKET": bucket, "LOG_LEVEL": "warn", "RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
 	})
@@ -238,8 +238,8 @@ type latencies struct {
 	achieved      float64
 }
 
-// latency sends GET /aircraft-stats for random known aircraft at a fixed rate (open loop: a slow answer does not
-// slow the sender) and measures each request.
+// latency sends GET /aircraft-stats for random known aircraft at a fixed rate (open loop: a slow answer does not slow
+// the sender) and measures each request.
 func latency(ctx context.Context, s *service.Service, rate int, d time.Duration) (latencies, error) {
 	var icaos []string
 	after := ""

@@ -1,5 +1,5 @@
-// Package proc reads what the benchmarks report about processes and the machine from Linux's /proc: CPU time by
-// command name, and resets a process's peak RSS.
+// Package proc reads what the benchmarks report about processes and the machine from Linux's /proc: CPU time by command
+// name, and resets a process's peak RSS.
 package proc
 
 import (

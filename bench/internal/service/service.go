@@ -1,6 +1,6 @@
 // Package service runs aircraftd for a benchmark the way the local e2e suite runs it (package local of the test
-// module): the release build, on a stack of the benchmark's own, with the instance's environment file and a
-// certificate made by the binary, which the client pins.
+// module): the release build, on a stack of the benchmark's own, with the instance's environment file and a certificate
+// made by the binary, which the client pins.
 package service
 
 import (
@@ -22,8 +22,8 @@ type Service struct {
 	Client *http.Client
 }
 
-// Start runs bin on stack with extra settings on top of the instance's, its files under dir, and waits until it
-// is ready (local.Service.Start).
+// Start runs bin on stack with extra settings on top of the instance's, its files under dir, and waits until it is
+// ready (local.Service.Start).
 func Start(ctx context.Context, stack *local.Stack, bin, dir string, extra map[string]string) (*Service, error) {
 	svc, err := stack.NewService(ctx, bin, dir, extra)
 	if err != nil {

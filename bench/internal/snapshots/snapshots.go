@@ -1,6 +1,5 @@
-// Package snapshots makes the realistic readsb-hist snapshots that
-// make bench-ingest ingests: full-sized, distinct, made at run time from the
-// real samples (never committed).
+// Package snapshots makes the realistic readsb-hist snapshots that make bench-ingest ingests: full-sized, distinct,
+// made at run time from the real samples (never committed).
 package snapshots
 
 import (
@@ -13,13 +12,10 @@ import (
 	"strconv"
 )
 
-// Snapshots makes realistic readsb-hist snapshots from the real samples:
-// each is a sample shifted in time (one every 5 s, so every snapshot is
-// distinct) with its positions, altitudes and speeds jittered, and its
-// aircraft repeated under other addresses until it holds as many records
-// (~10.6k) and bytes (~5 MB) as a full one (the samples are partial copies). Every key of the
-// original records is kept, so decoders skip as much as they would in
-// production.
+// Snapshots makes realistic readsb-hist snapshots from the real samples: each is a sample shifted in time (one every 5
+// s, so every snapshot is distinct) with its positions, altitudes and speeds jittered, and its aircraft repeated under
+// other addresses until it holds as many records (~10.6k) and bytes (~5 MB) as a full one (the samples are partial
+// copies). Every key of the original records is kept, so decoders skip as much as they would in production.
 type Snapshots struct {
 	samples []sample
 	rng     *rand.Rand
@@ -80,14 +76,13 @@ func (g *Snapshots) Next() (name string, data []byte, err error) {
 	return fmt.Sprintf("snapshot-%05d.json", i), buf.Bytes(), nil
 }
 
-// RecordsPerSnapshot is the number of aircraft records of every snapshot:
-// the size of a full daytime readsb-hist snapshot (about 10.6 k aircraft,
-// ~5 MB of JSON); the real samples beside the repository
-// (shared/data/readsb-hist) are smaller night-time ones.
+// RecordsPerSnapshot is the number of aircraft records of every snapshot: the size of a full daytime readsb-hist
+// snapshot (about 10.6 k aircraft, ~5 MB of JSON); the real samples beside the repository (shared/data/readsb-hist) are
+// smaller night-time ones.
 const RecordsPerSnapshot = 10_600
 
-// jitter returns a copy of rec with numbers moved a little; copy c > 0 gets
-// another address (its first hex digit shifted by 3c, distinct for c < 16).
+// jitter returns a copy of rec with numbers moved a little; copy c > 0 gets another address (its first hex digit
+// shifted by 3c, distinct for c < 16).
 func (g *Snapshots) jitter(rec map[string]json.RawMessage, copy int) map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, len(rec))
 	for k, v := range rec {

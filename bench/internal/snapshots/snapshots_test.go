@@ -17,8 +17,8 @@ func samplesDir(t *testing.T) string {
 	return dir
 }
 
-// Generated snapshots are valid JSON snapshots, distinct in time, and full-sized (read with encoding/json, not with
-// the service's decoder).
+// Generated snapshots are valid JSON snapshots, distinct in time, and full-sized (read with encoding/json, not with the
+// service's decoder).
 func TestSnapshots(t *testing.T) {
 	g, err := New(samplesDir(t))
 	if err != nil {

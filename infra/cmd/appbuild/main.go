@@ -1,8 +1,6 @@
-// Command appbuild builds the service binary exactly as the CDK app does for
-// the instance: go run ./infra/cmd/appbuild -out DIR writes DIR/aircraftd
-// and prints its path (or prints AIRCRAFTD_BINARY's, when set). devstack
-// builds the service with it. With -worker it writes DIR/bootstrap, the
-// ingestion worker's Lambda binary (linux/arm64).
+// Command appbuild builds the service binary exactly as the CDK app does for the instance: go run ./infra/cmd/appbuild
+// -out DIR writes DIR/aircraftd and prints its path (or prints AIRCRAFTD_BINARY's, when set). devstack builds the
+// service with it. With -worker it writes DIR/bootstrap, the ingestion worker's Lambda binary (linux/arm64).
 package main
 
 import (

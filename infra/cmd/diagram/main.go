@@ -1,5 +1,5 @@
-// Command diagram writes docs/architecture.md: a Mermaid picture of the stack, drawn from the synthesized template
-// in a cloud assembly (run `make -C infra diagram`, which synthesizes first). No network, no AWS access.
+// Command diagram writes docs/architecture.md: a Mermaid picture of the stack, drawn from the synthesized template in a
+// cloud assembly (run `make -C infra diagram`, which synthesizes first). No network, no AWS access.
 package main
 
 import (

@@ -1,5 +1,5 @@
-// Command devstack starts the local stack (PostgreSQL, S3, MongoDB wire) for
-// `make dev`, the tests and the benchmarks. See docs/local-stack.md.
+// Command devstack starts the local stack (PostgreSQL, S3, MongoDB wire) for `make dev`, the tests and the benchmarks.
+// See docs/local-stack.md.
 package main
 
 import (
@@ -16,8 +16,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first signal, a second one ends devstack at once (its
-		// children die with it: they run with a parent-death signal).
+		// After the first signal, a second one ends devstack at once (its children die with it: they run with a
+		// parent-death signal).
 		<-ctx.Done()
 		stop()
 	}()

@@ -1,13 +1,11 @@
-// Command ferretdb runs FerretDB v1 embedded, with the SQLite backend, as the
-// local stack's MongoDB-wire store.
+// Command ferretdb runs FerretDB v1 embedded, with the SQLite backend, as the local stack's MongoDB-wire store.
 //
-// It exists because FerretDB's own cmd/ferretdb panics on missing version
-// metadata when built from the module cache; the embeddable package does not.
+// It exists because FerretDB's own cmd/ferretdb panics on missing version metadata when built from the module cache;
+// the embeddable package does not.
 //
 //	ferretdb -listen 127.0.0.1:27017 -state-dir .dev/ferretdb
 //
-// It stops cleanly (closing connections and the SQLite databases) on SIGINT or
-// SIGTERM.
+// It stops cleanly (closing connections and the SQLite databases) on SIGINT or SIGTERM.
 package main
 
 import (
@@ -66,10 +64,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Listener: ferretdb.ListenerConfig{TCP: *listen},
 		Logger:   logger,
 		Handler:  "sqlite",
-		// A directory URI ending in "/". synchronous(normal): with the WAL
-		// that FerretDB turns on, a commit no longer waits for an fsync (a
-		// power cut may lose the last commits, never corrupt the database):
-		// right for a development store, and a third cheaper per update.
+		// A directory URI ending in "/". synchronous(normal): with the WAL that FerretDB turns on, a commit no longer
+		// waits for an fsync (a power cut may lose the last commits, never corrupt the database): right for a
+		// development store, and a third cheaper per update.
 		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/?_pragma=synchronous(normal)",
 	})
 	if err != nil {
@@ -84,11 +81,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// lazyAttrs is a slog handler that keeps the attributes of Logger.With
-// until a record is actually written. FerretDB calls
-// logger.With(…).DebugContext(…) around every SQL statement; a TextHandler
-// formats those attributes in With, even with debug off, which was a tenth
-// of FerretDB's CPU time per update (pprof).
+// lazyAttrs is a slog handler that keeps the attributes of Logger.With until a record is actually written. FerretDB
+// calls logger.With(…).DebugContext(…) around every SQL statement; a TextHandler formats those attributes in With, even
+// with debug off, which was a tenth of FerretDB's CPU time per update (pprof).
 type lazyAttrs struct {
 	h     slog.Handler
 	attrs []slog.Attr

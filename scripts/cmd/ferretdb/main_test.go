@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// lazyAttrs must write what a TextHandler writes, attributes and groups in
-// the same places; it only defers the formatting.
+// lazyAttrs must write what a TextHandler writes, attributes and groups in the same places; it only defers the
+// formatting.
 func TestLazyAttrsWritesWhatTextHandlerWrites(t *testing.T) {
 	opts := &slog.HandlerOptions{
 		Level: slog.LevelInfo,

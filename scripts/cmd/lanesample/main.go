@@ -1,16 +1,14 @@
-// Command lanesample puts sample lane files in the local bucket, has the
-// running service index them, and prints how to download an hour (make dev).
+// Command lanesample puts sample lane files in the local bucket, has the running service index them, and prints how to
+// download an hour (make dev).
 //
 //	lanesample -api https://localhost:8443 -cacert .dev/tls/cert.pem
 //
-// It reads the local stack's variables (.dev/env): S3_ENDPOINT,
-// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, SOURCE_BUCKET (or
-// S3_BUCKET) and API_TOKEN.
+// It reads the local stack's variables (.dev/env): S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+// SOURCE_BUCKET (or S3_BUCKET) and API_TOKEN.
 //
-// The files are laid out as lanes/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file}: two
-// lanes, four hours of 2024-02-14, sizes from 1 KiB to 64 MiB, uploaded with
-// a CRC32C checksum. Their bytes are derived from their key, so a rerun finds
-// them in place (same size) and uploads nothing, and the index adds nothing.
+// The files are laid out as lanes/{lane_id}/{yyyy}/{mm}/{dd}/{hh}/{file}: two lanes, four hours of 2024-02-14, sizes
+// from 1 KiB to 64 MiB, uploaded with a CRC32C checksum. Their bytes are derived from their key, so a rerun finds them
+// in place (same size) and uploads nothing, and the index adds nothing.
 package main
 
 import (
@@ -184,8 +182,7 @@ func httpClient(cacert string) (*http.Client, error) {
 	return &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
 }
 
-// post sends body as JSON with the bearer token, retrying for 30 s while the
-// service is not answering yet.
+// post sends body as JSON with the bearer token, retrying for 30 s while the service is not answering yet.
 func post(ctx context.Context, c *http.Client, url, token string, body, v any) error {
 	raw, _ := json.Marshal(body)
 	deadline := time.Now().Add(30 * time.Second)

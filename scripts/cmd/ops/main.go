@@ -1,5 +1,5 @@
-// Command ops is the operator's commands for a deployed stack: make logs|shell|status STACK=<name>. See
-// docs/infra.md (Operator commands).
+// Command ops is the operator's commands for a deployed stack: make logs|shell|status STACK=<name>. See docs/infra.md
+// (Operator commands).
 package main
 
 import (

@@ -21,8 +21,8 @@ const (
 	metricsAddr = "127.0.0.1:9464" // the service's METRICS_ADDR, scraped by Prometheus
 )
 
-// dev runs the stack, seeds it, and runs aircraftd over HTTPS until ctx is
-// cancelled; then it stops the service and what it started of the stack.
+// dev runs the stack, seeds it, and runs aircraftd over HTTPS until ctx is cancelled; then it stops the service and
+// what it started of the stack.
 func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	dir := filepath.Join(o.root, ".dev")
 	cert, key := filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
@@ -94,9 +94,8 @@ func dev(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 }
 
-// startPrometheus runs Debian's Prometheus scraping the service, installing
-// it first if it is missing (as root on Debian). Without it make dev goes
-// on: the warning says how to get it.
+// startPrometheus runs Debian's Prometheus scraping the service, installing it first if it is missing (as root on
+// Debian). Without it make dev goes on: the warning says how to get it.
 func startPrometheus(ctx context.Context, s *session, stderr io.Writer) *proc.Process {
 	say := func(line string) { fmt.Fprintln(stderr, line) }
 	if err := prom.Ensure(ctx, say); err != nil {
@@ -141,9 +140,8 @@ Ctrl-C stops the service and what this devstack started.
 `, serviceAddr, rel(s.LogPath("aircraftd")), serviceURL, token, cert, "http://"+metricsAddr+"/metrics", promURL(prometheus))
 }
 
-// laneSamples runs scripts/cmd/lanesample against the running service: it
-// puts sample lane files in the bucket (idempotent), has the service index
-// them, and prints a download example.
+// laneSamples runs scripts/cmd/lanesample against the running service: it puts sample lane files in the bucket
+// (idempotent), has the service index them, and prints a download example.
 func laneSamples(ctx context.Context, o options, s *session, cert string, stdout io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", "run", "./cmd/lanesample", "-api", serviceURL, "-cacert", cert)
 	cmd.Dir = filepath.Join(o.root, "scripts")

@@ -1,5 +1,5 @@
-// Package devstack is the devstack command: it starts the local stack for
-// `make dev`, the tests and the benchmarks (see docs/local-stack.md).
+// Package devstack is the devstack command: it starts the local stack for `make dev`, the tests and the benchmarks (see
+// docs/local-stack.md).
 package devstack
 
 import (
@@ -84,8 +84,8 @@ func parseArgs(args []string) (options, error) {
 	return o, nil
 }
 
-// Run runs devstack with args (without the program name). Progress goes to
-// stderr, so that `exec` leaves stdout to the command it runs.
+// Run runs devstack with args (without the program name). Progress goes to stderr, so that `exec` leaves stdout to the
+// command it runs.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -154,9 +154,8 @@ func (s *session) stop(ctx context.Context) {
 	}
 }
 
-// apiToken is $API_TOKEN, else the token of the previous run (kept in
-// .dev/env so that a running `make dev` and later commands agree), else a new
-// random one.
+// apiToken is $API_TOKEN, else the token of the previous run (kept in .dev/env so that a running `make dev` and later
+// commands agree), else a new random one.
 func apiToken(getenv func(string) string, envPath string) string {
 	if t := getenv("API_TOKEN"); t != "" {
 		return t

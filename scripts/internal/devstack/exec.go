@@ -11,8 +11,7 @@ import (
 	"time"
 )
 
-// execCmd runs o.argv against the stack and returns an *ExitError carrying its
-// status when it fails.
+// execCmd runs o.argv against the stack and returns an *ExitError carrying its status when it fails.
 func execCmd(ctx context.Context, o options, stderr io.Writer) error {
 	s, err := start(ctx, o, stderr)
 	if err != nil {
@@ -29,10 +28,9 @@ func execCmd(ctx context.Context, o options, stderr io.Writer) error {
 	return nil
 }
 
-// runChild runs argv with the terminal attached and returns its exit status
-// (128+n when killed by signal n, as shells do). The child stays in
-// devstack's process group, so Ctrl-C reaches it directly; if devstack alone
-// is told to stop (SIGTERM), the child gets SIGTERM too, and SIGKILL 30 s later.
+// runChild runs argv with the terminal attached and returns its exit status (128+n when killed by signal n, as shells
+// do). The child stays in devstack's process group, so Ctrl-C reaches it directly; if devstack alone is told to stop
+// (SIGTERM), the child gets SIGTERM too, and SIGKILL 30 s later.
 func runChild(ctx context.Context, argv, env []string, stderr io.Writer) int {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env

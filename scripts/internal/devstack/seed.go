@@ -9,8 +9,8 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/seed"
 )
 
-// seedStep puts one kind of sample data into a running stack. Steps run on
-// every `make dev`, so each must be idempotent; it returns a one-line summary.
+// seedStep puts one kind of sample data into a running stack. Steps run on every `make dev`, so each must be
+// idempotent; it returns a one-line summary.
 type seedStep struct {
 	name string
 	run  func(ctx context.Context, s *session, o options) (string, error)
@@ -19,8 +19,8 @@ type seedStep struct {
 // seedSteps run in order for `devstack seed` and `devstack dev`.
 var seedSteps = []seedStep{
 	{"readsb-hist snapshots", seedReadsbHist},
-	// Sample lane files need the running service (it indexes them): dev
-	// writes them after it starts aircraftd (laneSamples).
+	// Sample lane files need the running service (it indexes them): dev writes them after it starts aircraftd
+	// (laneSamples).
 }
 
 func seedCmd(ctx context.Context, o options, stderr io.Writer) error {
@@ -44,8 +44,7 @@ func seedAll(ctx context.Context, s *session, o options) error {
 	return nil
 }
 
-// seedReadsbHist uploads the real readsb-hist samples (except bad/ and the
-// README) under raw/day=20231101/.
+// seedReadsbHist uploads the real readsb-hist samples (except bad/ and the README) under raw/day=20231101/.
 func seedReadsbHist(ctx context.Context, s *session, o options) (string, error) {
 	res, err := seed.Upload(ctx, s3local.Client(), s3local.Bucket, o.data, seed.ReadsbPrefix, seed.SkipReadsb)
 	if err != nil {

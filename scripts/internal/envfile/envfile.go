@@ -1,6 +1,5 @@
-// Package envfile reads and writes .dev/env: one KEY=value per line, no quotes,
-// in the same form as os.Environ, so the lines can be appended to exec.Cmd.Env
-// or loaded by a shell with `set -a; . .dev/env; set +a`.
+// Package envfile reads and writes .dev/env: one KEY=value per line, no quotes, in the same form as os.Environ, so the
+// lines can be appended to exec.Cmd.Env or loaded by a shell with `set -a; . .dev/env; set +a`.
 package envfile
 
 import (
@@ -15,8 +14,8 @@ import (
 
 var keyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Write atomically replaces path with the given KEY=value lines, in order.
-// It refuses malformed keys and values holding a newline.
+// Write atomically replaces path with the given KEY=value lines, in order. It refuses malformed keys and values holding
+// a newline.
 func Write(path string, env []string) error {
 	var buf bytes.Buffer
 	for _, kv := range env {
@@ -78,8 +77,7 @@ func Read(path string) ([]string, error) {
 	return env, sc.Err()
 }
 
-// Get returns the value of key in env (the last one wins, as for exec.Cmd.Env),
-// or "" when absent.
+// Get returns the value of key in env (the last one wins, as for exec.Cmd.Env), or "" when absent.
 func Get(env []string, key string) string {
 	v := ""
 	for _, kv := range env {

@@ -1,5 +1,4 @@
-// Package ferret runs our FerretDB command (scripts/cmd/ferretdb, SQLite
-// backend) as the stack's MongoDB-wire store.
+// Package ferret runs our FerretDB command (scripts/cmd/ferretdb, SQLite backend) as the stack's MongoDB-wire store.
 package ferret
 
 import (
@@ -34,8 +33,7 @@ func Ping(ctx context.Context, uri string) error {
 	return c.Ping(ctx, readpref.Primary())
 }
 
-// Start runs the ferretdb binary with its SQLite files in stateDir and waits
-// until a ping succeeds.
+// Start runs the ferretdb binary with its SQLite files in stateDir and waits until a ping succeeds.
 func Start(ctx context.Context, bin, stateDir, logPath string) (*proc.Process, error) {
 	if err := proc.CheckPortFree(Addr); err != nil {
 		return nil, fmt.Errorf("mongodb: %w, and it does not answer MongoDB pings; stop whatever holds it", err)

@@ -12,22 +12,17 @@ import (
 	"strings"
 )
 
-// FerretDB v1.24's SQLite backend finds documents by _id with the SQL
-// expression _ferretdb_sjson->'$._id' but indexes _id on
-// _ferretdb_sjson->"_id": the same value, a different expression, so SQLite
-// never uses the index and every find, update or delete by _id scans the
-// whole collection (measured here: ~2 ms of FerretDB CPU per document
-// updated by _id at 200 records, growing with the collection). It is the
-// SQLite twin of FerretDB issue #4646 (PostgreSQL backend); v1 gets no more
-// fixes. MongoDB and DocumentDB look _id up in their index, so the local
-// stack was charging the lane downloads a cost production does not have.
+// FerretDB v1.24's SQLite backend finds documents by _id with the SQL expression _ferretdb_sjson->'$._id' but indexes
+// _id on _ferretdb_sjson->"_id": the same value, a different expression, so SQLite never uses the index and every find,
+// update or delete by _id scans the whole collection (measured here: ~2 ms of FerretDB CPU per document updated by _id
+// at 200 records, growing with the collection). It is the SQLite twin of FerretDB issue #4646 (PostgreSQL backend); v1
+// gets no more fixes. MongoDB and DocumentDB look _id up in their index, so the local stack was charging the lane
+// downloads a cost production does not have.
 //
-// The fix is one constant. Rather than commit a fork, the stack builds our
-// ferretdb command against a patched copy of the pinned FerretDB module:
-// copied from the module cache into .dev/, that one line changed, and used
-// through a generated go.mod (`go build -modfile`) that adds a replace
-// directive. The committed go.mod stays as it is; `go build ./...` in
-// scripts/ still builds against upstream.
+// The fix is one constant. Rather than commit a fork, the stack builds our ferretdb command against a patched copy of
+// the pinned FerretDB module: copied from the module cache into .dev/, that one line changed, and used through a
+// generated go.mod (`go build -modfile`) that adds a replace directive. The committed go.mod stays as it is; `go build
+// ./...` in scripts/ still builds against upstream.
 const (
 	modulePath   = "github.com/FerretDB/FerretDB"
 	patchedFile  = "internal/backends/sqlite/metadata/metadata.go"
@@ -35,11 +30,9 @@ const (
 	patchedLine  = "IDColumn = DefaultColumn + `->\"_id\"` // patched by the local stack: the expression of the _id index (scripts/internal/ferret/patch.go)"
 )
 
-// PatchedModFile prepares, under dir, the patched copy of FerretDB and a
-// go.mod for the scripts module that uses it, and returns that go.mod's
-// path for `go build -modfile`. The copy is made once per FerretDB
-// version. It fails if the pinned version no longer has the line the patch
-// replaces: time to look at the patch again.
+// PatchedModFile prepares, under dir, the patched copy of FerretDB and a go.mod for the scripts module that uses it,
+// and returns that go.mod's path for `go build -modfile`. The copy is made once per FerretDB version. It fails if the
+// pinned version no longer has the line the patch replaces: time to look at the patch again.
 func PatchedModFile(ctx context.Context, scripts, dir string) (string, error) {
 	src, version, err := moduleDir(ctx, scripts)
 	if err != nil {
@@ -66,8 +59,7 @@ func PatchedModFile(ctx context.Context, scripts, dir string) (string, error) {
 	return modFile, os.WriteFile(strings.TrimSuffix(modFile, ".mod")+".sum", sum, 0o644)
 }
 
-// moduleDir is the pinned FerretDB module in the module cache (downloaded
-// if needed) and its version.
+// moduleDir is the pinned FerretDB module in the module cache (downloaded if needed) and its version.
 func moduleDir(ctx context.Context, scripts string) (dir, version string, err error) {
 	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", modulePath)
 	cmd.Dir = scripts
@@ -83,8 +75,7 @@ func moduleDir(ctx context.Context, scripts string) (dir, version string, err er
 	return m.Dir, m.Version, nil
 }
 
-// patchedCopy copies the module at src to dst with the patch applied,
-// unless dst holds it already.
+// patchedCopy copies the module at src to dst with the patch applied, unless dst holds it already.
 func patchedCopy(src, dst string) error {
 	target := filepath.Join(dst, filepath.FromSlash(patchedFile))
 	if b, err := os.ReadFile(target); err == nil && bytes.Contains(b, []byte(patchedLine)) {

@@ -1,7 +1,7 @@
-// Package ops is the operator's commands for a deployed stack (make logs|shell|status STACK=…): it finds what it
-// needs in the stack's outputs and drives the AWS CLI, so that it uses the operator's own profile, region and
-// credentials exactly as `aws` does. Every AWS call goes through the `aws` executable on PATH (the tests put a stub
-// there); the one call of its own is GET /api/v1/ready over HTTPS.
+// Package ops is the operator's commands for a deployed stack (make logs|shell|status STACK=…): it finds what it needs
+// in the stack's outputs and drives the AWS CLI, so that it uses the operator's own profile, region and credentials
+// exactly as `aws` does. Every AWS call goes through the `aws` executable on PATH (the tests put a stub there); the one
+// call of its own is GET /api/v1/ready over HTTPS.
 package ops
 
 import (

@@ -22,8 +22,8 @@ import (
 	"time"
 )
 
-// fakeAWS is a stub `aws` on PATH: it logs each call's arguments (one line) and answers "<service>_<operation>.out"
-// of its folder on stdout, or "<service>_<operation>.fail" on stderr with exit 255, as the CLI does.
+// fakeAWS is a stub `aws` on PATH: it logs each call's arguments (one line) and answers "<service>_<operation>.out" of
+// its folder on stdout, or "<service>_<operation>.fail" on stderr with exit 255, as the CLI does.
 type fakeAWS struct {
 	dir string
 }
@@ -212,8 +212,8 @@ func TestShellOpensASessionOnAHealthyFleetInstance(t *testing.T) {
 	}
 }
 
-// readyServer is the service's /api/v1/ready over HTTPS with a self-signed certificate; it returns the server and
-// that certificate in PEM, as the instance publishes it in SSM.
+// readyServer is the service's /api/v1/ready over HTTPS with a self-signed certificate; it returns the server and that
+// certificate in PEM, as the instance publishes it in SSM.
 func readyServer(t *testing.T, status int) (*httptest.Server, string) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/ready" {

@@ -22,8 +22,8 @@ import (
 const readyTimeout = 10 * time.Second
 
 // status prints the stack's outputs, its readiness, its alarms and the release on its instance(s). Each part that
-// cannot be read says why and the others still print; it fails (exit 1) when the service is not ready, an alarm is
-// in ALARM, a release differs from ReleaseId, or a part could not be read.
+// cannot be read says why and the others still print; it fails (exit 1) when the service is not ready, an alarm is in
+// ALARM, a release differs from ReleaseId, or a part could not be read.
 func (o *Ops) status(ctx context.Context, st stack) error {
 	var problems []string
 	fmt.Fprintf(o.Stdout, "stack %s: %s\n\noutputs:\n", st.Name, st.Status)
@@ -175,10 +175,10 @@ func (o *Ops) alarms(ctx context.Context, st stack) string {
 }
 
 // release prints the release each instance runs against the ReleaseId output. The single instance is asked through
-// Session Manager (AWS-StartNonInteractiveCommand: one command, no shell; the instance role allows sessions and not
-// Run Command): /etc/aircraft/deploy.env names the release installed, which aircraft-apply puts back to the last
-// good one when a release fails its gate. A fleet instance runs the release of the launch template version it was
-// started from, named in its user data ("# Release <id>:", infra/fleet/fleetboot/user-data.sh): read from EC2, no session.
+// Session Manager (AWS-StartNonInteractiveCommand: one command, no shell; the instance role allows sessions and not Run
+// Command): /etc/aircraft/deploy.env names the release installed, which aircraft-apply puts back to the last good one
+// when a release fails its gate. A fleet instance runs the release of the launch template version it was started from,
+// named in its user data ("# Release <id>:", infra/fleet/fleetboot/user-data.sh): read from EC2, no session.
 func (o *Ops) release(ctx context.Context, st stack) string {
 	want := st.Outputs["ReleaseId"]
 	fmt.Fprintf(o.Stdout, "  %-26s %s\n", "deployed (ReleaseId)", want)

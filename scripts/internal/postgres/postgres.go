@@ -1,6 +1,5 @@
-// Package postgres provides the stack's PostgreSQL: an external server named by
-// DATABASE_URL (or DB_HOST...), or else Debian's own cluster, installed,
-// started and given the aircraft role and database when needed.
+// Package postgres provides the stack's PostgreSQL: an external server named by DATABASE_URL (or DB_HOST...), or else
+// Debian's own cluster, installed, started and given the aircraft role and database when needed.
 package postgres
 
 import (
@@ -62,8 +61,8 @@ func Ensure(ctx context.Context, getenv func(string) string, log io.Writer) (*DB
 		return &DB{URL: u, AdminURL: admin, Origin: "external server " + redact(u)}, nil
 	}
 
-	// The usual local URL answers: a cluster is already running and set up
-	// (a role set up before it needed CREATEROLE is fixed).
+	// The usual local URL answers: a cluster is already running and set up (a role set up before it needed CREATEROLE
+	// is fixed).
 	u := localURL("5432", Database)
 	pingErr := Ping(ctx, u)
 	if pingErr == nil {
@@ -75,8 +74,8 @@ func Ensure(ctx context.Context, getenv func(string) string, log io.Writer) (*DB
 	return ensureLocal(ctx, log, fmt.Errorf("%s: %w", redact(u), pingErr))
 }
 
-// URLFromEnv returns DATABASE_URL, or a URL built from DB_HOST DB_PORT DB_USER
-// DB_PASSWORD DB_NAME DB_SSLMODE when DB_HOST is set.
+// URLFromEnv returns DATABASE_URL, or a URL built from DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME DB_SSLMODE when
+// DB_HOST is set.
 func URLFromEnv(getenv func(string) string) (string, bool) {
 	if u := getenv("DATABASE_URL"); u != "" {
 		return u, true
@@ -102,8 +101,8 @@ func URLFromEnv(getenv func(string) string) (string, bool) {
 	return u.String(), true
 }
 
-// WithDatabase returns the URL u pointing at database db instead.
-// It returns u unchanged when u is not a URL (e.g. a key=value DSN).
+// WithDatabase returns the URL u pointing at database db instead. It returns u unchanged when u is not a URL (e.g. a
+// key=value DSN).
 func WithDatabase(u, db string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.Scheme == "" {
@@ -248,8 +247,8 @@ func ensureLocal(ctx context.Context, log io.Writer, why error) (*DB, error) {
 	return db, nil
 }
 
-// install installs Debian's postgresql package unless the server is there.
-// A failed install is retried once after apt-get update.
+// install installs Debian's postgresql package unless the server is there. A failed install is retried once after
+// apt-get update.
 func install(ctx context.Context, log io.Writer) error {
 	if _, err := exec.LookPath("pg_ctlcluster"); err == nil {
 		if vs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres"); len(vs) > 0 {
@@ -272,8 +271,8 @@ func install(ctx context.Context, log io.Writer) error {
 	return nil
 }
 
-// createCluster makes a "main" cluster for the newest installed server
-// (the package normally does this itself unless told not to).
+// createCluster makes a "main" cluster for the newest installed server (the package normally does this itself unless
+// told not to).
 func createCluster(ctx context.Context, log io.Writer) (Cluster, error) {
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
 	if len(bins) == 0 {
@@ -302,8 +301,8 @@ func createCluster(ctx context.Context, log io.Writer) (Cluster, error) {
 	return Cluster{}, fmt.Errorf("postgres: cluster %s/main not listed after pg_createcluster", newest)
 }
 
-// setupSQL creates (or fixes) the role and the database; safe to run again. The role has CREATEROLE, as RDS's
-// master user has: aircraftd creates its own least-privileged role with it (DB_APP_SECRET_ARN).
+// setupSQL creates (or fixes) the role and the database; safe to run again. The role has CREATEROLE, as RDS's master
+// user has: aircraftd creates its own least-privileged role with it (DB_APP_SECRET_ARN).
 var setupSQL = fmt.Sprintf(`
 DO $$
 BEGIN
@@ -318,9 +317,8 @@ SELECT 'CREATE DATABASE %[3]s OWNER %[1]s'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '%[3]s')\gexec
 `, User, Password, Database)
 
-// ensureCreateRole gives the local role CREATEROLE when a cluster set up by
-// an older devstack lacks it (the role tests of aircraftd need it), by
-// running the setup again; it says how to do so by hand where it cannot.
+// ensureCreateRole gives the local role CREATEROLE when a cluster set up by an older devstack lacks it (the role tests
+// of aircraftd need it), by running the setup again; it says how to do so by hand where it cannot.
 func ensureCreateRole(ctx context.Context, u string) error {
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {

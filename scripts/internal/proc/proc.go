@@ -1,6 +1,5 @@
-// Package proc runs the stack's long-lived child processes: each in its own
-// process group (so Ctrl-C in the terminal reaches devstack, which then stops
-// them in order), with its output in a log file, and killed by the kernel if
+// Package proc runs the stack's long-lived child processes: each in its own process group (so Ctrl-C in the terminal
+// reaches devstack, which then stops them in order), with its output in a log file, and killed by the kernel if
 // devstack itself dies without cleaning up.
 package proc
 
@@ -84,8 +83,8 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Err returns how the child exited; valid once Done is closed.
 func (p *Process) Err() error { return p.err }
 
-// Stop sends SIGTERM to the child's process group, waits up to grace for the
-// child to exit, then kills whatever is left of the group.
+// Stop sends SIGTERM to the child's process group, waits up to grace for the child to exit, then kills whatever is left
+// of the group.
 func (p *Process) Stop(grace time.Duration) error {
 	pgid := p.cmd.Process.Pid // Setpgid: the group id is the child's pid
 	select {
@@ -107,8 +106,8 @@ func (p *Process) Stop(grace time.Duration) error {
 	return nil
 }
 
-// WaitReady calls check until it succeeds, the child exits, or timeout passes.
-// Errors name the child, the last check error and the end of its log.
+// WaitReady calls check until it succeeds, the child exits, or timeout passes. Errors name the child, the last check
+// error and the end of its log.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -176,9 +175,8 @@ func Tail(path string, n int) string {
 	return out.String()
 }
 
-// Listening reports whether something accepts TCP connections on addr. It is
-// a fast first check: clients with retries can take seconds to give up on a
-// closed port.
+// Listening reports whether something accepts TCP connections on addr. It is a fast first check: clients with retries
+// can take seconds to give up on a closed port.
 func Listening(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 	if err != nil {

@@ -1,6 +1,5 @@
-// Package prom runs Debian's Prometheus (package prometheus, 2.42) for
-// `devstack dev`: it scrapes the service's metrics listener, keeps the
-// recording rules of rules.yml, and serves its UI on 127.0.0.1 only.
+// Package prom runs Debian's Prometheus (package prometheus, 2.42) for `devstack dev`: it scrapes the service's metrics
+// listener, keeps the recording rules of rules.yml, and serves its UI on 127.0.0.1 only.
 package prom
 
 import (
@@ -18,8 +17,7 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/proc"
 )
 
-// Addr is where the UI listens: 9091, not Debian's 9090, which the
-// package's own service takes where it runs.
+// Addr is where the UI listens: 9091, not Debian's 9090, which the package's own service takes where it runs.
 const Addr = "127.0.0.1:9091"
 
 // Bin is Debian's Prometheus binary.
@@ -30,9 +28,8 @@ const Bin = "/usr/bin/prometheus"
 //go:embed rules.yml
 var Rules string
 
-// Config renders prometheus.yml: one job, "aircraftd", scraping target
-// (host:port of the service's METRICS_ADDR) every 5 s, with the rules of
-// rulesFile.
+// Config renders prometheus.yml: one job, "aircraftd", scraping target (host:port of the service's METRICS_ADDR) every
+// 5 s, with the rules of rulesFile.
 func Config(target, rulesFile string) string {
 	return fmt.Sprintf(`# Written by devstack dev (scripts/internal/prom): rewritten at each start.
 global:
@@ -48,8 +45,8 @@ scrape_configs:
 `, rulesFile, target)
 }
 
-// Ensure makes sure Debian's prometheus package is installed: as root on
-// Debian it installs it (apt-get, like PostgreSQL's); else it says how.
+// Ensure makes sure Debian's prometheus package is installed: as root on Debian it installs it (apt-get, like
+// PostgreSQL's); else it says how.
 func Ensure(ctx context.Context, log func(string)) error {
 	if _, err := os.Stat(Bin); err == nil {
 		return nil
@@ -92,8 +89,7 @@ type Options struct {
 	LogPath string
 }
 
-// Args are Prometheus's command line for o: its files under o.Dir, a
-// day of data, the UI on o.Addr.
+// Args are Prometheus's command line for o: its files under o.Dir, a day of data, the UI on o.Addr.
 func Args(o Options) []string {
 	return []string{o.Bin,
 		"--config.file=" + filepath.Join(o.Dir, "prometheus.yml"),
@@ -103,8 +99,7 @@ func Args(o Options) []string {
 	}
 }
 
-// Start writes the config and rules under o.Dir, runs Prometheus and
-// waits until it is ready.
+// Start writes the config and rules under o.Dir, runs Prometheus and waits until it is ready.
 func Start(ctx context.Context, o Options) (*proc.Process, error) {
 	if err := proc.CheckPortFree(o.Addr); err != nil {
 		return nil, fmt.Errorf("prometheus: %w (another `devstack dev`?)", err)

@@ -29,9 +29,8 @@ func TestConfigScrapesTheServiceWithTheRules(t *testing.T) {
 	}
 }
 
-// missing skips a test that needs Debian's prometheus package where it is
-// not installed, and fails it under make test (AIRCRAFT_STACK=1: .ci/run
-// installs it), so CI never passes without running it.
+// missing skips a test that needs Debian's prometheus package where it is not installed, and fails it under make test
+// (AIRCRAFT_STACK=1: .ci/run installs it), so CI never passes without running it.
 func missing(t *testing.T, what string) {
 	t.Helper()
 	if os.Getenv("AIRCRAFT_STACK") == "1" {
@@ -40,8 +39,8 @@ func missing(t *testing.T, what string) {
 	t.Skipf("%s not installed (apt-get install prometheus)", what)
 }
 
-// TestPromtoolAcceptsConfigAndRules checks the rendered config and the
-// rules with Debian's promtool (installed with prometheus).
+// TestPromtoolAcceptsConfigAndRules checks the rendered config and the rules with Debian's promtool (installed with
+// prometheus).
 func TestPromtoolAcceptsConfigAndRules(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
@@ -65,8 +64,8 @@ func TestPromtoolAcceptsConfigAndRules(t *testing.T) {
 	}
 }
 
-// TestStartScrapesTarget runs Debian's Prometheus on ports of the test's
-// own against a fake metrics listener and waits for the target to be up.
+// TestStartScrapesTarget runs Debian's Prometheus on ports of the test's own against a fake metrics listener and waits
+// for the target to be up.
 func TestStartScrapesTarget(t *testing.T) {
 	if _, err := os.Stat(Bin); err != nil {
 		missing(t, "prometheus")

@@ -1,5 +1,4 @@
-// Package repo finds the repository root, where go.work and the git-ignored
-// .dev/ state folder live.
+// Package repo finds the repository root, where go.work and the git-ignored .dev/ state folder live.
 package repo
 
 import (
@@ -11,8 +10,8 @@ import (
 	"path/filepath"
 )
 
-// FindRoot returns the nearest directory at or above dir that holds go.work.
-// Failing that (go.work moved or renamed), it asks git for the top level.
+// FindRoot returns the nearest directory at or above dir that holds go.work. Failing that (go.work moved or renamed),
+// it asks git for the top level.
 func FindRoot(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -1,5 +1,4 @@
-// Package s3local runs versitygw (posix backend, versioning on) as the stack's
-// S3 and prepares its versioned bucket.
+// Package s3local runs versitygw (posix backend, versioning on) as the stack's S3 and prepares its versioned bucket.
 package s3local
 
 import (
@@ -50,8 +49,8 @@ func Reachable(ctx context.Context, c *s3.Client) error {
 	return err
 }
 
-// Start runs the versitygw binary with its objects under dataDir, object
-// versions under versionsDir, and waits until it answers.
+// Start runs the versitygw binary with its objects under dataDir, object versions under versionsDir, and waits until it
+// answers.
 func Start(ctx context.Context, bin, dataDir, versionsDir, logPath string) (*proc.Process, error) {
 	if err := proc.CheckPortFree(Addr); err != nil {
 		return nil, fmt.Errorf("s3: %w, and it does not answer as our S3 (access key %s); stop whatever holds it", err, AccessKey)
@@ -65,10 +64,9 @@ func Start(ctx context.Context, bin, dataDir, versionsDir, logPath string) (*pro
 		bin,
 		"--access", AccessKey, "--secret", SecretKey, "--region", Region,
 		"--port", Addr, "--quiet",
-		// Connections are kept open between requests, as S3 does; versitygw
-		// closes each one after its response unless told otherwise, which
-		// charged every GET of the lane downloads (ours and s5cmd's) a new
-		// TCP connection that production does not pay.
+		// Connections are kept open between requests, as S3 does; versitygw closes each one after its response unless
+		// told otherwise, which charged every GET of the lane downloads (ours and s5cmd's) a new TCP connection that
+		// production does not pay.
 		"--keep-alive",
 		"posix", "--versioning-dir", versionsDir, dataDir,
 	}, proc.Options{
@@ -87,8 +85,8 @@ func Start(ctx context.Context, bin, dataDir, versionsDir, logPath string) (*pro
 	return p, nil
 }
 
-// EnsureVersionedBucket creates bucket if missing, enables versioning on it and
-// checks that the gateway reports it enabled.
+// EnsureVersionedBucket creates bucket if missing, enables versioning on it and checks that the gateway reports it
+// enabled.
 func EnsureVersionedBucket(ctx context.Context, c *s3.Client, bucket string) error {
 	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	var owned *types.BucketAlreadyOwnedByYou
@@ -123,9 +121,8 @@ func cleanEnv() []string {
 	return env
 }
 
-// Dirs returns where objects (one directory per bucket) and their older
-// versions live under the state folder. The versions must stay outside the
-// gateway's root, or they would show up as a bucket.
+// Dirs returns where objects (one directory per bucket) and their older versions live under the state folder. The
+// versions must stay outside the gateway's root, or they would show up as a bucket.
 func Dirs(devDir string) (data, versions string) {
 	return filepath.Join(devDir, "s3"), filepath.Join(devDir, "s3-versions")
 }

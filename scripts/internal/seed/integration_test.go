@@ -16,8 +16,8 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/s3local"
 )
 
-// TestUploadIsIdempotent runs under `devstack exec` (AIRCRAFT_STACK=1): a
-// second upload of the same folder adds no object versions.
+// TestUploadIsIdempotent runs under `devstack exec` (AIRCRAFT_STACK=1): a second upload of the same folder adds no
+// object versions.
 func TestUploadIsIdempotent(t *testing.T) {
 	if os.Getenv("AIRCRAFT_STACK") != "1" {
 		t.Skip("needs the local stack: run under `devstack exec`")

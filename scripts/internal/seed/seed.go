@@ -22,9 +22,8 @@ import (
 // ReadsbPrefix is where the readsb-hist samples go in the bucket.
 const ReadsbPrefix = "raw/day=20231101/"
 
-// SkipReadsb reports whether a file of the readsb-hist sample folder stays out of
-// the bucket: bad/ holds files that are known to fail decoding (tests upload
-// them on purpose when they need them), and README.md is provenance, not data.
+// SkipReadsb reports whether a file of the readsb-hist sample folder stays out of the bucket: bad/ holds files that are
+// known to fail decoding (tests upload them on purpose when they need them), and README.md is provenance, not data.
 func SkipReadsb(rel string) bool {
 	rel = filepath.ToSlash(rel)
 	return rel == "bad" || strings.HasPrefix(rel, "bad/") || rel == "README.md"
@@ -35,9 +34,8 @@ type Result struct {
 	Uploaded, Unchanged int
 }
 
-// Upload copies every file under dir (except those skip rejects) to bucket under
-// prefix, keeping relative paths. A file whose object already has the same
-// size and MD5 ETag is left alone, so running it again adds no new versions.
+// Upload copies every file under dir (except those skip rejects) to bucket under prefix, keeping relative paths. A file
+// whose object already has the same size and MD5 ETag is left alone, so running it again adds no new versions.
 func Upload(ctx context.Context, c *s3.Client, bucket, dir, prefix string, skip func(rel string) bool) (Result, error) {
 	var res Result
 	if _, err := os.Stat(dir); err != nil {

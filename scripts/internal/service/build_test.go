@@ -10,8 +10,8 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/repo"
 )
 
-// devstack's service is the infra's build of the binary: a static linux
-// executable for this machine, from a clean build environment.
+// devstack's service is the infra's build of the binary: a static linux executable for this machine, from a clean build
+// environment.
 func TestBuildIsTheInfrasBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds aircraftd")

@@ -19,9 +19,8 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/proc"
 )
 
-// Build builds app/cmd/aircraftd into outDir with the infra's one build of
-// the binary (go run ./infra/cmd/appbuild, the build infra deploys), for
-// this machine's architecture, and returns the binary's path.
+// Build builds app/cmd/aircraftd into outDir with the infra's one build of the binary (go run ./infra/cmd/appbuild, the
+// build infra deploys), for this machine's architecture, and returns the binary's path.
 func Build(ctx context.Context, root, outDir string) (string, error) {
 	outDir, err := filepath.Abs(outDir)
 	if err != nil {
@@ -37,8 +36,7 @@ func Build(ctx context.Context, root, outDir string) (string, error) {
 	return strings.TrimSpace(stdout.String()), nil
 }
 
-// GenCert makes a self-signed pair with `aircraftd gencert` (a no-op when both
-// files exist).
+// GenCert makes a self-signed pair with `aircraftd gencert` (a no-op when both files exist).
 func GenCert(ctx context.Context, bin, certFile, keyFile string, hosts []string) error {
 	if err := os.MkdirAll(filepath.Dir(certFile), 0o755); err != nil {
 		return err
@@ -61,8 +59,7 @@ type Config struct {
 	Echo     io.Writer // the service's log also goes here
 }
 
-// Start runs the service and waits until GET /api/v1/health answers 200 over
-// HTTPS, trusting only its certificate.
+// Start runs the service and waits until GET /api/v1/health answers 200 over HTTPS, trusting only its certificate.
 func Start(ctx context.Context, cfg Config) (*proc.Process, error) {
 	if err := proc.CheckPortFree(cfg.Addr); err != nil {
 		return nil, fmt.Errorf("aircraftd: %w (another `devstack dev`?)", err)
@@ -86,8 +83,7 @@ func Start(ctx context.Context, cfg Config) (*proc.Process, error) {
 	return p, nil
 }
 
-// httpsClient trusts certFile only, for the name "localhost" (the address
-// dialled is 127.0.0.1).
+// httpsClient trusts certFile only, for the name "localhost" (the address dialled is 127.0.0.1).
 func httpsClient(certFile string) (*http.Client, error) {
 	pem, err := os.ReadFile(certFile)
 	if err != nil {

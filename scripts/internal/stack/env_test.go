@@ -11,10 +11,8 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/repo"
 )
 
-// The variables devstack hands out are the service's settings (listed in
-// .env.example, which app/internal/config renders from its table), plus the
-// admin URL tests use; the Mongo names it writes out are the service's
-// defaults.
+// The variables devstack hands out are the service's settings (listed in .env.example, which app/internal/config
+// renders from its table), plus the admin URL tests use; the Mongo names it writes out are the service's defaults.
 func TestEnvNamesTheServicesSettings(t *testing.T) {
 	root, err := repo.FindRoot(".")
 	if err != nil {

@@ -1,8 +1,7 @@
 package stack_test
 
-// These tests check that the variables devstack hands out work against the
-// real stack. They run under `devstack exec` (AIRCRAFT_STACK=1) and are
-// skipped otherwise:
+// These tests check that the variables devstack hands out work against the real stack. They run under `devstack exec`
+// (AIRCRAFT_STACK=1) and are skipped otherwise:
 //
 //	cd scripts && GOWORK=off go run ./cmd/devstack exec -- go test ./internal/stack
 
@@ -133,10 +132,8 @@ func TestMongo(t *testing.T) {
 	}
 }
 
-// TestMongoFindsByIDWithTheIndex checks the stack's FerretDB patch
-// (scripts/internal/ferret/patch.go): a find by _id is answered from the _id
-// index, not by scanning the collection. FerretDB's explain returns SQLite's
-// EXPLAIN QUERY PLAN.
+// TestMongoFindsByIDWithTheIndex checks the stack's FerretDB patch (scripts/internal/ferret/patch.go): a find by _id is
+// answered from the _id index, not by scanning the collection. FerretDB's explain returns SQLite's EXPLAIN QUERY PLAN.
 func TestMongoFindsByIDWithTheIndex(t *testing.T) {
 	ctx := needStack(t)
 	c, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URL")))

@@ -1,7 +1,6 @@
-// Package stack starts and stops the local stack: PostgreSQL, S3 (versitygw)
-// and the MongoDB wire (FerretDB). A part that already answers on its port
-// with our settings (e.g. started by another devstack, as `make dev`) is used
-// as it is and left running; only what this run started is stopped.
+// Package stack starts and stops the local stack: PostgreSQL, S3 (versitygw) and the MongoDB wire (FerretDB). A part
+// that already answers on its port with our settings (e.g. started by another devstack, as `make dev`) is used as it is
+// and left running; only what this run started is stopped.
 package stack
 
 import (
@@ -23,8 +22,8 @@ import (
 	"github.com/aircraftdata/platform/scripts/internal/s3local"
 )
 
-// The service's defaults (app/internal/config; env_test.go checks them
-// against .env.example), written out so that tests see them in .dev/env.
+// The service's defaults (app/internal/config; env_test.go checks them against .env.example), written out so that tests
+// see them in .dev/env.
 const (
 	mongoDBName     = "s3_files"
 	mongoCollection = "file_records"
@@ -69,8 +68,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		}
 	}
 
-	// Postgres may need apt-get and a cluster start: do it while the Go
-	// binaries build and the other two start.
+	// Postgres may need apt-get and a cluster start: do it while the Go binaries build and the other two start.
 	var wg sync.WaitGroup
 	var dbErr, objErr error
 	wg.Go(func() { s.DB, dbErr = postgres.Ensure(ctx, cfg.Getenv, cfg.Log) })
@@ -130,8 +128,8 @@ func (s *Stack) startS3AndMongo(ctx context.Context, log io.Writer) error {
 	return nil
 }
 
-// buildTools builds the pinned tools of the scripts module into .dev/bin.
-// The Go build cache makes this a sub-second no-op once built.
+// buildTools builds the pinned tools of the scripts module into .dev/bin. The Go build cache makes this a sub-second
+// no-op once built.
 func (s *Stack) buildTools(ctx context.Context, log io.Writer, flags, pkgs []string) error {
 	start := time.Now()
 	args := append([]string{"build", "-o", s.BinDir() + string(filepath.Separator)}, flags...)
@@ -164,8 +162,8 @@ func (s *Stack) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Env returns the stack's variables as KEY=value lines, in the order of
-// docs/CONTRACT.md. apiToken is the bearer token the service should accept.
+// Env returns the stack's variables as KEY=value lines, in the order of docs/CONTRACT.md. apiToken is the bearer token
+// the service should accept.
 func (s *Stack) Env(apiToken string) []string {
 	return []string{
 		"DATABASE_URL=" + s.DB.URL,

@@ -1,5 +1,5 @@
-// Package inprocess runs backfills (package backfill) in the service: the
-// default runner, and the one of `make dev` and the tests.
+// Package inprocess runs backfills (package backfill) in the service: the default runner, and the one of `make dev` and
+// the tests.
 package inprocess
 
 import (
@@ -26,14 +26,11 @@ type Lister interface {
 	List(ctx context.Context, prefix string, fn func([]bucket.Object) error) error
 }
 
-// Runner runs backfills in this process: the keys are listed page by page
-// and cut into batches of Limits.BatchSize, Limits.Concurrency batches run
-// at once, a batch whose dependency failed is retried Limits.Retries times
-// with a doubling backoff, and the backfill fails when more than
-// Limits.ToleratedFailurePercent of its batches failed: judged on the
-// batches ended once minJudged have, and on all of them at the end. Memory
-// is bounded by the batch size and the concurrency, whatever the listing
-// holds.
+// Runner runs backfills in this process: the keys are listed page by page and cut into batches of Limits.BatchSize,
+// Limits.Concurrency batches run at once, a batch whose dependency failed is retried Limits.Retries times with a
+// doubling backoff, and the backfill fails when more than Limits.ToleratedFailurePercent of its batches failed: judged
+// on the batches ended once minJudged have, and on all of them at the end. Memory is bounded by the batch size and the
+// concurrency, whatever the listing holds.
 type Runner struct {
 	Store  backfill.Store
 	Ingest Processor
@@ -45,8 +42,7 @@ type Runner struct {
 	wg  sync.WaitGroup
 }
 
-// New returns l, whose backfills run until ctx ends (Wait waits for
-// them).
+// New returns l, whose backfills run until ctx ends (Wait waits for them).
 func New(ctx context.Context, l *Runner) *Runner {
 	l.ctx = ctx
 	return l
@@ -61,8 +57,8 @@ func (l *Runner) Refresh(context.Context, *backfill.Backfill) error { return nil
 // Stop does nothing: the backfill sees its stop requested in the Store.
 func (l *Runner) Stop(context.Context, backfill.Backfill) error { return nil }
 
-// Wait waits for the backfills of this process to end (after the context
-// given to New is cancelled, they end within a batch).
+// Wait waits for the backfills of this process to end (after the context given to New is cancelled, they end within a
+// batch).
 func (l *Runner) Wait() { l.wg.Wait() }
 
 // Start runs b in the background.
@@ -104,8 +100,8 @@ func (l *Runner) run(id string, prefixes []string) (backfill.State, string) {
 	defer cancel(nil)
 	log := l.logger().With("backfill", id)
 
-	// One goroutine saves progress, in order: the batches' deltas, and a
-	// heartbeat that renews the lease and sees a stop requested.
+	// One goroutine saves progress, in order: the batches' deltas, and a heartbeat that renews the lease and sees a
+	// stop requested.
 	deltas := make(chan backfill.Delta, l.Limits.Concurrency)
 	var saver sync.WaitGroup
 	var failed, listed, ended int64
@@ -192,8 +188,8 @@ func (l *Runner) run(id string, prefixes []string) (backfill.State, string) {
 	return backfill.Succeeded, ""
 }
 
-// minJudged is how many batches must have ended before the share failed
-// stops a backfill under way (after it, every batch listed counts).
+// minJudged is how many batches must have ended before the share failed stops a backfill under way (after it, every
+// batch listed counts).
 const minJudged = 20
 
 // tooMany reports whether failed of n batches is more than tolerated.
@@ -201,8 +197,7 @@ func (l *Runner) tooMany(failed, n int64) bool {
 	return failed*100 > int64(l.Limits.ToleratedFailurePercent)*n
 }
 
-// save adds d to the backfill, retried with the batches' backoff: progress
-// lost would be counted wrong for good.
+// save adds d to the backfill, retried with the batches' backoff: progress lost would be counted wrong for good.
 func (l *Runner) save(id string, d backfill.Delta) (stop bool, err error) {
 	wait := l.Limits.Backoff
 	for try := 0; ; try++ {
@@ -215,8 +210,7 @@ func (l *Runner) save(id string, d backfill.Delta) (stop bool, err error) {
 	}
 }
 
-// list calls fn with the objects under prefixes in batches of BatchSize,
-// counting them in deltas.
+// list calls fn with the objects under prefixes in batches of BatchSize, counting them in deltas.
 func (l *Runner) list(ctx context.Context, prefixes []string, fn func([]bucket.Object) error, deltas chan<- backfill.Delta) error {
 	size := l.Limits.BatchSize
 	batch := make([]bucket.Object, 0, size)
@@ -248,13 +242,11 @@ func (l *Runner) list(ctx context.Context, prefixes []string, fn func([]bucket.O
 	return nil
 }
 
-// batch ingests objs, retrying when a dependency failed, and returns what
-// it adds to the progress, or nil when the backfill stopped before it
-// ended.
+// batch ingests objs, retrying when a dependency failed, and returns what it adds to the progress, or nil when the
+// backfill stopped before it ended.
 func (l *Runner) batch(ctx context.Context, objs []bucket.Object) *backfill.Delta {
-	// A batch under way runs to its end even when the backfill is stopped
-	// (each is bounded: BatchSize files, S3_STALL_SECONDS per read); only
-	// the service shutting down cancels it.
+	// A batch under way runs to its end even when the backfill is stopped (each is bounded: BatchSize files,
+	// S3_STALL_SECONDS per read); only the service shutting down cancels it.
 	run := l.ctx
 	wait := l.Limits.Backoff
 	var err error

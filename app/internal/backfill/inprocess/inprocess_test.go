@@ -19,8 +19,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// flaky fails the batches whose first key is in down with PostgreSQL
-// unavailable, the first fails[key] times (always when fails[key] < 0).
+// flaky fails the batches whose first key is in down with PostgreSQL unavailable, the first fails[key] times (always
+// when fails[key] < 0).
 type flaky struct {
 	inprocess.Processor
 	mu    sync.Mutex
@@ -77,9 +77,8 @@ func runLocal(t *testing.T, files int, limits backfill.Limits, fails map[string]
 	}
 }
 
-// A batch whose dependency fails is retried with backoff until it works; one
-// that keeps failing is listed, and the backfill succeeds while the failed
-// share stays within the tolerated one, fails once it does not.
+// A batch whose dependency fails is retried with backoff until it works; one that keeps failing is listed, and the
+// backfill succeeds while the failed share stays within the tolerated one, fails once it does not.
 func TestLocalRetriesAndToleratedFailures(t *testing.T) {
 	limits := backfill.Limits{MaxRunning: 1, BatchSize: 2, Concurrency: 2, Retries: 2, Backoff: time.Millisecond,
 		ToleratedFailurePercent: 20, Lease: time.Minute}

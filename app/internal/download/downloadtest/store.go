@@ -1,5 +1,4 @@
-// Package downloadtest holds the tests' one fake store of package download
-// (Records and Claims) and of package record.
+// Package downloadtest holds the tests' one fake store of package download (Records and Claims) and of package record.
 package downloadtest
 
 import (
@@ -12,11 +11,9 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// Store fakes download.Records and download.Claims: records in memory,
-// changed by the status rules (lanes.Change) as a store would, every claim
-// granted. It notes each status write, and what happened before it (Note),
-// and fails every write with Err when set. Lock it to read its fields while
-// it may be written.
+// Store fakes download.Records and download.Claims: records in memory, changed by the status rules (lanes.Change) as a
+// store would, every claim granted. It notes each status write, and what happened before it (Note), and fails every
+// write with Err when set. Lock it to read its fields while it may be written.
 type Store struct {
 	sync.Mutex
 	records map[string]lanes.Record // by key
@@ -59,9 +56,8 @@ func (f *Store) ForHour(_ context.Context, h lanes.Hour, fn func([]lanes.Record)
 	return fn(rs)
 }
 
-// Update notes the batch, then applies it (lanes.Change.Apply) to the
-// records it holds, or fails with Err, or with the first change the rules
-// refuse (writing nothing).
+// Update notes the batch, then applies it (lanes.Change.Apply) to the records it holds, or fails with Err, or with the
+// first change the rules refuse (writing nothing).
 func (f *Store) Update(_ context.Context, cs []lanes.Change, now time.Time) error {
 	f.Lock()
 	defer f.Unlock()

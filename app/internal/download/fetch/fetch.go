@@ -1,26 +1,19 @@
-// Package fetch turns an S3 object into a verified, durable local file: the
-// engine under package download, which decides which objects to fetch and
-// records what happened.
+// Package fetch turns an S3 object into a verified, durable local file: the engine under package download, which
+// decides which objects to fetch and records what happened.
 //
-// Each object is fetched with the AWS SDK's transfer manager in parallel
-// ranged GETs (one GET for a small object) written straight to a temp file
-// in the target folder (with O_DIRECT when durable; memory does not grow
-// with the file), verified against the object's checksum while it is
-// written (CRCs of out-of-order ranges are combined), then synced and
-// renamed into place by Commit: a file is there whole or not at all. A file
-// already present with the right size and checksum is not fetched again.
-// Transient errors are retried with exponential backoff and jitter, by the
-// SDK per request and here per object.
+// Each object is fetched with the AWS SDK's transfer manager in parallel ranged GETs (one GET for a small object)
+// written straight to a temp file in the target folder (with O_DIRECT when durable; memory does not grow with the
+// file), verified against the object's checksum while it is written (CRCs of out-of-order ranges are combined), then
+// synced and renamed into place by Commit: a file is there whole or not at all. A file already present with the right
+// size and checksum is not fetched again. Transient errors are retried with exponential backoff and jitter, by the SDK
+// per request and here per object.
 //
 //   - fetch.go: the engine, its S3 clients, and one object's attempts.
-//   - s3.go: what S3 says of an object (ETag, version, checksums) and of a
-//     failure (transient or not, and the reason a client can act on).
-//   - stage.go: the temp file: room on the disk (admit), the writes, the
-//     verification, and Commit or Discard.
-//   - folders.go: the target folders, their syncs, and the temp files left
-//     by a process that died (Sweep).
-//   - package disk: the bytes into the file (O_DIRECT, checksums as they
-//     come).
+//   - s3.go: what S3 says of an object (ETag, version, checksums) and of a failure (transient or not, and the reason a
+//     client can act on).
+//   - stage.go: the temp file: room on the disk (admit), the writes, the verification, and Commit or Discard.
+//   - folders.go: the target folders, their syncs, and the temp files left by a process that died (Sweep).
+//   - package disk: the bytes into the file (O_DIRECT, checksums as they come).
 package fetch
 
 import (
@@ -59,11 +52,9 @@ type Config struct {
 	Log             *slog.Logger
 	Retried         func(err error) // told of each try repeated, with the error of the last; nil: nobody
 
-	// Volume is a path on the file system the files go to (DOWNLOAD_PATH).
-	// Before each file is written, its free space less the objects being
-	// written must stay at least Reserve after the object: else the file
-	// fails and nothing is written. Objects bigger than MaxObject (0: no
-	// cap) fail too. Both refusals are permanent (not retried).
+	// Volume is a path on the file system the files go to (DOWNLOAD_PATH). Before each file is written, its free space
+	// less the objects being written must stay at least Reserve after the object: else the file fails and nothing is
+	// written. Objects bigger than MaxObject (0: no cap) fail too. Both refusals are permanent (not retried).
 	Volume    string
 	Reserve   int64
 	MaxObject int64
@@ -81,10 +72,9 @@ type Fetcher struct {
 
 // New prepares a fetcher.
 func New(cfg Config) *Fetcher {
-	// A client of our own: enough pooled connections for every object's
-	// ranges, a read timeout so a stalled connection fails (and is retried)
-	// instead of hanging, and more patient retries (exponential backoff
-	// with full jitter) than the service's default.
+	// A client of our own: enough pooled connections for every object's ranges, a read timeout so a stalled connection
+	// fails (and is retried) instead of hanging, and more patient retries (exponential backoff with full jitter) than
+	// the service's default.
 	hc := awshttp.NewBuildableClient().
 		WithTransportOptions(func(tr *http.Transport) {
 			tr.MaxIdleConns = 0
@@ -97,8 +87,7 @@ func New(cfg Config) *Fetcher {
 			so.MaxAttempts = 5
 			so.MaxBackoff = 5 * time.Second
 		})
-		// Ranged responses carry no whole-object checksum: the verifier checks
-		// the assembled file instead.
+		// Ranged responses carry no whole-object checksum: the verifier checks the assembled file instead.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	ranges := s3.New(client.Options(), func(o *s3.Options) {
@@ -117,9 +106,8 @@ func New(cfg Config) *Fetcher {
 	return &Fetcher{cfg: cfg, s3: client, tm: tm}
 }
 
-// Object is the object to fetch, as its record knows it. An empty ETag
-// or a Size <= 0 means unknown; a known one that the object no longer has
-// fails the fetch (the record is stale).
+// Object is the object to fetch, as its record knows it. An empty ETag or a Size <= 0 means unknown; a known one that
+// the object no longer has fails the fetch (the record is stale).
 type Object struct {
 	Key  string
 	ETag string
@@ -132,8 +120,8 @@ type Target struct {
 	Name string
 }
 
-// Result is what a successful Fetch got: a file already in place (Present)
-// or a verified temp file that Commit puts in place (or Discard removes).
+// Result is what a successful Fetch got: a file already in place (Present) or a verified temp file that Commit puts in
+// place (or Discard removes).
 type Result struct {
 	Present   bool // already on disk, whole: nothing fetched
 	Size      int64
@@ -147,8 +135,7 @@ type Result struct {
 // Staged reports whether the file waits for Commit or Discard.
 func (r Result) Staged() bool { return r.staged != nil }
 
-// staged is a fetched and verified temp file, not yet in place: commit
-// syncs it (when durable) and renames it.
+// staged is a fetched and verified temp file, not yet in place: commit syncs it (when durable) and renames it.
 type staged struct {
 	f       *os.File
 	t       Target
@@ -158,9 +145,8 @@ type staged struct {
 	direct  *disk.Direct // O_DIRECT writes still under way (the commit waits for them), or nil
 }
 
-// Fetch fetches o into t, retrying transient errors; p (may be nil)
-// follows the bytes. On success the file is in place (Present) or staged
-// for Commit; on failure nothing is left behind.
+// Fetch fetches o into t, retrying transient errors; p (may be nil) follows the bytes. On success the file is in place
+// (Present) or staged for Commit; on failure nothing is left behind.
 func (fr *Fetcher) Fetch(ctx context.Context, o Object, t Target, p *progress.Counter) (Result, error) {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -189,22 +175,20 @@ func (fr *Fetcher) Fetch(ctx context.Context, o Object, t Target, p *progress.Co
 	}
 }
 
-// Jitter returns a random duration in [d/2, d): retries of many files spread
-// out instead of hitting the server together.
+// Jitter returns a random duration in [d/2, d): retries of many files spread out instead of hitting the server
+// together.
 func Jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
 // fetch makes one attempt at one file:
-//   - a file already at t with the object's size and checksum is kept
-//     (one HEAD, no GET);
-//   - a small object (up to one part) comes in one GET that also carries its
-//     checksums;
-//   - a large one is HEADed for its checksums, then fetched by the transfer
-//     manager in parallel ranged GETs pinned to its ETag.
+//   - a file already at t with the object's size and checksum is kept (one HEAD, no GET);
+//   - a small object (up to one part) comes in one GET that also carries its checksums;
+//   - a large one is HEADed for its checksums, then fetched by the transfer manager in parallel ranged GETs pinned to
+//     its ETag.
 //
-// Bytes go to a temp file next to the target, through the verifier, and the
-// file is renamed into place only once verified.
+// Bytes go to a temp file next to the target, through the verifier, and the file is renamed into place only once
+// verified.
 func (fr *Fetcher) fetch(ctx context.Context, r Object, t Target, p *progress.Counter) (Result, error) {
 	if st, err := t.Dir.Lstat(t.Name); err == nil && st.Mode().IsRegular() {
 		m, err := fr.head(ctx, r)

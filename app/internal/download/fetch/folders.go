@@ -11,11 +11,10 @@ import (
 	"sync"
 )
 
-// Folders opens each target folder once, as an os.Root below the downloads
-// folder, so that a file operation in it resolves one name instead of
-// walking from the top (os.Root resolves a path a component at a time: at
-// lane/yyyy/mm/dd/hh that was a tenth of the CPU time of a 1 MiB file).
-// It also keeps the folders holding renames not yet synced (SyncDirty).
+// Folders opens each target folder once, as an os.Root below the downloads folder, so that a file operation in it
+// resolves one name instead of walking from the top (os.Root resolves a path a component at a time: at
+// lane/yyyy/mm/dd/hh that was a tenth of the CPU time of a 1 MiB file). It also keeps the folders holding renames not
+// yet synced (SyncDirty).
 type Folders struct {
 	root  *os.Root
 	mu    sync.Mutex
@@ -26,8 +25,7 @@ type Folders struct {
 // NewFolders opens folders below root. Close them when done.
 func NewFolders(root *os.Root) *Folders { return &Folders{root: root} }
 
-// Get opens the folder dir (a local path below the root), creating it if
-// needed.
+// Get opens the folder dir (a local path below the root), creating it if needed.
 func (fs *Folders) Get(dir string) (*os.Root, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -58,9 +56,8 @@ func (fs *Folders) MarkDirty(dir *os.Root) {
 	fs.dirty[dir] = true
 }
 
-// SyncDirty syncs the folders marked dirty, making their renames durable:
-// one fsync per folder for all the files committed in it meanwhile, instead
-// of one per file (a tenth of the time of a durable 1 MiB file).
+// SyncDirty syncs the folders marked dirty, making their renames durable: one fsync per folder for all the files
+// committed in it meanwhile, instead of one per file (a tenth of the time of a durable 1 MiB file).
 func (fs *Folders) SyncDirty() error {
 	fs.mu.Lock()
 	dirty := fs.dirty
@@ -85,9 +82,8 @@ func (fs *Folders) Close() {
 	fs.open = nil
 }
 
-// Temp files are named tempPrefix + 16 hex digits + tempSuffix, 25 bytes
-// whatever the final name: a file whose name has the longest length a
-// file system allows (255 bytes) still gets a temp file.
+// Temp files are named tempPrefix + 16 hex digits + tempSuffix, 25 bytes whatever the final name: a file whose name has
+// the longest length a file system allows (255 bytes) still gets a temp file.
 const (
 	tempPrefix = ".dl-"
 	tempSuffix = ".part"
@@ -99,8 +95,8 @@ func tempName() string {
 	return tempPrefix + hex.EncodeToString(b[:]) + tempSuffix
 }
 
-// isTemp reports whether name is one of our temp files (or a temp file of an
-// earlier release, named ".{name}.part-{12 hex digits}").
+// isTemp reports whether name is one of our temp files (or a temp file of an earlier release, named ".{name}.part-{12
+// hex digits}").
 func isTemp(name string) bool {
 	if rest, ok := strings.CutPrefix(name, tempPrefix); ok {
 		if hexDigits, ok := strings.CutSuffix(rest, tempSuffix); ok {
@@ -118,10 +114,9 @@ func isHex(s string) bool {
 	return err == nil
 }
 
-// Sweep removes the temp files in dir: left by a process that died while
-// fetching into it (preallocated, each can be as large as its object).
-// Only the holder of the folder's claim may call it: a temp file of a fetch
-// under way would go too. It returns how many it removed.
+// Sweep removes the temp files in dir: left by a process that died while fetching into it (preallocated, each can be as
+// large as its object). Only the holder of the folder's claim may call it: a temp file of a fetch under way would go
+// too. It returns how many it removed.
 func Sweep(dir *os.Root) (int, error) {
 	f, err := dir.Open(".")
 	if err != nil {

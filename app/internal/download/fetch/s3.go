@@ -29,10 +29,9 @@ type permanent struct{ error }
 
 func (e permanent) Unwrap() error { return e.error }
 
-// transient reports whether err may go away on a retry: network errors,
-// throttling and server errors, a checksum mismatch (bytes damaged on the
-// way). Client errors (missing or changed object, access denied) and local
-// file errors do not.
+// transient reports whether err may go away on a retry: network errors, throttling and server errors, a checksum
+// mismatch (bytes damaged on the way). Client errors (missing or changed object, access denied) and local file errors
+// do not.
 func transient(err error) bool {
 	var pe permanent
 	if errors.As(err, &pe) {
@@ -98,9 +97,8 @@ func getMeta(g *s3.GetObjectOutput) objectMeta {
 		g.ChecksumCRC32C, g.ChecksumCRC32, g.ChecksumCRC64NVME, g.ChecksumSHA256, g.ChecksumSHA1)
 }
 
-// withChecksums asks for the object's checksums (x-amz-checksum-mode) without
-// the SDK validating them on the fly: the verifier checks the file itself,
-// once.
+// withChecksums asks for the object's checksums (x-amz-checksum-mode) without the SDK validating them on the fly: the
+// verifier checks the file itself, once.
 var withChecksums = s3.WithAPIOptions(smithyhttp.AddHeaderValue("X-Amz-Checksum-Mode", "ENABLED"))
 
 // matches checks that the object is still the one the record names.
@@ -123,10 +121,9 @@ func (fr *Fetcher) head(ctx context.Context, r Object) (objectMeta, error) {
 	return m, fr.matches(r, m)
 }
 
-// describeS3 turns an S3 error into a reason a client can act on: what
-// happened to which object, with S3's error code at most. The SDK's own
-// words (request ids, hosts, the operation) stay in the error's cause, for
-// the log (lanes.FileError).
+// describeS3 turns an S3 error into a reason a client can act on: what happened to which object, with S3's error code
+// at most. The SDK's own words (request ids, hosts, the operation) stay in the error's cause, for the log
+// (lanes.FileError).
 func describeS3(err error, bucket, key string) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -152,11 +149,9 @@ func describeS3(err error, bucket, key string) error {
 	return permanent{&lanes.FileError{Reason: "S3 refused " + object + ": " + code, Err: err}}
 }
 
-// onDisk is a local file error (err) told without its paths (DOWNLOAD_PATH
-// is the operator's, not the client's): what failed, and the system's word
-// for why ("no space left on device"); the paths stay in the cause, for the
-// log. An error that is already told (lanes.FileError) or has no system
-// error in it (ours) is returned as it is.
+// onDisk is a local file error (err) told without its paths (DOWNLOAD_PATH is the operator's, not the client's): what
+// failed, and the system's word for why ("no space left on device"); the paths stay in the cause, for the log. An error
+// that is already told (lanes.FileError) or has no system error in it (ours) is returned as it is.
 func onDisk(what string, err error) error {
 	if err == nil || errors.As(err, new(*lanes.FileError)) {
 		return err
@@ -174,11 +169,9 @@ func onDisk(what string, err error) error {
 	return &lanes.FileError{Reason: what + ": " + errno.Error(), Err: err}
 }
 
-// withLargeReads makes the bodies of the transfer manager's ranged GETs
-// write themselves to the file in large reads. The transfer manager copies
-// a range with io.Copy, which reads 32 KiB at a time unless the body is an
-// io.WriterTo: a read system call, a checksum update and a WriteAt per
-// 32 KiB.
+// withLargeReads makes the bodies of the transfer manager's ranged GETs write themselves to the file in large reads.
+// The transfer manager copies a range with io.Copy, which reads 32 KiB at a time unless the body is an io.WriterTo: a
+// read system call, a checksum update and a WriteAt per 32 KiB.
 func withLargeReads(stack *middleware.Stack) error {
 	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("LargeReads",
 		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
@@ -190,8 +183,7 @@ func withLargeReads(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// largeReads is a response body that writes itself in reads of up to
-// 256 KiB.
+// largeReads is a response body that writes itself in reads of up to 256 KiB.
 type largeReads struct{ io.ReadCloser }
 
 func (b largeReads) WriteTo(w io.Writer) (int64, error) {

@@ -13,17 +13,15 @@ import (
 	"github.com/aircraftdata/platform/app/internal/progress"
 )
 
-// ErrTooBig and ErrNoSpace are the refusals of an object before it is
-// written (Config.MaxObject, Config.Reserve).
+// ErrTooBig and ErrNoSpace are the refusals of an object before it is written (Config.MaxObject, Config.Reserve).
 var (
 	ErrTooBig  = errors.New("object too big")
 	ErrNoSpace = errors.New("not enough free space")
 )
 
-// admit reserves room for an object of size bytes on the volume, or says
-// why it cannot be written: bigger than MaxObject, or it would leave less
-// than Reserve free (counting the objects being written as already there).
-// A reservation ends with unadmit.
+// admit reserves room for an object of size bytes on the volume, or says why it cannot be written: bigger than
+// MaxObject, or it would leave less than Reserve free (counting the objects being written as already there). A
+// reservation ends with unadmit.
 func (fr *Fetcher) admit(size int64) error {
 	if fr.cfg.MaxObject > 0 && size > fr.cfg.MaxObject {
 		return permanent{fmt.Errorf("%w: %d bytes, over DOWNLOAD_MAX_OBJECT_BYTES (%d)", ErrTooBig, size, fr.cfg.MaxObject)}
@@ -54,11 +52,9 @@ func (fr *Fetcher) unadmit(size int64) {
 	fr.space.Unlock()
 }
 
-// write creates a temp file in the target folder, lets fill write the
-// object into it, verifies it, and returns it staged for commit, which
-// renames it to t. On any failure the temp file is removed: a file
-// appears whole or not at all. An object that admit refuses is not
-// written at all.
+// write creates a temp file in the target folder, lets fill write the object into it, verifies it, and returns it
+// staged for commit, which renames it to t. On any failure the temp file is removed: a file appears whole or not at
+// all. An object that admit refuses is not written at all.
 func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(countingWriterAt) error) (Result, error) {
 	got := Result{Size: m.size, ETag: m.etag, VersionID: m.version, Checksum: m.exp.String()}
 	if err := fr.admit(m.size); err != nil {
@@ -81,8 +77,7 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 		}
 	}()
 
-	// Durable: straight to the disk (see disk.Direct), else through the page
-	// cache with writeback started early.
+	// Durable: straight to the disk (see disk.Direct), else through the page cache with writeback started early.
 	var w io.WriterAt = f
 	var dw *disk.Direct
 	stopFlush := func() {}
@@ -105,10 +100,9 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 		}
 		return got, err
 	}
-	// Verified from the bytes as they came, O_DIRECT writes are left to
-	// finish in the commit, while this worker fetches its next file (for a
-	// small file, its single write to the disk was a quarter of the
-	// worker's time). Otherwise the file is read: its writes must be done.
+	// Verified from the bytes as they came, O_DIRECT writes are left to finish in the commit, while this worker fetches
+	// its next file (for a small file, its single write to the disk was a quarter of the worker's time). Otherwise the
+	// file is read: its writes must be done.
 	var pending *disk.Direct
 	if dw != nil {
 		if ok, err := v.FromStream(); ok {
@@ -127,8 +121,8 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 		}
 	}
 	if fr.cfg.Durable && dw == nil {
-		// Start writing the rest to disk now, without waiting: by the
-		// time commit syncs the file, little is left to write.
+		// Start writing the rest to disk now, without waiting: by the time commit syncs the file, little is left to
+		// write.
 		disk.StartWriteOut(f)
 	}
 	ok = true
@@ -137,14 +131,11 @@ func (fr *Fetcher) write(t Target, m objectMeta, p *progress.Counter, fill func(
 	return got, nil
 }
 
-// Commit puts a staged file in place: its O_DIRECT writes finished and its
-// size checked, synced to disk first when durable, then renamed. fence
-// (may be nil) is called last, immediately before the rename: if it fails
-// (the download lost its claim meanwhile, during a long sync), the file is
-// not renamed and Commit returns its error. If it cannot, the temp file is
-// removed and nothing is visible. The folder, which holds the rename, is
-// synced later, once for all the files committed meanwhile, before their
-// records say downloaded (Folders.SyncDirty).
+// Commit puts a staged file in place: its O_DIRECT writes finished and its size checked, synced to disk first when
+// durable, then renamed. fence (may be nil) is called last, immediately before the rename: if it fails (the download
+// lost its claim meanwhile, during a long sync), the file is not renamed and Commit returns its error. If it cannot,
+// the temp file is removed and nothing is visible. The folder, which holds the rename, is synced later, once for all
+// the files committed meanwhile, before their records say downloaded (Folders.SyncDirty).
 func (fr *Fetcher) Commit(res Result, p *progress.Counter, fence func() error) error {
 	s := res.staged
 	if s == nil {
@@ -232,15 +223,14 @@ func (c countingWriterAt) count(n int) {
 	c.n.Add(int64(n))
 }
 
-// startWriteback starts writing f's dirty pages to disk every 20 ms while
-// a large file is being written (startWriteOut), so that the fsync before
-// the rename finds little left to write.
+// startWriteback starts writing f's dirty pages to disk every 20 ms while a large file is being written
+// (startWriteOut), so that the fsync before the rename finds little left to write.
 func startWriteback(f *os.File) (stop func()) {
 	return Every(20*time.Millisecond, func() { disk.StartWriteOut(f) })
 }
 
-// Every calls fn every interval, in a goroutine of its own, until stop is
-// called; stop returns once fn is no longer running.
+// Every calls fn every interval, in a goroutine of its own, until stop is called; stop returns once fn is no longer
+// running.
 func Every(interval time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup

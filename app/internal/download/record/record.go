@@ -1,7 +1,6 @@
-// Package record writes the status changes of a download's files to the
-// store in batches (Recorder): round trips, not bytes, are what a store's
-// writes cost. The rules of the changes are package lanes's; package
-// download, its user, says when a file starts and ends.
+// Package record writes the status changes of a download's files to the store in batches (Recorder): round trips, not
+// bytes, are what a store's writes cost. The rules of the changes are package lanes's; package download, its user, says
+// when a file starts and ends.
 package record
 
 import (
@@ -16,21 +15,16 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 )
 
-// Recorder writes status changes to the store in batches, every 100 ms or
-// as soon as 64 files have ended: round trips, not bytes, are what a
-// store's writes cost. A file's end (downloaded or failed, one more
-// attempt) is in the store at most about 100 ms after it happens; its start
-// (downloading) only once it has run a whole interval, at most about
-// 200 ms after it started, so that a file fetched in less time than that
-// gets one write instead of two (and never for a file already recorded as
-// downloaded, see Started): the claim, not the status, is what keeps two
-// downloads of a file apart. When durable, the folders of the files
-// downloaded since the last batch are synced before the batch is written,
-// so that no record says downloaded before its file's rename is on disk.
-// Once every file left is running (Hurry), each end is written at once, so
-// that the answer does not wait for a batch after the last file. Changes
-// are written even when the request was cancelled meanwhile (within
-// Options.FinalWrites then), but never once the run's claim is lost (fence).
+// Recorder writes status changes to the store in batches, every 100 ms or as soon as 64 files have ended: round trips,
+// not bytes, are what a store's writes cost. A file's end (downloaded or failed, one more attempt) is in the store at
+// most about 100 ms after it happens; its start (downloading) only once it has run a whole interval, at most about 200
+// ms after it started, so that a file fetched in less time than that gets one write instead of two (and never for a
+// file already recorded as downloaded, see Started): the claim, not the status, is what keeps two downloads of a file
+// apart. When durable, the folders of the files downloaded since the last batch are synced before the batch is written,
+// so that no record says downloaded before its file's rename is on disk. Once every file left is running (Hurry), each
+// end is written at once, so that the answer does not wait for a batch after the last file. Changes are written even
+// when the request was cancelled meanwhile (within Options.FinalWrites then), but never once the run's claim is lost
+// (fence).
 type Recorder struct {
 	store Store
 	o     Options
@@ -68,14 +62,11 @@ type Options struct {
 	Log *slog.Logger
 	Now func() time.Time // the store's clock: updated_at
 
-	// SyncDirs, when set, makes the renames of downloaded files durable;
-	// it runs before their status is written.
+	// SyncDirs, when set, makes the renames of downloaded files durable; it runs before their status is written.
 	SyncDirs func() error
-	// Fence, when set, reports whether the run still holds its claim: a
-	// batch is written only then.
+	// Fence, when set, reports whether the run still holds its claim: a batch is written only then.
 	Fence func() bool
-	// Done, when closed (the request was cancelled), bounds each write by
-	// FinalWrites instead of 30 s.
+	// Done, when closed (the request was cancelled), bounds each write by FinalWrites instead of 30 s.
 	Done        <-chan struct{}
 	FinalWrites time.Duration
 }
@@ -101,12 +92,10 @@ func New(store Store, o Options) *Recorder {
 	return r
 }
 
-// Started notes that a file started. A file whose record may not become
-// downloading (lanes.CanMove: it says downloaded) gets no start written: it
-// is most likely found in place, and verifying it can take longer than an
-// interval (a large file, a busy disk). Its record keeps saying downloaded
-// until its end is written, which then counts the attempt; found in place
-// as its record says (lanes.Recorded), nothing is written at all.
+// Started notes that a file started. A file whose record may not become downloading (lanes.CanMove: it says downloaded)
+// gets no start written: it is most likely found in place, and verifying it can take longer than an interval (a large
+// file, a busy disk). Its record keeps saying downloaded until its end is written, which then counts the attempt; found
+// in place as its record says (lanes.Recorded), nothing is written at all.
 func (r *Recorder) Started(rec lanes.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,8 +107,7 @@ func (r *Recorder) Started(rec lanes.Record) {
 	r.order = append(r.order, rec.Key)
 }
 
-// Ended notes that a file ended with o: written within the next batch, at
-// once when hurried.
+// Ended notes that a file ended with o: written within the next batch, at once when hurried.
 func (r *Recorder) Ended(rec lanes.Record, o lanes.Outcome) {
 	r.mu.Lock()
 	c := r.pending[rec.Key]
@@ -141,9 +129,8 @@ func (r *Recorder) Ended(rec lanes.Record, o lanes.Outcome) {
 	}
 }
 
-// Settle forgets the start of a file that ended as its record already says
-// (found in place, as downloaded): nothing is written for it. It reports
-// false when the start was written already: the end must be written then.
+// Settle forgets the start of a file that ended as its record already says (found in place, as downloaded): nothing is
+// written for it. It reports false when the start was written already: the end must be written then.
 func (r *Recorder) Settle(rec lanes.Record) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -159,8 +146,7 @@ func (r *Recorder) Settle(rec lanes.Record) bool {
 	return true
 }
 
-// Hurry makes every end from now on be written at once, and what has ended
-// so far too.
+// Hurry makes every end from now on be written at once, and what has ended so far too.
 func (r *Recorder) Hurry() {
 	r.hurried.Store(true)
 	r.wake()
@@ -173,8 +159,7 @@ func (r *Recorder) wake() {
 	}
 }
 
-// flush writes the pending ends, and the starts of files that have run
-// for recordEvery.
+// flush writes the pending ends, and the starts of files that have run for recordEvery.
 func (r *Recorder) flush() {
 	r.mu.Lock()
 	batch := make([]lanes.Change, 0, len(r.order))
@@ -211,8 +196,8 @@ func (r *Recorder) flush() {
 	}
 	if r.o.SyncDirs != nil && slices.ContainsFunc(batch, downloaded) {
 		if err := r.o.SyncDirs(); err != nil {
-			// In place, but a crash could still lose the rename: not
-			// downloaded, as far as the record and the answer go.
+			// In place, but a crash could still lose the rename: not downloaded, as far as the record and the answer
+			// go.
 			r.o.Log.Error("syncing download folders", "error", err)
 			err = &lanes.FileError{Reason: "downloaded, but syncing its folder failed: download it again", Err: err}
 			for i, c := range batch {
@@ -236,8 +221,7 @@ func (r *Recorder) flush() {
 		for _, c := range batch {
 			switch {
 			case c.Outcome == nil:
-				// Only its start was lost: the end, written later,
-				// counts the attempt instead.
+				// Only its start was lost: the end, written later, counts the attempt instead.
 				failed[c.Record.Key] = nil
 			case failed[c.Record.Key] == nil:
 				failed[c.Record.Key] = &lanes.FileError{Reason: "downloaded, but recording it failed: MongoDB unavailable", Err: err}
@@ -257,8 +241,7 @@ func (r *Recorder) flush() {
 
 func downloaded(c lanes.Change) bool { return c.Outcome != nil && c.Outcome.Status == lanes.Downloaded }
 
-// Close writes what is left and returns the keys whose end could not be
-// written, with the reason.
+// Close writes what is left and returns the keys whose end could not be written, with the reason.
 func (r *Recorder) Close() map[string]error {
 	close(r.stop)
 	r.wg.Wait()

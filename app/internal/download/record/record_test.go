@@ -20,8 +20,7 @@ func newTestRecorder(store *downloadtest.Store, syncDirs func() error, fence ...
 	return New(store, o)
 }
 
-// A downloaded file's folder is synced before its status is written; a
-// failed file does not ask for a sync.
+// A downloaded file's folder is synced before its status is written; a failed file does not ask for a sync.
 func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
 	store := &downloadtest.Store{}
 	r := newTestRecorder(store, func() error { store.Note("sync"); return nil })
@@ -39,8 +38,8 @@ func TestRecorderSyncsFoldersBeforeWritingDownloaded(t *testing.T) {
 	}
 }
 
-// A folder that cannot be synced turns the downloaded files of the batch
-// into failed ones, in the store and in the answer.
+// A folder that cannot be synced turns the downloaded files of the batch into failed ones, in the store and in the
+// answer.
 func TestRecorderFolderSyncFails(t *testing.T) {
 	store := &downloadtest.Store{}
 	r := newTestRecorder(store, func() error { return errors.New("EIO") })
@@ -86,9 +85,8 @@ func TestRecorderStatusWriteFails(t *testing.T) {
 	}
 }
 
-// A start that could not be written does not make the file fail: its end,
-// written later, says downloaded and counts the attempt (the start's write
-// used to put the file in the failed set for good).
+// A start that could not be written does not make the file fail: its end, written later, says downloaded and counts the
+// attempt (the start's write used to put the file in the failed set for good).
 func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
 	store := &downloadtest.Store{Err: errors.New("no primary")}
 	r := newTestRecorder(store, nil)
@@ -112,9 +110,8 @@ func TestRecorderStartWriteFailsEndWritten(t *testing.T) {
 	}
 }
 
-// A file already recorded as downloaded gets no start written, however long
-// it runs: found in place, nothing is written for it; fetched again, its end
-// alone is written, counting the attempt.
+// A file already recorded as downloaded gets no start written, however long it runs: found in place, nothing is written
+// for it; fetched again, its end alone is written, counting the attempt.
 func TestRecorderDownloadedRecordNoStart(t *testing.T) {
 	store := &downloadtest.Store{}
 	r := newTestRecorder(store, nil)
@@ -144,8 +141,7 @@ func TestRecorderDownloadedRecordNoStart(t *testing.T) {
 	}
 }
 
-// Once the run's claim is lost nothing is written; the files that ended
-// meanwhile are reported failed: claim lost.
+// Once the run's claim is lost nothing is written; the files that ended meanwhile are reported failed: claim lost.
 func TestRecorderFenced(t *testing.T) {
 	store := &downloadtest.Store{}
 	var held atomic.Bool

@@ -1,8 +1,6 @@
-// Package flighttest is the tests' oracle: it computes the statistics of
-// readsb-hist snapshots the obvious way, with the standard library's generic
-// JSON decoding and none of the service's code, for the decoder's and the
-// API's tests to compare with. (The e2e suite in test/ keeps an oracle of its
-// own: it checks the service from outside the module.)
+// Package flighttest is the tests' oracle: it computes the statistics of readsb-hist snapshots the obvious way, with
+// the standard library's generic JSON decoding and none of the service's code, for the decoder's and the API's tests to
+// compare with. (The e2e suite in test/ keeps an oracle of its own: it checks the service from outside the module.)
 package flighttest
 
 import (
@@ -28,8 +26,7 @@ type Want struct {
 	Type         string  // last non-empty "t"
 	regAt, typAt float64
 
-	// Numeric values within the decoder's validation ranges (README): "ground"
-	// is an observation, not an altitude.
+	// Numeric values within the decoder's validation ranges (README): "ground" is an observation, not an altitude.
 	AltN           int64
 	AltSum, AltMax float64
 	GsN            int64
@@ -37,8 +34,7 @@ type Want struct {
 	Emergencies    map[string]bool // every emergency value other than "none"
 }
 
-// Oracle is the expected statistics of every aircraft of the snapshots added
-// to it, by address.
+// Oracle is the expected statistics of every aircraft of the snapshots added to it, by address.
 type Oracle map[string]*Want
 
 // Add adds one snapshot (plain JSON) and returns its time ("now").
@@ -93,8 +89,7 @@ type Stats interface {
 	Stats(ctx context.Context, icao string) (*flight.Stats, error)
 }
 
-// Check reports, as test errors, each aircraft of the oracle whose stored
-// statistics differ from it.
+// Check reports, as test errors, each aircraft of the oracle whose stored statistics differ from it.
 func (o Oracle) Check(t testing.TB, s Stats) {
 	t.Helper()
 	for icao, w := range o {
@@ -120,9 +115,8 @@ func (o Oracle) Observations() int64 {
 // Epoch is a snapshot time as the service stores it: milliseconds, UTC.
 func Epoch(sec float64) time.Time { return time.UnixMilli(int64(math.Round(sec * 1000))).UTC() }
 
-// Diff lists how got differs from w; empty when they agree. Averages are
-// compared with a relative tolerance of 1e-9 (the service may sum in another
-// order).
+// Diff lists how got differs from w; empty when they agree. Averages are compared with a relative tolerance of 1e-9
+// (the service may sum in another order).
 func (w *Want) Diff(got flight.Stats) []string {
 	var diffs []string
 	bad := func(field string, g, x any) {

@@ -14,12 +14,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// RateLimit answers 429 with Retry-After to a client address that sends
-// more than perSecond requests (in bursts of burst), but for the requests
-// exempt lets through; it remembers clients addresses, the least recently
-// seen forgotten first, so its memory is bounded whatever the addresses. The
-// address is gin's ClientIP: X-Forwarded-For only from the trusted proxies,
-// else the peer's. perSecond 0 is no limit.
+// RateLimit answers 429 with Retry-After to a client address that sends more than perSecond requests (in bursts of
+// burst), but for the requests exempt lets through; it remembers clients addresses, the least recently seen forgotten
+// first, so its memory is bounded whatever the addresses. The address is gin's ClientIP: X-Forwarded-For only from the
+// trusted proxies, else the peer's. perSecond 0 is no limit.
 func RateLimit(perSecond, burst, clients int, exempt func(*http.Request) bool) gin.HandlerFunc {
 	if perSecond <= 0 {
 		return func(c *gin.Context) { c.Next() }
@@ -36,8 +34,8 @@ func RateLimit(perSecond, burst, clients int, exempt func(*http.Request) bool) g
 	}
 }
 
-// clientLimiter is a token bucket (golang.org/x/time/rate) per client
-// address, in an LRU cache of bounded size (hashicorp/golang-lru).
+// clientLimiter is a token bucket (golang.org/x/time/rate) per client address, in an LRU cache of bounded size
+// (hashicorp/golang-lru).
 type clientLimiter struct {
 	every   rate.Limit
 	burst   int
@@ -66,8 +64,8 @@ func (l *clientLimiter) allow(ip string) bool {
 	return lim.Allow()
 }
 
-// clientKey is the address's /32 (IPv4) or /64 (IPv6: one client is handed a
-// whole /64, and could otherwise take a new address per request).
+// clientKey is the address's /32 (IPv4) or /64 (IPv6: one client is handed a whole /64, and could otherwise take a new
+// address per request).
 func clientKey(ip string) netip.Prefix {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
@@ -82,9 +80,8 @@ func clientKey(ip string) netip.Prefix {
 	return p
 }
 
-// InFlight answers 503 with Retry-After to a request (but those exempt lets
-// through) that comes while max others are being served: their goroutines
-// and memory are bounded whatever the number of clients. max 0 is no bound.
+// InFlight answers 503 with Retry-After to a request (but those exempt lets through) that comes while max others are
+// being served: their goroutines and memory are bounded whatever the number of clients. max 0 is no bound.
 func InFlight(max int, exempt func(*http.Request) bool) gin.HandlerFunc {
 	if max <= 0 {
 		return func(c *gin.Context) { c.Next() }
@@ -106,8 +103,7 @@ func InFlight(max int, exempt func(*http.Request) bool) gin.HandlerFunc {
 	}
 }
 
-// ReadDeadline bounds the time of every request but those exempt lets
-// through. d 0 is no deadline.
+// ReadDeadline bounds the time of every request but those exempt lets through. d 0 is no deadline.
 func ReadDeadline(d time.Duration, exempt func(*http.Request) bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if d <= 0 || exempt(c.Request) {

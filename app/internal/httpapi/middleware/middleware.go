@@ -1,7 +1,6 @@
-// Package middleware is the gin middleware of the service's HTTP interface:
-// request ids, the access log, recovery from panics, and the bounds on what
-// anonymous reads may cost (a rate limit per client address, the requests
-// served at once, a deadline). Its refusals are RFC 9457 problems.
+// Package middleware is the gin middleware of the service's HTTP interface: request ids, the access log, recovery from
+// panics, and the bounds on what anonymous reads may cost (a rate limit per client address, the requests served at
+// once, a deadline). Its refusals are RFC 9457 problems.
 package middleware
 
 import (
@@ -27,16 +26,15 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// WithRequestID returns ctx carrying the request id id, for work that
-// outlives its request (a job) and logs under its id.
+// WithRequestID returns ctx carrying the request id id, for work that outlives its request (a job) and logs under its
+// id.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
 }
 
-// WithRequestIDs makes h add the request id (request_id) to each record
-// logged with a request's context (slog's …Context methods) that has none of
-// its own: what code below the API logs (a download's failures, with the
-// SDK's words) is found by the id the client was told.
+// WithRequestIDs makes h add the request id (request_id) to each record logged with a request's context (slog's
+// …Context methods) that has none of its own: what code below the API logs (a download's failures, with the SDK's
+// words) is found by the id the client was told.
 func WithRequestIDs(h slog.Handler) slog.Handler { return requestIDs{h} }
 
 type requestIDs struct{ slog.Handler }
@@ -57,8 +55,8 @@ func (h requestIDs) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
-// RequestIDs takes the caller's X-Request-Id (when it is sane) or makes one,
-// echoes it, and puts it in the request's context for logs.
+// RequestIDs takes the caller's X-Request-Id (when it is sane) or makes one, echoes it, and puts it in the request's
+// context for logs.
 func RequestIDs() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader("X-Request-Id")
@@ -73,9 +71,8 @@ func RequestIDs() gin.HandlerFunc {
 	}
 }
 
-// AccessLog writes one structured line per request. Its route is the
-// route template, or metrics.Unmatched: a bounded value, which the stack's
-// latency by route is counted from (infra/dashboard.go).
+// AccessLog writes one structured line per request. Its route is the route template, or metrics.Unmatched: a bounded
+// value, which the stack's latency by route is counted from (infra/dashboard.go).
 func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -101,8 +98,7 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// Recovery turns a panic into a 500 problem, logged with the request id,
-// never a stack trace to the client.
+// Recovery turns a panic into a 500 problem, logged with the request id, never a stack trace to the client.
 func Recovery(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {

@@ -65,8 +65,8 @@ func TestRateLimiterMemoryIsBounded(t *testing.T) {
 	}
 }
 
-// TestAccessLogNamesTheRoute: the access log line names the route template (a bounded value: the stack's latency
-// by route is counted from it), "unmatched" when no route matched, never the path.
+// TestAccessLogNamesTheRoute: the access log line names the route template (a bounded value: the stack's latency by
+// route is counted from it), "unmatched" when no route matched, never the path.
 func TestAccessLogNamesTheRoute(t *testing.T) {
 	var logs bytes.Buffer
 	gin.SetMode(gin.ReleaseMode)

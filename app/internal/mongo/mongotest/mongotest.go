@@ -1,12 +1,10 @@
-// Package mongotest gives integration tests a database of their own on the
-// local stack's MongoDB wire server (FerretDB), dropped when the test ends.
-// Like stacktest, it skips when MONGODB_URL is missing, unless
+// Package mongotest gives integration tests a database of their own on the local stack's MongoDB wire server
+// (FerretDB), dropped when the test ends. Like stacktest, it skips when MONGODB_URL is missing, unless
 // AIRCRAFT_STACK=1, in which case it fails.
 //
-// The database is reached through a driver client of the test's own, apart
-// from the store under test: tests that put records in by hand (as the
-// seed's users had to) or look at what the store wrote use it, and the
-// store's API keeps no hooks for them.
+// The database is reached through a driver client of the test's own, apart from the store under test: tests that put
+// records in by hand (as the seed's users had to) or look at what the store wrote use it, and the store's API keeps no
+// hooks for them.
 package mongotest
 
 import (
@@ -21,16 +19,14 @@ import (
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
-// Collection is the records collection's name in a test database; the
-// store's claims live in Collection + "_claims".
+// Collection is the records collection's name in a test database; the store's claims live in Collection + "_claims".
 const Collection = "file_records"
 
 // DB is a database of the test's own.
 type DB struct {
 	URL  string // the server's URI
 	Name string // the database's name
-	// Records is the records collection, for inserting or reading
-	// documents by hand.
+	// Records is the records collection, for inserting or reading documents by hand.
 	Records *driver.Collection
 	// Claims is the store's claims collection.
 	Claims *driver.Collection

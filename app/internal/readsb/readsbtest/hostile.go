@@ -1,8 +1,7 @@
-// Package readsbtest makes hostile flight data files for tests: files built to
-// exhaust memory, time or the database if anything in ingestion were bounded
-// by its input. Each is a gzip of at most a few MB however much it expands
-// to, made by repeating one compressed member (a gzip stream may hold many
-// members, read as one), so nothing large is ever held in memory or on disk.
+// Package readsbtest makes hostile flight data files for tests: files built to exhaust memory, time or the database if
+// anything in ingestion were bounded by its input. Each is a gzip of at most a few MB however much it expands to, made
+// by repeating one compressed member (a gzip stream may hold many members, read as one), so nothing large is ever held
+// in memory or on disk.
 package readsbtest
 
 import (
@@ -22,9 +21,8 @@ type Hostile struct {
 
 const mib = 1 << 20
 
-// Files makes every hostile class; scale multiplies their sizes (1: the
-// sizes of the issue, ≥ 1 GiB values and ≥ 2 GiB expansions; tests of the
-// decoder alone use a fraction with small caps).
+// Files makes every hostile class; scale multiplies their sizes (1: the sizes of the issue, ≥ 1 GiB values and ≥ 2 GiB
+// expansions; tests of the decoder alone use a fraction with small caps).
 func Files(scale float64) []Hostile {
 	n := func(v float64) int { return max(1, int(v*scale)) }
 	now := `{"now":1698796829.3,`

@@ -1,7 +1,6 @@
-// Package s3standin is an S3 stand-in for tests: a reverse proxy in front of
-// the local S3 server that, for chosen keys, answers an S3 error or stalls,
-// and can answer listings as AWS does for keys that XML cannot carry.
-// Everything else is passed through.
+// Package s3standin is an S3 stand-in for tests: a reverse proxy in front of the local S3 server that, for chosen keys,
+// answers an S3 error or stalls, and can answer listings as AWS does for keys that XML cannot carry. Everything else is
+// passed through.
 package s3standin
 
 import (
@@ -59,8 +58,7 @@ type StandIn struct {
 	listing []string // nil: listings pass through
 }
 
-// New starts a stand-in in front of b's server for the test and returns it
-// with b as seen through it.
+// New starts a stand-in in front of b's server for the test and returns it with b as seen through it.
 func New(t testing.TB, b bucket.Bucket) (*StandIn, bucket.Bucket) {
 	t.Helper()
 	target, err := url.Parse(stacktest.Env(t, "S3_ENDPOINT"))
@@ -95,9 +93,8 @@ func (s *StandIn) Clear() {
 	clear(s.faults)
 }
 
-// ServeListing answers listings with these keys (objects of the bucket, one
-// page) as AWS does: URL-encoded when the request asks for it, else as they
-// are, whatever characters they hold.
+// ServeListing answers listings with these keys (objects of the bucket, one page) as AWS does: URL-encoded when the
+// request asks for it, else as they are, whatever characters they hold.
 func (s *StandIn) ServeListing(keys ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,8 +196,7 @@ func (b *faultyBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// list answers a ListObjectsV2 request with keys, their metadata from the
-// server.
+// list answers a ListObjectsV2 request with keys, their metadata from the server.
 func (s *StandIn) list(w http.ResponseWriter, r *http.Request, keys []string) {
 	encode := r.URL.Query().Get("encoding-type") == "url"
 	var b strings.Builder

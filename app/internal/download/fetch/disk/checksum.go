@@ -18,8 +18,8 @@ import (
 	"github.com/minio/crc64nvme"
 )
 
-// Algorithm names a checksum a file is verified with: one of the object's
-// full-object S3 checksums, or the MD5 of a single-part ETag.
+// Algorithm names a checksum a file is verified with: one of the object's full-object S3 checksums, or the MD5 of a
+// single-part ETag.
 type Algorithm string
 
 const (
@@ -38,8 +38,7 @@ type Expected struct {
 	Sum       []byte // raw digest, big-endian for CRCs as S3 sends them
 }
 
-// String is "algorithm:value" as S3 shows it (base64, hex for MD5), or
-// "size-only".
+// String is "algorithm:value" as S3 shows it (base64, hex for MD5), or "size-only".
 func (e Expected) String() string {
 	switch e.Algorithm {
 	case SizeOnly:
@@ -50,9 +49,8 @@ func (e Expected) String() string {
 	return string(e.Algorithm) + ":" + base64.StdEncoding.EncodeToString(e.Sum)
 }
 
-// crcKind describes a reflected CRC whose pieces can be combined: the data
-// of a ranged download arrives out of order, and CRCs of its runs are
-// joined without reading the file again (zlib's crc32_combine, generalised).
+// crcKind describes a reflected CRC whose pieces can be combined: the data of a ranged download arrives out of order,
+// and CRCs of its runs are joined without reading the file again (zlib's crc32_combine, generalised).
 type crcKind struct {
 	width  int    // bits
 	poly   uint64 // reflected polynomial
@@ -76,8 +74,8 @@ func (k *crcKind) sum(crc uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, crc)
 }
 
-// combine returns the CRC of A‖B from crc1 = CRC(A), crc2 = CRC(B) and
-// len2 = len(B), in O(log len2) GF(2) matrix steps.
+// combine returns the CRC of A‖B from crc1 = CRC(A), crc2 = CRC(B) and len2 = len(B), in O(log len2) GF(2) matrix
+// steps.
 func (k *crcKind) combine(crc1, crc2 uint64, len2 int64) uint64 {
 	if crc1 == 0 { // A is empty (or sums to 0): shifting 0 gives 0; the common case of one run
 		return crc2
@@ -161,8 +159,7 @@ func compare(exp Expected, got []byte) error {
 	return nil
 }
 
-// VerifyFile hashes the whole file and compares with exp (its size has
-// been checked).
+// VerifyFile hashes the whole file and compares with exp (its size has been checked).
 func VerifyFile(f *os.File, exp Expected) error {
 	if exp.Algorithm == SizeOnly {
 		return nil

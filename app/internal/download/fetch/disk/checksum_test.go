@@ -16,8 +16,8 @@ import (
 	"github.com/minio/crc64nvme"
 )
 
-// expectedOf computes the checksum of data independently of the Verifier:
-// the standard library's (or minio's) one-shot functions.
+// expectedOf computes the checksum of data independently of the Verifier: the standard library's (or minio's) one-shot
+// functions.
 func expectedOf(a Algorithm, data []byte) Expected {
 	var sum []byte
 	switch a {
@@ -70,9 +70,8 @@ func TestKnownAnswers(t *testing.T) {
 	}
 }
 
-// TestVerifier writes data through a Verifier the way a ranged download
-// does (ranges in parallel, in pieces, one retried from its start) and
-// checks the outcome for every algorithm, and that one flipped byte fails.
+// TestVerifier writes data through a Verifier the way a ranged download does (ranges in parallel, in pieces, one
+// retried from its start) and checks the outcome for every algorithm, and that one flipped byte fails.
 func TestVerifier(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	data := make([]byte, 5<<20+77)
@@ -111,8 +110,7 @@ func TestVerifier(t *testing.T) {
 			}
 			wg.Wait()
 			if _, isCRC := crcKinds[a]; isCRC {
-				// The retry restarted its run: the runs still tile the file
-				// and answer without reading it.
+				// The retry restarted its run: the runs still tile the file and answer without reading it.
 				if ok, err := v.FromStream(); !ok || (err != nil) != corrupt {
 					t.Errorf("%s: from the stream: %v, %v", a, ok, err)
 				}
@@ -146,9 +144,8 @@ func TestVerifyFileSize(t *testing.T) {
 	}
 }
 
-// FromStream answers from the bytes as written when they allow it, and
-// says so when the file must be read: pieces out of order for an in-order
-// digest, or overlapping ones for a CRC.
+// FromStream answers from the bytes as written when they allow it, and says so when the file must be read: pieces out
+// of order for an in-order digest, or overlapping ones for a CRC.
 func TestVerifierFromStream(t *testing.T) {
 	data := make([]byte, 3000)
 	for i := range data {

@@ -9,20 +9,15 @@ import (
 	"unsafe"
 )
 
-// Durable downloads write with O_DIRECT: the bytes go from our buffer to the
-// disk without a copy into the page cache and without the writeback that
-// fsync would then have to do. On the 2-core dev machine, writing and syncing
-// 1 GiB took ~150 ms of CPU this way against 0.8-4 s through the page cache
-// (sync_file_range + fsync), at the same 1.3-1.6 GB/s: on a machine whose
-// cores are busy with the transfer itself, that CPU was what durability cost.
+// Durable downloads write with O_DIRECT: the bytes go from our buffer to the disk without a copy into the page cache
+// and without the writeback that fsync would then have to do. On the 2-core dev machine, writing and syncing 1 GiB took
+// ~150 ms of CPU this way against 0.8-4 s through the page cache (sync_file_range + fsync), at the same 1.3-1.6 GB/s:
+// on a machine whose cores are busy with the transfer itself, that CPU was what durability cost.
 //
-// O_DIRECT wants whole, aligned blocks. Each range of a file is written in
-// order (the transfer manager's ranges, or the single GET of a small file),
-// so a Direct gathers each range's bytes in an aligned buffer and
-// writes it when full; at the end, finish writes what is left: whole blocks
-// directly, the last partial block through the ordinary descriptor. Where
-// O_DIRECT is refused (tmpfs, some network file systems) the download falls
-// back to the page cache.
+// O_DIRECT wants whole, aligned blocks. Each range of a file is written in order (the transfer manager's ranges, or the
+// single GET of a small file), so a Direct gathers each range's bytes in an aligned buffer and writes it when full; at
+// the end, finish writes what is left: whole blocks directly, the last partial block through the ordinary descriptor.
+// Where O_DIRECT is refused (tmpfs, some network file systems) the download falls back to the page cache.
 
 const (
 	directBlock = 4096    // alignment of O_DIRECT offsets, lengths and memory (the largest logical block in use)
@@ -39,16 +34,14 @@ func alignedBuffer(n int) *[]byte {
 	return &b
 }
 
-// Direct is an io.WriterAt over a temp file opened twice: with
-// O_DIRECT for whole blocks, and plainly for the rest.
+// Direct is an io.WriterAt over a temp file opened twice: with O_DIRECT for whole blocks, and plainly for the rest.
 type Direct struct {
 	direct *os.File
 	plain  *os.File
 	runs   runTable[directRun]
 }
 
-// directRun is the bytes of one range not yet written: buf holds the bytes
-// from at onwards.
+// directRun is the bytes of one range not yet written: buf holds the bytes from at onwards.
 type directRun struct {
 	at      int64      // file offset of buf[0]
 	buf     []byte     // waiting bytes; len <= directBuf
@@ -67,8 +60,8 @@ func (r *directRun) wait() error {
 	return err
 }
 
-// OpenDirect opens name in dir a second time with O_DIRECT, for writing
-// beside plain. It fails where the file system refuses O_DIRECT.
+// OpenDirect opens name in dir a second time with O_DIRECT, for writing beside plain. It fails where the file system
+// refuses O_DIRECT.
 func OpenDirect(dir *os.Root, name string, plain *os.File) (*Direct, error) {
 	f, err := openDirectFile(dir, name)
 	if err != nil {
@@ -112,11 +105,9 @@ func (w *Direct) write(r *directRun, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// readFrom reads src into the file from off, a block boundary, as one run
-// written in order, straight into the run's aligned buffers: the bytes are
-// not copied on their way to the disk. seen is called with each piece read,
-// at its offset, before it is written. It reads at most max bytes and fails
-// if src holds more.
+// readFrom reads src into the file from off, a block boundary, as one run written in order, straight into the run's
+// aligned buffers: the bytes are not copied on their way to the disk. seen is called with each piece read, at its
+// offset, before it is written. It reads at most max bytes and fails if src holds more.
 func (w *Direct) readFrom(src io.Reader, off, max int64, seen func([]byte, int64)) (int64, error) {
 	r := w.runs.next(off, newDirectRun, restartDirectRun)
 	rs := &r.s
@@ -152,11 +143,9 @@ func (w *Direct) readFrom(src io.Reader, off, max int64, seen func([]byte, int64
 	}
 }
 
-// spill starts writing r's buffer when it is full: it is written while the
-// range goes on filling the next one, so that the network and the disk work
-// at once. One write per run at a time; the buffer goes back to the pool
-// once written, so that a finished range (a whole number of buffers, as
-// 50 MiB parts are) holds none.
+// spill starts writing r's buffer when it is full: it is written while the range goes on filling the next one, so that
+// the network and the disk work at once. One write per run at a time; the buffer goes back to the pool once written, so
+// that a finished range (a whole number of buffers, as 50 MiB parts are) holds none.
 func (w *Direct) spill(r *directRun) error {
 	if len(r.buf) < cap(r.buf) {
 		return nil
@@ -179,8 +168,7 @@ func (w *Direct) spill(r *directRun) error {
 	return nil
 }
 
-// finish writes what the runs still hold and closes the O_DIRECT
-// descriptor. The plain one stays open (the caller's).
+// finish writes what the runs still hold and closes the O_DIRECT descriptor. The plain one stays open (the caller's).
 func (w *Direct) Finish() error {
 	var errs []error
 	for _, each := range w.runs.all() {
@@ -207,8 +195,8 @@ func (w *Direct) Finish() error {
 	return errors.Join(errs...)
 }
 
-// close waits for the writes under way and lets the buffers and the
-// O_DIRECT descriptor go. A second call does nothing more.
+// close waits for the writes under way and lets the buffers and the O_DIRECT descriptor go. A second call does nothing
+// more.
 func (w *Direct) Close() {
 	for _, each := range w.runs.all() {
 		r := &each.s

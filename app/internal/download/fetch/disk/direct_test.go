@@ -11,10 +11,9 @@ import (
 	"testing/iotest"
 )
 
-// TestDirectWriter writes a file the way ranged downloads do — ranges in
-// parallel, each in order, in uneven pieces, one range retried from its
-// start half-way, one range not starting on a block — and checks the bytes
-// on disk against the source.
+// TestDirectWriter writes a file the way ranged downloads do — ranges in parallel, each in order, in uneven pieces, one
+// range retried from its start half-way, one range not starting on a block — and checks the bytes on disk against the
+// source.
 func TestDirectWriter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	const part = 1<<20 + 3*directBlock             // several buffers' worth, not a multiple of directBuf
@@ -78,9 +77,8 @@ func TestDirectWriter(t *testing.T) {
 	}
 }
 
-// A small file read straight into the O_DIRECT buffers: pieces of every
-// size the network may hand out, each seen once at its offset, the bytes on
-// disk those of the source; more bytes than the object has is an error.
+// A small file read straight into the O_DIRECT buffers: pieces of every size the network may hand out, each seen once
+// at its offset, the bytes on disk those of the source; more bytes than the object has is an error.
 func TestDirectReadFrom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	src := make([]byte, 2*directBuf+directBlock+777) // whole buffers, a whole block, a partial one
@@ -130,8 +128,8 @@ func TestDirectReadFrom(t *testing.T) {
 	}
 }
 
-// newDirectFile creates a temp file and a Direct over it, as write
-// does; it skips the test where the file system refuses O_DIRECT.
+// newDirectFile creates a temp file and a Direct over it, as write does; it skips the test where the file system
+// refuses O_DIRECT.
 func newDirectFile(t *testing.T) (path string, w *Direct) {
 	t.Helper()
 	dir := t.TempDir()

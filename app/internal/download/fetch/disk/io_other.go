@@ -8,10 +8,9 @@ import (
 	"os"
 )
 
-// Elsewhere than Linux (macOS, for development) durable files go through
-// the page cache, synced before their rename like any other: OpenDirect
-// fails and the writer falls back. Preallocation and early write-out are
-// Linux optimisations; without them only speed changes.
+// Elsewhere than Linux (macOS, for development) durable files go through the page cache, synced before their rename
+// like any other: OpenDirect fails and the writer falls back. Preallocation and early write-out are Linux
+// optimisations; without them only speed changes.
 
 func openDirectFile(*os.Root, string) (*os.File, error) { return nil, errors.ErrUnsupported }
 

@@ -9,14 +9,12 @@ import (
 	"sync"
 )
 
-// Verifier is the io.WriterAt a download writes through: it writes to the
-// temp file and hashes on the way, so that verifying costs no second read
-// of the file in the common cases.
+// Verifier is the io.WriterAt a download writes through: it writes to the temp file and hashes on the way, so that
+// verifying costs no second read of the file in the common cases.
 //
-// CRCs are kept per run of contiguous writes (each ranged GET writes one
-// run, in order) and combined at the end. Other digests can only be fed in
-// file order: the bytes that arrive in order are hashed as they come, the
-// rest is read back from the (page-cached) file by Verify.
+// CRCs are kept per run of contiguous writes (each ranged GET writes one run, in order) and combined at the end. Other
+// digests can only be fed in file order: the bytes that arrive in order are hashed as they come, the rest is read back
+// from the (page-cached) file by Verify.
 type Verifier struct {
 	f    *os.File    // the file, for its size and reading back
 	w    io.WriterAt // where writes go: f, or f through a Direct
@@ -51,9 +49,8 @@ func (v *Verifier) WriteAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// ReadFromAt reads src into the file from off and accounts for it, calling
-// seen with the size of each piece. Written with O_DIRECT, the pieces are
-// read straight into the aligned buffers that go to the disk.
+// ReadFromAt reads src into the file from off and accounts for it, calling seen with the size of each piece. Written
+// with O_DIRECT, the pieces are read straight into the aligned buffers that go to the disk.
 func (v *Verifier) ReadFromAt(src io.Reader, off int64, seen func(int)) (int64, error) {
 	if dw, ok := v.w.(*Direct); ok && off%directBlock == 0 && off >= 0 && off <= v.size {
 		return dw.readFrom(src, off, v.size-off, func(p []byte, at int64) {
@@ -83,13 +80,12 @@ func (v *Verifier) ReadFromAt(src io.Reader, off int64, seen func(int)) (int64, 
 	}
 }
 
-// copyBufs are the 256 KiB buffers of large reads: into files written
-// through the page cache, and of ranged GET bodies (Copy).
+// copyBufs are the 256 KiB buffers of large reads: into files written through the page cache, and of ranged GET bodies
+// (Copy).
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// Copy copies src to dst in reads of up to 256 KiB (io.Copy reads 32 KiB
-// at a time unless src is an io.WriterTo), with a buffer of the pool that
-// files written through the page cache read into.
+// Copy copies src to dst in reads of up to 256 KiB (io.Copy reads 32 KiB at a time unless src is an io.WriterTo), with
+// a buffer of the pool that files written through the page cache read into.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
@@ -129,9 +125,8 @@ func (v *Verifier) addRun(p []byte, off int64) {
 	}
 }
 
-// Verify checks that the file is the object: size, then checksum, from
-// the bytes as they were written when it can (FromStream), else by reading
-// the file.
+// Verify checks that the file is the object: size, then checksum, from the bytes as they were written when it can
+// (FromStream), else by reading the file.
 func (v *Verifier) Verify() error {
 	if err := CheckSize(v.f, v.size); err != nil {
 		return err
@@ -164,11 +159,9 @@ func CheckSize(f *os.File, size int64) error {
 	return nil
 }
 
-// FromStream checks the checksum from the bytes as they were written,
-// without the file (whose writes may still be under way): ok is false when
-// that cannot be done and the file must be read (pieces overlapped, or
-// came out of order for a digest that needs them in order). The size is
-// not checked: Verify, or the caller once the writes are done, does.
+// FromStream checks the checksum from the bytes as they were written, without the file (whose writes may still be under
+// way): ok is false when that cannot be done and the file must be read (pieces overlapped, or came out of order for a
+// digest that needs them in order). The size is not checked: Verify, or the caller once the writes are done, does.
 func (v *Verifier) FromStream() (ok bool, err error) {
 	switch {
 	case v.exp.Algorithm == SizeOnly:
