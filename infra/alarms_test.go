@@ -15,11 +15,16 @@ func TestAlarmsInEveryMode(t *testing.T) {
 	instance := []string{"AWS/EC2 StatusCheckFailed Maximum", "AWS/EC2 CPUCreditBalance Minimum", "Aircraft/* disk_free Minimum"}
 	fleet := []string{"AWS/ApplicationELB UnHealthyHostCount Maximum", "AWS/ApplicationELB HealthyHostCount Minimum",
 		"AWS/ApplicationELB HTTPCode_ELB_5XX_Count Sum"}
+	// The ingestion pipeline's (on by default): backfills ending badly, live ingestion's dead letters, the worker, the
+	// database's connections.
+	pipeline := []string{"AWS/States ExecutionsFailed Sum", "AWS/States ExecutionsTimedOut Sum", "AWS/States ExecutionsAborted Sum",
+		"AWS/SQS ApproximateNumberOfMessagesVisible Maximum", "AWS/Lambda Errors Sum", "AWS/Lambda Throttles Sum",
+		"AWS/RDS DatabaseConnections Maximum"}
 	want := map[string][]string{
-		"default":         slices.Concat(instance, data, docdb),
-		"externalMongo":   slices.Concat(instance, data),
-		"loadBalanced":    slices.Concat(fleet, data, docdb),
-		"loadBalancedDNS": slices.Concat(fleet, data), // external MongoDB
+		"default":         slices.Concat(instance, data, docdb, pipeline),
+		"externalMongo":   slices.Concat(instance, data, pipeline),
+		"loadBalanced":    slices.Concat(fleet, data, docdb, pipeline),
+		"loadBalancedDNS": slices.Concat(fleet, data, pipeline), // external MongoDB
 	}
 	for name, w := range want {
 		s := stackOf(t, name)

@@ -5,7 +5,9 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/network"
+	"github.com/aircraftdata/platform/infra/pipeline"
 )
 
 // Config is everything a deployment can vary, read from CDK context through the table of keys (contextkeys.go, which
@@ -35,6 +37,15 @@ type Config struct {
 	CertificateArn string
 	AccessLogDays  int
 	AlarmEmail     string
+
+	// The ingestion pipeline (infra/pipeline): the worker Lambda function, the backfill state machine, live ingestion.
+	Pipeline               bool
+	LiveIngestion          bool
+	WorkerMemoryMB         int
+	WorkerTimeoutSeconds   int
+	WorkerConcurrency      int
+	LiveBatchSize          int
+	LiveBatchWindowSeconds int
 
 	// An existing VPC instead of a new one (ExistingVpc): all four or none.
 	VpcID             string
@@ -117,6 +128,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("domainName %s needs hostedZoneId (the stack writes its A record) or elasticIpAllocationId (an Elastic IP "+
 			"you allocated and pointed the name at): the release gate needs the name to resolve to the instance, and an "+
 			"Elastic IP the stack makes does not exist before the stack does", c.DomainName)
+	case c.Pipeline && c.LiveBatchSize > maxUnwindowedBatch && c.LiveBatchWindowSeconds == 0:
+		return fmt.Errorf("liveBatchSize %d: above %d needs liveBatchWindowSeconds > 0 (SQS)", c.LiveBatchSize, maxUnwindowedBatch)
 	case c.FirstCreate && c.Stage != "prod":
 		return fmt.Errorf("firstCreate: only stage=prod has protections to leave out")
 	}
@@ -152,6 +165,23 @@ func (c Config) validateFleet() error {
 		return fmt.Errorf("acmeEmail: the load-balanced mode uses ACM, not ACME")
 	}
 	return nil
+}
+
+// maxUnwindowedBatch is the largest SQS batch a Lambda event source takes without a batching window.
+const maxUnwindowedBatch = 10
+
+// serviceInstances is the most aircraftd instances the stack runs: their connections come before the workers'.
+func (c Config) serviceInstances() int {
+	if c.LoadBalanced() {
+		return c.MaxInstances
+	}
+	return 1
+}
+
+// defaultWorkerConcurrency is the default of workerConcurrency: what the database's connections allow
+// (pipeline.DefaultWorkers).
+func (c Config) defaultWorkerConcurrency() int {
+	return pipeline.DefaultWorkers(pipeline.MaxConnections(datastores.MemoryBytes), c.serviceInstances())
 }
 
 // LoadBalanced reports whether the stack runs several instances behind a load balancer (instances > 1).

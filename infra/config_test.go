@@ -22,7 +22,9 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{StackName: "AircraftPlatform", Stage: "dev", InstanceType: "t2.micro", AllowedCidr: "0.0.0.0/0",
-		NoncurrentVersionDays: 30, BackupRetentionDays: 1, LogRetentionDays: 30, Instances: 1}
+		NoncurrentVersionDays: 30, BackupRetentionDays: 1, LogRetentionDays: 30, Instances: 1,
+		Pipeline: true, LiveIngestion: true, WorkerMemoryMB: 1769, WorkerTimeoutSeconds: 300, WorkerConcurrency: 11,
+		LiveBatchSize: 100, LiveBatchWindowSeconds: 20}
 	if c != want {
 		t.Errorf("defaults %+v, want %+v", c, want)
 	}
@@ -196,7 +198,7 @@ func TestUnknownContextKeyFailsSynthWithTheClosestKey(t *testing.T) {
 		context[key] = "3"
 		_, _, err := newApp(&awscdk.AppProps{Context: &context}, func(string) (string, error) {
 			return "", fmt.Errorf("the binary is asked for before the context is checked")
-		})
+		}, func() (string, error) { return "", fmt.Errorf("the worker is asked for before the context is checked") })
 		if err == nil || err.Error() != want {
 			t.Errorf("-c %s=3: error %v, want %s", key, err, want)
 		}

@@ -56,6 +56,13 @@ func (c *Config) keys() []Key {
 		fleetOnly(text("certificateArn", "", &c.CertificateArn, matching(certArnPattern, "want the ARN of an ACM certificate"), "with `instances` > 1: ACM certificate of the load balancer, in the stack's region. Without it, `domainName` + `hostedZoneId` get a DNS-validated certificate made by the stack", "arn:aws:acm:us-east-1:123456789012:certificate/…")),
 		boolean("firstCreate", &c.FirstCreate, "with `stage=prod`: the first create, without the protections that block its rollback (termination and deletion protection, the retained data bucket); deploy again without it to turn them on ([First create](#a-first-create-that-can-be-retried))", "true"),
 		fleetOnly(number("accessLogDays", fixed(90), &c.AccessLogDays, atLeast(1), "with `instances` > 1: days the load balancer's access logs are kept", "30")),
+		booleanOn("pipeline", &c.Pipeline, "the [ingestion pipeline](#ingestion-pipeline): the worker Lambda function, the backfill state machine (aircraftd's backfills run there) and live ingestion. `false`: none of it, backfills run inside aircraftd", "false"),
+		booleanOn("liveIngestion", &c.LiveIngestion, "with `pipeline`: the bucket's new objects are ingested within a minute (event notifications → SQS → the worker). `false` for teams that only backfill", "false"),
+		number("workerMemoryMb", fixed(1769), &c.WorkerMemoryMB, between(128, 10240), "with `pipeline`: the worker's memory, MB; 1,769 MB is one full vCPU, what the decoder uses (its heap may take 80%: GOMEMLIMIT)", "3008"),
+		number("workerTimeoutSeconds", fixed(300), &c.WorkerTimeoutSeconds, between(30, 900), "with `pipeline`: time of one invocation (a batch of at most 200 files, ~10 s per GB, files cut at 60 s of decoding and S3 stalls at 30 s); the queue's visibility timeout is 6×", "600"),
+		shown("derived: `11` with one instance (see [Concurrency](#concurrency))", number("workerConcurrency", func() int { return c.defaultWorkerConcurrency() }, &c.WorkerConcurrency, between(3, 1000), "with `pipeline`: workers at once (the function's reserved concurrency): 2 for live ingestion, the rest the backfill map's MaxConcurrency (aircraftd's BACKFILL_CONCURRENCY). The default is what db.t3.micro's connections allow beside aircraftd's", "20")),
+		number("liveBatchSize", fixed(100), &c.LiveBatchSize, between(1, 10000), "with `liveIngestion`: most new objects per invocation", "500"),
+		number("liveBatchWindowSeconds", fixed(20), &c.LiveBatchWindowSeconds, between(0, 300), "with `liveIngestion`: how long the queue gathers new objects before it invokes the worker (a snapshot lands in the statistics within this plus its ingestion)", "5"),
 	}
 }
 
@@ -87,6 +94,12 @@ func dnsName(name string, p *string, check rule[string], doc, example string) Ke
 func boolean(name string, p *bool, doc, example string) Key {
 	return Key{Name: name, Default: "`false`", Doc: doc, Example: example,
 		read: func(v any) (err error) { *p, err = parseBool(name, v, false); return err }}
+}
+
+// booleanOn is a boolean key whose default is true.
+func booleanOn(name string, p *bool, doc, example string) Key {
+	return Key{Name: name, Default: "`true`", Doc: doc, Example: example,
+		read: func(v any) (err error) { *p, err = parseBool(name, v, true); return err }}
 }
 
 func number(name string, def func() int, p *int, check rule[int], doc, example string) Key {

@@ -20,7 +20,15 @@ func TestArchitectureDiagramIsCurrent(t *testing.T) {
 	}
 	for _, box := range []string{"VPC 10.0.0.0/16", "EC2 t2.micro", "Amazon Linux 2023", "RDS postgres db.t3.micro", "aircraft_db, 20 GiB gp3",
 		"DocumentDB", "S3 bucket", `client -- "tcp 443 from 0.0.0.0/0" --> ec2_0`, `ec2_0 -- "tcp 5432" --> rds_0`,
-		`ec2_0 -- "tcp 27017" --> docdb_0`, "(read-only)"} {
+		`ec2_0 -- "tcp 27017" --> docdb_0`, "(read-only)",
+		// The ingestion pipeline: the worker in the isolated subnets, reaching the database and S3 only; the state
+		// machine listing the data bucket and invoking it; the bucket's new objects queued to it.
+		`lambda_0["Lambda provided.al2023 arm64, 1769 MB, 300 s, 11 at once<br/>ingest worker"]`, "objects expire after 30 days",
+		"backfills, dead letters, worker", "Step Functions STANDARD",
+		"SQS queue, visibility 1800 s<br/>dead letters after 5 deliveries, encrypted",
+		`-- "s3:ObjectCreated:*" --> sqs_`, `-- "batches of 100 within 20 s, at most 2 at once" --> lambda_`,
+		`-- "invokes, one batch each" --> lambda_`, `-- "ListObjectsV2" --> s3_`, `-- "result files" --> s3_`,
+		`-- "tcp 5432" --> rds_0`, `-- "tcp 443 (the only route out)" --> endpoint_0`, `ec2_0 -. "states: `} {
 		if !strings.Contains(want, box) {
 			t.Errorf("the diagram lacks %q:\n%s", box, want)
 		}

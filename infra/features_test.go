@@ -119,7 +119,7 @@ func TestServiceInstance(t *testing.T) {
 		t.Error("no Session Manager permissions")
 	}
 	// CloudWatch Logs: its own group, with retention, and nothing more.
-	lgs := slices.DeleteFunc(s.Resources("AWS::Logs::LogGroup"), isMetricsEvents) // the service's and PostgreSQL's
+	lgs := slices.DeleteFunc(slices.DeleteFunc(s.Resources("AWS::Logs::LogGroup"), isMetricsEvents), isPipelineLogs) // the service's and PostgreSQL's
 	if len(lgs) != 2 {
 		t.Fatalf("%d log groups", len(lgs))
 	}
@@ -172,7 +172,7 @@ func TestStageDecidesBackupsAndRemoval(t *testing.T) {
 		if doc.Raw["DeletionPolicy"] != want.policy || doc.Props["BackupRetentionPeriod"] != want.backupDays {
 			t.Errorf("%s: DocumentDB DeletionPolicy=%v backups=%v", name, doc.Raw["DeletionPolicy"], doc.Props["BackupRetentionPeriod"])
 		}
-		if b := s.One(t, "AWS::S3::Bucket"); b.Raw["DeletionPolicy"] != want.bucket {
+		if b := s.Resource(t, s.bucketID(t)); b.Raw["DeletionPolicy"] != want.bucket {
 			t.Errorf("%s: bucket DeletionPolicy=%v", name, b.Raw["DeletionPolicy"])
 		}
 	}

@@ -22,7 +22,7 @@ func TestFirstCreateCanRollBackAndTheUpdateProtects(t *testing.T) {
 		if db.Props["DeletionProtection"] != c.protected || doc.Props["DeletionProtection"] != c.protected {
 			t.Errorf("%s: deletion protection RDS %v, DocumentDB %v", name, db.Props["DeletionProtection"], doc.Props["DeletionProtection"])
 		}
-		bucket := s.One(t, "AWS::S3::Bucket")
+		bucket := s.Resource(t, s.bucketID(t))
 		if want := map[bool]string{true: "Retain", false: "Delete"}[c.protected]; bucket.Raw["DeletionPolicy"] != want {
 			t.Errorf("%s: data bucket DeletionPolicy %v, want %s", name, bucket.Raw["DeletionPolicy"], want)
 		}

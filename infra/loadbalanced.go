@@ -11,6 +11,7 @@ import (
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/observability"
+	"github.com/aircraftdata/platform/infra/pipeline"
 )
 
 // deregistrationDelaySeconds is how long the load balancer lets an instance that leaves (a rolling release, scale-in)
@@ -24,7 +25,7 @@ const deregistrationDelaySeconds = 30
 //	instances (public subnets, nothing in from the internet) ──5432/27017──▶ RDS / DocumentDB (isolated)
 //	                                    │ ──2049──▶ EFS (isolated): DOWNLOAD_PATH, shared by every instance
 //	                                    └──read-only──▶ S3 bucket aircraft-data; ALB access logs ──▶ log bucket
-func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore) {
+func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
 	apiToken := newAPIToken(stack)
 
 	// EFS: the downloads every instance sees.
@@ -48,6 +49,9 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 	instances.Group.Node().AddDependency(database.Construct, docstore.Construct, downloads.Construct)
 	downloads.GrantMount(instances.Role)
 	host.GrantDecryptSecrets(instances.Role, grantReadSecrets(instances.Role, database, docstore, apiToken))
+	if pipe != nil {
+		pipe.GrantBackfills(instances.Role)
+	}
 
 	// The load balancer in front of the fleet.
 	lb := fleet.NewLoadBalancer(stack, "LoadBalancer", &fleet.LoadBalancerProps{
@@ -58,7 +62,7 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 
 	// Behind the load balancer every peer is one of its nodes: their X-Forwarded-For names the client (the per-client
 	// rate limit of reads needs it).
-	env := sharedEnvironment(data, database, docstore, apiToken)
+	env := sharedEnvironment(data, database, docstore, apiToken, pipe)
 	env.TrustedProxies = *vpc.Vpc.VpcCidrBlock()
 	release := instances.ReleaseTo(&fleet.FleetReleaseProps{
 		BinaryPath:     binaryPath,
@@ -73,16 +77,18 @@ func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, v
 		Email: cfg.AlarmEmail, LoadBalancer: lb.ALB, Targets: targets, ServiceLogs: instances.LogGroup, Database: database, DocStore: docstore,
 	})
 	alarmTopic := alarms.Topic
+	allAlarms := append(alarms.IAlarms(), pipelineAlarms(stack, pipe, alarmTopic, database)...)
 
 	// The dashboard, and alarms on aircraftd's own metrics (observability/dashboard.go, servicealarms.go).
 	observability.NewServiceMonitoring(stack, "Monitoring", &observability.ServiceMonitoringProps{
-		Namespace: observability.MetricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
+		Namespace: observability.MetricsNamespace(stack), Topic: alarmTopic, Alarms: allAlarms, DatabaseID: database.Instance.InstanceIdentifier(),
 		GroupName: instances.Group.AutoScalingGroupName(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"), ServiceLogs: instances.LogGroup,
 		LoadBalancer: lb.ALB, Targets: targets,
 	})
 
 	output(stack, "ApiUrl", lb.URL, "Base URL of the API (the load balancer)")
 	dataOutputs(stack, data, database, docstore, apiToken)
+	pipelineOutputs(stack, pipe)
 	output(stack, "LoadBalancerDnsName", lb.ALB.LoadBalancerDnsName(), "DNS name of the load balancer (point domainName here)")
 	output(stack, "AutoScalingGroupName", instances.Group.AutoScalingGroupName(), "Auto Scaling group of the service instances")
 	output(stack, "TargetGroupArn", targets.TargetGroupArn(), "Target group of the instances (health: GET "+fleet.ReadinessPath+")")

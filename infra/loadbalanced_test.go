@@ -223,7 +223,7 @@ func TestLoadBalancedSecurityGroupChain(t *testing.T) {
 			if got := ruleSet(s.rulesOf(fleet, "egress")); !slices.Equal(got, want) {
 				t.Errorf("fleet egress %v, want %v", got, want)
 			}
-			if got, want := ruleSet(s.rulesOf(db, "ingress")), []string{"tcp/5432-5432/" + fleet}; !slices.Equal(got, want) {
+			if got, want := ruleSet(s.notFromWorker(s.rulesOf(db, "ingress"))), []string{"tcp/5432-5432/" + fleet}; !slices.Equal(got, want) {
 				t.Errorf("database ingress %v, want %v", got, want)
 			}
 			if got, want := ruleSet(s.rulesOf(efs, "ingress")), []string{"tcp/2049-2049/" + fleet}; !slices.Equal(got, want) {
@@ -497,7 +497,7 @@ func TestLoadBalancedServiceLogsFollowTheStage(t *testing.T) {
 		s := stackOf(t, name)
 		var service []Resource
 		for _, lg := range s.Resources("AWS::Logs::LogGroup") {
-			if !strings.HasPrefix(strOf(lg.Props["LogGroupName"]), "/aws/rds/") && !isMetricsEvents(lg) {
+			if !strings.HasPrefix(strOf(lg.Props["LogGroupName"]), "/aws/rds/") && !isMetricsEvents(lg) && !isPipelineLogs(lg) {
 				service = append(service, lg)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/aircraftdata/platform/infra/host"
+	"github.com/aircraftdata/platform/infra/pipeline"
 )
 
 func main() {
@@ -24,7 +25,7 @@ func main() {
 }
 
 func run() error {
-	app, _, err := newApp(nil, buildService)
+	app, _, err := newApp(nil, buildService, buildWorker)
 	if err != nil {
 		return err
 	}
@@ -33,9 +34,9 @@ func run() error {
 }
 
 // newApp assembles the CDK app: its context (props, plus what the CDK CLI passes) checked and read into a Config, the
-// stack with the service binary binary returns for the instance's GOARCH, and cdk-nag. main and the tests both assemble
-// it here, so that a check added here is tested.
-func newApp(props *awscdk.AppProps, binary func(arch string) (string, error)) (awscdk.App, Config, error) {
+// stack with the service binary binary returns for the instance's GOARCH and, with the pipeline, the worker's code
+// folder worker returns, and cdk-nag. main and the tests both assemble it here, so that a check added here is tested.
+func newApp(props *awscdk.AppProps, binary func(arch string) (string, error), worker func() (string, error)) (awscdk.App, Config, error) {
 	app := awscdk.NewApp(props)
 	context, _ := app.Node().GetAllContext(nil).(map[string]any)
 	if err := checkKeys(context); err != nil {
@@ -49,7 +50,13 @@ func newApp(props *awscdk.AppProps, binary func(arch string) (string, error)) (a
 	if err != nil {
 		return nil, cfg, err
 	}
-	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: bin})
+	var workerCode string
+	if cfg.Pipeline {
+		if workerCode, err = worker(); err != nil {
+			return nil, cfg, err
+		}
+	}
+	NewAircraftStack(app, cfg.StackName, &AircraftStackProps{Config: cfg, BinaryPath: bin, WorkerCode: workerCode})
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	return app, cfg, nil
 }
@@ -61,4 +68,17 @@ func buildService(arch string) (string, error) {
 		return "", err
 	}
 	return host.ServiceBinary(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build"), arch)
+}
+
+// buildWorker builds the ingest worker with the RDS CA bundle into infra/.build/worker: the function's code.
+func buildWorker() (string, error) {
+	root, err := host.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	ca, err := host.RDSCABundle()
+	if err != nil {
+		return "", err
+	}
+	return pipeline.WorkerCode(filepath.Join(root, "app"), filepath.Join(root, "infra", ".build", "worker"), ca)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/aircraftdata/platform/infra/host"
+	"github.com/aircraftdata/platform/infra/pipeline"
 )
 
 var (
@@ -105,6 +106,54 @@ func serviceBinary(t testing.TB, arch string) string {
 	return bin
 }
 
+var (
+	testWorkerCode     string
+	testWorkerCodeErr  error
+	testWorkerCodeOnce sync.Once
+)
+
+// workerCode is the ingest worker's code folder the synths ship: built once per test run, as `make synth` does.
+func workerCode(t testing.TB) string {
+	t.Helper()
+	testWorkerCodeOnce.Do(func() {
+		ca, err := host.RDSCABundle()
+		if err != nil {
+			testWorkerCodeErr = err
+			return
+		}
+		testWorkerCode, testWorkerCodeErr = pipeline.WorkerCode(filepath.Join(repo, "app"), filepath.Join(repo, "infra", ".build", "worker"), ca)
+	})
+	if testWorkerCodeErr != nil {
+		t.Fatalf("the ingest worker does not build: %.300s", testWorkerCodeErr)
+	}
+	return testWorkerCode
+}
+
+// standInWorkerCode is the worker's code of the synths that ship a stand-in binary (fakeBinary): a fixed stand-in
+// bootstrap beside the real CA bundle, so that the recorded template does not change with every change of app/.
+func standInWorkerCode(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(testTmp, "worker-stand-in")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := host.RDSCABundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("bootstrap: stand-in of the ingest worker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(ca)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "rds-ca.pem"), b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // fakeBinary writes a stand-in binary with the given content, for tests about what changes between releases.
 func fakeBinary(t testing.TB, content string) string {
 	t.Helper()
@@ -144,7 +193,8 @@ func cdkJSONContext(t testing.TB) map[string]any {
 	return cfg.Context
 }
 
-// synth synthesizes the stack with cdk.json's context plus ctx, shipping binary ("" = the real build).
+// synth synthesizes the stack with cdk.json's context plus ctx, shipping binary ("" = the real build, and the real
+// worker; else a stand-in worker too).
 func synth(t testing.TB, ctx map[string]any, binary string) *Synth {
 	t.Helper()
 	context := cdkJSONContext(t)
@@ -164,6 +214,11 @@ func synth(t testing.TB, ctx map[string]any, binary string) *Synth {
 			return serviceBinary(t, arch), nil
 		}
 		return binary, nil
+	}, func() (string, error) {
+		if binary == "" {
+			return workerCode(t), nil
+		}
+		return standInWorkerCode(t), nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,14 @@ var (
 	inDevWithDocumentDB = condition{"stage=dev, with DocumentDB", func(c Config) bool { return c.Stage == "dev" && !c.ExternalMongo() }}
 	oneInstance         = condition{"one instance", func(c Config) bool { return !c.LoadBalanced() }}
 	loadBalanced        = condition{"instances > 1", func(c Config) bool { return c.LoadBalanced() }}
+	withPipeline        = condition{"pipeline", func(c Config) bool { return c.Pipeline }}
+	withLiveIngestion   = condition{"pipeline, liveIngestion", func(c Config) bool { return c.Pipeline && c.LiveIngestion }}
+	pipelineOneInstance = condition{"pipeline, one instance", func(c Config) bool { return c.Pipeline && !c.LoadBalanced() }}
+	pipelineFleet       = condition{"pipeline, instances > 1", func(c Config) bool { return c.Pipeline && c.LoadBalanced() }}
 )
+
+// backfillRuns are the ARNs of the backfill state machine's executions and map runs, as cdk-nag shows them.
+const backfillRuns = `regex:/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:(execution:<BackfillStateMachine[0-9A-F]{8}\.Name>:\*|mapRun:<BackfillStateMachine[0-9A-F]{8}\.Name>\/\*)$/`
 
 // NagSuppressions is every suppression of the stack. Anything not listed here fails `cdk synth` and the tests.
 var NagSuppressions = []NagSuppression{
@@ -82,6 +89,38 @@ var NagSuppressions = []NagSuppression{
 		Reason: "Basic (5-minute) monitoring is enough for one t2.micro; detailed monitoring costs extra per metric."},
 	{ID: "AwsSolutions-EC29", Path: "Service/Instance/Resource", When: oneInstance,
 		Reason: "CloudFormation owns the instance's lifecycle; termination protection would block `cdk destroy` and replacements. Data lives in RDS, DocumentDB and S3, not on the instance."},
+	// The ingestion pipeline (pipeline, default on).
+	{ID: "AwsSolutions-IAM5", Path: "Worker/Role/DefaultPolicy/Resource", When: withPipeline,
+		AppliesTo: []string{"Resource::*"},
+		Reason:    "The network interfaces of a Lambda function in a VPC (what AWSLambdaVPCAccessExecutionRole grants, without its logs:* on every group): EC2's describe actions take no resource, and Lambda creates and deletes the interfaces before their ids exist."},
+	{ID: "AwsSolutions-IAM5", Path: "Worker/Role/DefaultPolicy/Resource", When: withPipeline,
+		AppliesTo: []string{"Resource::<DataBucketBD860FE1.Arn>/*"},
+		Reason:    "s3:GetObject (only) on the objects of the data bucket: the flight data files the worker ingests, any key a backfill lists or a notification names."},
+	{ID: "AwsSolutions-IAM5", Path: "Backfill/StateMachine/Role/DefaultPolicy/Resource", When: withPipeline,
+		AppliesTo: []string{"Resource::*"},
+		Reason:    "Step Functions' delivery of its execution log to CloudWatch Logs (logs:CreateLogDelivery, PutResourcePolicy and the other log delivery actions): the log delivery actions take no resource (AWS's Step Functions logging guide)."},
+	{ID: "AwsSolutions-IAM5", Path: "Backfill/StateMachine/Role/DefaultPolicy/Resource", When: withPipeline,
+		AppliesTo: []string{`regex:/^Resource::arn:<AWS::Partition>:s3:::<BackfillResults[0-9A-F]{8}>\/\*$/`},
+		Reason:    "The Distributed Map's ResultWriter writes each map run's result files (their names are made by Step Functions) into the results bucket, which holds nothing else."},
+	{ID: "AwsSolutions-IAM5", Path: "Backfill/StateMachine/Role/DefaultPolicy/Resource", When: withPipeline,
+		AppliesTo: []string{`regex:/^Resource::<WorkerFunction[0-9A-F]{8}\.Arn>:\*$/`},
+		Reason:    "lambda:InvokeFunction on the worker's versions and aliases (the CDK's Lambda task grants the function and its qualifiers): the worker only."},
+	{ID: "AwsSolutions-IAM5", Path: "Backfill/StateMachine/DistributedMapPolicy/Resource", When: withPipeline,
+		AppliesTo: []string{`regex:/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:\{"Fn::Select":\[6,\{"Fn::Split":\[":",\{"Ref":"BackfillStateMachine[0-9A-F]{8}"\}\]\}\]\}(\/Batches)?:\*$/`},
+		Reason:    "What a Distributed Map needs of its own child executions (Step Functions' Distributed Map IAM guide): DescribeExecution and StopExecution on the executions of this state machine, RedriveExecution on its map runs' (execution:NAME/Batches:*), whose names Step Functions makes."},
+	{ID: "AwsSolutions-IAM5", Path: "Service/Role/DefaultPolicy/Resource", When: pipelineOneInstance,
+		AppliesTo: []string{backfillRuns},
+		Reason:    "aircraftd follows and stops the backfills it started: DescribeExecution, StopExecution and ListMapRuns on the executions of the backfill state machine, DescribeMapRun on their map runs, which Step Functions names."},
+	{ID: "AwsSolutions-IAM5", Path: "Fleet/Role/DefaultPolicy/Resource", When: pipelineFleet,
+		AppliesTo: []string{backfillRuns},
+		Reason:    "aircraftd follows and stops the backfills it started: DescribeExecution, StopExecution and ListMapRuns on the executions of the backfill state machine, DescribeMapRun on their map runs, which Step Functions names."},
+	{ID: "AwsSolutions-S1", Path: "Backfill/Results/Resource", When: withPipeline,
+		Reason: "No server access logs: the results bucket holds the map runs' result files, written by the state machine only, expiring after 30 days; logging them would need a further bucket."},
+	{ID: "AwsSolutions-SF2", Path: "Backfill/StateMachine/Resource", When: withPipeline,
+		Reason: "No X-Ray: a backfill's steps are a listing and Lambda invocations whose durations the map run, the execution log (level ALL) and the worker's log already give; tracing every child execution costs per trace."},
+	{ID: "AwsSolutions-IAM4", Path: "BucketNotificationsHandler050a0587b7544547bf325f094a3db834/Role/Resource", When: withLiveIngestion,
+		AppliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+		Reason:    "The CDK's handler that writes the data bucket's notification configuration at deploy time (live ingestion): it only logs with this policy."},
 	// The load-balanced mode (instances > 1).
 	{ID: "AwsSolutions-EC23", Path: "LoadBalancer/SecurityGroup/Resource", When: loadBalanced,
 		Reason: "A public HTTPS API behind the load balancer: 443 and 80 (redirect only) from allowedCidr, default 0.0.0.0/0; set allowedCidr to narrow it. The instances admit the load balancer only."},
@@ -148,7 +187,7 @@ func NagSuppressionsMarkdown() string {
 		if s.When.label != "" {
 			when = s.When.label
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", id, s.Path, when, strings.ReplaceAll(s.Reason, "|", "\\|"))
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", strings.ReplaceAll(id, "|", "\\|"), s.Path, when, strings.ReplaceAll(s.Reason, "|", "\\|"))
 	}
 	return b.String()
 }

@@ -4,8 +4,10 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/network"
 	"github.com/aircraftdata/platform/infra/observability"
+	"github.com/aircraftdata/platform/infra/pipeline"
 	"github.com/aircraftdata/platform/infra/serviceenv"
 	"github.com/aircraftdata/platform/infra/single"
 )
@@ -22,6 +25,7 @@ type AircraftStackProps struct {
 	awscdk.StackProps
 	Config     Config
 	BinaryPath string // aircraftd for the instance's architecture (see ServiceBinary)
+	WorkerCode string // the ingest worker's code folder (pipeline.WorkerCode); "" without the pipeline
 }
 
 // NewAircraftStack is the architecture of the seed, box by box:
@@ -29,6 +33,8 @@ type AircraftStackProps struct {
 //	client ──HTTPS 443 (80: ACME, redirect)──▶ EC2 (public subnet, Elastic IP) ──5432──▶ RDS PostgreSQL (isolated)
 //	                                             │ └──────────27017──────────▶ DocumentDB (isolated)
 //	                                             └──read-only, S3 gateway endpoint──▶ S3 bucket aircraft-data
+//	aircraftd ──StartExecution──▶ Step Functions (Distributed Map over the listing) ──invoke──▶ Lambda ingest worker
+//	S3 new objects ──▶ SQS (dead-letter queue) ──batches──▶ Lambda ingest worker (isolated) ──5432, IAM auth──▶ RDS
 //
 // It is environment-agnostic: no account, region or lookups, so `cdk synth` needs no AWS credentials.
 func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStackProps) awscdk.Stack {
@@ -69,11 +75,24 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 		Protected: cfg.Protected(),
 	})
 
+	// The ingestion pipeline: the worker Lambda function in the isolated subnets, the backfill state machine, the queue
+	// of the bucket's new objects. Both modes' service starts backfills on it.
+	var pipe *pipeline.Pipeline
+	if cfg.Pipeline {
+		pipe = pipeline.New(stack, &pipeline.Props{
+			StackName: cfg.StackName, Vpc: vpc.Vpc, CodeDir: props.WorkerCode, Database: database.Instance, Bucket: data.Bucket,
+			LiveIngestion: cfg.LiveIngestion, Workers: cfg.WorkerConcurrency, MemoryMB: cfg.WorkerMemoryMB,
+			TimeoutSeconds: cfg.WorkerTimeoutSeconds, LiveBatchSize: cfg.LiveBatchSize,
+			LiveBatchWindowSeconds: cfg.LiveBatchWindowSeconds, LogRetentionDays: cfg.LogRetentionDays, Stage: cfg.Stage,
+			Protected: cfg.Protected(),
+		})
+	}
+
 	if cfg.LoadBalanced() {
 		// instances > 1: the same network and data stores, the service behind a load balancer (loadbalanced.go).
-		addLoadBalancedService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
+		addLoadBalancedService(stack, cfg, props.BinaryPath, vpc, data, database, docstore, pipe)
 	} else {
-		addSingleInstanceService(stack, cfg, props.BinaryPath, vpc, data, database, docstore)
+		addSingleInstanceService(stack, cfg, props.BinaryPath, vpc, data, database, docstore, pipe)
 	}
 	AddNagSuppressions(stack, cfg)
 	return stack
@@ -81,7 +100,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 // addSingleInstanceService is the rest of the stack with one instance, after the network and the data stores that both
 // modes share: the instance, its HTTPS, its release, the alarms and the outputs.
-func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore) {
+func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := single.NewService(stack, "Service", &single.ServiceProps{
 		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
@@ -107,6 +126,9 @@ func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string,
 	// The API token of every POST, generated; the service reads it and its database secrets, nothing else.
 	apiToken := newAPIToken(stack)
 	secretArns := grantReadSecrets(service.Role, database, docstore, apiToken)
+	if pipe != nil {
+		pipe.GrantBackfills(service.Role)
+	}
 
 	// HTTPS: ACME for domainName, else a self-signed certificate published to SSM.
 	https := single.NewHTTPS(stack, "Https", &single.HTTPSProps{
@@ -117,7 +139,7 @@ func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string,
 	release := single.NewRelease(stack, "Release", &single.ReleaseProps{
 		Service:       service,
 		BinaryPath:    binaryPath,
-		Environment:   withTLS(sharedEnvironment(data, database, docstore, apiToken), cfg),
+		Environment:   withTLS(sharedEnvironment(data, database, docstore, apiToken, pipe), cfg),
 		CertParameter: https.CertificateParameter,
 		SecretArns:    secretArns,
 	})
@@ -128,15 +150,17 @@ func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string,
 		ServiceLogs: service.LogGroup, Database: database, DocStore: docstore,
 	})
 	alarmTopic := alarms.Topic
+	allAlarms := append(alarms.IAlarms(), pipelineAlarms(stack, pipe, alarmTopic, database)...)
 
 	// The dashboard, and alarms on aircraftd's own metrics (observability/dashboard.go, servicealarms.go).
 	observability.NewServiceMonitoring(stack, "Monitoring", &observability.ServiceMonitoringProps{
-		Namespace: observability.MetricsNamespace(stack), Topic: alarmTopic, Alarms: alarms.IAlarms(), DatabaseID: database.Instance.InstanceIdentifier(),
+		Namespace: observability.MetricsNamespace(stack), Topic: alarmTopic, Alarms: allAlarms, DatabaseID: database.Instance.InstanceIdentifier(),
 		InstanceID: service.Instance.InstanceId(), Burstable: strings.HasPrefix(cfg.InstanceType, "t"), ServiceLogs: service.LogGroup,
 	})
 
 	output(stack, "ApiUrl", https.URL, "Base URL of the API")
 	dataOutputs(stack, data, database, docstore, apiToken)
+	pipelineOutputs(stack, pipe)
 	output(stack, "InstanceId", service.Instance.InstanceId(), "Service instance (aws ssm start-session --target <id>)")
 	if service.ElasticIP != nil {
 		output(stack, "ElasticIp", service.ElasticIP, "Public address of the service")
@@ -179,8 +203,16 @@ func grantReadSecrets(role awsiam.IRole, database *datastores.Database, docstore
 
 // sharedEnvironment is the part of the instance environment both modes share: the region, the data bucket, and the
 // secrets of the data stores and of the API token.
-func sharedEnvironment(data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret) serviceenv.Settings {
+func sharedEnvironment(data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, apiToken awssecretsmanager.ISecret, pipe *pipeline.Pipeline) serviceenv.Settings {
+	var backfills *serviceenv.Backfills
+	if pipe != nil {
+		backfills = &serviceenv.Backfills{
+			StateMachineArn: *pipe.Backfill.StateMachine.StateMachineArn(), Concurrency: pipe.BackfillConcurrency,
+			Retries: pipeline.BatchRetries, RetrySeconds: pipeline.RetrySeconds, WorkerUser: pipeline.WorkerDBUser,
+		}
+	}
 	return serviceenv.Settings{
+		Backfills:         backfills,
 		Region:            *awscdk.Aws_REGION(),
 		Bucket:            *data.Bucket.BucketName(),
 		DBSecretArn:       *database.Instance.Secret().SecretArn(),
@@ -189,6 +221,33 @@ func sharedEnvironment(data *datastores.DataBucket, database *datastores.Databas
 		APITokenSecretArn: *apiToken.SecretArn(),
 		DBAppSecretArn:    *database.AppSecret.SecretArn(),
 		MongoAppSecretArn: mongoAppSecretArn(docstore),
+	}
+}
+
+// pipelineAlarms are the pipeline's alarms on topic (none without it).
+func pipelineAlarms(stack awscdk.Stack, pipe *pipeline.Pipeline, topic awssns.ITopic, database *datastores.Database) []awscloudwatch.IAlarm {
+	if pipe == nil {
+		return nil
+	}
+	var out []awscloudwatch.IAlarm
+	for _, a := range pipe.AddAlarms(stack, topic, database.Instance.InstanceIdentifier(), pipeline.MaxConnections(datastores.MemoryBytes)) {
+		out = append(out, a)
+	}
+	return out
+}
+
+// pipelineOutputs are the outputs of the ingestion pipeline, the same in both modes.
+func pipelineOutputs(stack awscdk.Stack, pipe *pipeline.Pipeline) {
+	if pipe == nil {
+		return
+	}
+	output(stack, "BackfillStateMachineArn", pipe.Backfill.StateMachine.StateMachineArn(), "State machine of the backfills (aircraftd's BACKFILL_STATE_MACHINE_ARN)")
+	output(stack, "BackfillResultsBucketName", pipe.Backfill.Results.BucketName(), "Result files of the backfills' map runs (kept 30 days)")
+	output(stack, "WorkerFunctionName", pipe.Worker.Function.FunctionName(), "Ingest worker Lambda function")
+	output(stack, "WorkerLogGroupName", pipe.Worker.LogGroup.LogGroupName(), "Logs of the ingest worker")
+	if pipe.Live != nil {
+		output(stack, "LiveQueueUrl", pipe.Live.Queue.QueueUrl(), "Queue of the bucket's new objects (live ingestion)")
+		output(stack, "LiveDeadLetterQueueUrl", pipe.Live.DeadLetterQueue.QueueUrl(), "Dead-letter queue of live ingestion")
 	}
 }
 

@@ -276,7 +276,7 @@ var seedRows = []seedRow{
 	}},
 	{"diagram: FastAPI ──▶ PostgreSQL over the Security Group, Allow:5432", func(t *testing.T, s *Synth) {
 		svc, db := s.serviceSG(t), s.databaseSG(t)
-		in := s.rulesOf(db, "ingress")
+		in := s.notFromWorker(s.rulesOf(db, "ingress")) // the ingest worker's: TestPipelineWorkerNetwork
 		if len(in) != 1 || in[0].Peer != svc || in[0].FromPort != 5432 || in[0].ToPort != 5432 || in[0].Protocol != "tcp" {
 			t.Errorf("database ingress %v: want tcp 5432 from the service group only", in)
 		}
@@ -299,8 +299,8 @@ var seedRows = []seedRow{
 		if !refTo(s.Output("BucketName"), s.bucketID(t)) {
 			t.Errorf("BucketName output %v", s.Output("BucketName"))
 		}
-		if n := stackOf(t, "narrow"); n.One(t, "AWS::S3::Bucket").Props["BucketName"] != "aircraft-data-test-bucket" {
-			t.Errorf("context bucketName is not the bucket's name: %v", n.One(t, "AWS::S3::Bucket").Props["BucketName"])
+		if n := stackOf(t, "narrow"); n.Resource(t, n.bucketID(t)).Props["BucketName"] != "aircraft-data-test-bucket" {
+			t.Errorf("context bucketName is not the bucket's name: %v", n.Resource(t, n.bucketID(t)).Props["BucketName"])
 		}
 	}},
 	{"diagram: EC2 ──▶ S3 Bucket", func(t *testing.T, s *Synth) {
@@ -383,7 +383,7 @@ var seedRows = []seedRow{
 		})
 	}},
 	{"RDS: Security Group Inbound: PostgreSQL (5432) from EC2 SG only", func(t *testing.T, s *Synth) {
-		in := s.rulesOf(s.databaseSG(t), "ingress")
+		in := s.notFromWorker(s.rulesOf(s.databaseSG(t), "ingress")) // the ingest worker's: TestPipelineWorkerNetwork
 		if len(in) != 1 || in[0].Peer != s.serviceSG(t) || in[0].Cidr != "" || in[0].FromPort != 5432 {
 			t.Errorf("database ingress %v", in)
 		}
@@ -513,7 +513,15 @@ var seedRows = []seedRow{
 		assertIsolatedSubnets(t, s, s.One(t, "AWS::RDS::DBSubnetGroup").Props["SubnetIds"])
 	}},
 	{"Security: S3 access via IAM roles only", func(t *testing.T, s *Synth) {
-		policy := s.One(t, "AWS::S3::BucketPolicy")
+		var policy Resource
+		for _, p := range s.Resources("AWS::S3::BucketPolicy") {
+			if refTo(p.Props["Bucket"], s.bucketID(t)) {
+				policy = p
+			}
+		}
+		if policy.Props == nil {
+			t.Fatal("the data bucket has no policy")
+		}
 		for _, st := range list(policy.Props["PolicyDocument"].(map[string]any)["Statement"]) {
 			st := st.(map[string]any)
 			if st["Effect"] == "Allow" && strings.Contains(jsonOf(st["Principal"]), `"*"`) {
@@ -593,7 +601,7 @@ var seedRows = []seedRow{
 		assertIsolatedSubnets(t, s, s.One(t, "AWS::RDS::DBSubnetGroup").Props["SubnetIds"])
 	}},
 	{"S3 Configuration: Bucket Policy: Private access only, Access through EC2 IAM role, No public access", func(t *testing.T, s *Synth) {
-		b := s.One(t, "AWS::S3::Bucket")
+		b := s.Resource(t, s.bucketID(t))
 		if jsonOf(b.Props["PublicAccessBlockConfiguration"]) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` {
 			t.Errorf("public access block %s", jsonOf(b.Props["PublicAccessBlockConfiguration"]))
 		}

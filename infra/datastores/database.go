@@ -42,6 +42,8 @@ const (
 	storageGiB         = 20
 	MaxStorageGiB      = 100 // storage autoscaling: RDS grows the volume up to this when it runs low
 	dbIdentifierMaxLen = 54
+	// MemoryBytes is the memory of the instance class, db.t3.micro (1 GiB): RDS derives max_connections from it.
+	MemoryBytes = 1 << 30
 )
 
 // Database is the RDS box: PostgreSQL 17 on db.t3.micro, single-AZ, 20 GiB gp3 (autoscaling to 100), database
@@ -88,11 +90,13 @@ func NewDatabase(scope constructs.Construct, id string, props *DatabaseProps) *D
 		DatabaseName:          jsii.String(databaseName),
 		Credentials:           awsrds.Credentials_FromGeneratedSecret(jsii.String(databaseUser), &awsrds.CredentialsBaseOptions{ExcludeCharacters: jsii.String(passwordExcludeCharacters)}),
 		Parameters:            &map[string]*string{"rds.force_ssl": jsii.String("1")},
-		Vpc:                   props.Vpc,
-		VpcSubnets:            &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
-		SecurityGroups:        &[]awsec2.ISecurityGroup{sg},
-		PubliclyAccessible:    jsii.Bool(false),
-		BackupRetention:       awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays))),
+		// IAM database auth: the ingest worker connects with tokens of its role (rds-db:connect on its user only).
+		IamAuthentication:  jsii.Bool(true),
+		Vpc:                props.Vpc,
+		VpcSubnets:         &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+		SecurityGroups:     &[]awsec2.ISecurityGroup{sg},
+		PubliclyAccessible: jsii.Bool(false),
+		BackupRetention:    awscdk.Duration_Days(jsii.Number(float64(props.BackupRetentionDays))),
 		// dev: the database goes with the stack; prod: a final snapshot is taken and the instance is protected.
 		RemovalPolicy:          removal.SnapshotInProd(props.Stage),
 		DeleteAutomatedBackups: jsii.Bool(!prod),

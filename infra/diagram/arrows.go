@@ -39,6 +39,10 @@ func (d *drawing) networkArrows() {
 		for _, r := range asList(sg.props["SecurityGroupEgress"]) {
 			r := r.(map[string]any)
 			if cidr, ok := r["CidrIp"].(string); ok && cidr == "0.0.0.0/0" && d.sgOwner[sg.id] != "" {
+				if owner := d.sgOwner[sg.id]; d.isolated[owner] && d.s3Endpoint != "" {
+					arrows = append(arrows, arrow{owner, d.s3Endpoint, fmt.Sprintf("%s %v (the only route out)", r["IpProtocol"], r["FromPort"])})
+					continue
+				}
 				arrows = append(arrows, arrow{d.sgOwner[sg.id], "internet", fmt.Sprintf("%s %v to %s", r["IpProtocol"], r["FromPort"], cidr)})
 			}
 		}

@@ -15,6 +15,7 @@ func (d *drawing) boxes() {
 		d.vpc(vpc)
 	}
 	d.buckets()
+	d.pipeline()
 	d.regionalServices()
 	d.add(`end`)
 	d.add(`internet(("Internet: AWS APIs, dnf, ACME"))`)
@@ -40,6 +41,7 @@ func (d *drawing) vpc(vpc resource) {
 	d.add(`    subgraph isolated["Isolated subnets x%d, no route out"]`, isolated)
 	d.databases()
 	d.fileSystems()
+	d.functions()
 	d.add(`    end`)
 	for i, ep := range d.t.resources("AWS::EC2::VPCEndpoint") {
 		d.add(`    endpoint_%d{{"%s endpoint: %s"}}`, i, ep.props["VpcEndpointType"], serviceName(ep.props["ServiceName"]))
@@ -103,6 +105,146 @@ func (d *drawing) databases() {
 	}
 }
 
+// functions draws the Lambda functions of the isolated subnets (those in the VPC; the CDK's deploy-time handlers are
+// not), with their memory, timeout and reserved concurrency.
+func (d *drawing) functions() {
+	i := 0
+	for _, fn := range d.t.resources("AWS::Lambda::Function") {
+		vpc, ok := fn.props["VpcConfig"].(map[string]any)
+		if !ok {
+			continue
+		}
+		node := fmt.Sprintf("lambda_%d", i)
+		i++
+		label := fmt.Sprintf("Lambda %v %s, %v MB, %v s", fn.props["Runtime"], strings.Join(strs(fn.props["Architectures"]), ","),
+			fn.props["MemorySize"], fn.props["Timeout"])
+		if n, ok := fn.props["ReservedConcurrentExecutions"]; ok {
+			label += fmt.Sprintf(", %v at once", n)
+		}
+		d.add(`      %s["%s<br/>ingest worker"]`, node, label)
+		d.nodes[fn.id] = node
+		d.isolated[node] = true
+		for _, g := range groupRefs(vpc["SecurityGroupIds"]) {
+			d.sgOwner[g] = node
+		}
+	}
+}
+
+// strs is a list of strings.
+func strs(v any) []string {
+	var out []string
+	for _, s := range asList(v) {
+		out = append(out, fmt.Sprint(s))
+	}
+	return out
+}
+
+// groupRefs are the logical ids of {"Fn::GetAtt": [id, "GroupId"]} values.
+func groupRefs(v any) []string {
+	var out []string
+	for _, g := range asList(v) {
+		if id := getAttID(g); id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// pipeline draws the state machines and the queues outside the VPC, with what starts what: the bucket's notifications
+// to a queue, a queue's event source to a function, a state machine's listing of a bucket, its invocations of a
+// function and its result files.
+func (d *drawing) pipeline() {
+	for i, q := range d.t.resources("AWS::SQS::Queue") {
+		node := fmt.Sprintf("sqs_%d", i)
+		d.nodes[q.id] = node
+		label := "SQS queue"
+		if r, ok := q.props["RedrivePolicy"].(map[string]any); ok {
+			label += fmt.Sprintf(", visibility %v s<br/>dead letters after %v deliveries", q.props["VisibilityTimeout"], r["maxReceiveCount"])
+		} else {
+			label += " (dead letters)"
+		}
+		if q.props["SqsManagedSseEnabled"] == true {
+			label += ", encrypted"
+		}
+		d.add(`  %s[["%s"]]`, node, label)
+	}
+	for _, q := range d.t.resources("AWS::SQS::Queue") {
+		if r, ok := q.props["RedrivePolicy"].(map[string]any); ok && d.nodes[getAttID(r["deadLetterTargetArn"])] != "" {
+			d.add(`  %s -- "dead letters" --> %s`, d.nodes[q.id], d.nodes[getAttID(r["deadLetterTargetArn"])])
+		}
+	}
+	for _, n := range d.t.resources("Custom::S3BucketNotifications") {
+		cfg, _ := n.props["NotificationConfiguration"].(map[string]any)
+		for _, qc := range asList(cfg["QueueConfigurations"]) {
+			qc := qc.(map[string]any)
+			if from, to := d.nodes[ref(n.props["BucketName"])], d.nodes[getAttID(qc["QueueArn"])]; from != "" && to != "" {
+				d.add(`  %s -- "%s" --> %s`, from, strings.Join(strs(qc["Events"]), ", "), to)
+			}
+		}
+	}
+	for _, m := range d.t.resources("AWS::Lambda::EventSourceMapping") {
+		from, to := d.nodes[getAttID(m.props["EventSourceArn"])], d.nodes[ref(m.props["FunctionName"])]
+		if from != "" && to != "" {
+			d.add(`  %s -- "batches of %v within %v s, at most %v at once" --> %s`, from, m.props["BatchSize"],
+				m.props["MaximumBatchingWindowInSeconds"], maxConcurrency(m.props["ScalingConfig"]), to)
+		}
+	}
+	for i, sm := range d.t.resources("AWS::StepFunctions::StateMachine") {
+		node := fmt.Sprintf("sfn_%d", i)
+		d.nodes[sm.id] = node
+		d.add(`  %s{{"Step Functions %v<br/>%v: Distributed Map over the bucket listing"}}`, node, sm.props["StateMachineType"], sm.props["StateMachineName"])
+		def := joined(sm.props["DefinitionString"])
+		ids := make([]string, 0, len(d.nodes))
+		for id := range d.nodes {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			target := d.nodes[id]
+			if !strings.Contains(def, "{"+id+"}") && !strings.Contains(def, "{"+id+".Arn}") {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(target, "lambda_"):
+				d.add(`  %s -- "invokes, one batch each" --> %s`, node, target)
+			case strings.HasPrefix(target, "s3_") && strings.Contains(def, "s3:listObjectsV2\",\"Parameters\":{\"Bucket\":\"${"+id+"}"):
+				d.add(`  %s -- "ListObjectsV2" --> %s`, node, target)
+			case strings.HasPrefix(target, "s3_"):
+				d.add(`  %s -- "result files" --> %s`, node, target)
+			}
+		}
+	}
+}
+
+// maxConcurrency is the MaximumConcurrency of an event source's scaling configuration.
+func maxConcurrency(v any) any {
+	m, _ := v.(map[string]any)
+	return m["MaximumConcurrency"]
+}
+
+// joined is a string or a {"Fn::Join": ["", [...]]} as text, references as ${id} and ${id.Attribute}.
+func joined(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case map[string]any:
+		if j, ok := v["Fn::Join"].([]any); ok && len(j) == 2 {
+			var b strings.Builder
+			for _, part := range asList(j[1]) {
+				b.WriteString(joined(part))
+			}
+			return b.String()
+		}
+		if r, ok := v["Ref"].(string); ok {
+			return "${" + r + "}"
+		}
+		if ga, ok := v["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+			return fmt.Sprintf("${%v.%v}", ga[0], ga[1])
+		}
+	}
+	return ""
+}
+
 // buckets draws the S3 buckets, with the routes to them: the S3 endpoint's, the load balancers' access logs.
 func (d *drawing) buckets() {
 	for i, b := range d.t.resources("AWS::S3::Bucket") {
@@ -115,7 +257,14 @@ func (d *drawing) buckets() {
 		if v, _ := b.props["VersioningConfiguration"].(map[string]any); v["Status"] == "Enabled" {
 			versioning = ", versioned"
 		}
-		d.add(`  %s[("S3 bucket (%s)<br/>private%s, TLS only")]`, node, name, versioning)
+		expiry := ""
+		lc, _ := b.props["LifecycleConfiguration"].(map[string]any)
+		for _, r := range asList(lc["Rules"]) {
+			if days, ok := r.(map[string]any)["ExpirationInDays"]; ok {
+				expiry = fmt.Sprintf(", objects expire after %v days", days)
+			}
+		}
+		d.add(`  %s[("S3 bucket (%s)<br/>private%s, TLS only%s")]`, node, name, versioning, expiry)
 		d.nodes[b.id] = node
 		for _, lb := range d.albLogBuckets {
 			if lb.bucket == b.id {
@@ -144,7 +293,11 @@ func (d *drawing) regionalServices() {
 		d.nodes[p.id] = fmt.Sprintf("ssm_%d", i)
 	}
 	for i, lg := range d.t.resources("AWS::Logs::LogGroup") {
-		d.add(`  logs_%d["CloudWatch Logs<br/>%s, %v days"]`, i, lg.props["LogGroupName"], lg.props["RetentionInDays"])
+		name, ok := lg.props["LogGroupName"].(string)
+		if !ok {
+			name = "generated name"
+		}
+		d.add(`  logs_%d["CloudWatch Logs<br/>%s, %v days"]`, i, name, lg.props["RetentionInDays"])
 		d.nodes[lg.id] = fmt.Sprintf("logs_%d", i)
 	}
 	for i, r := range d.t.resources("AWS::Route53::RecordSet") {

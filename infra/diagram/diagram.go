@@ -34,7 +34,7 @@ func (t Template) resources(typ string) []resource {
 
 // Mermaid returns the picture alone, as a fenced Mermaid block.
 func Mermaid(t Template) string {
-	d := &drawing{t: t, sgOwner: map[string]string{}}
+	d := &drawing{t: t, sgOwner: map[string]string{}, isolated: map[string]bool{}}
 	d.boxes()
 	d.networkArrows()
 	d.permissionArrows()
@@ -100,6 +100,8 @@ type drawing struct {
 	role    string            // logical id of the instance role
 	roleOf  string            // node whose instances have the role
 	nodes   map[string]string // logical id -> node, for permission targets
+	// isolated are the nodes in the isolated subnets whose HTTPS goes to the S3 endpoint (no other route out).
+	isolated map[string]bool
 
 	s3Endpoint string   // node of the S3 gateway endpoint
 	s3Routes   []string // endpoint -> bucket lines

@@ -133,6 +133,7 @@ func watched(alarms []resource) string {
 	var names []string
 	for _, w := range []struct{ ns, name string }{
 		{"AWS/EC2", "instance"}, {"AWS/ApplicationELB", "load balancer"}, {"AWS/RDS", "RDS"}, {"AWS/DocDB", "DocumentDB"}, {"custom", "5xx"},
+		{"AWS/States", "backfills"}, {"AWS/SQS", "dead letters"}, {"AWS/Lambda", "worker"},
 	} {
 		if seen[w.ns] {
 			names = append(names, w.name)

@@ -34,7 +34,17 @@ type Settings struct {
 	TLSMode           string // "acme" or "selfsigned"
 	Domain            string
 	AcmeEmail         string
-	TrustedProxies    string // the load balancer's network: its X-Forwarded-For names the client; "" for none
+	TrustedProxies    string     // the load balancer's network: its X-Forwarded-For names the client; "" for none
+	Backfills         *Backfills // backfills on the ingestion pipeline's state machine; nil: in the service
+}
+
+// Backfills is how the service runs backfills on the ingestion pipeline (infra/pipeline).
+type Backfills struct {
+	StateMachineArn string
+	Concurrency     int    // the map's MaxConcurrency: the workers the database takes, less live ingestion's
+	Retries         int    // the state machine's retries of a batch
+	RetrySeconds    int    // and the wait before the first
+	WorkerUser      string // the worker's PostgreSQL role: the service creates it, with rds_iam, after migrating
 }
 
 // Environment is the instance's aircraftd.env as a map. Secrets stay in Secrets Manager: it holds their ARNs, never
@@ -64,6 +74,15 @@ func Environment(s Settings) map[string]string {
 	}
 	if s.MongoAppSecretArn != "" {
 		env["MONGODB_APP_SECRET_ARN"] = s.MongoAppSecretArn
+	}
+	if b := s.Backfills; b != nil {
+		env["BACKFILL_STATE_MACHINE_ARN"] = b.StateMachineArn
+		// One backfill at a time, each at most Concurrency batches at once: the bound the pipeline derived.
+		env["BACKFILL_MAX_RUNNING"] = "1"
+		env["BACKFILL_CONCURRENCY"] = fmt.Sprint(b.Concurrency)
+		env["BACKFILL_RETRIES"] = fmt.Sprint(b.Retries)
+		env["BACKFILL_RETRY_SECONDS"] = fmt.Sprint(b.RetrySeconds)
+		env["DB_WORKER_USER"] = b.WorkerUser
 	}
 	if s.TLSMode == "acme" {
 		// Port 80 only with ACME (its security group admits it only then): the http-01 challenge and a redirect.
