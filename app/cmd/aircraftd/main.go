@@ -39,6 +39,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/metrics"
 	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/ready"
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
 )
@@ -85,9 +86,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Jobs are kept in PostgreSQL too: any instance answers for any job.
 	registry.Share(jobStore{st.db, st.db.Reads()}, instanceID(), cfg.JobsLease)
 	// Readiness is checked in the background, first before serving.
-	ready := httpapi.NewReadiness(log, cfg.ReadyRefresh, st.checks()...)
-	ready.Refresh(ctx)
-	go ready.Run(ctx)
+	checker := ready.New(log, cfg.ReadyRefresh, st.checks()...)
+	checker.Refresh(ctx)
+	go checker.Run(ctx)
 	ingestion := &ingest.Service{DB: st.db, Bucket: st.flights, Log: log, Workers: cfg.IngestWorkers, Limits: cfg.IngestLimits(), Metrics: m}
 	reads := *ingestion
 	reads.DB = st.db.Reads()
@@ -111,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Stats:          st.db.Reads(),
 		Ingest:         httpapi.IngestService(ingestion, &reads),
 		Jobs:           registry,
-		Ready:          ready,
+		Ready:          checker,
 		Lanes:          st.lanes(log),
 		Metrics:        m,
 		Backfills:      backfills,
@@ -376,10 +377,10 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.
 }
 
 // checks are what readiness reports on.
-func (st *stores) checks() []httpapi.Check {
-	c := []httpapi.Check{{Name: "postgres", Check: st.db.Ping}, {Name: "s3", Check: st.flights.Check}}
+func (st *stores) checks() []ready.Check {
+	c := []ready.Check{{Name: "postgres", Check: st.db.Ping}, {Name: "s3", Check: st.flights.Check}}
 	if st.mongo != nil {
-		c = append(c, httpapi.Check{Name: "mongodb", Check: st.mongo.Ping})
+		c = append(c, ready.Check{Name: "mongodb", Check: st.mongo.Ping})
 	}
 	return c
 }

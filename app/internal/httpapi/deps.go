@@ -12,6 +12,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/ledger"
 	"github.com/aircraftdata/platform/app/internal/progress"
+	"github.com/aircraftdata/platform/app/internal/ready"
 )
 
 // The handlers depend on the small interfaces below, declared here by their user: cmd/aircraftd wires the real adapters
@@ -23,6 +24,12 @@ type Statistics interface {
 	Stats(ctx context.Context, icao string) (*flight.Stats, error)
 	// Aircraft returns up to limit aircraft after the address after, in order.
 	Aircraft(ctx context.Context, after string, limit int) ([]flight.Aircraft, error)
+}
+
+// Readiness answers the last check of the service's dependencies (ready.Checker, which makes it in the background).
+type Readiness interface {
+	// Last returns the last check, or nil before the first.
+	Last() *ready.Status
 }
 
 // Ingester starts ingestion runs (ingest.Service, through IngestService).

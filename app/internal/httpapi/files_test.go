@@ -30,6 +30,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/mongo/mongotest"
 	"github.com/aircraftdata/platform/app/internal/progress"
+	"github.com/aircraftdata/platform/app/internal/ready"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -67,7 +68,7 @@ func newFilesEnv(t *testing.T, maxJobs ...int) *filesEnv {
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{filesToken}, CORS: []string{"https://console.example"},
 		Jobs:  reg,
-		Ready: refreshed(t, httpapi.Check{Name: "mongodb", Check: store.Ping}),
+		Ready: refreshed(t, ready.Check{Name: "mongodb", Check: store.Ping}),
 		Lanes: &httpapi.Lanes{Store: store, Downloader: httpapi.Downloads(dl), Indexer: &download.Indexer{Store: store, Bucket: b, Log: log}},
 	}))
 	t.Cleanup(srv.Close)

@@ -26,6 +26,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/readsb"
+	"github.com/aircraftdata/platform/app/internal/ready"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -37,7 +38,7 @@ type flightsEnv struct {
 	db     *postgres.DB
 	dbURL  string
 	bucket bucket.Bucket
-	ready  *httpapi.Readiness
+	ready  *ready.Checker
 }
 
 func newFlightsEnv(t *testing.T) *flightsEnv {
@@ -47,16 +48,16 @@ func newFlightsEnv(t *testing.T) *flightsEnv {
 	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ready := refreshed(t, httpapi.Check{Name: "postgres", Check: db.Ping}, httpapi.Check{Name: "s3", Check: b.Check})
+	checker := refreshed(t, ready.Check{Name: "postgres", Check: db.Ping}, ready.Check{Name: "s3", Check: b.Check})
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{token},
 		Stats:  db.Reads(),
 		Ingest: httpapi.IngestService(ingestService(db, b, log), ingestService(db.Reads(), b, log)),
 		Jobs:   reg,
-		Ready:  ready,
+		Ready:  checker,
 	}))
 	t.Cleanup(srv.Close)
-	return &flightsEnv{url: srv.URL, db: db, dbURL: dbURL, bucket: b, ready: ready}
+	return &flightsEnv{url: srv.URL, db: db, dbURL: dbURL, bucket: b, ready: checker}
 }
 
 // ingestService is ingestion as the service runs it by default.

@@ -26,6 +26,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/lanes"
 	"github.com/aircraftdata/platform/app/internal/ledger"
 	"github.com/aircraftdata/platform/app/internal/progress"
+	"github.com/aircraftdata/platform/app/internal/ready"
 )
 
 // fakes records what the handlers asked of each dependency and answers what the test set.
@@ -185,21 +186,21 @@ func (f *fakes) List(_ context.Context, q lanes.Query) ([]lanes.Record, error) {
 	return out, nil
 }
 
-// refreshed is a Readiness of checks, checked once.
-func refreshed(t *testing.T, checks ...httpapi.Check) *httpapi.Readiness {
-	r := httpapi.NewReadiness(slog.New(slog.DiscardHandler), time.Hour, checks...)
+// refreshed is a ready.Checker of checks, checked once.
+func refreshed(t *testing.T, checks ...ready.Check) *ready.Checker {
+	r := ready.New(slog.New(slog.DiscardHandler), time.Hour, checks...)
 	r.Refresh(t.Context())
 	return r
 }
 
 // serveFakes serves the handlers on f; the dependency checks of readiness are ready.
-func serveFakes(t *testing.T, f *fakes, ready ...httpapi.Check) string {
+func serveFakes(t *testing.T, f *fakes, checks ...ready.Check) string {
 	t.Helper()
 	reg := jobs.NewRegistry(slog.New(slog.DiscardHandler), jobs.Limits{MaxRunning: cmp.Or(f.maxJobs, 8), KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: slog.New(slog.DiscardHandler), Version: "test", APITokens: []string{"old-token", filesToken},
-		Stats: f, Ingest: f, Jobs: reg, Ready: refreshed(t, ready...),
+		Stats: f, Ingest: f, Jobs: reg, Ready: refreshed(t, checks...),
 		Lanes: &httpapi.Lanes{Store: f, Downloader: f, Indexer: f},
 	}))
 	t.Cleanup(srv.Close)
@@ -503,14 +504,14 @@ func TestFileListAndRegister(t *testing.T) {
 func TestReadyAnswers(t *testing.T) {
 	down := errors.New("dial tcp 10.0.3.7:5432: connect: connection refused")
 	url := serveFakes(t, &fakes{},
-		httpapi.Check{Name: "postgres", Check: func(context.Context) error { return down }},
-		httpapi.Check{Name: "s3", Check: func(context.Context) error { return nil }})
+		ready.Check{Name: "postgres", Check: func(context.Context) error { return down }},
+		ready.Check{Name: "s3", Check: func(context.Context) error { return nil }})
 	status, m, _ := call(t, "GET", url+"/api/v1/ready", nil)
 	checks, _ := m["checks"].(map[string]any)
 	if status != http.StatusServiceUnavailable || m["status"] != "unavailable" || checks["s3"] != "ok" || checks["postgres"] != "unavailable" {
 		t.Errorf("ready with postgres down: %d %v", status, m)
 	}
-	url = serveFakes(t, &fakes{}, httpapi.Check{Name: "s3", Check: func(context.Context) error { return nil }})
+	url = serveFakes(t, &fakes{}, ready.Check{Name: "s3", Check: func(context.Context) error { return nil }})
 	if status, m, _ := call(t, "GET", url+"/api/v1/ready", nil); status != http.StatusOK || m["status"] != "ready" {
 		t.Errorf("ready: %d %v", status, m)
 	}

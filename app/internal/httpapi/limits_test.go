@@ -20,6 +20,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/httpapi"
 	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/ready"
 )
 
 // serveLimited serves the handlers on f with d's tokens, proxies and limits.
@@ -31,7 +32,10 @@ func serveLimited(t *testing.T, f *fakes, d httpapi.Deps) string {
 	if d.Jobs == nil {
 		d.Jobs = reg
 	}
-	d.Stats, d.Ingest, d.Ready = f, f, cmp.Or(d.Ready, refreshed(t))
+	d.Stats, d.Ingest = f, f
+	if d.Ready == nil {
+		d.Ready = refreshed(t)
+	}
 	d.Lanes = &httpapi.Lanes{Store: f, Downloader: f, Indexer: f}
 	srv := httptest.NewServer(httpapi.NewServer(d))
 	t.Cleanup(srv.Close)
@@ -172,20 +176,20 @@ func TestReadsHaveADeadlineAndNoDriverText(t *testing.T) {
 func TestReadyAnswersTheLastCheck(t *testing.T) {
 	var calls atomic.Int64
 	var down atomic.Bool
-	check := httpapi.Check{Name: "postgres", Check: func(context.Context) error {
+	check := ready.Check{Name: "postgres", Check: func(context.Context) error {
 		calls.Add(1)
 		if down.Load() {
 			return errors.New("dial tcp 10.0.3.7:5432: connect: connection refused")
 		}
 		return nil
 	}}
-	ready := httpapi.NewReadiness(slog.New(slog.DiscardHandler), 20*time.Millisecond, check)
-	url := serveLimited(t, &fakes{}, httpapi.Deps{Ready: ready})
+	checker := ready.New(slog.New(slog.DiscardHandler), 20*time.Millisecond, check)
+	url := serveLimited(t, &fakes{}, httpapi.Deps{Ready: checker})
 	// Before its first check, not ready.
 	if status, _, body := send(t, "GET", url+"/api/v1/ready", "", ""); status != http.StatusServiceUnavailable {
 		t.Errorf("before the first check: %d %s", status, body)
 	}
-	ready.Refresh(t.Context())
+	checker.Refresh(t.Context())
 	for range 50 {
 		if status, _, body := send(t, "GET", url+"/api/v1/ready", "", ""); status != http.StatusOK || !strings.Contains(body, `"checked_at"`) {
 			t.Fatalf("ready: %d %s", status, body)
@@ -198,7 +202,7 @@ func TestReadyAnswersTheLastCheck(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	down.Store(true)
-	go ready.Run(ctx)
+	go checker.Run(ctx)
 	for deadline := time.Now().Add(10 * time.Second); calls.Load() < 3; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no background check in 10 s")

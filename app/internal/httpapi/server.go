@@ -5,7 +5,6 @@
 package httpapi
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,14 +14,9 @@ import (
 	"github.com/gin-contrib/cors"
 	"github.com/gin-gonic/gin"
 
+	"github.com/aircraftdata/platform/app/internal/httpapi/apidocs"
 	"github.com/aircraftdata/platform/app/internal/httpapi/middleware"
 )
-
-// Check is one dependency that readiness reports on.
-type Check struct {
-	Name  string
-	Check func(context.Context) error
-}
 
 // Deps are what the handlers need.
 type Deps struct {
@@ -44,11 +38,11 @@ type Deps struct {
 	Stats  Statistics // on the read pool
 	Ingest Ingester
 	Jobs   Jobs
-	Ready  *Readiness // nil: not ready
+	Ready  Readiness // nil: not ready
 
 	Lanes *Lanes // lane file downloads; nil without MongoDB
 
-	Metrics RequestMetrics // told of every request; nil: nobody
+	Metrics middleware.RequestMetrics // told of every request; nil: nobody
 
 	Backfills Backfills // nil: the backfill endpoints answer 503
 }
@@ -62,7 +56,7 @@ func NewServer(d Deps) http.Handler {
 		panic("httpapi: trusted proxies: " + err.Error()) // config validated them
 	}
 	l := d.Limits
-	r.Use(requestMetrics(d.Metrics), middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
+	r.Use(middleware.Metrics(d.Metrics), middleware.RequestIDs(), middleware.AccessLog(d.Log), middleware.Recovery(d.Log),
 		middleware.RateLimit(l.PerSecond, l.Burst, l.Clients, unbounded), middleware.InFlight(l.InFlight, unbounded),
 		middleware.ReadDeadline(l.ReadTimeout, isPost))
 	if len(d.CORS) > 0 {
@@ -82,19 +76,18 @@ func NewServer(d Deps) http.Handler {
 
 	cfg := huma.DefaultConfig("Aircraft data platform", d.Version)
 	cfg.Info.Description = "Flight statistics from ADS-B readsb-hist files in S3, and lane file downloads tracked in MongoDB."
-	cfg.DocsPath = ""     // Swagger UI and ReDoc are served below, from embedded assets
+	cfg.DocsPath = ""     // Swagger UI and ReDoc are served below (apidocs), from embedded assets
 	cfg.CreateHooks = nil // no $schema links in response bodies: keep the seeds' shapes
-	cfg.OpenAPIPath = ""  // served below (registerSpec)
+	cfg.OpenAPIPath = ""  // served below (apidocs)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "one of the tokens of API_TOKEN; required for every POST"},
 		"read":   {Type: "http", Scheme: "bearer", Description: "one of the tokens of READ_TOKEN: lists that reveal S3 keys and paths (API_TOKEN works too)"},
 	}
 	api := humagin.New(r, cfg)
-	api.UseMiddleware(requireToken(api, d.APITokens, map[string][]string{"bearer": d.APITokens, "read": d.ReadTokens}))
+	api.UseMiddleware(middleware.RequireToken(api, d.APITokens, map[string][]string{"bearer": d.APITokens, "read": d.ReadTokens}))
 
 	routes(api, &handlers{Deps: d})
-	registerDocs(r)
-	registerSpec(r, api)
+	apidocs.Register(r, api)
 	return r
 }
 

@@ -1,7 +1,7 @@
 // Package metrics owns the service's Prometheus registry: every metric it exports is defined here, once (name, help,
 // labels), and served by Handler on a listener of its own (METRICS_ADDR). The domain packages do not import Prometheus:
 // each declares the small interface it tells what happened (ingest.Metrics, download.Metrics, jobs.Metrics,
-// httpapi.RequestMetrics), and *Metrics implements them all.
+// middleware.RequestMetrics), and *Metrics implements them all.
 //
 // Labels are bounded by the code, never by input: a route template (or "unmatched"), a method, a status, an outcome or
 // reason class, a job kind, a pool name. No key, icao or job id is ever a label.
@@ -110,7 +110,7 @@ func (m *Metrics) Names() []string {
 	return slices.Compact(names)
 }
 
-// Request counts an HTTP request (httpapi.RequestMetrics). route is the route template, "" for none.
+// Request counts an HTTP request (middleware.RequestMetrics). route is the route template, "" for none.
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	if route == "" {
 		route = Unmatched

@@ -1,6 +1,7 @@
-// Package middleware is the gin middleware of the service's HTTP interface: request ids, the access log, recovery from
-// panics, and the bounds on what anonymous reads may cost (a rate limit per client address, the requests served at
-// once, a deadline). Its refusals are RFC 9457 problems.
+// Package middleware is the middleware of the service's HTTP interface: in gin, request ids, the access log, request
+// metrics, recovery from panics, and the bounds on what anonymous reads may cost (a rate limit per client address, the
+// requests served at once, a deadline); in huma, the bearer tokens that operations require. Its refusals are RFC 9457
+// problems.
 package middleware
 
 import (

@@ -1,4 +1,6 @@
-package httpapi
+// Package apidocs serves the API's documentation from the binary: the OpenAPI document that huma generates, and Swagger
+// UI and ReDoc to read it.
+package apidocs
 
 import (
 	"encoding/json"
@@ -30,7 +32,14 @@ const redocPage = `<!doctype html>
 
 var redocJS = []byte(redoc.JavaScript)
 
-func registerDocs(r *gin.Engine) {
+// Register serves, on r, api's OpenAPI document at /openapi.json (and .yaml, -3.0.json, -3.0.yaml), Swagger UI at /docs
+// and ReDoc at /redoc. Call it once every operation of api is registered.
+func Register(r *gin.Engine, api huma.API) {
+	registerPages(r)
+	registerSpec(r, api)
+}
+
+func registerPages(r *gin.Engine) {
 	html := func(page string) gin.HandlerFunc {
 		return func(c *gin.Context) { c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(page)) }
 	}
@@ -59,7 +68,7 @@ func registerSpec(r *gin.Engine, api huma.API) {
 	} {
 		body, err := spec.make()
 		if err != nil {
-			panic("httpapi: openapi document: " + err.Error()) // a bug in an operation's declaration
+			panic("apidocs: openapi document: " + err.Error()) // a bug in an operation's declaration
 		}
 		r.GET(path, func(c *gin.Context) { c.Data(http.StatusOK, spec.typ, body) })
 	}

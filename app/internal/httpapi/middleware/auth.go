@@ -1,4 +1,4 @@
-package httpapi
+package middleware
 
 import (
 	"crypto/subtle"
@@ -8,10 +8,11 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 )
 
-// requireToken makes every operation that declares a security scheme carry "Authorization: Bearer <token>" with a token
-// of one of its schemes (tokens: scheme → its tokens): POSTs (bearer: API_TOKEN) and listings (read: READ_TOKEN, or
-// bearer). With no API token, auth is off, which the service only allows when told so explicitly.
-func requireToken(api huma.API, apiTokens []string, tokens map[string][]string) func(huma.Context, func(huma.Context)) {
+// RequireToken is huma middleware that makes every operation that declares a security scheme carry "Authorization:
+// Bearer <token>" with a token of one of its schemes (tokens: scheme → its tokens): POSTs (bearer: API_TOKEN) and
+// listings (read: READ_TOKEN, or bearer). With no API token, auth is off, which the service only allows when told so
+// explicitly.
+func RequireToken(api huma.API, apiTokens []string, tokens map[string][]string) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()
 		if len(apiTokens) == 0 || len(op.Security) == 0 {

@@ -1,4 +1,4 @@
-package httpapi
+package middleware
 
 import (
 	"time"
@@ -12,8 +12,8 @@ type RequestMetrics interface {
 	Request(route, method string, status int, d time.Duration)
 }
 
-// requestMetrics tells m of each request once it is answered; nil m: a middleware that does nothing.
-func requestMetrics(m RequestMetrics) gin.HandlerFunc {
+// Metrics tells m of each request once it is answered; nil m: a middleware that does nothing.
+func Metrics(m RequestMetrics) gin.HandlerFunc {
 	if m == nil {
 		return func(c *gin.Context) { c.Next() }
 	}
