@@ -39,6 +39,8 @@ import (
 	"github.com/aircraftdata/platform/app/internal/metrics"
 	"github.com/aircraftdata/platform/app/internal/mongo"
 	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/postgres/backfillstore"
+	"github.com/aircraftdata/platform/app/internal/postgres/jobstore"
 	"github.com/aircraftdata/platform/app/internal/ready"
 	"github.com/aircraftdata/platform/app/internal/serve"
 	"github.com/aircraftdata/platform/app/internal/tlscert"
@@ -84,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	// Jobs are kept in PostgreSQL too: any instance answers for any job.
-	registry.Share(jobStore{st.db, st.db.Reads()}, instanceID(), cfg.JobsLease)
+	registry.Share(jobstore.New(st.db), instanceID(), cfg.JobsLease)
 	// Readiness is checked in the background, first before serving.
 	checker := ready.New(log, cfg.ReadyRefresh, st.checks()...)
 	checker.Refresh(ctx)
@@ -222,8 +224,9 @@ func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *st
 	if err := limits.Check(); err != nil {
 		return nil, nil, err
 	}
-	local := inprocess.New(ctx, &inprocess.Runner{Store: st.db, Ingest: ingestion, Bucket: st.flights, Limits: limits, Log: log})
-	m := &backfill.Manager{Store: st.db, Runner: local, Bucket: st.flights.Name, Limits: limits, Log: log, Cost: backfill.Cost{
+	store := backfillstore.New(st.db)
+	local := inprocess.New(ctx, &inprocess.Runner{Store: store, Ingest: ingestion, Bucket: st.flights, Limits: limits, Log: log})
+	m := &backfill.Manager{Store: store, Runner: local, Bucket: st.flights.Name, Limits: limits, Log: log, Cost: backfill.Cost{
 		PerGB: float64(cfg.BackfillCostPerGB) / 1e6, PerFile: float64(cfg.BackfillCostPer1000Files) / 1e9,
 		PerBatch: float64(cfg.BackfillCostPerBatch) / 1e6,
 	}}
@@ -233,7 +236,7 @@ func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *st
 			return nil, nil, fmt.Errorf("aws config: %w", err)
 		}
 		m.Runner = &backfill.StepFunctions{Client: sfn.NewFromConfig(awsCfg), StateMachine: cfg.BackfillStateMachineARN,
-			Store: st.db, Limits: limits}
+			Store: store, Limits: limits}
 		log.Info("backfills: on Step Functions", "state_machine", cfg.BackfillStateMachineARN)
 	}
 	return m, local, nil
@@ -285,18 +288,7 @@ type stores struct {
 	dl      *download.Downloader // nil without MONGODB_URL
 }
 
-// open connects to every dependency; on failure it closes what it opened. jobStore is the jobs' store: starts, renewals
-// and ends on the work's pool, lookups (GET /api/v1/jobs/{id}: anonymous, one SELECT) on the read pool, so that a flood
-// of them waits for read connections, never for the work's.
-type jobStore struct {
-	*postgres.DB
-	reads *postgres.DB
-}
-
-func (s jobStore) LoadJob(ctx context.Context, id string) (jobs.View, bool, error) {
-	return s.reads.LoadJob(ctx, id)
-}
-
+// open connects to every dependency; on failure it closes what it opened.
 func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.Metrics) (_ *stores, err error) {
 	st := &stores{}
 	defer func() {

@@ -127,7 +127,7 @@ type Delta struct {
 	Failed *FailedBatch
 }
 
-// Store keeps backfills (postgres.DB).
+// Store keeps backfills (postgres/backfillstore).
 type Store interface {
 	// CreateBackfill inserts b, running, unless maxRunning backfills run already (ErrFull).
 	CreateBackfill(ctx context.Context, b Backfill, maxRunning int, lease time.Duration) error

@@ -19,7 +19,7 @@ type SFN interface {
 	DescribeMapRun(ctx context.Context, in *sfn.DescribeMapRunInput, opts ...func(*sfn.Options)) (*sfn.DescribeMapRunOutput, error)
 }
 
-// ExecutionStore is what StepFunctions keeps in the Store besides it (postgres.DB).
+// ExecutionStore is what StepFunctions keeps in the Store besides it (postgres/backfillstore).
 type ExecutionStore interface {
 	Store
 	// SetExecution saves the execution that runs a backfill.

@@ -23,6 +23,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/ingest"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/postgres/backfillstore"
 	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
@@ -49,14 +50,15 @@ func serveStack(t *testing.T, db *postgres.DB, b bucket.Bucket, limits backfill.
 		p = proc(svc)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	local := inprocess.New(ctx, &inprocess.Runner{Store: db, Ingest: p, Bucket: b, Limits: limits, Log: log})
+	store := backfillstore.New(db)
+	local := inprocess.New(ctx, &inprocess.Runner{Store: store, Ingest: p, Bucket: b, Limits: limits, Log: log})
 	t.Cleanup(func() { cancel(); local.Wait() })
 	reg := jobs.NewRegistry(log, jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
 	t.Cleanup(func() { reg.Stop(errors.New("test over")) })
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Log: log, Version: "test", APITokens: []string{filesToken}, Stats: db, Jobs: reg,
 		Ingest: httpapi.IngestService(svc, svc),
-		Backfills: &backfill.Manager{Store: db, Runner: local, Bucket: b.Name, Limits: limits, Log: log,
+		Backfills: &backfill.Manager{Store: store, Runner: local, Bucket: b.Name, Limits: limits, Log: log,
 			Cost: backfill.Cost{PerGB: 230e-6, PerFile: 0.4e-6, PerBatch: 75e-6}},
 	}))
 	t.Cleanup(srv.Close)

@@ -93,7 +93,7 @@ type jobInput struct {
 }
 
 // job answers a job by its id, from any instance. Lookups are reads like the others (rate limited, READ_MAX_IN_FLIGHT):
-// the store reads jobs on the read pool (aircraftd's jobStore), so they take no connection of the work's.
+// the store reads jobs on the read pool (postgres/jobstore), so they take no connection of the work's.
 func (h *handlers) job(ctx context.Context, in *jobInput) (*struct{ Body jobs.View }, error) {
 	v, ok, err := h.Jobs.Get(ctx, in.ID)
 	if err != nil {

@@ -35,11 +35,11 @@ var ErrFull = errors.New("too many jobs running")
 // ErrStopped is returned by Start after Stop.
 var ErrStopped = errors.New("jobs stopped")
 
-// Store keeps jobs where every instance reads them (postgres.DB): a registry that shares its jobs (Share) saves each
-// when it starts, renews the leases of all its running jobs at once (with their progress) and saves each job's end; it
-// reads jobs from there. Leases are reckoned by the store's clock, and so are the times a job started and ended, which
-// StartJob and EndJob return. LoadJob only reads: a running job whose lease ran out reads as failed InstanceLost,
-// finished when its lease ran out; EndJob overwrites that with the job's real end.
+// Store keeps jobs where every instance reads them (postgres/jobstore): a registry that shares its jobs (Share) saves
+// each when it starts, renews the leases of all its running jobs at once (with their progress) and saves each job's
+// end; it reads jobs from there. Leases are reckoned by the store's clock, and so are the times a job started and
+// ended, which StartJob and EndJob return. LoadJob only reads: a running job whose lease ran out reads as failed
+// InstanceLost, finished when its lease ran out; EndJob overwrites that with the job's real end.
 type Store interface {
 	StartJob(ctx context.Context, v View, instance string, lease time.Duration) (started time.Time, err error)
 	RenewJobs(ctx context.Context, instance string, running []View, lease time.Duration) error

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aircraftdata/platform/app/internal/jobs"
+	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/postgres/jobstore"
 	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
@@ -20,10 +22,10 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-func instance(t *testing.T, store jobs.Store, lease time.Duration) *jobs.Registry {
+func instance(t *testing.T, db *postgres.DB, lease time.Duration) *jobs.Registry {
 	t.Helper()
 	r := jobs.NewRegistry(quiet, jobs.Limits{MaxRunning: 8, KeepFinished: 100, KeepFor: time.Hour})
-	r.Share(store, stacktest.Name("instance-"), lease)
+	r.Share(jobstore.New(db), stacktest.Name("instance-"), lease)
 	t.Cleanup(func() { r.Stop(errors.New("test over")) })
 	return r
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/flight"
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/ledger"
+	"github.com/aircraftdata/platform/app/internal/postgres/jobstore"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -65,21 +66,22 @@ func TestAppRoleDoesTheWorkAndNoDDL(t *testing.T) {
 	unlock()
 
 	// Jobs and their leases.
+	js := jobstore.New(app)
 	v := jobs.View{ID: "j1", Kind: "ingest", State: jobs.Running}
-	if _, err := app.StartJob(ctx, v, "i1", time.Minute); err != nil {
+	if _, err := js.StartJob(ctx, v, "i1", time.Minute); err != nil {
 		t.Fatalf("start a job as the app role: %v", err)
 	}
-	if err := app.RenewJobs(ctx, "i1", []jobs.View{v}, time.Minute); err != nil {
+	if err := js.RenewJobs(ctx, "i1", []jobs.View{v}, time.Minute); err != nil {
 		t.Errorf("renew a job's lease as the app role: %v", err)
 	}
 	v.State = jobs.Succeeded
-	if _, err := app.EndJob(ctx, v, "i1"); err != nil {
+	if _, err := js.EndJob(ctx, v, "i1"); err != nil {
 		t.Errorf("end a job as the app role: %v", err)
 	}
-	if got, ok, err := app.Reads().LoadJob(ctx, "j1"); err != nil || !ok || got.State != jobs.Succeeded {
+	if got, ok, err := js.LoadJob(ctx, "j1"); err != nil || !ok || got.State != jobs.Succeeded {
 		t.Errorf("load a job as the app role: %+v %v %v", got, ok, err)
 	}
-	if err := app.PruneJobs(ctx, 0, time.Nanosecond); err != nil {
+	if err := js.PruneJobs(ctx, 0, time.Nanosecond); err != nil {
 		t.Errorf("prune jobs as the app role: %v", err)
 	}
 

@@ -1,6 +1,7 @@
 // Package postgres stores flight statistics and the ingestion ledger in PostgreSQL (pgx), and applies the embedded
 // schema migrations at start with pressly/goose, whose Postgres session lock lets several instances start at once
-// without racing on the schema.
+// without racing on the schema. The jobs and the backfills are kept in the same database by stores of their own:
+// jobstore and backfillstore.
 package postgres
 
 import (
@@ -94,6 +95,10 @@ func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Pas
 // Reads is db on the read pool: every query of the returned DB runs there, read-only and under the pool's
 // statement_timeout, and waits only for the read pool's connections. Its Close does nothing.
 func (db *DB) Reads() *DB { return &DB{pool: db.reads, reads: db.reads, ping: db.ping, view: true} }
+
+// Pool returns the pool that db's queries run on (the read pool in a Reads view), for the stores of their own tables
+// beside this package (postgres/jobstore, postgres/backfillstore).
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
 // Pools returns the pools by name, for their stats: "work" (ingestion, jobs, claims) and "read" (the API's reads).
 func (db *DB) Pools() map[string]*pgxpool.Pool {

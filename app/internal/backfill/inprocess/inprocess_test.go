@@ -14,6 +14,7 @@ import (
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/ingest"
+	"github.com/aircraftdata/platform/app/internal/postgres/backfillstore"
 	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
@@ -55,8 +56,9 @@ func runLocal(t *testing.T, files int, limits backfill.Limits, fails map[string]
 		MaxDecodeTime: def.IngestMaxDecodeTime}}
 	f := &flaky{Processor: svc, fails: fails, tries: map[string]int{}}
 	runCtx, cancel := context.WithCancel(ctx)
-	local := inprocess.New(runCtx, &inprocess.Runner{Store: db, Ingest: f, Bucket: b, Limits: limits, Log: slog.New(slog.DiscardHandler)})
-	m := &backfill.Manager{Store: db, Runner: local, Bucket: b.Name, Limits: limits}
+	store := backfillstore.New(db)
+	local := inprocess.New(runCtx, &inprocess.Runner{Store: store, Ingest: f, Bucket: b, Limits: limits, Log: slog.New(slog.DiscardHandler)})
+	m := &backfill.Manager{Store: store, Runner: local, Bucket: b.Name, Limits: limits}
 	started, err := m.Start(ctx, backfill.Request{Prefix: "k/"})
 	if err != nil {
 		t.Fatal(err)

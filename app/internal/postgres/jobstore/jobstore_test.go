@@ -1,4 +1,4 @@
-package main
+package jobstore_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/app/internal/postgres"
+	"github.com/aircraftdata/platform/app/internal/postgres/jobstore"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
 
@@ -32,7 +33,7 @@ func TestJobLookupsTakeNoWorkConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlock()
-	store := jobStore{db, db.Reads()}
+	store := jobstore.New(db)
 	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
 	defer cancelShort()
 	if _, ok, err := store.LoadJob(short, "0123456789abcdef01234567"); err != nil || ok {

@@ -1,4 +1,7 @@
-package postgres
+// Package backfillstore keeps the service's backfills in PostgreSQL (backfill.Store and StepFunctions' ExecutionStore),
+// in the backfills table of package postgres's schema, so that any instance answers for any backfill and
+// BACKFILL_MAX_RUNNING counts those of every instance.
+package backfillstore
 
 import (
 	"context"
@@ -8,9 +11,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
+	"github.com/aircraftdata/platform/app/internal/postgres"
 )
+
+// Store keeps backfills, on the work's pool.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns the store of the backfills in db.
+func New(db *postgres.DB) *Store { return &Store{pool: db.Pool()} }
 
 // backfillsLock is the transaction-level advisory lock that makes counting the running backfills and inserting one
 // atomic across instances.
@@ -18,12 +31,12 @@ const backfillsLock = 0x6261636b66696c6c // "backfill"
 
 // CreateBackfill inserts b, running and leased for lease, unless maxRunning backfills run (leases not run out) already:
 // backfill.ErrFull.
-func (db *DB) CreateBackfill(ctx context.Context, b backfill.Backfill, maxRunning int, lease time.Duration) error {
+func (st *Store) CreateBackfill(ctx context.Context, b backfill.Backfill, maxRunning int, lease time.Duration) error {
 	req, err := json.Marshal(b.Request)
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(backfillsLock)); err != nil {
 			return fmt.Errorf("postgres: backfills lock: %w", err)
 		}
@@ -47,8 +60,8 @@ func (db *DB) CreateBackfill(ctx context.Context, b backfill.Backfill, maxRunnin
 }
 
 // SetExecution saves the execution that runs a backfill: it is no longer leased to an instance.
-func (db *DB) SetExecution(ctx context.Context, id, execution string) error {
-	if _, err := db.pool.Exec(ctx, `UPDATE backfills SET execution = $2, lease_until = 'infinity' WHERE id = $1`, id, execution); err != nil {
+func (st *Store) SetExecution(ctx context.Context, id, execution string) error {
+	if _, err := st.pool.Exec(ctx, `UPDATE backfills SET execution = $2, lease_until = 'infinity' WHERE id = $1`, id, execution); err != nil {
 		return fmt.Errorf("postgres: backfill execution: %w", err)
 	}
 	return nil
@@ -56,13 +69,13 @@ func (db *DB) SetExecution(ctx context.Context, id, execution string) error {
 
 // LoadBackfill reads a backfill with one SELECT. A running one whose lease ran out reads as failed
 // backfill.InstanceLost, finished then.
-func (db *DB) LoadBackfill(ctx context.Context, id string) (backfill.Backfill, bool, error) {
+func (st *Store) LoadBackfill(ctx context.Context, id string) (backfill.Backfill, bool, error) {
 	var b backfill.Backfill
 	var req, failed []byte
 	var state string
 	var lost bool
 	var leaseUntil time.Time
-	err := db.pool.QueryRow(ctx, `
+	err := st.pool.QueryRow(ctx, `
 		SELECT id, bucket, request, state, runner, execution, batch_size, concurrency, listing_done, batches_listed,
 		       batches_done, batches_failed, files, files_ingested, files_failed, bytes, observations, failed_batches,
 		       error, stop_requested, started, finished, state = 'running' AND lease_until < now(), lease_until
@@ -95,7 +108,7 @@ func (db *DB) LoadBackfill(ctx context.Context, id string) (backfill.Backfill, b
 
 // AddProgress adds d to a running backfill (a failed batch to the first backfill.MaxFailedListed), renews its lease and
 // reports whether it was asked to stop.
-func (db *DB) AddProgress(ctx context.Context, id string, d backfill.Delta, lease time.Duration) (bool, error) {
+func (st *Store) AddProgress(ctx context.Context, id string, d backfill.Delta, lease time.Duration) (bool, error) {
 	failed := []byte("[]")
 	if d.Failed != nil {
 		var err error
@@ -104,7 +117,7 @@ func (db *DB) AddProgress(ctx context.Context, id string, d backfill.Delta, leas
 		}
 	}
 	var stop bool
-	err := db.pool.QueryRow(ctx, `
+	err := st.pool.QueryRow(ctx, `
 		UPDATE backfills SET listing_done = listing_done OR $3, batches_listed = batches_listed + $4,
 		    batches_done = batches_done + $5, batches_failed = batches_failed + $6, files = files + $7,
 		    files_ingested = files_ingested + $8, files_failed = files_failed + $9, bytes = bytes + $10,
@@ -126,7 +139,7 @@ func (db *DB) AddProgress(ctx context.Context, id string, d backfill.Delta, leas
 }
 
 // SaveProgress replaces the progress of a running backfill.
-func (db *DB) SaveProgress(ctx context.Context, id string, p backfill.Progress, failedBatches []backfill.FailedBatch) error {
+func (st *Store) SaveProgress(ctx context.Context, id string, p backfill.Progress, failedBatches []backfill.FailedBatch) error {
 	if failedBatches == nil {
 		failedBatches = []backfill.FailedBatch{}
 	}
@@ -134,7 +147,7 @@ func (db *DB) SaveProgress(ctx context.Context, id string, p backfill.Progress, 
 	if err != nil {
 		return err
 	}
-	_, err = db.pool.Exec(ctx, `
+	_, err = st.pool.Exec(ctx, `
 		UPDATE backfills SET listing_done = $2, batches_listed = $3, batches_done = $4, batches_failed = $5,
 		    files = $6, files_ingested = $7, files_failed = $8, bytes = $9, observations = $10, failed_batches = $11,
 		    lease_until = 'infinity'
@@ -148,8 +161,8 @@ func (db *DB) SaveProgress(ctx context.Context, id string, p backfill.Progress, 
 }
 
 // EndBackfill saves how a running backfill ended (or one answered lost: its real end is the truth).
-func (db *DB) EndBackfill(ctx context.Context, id string, s backfill.State, errText string) error {
-	_, err := db.pool.Exec(ctx, `
+func (st *Store) EndBackfill(ctx context.Context, id string, s backfill.State, errText string) error {
+	_, err := st.pool.Exec(ctx, `
 		UPDATE backfills SET state = $2, error = $3, finished = now() WHERE id = $1 AND state = 'running'`,
 		id, string(s), errText)
 	if err != nil {
@@ -159,8 +172,8 @@ func (db *DB) EndBackfill(ctx context.Context, id string, s backfill.State, errT
 }
 
 // RequestStop marks a backfill to stop and reports whether it exists.
-func (db *DB) RequestStop(ctx context.Context, id string) (bool, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE backfills SET stop_requested = true WHERE id = $1`, id)
+func (st *Store) RequestStop(ctx context.Context, id string) (bool, error) {
+	tag, err := st.pool.Exec(ctx, `UPDATE backfills SET stop_requested = true WHERE id = $1`, id)
 	if err != nil {
 		return false, fmt.Errorf("postgres: stop backfill: %w", err)
 	}
@@ -168,8 +181,8 @@ func (db *DB) RequestStop(ctx context.Context, id string) (bool, error) {
 }
 
 // RunningBackfills lists the backfills running (leases not run out), at most as many as may run.
-func (db *DB) RunningBackfills(ctx context.Context) ([]string, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT id FROM backfills WHERE state = 'running' AND lease_until >= now() ORDER BY started LIMIT 1000`)
+func (st *Store) RunningBackfills(ctx context.Context) ([]string, error) {
+	rows, _ := st.pool.Query(ctx, `SELECT id FROM backfills WHERE state = 'running' AND lease_until >= now() ORDER BY started LIMIT 1000`)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("postgres: running backfills: %w", err)
