@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,11 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/sethvargo/go-retry"
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -76,17 +71,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	registry.Observe(m)
 	m.SetJobs(registry)
-	// The metrics have a listener of their own (METRICS_ADDR; config refused one beyond loopback without
-	// METRICS_TOKEN), bound before the API's: a start that cannot serve them fails.
-	var metricsLn *metrics.Listener
-	if cfg.MetricsAddr != "off" {
-		if metricsLn, err = m.Listen(cfg.MetricsAddr, cfg.MetricsToken, log); err != nil {
-			st.close(log)
-			return fmt.Errorf("metrics listener (METRICS_ADDR): %w", err)
-		}
+	metricsLn, err := listenMetrics(cfg, log, m)
+	if err != nil {
+		st.close(log)
+		return err
 	}
 	// Jobs are kept in PostgreSQL too: any instance answers for any job.
-	registry.Share(jobstore.New(st.db), instanceID(), cfg.JobsLease)
+	registry.Share(jobstore.New(st.db), jobs.InstanceName(), cfg.JobsLease)
 	// Readiness is checked in the background, first before serving.
 	checker := ready.New(log, cfg.ReadyRefresh, st.checks()...)
 	checker.Refresh(ctx)
@@ -124,18 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// contexts are cancelled (both in serve.Run, which returns when no handler runs any more), (3) jobs are cancelled
 	// with the cause "shutdown" and drained, their ends saved (retried for up to JOBS_LEASE_SECONDS), (4) the metrics
 	// listener stops (it showed the drain until then), (5) the downloads root, MongoDB and Postgres are closed.
-	err = serve.Run(ctx, handler, serve.Options{
-		Addr:         cfg.HTTPAddr,
-		RedirectAddr: cfg.RedirectAddr,
-		CertFile:     cfg.TLSCertFile,
-		KeyFile:      cfg.TLSKeyFile,
-		ACMEDomain:   cfg.ACMEDomain,
-		ACMEEmail:    cfg.ACMEEmail,
-		ACMECacheDir: cfg.ACMECacheDir,
-		PlainHTTP:    cfg.TLSDisable,
-		Grace:        cfg.ShutdownGrace,
-		Log:          log,
-	})
+	err = serve.Run(ctx, handler, serveOptions(cfg, log))
 	log.Info("shutting down: stopping jobs")
 	registry.Stop(serve.ErrShutdown)
 	closeMetrics(log, metricsLn)
@@ -164,7 +144,7 @@ func configure(ctx context.Context, getenv func(string) string, stdout io.Writer
 	}
 
 	if cfg.HasSecrets() {
-		get, err := secretsManager(ctx, cfg.AWSRegion)
+		get, err := config.SecretsManager(ctx, cfg.AWSRegion)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -197,6 +177,36 @@ func readLimits(cfg *config.Config) httpapi.Limits {
 		PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, Clients: cfg.RateLimitClients,
 		InFlight: cfg.ReadMaxInFlight, PageMax: cfg.ReadPageMax, ReadTimeout: cfg.ReadTimeout,
 	}
+}
+
+// serveOptions are how the API is served (HTTP_ADDR, REDIRECT_ADDR, the TLS_* and ACME_* settings,
+// SHUTDOWN_GRACE_SECONDS).
+func serveOptions(cfg *config.Config, log *slog.Logger) serve.Options {
+	return serve.Options{
+		Addr:         cfg.HTTPAddr,
+		RedirectAddr: cfg.RedirectAddr,
+		CertFile:     cfg.TLSCertFile,
+		KeyFile:      cfg.TLSKeyFile,
+		ACMEDomain:   cfg.ACMEDomain,
+		ACMEEmail:    cfg.ACMEEmail,
+		ACMECacheDir: cfg.ACMECacheDir,
+		PlainHTTP:    cfg.TLSDisable,
+		Grace:        cfg.ShutdownGrace,
+		Log:          log,
+	}
+}
+
+// listenMetrics binds the metrics' listener of their own (METRICS_ADDR; config refused one beyond loopback without
+// METRICS_TOKEN), before the API's: a start that cannot serve them fails. None when METRICS_ADDR=off.
+func listenMetrics(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*metrics.Listener, error) {
+	if cfg.MetricsAddr == "off" {
+		return nil, nil
+	}
+	ln, err := m.Listen(cfg.MetricsAddr, cfg.MetricsToken, log)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener (METRICS_ADDR): %w", err)
+	}
+	return ln, nil
 }
 
 // closeMetrics stops the metrics listener, if there is one, within 5 s.
@@ -242,19 +252,10 @@ func backfills(ctx context.Context, cfg *config.Config, log *slog.Logger, st *st
 	return m, local, nil
 }
 
-// instanceID names this process in the jobs it runs: host and a random suffix (two processes may share a host).
-func instanceID() string {
-	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return host + "-" + hex.EncodeToString(b[:])
-}
-
-// authTokens returns the bearer tokens every POST needs: API_TOKEN (or the secret it names) is a list, comma or white
-// space separated, so that a new token can be added before the old one is removed. An empty list refuses to start
-// unless AUTH_DISABLE=true says so; the log says which.
+// authTokens returns the bearer tokens every POST needs (cfg.APITokens). None refuses to start unless AUTH_DISABLE=true
+// says so, and then every POST is open; the log says which.
 func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
-	tokens := splitTokens(cfg.APIToken)
+	tokens := cfg.APITokens()
 	switch {
 	case cfg.AuthDisable:
 		log.Warn("auth: off (AUTH_DISABLE=true): every POST and listing is open", "tokens_ignored", len(tokens))
@@ -262,7 +263,7 @@ func authTokens(cfg *config.Config, log *slog.Logger) ([]string, error) {
 	case len(tokens) == 0:
 		return nil, errors.New("auth: API_TOKEN (or the secret API_TOKEN_SECRET_ARN names) is empty: set a token, or AUTH_DISABLE=true to run without auth")
 	}
-	log.Info("auth: bearer token required on every POST and listing", "tokens", len(tokens), "read_tokens", len(splitTokens(cfg.ReadToken)))
+	log.Info("auth: bearer token required on every POST and listing", "tokens", len(tokens), "read_tokens", len(cfg.ReadTokens()))
 	return tokens, nil
 }
 
@@ -272,11 +273,7 @@ func readTokens(cfg *config.Config, apiTokens []string) []string {
 	if len(apiTokens) == 0 {
 		return nil
 	}
-	return splitTokens(cfg.ReadToken)
-}
-
-func splitTokens(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	return cfg.ReadTokens()
 }
 
 // stores are the service's connections to its dependencies.
@@ -413,54 +410,37 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(middleware.WithRequestIDs(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
-// openDB connects and migrates, retrying for a minute: at boot the database may come up after the service.
+// openDB connects and migrates, retrying for a minute (retrying).
 func openDB(ctx context.Context, log *slog.Logger, url string, reads postgres.ReadPool) (*postgres.DB, error) {
-	var db *postgres.DB
-	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
-	err := retry.Do(ctx, b, func(ctx context.Context) error {
-		var err error
-		if db, err = postgres.Open(ctx, url, reads); err != nil {
-			log.Warn("database not ready, retrying", "error", err)
-			return retry.RetryableError(err)
-		}
-		return nil
+	return retrying(ctx, log, "database", func(ctx context.Context) (*postgres.DB, error) {
+		return postgres.Open(ctx, url, reads)
 	})
-	return db, err
 }
 
-// openMongo connects to MongoDB, retrying for a minute like the database.
+// openMongo connects to MongoDB, retrying for a minute (retrying).
 func openMongo(ctx context.Context, log *slog.Logger, cfg *config.Config, url string, monitor func(string, uint64) *event.PoolMonitor) (*mongo.Store, error) {
-	var store *mongo.Store
-	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
-	err := retry.Do(ctx, b, func(ctx context.Context) error {
-		var err error
-		store, err = mongo.Open(ctx, mongo.Options{
+	return retrying(ctx, log, "mongodb", func(ctx context.Context) (*mongo.Store, error) {
+		return mongo.Open(ctx, mongo.Options{
 			URL: url, Database: cfg.MongoDBName, Collection: cfg.MongoCollection,
 			TLSCAFile: cfg.MongoTLSCAFile, AppName: "aircraftd", ReadConns: cfg.MongoReadMaxConns, Monitor: monitor,
 		})
-		if err != nil {
-			log.Warn("mongodb not ready, retrying", "error", err)
-			return retry.RetryableError(err)
-		}
-		return nil
 	})
-	return store, err
 }
 
-// secretsManager reads secrets from AWS Secrets Manager with the instance role.
-func secretsManager(ctx context.Context, region string) (config.SecretGetter, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
-	sm := secretsmanager.NewFromConfig(awsCfg)
-	return func(ctx context.Context, arn string) (string, error) {
-		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+// retrying calls open until it succeeds, for up to a minute: at boot a dependency may come up after the service.
+func retrying[T any](ctx context.Context, log *slog.Logger, what string, open func(context.Context) (T, error)) (T, error) {
+	var v T
+	b := retry.WithMaxDuration(time.Minute, retry.NewExponential(500*time.Millisecond))
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		got, err := open(ctx)
 		if err != nil {
-			return "", err
+			log.Warn(what+" not ready, retrying", "error", err)
+			return retry.RetryableError(err)
 		}
-		return aws.ToString(out.SecretString), nil
-	}, nil
+		v = got
+		return nil
+	})
+	return v, err
 }
 
 func gencert(args []string, stdout io.Writer) error {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aircraftdata/platform/app/internal/readsb"
 )
@@ -214,6 +215,17 @@ func (c *Config) IngestLimits() readsb.Limits {
 		MaxBytes: c.IngestMaxFileBytes, MaxString: c.IngestMaxStringBytes, MaxAircraft: c.IngestMaxAircraftPerFile,
 		MaxDepth: c.IngestMaxDepth, MaxDecodeTime: c.IngestMaxDecodeTime,
 	}
+}
+
+// APITokens are the tokens of API_TOKEN (or of the secret API_TOKEN_SECRET_ARN names, once resolved): a list, comma or
+// white space separated, so that a new token can be added before the old one is removed.
+func (c *Config) APITokens() []string { return tokenList(c.APIToken) }
+
+// ReadTokens are the tokens of READ_TOKEN, a list of the same form.
+func (c *Config) ReadTokens() []string { return tokenList(c.ReadToken) }
+
+func tokenList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 }
 
 // Loopback reports whether the listener address addr (host:port) accepts connections from this host only: its host is a

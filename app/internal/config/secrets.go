@@ -8,10 +8,31 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// SecretGetter returns the value of the secret named by an ARN (AWS Secrets Manager in production).
+// SecretGetter returns the value of the secret named by an ARN (AWS Secrets Manager in production: SecretsManager).
 type SecretGetter func(ctx context.Context, arn string) (string, error)
+
+// SecretsManager returns a SecretGetter that reads AWS Secrets Manager in region, with the credentials of the
+// environment (the instance role).
+func SecretsManager(ctx context.Context, region string) (SecretGetter, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return nil, fmt.Errorf("aws config: %w", err)
+	}
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	return func(ctx context.Context, arn string) (string, error) {
+		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.SecretString), nil
+	}, nil
+}
 
 // HasSecrets reports whether any *_SECRET_ARN is set.
 func (c *Config) HasSecrets() bool {

@@ -36,11 +36,13 @@ func (h *handlers) ready(context.Context, *struct{}) (*readyOutput, error) {
 	if h.Ready != nil {
 		last = h.Ready.Last()
 	}
-	switch {
-	case last == nil:
-		return &readyOutput{Status: http.StatusServiceUnavailable, Body: readiness{Status: "unavailable", Checks: map[string]string{}}}, nil
-	case !last.Ready:
-		return &readyOutput{Status: http.StatusServiceUnavailable, Body: readiness{Status: "unavailable", Checks: last.Checks, Checked: &last.Checked}}, nil
+	if last == nil {
+		body := readiness{Status: "unavailable", Checks: map[string]string{}}
+		return &readyOutput{Status: http.StatusServiceUnavailable, Body: body}, nil
 	}
-	return &readyOutput{Status: http.StatusOK, Body: readiness{Status: "ready", Checks: last.Checks, Checked: &last.Checked}}, nil
+	out := &readyOutput{Status: http.StatusOK, Body: readiness{Status: "ready", Checks: last.Checks, Checked: &last.Checked}}
+	if !last.Ready {
+		out.Status, out.Body.Status = http.StatusServiceUnavailable, "unavailable"
+	}
+	return out, nil
 }

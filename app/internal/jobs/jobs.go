@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -133,6 +134,15 @@ func NewRegistry(log *slog.Logger, l Limits) *Registry {
 	saveCtx, cancelSaves := context.WithCancel(context.Background())
 	return &Registry{ctx: ctx, cancel: cancel, limits: l, log: log, now: time.Now, jobs: make(map[string]*job),
 		saveCtx: saveCtx, cancelSaves: cancelSaves}
+}
+
+// InstanceName names this process in the jobs it shares (Share's instance): its host and a random suffix, since two
+// processes may share a host.
+func InstanceName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // Share keeps the registry's jobs in store too, under instance, renewing their leases every lease/3, all in one call,
