@@ -55,38 +55,11 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 	}
-	var redirect http.Handler = toHTTPS(o.Addr)
-	mode := "https (self-signed)"
-	switch {
-	case o.PlainHTTP:
-		mode = "http (TLS disabled)"
-	case o.ACMEDomain != "":
-		m := &autocert.Manager{
-			Prompt:     autocert.AcceptTOS,
-			HostPolicy: autocert.HostWhitelist(o.ACMEDomain),
-			Cache:      autocert.DirCache(o.ACMECacheDir),
-			Email:      o.ACMEEmail,
-		}
-		srv.TLSConfig = m.TLSConfig()
-		redirect = m.HTTPHandler(redirect)
-		mode = "https (ACME for " + o.ACMEDomain + ")"
-	case o.CertFile != "":
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		mode = "https (" + o.CertFile + ")"
-	default:
-		cert, err := tlscert.Self([]string{"localhost", "127.0.0.1", "::1"})
-		if err != nil {
-			return err
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	t, err := chooseTLS(o)
+	if err != nil {
+		return err
 	}
-	if srv.TLSConfig != nil {
-		srv.TLSConfig.MinVersion = tls.VersionTLS12
-	}
+	srv.TLSConfig = t.config
 
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -95,7 +68,7 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 	if srv.TLSConfig != nil {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	o.Log.Info("listening", "addr", ln.Addr().String(), "mode", mode)
+	o.Log.Info("listening", "addr", ln.Addr().String(), "mode", t.mode)
 	if o.Ready != nil {
 		o.Ready(ln.Addr())
 	}
@@ -105,7 +78,7 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 	go func() { errc <- srv.Serve(ln) }()
 	if o.RedirectAddr != "" {
 		rs := &http.Server{
-			Addr: o.RedirectAddr, Handler: redirect,
+			Addr: o.RedirectAddr, Handler: t.redirect,
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 			ErrorLog: srv.ErrorLog,
@@ -134,6 +107,49 @@ func Run(ctx context.Context, h http.Handler, o Options) error {
 		return errors.New("requests ignored their cancellation at shutdown")
 	}
 	return nil
+}
+
+// listenerTLS is how the main listener is served.
+type listenerTLS struct {
+	config   *tls.Config  // nil: plain HTTP
+	redirect http.Handler // what the redirect listener serves: to HTTPS, after ACME's http-01 challenges if any
+	mode     string       // for the log
+}
+
+// chooseTLS returns the TLS that o asks for: none when PlainHTTP, a certificate from ACME for ACMEDomain, the pair of
+// CertFile and KeyFile, or else a self-signed certificate made now; TLS 1.2 at least.
+func chooseTLS(o Options) (listenerTLS, error) {
+	t := listenerTLS{redirect: toHTTPS(o.Addr), mode: "https (self-signed)"}
+	switch {
+	case o.PlainHTTP:
+		t.mode = "http (TLS disabled)"
+		return t, nil
+	case o.ACMEDomain != "":
+		m := &autocert.Manager{
+			Prompt:     autocert.AcceptTOS,
+			HostPolicy: autocert.HostWhitelist(o.ACMEDomain),
+			Cache:      autocert.DirCache(o.ACMECacheDir),
+			Email:      o.ACMEEmail,
+		}
+		t.config = m.TLSConfig()
+		t.redirect = m.HTTPHandler(t.redirect)
+		t.mode = "https (ACME for " + o.ACMEDomain + ")"
+	case o.CertFile != "":
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return t, fmt.Errorf("tls: %w", err)
+		}
+		t.config = &tls.Config{Certificates: []tls.Certificate{cert}}
+		t.mode = "https (" + o.CertFile + ")"
+	default:
+		cert, err := tlscert.Self([]string{"localhost", "127.0.0.1", "::1"})
+		if err != nil {
+			return t, err
+		}
+		t.config = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	t.config.MinVersion = tls.VersionTLS12
+	return t, nil
 }
 
 // shutdown stops the servers and waits up to d for their connections to go idle.

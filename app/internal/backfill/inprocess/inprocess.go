@@ -168,7 +168,12 @@ func (l *Runner) run(id string, prefixes []string) (backfill.State, string) {
 	close(deltas)
 	saver.Wait()
 
-	cause := context.Cause(ctx)
+	return l.end(log, context.Cause(ctx), listErr, failed, listed)
+}
+
+// end says how a run ended, from why its context was cancelled (cause; nil: it was not), the listing's error and the
+// batches that failed of those listed.
+func (l *Runner) end(log *slog.Logger, cause, listErr error, failed, listed int64) (backfill.State, string) {
 	switch {
 	case errors.Is(cause, errStopRequested):
 		return backfill.Stopped, ""
