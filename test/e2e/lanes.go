@@ -150,75 +150,83 @@ func checkLanes(t *testing.T, tg Target, r Run, d Data) {
 		}
 	})
 
+	t.Run("download", func(t *testing.T) { checkLaneDownload(t, tg, r, in, out) })
+	t.Run("missing object", func(t *testing.T) { checkMissingObject(t, tg, r) })
+}
+
+// checkLaneDownload downloads the hour of the files in, whole and verified, leaving out (other hours) alone; again,
+// finding them all there; and checks their records' status.
+func checkLaneDownload(t *testing.T, tg Target, r Run, in, out []laneFile) {
+	prefix := r.LanePrefix()
 	req := map[string]any{"lane_id": r.Lane(), "hour": laneHour.Hour(), "date": laneHour.Format("2006-01-02") + "T00:00:00Z"}
-	t.Run("download", func(t *testing.T) {
-		res := download(t, tg, req)
-		if res.TotalFiles != len(in) || res.SuccessCount != len(in) || res.FailureCount != 0 || len(res.Failed) != 0 {
-			t.Fatalf("download: total %d, success %d, failures %d %v; want %d downloaded", res.TotalFiles,
-				res.SuccessCount, res.FailureCount, res.Failures, len(in))
+	res := download(t, tg, req)
+	if res.TotalFiles != len(in) || res.SuccessCount != len(in) || res.FailureCount != 0 || len(res.Failed) != 0 {
+		t.Fatalf("download: total %d, success %d, failures %d %v; want %d downloaded", res.TotalFiles,
+			res.SuccessCount, res.FailureCount, res.Failures, len(in))
+	}
+	checkDownloaded(t, tg, prefix, in, res.Successful, "downloaded")
+	for _, f := range out {
+		if tg.ReadDownload == nil {
+			break
 		}
-		checkDownloaded(t, tg, prefix, in, res.Successful, "downloaded")
-		for _, f := range out {
-			if tg.ReadDownload == nil {
-				break
-			}
-			if _, err := tg.ReadDownload(f.Rel()); err == nil {
-				t.Errorf("%s was downloaded, but it is not in the requested hour", f.Rel())
-			}
+		if _, err := tg.ReadDownload(f.Rel()); err == nil {
+			t.Errorf("%s was downloaded, but it is not in the requested hour", f.Rel())
 		}
+	}
 
-		// Again: nothing to fetch, every file already there, whole.
-		again := download(t, tg, req)
-		if again.SuccessCount != len(in) || again.FailureCount != 0 || again.AlreadyPresent != len(in) || again.Downloaded != 0 {
-			t.Errorf("second download: %+v, want %d already present", again, len(in))
-		}
-		checkDownloaded(t, tg, prefix, in, again.Successful, "already present")
+	// Again: nothing to fetch, every file already there, whole.
+	again := download(t, tg, req)
+	if again.SuccessCount != len(in) || again.FailureCount != 0 || again.AlreadyPresent != len(in) || again.Downloaded != 0 {
+		t.Errorf("second download: %+v, want %d already present", again, len(in))
+	}
+	checkDownloaded(t, tg, prefix, in, again.Successful, "already present")
 
-		for _, rec := range listFiles(t, tg, r.Lane()) {
-			wantStatus := "pending"
-			if rec.Timestamp.Equal(laneHour) {
-				wantStatus = "downloaded"
-			}
-			if rec.Status != wantStatus {
-				t.Errorf("%s: status %s, want %s", rec.Key, rec.Status, wantStatus)
-			}
+	for _, rec := range listFiles(t, tg, r.Lane()) {
+		wantStatus := "pending"
+		if rec.Timestamp.Equal(laneHour) {
+			wantStatus = "downloaded"
 		}
-	})
+		if rec.Status != wantStatus {
+			t.Errorf("%s: status %s, want %s", rec.Key, rec.Status, wantStatus)
+		}
+	}
+}
 
-	t.Run("missing object", func(t *testing.T) {
-		// A record whose object is not in the bucket: the download reports it failed, with the reason.
-		hour := laneHour.Add(3 * time.Hour)
-		key := prefix + path.Join(r.Lane(), hour.Format("2006/01/02/15"), "gone.bin")
-		rec := map[string]any{"s3_key": key, "lane_id": r.Lane(), "timestamp": hour.Add(17 * time.Minute).Format(time.RFC3339)}
-		resp := tg.MustCall(t, http.MethodPost, "/api/v1/files", map[string]any{"records": []any{rec}}, WithToken)
-		var reg struct {
-			Added     int `json:"added"`
-			Unchanged int `json:"unchanged"`
+// checkMissingObject downloads an hour whose one record has no object in the bucket: reported failed, with the
+// reason, in the answer and in the record.
+func checkMissingObject(t *testing.T, tg Target, r Run) {
+	prefix := r.LanePrefix()
+	hour := laneHour.Add(3 * time.Hour)
+	key := prefix + path.Join(r.Lane(), hour.Format("2006/01/02/15"), "gone.bin")
+	rec := map[string]any{"s3_key": key, "lane_id": r.Lane(), "timestamp": hour.Add(17 * time.Minute).Format(time.RFC3339)}
+	resp := tg.MustCall(t, http.MethodPost, "/api/v1/files", map[string]any{"records": []any{rec}}, WithToken)
+	var reg struct {
+		Added     int `json:"added"`
+		Unchanged int `json:"unchanged"`
+	}
+	if resp.Status != http.StatusOK || resp.JSON(&reg) != nil || reg.Added != 1 {
+		t.Fatalf("register %s: %s", key, resp)
+	}
+	// Registering is idempotent.
+	resp = tg.MustCall(t, http.MethodPost, "/api/v1/files", map[string]any{"records": []any{rec}}, WithToken)
+	if resp.Status != http.StatusOK || resp.JSON(&reg) != nil || reg.Added != 0 || reg.Unchanged != 1 {
+		t.Errorf("register %s again: %s", key, resp)
+	}
+	res := download(t, tg, map[string]any{"lane_id": r.Lane(), "hour": hour.Hour(), "date": hour.Format("2006-01-02")})
+	if res.TotalFiles != 1 || res.FailureCount != 1 || res.SuccessCount != 0 || !slices.Equal(res.Failed, []string{key}) ||
+		len(res.Failures) != 1 || res.Failures[0].Key != key || res.Failures[0].Reason == "" {
+		t.Errorf("download of a missing object: %+v", res)
+	}
+	if tg.ReadDownload != nil {
+		if _, err := tg.ReadDownload(path.Join(r.Lane(), hour.Format("2006/01/02/15"), "gone.bin")); err == nil {
+			t.Error("a file was written for an object that does not exist")
 		}
-		if resp.Status != http.StatusOK || resp.JSON(&reg) != nil || reg.Added != 1 {
-			t.Fatalf("register %s: %s", key, resp)
+	}
+	for _, rec := range listFiles(t, tg, r.Lane()) {
+		if rec.Key == key && (rec.Status != "failed" || rec.LastError == "") {
+			t.Errorf("record of the missing object: status %s, last error %q; want failed with the reason", rec.Status, rec.LastError)
 		}
-		// Registering is idempotent.
-		resp = tg.MustCall(t, http.MethodPost, "/api/v1/files", map[string]any{"records": []any{rec}}, WithToken)
-		if resp.Status != http.StatusOK || resp.JSON(&reg) != nil || reg.Added != 0 || reg.Unchanged != 1 {
-			t.Errorf("register %s again: %s", key, resp)
-		}
-		res := download(t, tg, map[string]any{"lane_id": r.Lane(), "hour": hour.Hour(), "date": hour.Format("2006-01-02")})
-		if res.TotalFiles != 1 || res.FailureCount != 1 || res.SuccessCount != 0 || !slices.Equal(res.Failed, []string{key}) ||
-			len(res.Failures) != 1 || res.Failures[0].Key != key || res.Failures[0].Reason == "" {
-			t.Errorf("download of a missing object: %+v", res)
-		}
-		if tg.ReadDownload != nil {
-			if _, err := tg.ReadDownload(path.Join(r.Lane(), hour.Format("2006/01/02/15"), "gone.bin")); err == nil {
-				t.Error("a file was written for an object that does not exist")
-			}
-		}
-		for _, rec := range listFiles(t, tg, r.Lane()) {
-			if rec.Key == key && (rec.Status != "failed" || rec.LastError == "") {
-				t.Errorf("record of the missing object: status %s, last error %q; want failed with the reason", rec.Status, rec.LastError)
-			}
-		}
-	})
+	}
 }
 
 func indexLanes(t *testing.T, tg Target, prefix string) indexResult {
