@@ -192,8 +192,8 @@ func checkLaneDownload(t *testing.T, tg Target, r Run, in, out []laneFile) {
 	}
 }
 
-// checkMissingObject downloads an hour whose one record has no object in the bucket: reported failed, with the
-// reason, in the answer and in the record.
+// checkMissingObject downloads an hour whose one record has no object in the bucket: reported failed, with the reason,
+// in the answer and in the record.
 func checkMissingObject(t *testing.T, tg Target, r Run) {
 	prefix := r.LanePrefix()
 	hour := laneHour.Add(3 * time.Hour)
