@@ -23,9 +23,9 @@ const (
 )
 
 // RetriedErrors are the errors of an invocation that the map tries again: Lambda's own (throttled, the service failing)
-// and the worker's dependency errors (app/internal/ingest.UnavailableError: S3 or PostgreSQL failing; aws-lambda-go
-// names an error by its Go type), and the function timing out (an S3 stall is cut at S3_STALL_SECONDS, well within the
-// timeout). A bad file is no error: the worker quarantines it.
+// and the worker's dependency errors (ingest.UnavailableError in app/internal/ingest: S3 or PostgreSQL failing;
+// aws-lambda-go names an error by its Go type), and the function timing out (an S3 stall is cut at S3_STALL_SECONDS,
+// well within the timeout). A bad file is no error: the worker quarantines it.
 var RetriedErrors = []string{
 	"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException",
 	"UnavailableError", "Sandbox.Timedout",
