@@ -105,3 +105,53 @@ func TestServesAsTheAppRole(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// With DB_WORKER_USER aircraftd makes the worker's role as the master at start: here, where no rds_iam role exists,
+// it says that IAM database auth is not available, and the role has the app role's DML and no DDL.
+func TestMakesTheWorkerRole(t *testing.T) {
+	role := stacktest.Name("worker_")
+	admin := stacktest.Env(t, "DB_ADMIN_URL")
+	t.Cleanup(func() { // after the test's database, which holds its grants
+		conn, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			t.Errorf("drop role: %v", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			t.Errorf("drop role: %v", err)
+		}
+	})
+	env, _, _ := stackEnv(t)
+	env["DB_WORKER_USER"] = role
+	d := startDaemon(t, env)
+	d.stop(t)
+	conn, err := pgx.Connect(t.Context(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rdsIAM bool
+	if err := conn.QueryRow(t.Context(), `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_iam')`).Scan(&rdsIAM); err != nil {
+		t.Fatal(err)
+	}
+	if said := strings.Contains(d.logs.String(), "IAM database auth is not available here"); said == rdsIAM {
+		t.Errorf("the log says IAM database auth is not available: %v; rds_iam exists: %v", said, rdsIAM)
+	}
+	db, err := pgx.Connect(t.Context(), env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var login, dml, ddl bool
+	if err := db.QueryRow(t.Context(), `
+		SELECT (SELECT rolcanlogin FROM pg_roles WHERE rolname = $1),
+		       has_table_privilege($1, 'aircraft_stats', 'SELECT') AND has_table_privilege($1, 'aircraft_stats', 'INSERT') AND
+		       has_table_privilege($1, 'aircraft_stats', 'UPDATE') AND has_table_privilege($1, 'aircraft_stats', 'DELETE'),
+		       has_schema_privilege($1, 'public', 'CREATE')`, role).Scan(&login, &dml, &ddl); err != nil {
+		t.Fatalf("the worker role: %v", err)
+	}
+	if !login || !dml || ddl {
+		t.Errorf("the worker role: login %v, DML on aircraft_stats %v, CREATE on public %v; want true, true, false", login, dml, ddl)
+	}
+}

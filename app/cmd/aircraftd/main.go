@@ -305,8 +305,23 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.
 	if st.db, err = openDB(ctx, log, dbURL, readPool); err != nil {
 		return nil, err
 	}
-	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no DDL), then
-	// serves as it only.
+	// The ingestion worker's role (DB_WORKER_USER), made as the master too: no password, IAM database auth on RDS.
+	if cfg.DBWorkerUser != "" {
+		if cfg.DBWorkerUser == cfg.DBApp.User {
+			return nil, fmt.Errorf("DB_WORKER_USER %q is the app role's user: give the worker a role of its own", cfg.DBWorkerUser)
+		}
+		iam, err := st.db.EnsureWorkerRole(ctx, cfg.DBWorkerUser)
+		if err != nil {
+			return nil, err
+		}
+		if iam {
+			log.Info("postgres: the worker role logs in with IAM database auth", "role", cfg.DBWorkerUser)
+		} else {
+			log.Warn("postgres: IAM database auth is not available here (no rds_iam role): the worker role has no way to log in but those given by hand", "role", cfg.DBWorkerUser)
+		}
+	}
+	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no
+	// DDL), then serves as it only.
 	appURL, err := cfg.PostgresAppURL()
 	if err != nil {
 		return nil, err

@@ -67,7 +67,7 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 		endpoint, user := cfg.DBIAMAuthEndpoint()
 		log.Info("postgres: IAM database auth", "endpoint", endpoint, "user", user)
 	}
-	db, err := postgres.OpenWithPassword(ctx, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}, password)
+	db, err := postgres.OpenMigrated(ctx, dbURL, postgres.ReadPool{MaxConns: cfg.DBReadMaxConns, Timeout: cfg.ReadTimeout}, password)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -63,10 +63,12 @@ func TestIAMAuthToken(t *testing.T) {
 	}
 }
 
-// Every pool of the database takes its connections' password from the function given to OpenWithPassword (where the IAM
-// auth token goes), not from the URL.
+// Every pool of the database takes its connections' password from the
+// function given to OpenMigrated (where the IAM auth token goes), not
+// from the URL.
 func TestPasswordGivenPerConnection(t *testing.T) {
-	u, err := url.Parse(stacktest.Postgres(t))
+	_, migrated := stacktest.DB(t) // aircraftd's part: the worker never migrates
+	u, err := url.Parse(migrated)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestPasswordGivenPerConnection(t *testing.T) {
 		t.Fatal("the database takes connections without a password: the test proves nothing")
 	}
 	var calls atomic.Int32
-	db, err := postgres.OpenWithPassword(ctx, u.String(), rp, func(context.Context) (string, error) { calls.Add(1); return pw, nil })
+	db, err := postgres.OpenMigrated(ctx, u.String(), rp, func(context.Context) (string, error) { calls.Add(1); return pw, nil })
 	if err != nil {
 		t.Fatal(err)
 	}

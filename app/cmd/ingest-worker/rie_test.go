@@ -198,7 +198,8 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *functio
 func TestMapBatchesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
-	workersURL, apiURL := stacktest.Postgres(t), stacktest.Postgres(t)
+	_, workersURL := stacktest.DB(t) // migrated, as aircraftd does: the worker never migrates
+	apiURL := stacktest.Postgres(t)
 	want := flighttest.Oracle{}
 	for _, n := range []string{"20231101-000030Z.json", "20231101-000315Z.json", "20231101-000315Z.json.gz", "20231101-000700Z.json.gz"} {
 		for _, prefix := range []string{"a/", "b/"} { // each snapshot under two more keys: counted once
@@ -250,7 +251,7 @@ func TestMapBatchesUnderEmulator(t *testing.T) {
 func TestQueueMessagesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)
-	dbURL := stacktest.Postgres(t)
+	_, dbURL := stacktest.DB(t) // migrated, as aircraftd does: the worker never migrates
 	const good, bad = "live/2023 11 01/000030Z+é.json", "live/2023 11 01/cut.json"
 	stacktest.Put(t, b, good, stacktest.Sample(t, "20231101-000030Z.json"))
 	stacktest.Put(t, b, bad, stacktest.Sample(t, "bad/20231101-000030Z.cut-mid-record.json"))

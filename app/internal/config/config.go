@@ -38,6 +38,7 @@ type Config struct {
 	DBAppSecretARN string
 	DBApp          Credentials // the service's own role (DB_APP_SECRET_ARN); zero: it serves as the master
 	DBIAMAuth      bool
+	DBWorkerUser   string // the worker's role (DB_WORKER_USER), made by aircraftd; empty: none
 	db             dbParts
 	AWSRegion      string
 	S3Bucket       string

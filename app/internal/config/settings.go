@@ -75,6 +75,7 @@ func (c *Config) settings() []Setting {
 			boolean("DB_IAM_AUTH", false, &c.DBIAMAuth, "true: connect as DB_USER with an IAM database auth token (the role's, made for each connection) instead of a password; needs DB_HOST, DB_USER and DB_SSLMODE=verify-full (the ingestion worker)"),
 			text("DB_SECRET_ARN", "", &c.DBSecretARN, "RDS-generated secret {username,password,host,port,dbname}; fills DB_*"),
 			text("DB_APP_SECRET_ARN", "", &c.DBAppSecretARN, "secret {username,password} of the service's own role: connected as the master (above), aircraftd migrates, creates or updates that role (DML on the tables, no DDL), then serves as it"),
+			text("DB_WORKER_USER", "", &c.DBWorkerUser, "login role of the ingestion worker (DB_USER of its DB_IAM_AUTH): connected as the master (above), aircraftd creates it with no password, grants it rds_iam where that role exists (RDS) and the app role's privileges (DML on the tables, no DDL); unset: none"),
 			positive("DB_READ_MAX_CONNS", 2, &c.DBReadMaxConns, "connections of the pool that serves the API's reads, apart from the work's (ingestion, jobs, claims); statements on it end after READ_TIMEOUT_SECONDS"),
 		),
 		group("S3",

@@ -8,7 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// appRoleLock is the advisory lock key that serializes EnsureAppRole across instances starting at once.
+// appRoleLock is the advisory lock key that serializes EnsureAppRole and EnsureWorkerRole across instances starting
+// at once.
 const appRoleLock = 0x61697263726f6c65 // "aircrole"
 
 // EnsureAppRole creates the login role user with password, or sets the password of an existing one, and gives it only
@@ -25,38 +26,66 @@ func (db *DB) EnsureAppRole(ctx context.Context, user, password string) error {
 	if user == "" || password == "" {
 		return errors.New("postgres: the app role needs a user name and a password")
 	}
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(appRoleLock)); err != nil {
-			return err
-		}
-		var exists, super, owns, self bool
-		var database string
-		if err := tx.QueryRow(ctx, `
-			SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1),
-			       EXISTS (SELECT FROM pg_roles WHERE rolname = $1 AND rolsuper),
-			       EXISTS (SELECT FROM pg_tables WHERE schemaname = 'public' AND tableowner = $1),
-			       $1 = current_user, current_database()`, user).Scan(&exists, &super, &owns, &self, &database); err != nil {
-			return err
-		}
-		if self {
-			return fmt.Errorf("postgres: the app role %q is the user that runs the migrations: give it a role of its own", user)
-		}
-		if super || owns {
-			return fmt.Errorf("postgres: the app role %q exists and is a superuser or owns tables: drop it or name another", user)
-		}
+	return db.ensureRole(ctx, "app role", user, func(tx pgx.Tx) error {
 		pw, err := tx.Conn().PgConn().EscapeString(password)
 		if err != nil {
 			return err
 		}
+		return alterRole(ctx, tx, user, "PASSWORD '"+pw+"'")
+	})
+}
+
+// EnsureWorkerRole creates the login role user of the ingestion worker, or updates an existing one, with no
+// password, and gives it the app role's privileges (EnsureAppRole: the worker runs the same ingestion queries, and
+// no DDL). Where the role rds_iam exists (RDS), user is made a member of it: the worker then logs in with IAM
+// database auth tokens only; iam reports whether it was. Elsewhere (a local PostgreSQL) the role has no way to log
+// in but the ones the database's administrator gives it. The same roles as EnsureAppRole's are refused.
+func (db *DB) EnsureWorkerRole(ctx context.Context, user string) (iam bool, err error) {
+	if user == "" {
+		return false, errors.New("postgres: the worker role needs a user name")
+	}
+	err = db.ensureRole(ctx, "worker role", user, func(tx pgx.Tx) error {
+		// PASSWORD NULL: a password set before (by hand, or by a test) no longer logs in.
+		if err := alterRole(ctx, tx, user, "PASSWORD NULL"); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_iam')`).Scan(&iam); err != nil || !iam {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "GRANT rds_iam TO "+pgx.Identifier{user}.Sanitize()); err != nil {
+			return fmt.Errorf("postgres: worker role %q: grant rds_iam: %w", user, err)
+		}
+		return nil
+	})
+	return iam, err
+}
+
+// ensureRole makes the login role user (what names it in errors) in one transaction, under appRoleLock: it refuses
+// db's own user, a superuser and an owner of a table of public, lets create (which calls alterRole) create or alter
+// the role, then grants it the service's privileges, those EnsureAppRole lists.
+func (db *DB) ensureRole(ctx context.Context, what, user string, create func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(appRoleLock)); err != nil {
+			return err
+		}
+		var super, owns, self bool
+		var database string
+		if err := tx.QueryRow(ctx, `
+			SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1 AND rolsuper),
+			       EXISTS (SELECT FROM pg_tables WHERE schemaname = 'public' AND tableowner = $1),
+			       $1 = current_user, current_database()`, user).Scan(&super, &owns, &self, &database); err != nil {
+			return err
+		}
+		if self {
+			return fmt.Errorf("postgres: the %s %q is the user that runs the migrations: give it a role of its own", what, user)
+		}
+		if super || owns {
+			return fmt.Errorf("postgres: the %s %q exists and is a superuser or owns tables: drop it or name another", what, user)
+		}
+		if err := create(tx); err != nil {
+			return err
+		}
 		role, dbName := pgx.Identifier{user}.Sanitize(), pgx.Identifier{database}.Sanitize()
-		stmt := "CREATE ROLE " + role + " LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD '" + pw + "'"
-		if exists {
-			stmt = "ALTER ROLE " + role + " LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD '" + pw + "'"
-		}
-		if _, err := tx.Exec(ctx, stmt); err != nil {
-			// The statement holds the password: name the role only.
-			return fmt.Errorf("postgres: create or alter the app role %q: %w", user, err)
-		}
 		for _, s := range []string{
 			"GRANT CONNECT, TEMPORARY ON DATABASE " + dbName + " TO " + role,
 			"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
@@ -68,9 +97,28 @@ func (db *DB) EnsureAppRole(ctx context.Context, user, password string) error {
 			"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO " + role,
 		} {
 			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("postgres: app role %q: %s: %w", user, s, err)
+				return fmt.Errorf("postgres: %s %q: %s: %w", what, user, s, err)
 			}
 		}
 		return nil
 	})
+}
+
+// alterRole creates the login role user, or alters the existing one, with no privilege beyond logging in, and
+// password, a PASSWORD clause.
+func alterRole(ctx context.Context, tx pgx.Tx, user, password string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, user).Scan(&exists); err != nil {
+		return err
+	}
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	stmt := verb + " ROLE " + pgx.Identifier{user}.Sanitize() + " LOGIN NOCREATEDB NOCREATEROLE NOINHERIT " + password
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		// The statement may hold a password: name the role only.
+		return fmt.Errorf("postgres: create or alter the role %q: %w", user, err)
+	}
+	return nil
 }

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -45,15 +47,39 @@ type ReadPool struct {
 // Open connects to url and brings the schema up to date. It opens three pools: the work's (pgx's default size, or url's
 // pool_max_conns), the reads' (rp; read-only transactions, statement_timeout rp.Timeout), and one connection for Ping.
 func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
-	return OpenWithPassword(ctx, url, rp, nil)
+	db, err := connect(ctx, url, rp, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // Password gives the password of each new connection (an IAM database auth token, valid 15 minutes).
 type Password func(ctx context.Context) (string, error)
 
-// OpenWithPassword is Open with the password of every connection of every pool given by password, when not nil, instead
-// of url's.
-func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Password) (*DB, error) {
+// OpenMigrated is Open for the ingestion worker, of which hundreds may start at once and none owns the schema: it
+// never migrates, and takes no lock. It checks that every migration this binary embeds is in goose's version table,
+// and fails otherwise ("schema at version N, this worker needs M: deploy aircraftd first"). A schema with
+// migrations this binary does not know is accepted, as Open accepts it (goose runs none then): migrations only add,
+// and a deploy migrates (aircraftd) before the workers of the new binary replace the old ones, which keep working in
+// between. The password of every connection of every pool is given by password when not nil, instead of url's.
+func OpenMigrated(ctx context.Context, url string, rp ReadPool, password Password) (*DB, error) {
+	db, err := connect(ctx, url, rp, password)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.checkSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func connect(ctx context.Context, url string, rp ReadPool, password Password) (*DB, error) {
 	if rp.MaxConns < 1 || rp.Timeout <= 0 {
 		return nil, errors.New("postgres: the read pool needs at least one connection and a timeout")
 	}
@@ -84,10 +110,6 @@ func OpenWithPassword(ctx context.Context, url string, rp ReadPool, password Pas
 			db.Close()
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
-	}
-	if err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
 	}
 	return db, nil
 }
@@ -120,6 +142,43 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// checkSchema reports, as an error, the migrations this binary embeds that goose's version table does not list
+// (OpenMigrated), with one read and no lock.
+func (db *DB) checkSchema(ctx context.Context) error {
+	var applied []int64
+	rows, err := db.pool.Query(ctx, `SELECT version_id FROM goose_db_version`)
+	if err == nil {
+		applied, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	var pg *pgconn.PgError
+	if err != nil && !(errors.As(err, &pg) && pg.Code == "42P01") { // undefined_table: no migration ever ran
+		return fmt.Errorf("postgres: read the schema's version: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	var have, need int64
+	for _, v := range applied {
+		have = max(have, v)
+	}
+	var missing []int64
+	for _, n := range names {
+		v, err := goose.NumericComponent(n)
+		if err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", n, err)
+		}
+		need = max(need, v)
+		if !slices.Contains(applied, v) {
+			missing = append(missing, v)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("postgres: schema at version %d, this worker needs %d (migrations %v not applied): deploy aircraftd first", have, need, missing)
 	}
 	return nil
 }
