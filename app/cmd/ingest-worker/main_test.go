@@ -63,9 +63,8 @@ func TestIAMAuthToken(t *testing.T) {
 	}
 }
 
-// Every pool of the database takes its connections' password from the
-// function given to OpenMigrated (where the IAM auth token goes), not
-// from the URL.
+// Every pool of the database takes its connections' password from the function given to OpenMigrated (where the IAM
+// auth token goes), not from the URL.
 func TestPasswordGivenPerConnection(t *testing.T) {
 	_, migrated := stacktest.DB(t) // aircraftd's part: the worker never migrates
 	u, err := url.Parse(migrated)
@@ -97,5 +96,23 @@ func TestPasswordGivenPerConnection(t *testing.T) {
 	}
 	if n := calls.Load(); n < 3 {
 		t.Errorf("%d passwords asked for: want one per connection of the work's, the reads' and the ping's pools", n)
+	}
+}
+
+// Under Lambda the worker's memory limit is three quarters of the function's memory, not aircraftd's default.
+func TestMemoryLimitFollowsTheFunction(t *testing.T) {
+	def := config.Defaults().MemoryLimit
+	for _, c := range []struct {
+		size string
+		want int64
+	}{{"", def}, {"nonsense", def}, {"1769", 1769 << 20 / 4 * 3}, {"128", 96 << 20}} {
+		if got := memoryLimit(def, func(k string) string {
+			if k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" {
+				return c.size
+			}
+			return ""
+		}); got != c.want {
+			t.Errorf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%q: limit %d, want %d", c.size, got, c.want)
+		}
 	}
 }
