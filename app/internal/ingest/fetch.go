@@ -19,7 +19,7 @@ type fetched struct {
 	obj       bucket.Object
 	versionID string
 	file      *readsb.File
-	sha256    []byte // of the object's bytes, with file
+	sha256    []byte // of the object's bytes, with a file without a snapshot time (hash)
 	skip      string // reason, when the object was not fetched
 	refused   string // S3 refused the object, with this reason
 	err       error  // the file's fault: it is quarantined
@@ -88,17 +88,10 @@ func (s *Service) fetchContained(ctx context.Context, obj bucket.Object) (f fetc
 func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 	body, versionID, err := s.Bucket.Open(ctx, obj.Key, obj.ETag)
 	if err != nil {
-		if changed(err) {
-			return fetched{obj: obj, skip: reasonChanged}
-		}
-		if reason, ok := bucket.Refusal(err); ok {
-			return fetched{obj: obj, refused: reason}
-		}
-		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
+		return s.openFailed(ctx, obj, err)
 	}
 	defer body.Close()
-	sum := sha256.New()
-	file, err := decode(io.TeeReader(body, sum), s.Limits)
+	file, err := decode(body, s.Limits)
 	var source *readsb.SourceError
 	switch {
 	case err == nil:
@@ -107,16 +100,50 @@ func (s *Service) fetch(ctx context.Context, obj bucket.Object) fetched {
 	default:
 		return fetched{obj: obj, versionID: versionID, err: err}
 	}
+	// The decoder reads a good file to its end; a little more is read in case it did not, so that the connection can be
+	// reused.
+	if _, err := io.CopyN(io.Discard, body, 64<<10); err != nil && err != io.EOF {
+		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
+	}
+	f := fetched{obj: obj, versionID: versionID, file: file}
 	if file.Now.IsZero() {
 		// A format without a snapshot time: the object's time stands in.
 		file.Aircraft.Stamp(obj.LastModified.UTC())
+		return s.hash(ctx, f)
 	}
-	// The decoder reads a good file to its end; a little more is read in case it did not, so that the connection can be
-	// reused.
-	if _, err := io.CopyN(sum, body, 64<<10); err != nil && err != io.EOF {
-		return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
+	return f
+}
+
+// hash returns f with the SHA-256 of its object's bytes (as stored, compressed or not), read again from S3 with its
+// ETag pinned, so that they are the bytes just decoded. Only a file without a snapshot time (the list format) needs
+// them: it is known by its bytes alone (a version whose bytes another version of its key holds is a duplicate,
+// docs/ingestion.md "Exactly once for lists"), whereas a snapshot is known by its time (its claim in snapshots),
+// whatever its bytes. Hashing every object was 7-9% of a backfill worker's CPU (its profile, 2026-12-07); list files
+// are few and small, and a second GET each costs less.
+func (s *Service) hash(ctx context.Context, f fetched) fetched {
+	body, _, err := s.Bucket.Open(ctx, f.obj.Key, f.obj.ETag)
+	if err != nil {
+		return s.openFailed(ctx, f.obj, err)
 	}
-	return fetched{obj: obj, versionID: versionID, file: file, sha256: sum.Sum(nil)}
+	defer body.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, body); err != nil {
+		return fetched{obj: f.obj, depErr: s.unavailable(ctx, "s3", err)}
+	}
+	f.sha256 = sum.Sum(nil)
+	return f
+}
+
+// openFailed is what becomes of obj when S3 does not give its bytes: changed since listed (skipped), refused (S3 says
+// no to this object), or S3 unavailable.
+func (s *Service) openFailed(ctx context.Context, obj bucket.Object, err error) fetched {
+	if changed(err) {
+		return fetched{obj: obj, skip: reasonChanged}
+	}
+	if reason, ok := bucket.Refusal(err); ok {
+		return fetched{obj: obj, refused: reason}
+	}
+	return fetched{obj: obj, depErr: s.unavailable(ctx, "s3", err)}
 }
 
 // changed reports whether err says the object is gone or has another ETag since it was listed: the next run sees its
