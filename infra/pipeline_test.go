@@ -128,7 +128,7 @@ func TestPipelineWorkerFunction(t *testing.T) {
 	for k, want := range map[string]string{
 		"DB_IAM_AUTH": "true", "DB_USER": "aircraft_worker", "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": "/var/task/rds-ca.pem",
 		"DB_HOST": "${" + db + ".Endpoint.Address}", "DB_PORT": "${" + db + ".Endpoint.Port}", "DB_NAME": "aircraft_db",
-		"S3_BUCKET": "${" + s.bucketID(t) + "}", "GOMEMLIMIT": "1415MiB", "DB_READ_MAX_CONNS": "1",
+		"S3_BUCKET": "${" + s.bucketID(t) + "}", "DB_READ_MAX_CONNS": "1",
 	} {
 		if env[k] != want {
 			t.Errorf("%s=%q, want %q", k, env[k], want)
@@ -632,16 +632,13 @@ func TestPipelineOptOuts(t *testing.T) {
 // aircraftd's pipeline settings are settings of the service (.env.example).
 func TestBackfillEnvironmentIsTheServiceSettings(t *testing.T) {
 	settings := envSettings(t)
-	// DB_WORKER_USER is added to the app's settings by the branch that makes aircraftd create the worker's user (issue
-	// 23); until it is merged, it is the one name .env.example may lack.
-	pending := map[string]bool{"DB_WORKER_USER": true}
 	env := stackOf(t, "default").serviceEnv(t)
 	for _, k := range []string{"BACKFILL_STATE_MACHINE_ARN", "BACKFILL_MAX_RUNNING", "BACKFILL_CONCURRENCY", "BACKFILL_RETRIES",
 		"BACKFILL_RETRY_SECONDS", "DB_WORKER_USER"} {
 		if _, ok := env[k]; !ok {
 			t.Errorf("aircraftd's environment lacks %s", k)
 		}
-		if !settings[k] && !pending[k] {
+		if !settings[k] {
 			t.Errorf("%s is no setting of the service (.env.example, app/internal/config)", k)
 		}
 	}

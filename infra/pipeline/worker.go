@@ -5,7 +5,6 @@
 package pipeline
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -167,8 +166,6 @@ func workerEnvironment(props *WorkerProps) *map[string]*string {
 		"DB_SSLROOTCERT": workerTaskRoot + "/" + workerCABundle,
 		// The worker never serves reads: one connection of the read pool bounds what it could open there.
 		"DB_READ_MAX_CONNS": strconv.Itoa(workerReadConns),
-		// The Go heap may use most of the function's memory (the default, 100 MiB, is aircraftd's on a t2.micro).
-		"GOMEMLIMIT": fmt.Sprintf("%dMiB", props.MemoryMB*goMemLimitPercent/100),
 	}
 	out := map[string]*string{}
 	for k, v := range env {
@@ -177,6 +174,3 @@ func workerEnvironment(props *WorkerProps) *map[string]*string {
 	return &out
 }
 
-// goMemLimitPercent is the share of the function's memory the Go heap may use (GOMEMLIMIT): the rest is the runtime's,
-// the stacks' and the decoder's buffers outside the heap.
-const goMemLimitPercent = 80
