@@ -46,7 +46,7 @@ test-scripts: devstack ## local stack program: unit + its integration tests
 	@$(DEVSTACK) exec -- env GOWORK=off go -C scripts test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-bench
-test-bench: ## the benchmarks' own unit tests (the snapshot generator); no benchmark runs
+test-bench: ## the benchmarks' own unit tests (snapshot generator, run order and summaries, scraper, /proc); no benchmark runs
 	@go test $(GO_TEST_FLAGS) ./bench/...
 
 .PHONY: test-infra
@@ -126,13 +126,15 @@ status: ops ## outputs, /api/v1/ready over HTTPS, alarms (ALARM first), release 
 
 # Each target runs the app's Go benchmarks of the parts alone (they need app internals), then the service's benchmark
 # from the bench module (aircraftd as built for the instance, started as the e2e suite starts it): all figures of one
-# run, printed one after the other. BENCH_ARGS go to the bench module's command (e.g. BENCH_ARGS="-bytes 500000000").
+# run, printed one after the other. BENCH_ARGS go to the bench module's command (e.g. BENCH_ARGS="-bytes 500000000";
+# BENCH_ARGS="-metrics-off" also runs the service with METRICS_ADDR=off, interleaved, and compares). BENCH_BEFORE=
+# <checkout>/app also runs that code's service, interleaved.
 BENCH_ARGS ?=
 BENCH_BEFORE ?=
 BENCH_RUNS ?= 5
 
 .PHONY: bench-ingest
-bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots: decode alone (MB/s), then the service S3 -> Postgres (MB/s, obs/s, RSS, p99) (BENCH_BEFORE=<checkout>/app: also that code's service, same data)
+bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots: decode alone (MB/s), then the service S3 -> Postgres (MB/s, obs/s, RSS, p99) (BENCH_ARGS="-runs 3 -metrics-off", BENCH_BEFORE=<checkout>/app: variants, interleaved)
 	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && \
 	go -C bench run ./cmd/bench-ingest -generate "$$data" $(BENCH_ARGS) && \
 	BENCH_SNAPSHOTS="$$data" go -C app test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 3x ./internal/ingest && \
@@ -147,6 +149,6 @@ bench-backfill: devstack ## a backfill of N concurrent workers (BENCH_WORKERS, d
 	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-backfill -data "$$data" -workers $(or $(BENCH_WORKERS),4) -decode-cpu-per-gb "$$cpu"
 
 .PHONY: bench-download
-bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB: the engine alone, then the service vs s5cmd v2.3.0: MB/s, ratios, peak RSS (BENCH_RUNS runs, default 5)
+bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB: the engine alone, then the service vs s5cmd v2.3.0: MB/s, ratios, peak RSS (BENCH_RUNS runs, default 5; BENCH_ARGS="-metrics-off", BENCH_BEFORE as bench-ingest)
 	@$(DEVSTACK) exec -- go -C app test -run '^$$' -bench '^BenchmarkEngine$$' -benchtime $(BENCH_RUNS)x -timeout 30m ./internal/download
-	@$(DEVSTACK) exec -- go -C bench run ./cmd/bench-download -runs $(BENCH_RUNS) $(BENCH_ARGS)
+	@$(DEVSTACK) exec -- go -C bench run ./cmd/bench-download -runs $(BENCH_RUNS) $(BENCH_ARGS) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/aircraftdata/platform/bench/internal/download"
 )
@@ -20,6 +21,9 @@ func main() {
 	flag.Int64Var(&o.SmallSize, "small", 1<<20, "bytes per small file")
 	flag.Int64Var(&o.BigSize, "big", 1<<30, "bytes of the large file")
 	flag.StringVar(&o.Scripts, "scripts", "../scripts", "the scripts module (s5cmd is built from its pinned version)")
+	flag.DurationVar(&o.Scrape, "scrape", time.Second, "scrape the services' /metrics this often while they download, as Prometheus would (0: never)")
+	flag.BoolVar(&o.MetricsOff, "metrics-off", false, "also run the service with METRICS_ADDR=off (\"service, metrics off\"), and compare")
+	flag.StringVar(&o.Before, "before", "", "app/ folder of a checkout to compare with (\"service, before\")")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,7 +1,7 @@
 // Command bench-ingest measures ingestion by aircraftd on the local stack (make bench-ingest): MB/s and observations/s
-// S3 → Postgres, its peak RSS, and GET /aircraft-stats latency at a fixed rate. With -generate it only writes the data
-// set (realistic snapshots) to a folder, which a later run (-data) ingests and the app's BenchmarkDecodeAggregate
-// decodes.
+// S3 → Postgres, its peak RSS, and GET /aircraft-stats latency at a fixed rate; with -metrics-off or -before, against
+// variants of the service in the same run. With -generate it only writes the data set (realistic snapshots) to a
+// folder, which a later run (-data) ingests and the app's BenchmarkDecodeAggregate decodes.
 package main
 
 import (
@@ -25,7 +25,10 @@ func main() {
 	flag.StringVar(&o.Data, "data", "", "folder of the data set to ingest (written by -generate)")
 	flag.IntVar(&o.Rate, "rate", 1000, "GET /aircraft-stats requests per second")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to hold that rate")
-	flag.StringVar(&o.Before, "before", "", "app/ folder of a checkout to compare with (its aircraftd ingests the same data first)")
+	flag.IntVar(&o.Runs, "runs", 1, "rounds: each variant ingests the data set once per round, interleaved")
+	flag.DurationVar(&o.Scrape, "scrape", time.Second, "scrape the service's /metrics this often while it ingests, as Prometheus would (0: never)")
+	flag.BoolVar(&o.MetricsOff, "metrics-off", false, "also ingest with METRICS_ADDR=off (variant \"service, metrics off\"), and compare")
+	flag.StringVar(&o.Before, "before", "", "app/ folder of a checkout to compare with (variant \"before\": its aircraftd ingests the same data)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -15,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aircraftdata/platform/bench/internal/proc"
+	"github.com/aircraftdata/platform/bench/internal/runs"
 	"github.com/aircraftdata/platform/bench/internal/service"
 	"github.com/aircraftdata/platform/test/local"
 	"github.com/aircraftdata/platform/test/testkit"
@@ -39,6 +40,14 @@ type Options struct {
 	SmallSize  int64  // bytes per small file
 	BigSize    int64  // bytes of the large file
 	Scripts    string // the scripts module, for s5cmd
+	// Scrape is how often the benchmark scrapes the services' /metrics while they download, as Prometheus would (0:
+	// never).
+	Scrape time.Duration
+	// MetricsOff adds the contender "service, metrics off": the service with METRICS_ADDR=off, never scraped.
+	MetricsOff bool
+	// Before, when set, is the app/ folder of a checkout of the code to compare with: the contender "service, before",
+	// on a stack of its own (its own file records) reading the same bucket, never scraped (it may predate the metrics).
+	Before string
 }
 
 const (
@@ -57,13 +66,23 @@ type shape struct {
 
 func (s shape) dir() string { return fmt.Sprintf("%s/2024/01/01/%02d", lane, s.hour) }
 
+// contender is one of the services the benchmark runs, and whether its metrics are scraped during its runs.
+type contender struct {
+	svc    *service.Service
+	scrape bool
+}
+
 // Run compares lane downloads with s5cmd:
 //
 //   - 200 × 1 MiB files (one lane hour) and 1 × 1 GiB (another hour);
 //   - "service": POST /api/v1/download on aircraftd as deployed: files durable (O_DIRECT, fsync), status in MongoDB
 //     (the local stack's FerretDB); "service, no fsync" is a second aircraftd with DOWNLOAD_FSYNC=false;
 //   - s5cmd v2.3.0 (pinned in scripts/go.mod) copying the same objects, and s5cmd followed by an fsync of every file it
-//     wrote (the durable reference for the service).
+//     wrote (the durable reference for the service);
+//   - with MetricsOff, "service, metrics off", and with Before, "service, before" (Options).
+//
+// The services' metrics are scraped during their runs (Options.Scrape). Every round runs each contender once, the first
+// of each round rotating (runs.Order).
 //
 // It prints, per shape, the median MB/s of each, its ratio to s5cmd, and the median CPU time each run took in the
 // client (this process, its children and the services), the S3 server and the MongoDB server: on 2 cores a run that
@@ -81,6 +100,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	bin, err := local.BuildService(testkit.RepoRoot(), filepath.Join(tmp, "bin"))
 	if err != nil {
 		return err
+	}
+	var binBefore string
+	if o.Before != "" {
+		if binBefore, err = local.BuildService(filepath.Dir(o.Before), filepath.Join(tmp, "bin-before")); err != nil {
+			return fmt.Errorf("build the code to compare with: %w", err)
+		}
 	}
 	s5 := filepath.Join(tmp, "s5cmd")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", s5, "github.com/peak/s5cmd/v2")
@@ -103,35 +128,66 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 
-	// Both services on the stack: one set of file records (MongoDB), two download folders. LOG_LEVEL=warn: a line per
-	// file would be the log's cost, not the download's.
-	svc, err := service.Start(ctx, stack, bin, filepath.Join(tmp, "service"), map[string]string{"LOG_LEVEL": "warn"})
+	// The services on the stack: one set of file records (MongoDB), a download folder each; the code to compare with on
+	// a stack of its own, reading this bucket (its records may be laid out otherwise). LOG_LEVEL=warn: a line per file
+	// would be the log's cost, not the download's.
+	services := map[string]contender{}
+	names := []string{"service", "service, no fsync"}
+	var compared []string // the variants of the service compared with "service" run by run
+	start := func(name string, st *local.Stack, bin string, scrape bool, env map[string]string) (*service.Service, error) {
+		env["LOG_LEVEL"] = "warn"
+		s, err := service.Start(ctx, st, bin, filepath.Join(tmp, strings.NewReplacer(" ", "", ",", "-").Replace(name)), env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		services[name] = contender{svc: s, scrape: scrape}
+		return s, nil
+	}
+	defer func() {
+		for _, c := range services {
+			_ = c.svc.Stop()
+		}
+	}()
+	svc, err := start("service", stack, bin, true, map[string]string{})
 	if err != nil {
 		return err
 	}
-	defer svc.Stop()
-	svcNoSync, err := service.Start(ctx, stack, bin, filepath.Join(tmp, "service-nofsync"),
-		map[string]string{"LOG_LEVEL": "warn", "DOWNLOAD_FSYNC": "false"})
-	if err != nil {
+	if _, err := start("service, no fsync", stack, bin, true, map[string]string{"DOWNLOAD_FSYNC": "false"}); err != nil {
 		return err
 	}
-	defer svcNoSync.Stop()
-
-	var idx struct {
-		Added int `json:"added"`
+	if o.MetricsOff {
+		names = append(names, "service, metrics off")
+		compared = append(compared, "service, metrics off")
+		if _, err := start("service, metrics off", stack, bin, false, map[string]string{"METRICS_ADDR": "off"}); err != nil {
+			return err
+		}
 	}
-	if err := svc.Call(ctx, http.MethodPost, "/api/v1/files/index", map[string]any{"prefix": prefix}, &idx); err != nil {
+	if o.Before != "" {
+		other, err := local.OpenStack(ctx)
+		if err != nil {
+			return err
+		}
+		defer other.Close()
+		names = append(names, "service, before")
+		compared = append(compared, "service, before")
+		before, err := start("service, before", other, binBefore, false, map[string]string{"S3_BUCKET": stack.Bucket})
+		if err != nil {
+			return err
+		}
+		if err := index(ctx, before, o); err != nil {
+			return fmt.Errorf("service, before: %w", err)
+		}
+	}
+	if err := index(ctx, svc, o); err != nil {
 		return err
 	}
-	if idx.Added != o.SmallFiles+1 {
-		return fmt.Errorf("index registered %d files, want %d", idx.Added, o.SmallFiles+1)
-	}
+	names = append(names, "s5cmd", "s5cmd+fsync")
 
-	// shape → contender → one figure per timed run
-	mbps := map[string]map[string][]float64{}
-	cpu := map[string]map[string]map[string][]float64{} // … → part (client, s3, mongodb) → CPU ms
-	var svcRSS, s5RSS int64
-	serviceRun := func(s *service.Service, sh shape) (time.Duration, error) {
+	f := figures{names: names, compared: compared, shapes: []shape{small, big}, mbps: map[string]map[string][]float64{},
+		cpu: map[string]map[string]map[string][]float64{}, scrapes: map[string]int{}, services: services}
+	mbps, cpu := f.mbps, f.cpu
+	serviceRun := func(name string, sh shape) (time.Duration, error) {
+		s := services[name].svc
 		if err := os.RemoveAll(filepath.Join(s.Downloads, sh.dir())); err != nil {
 			return 0, err
 		}
@@ -140,29 +196,39 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 				return 0, err
 			}
 		}
+		var every time.Duration
+		if services[name].scrape {
+			every = o.Scrape
+		}
+		stop, err := s.ScrapeMetrics(ctx, every)
+		if err != nil {
+			return 0, err
+		}
 		t0 := time.Now()
-		err := download(ctx, s, sh)
+		err = download(ctx, s, sh)
 		d := time.Since(t0)
+		n, scrapeErr := stop()
+		f.scrapes[name] += n
+		if err = errors.Join(err, scrapeErr); err != nil {
+			return 0, err
+		}
 		if sh == big && s == svc {
 			rss, err := s.PeakRSS()
 			if err != nil {
 				return 0, err
 			}
-			svcRSS = max(svcRSS, rss)
+			f.svcRSS = max(f.svcRSS, rss)
 		}
-		return d, err
+		return d, nil
 	}
 	s5out := filepath.Join(tmp, "s5cmd-out")
-	names := []string{"service", "service, no fsync", "s5cmd", "s5cmd+fsync"}
 	for _, sh := range []shape{small, big} {
 		mbps[sh.name], cpu[sh.name] = map[string][]float64{}, map[string]map[string][]float64{}
-		runs := map[string]func() (time.Duration, error){
-			"service":           func() (time.Duration, error) { return serviceRun(svc, sh) },
-			"service, no fsync": func() (time.Duration, error) { return serviceRun(svcNoSync, sh) },
+		s5runs := map[string]func() (time.Duration, error){
 			"s5cmd": func() (time.Duration, error) {
 				d, rss, err := s5cmd(ctx, s5, stack.S3Endpoint, stack.Bucket, sh, s5out, false)
 				if sh == big {
-					s5RSS = max(s5RSS, rss)
+					f.s5RSS = max(f.s5RSS, rss)
 				}
 				return d, err
 			},
@@ -172,26 +238,33 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 			},
 		}
 		log("%s: warm-up, then %d timed runs of each, interleaved ...", sh.name, o.Runs)
-		for i := -1; i < o.Runs; i++ {
-			for _, name := range names {
+		for round, order := range runs.Order(len(names), o.Runs+1) {
+			for _, i := range order {
+				name := names[i]
 				// Untimed: write back what earlier runs left dirty, so that no run pays for the one before it (a run
 				// without fsync leaves its files to the kernel's flusher).
 				if err := syncFS(tmp); err != nil {
 					return err
 				}
-				before := cpuOfRun()
-				d, err := runs[name]()
+				before := cpuOfRun(services)
+				var d time.Duration
+				var err error
+				if run, ok := s5runs[name]; ok {
+					d, err = run()
+				} else {
+					d, err = serviceRun(name, sh)
+				}
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", sh.name, name, err)
 				}
-				if i < 0 { // the first round warms caches and connections
+				if round == 0 { // the first round warms caches and connections
 					continue
 				}
 				mbps[sh.name][name] = append(mbps[sh.name][name], float64(sh.bytes)/1e6/d.Seconds())
 				if cpu[sh.name][name] == nil {
 					cpu[sh.name][name] = map[string][]float64{}
 				}
-				for part, v := range cpuOfRun() {
+				for part, v := range cpuOfRun(services) {
 					cpu[sh.name][name][part] = append(cpu[sh.name][name][part], (v-before[part])*1000)
 				}
 			}
@@ -201,53 +274,95 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	// What was written is what was uploaded (sha256 of the generated bytes); s5cmd writes an hour's files flat into its
 	// folder.
 	for _, sh := range []shape{small, big} {
-		for _, dir := range []string{filepath.Join(svc.Downloads, sh.dir()), filepath.Join(svcNoSync.Downloads, sh.dir()),
-			filepath.Join(s5out, fmt.Sprint(sh.hour))} {
+		dirs := []string{filepath.Join(s5out, fmt.Sprint(sh.hour))}
+		for _, c := range services {
+			dirs = append(dirs, filepath.Join(c.svc.Downloads, sh.dir()))
+		}
+		for _, dir := range dirs {
 			if err := verify(dir, sh, sums); err != nil {
 				return err
 			}
 		}
 	}
 
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(out, "\nmachine  %s\n", proc.Machine())
 	fmt.Fprintf(out, "S3 versitygw (local stack) at %s; MongoDB wire: FerretDB (local stack)\n", stack.S3Endpoint)
-	for _, sh := range []shape{small, big} {
+	return f.report(out, o)
+}
+
+// figures are what a run measured.
+type figures struct {
+	names    []string // the contenders, in the order of the table
+	compared []string // the variants of the service compared with "service" run by run
+	shapes   []shape
+	mbps     map[string]map[string][]float64            // shape → contender → MB/s of each timed run
+	cpu      map[string]map[string]map[string][]float64 // shape → contender → part (client, s3, mongodb) → CPU ms
+	scrapes  map[string]int                             // contender → scrapes of its metrics
+	services map[string]contender
+	svcRSS   int64 // peak RSS of "service" downloading the big file
+	s5RSS    int64 // s5cmd's
+}
+
+// report prints the figures: per shape, the median of each contender, then every run, the compared variants run by run,
+// and the peak RSS.
+func (f figures) report(out io.Writer, o Options) error {
+	var scraped []string
+	for _, name := range f.names {
+		if f.services[name].scrape {
+			scraped = append(scraped, fmt.Sprintf("%s (%d scrapes)", name, f.scrapes[name]))
+		}
+	}
+	fmt.Fprintf(out, "metrics scraped every %s (0s: never) during the runs of: %s\n", o.Scrape, strings.Join(scraped, ", "))
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, sh := range f.shapes {
 		fmt.Fprintf(w, "\n%s, median of %d runs\tMB/s\t× s5cmd\t× s5cmd+fsync\tCPU ms: client\tS3 server\tMongoDB\ttotal\t\n", sh.name, o.Runs)
-		ref, refSync := median(mbps[sh.name]["s5cmd"]), median(mbps[sh.name]["s5cmd+fsync"])
-		for _, name := range names {
-			m := median(mbps[sh.name][name])
-			c := cpu[sh.name][name]
+		ref, refSync := runs.Median(f.mbps[sh.name]["s5cmd"]), runs.Median(f.mbps[sh.name]["s5cmd+fsync"])
+		for _, name := range f.names {
+			m := runs.Median(f.mbps[sh.name][name])
+			c := f.cpu[sh.name][name]
 			fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", name, m, m/ref, m/refSync,
-				median(c["client"]), median(c["s3"]), median(c["mongodb"]), median(sum(c["client"], c["s3"], c["mongodb"])))
+				runs.Median(c["client"]), runs.Median(c["s3"]), runs.Median(c["mongodb"]),
+				runs.Median(sum(c["client"], c["s3"], c["mongodb"])))
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(out)
-	for _, sh := range []shape{small, big} {
+	for _, sh := range f.shapes {
 		var parts []string
-		for _, name := range names {
-			parts = append(parts, name+" "+list(mbps[sh.name][name]))
+		for _, name := range f.names {
+			parts = append(parts, name+" "+list(f.mbps[sh.name][name]))
 		}
 		fmt.Fprintf(out, "all runs, %s, MB/s: %s\n", sh.name, strings.Join(parts, " | "))
 	}
+	for _, name := range f.compared {
+		var parts []string
+		for _, sh := range f.shapes {
+			parts = append(parts, fmt.Sprintf("%s %s", sh.name,
+				runs.Of(runs.Ratios(f.mbps[sh.name]["service"], f.mbps[sh.name][name])).Format(2)))
+		}
+		fmt.Fprintf(out, "service / %s, MB/s run by run, median (min–max): %s\n", name, strings.Join(parts, "; "))
+	}
 	fmt.Fprintf(out, "peak RSS downloading %s: service %.0f MiB (VmHWM, target <= 64), s5cmd %.0f MiB\n", size(o.BigSize),
-		float64(svcRSS)/(1<<20), float64(s5RSS)/(1<<20))
+		float64(f.svcRSS)/(1<<20), float64(f.s5RSS)/(1<<20))
 	fmt.Fprintf(out, "targets: service >= 1.0x s5cmd on both shapes; RSS <= 64 MiB (engine alone: BenchmarkEngine above)\n")
 	return nil
 }
 
 // cpuOfRun reads the CPU seconds used so far by the parts of a run: the client (this process, its waited-for children
-// such as s5cmd, and the aircraftd services), the S3 server and the MongoDB server of the stack.
-func cpuOfRun() map[string]float64 {
-	procs := proc.CPUByName("aircraftd", "versitygw", "ferretdb")
+// such as s5cmd, and the benchmark's aircraftd services), the S3 server and the MongoDB server of the stack (every
+// process of that name: other users of the stack too).
+func cpuOfRun(services map[string]contender) map[string]float64 {
+	procs := proc.CPUByName("versitygw", "ferretdb")
 	var self, children syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
 	secs := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	client := secs(self.Utime) + secs(self.Stime) + secs(children.Utime) + secs(children.Stime) + procs["aircraftd"]
+	client := secs(self.Utime) + secs(self.Stime) + secs(children.Utime) + secs(children.Stime)
+	for _, c := range services {
+		client += proc.CPU(c.svc.Pid())
+	}
 	return map[string]float64{"client": client, "s3": procs["versitygw"], "mongodb": procs["ferretdb"]}
 }
 
@@ -402,6 +517,20 @@ func s5cmd(ctx context.Context, bin, endpoint, bucketName string, sh shape, dir 
 	return d, rss, nil
 }
 
+// index has s register the benchmark's objects (its file records).
+func index(ctx context.Context, s *service.Service, o Options) error {
+	var idx struct {
+		Added int `json:"added"`
+	}
+	if err := s.Call(ctx, http.MethodPost, "/api/v1/files/index", map[string]any{"prefix": prefix}, &idx); err != nil {
+		return err
+	}
+	if idx.Added != o.SmallFiles+1 {
+		return fmt.Errorf("index registered %d files, want %d", idx.Added, o.SmallFiles+1)
+	}
+	return nil
+}
+
 // download has s download the hour of sh and checks that every file came.
 func download(ctx context.Context, s *service.Service, sh shape) error {
 	var res struct {
@@ -416,15 +545,6 @@ func download(ctx context.Context, s *service.Service, sh shape) error {
 		return fmt.Errorf("service downloaded %d of %d files, failures %v", res.Downloaded, sh.files, res.Failures)
 	}
 	return nil
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func list(v []float64) string {

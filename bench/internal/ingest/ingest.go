@@ -1,20 +1,23 @@
 // Package ingest is the service's ingestion benchmark (make bench-ingest): a data set of realistic snapshots ingested
 // S3 → Postgres by aircraftd as built for the instance, on a stack of its own, then GET /aircraft-stats at a fixed
-// rate. The same data set's decoding alone is measured in the app module (BenchmarkDecodeAggregate in
-// app/internal/ingest), which make bench-ingest runs first.
+// rate. Variants of the service (metrics off, an earlier checkout) ingest the same data set in the same run,
+// interleaved round by round. The same data set's decoding alone is measured in the app module
+// (BenchmarkDecodeAggregate in app/internal/ingest), which make bench-ingest runs first.
 package ingest
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aircraftdata/platform/bench/internal/proc"
+	"github.com/aircraftdata/platform/bench/internal/runs"
 	"github.com/aircraftdata/platform/bench/internal/service"
 	"github.com/aircraftdata/platform/bench/internal/snapshots"
 	"github.com/aircraftdata/platform/test/local"
@@ -60,13 +64,31 @@ type Options struct {
 	Data     string // folder of generated snapshots (Generate)
 	Rate     int    // requests per second for the latency run
 	Duration time.Duration
-	// Before, when set, is the app/ folder of a checkout of the code to compare with (e.g. a git worktree of main): its
-	// aircraftd ingests the same data set first, on a database of its own.
+	// Runs is the number of rounds: in each, every variant ingests the data set once, on a database of its own, the
+	// variants interleaved (runs.Order).
+	Runs int
+	// Scrape is how often the benchmark scrapes the service's /metrics while it ingests, as Prometheus would (0:
+	// never).
+	Scrape time.Duration
+	// MetricsOff adds the variant "service, metrics off": the same binary with METRICS_ADDR=off, never scraped.
+	MetricsOff bool
+	// Before, when set, is the app/ folder of a checkout of the code to compare with (e.g. a git worktree of main): the
+	// variant "before", never scraped (it may predate the metrics).
 	Before string
 	Out    io.Writer
 }
 
-// Run uploads the data set to a stack of its own, has aircraftd ingest it, then loads GET /aircraft-stats.
+// variant is one service the benchmark compares: a binary, settings on top of the benchmark's, and whether its metrics
+// are scraped while it ingests.
+type variant struct {
+	name   string
+	bin    string
+	env    map[string]string
+	scrape bool
+}
+
+// Run uploads the data set, has each variant of aircraftd ingest it Runs times, interleaved, then loads GET
+// /aircraft-stats on the service's last run.
 func Run(ctx context.Context, o Options) error {
 	tmp, err := os.MkdirTemp("", "bench-ingest-")
 	if err != nil {
@@ -77,6 +99,17 @@ func Run(ctx context.Context, o Options) error {
 	bin, err := local.BuildService(testkit.RepoRoot(), filepath.Join(tmp, "bin"))
 	if err != nil {
 		return err
+	}
+	vs := []variant{{name: "service", bin: bin, scrape: true}}
+	if o.MetricsOff {
+		vs = append(vs, variant{name: "service, metrics off", bin: bin, env: map[string]string{"METRICS_ADDR": "off"}})
+	}
+	if o.Before != "" {
+		binBefore, err := local.BuildService(filepath.Dir(o.Before), filepath.Join(tmp, "bin-before"))
+		if err != nil {
+			return fmt.Errorf("build the code to compare with: %w", err)
+		}
+		vs = append(vs, variant{name: "before", bin: binBefore})
 	}
 	stack, err := local.OpenStack(ctx)
 	if err != nil {
@@ -91,57 +124,93 @@ func Run(ctx context.Context, o Options) error {
 	obs := int64(len(names)) * snapshots.RecordsPerSnapshot
 	fmt.Fprintf(o.Out, "data set: %d snapshots, %.0f MB of JSON, uploaded to s3://%s/raw/\n", len(names), float64(total)/1e6, stack.Bucket)
 
-	var before *run
-	if o.Before != "" {
-		binBefore, err := local.BuildService(filepath.Dir(o.Before), filepath.Join(tmp, "bin-before"))
-		if err != nil {
-			return fmt.Errorf("build the code to compare with: %w", err)
+	results := make([][]*run, len(vs))
+	var last *run // the service's last run, kept running for the stats load
+	defer func() {
+		if last != nil {
+			_ = last.close()
 		}
-		// The earlier code first, on a stack of its own reading this bucket: it reads the data set cold from the S3
-		// server's disk, which only favours the code measured second.
-		other, err := local.OpenStack(ctx)
-		if err != nil {
-			return err
-		}
-		defer other.Close()
-		if before, err = ingestOnce(ctx, other, binBefore, filepath.Join(tmp, "before"), stack.Bucket, len(names), obs); err != nil {
-			return fmt.Errorf("the code to compare with: %w", err)
-		}
-		if err := before.svc.Stop(); err != nil {
-			return err
+	}()
+	for round, order := range runs.Order(len(vs), max(o.Runs, 1)) {
+		for _, i := range order {
+			fmt.Fprintf(o.Out, "round %d: %s ...\n", round+1, vs[i].name)
+			dir := filepath.Join(tmp, fmt.Sprintf("%d-%d", i, round))
+			r, err := ingestOnce(ctx, vs[i], o.Scrape, dir, stack.Bucket, len(names), obs)
+			if err != nil {
+				return fmt.Errorf("%s: %w", vs[i].name, err)
+			}
+			results[i] = append(results[i], r)
+			if i == 0 && round == max(o.Runs, 1)-1 {
+				last = r
+			} else if err := r.close(); err != nil {
+				return err
+			}
 		}
 	}
-	after, err := ingestOnce(ctx, stack, bin, filepath.Join(tmp, "after"), stack.Bucket, len(names), obs)
-	if err != nil {
-		return err
-	}
-	defer after.svc.Stop()
-	mbs := float64(after.res.Bytes) / 1e6 / after.wall
 
-	lat, err := latency(ctx, after.svc, o.Rate, o.Duration)
+	lat, err := latency(ctx, last.svc, o.Rate, o.Duration)
 	if err != nil {
 		return err
 	}
+	report(o, vs, results, lat)
+	return nil
+}
+
+// report prints the figures of every variant (median and range over the rounds), each variant against the first round
+// by round, then the stats load.
+func report(o Options, vs []variant, results [][]*run, lat latencies) {
+	figure := func(rs []*run, f func(*run) float64) runs.Stats {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return runs.Of(v)
+	}
+	mbs := func(r *run) float64 { return float64(r.res.Bytes) / 1e6 / r.wall }
+	obsps := func(r *run) float64 { return float64(r.res.Observations) / r.wall }
+	cpu := func(r *run) float64 { return r.cpu["aircraftd"] }
+	rss := func(r *run) float64 { return float64(r.peak) / (1 << 20) }
+	first := results[0][0].res
 
 	w := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "\nmachine\t%s\n", proc.Machine())
-	fmt.Fprintf(w, "data\t%d snapshots, %.0f MB JSON, %d observations, %d aircraft\n", after.res.FilesIngested,
-		float64(after.res.Bytes)/1e6, after.res.Observations, after.res.AircraftUpdated)
-	fmt.Fprintf(w, "service ingest S3 -> Postgres, end to end\t%.0f MB/s, %.0f observations/s (%.1f s)\n", mbs,
-		float64(after.res.Observations)/after.wall, after.wall)
-	fmt.Fprintf(w, "CPU seconds during the ingest\taircraftd %.1f, versitygw %.1f, postgres %.1f (of %.1f available)\n",
-		after.cpu["aircraftd"], after.cpu["versitygw"], after.cpu["postgres"], after.wall*float64(runtime.NumCPU()))
-	fmt.Fprintf(w, "service peak RSS (VmHWM)\t%.0f MiB (target <= 150)\n", float64(after.peak)/(1<<20))
-	if before != nil {
-		bmbs := float64(before.res.Bytes) / 1e6 / before.wall
-		fmt.Fprintf(w, "before (%s): service ingest, end to end\t%.0f MB/s (%.1f s), peak RSS %.0f MiB, aircraftd CPU %.1f s\n",
-			o.Before, bmbs, before.wall, float64(before.peak)/(1<<20), before.cpu["aircraftd"])
-		fmt.Fprintf(w, "after / before, service ingest\t%.2f\n", mbs/bmbs)
+	fmt.Fprintf(w, "data\t%d snapshots, %.0f MB JSON, %d observations, %d aircraft\n", first.FilesIngested,
+		float64(first.Bytes)/1e6, first.Observations, first.AircraftUpdated)
+	fmt.Fprintf(w, "rounds\t%d, variants interleaved; service scraped every %s (0s: never)\n", len(results[0]), o.Scrape)
+	fmt.Fprintf(w, "\nservice ingest S3 -> Postgres, end to end, median (min–max)\tMB/s\tobservations/s\taircraftd CPU s\tversitygw CPU s\tpostgres CPU s\tpeak RSS MiB (target <= 150)\tscrapes\t\n")
+	for i, v := range vs {
+		rs := results[i]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v.name, figure(rs, mbs).Format(0), figure(rs, obsps).Format(0),
+			figure(rs, cpu).Format(1), figure(rs, func(r *run) float64 { return r.cpu["versitygw"] }).Format(1),
+			figure(rs, func(r *run) float64 { return r.cpu["postgres"] }).Format(1), figure(rs, rss).Format(0),
+			figure(rs, func(r *run) float64 { return float64(r.scrapes) }).Format(0))
+	}
+	fmt.Fprintf(w, "(versitygw and postgres: every process of that name, so also other users of the stack)\n")
+	for i := 1; i < len(vs); i++ {
+		ratio := func(f func(*run) float64) string {
+			a, b := make([]float64, len(results[0])), make([]float64, len(results[i]))
+			for j, r := range results[0] {
+				a[j] = f(r)
+			}
+			for j, r := range results[i] {
+				b[j] = f(r)
+			}
+			return runs.Of(runs.Ratios(a, b)).Format(2)
+		}
+		fmt.Fprintf(w, "%s / %s, round by round\tMB/s %s, aircraftd CPU %s, peak RSS %s\n", vs[0].name, vs[i].name,
+			ratio(mbs), ratio(cpu), ratio(rss))
+	}
+	for i, v := range vs {
+		parts := make([]string, len(results[i]))
+		for j, r := range results[i] {
+			parts[j] = fmt.Sprintf("%.0f", mbs(r))
+		}
+		fmt.Fprintf(w, "all rounds, %s\tMB/s %s\n", v.name, strings.Join(parts, " "))
 	}
 	fmt.Fprintf(w, "GET /aircraft-stats at %d req/s for %s\tp50 %.2f ms, p99 %.2f ms, max %.2f ms, %d errors, %.0f req/s achieved (target p99 <= 2 ms)\n",
 		o.Rate, o.Duration, lat.p50, lat.p99, lat.max, lat.errors, lat.achieved)
-	fmt.Fprintf(w, "ratio ingest / pure decode\tthis MB/s over BenchmarkDecodeAggregate's above (target >= 0.5)\n")
-	return w.Flush()
+	fmt.Fprintf(w, "ratio ingest / pure decode\tthe service's MB/s over BenchmarkDecodeAggregate's above (target >= 0.5)\n")
+	_ = w.Flush()
 }
 
 // Upload puts every file of dir under raw/ in the stack's bucket, two at a time, and returns their names and total
@@ -190,27 +259,46 @@ type result struct {
 }
 
 type run struct {
-	svc  *service.Service
-	res  result
-	wall float64
-	cpu  map[string]float64
-	peak int64
+	stack   *local.Stack
+	svc     *service.Service
+	res     result
+	wall    float64
+	cpu     map[string]float64
+	peak    int64
+	scrapes int
 }
 
-// ingestOnce starts bin on stack, reading bucket, and has it ingest everything; the caller stops the service.
-func ingestOnce(ctx context.Context, stack *local.Stack, bin, dir, bucket string, nfiles int, obs int64) (*run, error) {
-	// LOG_LEVEL=warn: a line per file would be the log's cost, not ingestion's. The stats load comes from one client at
-	// 1,000 req/s: the per-client read limit (RATE_LIMIT_*) would answer most of it 429, so it is lifted here; the
-	// figure is the read path's latency, not the limiter's.
-	svc, err := service.Start(ctx, stack, bin, dir, map[string]string{
-		"S3_BUCKET": bucket, "LOG_LEVEL": "warn", "RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
-	})
+// close stops the run's service and drops its stack.
+func (r *run) close() error { return errors.Join(r.svc.Stop(), r.stack.Close()) }
+
+// ingestOnce starts v on a stack of its own reading bucket, has it ingest everything, scraping its metrics every scrape
+// if v is scraped, and checks the counts; the caller closes the run.
+func ingestOnce(ctx context.Context, v variant, scrape time.Duration, dir, bucket string, nfiles int, obs int64) (*run, error) {
+	stack, err := local.OpenStack(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{svc: svc}
-	names := []string{"aircraftd", "versitygw", "postgres"}
-	cpuBefore := proc.CPUByName(names...)
+	// LOG_LEVEL=warn: a line per file would be the log's cost, not ingestion's. The stats load comes from one client at
+	// 1,000 req/s: the per-client read limit (RATE_LIMIT_*) would answer most of it 429, so it is lifted here; the
+	// figure is the read path's latency, not the limiter's.
+	env := map[string]string{
+		"S3_BUCKET": bucket, "LOG_LEVEL": "warn", "RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
+	}
+	maps.Copy(env, v.env)
+	svc, err := service.Start(ctx, stack, v.bin, dir, env)
+	if err != nil {
+		return nil, errors.Join(err, stack.Close())
+	}
+	r := &run{stack: stack, svc: svc}
+	if !v.scrape {
+		scrape = 0
+	}
+	stop, err := svc.ScrapeMetrics(ctx, scrape)
+	if err != nil {
+		return nil, errors.Join(err, r.close())
+	}
+	names := []string{"versitygw", "postgres"}
+	cpuBefore, svcBefore := proc.CPUByName(names...), proc.CPU(svc.Pid())
 	start := time.Now()
 	err = svc.Call(ctx, http.MethodPost, "/process-s3-data", nil, &r.res)
 	r.wall = time.Since(start).Seconds()
@@ -218,6 +306,10 @@ func ingestOnce(ctx context.Context, stack *local.Stack, bin, dir, bucket string
 	for name, v := range cpuBefore {
 		r.cpu[name] -= v
 	}
+	r.cpu["aircraftd"] = proc.CPU(svc.Pid()) - svcBefore
+	n, scrapeErr := stop()
+	r.scrapes = n
+	err = errors.Join(err, scrapeErr)
 	if err == nil {
 		r.peak, err = svc.PeakRSS()
 	}
@@ -226,8 +318,7 @@ func ingestOnce(ctx context.Context, stack *local.Stack, bin, dir, bucket string
 			r.res.FilesIngested, r.res.Observations, r.res.FilesFailed, nfiles, obs)
 	}
 	if err != nil {
-		_ = svc.Stop()
-		return nil, err
+		return nil, errors.Join(err, r.close())
 	}
 	return r, nil
 }

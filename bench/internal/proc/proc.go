@@ -1,5 +1,5 @@
 // Package proc reads what the benchmarks report about processes and the machine from Linux's /proc: CPU time by command
-// name, and resets a process's peak RSS.
+// name or process id, and resets a process's peak RSS.
 package proc
 
 import (
@@ -13,7 +13,8 @@ import (
 	"syscall"
 )
 
-// CPUByName sums user+system CPU seconds of the running processes with the given command names, by name.
+// CPUByName sums user+system CPU seconds of the running processes with the given command names, by name: every process
+// of that name on the machine, the benchmark's or not.
 func CPUByName(names ...string) map[string]float64 {
 	out := map[string]float64{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -22,24 +23,41 @@ func CPUByName(names ...string) map[string]float64 {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid … utime(14) stime(15): comm may hold spaces.
-		open, end := strings.IndexByte(string(data), '('), strings.LastIndexByte(string(data), ')')
-		if open < 0 || end < open {
-			continue
+		if name, secs, ok := parseStat(string(data)); ok && slices.Contains(names, name) {
+			out[name] += secs
 		}
-		name := string(data[open+1 : end])
-		if !slices.Contains(names, name) {
-			continue
-		}
-		f := strings.Fields(string(data[end+2:]))
-		if len(f) < 13 {
-			continue
-		}
-		utime, _ := strconv.ParseFloat(f[11], 64)
-		stime, _ := strconv.ParseFloat(f[12], 64)
-		out[name] += (utime + stime) / 100 // clock ticks (USER_HZ = 100 on Linux)
 	}
 	return out
+}
+
+// CPU is the user+system CPU seconds process pid has used so far (0 once it is gone).
+func CPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	_, secs, _ := parseStat(string(data))
+	return secs
+}
+
+// parseStat reads the command name and user+system CPU seconds from a /proc/<pid>/stat line, and reports whether the
+// line had them.
+func parseStat(stat string) (name string, secs float64, ok bool) {
+	// pid (comm) state ppid … utime(14) stime(15): comm may hold spaces and parentheses.
+	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+	if open < 0 || end < open || end+2 > len(stat) {
+		return "", 0, false
+	}
+	f := strings.Fields(stat[end+2:])
+	if len(f) < 13 {
+		return "", 0, false
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, false
+	}
+	return stat[open+1 : end], (utime + stime) / 100, true // clock ticks (USER_HZ = 100 on Linux)
 }
 
 // ResetPeakRSS resets the VmHWM of process pid to its current RSS (clear_refs 5).

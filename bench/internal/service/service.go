@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"time"
 
@@ -20,12 +21,25 @@ import (
 type Service struct {
 	*local.Service
 	Client *http.Client
+	// MetricsURL is where the service serves its metrics (http://127.0.0.1:port/metrics); empty with METRICS_ADDR=off.
+	MetricsURL string
 }
 
 // Start runs bin on stack with extra settings on top of the instance's, its files under dir, and waits until it is
-// ready (local.Service.Start).
+// ready (local.Service.Start). Its metrics listen on a free loopback port (MetricsURL) unless extra sets METRICS_ADDR.
 func Start(ctx context.Context, stack *local.Stack, bin, dir string, extra map[string]string) (*Service, error) {
-	svc, err := stack.NewService(ctx, bin, dir, extra)
+	env := maps.Clone(extra)
+	if env == nil {
+		env = map[string]string{}
+	}
+	if env["METRICS_ADDR"] == "" {
+		addr, err := local.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		env["METRICS_ADDR"] = addr
+	}
+	svc, err := stack.NewService(ctx, bin, dir, env)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +48,11 @@ func Start(ctx context.Context, stack *local.Stack, bin, dir string, extra map[s
 	}
 	tr := testkit.PinnedTransport(svc.Pinned)
 	tr.MaxIdleConnsPerHost = 256
-	return &Service{Service: svc, Client: &http.Client{Transport: tr}}, nil
+	s := &Service{Service: svc, Client: &http.Client{Transport: tr}}
+	if env["METRICS_ADDR"] != "off" {
+		s.MetricsURL = "http://" + env["METRICS_ADDR"] + "/metrics"
+	}
+	return s, nil
 }
 
 // Call sends an authenticated request, with body as JSON unless nil, and decodes the 200 answer into v.
