@@ -126,9 +126,16 @@ func Run(ctx context.Context, o Options) error {
 
 	results := make([][]*run, len(vs))
 	var last *run // the service's last run, kept running for the stats load
+	// Each run's stack (its database) is dropped at the end: right after a service stops, its backends may still be
+	// exiting, and DROP DATABASE … WITH (FORCE) needs a role that may signal them.
 	defer func() {
 		if last != nil {
-			_ = last.close()
+			_ = last.svc.Stop()
+		}
+		for _, rs := range results {
+			for _, r := range rs {
+				_ = r.stack.Close()
+			}
 		}
 	}()
 	for round, order := range runs.Order(len(vs), max(o.Runs, 1)) {
@@ -142,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 			results[i] = append(results[i], r)
 			if i == 0 && round == max(o.Runs, 1)-1 {
 				last = r
-			} else if err := r.close(); err != nil {
+			} else if err := r.svc.Stop(); err != nil {
 				return err
 			}
 		}
