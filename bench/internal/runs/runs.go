@@ -9,8 +9,8 @@ import (
 )
 
 // Order returns the order in which n variants (indices 0 … n-1) run in each of rounds rounds: every variant once per
-// round, the first of each round rotating (0 1 2, 1 2 0, 2 0 1, …), so that no variant always runs first or right after
-// the same one.
+// round, the first of each round rotating (0 1 2, 1 2 0, 2 0 1, …), so that no variant always runs first. (With more
+// than two, each still follows the same one within a round.)
 func Order(n, rounds int) [][]int {
 	out := make([][]int, rounds)
 	for r := range out {
