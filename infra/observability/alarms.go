@@ -81,18 +81,37 @@ func metric(namespace, name, stat string, dims map[string]*string) awscloudwatch
 
 // alarm adds an alarm that notifies the topic when it fires and when it recovers.
 func (a *Alarms) alarm(id, what string, m awscloudwatch.IMetric, op awscloudwatch.ComparisonOperator, threshold float64, periods int, missing awscloudwatch.TreatMissingData) {
-	al := awscloudwatch.NewAlarm(a.Construct, jsii.String(id), &awscloudwatch.AlarmProps{
+	a.Alarms = append(a.Alarms, NewAlarm(a.Construct, id, a.Topic, &awscloudwatch.AlarmProps{
 		AlarmDescription:   jsii.String(what),
 		Metric:             m,
 		ComparisonOperator: op,
 		Threshold:          jsii.Number(threshold),
 		EvaluationPeriods:  jsii.Number(float64(periods)),
 		TreatMissingData:   missing,
-	})
-	action := awscloudwatchactions.NewSnsAction(a.Topic)
+	}))
+}
+
+// NewAlarm is an alarm of props in scope that notifies topic when it fires and when it recovers: every alarm of the
+// stack is made here.
+func NewAlarm(scope constructs.Construct, id string, topic awssns.ITopic, props *awscloudwatch.AlarmProps) awscloudwatch.Alarm {
+	al := awscloudwatch.NewAlarm(scope, jsii.String(id), props)
+	action := awscloudwatchactions.NewSnsAction(topic)
 	al.AddAlarmAction(action)
 	al.AddOkAction(action)
-	a.Alarms = append(a.Alarms, al)
+	return al
+}
+
+// AtLeast is the alarm most alarms are: metric at threshold or above for periods in a row, no data not breaching (an
+// idle resource is not a failing one).
+func AtLeast(what string, metric awscloudwatch.IMetric, threshold float64, periods int) *awscloudwatch.AlarmProps {
+	return &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(what),
+		Metric:             metric,
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		Threshold:          jsii.Number(threshold),
+		EvaluationPeriods:  jsii.Number(float64(periods)),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	}
 }
 
 // instanceAlarms watch the single instance: its status checks, its root volume and its CPU credits.

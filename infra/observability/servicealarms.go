@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -52,18 +51,7 @@ func addServiceAlarms(scope constructs.Construct, topic awssns.ITopic, namespace
 	}
 	var alarms []awscloudwatch.Alarm
 	alarm := func(id, what string, metric awscloudwatch.IMetric, threshold float64, periods int) {
-		a := awscloudwatch.NewAlarm(scope, jsii.String(id), &awscloudwatch.AlarmProps{
-			AlarmDescription:   jsii.String(what),
-			Metric:             metric,
-			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-			Threshold:          jsii.Number(threshold),
-			EvaluationPeriods:  jsii.Number(float64(periods)),
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-		})
-		action := awscloudwatchactions.NewSnsAction(topic)
-		a.AddAlarmAction(action)
-		a.AddOkAction(action)
-		alarms = append(alarms, a)
+		alarms = append(alarms, NewAlarm(scope, id, topic, AtLeast(what, metric, threshold, periods)))
 	}
 
 	alarm("ServiceQuarantineRate", fmt.Sprintf("%d %% or more of the files ingestion ended in 5 minutes were quarantined "+

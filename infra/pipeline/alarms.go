@@ -5,10 +5,11 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/observability"
 )
 
 // connectionsAlarmPercent is the share of max_connections at which the database's connections alarm.
@@ -21,18 +22,7 @@ func (p *Pipeline) AddAlarms(scope constructs.Construct, topic awssns.ITopic, da
 	this := constructs.NewConstruct(scope, jsii.String("PipelineAlarms"))
 	var alarms []awscloudwatch.Alarm
 	add := func(id, what string, m awscloudwatch.IMetric, threshold float64, periods int) {
-		al := awscloudwatch.NewAlarm(this, jsii.String(id), &awscloudwatch.AlarmProps{
-			AlarmDescription:   jsii.String(what),
-			Metric:             m,
-			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-			Threshold:          jsii.Number(threshold),
-			EvaluationPeriods:  jsii.Number(float64(periods)),
-			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-		})
-		action := awscloudwatchactions.NewSnsAction(topic)
-		al.AddAlarmAction(action)
-		al.AddOkAction(action)
-		alarms = append(alarms, al)
+		alarms = append(alarms, observability.NewAlarm(this, id, topic, observability.AtLeast(what, m, threshold, periods)))
 	}
 	sum := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}
 	maximum := &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}

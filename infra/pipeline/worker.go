@@ -173,4 +173,3 @@ func workerEnvironment(props *WorkerProps) *map[string]*string {
 	}
 	return &out
 }
-
