@@ -106,8 +106,8 @@ func TestServesAsTheAppRole(t *testing.T) {
 	d.stop(t)
 }
 
-// With DB_WORKER_USER aircraftd makes the worker's role as the master at start: here, where no rds_iam role exists,
-// it says that IAM database auth is not available, and the role has the app role's DML and no DDL.
+// With DB_WORKER_USER aircraftd makes the worker's role as the master at start: here, where no rds_iam role exists, it
+// says that IAM database auth is not available, and the role has the app role's DML and no DDL.
 func TestMakesTheWorkerRole(t *testing.T) {
 	role := stacktest.Name("worker_")
 	admin := stacktest.Env(t, "DB_ADMIN_URL")

@@ -320,8 +320,8 @@ func open(ctx context.Context, log *slog.Logger, cfg *config.Config, m *metrics.
 			log.Warn("postgres: IAM database auth is not available here (no rds_iam role): the worker role has no way to log in but those given by hand", "role", cfg.DBWorkerUser)
 		}
 	}
-	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no
-	// DDL), then serves as it only.
+	// With a role of its own (DB_APP_SECRET_ARN), the service migrates as the master, makes that role (no DDL), then
+	// serves as it only.
 	appURL, err := cfg.PostgresAppURL()
 	if err != nil {
 		return nil, err

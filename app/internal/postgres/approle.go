@@ -8,8 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// appRoleLock is the advisory lock key that serializes EnsureAppRole and EnsureWorkerRole across instances starting
-// at once.
+// appRoleLock is the advisory lock key that serializes EnsureAppRole and EnsureWorkerRole across instances starting at
+// once.
 const appRoleLock = 0x61697263726f6c65 // "aircrole"
 
 // EnsureAppRole creates the login role user with password, or sets the password of an existing one, and gives it only
@@ -35,11 +35,11 @@ func (db *DB) EnsureAppRole(ctx context.Context, user, password string) error {
 	})
 }
 
-// EnsureWorkerRole creates the login role user of the ingestion worker, or updates an existing one, with no
-// password, and gives it the app role's privileges (EnsureAppRole: the worker runs the same ingestion queries, and
-// no DDL). Where the role rds_iam exists (RDS), user is made a member of it: the worker then logs in with IAM
-// database auth tokens only; iam reports whether it was. Elsewhere (a local PostgreSQL) the role has no way to log
-// in but the ones the database's administrator gives it. The same roles as EnsureAppRole's are refused.
+// EnsureWorkerRole creates the login role user of the ingestion worker, or updates an existing one, with no password,
+// and gives it the app role's privileges (EnsureAppRole: the worker runs the same ingestion queries, and no DDL). Where
+// the role rds_iam exists (RDS), user is made a member of it: the worker then logs in with IAM database auth tokens
+// only; iam reports whether it was. Elsewhere (a local PostgreSQL) the role has no way to log in but the ones the
+// database's administrator gives it. The same roles as EnsureAppRole's are refused.
 func (db *DB) EnsureWorkerRole(ctx context.Context, user string) (iam bool, err error) {
 	if user == "" {
 		return false, errors.New("postgres: the worker role needs a user name")
@@ -60,9 +60,9 @@ func (db *DB) EnsureWorkerRole(ctx context.Context, user string) (iam bool, err 
 	return iam, err
 }
 
-// ensureRole makes the login role user (what names it in errors) in one transaction, under appRoleLock: it refuses
-// db's own user, a superuser and an owner of a table of public, lets create (which calls alterRole) create or alter
-// the role, then grants it the service's privileges, those EnsureAppRole lists.
+// ensureRole makes the login role user (what names it in errors) in one transaction, under appRoleLock: it refuses db's
+// own user, a superuser and an owner of a table of public, lets create (which calls alterRole) create or alter the
+// role, then grants it the service's privileges, those EnsureAppRole lists.
 func (db *DB) ensureRole(ctx context.Context, what, user string, create func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(appRoleLock)); err != nil {
@@ -104,8 +104,8 @@ func (db *DB) ensureRole(ctx context.Context, what, user string, create func(pgx
 	})
 }
 
-// alterRole creates the login role user, or alters the existing one, with no privilege beyond logging in, and
-// password, a PASSWORD clause.
+// alterRole creates the login role user, or alters the existing one, with no privilege beyond logging in, and password,
+// a PASSWORD clause.
 func alterRole(ctx context.Context, tx pgx.Tx, user, password string) error {
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, user).Scan(&exists); err != nil {

@@ -161,9 +161,9 @@ func dropRoleAtEnd(t *testing.T, role string) {
 	})
 }
 
-// The worker role, made by the master, has no password (on RDS it logs in with IAM database auth tokens: rds_iam;
-// here that role does not exist and nothing of it is granted), processes a batch as the Lambda worker does, with the
-// app role's privileges, and cannot create, alter nor drop a table. A second start takes back any password.
+// The worker role, made by the master, has no password (on RDS it logs in with IAM database auth tokens: rds_iam; here
+// that role does not exist and nothing of it is granted), processes a batch as the Lambda worker does, with the app
+// role's privileges, and cannot create, alter nor drop a table. A second start takes back any password.
 func TestWorkerRoleProcessesABatchAndNoDDL(t *testing.T) {
 	role := stacktest.Name("worker_")
 	dropRoleAtEnd(t, role)
@@ -265,8 +265,8 @@ func TestWorkerRoleJoinsRDSIAM(t *testing.T) {
 	}
 }
 
-// EnsureWorkerRole refuses what EnsureAppRole refuses: the master user and an owner of a table (a superuser too,
-// which the stack's admin, like RDS's master, cannot make).
+// EnsureWorkerRole refuses what EnsureAppRole refuses: the master user and an owner of a table (a superuser too, which
+// the stack's admin, like RDS's master, cannot make).
 func TestWorkerRoleRefusesDangerousRoles(t *testing.T) {
 	owner := stacktest.Name("owner_")
 	dropRoleAtEnd(t, owner)

@@ -61,12 +61,12 @@ func Open(ctx context.Context, url string, rp ReadPool) (*DB, error) {
 // Password gives the password of each new connection (an IAM database auth token, valid 15 minutes).
 type Password func(ctx context.Context) (string, error)
 
-// OpenMigrated is Open for the ingestion worker, of which hundreds may start at once and none owns the schema: it
-// never migrates, and takes no lock. It checks that every migration this binary embeds is in goose's version table,
-// and fails otherwise ("schema at version N, this worker needs M: deploy aircraftd first"). A schema with
-// migrations this binary does not know is accepted, as Open accepts it (goose runs none then): migrations only add,
-// and a deploy migrates (aircraftd) before the workers of the new binary replace the old ones, which keep working in
-// between. The password of every connection of every pool is given by password when not nil, instead of url's.
+// OpenMigrated is Open for the ingestion worker, of which hundreds may start at once and none owns the schema: it never
+// migrates, and takes no lock. It checks that every migration this binary embeds is in goose's version table, and fails
+// otherwise ("schema at version N, this worker needs M: deploy aircraftd first"). A schema with migrations this binary
+// does not know is accepted, as Open accepts it (goose runs none then): migrations only add, and a deploy migrates
+// (aircraftd) before the workers of the new binary replace the old ones, which keep working in between. The password of
+// every connection of every pool is given by password when not nil, instead of url's.
 func OpenMigrated(ctx context.Context, url string, rp ReadPool, password Password) (*DB, error) {
 	db, err := connect(ctx, url, rp, password)
 	if err != nil {

@@ -41,8 +41,8 @@ func openMigrated(ctx context.Context, dbURL string) (*postgres.DB, error) {
 	return postgres.OpenMigrated(ctx, dbURL, postgres.ReadPool{MaxConns: d.DBReadMaxConns, Timeout: d.ReadTimeout}, nil)
 }
 
-// The worker never migrates: against a database one migration behind, or never migrated, its open fails and says
-// what to deploy, and the schema is left as it was.
+// The worker never migrates: against a database one migration behind, or never migrated, its open fails and says what
+// to deploy, and the schema is left as it was.
 func TestWorkerOpenRefusesASchemaBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -78,9 +78,9 @@ func TestWorkerOpenRefusesASchemaBehind(t *testing.T) {
 	}
 }
 
-// 16 workers open a migrated database at once, as a backfill's cold start does, while aircraftd holds goose's
-// migration lock: none waits for it, and all open. The schema is one migration newer than the binary, as while a
-// deploy replaces the workers: accepted.
+// 16 workers open a migrated database at once, as a backfill's cold start does, while aircraftd holds goose's migration
+// lock: none waits for it, and all open. The schema is one migration newer than the binary, as while a deploy replaces
+// the workers: accepted.
 func TestWorkerOpensTakeNoLock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
