@@ -12,9 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,8 +103,19 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// invoke sends event and decodes the answer into out; a function error (the handler's error, in Lambda's error shape)
-// is returned as an error.
+// functionError is a function error, in Lambda's error shape: aws-lambda-go names it by the handler error's Go type.
+type functionError struct {
+	Status  int
+	Type    string `json:"errorType"`
+	Message string `json:"errorMessage"`
+}
+
+func (e *functionError) Error() string {
+	return fmt.Sprintf("function error %s (HTTP %d): %s", e.Type, e.Status, e.Message)
+}
+
+// invoke sends event and decodes the answer into out; a function error (the handler's error) is returned as a
+// *functionError.
 func (f function) invoke(ctx context.Context, event, out any) error {
 	body, err := json.Marshal(event)
 	if err != nil {
@@ -123,23 +134,31 @@ func (f function) invoke(ctx context.Context, event, out any) error {
 	if err != nil {
 		return err
 	}
-	var fnErr struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}
+	fnErr := &functionError{Status: resp.StatusCode}
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" ||
-		(json.Unmarshal(answer, &fnErr) == nil && fnErr.ErrorType != "") {
-		return fmt.Errorf("function error (HTTP %d): %s", resp.StatusCode, answer)
+		(json.Unmarshal(answer, fnErr) == nil && fnErr.Type != "") {
+		if fnErr.Type == "" {
+			fnErr.Message = string(answer)
+		}
+		return fnErr
 	}
 	return json.Unmarshal(answer, out)
 }
 
+// retriedErrors are the function errors the backfill's state machine retries, by errorType: a copy of RetriedErrors in
+// infra/pipeline/backfill.go, the source (the app does not import infra). Any other error fails the batch at once.
+var retriedErrors = []string{
+	"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException",
+	"UnavailableError", "Sandbox.Timedout",
+}
+
 // mapRun is what the test driver does in place of a Step Functions Distributed Map: the ItemReader's listing
 // (ListObjectsV2, items as it writes them), the ItemBatcher's batches of batchSize, at most as many children at once as
-// functions, each retried up to retries times with backoff. Every batch in again is sent twice, as when a child
+// functions, each retried up to retries times with backoff when its error is one the state machine retries
+// (retriedErrors), failed at once otherwise. It returns the results and the errorType of each failed invocation. Every batch in again is sent twice, as when a child
 // succeeds but its result is lost and the map runs it again. The first attempt of batch 0 goes to first, when set (an
 // execution environment whose S3 is down).
-func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *function, batchSize, retries int, again map[int]bool) ([]*ingest.Result, int, error) {
+func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *function, batchSize, retries int, again map[int]bool) ([]*ingest.Result, []string, error) {
 	var items []map[string]any
 	err := b.List(ctx, "", func(page []bucket.Object) error {
 		for _, o := range page {
@@ -151,7 +170,7 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *functio
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	var batches []map[string]any
 	for i := 0; i < len(items); i += batchSize {
@@ -165,7 +184,8 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *functio
 		free <- f
 	}
 	results := make([]*ingest.Result, len(batches))
-	var failures atomic.Int32
+	var mu sync.Mutex
+	var failures []string
 	var g errgroup.Group
 	for i, batch := range batches {
 		g.Go(func() error {
@@ -182,18 +202,27 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *functio
 				if err == nil {
 					return nil
 				}
-				failures.Add(1)
+				var fe *functionError
+				if !errors.As(err, &fe) {
+					return fmt.Errorf("batch %d: %w", i, err)
+				}
+				mu.Lock()
+				failures = append(failures, fe.Type)
+				mu.Unlock()
+				if !slices.Contains(retriedErrors, fe.Type) {
+					return fmt.Errorf("batch %d failed, not retried: %w", i, err)
+				}
 			}
 			return fmt.Errorf("batch %d failed %d times: %w", i, retries+1, err)
 		})
 	}
 	err = g.Wait()
-	return results, int(failures.Load()), err
+	return results, failures, err
 }
 
 // TestMapBatchesUnderEmulator runs a Distributed Map's batches of the real samples (the same snapshot under several
 // keys, a file cut mid-record) through the worker binary under the Lambda emulator, 4 at once, one batch twice, one
-// first sent where S3 is down (the invocation fails, and is retried): the statistics equal the oracle's and those of
+// first sent where S3 is down (the invocation fails with errorType UnavailableError, and is retried): the statistics equal the oracle's and those of
 // one API run (what POST /process-s3-data runs) over the same bucket.
 func TestMapBatchesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
@@ -220,8 +249,9 @@ func TestMapBatchesUnderEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if failures != 1 {
-		t.Errorf("%d invocations failed; want 1 (the batch sent where S3 is down, then retried)", failures)
+	if len(failures) != 1 || failures[0] != "UnavailableError" {
+		t.Errorf("failed invocations' errorTypes: %q; want [UnavailableError] (the batch sent where S3 is down, retried as "+
+			"the state machine retries a dependency's failure)", failures)
 	}
 	var ingested, failed int
 	for _, r := range results {
