@@ -3,6 +3,7 @@ module github.com/aircraftdata/platform/bench
 go 1.26.0
 
 require (
+	github.com/aircraftdata/platform/infra v0.0.0-00010101000000-000000000000
 	github.com/aircraftdata/platform/test v0.0.0-00010101000000-000000000000
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.9
@@ -12,7 +13,6 @@ require (
 )
 
 require (
-	github.com/aircraftdata/platform/infra v0.0.0-00010101000000-000000000000 // indirect
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.26 // indirect
 	github.com/aws/aws-sdk-go-v2/config v1.33.16 // indirect
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.16 // indirect

@@ -1,7 +1,9 @@
 // Package backfill is the backfill benchmark (make bench-backfill): the data set of bench-ingest ingested by one POST
 // /process-s3-data, then by a backfill of N concurrent workers (BACKFILL_CONCURRENCY) of another aircraftd on a
-// database of its own, reading the same bucket; MB/s and observations/s per worker and in total, CPU seconds by
-// process, the database's share, and, on paper, what a year of data takes and costs.
+// database of its own, then as Lambda runs it (N execution environments of the worker binary under the Lambda
+// Runtime Interface Emulator, sent a Distributed Map's batches) on a third, all reading the same bucket; MB/s and
+// observations/s per worker and in total, CPU seconds of the processes it started (by process id), the database's
+// share, and, on paper, what a year of data takes and costs.
 package backfill
 
 import (
@@ -77,8 +79,16 @@ func dbActiveSeconds(ctx context.Context, stack *local.Stack) (float64, error) {
 	return ms / 1000, err
 }
 
-func (m *measured) finish(cpuBefore map[string]float64) {
-	m.cpu = proc.CPUByName("aircraftd", "versitygw")
+// cpuOf is the CPU seconds so far of the benchmark's aircraftd (by its process id, "worker") and of the stack's
+// versitygw (by name: the shared stack's, whoever calls it).
+func cpuOf(svc *service.Service) map[string]float64 {
+	cpu := proc.CPUByName("versitygw")
+	cpu["worker"] = proc.CPU(svc.Pid())
+	return cpu
+}
+
+func (m *measured) finish(cpu, cpuBefore map[string]float64) {
+	m.cpu = cpu
 	for k, v := range cpuBefore {
 		m.cpu[k] -= v
 	}
@@ -92,8 +102,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	fmt.Fprintln(o.Out, "building aircraftd (the release build) ...")
+	fmt.Fprintln(o.Out, "building aircraftd (the release build), the worker and the Lambda emulator ...")
 	bin, err := local.BuildService(testkit.RepoRoot(), filepath.Join(tmp, "bin"))
+	if err != nil {
+		return err
+	}
+	bootstrap, rie, err := buildLambda(testkit.RepoRoot(), tmp)
 	if err != nil {
 		return err
 	}
@@ -126,11 +140,11 @@ func Run(ctx context.Context, o Options) error {
 		_ = svc.Stop()
 		return err
 	}
-	before, start := proc.CPUByName("aircraftd", "versitygw"), time.Now()
+	before, start := cpuOf(svc), time.Now()
 	err = svc.Call(ctx, http.MethodPost, "/process-s3-data", nil, &res)
 	one.wall = time.Since(start).Seconds()
 	one.files, one.obs, one.bytes = res.FilesIngested, res.Observations, res.Bytes
-	one.finish(before)
+	one.finish(cpuOf(svc), before)
 	if err == nil {
 		one.dbActive, err = dbActiveSeconds(ctx, single)
 		one.dbActive -= dbBefore
@@ -153,16 +167,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer svc.Stop()
+	defer func(s *service.Service) { _ = s.Stop() }(svc) // on the way out of an error; stopped below otherwise
 	bf := &measured{}
 	if dbBefore, err = dbActiveSeconds(ctx, other); err != nil {
 		return err
 	}
-	before, start = proc.CPUByName("aircraftd", "versitygw"), time.Now()
+	before, start = cpuOf(svc), time.Now()
 	got, err := backfill(ctx, svc, "raw/")
 	bf.wall = time.Since(start).Seconds()
 	bf.files, bf.obs, bf.bytes = got.FilesIngested, got.Observations, got.Bytes
-	bf.finish(before)
+	bf.finish(cpuOf(svc), before)
 	if err != nil {
 		return err
 	}
@@ -170,15 +184,45 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	bf.dbActive -= dbBefore
-	for _, m := range []*measured{one, bf} {
+	if got.State != "succeeded" {
+		return fmt.Errorf("backfill %s: %s", got.State, got.Error)
+	}
+	if err := svc.Stop(); err != nil {
+		return err
+	}
+
+	// The same backfill as Lambda runs it: the worker binary under the emulator, on a database of its own (migrated by
+	// aircraftd, as the stack's is: the worker never migrates), reading the same bucket.
+	lam, err := local.OpenStack(ctx)
+	if err != nil {
+		return err
+	}
+	defer lam.Close()
+	if svc, err = service.Start(ctx, lam, bin, filepath.Join(tmp, "lambda-migrate"), env); err != nil {
+		return err
+	}
+	if err := svc.Stop(); err != nil {
+		return err
+	}
+	if dbBefore, err = dbActiveSeconds(ctx, lam); err != nil {
+		return err
+	}
+	gw := proc.CPUByName("versitygw")["versitygw"]
+	lm, lambdaBatches, err := lambdaRun(ctx, o, bootstrap, rie, filepath.Join(tmp, "lambda.log"), single, lam.DatabaseURL, "raw/")
+	if err != nil {
+		return err
+	}
+	lm.cpu["versitygw"] = proc.CPUByName("versitygw")["versitygw"] - gw
+	if lm.dbActive, err = dbActiveSeconds(ctx, lam); err != nil {
+		return err
+	}
+	lm.dbActive -= dbBefore
+	for _, m := range []*measured{one, bf, lm} {
 		if m.files != nfiles || m.obs != obs {
 			return fmt.Errorf("ingested %d files, %d observations; the data set has %d, %d", m.files, m.obs, nfiles, obs)
 		}
 	}
-	if got.State != "succeeded" {
-		return fmt.Errorf("backfill %s: %s", got.State, got.Error)
-	}
-	report(o, one, bf, got.BatchesDone)
+	report(o, one, bf, lm, got.BatchesDone, lambdaBatches)
 	return nil
 }
 
@@ -207,39 +251,44 @@ func backfill(ctx context.Context, s *service.Service, prefix string) (backfillV
 	return v, nil
 }
 
-func report(o Options, one, bf *measured, batches int64) {
+func report(o Options, one, bf, lm *measured, batches int64, lambdaBatches int) {
 	w := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
 	gb := float64(bf.bytes) / 1e9
 	fmt.Fprintf(w, "\nmachine\t%s\n", proc.Machine())
 	fmt.Fprintf(w, "data\t%d snapshots, %.0f MB JSON, %d observations\n", bf.files, float64(bf.bytes)/1e6, bf.obs)
-	line := func(name string, m *measured, workers int) {
+	line := func(name, worker string, m *measured, workers int) {
 		fmt.Fprintf(w, "%s\t%.0f MB/s, %.0f observations/s in total; %.0f MB/s, %.0f observations/s per worker (%.1f s)\n",
 			name, m.mbs, m.obss, m.mbs/float64(workers), m.obss/float64(workers), m.wall)
-		fmt.Fprintf(w, "  CPU seconds\taircraftd %.1f (%.2f per GB), versitygw %.1f (of %.1f available)\n",
-			m.cpu["aircraftd"], m.cpu["aircraftd"]/gb, m.cpu["versitygw"], m.wall*float64(runtime.NumCPU()))
-		fmt.Fprintf(w, "  the database's share	%.1f s executing statements: %.0f%% of the workers' time\n",
+		fmt.Fprintf(w, "  CPU seconds\t%s %.1f (%.2f per GB), versitygw %.1f (of %.1f available)\n",
+			worker, m.cpu["worker"], m.cpu["worker"]/gb, m.cpu["versitygw"], m.wall*float64(runtime.NumCPU()))
+		fmt.Fprintf(w, "  the database's share\t%.1f s executing statements: %.0f%% of the workers' time\n",
 			m.dbActive, 100*m.dbActive/(m.wall*float64(workers)))
-	}
-	line("single POST /process-s3-data", one, 1)
-	line(fmt.Sprintf("backfill, %d workers, batches of %d", o.Workers, o.BatchSize), bf, o.Workers)
-	workerCPUGB := bf.cpu["aircraftd"] / gb
-	if o.DecodeCPUGB > 0 {
-		verdict := "within"
-		if workerCPUGB > 1.25*o.DecodeCPUGB {
-			verdict = "NOT within"
+		if o.DecodeCPUGB > 0 {
+			ratio := m.cpu["worker"] / gb / o.DecodeCPUGB
+			verdict := "within"
+			if ratio > 1.25 {
+				verdict = "NOT within"
+			}
+			fmt.Fprintf(w, "  CPU-s per GB / pure decode's\t%.2f / %.2f = %.2f× (%s the 1.25× target)\n",
+				m.cpu["worker"]/gb, o.DecodeCPUGB, ratio, verdict)
 		}
-		fmt.Fprintf(w, "worker CPU-s per GB / pure decode's\t%.2f / %.2f = %.2f× (%s the 1.25× target)\n",
-			workerCPUGB, o.DecodeCPUGB, workerCPUGB/o.DecodeCPUGB, verdict)
 	}
-	perWorker := bf.mbs / float64(o.Workers) * 1e6 // bytes/s
-	hours := func(workers int) float64 { return yearBytes / (perWorker * float64(workers)) / 3600 }
+	line("single POST /process-s3-data", "aircraftd", one, 1)
+	line(fmt.Sprintf("backfill in aircraftd, %d workers, batches of %d", o.Workers, o.BatchSize), "aircraftd", bf, o.Workers)
+	line(fmt.Sprintf("backfill on Lambda (emulator), %d functions of %d MB, batches of %d", o.Workers, lambdaMemoryMB, o.BatchSize),
+		"workers", lm, o.Workers)
+	fmt.Fprintf(w, "  the emulators' own CPU seconds\t%.1f (not the function's: Lambda's runtime API, not billed)\n", lm.cpu["emulator"])
+	workerCPUGB := lm.cpu["worker"] / gb
+	hours := func(m *measured, workers int) float64 {
+		return yearBytes / (m.mbs / float64(o.Workers) * 1e6 * float64(workers)) / 3600
+	}
 	fmt.Fprintf(w, "a year of data on paper\t%.0f TB, %d files: %.0f h in-process at BACKFILL_CONCURRENCY=%d, %.1f h on Lambda at MaxConcurrency %d (if each worker does as one here)\n",
-		yearBytes/1e12, yearFiles, hours(o.Default), o.Default, hours(o.Lambda), o.Lambda)
+		yearBytes/1e12, yearFiles, hours(bf, o.Default), o.Default, hours(lm, o.Lambda), o.Lambda)
 	yearBatches := float64(yearFiles) / float64(o.DefaultSize)
 	estimate := yearBytes/1e9*costPerGB + yearFiles*costPerFile + yearBatches*costPerBatch
 	measuredLambda := yearBytes/1e9*workerCPUGB*lambdaVCPUSec + yearFiles*costPerFile + yearBatches*costPerBatch
-	fmt.Fprintf(w, "what it costs on Step Functions + Lambda\t$%.2f by the settings' estimate; $%.2f from this run's CPU-s per GB at $%.6f per vCPU-second (batches of %d)\n",
+	fmt.Fprintf(w, "what it costs on Step Functions + Lambda\t$%.2f by the settings' estimate; $%.2f from the Lambda workers' CPU-s per GB at $%.6f per vCPU-second (batches of %d)\n",
 		estimate, measuredLambda, lambdaVCPUSec, o.DefaultSize)
-	fmt.Fprintf(w, "batches\t%d\n", batches)
+	fmt.Fprintf(w, "batches\t%d in aircraftd, %d on Lambda\n", batches, lambdaBatches)
 	_ = w.Flush()
 }

@@ -1,5 +1,5 @@
 // Package proc reads what the benchmarks report about processes and the machine from Linux's /proc: CPU time by command
-// name or process id, and resets a process's peak RSS.
+// name or process id, a process's children, and resets a process's peak RSS.
 package proc
 
 import (
@@ -23,8 +23,8 @@ func CPUByName(names ...string) map[string]float64 {
 		if err != nil {
 			continue
 		}
-		if name, secs, ok := parseStat(string(data)); ok && slices.Contains(names, name) {
-			out[name] += secs
+		if st, ok := parseStat(string(data)); ok && slices.Contains(names, st.name) {
+			out[st.name] += st.cpu
 		}
 	}
 	return out
@@ -36,28 +36,54 @@ func CPU(pid int) float64 {
 	if err != nil {
 		return 0
 	}
-	_, secs, _ := parseStat(string(data))
-	return secs
+	st, _ := parseStat(string(data))
+	return st.cpu
 }
 
-// parseStat reads the command name and user+system CPU seconds from a /proc/<pid>/stat line, and reports whether the
-// line had them.
-func parseStat(stat string) (name string, secs float64, ok bool) {
+// Children are the ids of the running processes whose parent is pid.
+func Children(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if st, ok := parseStat(string(data)); ok && st.ppid == pid {
+			if child, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
+// stat is what a /proc/<pid>/stat line says of a process: its command name, its parent, and its user+system CPU
+// seconds.
+type stat struct {
+	name string
+	ppid int
+	cpu  float64
+}
+
+// parseStat reads a /proc/<pid>/stat line, and reports whether the line had the command name, parent and CPU times.
+func parseStat(line string) (stat, bool) {
 	// pid (comm) state ppid … utime(14) stime(15): comm may hold spaces and parentheses.
-	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
-	if open < 0 || end < open || end+2 > len(stat) {
-		return "", 0, false
+	open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || end < open || end+2 > len(line) {
+		return stat{}, false
 	}
-	f := strings.Fields(stat[end+2:])
+	f := strings.Fields(line[end+2:])
 	if len(f) < 13 {
-		return "", 0, false
+		return stat{}, false
 	}
+	ppid, err0 := strconv.Atoi(f[1])
 	utime, err1 := strconv.ParseFloat(f[11], 64)
 	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return "", 0, false
+	if err0 != nil || err1 != nil || err2 != nil {
+		return stat{}, false
 	}
-	return stat[open+1 : end], (utime + stime) / 100, true // clock ticks (USER_HZ = 100 on Linux)
+	return stat{name: line[open+1 : end], ppid: ppid, cpu: (utime + stime) / 100}, true // clock ticks (USER_HZ = 100)
 }
 
 // ResetPeakRSS resets the VmHWM of process pid to its current RSS (clear_refs 5).

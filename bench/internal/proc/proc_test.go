@@ -2,6 +2,8 @@ package proc
 
 import (
 	"os"
+	"os/exec"
+	"slices"
 	"testing"
 	"time"
 )
@@ -10,12 +12,12 @@ func TestParseStat(t *testing.T) {
 	// A line as the kernel writes it (proc(5)): utime 250 and stime 75 clock ticks are 3.25 s; the command name holds a
 	// space and a parenthesis.
 	line := "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 1207 0 0 0 250 75 0 0 20 0 9 0 123 456 789\n"
-	name, secs, ok := parseStat(line)
-	if !ok || name != "my (odd) cmd" || secs != 3.25 {
-		t.Fatalf("parseStat = %q, %v, %v; want \"my (odd) cmd\", 3.25, true", name, secs, ok)
+	st, ok := parseStat(line)
+	if want := (stat{name: "my (odd) cmd", ppid: 1, cpu: 3.25}); !ok || st != want {
+		t.Fatalf("parseStat = %+v, %v; want %+v, true", st, ok, want)
 	}
 	for _, bad := range []string{"", "4242 (cut", "4242 (short) S 1 2 3", "4242 (nan) S 1 4242 4242 0 -1 4194560 1207 0 0 0 x y 0"} {
-		if _, _, ok := parseStat(bad); ok {
+		if _, ok := parseStat(bad); ok {
 			t.Errorf("parseStat(%q) reported a line with CPU times", bad)
 		}
 	}
@@ -33,5 +35,22 @@ func TestCPUReadsThisProcess(t *testing.T) {
 	}
 	if got := CPU(-1); got != 0 {
 		t.Fatalf("CPU of no process = %v, want 0", got)
+	}
+}
+
+func TestChildrenListsAChildOfThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep command:", err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if got := Children(os.Getpid()); !slices.Contains(got, cmd.Process.Pid) {
+		t.Fatalf("Children(self) = %v, want it to hold %d", got, cmd.Process.Pid)
+	}
+	if got := Children(cmd.Process.Pid); len(got) != 0 {
+		t.Fatalf("Children(sleep) = %v, want none", got)
 	}
 }
