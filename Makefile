@@ -141,7 +141,7 @@ bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots: dec
 	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-ingest -data "$$data" $(BENCH_ARGS) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE))
 
 .PHONY: bench-backfill
-bench-backfill: devstack ## a backfill of N concurrent workers (BENCH_WORKERS, default 4) against one POST /process-s3-data, same generated data: MB/s, obs/s per worker and in total, CPU by process, CPU-s/GB vs the pure decode's, a year on paper
+bench-backfill: devstack ## a backfill of N concurrent workers (BENCH_WORKERS, default 4) in aircraftd and as Lambda runs it (the worker under the emulator) against one POST /process-s3-data, same generated data: MB/s, obs/s per worker and in total, CPU of the processes it started, CPU-s/GB vs the pure decode's, a year on paper
 	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && \
 	go -C bench run ./cmd/bench-ingest -generate "$$data" $(BENCH_ARGS) && \
 	cpu=$$(BENCH_SNAPSHOTS="$$data" go -C app test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 3x ./internal/ingest | \
