@@ -155,9 +155,9 @@ var retriedErrors = []string{
 // mapRun is what the test driver does in place of a Step Functions Distributed Map: the ItemReader's listing
 // (ListObjectsV2, items as it writes them), the ItemBatcher's batches of batchSize, at most as many children at once as
 // functions, each retried up to retries times with backoff when its error is one the state machine retries
-// (retriedErrors), failed at once otherwise. It returns the results and the errorType of each failed invocation. Every batch in again is sent twice, as when a child
-// succeeds but its result is lost and the map runs it again. The first attempt of batch 0 goes to first, when set (an
-// execution environment whose S3 is down).
+// (retriedErrors), failed at once otherwise. It returns the results and the errorType of each failed invocation. Every
+// batch in again is sent twice, as when a child succeeds but its result is lost and the map runs it again. The first
+// attempt of batch 0 goes to first, when set (an execution environment whose S3 is down).
 func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *function, batchSize, retries int, again map[int]bool) ([]*ingest.Result, []string, error) {
 	var items []map[string]any
 	err := b.List(ctx, "", func(page []bucket.Object) error {
@@ -222,8 +222,8 @@ func mapRun(ctx context.Context, b bucket.Bucket, fns []function, first *functio
 
 // TestMapBatchesUnderEmulator runs a Distributed Map's batches of the real samples (the same snapshot under several
 // keys, a file cut mid-record) through the worker binary under the Lambda emulator, 4 at once, one batch twice, one
-// first sent where S3 is down (the invocation fails with errorType UnavailableError, and is retried): the statistics equal the oracle's and those of
-// one API run (what POST /process-s3-data runs) over the same bucket.
+// first sent where S3 is down (the invocation fails with errorType UnavailableError, and is retried): the statistics
+// equal the oracle's and those of one API run (what POST /process-s3-data runs) over the same bucket.
 func TestMapBatchesUnderEmulator(t *testing.T) {
 	ctx := context.Background()
 	b := stacktest.Bucket(t)

@@ -1,7 +1,7 @@
 // Package backfill is the backfill benchmark (make bench-backfill): the data set of bench-ingest ingested by one POST
 // /process-s3-data, then by a backfill of N concurrent workers (BACKFILL_CONCURRENCY) of another aircraftd on a
-// database of its own, then as Lambda runs it (N execution environments of the worker binary under the Lambda
-// Runtime Interface Emulator, sent a Distributed Map's batches) on a third, all reading the same bucket; MB/s and
+// database of its own, then as Lambda runs it (N execution environments of the worker binary under the Lambda Runtime
+// Interface Emulator, sent a Distributed Map's batches) on a third, all reading the same bucket; MB/s and
 // observations/s per worker and in total, CPU seconds of the processes it started (by process id), the database's
 // share, and, on paper, what a year of data takes and costs.
 package backfill

@@ -24,8 +24,8 @@ import (
 	"github.com/aircraftdata/platform/test/local"
 )
 
-// rieModule is the AWS Lambda Runtime Interface Emulator, the version app/cmd/ingest-worker/rie_test.go runs the
-// worker under.
+// rieModule is the AWS Lambda Runtime Interface Emulator, the version app/cmd/ingest-worker/rie_test.go runs the worker
+// under.
 const rieModule = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
 
 // lambdaMemoryMB is the function's memory by default (infra/pipeline): the worker's soft memory limit is 3/4 of it.
@@ -142,8 +142,8 @@ func (f *function) invoke(ctx context.Context, batch any) (batchResult, error) {
 	return r, json.Unmarshal(answer, &r)
 }
 
-// mapBatches are the batches a Distributed Map over prefix sends its children: the ItemReader's listing
-// (ListObjectsV2, items as it writes them) in ItemBatcher batches of size.
+// mapBatches are the batches a Distributed Map over prefix sends its children: the ItemReader's listing (ListObjectsV2,
+// items as it writes them) in ItemBatcher batches of size.
 func mapBatches(ctx context.Context, c *s3.Client, bucket, prefix string, size int) ([]any, error) {
 	var items []map[string]any
 	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
