@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 )
 
 // cdk.json sets the feature flags aws-cdk-lib recommends: every flag of the library's report (in the cloud assembly)
@@ -36,6 +39,25 @@ func TestCdkJSONSetsTheRecommendedFeatureFlags(t *testing.T) {
 		}
 		if _, inCdkJSON := context[name]; set && !inCdkJSON {
 			t.Errorf("%s is set outside cdk.json", name)
+		}
+	}
+}
+
+// An unknown key fails the app's assembly (newApp, what `cdk synth` runs) before anything is built.
+func TestUnknownContextKeyFailsSynthWithTheClosestKey(t *testing.T) {
+	for key, want := range map[string]string{
+		"instnaces":   `unknown context key "instnaces": did you mean "instances"?`,
+		"stackname":   `unknown context key "stackname": did you mean "stackName"?`,
+		"allowedCIDR": `unknown context key "allowedCIDR": did you mean "allowedCidr"?`,
+		"colour":      `unknown context key "colour" (docs/infra.md lists the keys)`,
+	} {
+		context := cdkJSONContext(t)
+		context[key] = "3"
+		_, _, err := newApp(&awscdk.AppProps{Context: &context}, func(string) (string, error) {
+			return "", fmt.Errorf("the binary is asked for before the context is checked")
+		}, func() (string, error) { return "", fmt.Errorf("the worker is asked for before the context is checked") })
+		if err == nil || err.Error() != want {
+			t.Errorf("-c %s=3: error %v, want %s", key, err, want)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aircraftdata/platform/infra/appbuild"
+	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/single"
@@ -108,7 +109,7 @@ func TestStagesAreExplicit(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParseConfig(contextOf(map[string]any{"stage": "prod", "backupRetentionDays": "3"})); err == nil {
+	if _, err := config.FromContext(map[string]any{"stage": "prod", "backupRetentionDays": "3"}); err == nil {
 		t.Error("prod with 3 days of backups accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/fleet"
 	"github.com/aircraftdata/platform/infra/host"
@@ -25,7 +26,7 @@ const deregistrationDelaySeconds = 30
 //	instances (public subnets, nothing in from the internet) ──5432/27017──▶ RDS / DocumentDB (isolated)
 //	                                    │ ──2049──▶ EFS (isolated): DOWNLOAD_PATH, shared by every instance
 //	                                    └──read-only──▶ S3 bucket aircraft-data; ALB access logs ──▶ log bucket
-func addLoadBalancedService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
+func addLoadBalancedService(stack awscdk.Stack, cfg config.Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
 	apiToken := newAPIToken(stack)
 
 	// EFS: the downloads every instance sees.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/pipeline"
 )
@@ -36,13 +37,10 @@ func run() error {
 // newApp assembles the CDK app: its context (props, plus what the CDK CLI passes) checked and read into a Config, the
 // stack with the service binary binary returns for the instance's GOARCH and, with the pipeline, the worker's code
 // folder worker returns, and cdk-nag. main and the tests both assemble it here, so that a check added here is tested.
-func newApp(props *awscdk.AppProps, binary func(arch string) (string, error), worker func() (string, error)) (awscdk.App, Config, error) {
+func newApp(props *awscdk.AppProps, binary func(arch string) (string, error), worker func() (string, error)) (awscdk.App, config.Config, error) {
 	app := awscdk.NewApp(props)
 	context, _ := app.Node().GetAllContext(nil).(map[string]any)
-	if err := checkKeys(context); err != nil {
-		return nil, Config{}, err
-	}
-	cfg, err := ParseConfig(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	cfg, err := config.FromContext(context)
 	if err != nil {
 		return nil, cfg, err
 	}

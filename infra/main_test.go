@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/pipeline"
 )
@@ -170,7 +171,7 @@ func fakeBinary(t testing.TB, content string) string {
 
 // Synth is one synthesized cloud assembly.
 type Synth struct {
-	Config    Config
+	Config    config.Config
 	Dir       string
 	Raw       []byte         // the template file, byte for byte
 	Template  map[string]any // the same, parsed
@@ -245,6 +246,9 @@ var (
 	synthMu    sync.Mutex
 	synthCache = map[string]*Synth{}
 )
+
+// testCertArn is an ACM certificate's ARN, for the load-balanced configurations (nothing is looked up).
+const testCertArn = "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 // Named configurations of the stack, synthesized once per test run with the real binary.
 var configurations = map[string]map[string]any{

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/aircraftdata/platform/infra/config"
 )
 
 // NagSuppression is one accepted cdk-nag AwsSolutions finding, on one resource, with its reason. docs/infra.md lists
@@ -22,20 +24,20 @@ type NagSuppression struct {
 // condition limits a suppression to the configurations that have the finding.
 type condition struct {
 	label string
-	holds func(Config) bool
+	holds func(config.Config) bool
 }
 
 var (
-	unprotected         = condition{"stage=dev, or firstCreate", func(c Config) bool { return !c.Protected() }}
-	ownVpc              = condition{"own VPC", func(c Config) bool { return c.VpcID == "" }}
-	withDocumentDB      = condition{"with DocumentDB", func(c Config) bool { return !c.ExternalMongo() }}
-	inDevWithDocumentDB = condition{"stage=dev, with DocumentDB", func(c Config) bool { return c.Stage == "dev" && !c.ExternalMongo() }}
-	oneInstance         = condition{"one instance", func(c Config) bool { return !c.LoadBalanced() }}
-	loadBalanced        = condition{"instances > 1", func(c Config) bool { return c.LoadBalanced() }}
-	withPipeline        = condition{"pipeline", func(c Config) bool { return c.Pipeline }}
-	withLiveIngestion   = condition{"pipeline, liveIngestion", func(c Config) bool { return c.Pipeline && c.LiveIngestion }}
-	pipelineOneInstance = condition{"pipeline, one instance", func(c Config) bool { return c.Pipeline && !c.LoadBalanced() }}
-	pipelineFleet       = condition{"pipeline, instances > 1", func(c Config) bool { return c.Pipeline && c.LoadBalanced() }}
+	unprotected         = condition{"stage=dev, or firstCreate", func(c config.Config) bool { return !c.Protected() }}
+	ownVpc              = condition{"own VPC", func(c config.Config) bool { return c.VpcID == "" }}
+	withDocumentDB      = condition{"with DocumentDB", func(c config.Config) bool { return !c.ExternalMongo() }}
+	inDevWithDocumentDB = condition{"stage=dev, with DocumentDB", func(c config.Config) bool { return c.Stage == "dev" && !c.ExternalMongo() }}
+	oneInstance         = condition{"one instance", func(c config.Config) bool { return !c.LoadBalanced() }}
+	loadBalanced        = condition{"instances > 1", func(c config.Config) bool { return c.LoadBalanced() }}
+	withPipeline        = condition{"pipeline", func(c config.Config) bool { return c.Pipeline }}
+	withLiveIngestion   = condition{"pipeline, liveIngestion", func(c config.Config) bool { return c.Pipeline && c.LiveIngestion }}
+	pipelineOneInstance = condition{"pipeline, one instance", func(c config.Config) bool { return c.Pipeline && !c.LoadBalanced() }}
+	pipelineFleet       = condition{"pipeline, instances > 1", func(c config.Config) bool { return c.Pipeline && c.LoadBalanced() }}
 )
 
 // backfillRuns are the ARNs of the backfill state machine's executions and map runs, as cdk-nag shows them.
@@ -141,7 +143,7 @@ var NagSuppressions = []NagSuppression{
 
 // AddNagSuppressions applies NagSuppressions to the stack, and acknowledges the CDK validation findings that are known
 // to be wrong for this stack.
-func AddNagSuppressions(stack awscdk.Stack, cfg Config) {
+func AddNagSuppressions(stack awscdk.Stack, cfg config.Config) {
 	for _, s := range NagSuppressions {
 		if s.When.holds != nil && !s.When.holds(cfg) {
 			continue

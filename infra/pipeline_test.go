@@ -538,16 +538,6 @@ func TestPipelineConcurrency(t *testing.T) {
 			}
 		}
 	}
-	// A fleet that may grow to 6 instances leaves (84-7-42)/6 = 5 workers.
-	if c, err := ParseConfig(contextOf(map[string]any{"instances": "3", "maxInstances": "6", "certificateArn": testCertArn})); err != nil || c.WorkerConcurrency != 5 {
-		t.Errorf("instances 3, maxInstances 6: workerConcurrency %d (%v), want 5", c.WorkerConcurrency, err)
-	}
-	if _, err := ParseConfig(contextOf(map[string]any{"liveBatchSize": "50", "liveBatchWindowSeconds": "0"})); err == nil {
-		t.Error("a batch of 50 without a batching window is accepted: SQS refuses it")
-	}
-	if _, err := ParseConfig(contextOf(map[string]any{"workerConcurrency": "2"})); err == nil {
-		t.Error("workerConcurrency 2 is accepted: the queue alone takes 2")
-	}
 }
 
 // Both modes run backfills on the state machine: aircraftd's environment names it and the worker's user, its role may

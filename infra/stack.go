@@ -11,6 +11,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/datastores"
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/network"
@@ -23,7 +24,7 @@ import (
 // AircraftStackProps configures the stack.
 type AircraftStackProps struct {
 	awscdk.StackProps
-	Config     Config
+	Config     config.Config
 	BinaryPath string // aircraftd for the instance's architecture (see ServiceBinary)
 	WorkerCode string // the ingest worker's code folder (pipeline.WorkerCode); "" without the pipeline
 }
@@ -100,7 +101,7 @@ func NewAircraftStack(scope constructs.Construct, id string, props *AircraftStac
 
 // addSingleInstanceService is the rest of the stack with one instance, after the network and the data stores that both
 // modes share: the instance, its HTTPS, its release, the alarms and the outputs.
-func addSingleInstanceService(stack awscdk.Stack, cfg Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
+func addSingleInstanceService(stack awscdk.Stack, cfg config.Config, binaryPath string, vpc *network.Network, data *datastores.DataBucket, database *datastores.Database, docstore *datastores.DocStore, pipe *pipeline.Pipeline) {
 	// EC2 in a public subnet: 80/443 in from allowedCidr, Elastic IP, Session Manager instead of SSH.
 	service := single.NewService(stack, "Service", &single.ServiceProps{
 		Vpc: vpc.Vpc, InstanceType: cfg.InstanceType, AllowedCidr: cfg.AllowedCidr, ACME: cfg.TLSMode() == "acme", DataBucket: data.Bucket,
@@ -260,7 +261,7 @@ func mongoAppSecretArn(docstore *datastores.DocStore) string {
 }
 
 // withTLS adds the single instance's own TLS settings (the fleet's TLS ends at the load balancer).
-func withTLS(env serviceenv.Settings, cfg Config) serviceenv.Settings {
+func withTLS(env serviceenv.Settings, cfg config.Config) serviceenv.Settings {
 	env.TLSMode, env.Domain, env.AcmeEmail = cfg.TLSMode(), cfg.DomainName, cfg.AcmeEmail
 	return env
 }

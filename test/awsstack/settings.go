@@ -99,7 +99,7 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// stackNamePattern is infra's rule for stackName (infra/config.go).
+// stackNamePattern is infra's rule for stackName (infra/config/config.go).
 var stackNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,99}$`)
 
 // NewStackName is a unique stack name for one run: AircraftE2E-<UTC date and time>-<random>. It sorts by time and says

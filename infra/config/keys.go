@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// Key is one context key of the stack (`-c name=value`, cdk.json or ~/.cdk.json).
-type Key struct {
+// key is one context key of the stack (`-c name=value`, cdk.json or ~/.cdk.json).
+type key struct {
 	Name    string
 	Default string // as docs/infra.md shows it
 	Doc     string // what it means: its row of docs/infra.md
@@ -21,15 +21,15 @@ type Key struct {
 	check func() error      // refuses the field's value on its own (checks across keys: Config.validate)
 }
 
-// Keys is the table of every context key, in the order of docs/infra.md.
-func Keys() []Key { return new(Config).keys() }
+// table is the table of every context key, in the order of docs/infra.md.
+func table() []key { return new(Config).keys() }
 
-// keys is the table, bound to c: ParseConfig fills c through it, in this order (a default may read a key above it).
+// keys is the table, bound to c: FromContext fills c through it, in this order (a default may read a key above it).
 //
-// To add a key: a field in Config and one line here (then `go test -run TestContextTable -update .` in infra/ rewrites
-// the table of docs/infra.md).
-func (c *Config) keys() []Key {
-	return []Key{
+// To add a key: a field in Config and one line here (then `go -C infra test ./config -run TestContextTable -update`
+// rewrites the table of docs/infra.md).
+func (c *Config) keys() []key {
+	return []key{
 		text("stackName", "AircraftPlatform", &c.StackName, matching(stackNamePattern, "want a letter, then letters, digits or '-' (at most 100)"), "CloudFormation stack name; use your own so that several stacks share one account (names of the log group and the certificate parameter follow it; everything else is generated)", "AircraftAlice"),
 		text("stage", "dev", &c.Stage, oneOf("dev", "prod"), "`dev`: RDS, DocumentDB, bucket (emptied first) and logs are deleted with the stack, 1 day of backups. `prod`: termination protection, snapshots on delete, deletion protection, retained bucket and logs, at least 7 days of backups (see Stages)", "prod"),
 		text("instanceType", "t2.micro", &c.InstanceType, matching(instanceTypePattern, "want an EC2 instance type such as t2.micro or t4g.small"), "EC2 type; Graviton types (`t4g.*`, `c7g.*`…) get an arm64 binary and the arm64 AMI. T2 exists only in the regions opened before 2019: elsewhere the template's rule `RegionOffersT2` refuses the change set and says to pass `t3.micro`. **Accounts on AWS's free plan** (since July 2025) may not launch t2.micro in any region: pass `-c instanceType=t3.micro`", "t3.micro"),
@@ -74,36 +74,36 @@ func (c *Config) defaultBackupDays() int {
 	return 1
 }
 
-func text(name, def string, p *string, check rule[string], doc, example string) Key {
+func text(name, def string, p *string, check rule[string], doc, example string) key {
 	shown := "none"
 	if def != "" {
 		shown = "`" + def + "`"
 	}
-	return Key{Name: name, Default: shown, Doc: doc, Example: example,
+	return key{Name: name, Default: shown, Doc: doc, Example: example,
 		read:  func(v any) error { *p = str(v, def); return nil },
 		check: checkValue(name, "%q", p, check)}
 }
 
 // dnsName is a text key holding a DNS name, lower-cased and without a final dot.
-func dnsName(name string, p *string, check rule[string], doc, example string) Key {
+func dnsName(name string, p *string, check rule[string], doc, example string) key {
 	k := text(name, "", p, check, doc, example)
 	k.read = func(v any) error { *p = strings.TrimSuffix(strings.ToLower(str(v, "")), "."); return nil }
 	return k
 }
 
-func boolean(name string, p *bool, doc, example string) Key {
-	return Key{Name: name, Default: "`false`", Doc: doc, Example: example,
+func boolean(name string, p *bool, doc, example string) key {
+	return key{Name: name, Default: "`false`", Doc: doc, Example: example,
 		read: func(v any) (err error) { *p, err = parseBool(name, v, false); return err }}
 }
 
 // booleanOn is a boolean key whose default is true.
-func booleanOn(name string, p *bool, doc, example string) Key {
-	return Key{Name: name, Default: "`true`", Doc: doc, Example: example,
+func booleanOn(name string, p *bool, doc, example string) key {
+	return key{Name: name, Default: "`true`", Doc: doc, Example: example,
 		read: func(v any) (err error) { *p, err = parseBool(name, v, true); return err }}
 }
 
-func number(name string, def func() int, p *int, check rule[int], doc, example string) Key {
-	return Key{Name: name, Default: "`" + strconv.Itoa(def()) + "`", Doc: doc, Example: example,
+func number(name string, def func() int, p *int, check rule[int], doc, example string) key {
+	return key{Name: name, Default: "`" + strconv.Itoa(def()) + "`", Doc: doc, Example: example,
 		read:  func(v any) (err error) { *p, err = parseInt(name, v, def()); return err },
 		check: checkValue(name, "%d", p, check)}
 }
@@ -111,10 +111,10 @@ func number(name string, def func() int, p *int, check rule[int], doc, example s
 func fixed(n int) func() int { return func() int { return n } }
 
 // shown replaces the default docs/infra.md shows, for a default that is not one value.
-func shown(def string, k Key) Key { k.Default = def; return k }
+func shown(def string, k key) key { k.Default = def; return k }
 
 // fleetOnly marks a key of the load-balanced mode.
-func fleetOnly(k Key) Key { k.fleet = true; return k }
+func fleetOnly(k key) key { k.fleet = true; return k }
 
 // rule is a check of one value: why it is refused, or "" when it is fine.
 type rule[T any] func(T) string
@@ -202,7 +202,7 @@ func str(v any, def string) string {
 	}
 }
 
-func parseBool(key string, v any, def bool) (bool, error) {
+func parseBool(name string, v any, def bool) (bool, error) {
 	switch v := v.(type) {
 	case nil:
 		return def, nil
@@ -218,16 +218,16 @@ func parseBool(key string, v any, def bool) (bool, error) {
 			return false, nil
 		}
 	}
-	return false, fmt.Errorf("%s %v: want true or false", key, v)
+	return false, fmt.Errorf("%s %v: want true or false", name, v)
 }
 
-func parseInt(key string, v any, def int) (int, error) {
+func parseInt(name string, v any, def int) (int, error) {
 	switch v := v.(type) {
 	case nil:
 		return def, nil
 	case float64: // numbers in cdk.json
 		if v != float64(int(v)) {
-			return 0, fmt.Errorf("%s %v: want a whole number", key, v)
+			return 0, fmt.Errorf("%s %v: want a whole number", name, v)
 		}
 		return int(v), nil
 	case string: // -c key=value
@@ -236,11 +236,11 @@ func parseInt(key string, v any, def int) (int, error) {
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {
-			return 0, fmt.Errorf("%s %q: want a whole number", key, v)
+			return 0, fmt.Errorf("%s %q: want a whole number", name, v)
 		}
 		return n, nil
 	default:
-		return 0, fmt.Errorf("%s %v: want a whole number", key, v)
+		return 0, fmt.Errorf("%s %v: want a whole number", name, v)
 	}
 }
 
@@ -249,28 +249,28 @@ func parseInt(key string, v any, def int) (int, error) {
 // "acknowledged-issue-numbers") and the lookups of cdk.context.json ("ami:…"); all but one have a colon.
 func checkKeys(context map[string]any) error {
 	var unknown []string
-	for key := range context {
-		if strings.HasPrefix(key, "@") || strings.Contains(key, ":") || key == "acknowledged-issue-numbers" ||
-			slices.ContainsFunc(Keys(), func(k Key) bool { return k.Name == key }) {
+	for name := range context {
+		if strings.HasPrefix(name, "@") || strings.Contains(name, ":") || name == "acknowledged-issue-numbers" ||
+			slices.ContainsFunc(table(), func(k key) bool { return k.Name == name }) {
 			continue
 		}
-		unknown = append(unknown, key)
+		unknown = append(unknown, name)
 	}
 	if len(unknown) == 0 {
 		return nil
 	}
 	slices.Sort(unknown)
-	key := unknown[0]
-	if near := closestKey(key); near != "" {
-		return fmt.Errorf("unknown context key %q: did you mean %q?", key, near)
+	name := unknown[0]
+	if near := closestKey(name); near != "" {
+		return fmt.Errorf("unknown context key %q: did you mean %q?", name, near)
 	}
-	return fmt.Errorf("unknown context key %q (docs/infra.md lists the keys)", key)
+	return fmt.Errorf("unknown context key %q (docs/infra.md lists the keys)", name)
 }
 
 // closestKey is the key nearest to s by edit distance (ignoring case), or "" when none is near.
 func closestKey(s string) string {
 	best, bestDist := "", max(2, len(s)/3)+1
-	for _, k := range Keys() {
+	for _, k := range table() {
 		if d := editDistance(strings.ToLower(s), strings.ToLower(k.Name)); d < bestDist {
 			best, bestDist = k.Name, d
 		}
@@ -299,11 +299,11 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// ContextTable renders the table of docs/infra.md's Context flags.
-func ContextTable() string {
+// contextTable renders the table of docs/infra.md's Context flags.
+func contextTable() string {
 	var b strings.Builder
 	b.WriteString("| key | default | meaning | example |\n|---|---|---|---|\n")
-	for _, k := range Keys() {
+	for _, k := range table() {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | `-c %s=%s` |\n", k.Name, k.Default, k.Doc, k.Name, k.Example)
 	}
 	return b.String()

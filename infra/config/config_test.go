@@ -1,23 +1,16 @@
-package main
+package config
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/aws/aws-cdk-go/awscdk/v2"
 )
 
-func contextOf(kv map[string]any) func(string) any {
-	return func(k string) any { return kv[k] }
-}
-
 func TestConfigDefaults(t *testing.T) {
-	c, err := ParseConfig(contextOf(nil))
+	c, err := FromContext(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,19 +24,19 @@ func TestConfigDefaults(t *testing.T) {
 	if c.TLSMode() != "selfsigned" || c.ExternalMongo() {
 		t.Errorf("TLS %s, external Mongo %v", c.TLSMode(), c.ExternalMongo())
 	}
-	prod, _ := ParseConfig(contextOf(map[string]any{"stage": "prod", "allowOpenIngress": "true"}))
+	prod, _ := FromContext(map[string]any{"stage": "prod", "allowOpenIngress": "true"})
 	if prod.BackupRetentionDays != 7 {
 		t.Errorf("prod backups %d", prod.BackupRetentionDays)
 	}
 }
 
 func TestConfigAcceptsCLIStringsAndJSONNumbers(t *testing.T) {
-	c, err := ParseConfig(contextOf(map[string]any{
+	c, err := FromContext(map[string]any{
 		"stackName": "AircraftAlice", "noncurrentVersionDays": "7", "backupRetentionDays": float64(14), "logRetentionDays": "365",
 		"domainName": "API.Example.com.", "hostedZoneId": "Z123456ABCDEF", "acmeEmail": "ops@example.com",
 		"mongoUriSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mongo-AbC123", "instanceType": "t4g.small",
 		"mongoCidr": "192.0.2.0/24",
-	}))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +99,7 @@ func TestConfigRejects(t *testing.T) {
 		"elasticIpAllocationId with a zone":   {"domainName": "api.example.com", "hostedZoneId": "Z123456ABCDEF", "elasticIpAllocationId": "eipalloc-0123456789abcdef0"},
 		"firstCreate in dev":                  {"firstCreate": "true"},
 	} {
-		if _, err := ParseConfig(contextOf(ctx)); err == nil {
+		if _, err := FromContext(ctx); err == nil {
 			t.Errorf("%s: %v accepted", name, ctx)
 		} else if !strings.Contains(err.Error(), strings.Fields(name)[0]) {
 			t.Errorf("%s: error %q does not name the key", name, err)
@@ -122,7 +115,7 @@ func TestConfigAcceptsTheGatesWayOut(t *testing.T) {
 		"ACME, a pre-allocated IP": {"domainName": "api.example.com", "elasticIpAllocationId": "eipalloc-0123456789abcdef0"},
 		"prod first create":        {"stage": "prod", "allowedCidr": "203.0.113.0/24", "firstCreate": "true"},
 	} {
-		if _, err := ParseConfig(contextOf(ctx)); err != nil {
+		if _, err := FromContext(ctx); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -132,12 +125,12 @@ var update = flag.Bool("update", false, "rewrite the context table of docs/infra
 
 // docs/infra.md's table of context keys sits between these two lines.
 const (
-	contextTableBegin = "<!-- context keys: generated from infra/contextkeys.go (go -C infra test -run TestContextTable -update .) -->\n"
+	contextTableBegin = "<!-- context keys: generated from infra/config/keys.go (go -C infra test ./config -run TestContextTable -update) -->\n"
 	contextTableEnd   = "<!-- context keys: end -->\n"
 )
 
 func TestContextTableIsTheKeys(t *testing.T) {
-	path := filepath.Join(repo, "docs", "infra.md")
+	path := filepath.Join("..", "..", "docs", "infra.md")
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +140,7 @@ func TestContextTableIsTheKeys(t *testing.T) {
 	if !ok1 || !ok2 {
 		t.Fatalf("docs/infra.md: no %q … %q section", contextTableBegin, contextTableEnd)
 	}
-	want := ContextTable()
+	want := contextTable()
 	if *update {
 		if err := os.WriteFile(path, []byte(before+contextTableBegin+want+contextTableEnd+after), 0o644); err != nil {
 			t.Fatal(err)
@@ -155,7 +148,7 @@ func TestContextTableIsTheKeys(t *testing.T) {
 		table = want
 	}
 	if table != want {
-		t.Errorf("docs/infra.md's context table is not the keys: run go -C infra test -run TestContextTable -update .\n--- got\n%s\n--- want\n%s", table, want)
+		t.Errorf("docs/infra.md's context table is not the keys: run go -C infra test ./config -run TestContextTable -update\n--- got\n%s\n--- want\n%s", table, want)
 	}
 }
 
@@ -187,24 +180,6 @@ func TestEveryConfigFieldHasOneKey(t *testing.T) {
 	}
 }
 
-func TestUnknownContextKeyFailsSynthWithTheClosestKey(t *testing.T) {
-	for key, want := range map[string]string{
-		"instnaces":   `unknown context key "instnaces": did you mean "instances"?`,
-		"stackname":   `unknown context key "stackname": did you mean "stackName"?`,
-		"allowedCIDR": `unknown context key "allowedCIDR": did you mean "allowedCidr"?`,
-		"colour":      `unknown context key "colour" (docs/infra.md lists the keys)`,
-	} {
-		context := cdkJSONContext(t)
-		context[key] = "3"
-		_, _, err := newApp(&awscdk.AppProps{Context: &context}, func(string) (string, error) {
-			return "", fmt.Errorf("the binary is asked for before the context is checked")
-		}, func() (string, error) { return "", fmt.Errorf("the worker is asked for before the context is checked") })
-		if err == nil || err.Error() != want {
-			t.Errorf("-c %s=3: error %v, want %s", key, err, want)
-		}
-	}
-}
-
 // The keys CDK itself passes (cdk.json's feature flags, the CLI's aws:cdk:* keys, cdk.context.json's lookups and
 // acknowledged notices) are not ours to refuse.
 func TestCDKContextKeysAreAccepted(t *testing.T) {
@@ -221,22 +196,37 @@ func TestCDKContextKeysAreAccepted(t *testing.T) {
 const testCertArn = "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 func TestConfigLoadBalanced(t *testing.T) {
-	c, err := ParseConfig(contextOf(map[string]any{"instances": "3", "certificateArn": testCertArn}))
+	c, err := FromContext(map[string]any{"instances": "3", "certificateArn": testCertArn})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !c.LoadBalanced() || c.Instances != 3 || c.MinInstances != 3 || c.MaxInstances != 4 || c.AccessLogDays != 90 {
 		t.Errorf("defaults of instances=3: %+v", c)
 	}
-	c, err = ParseConfig(contextOf(map[string]any{"instances": float64(2), "minInstances": "1", "maxInstances": "6",
-		"domainName": "api.example.com", "hostedZoneId": "Z123456ABCDEF", "accessLogDays": "30"}))
+	c, err = FromContext(map[string]any{"instances": float64(2), "minInstances": "1", "maxInstances": "6",
+		"domainName": "api.example.com", "hostedZoneId": "Z123456ABCDEF", "accessLogDays": "30"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MinInstances != 1 || c.MaxInstances != 6 || c.AccessLogDays != 30 || c.CertificateArn != "" {
 		t.Errorf("%+v", c)
 	}
-	if one, _ := ParseConfig(contextOf(map[string]any{"instances": "1"})); one.LoadBalanced() {
+	if one, _ := FromContext(map[string]any{"instances": "1"}); one.LoadBalanced() {
 		t.Error("instances=1 is load-balanced")
+	}
+}
+
+// The pipeline's keys: the default workerConcurrency follows the fleet's size, and SQS's and the queue's limits are
+// refused at synth.
+func TestConfigPipeline(t *testing.T) {
+	// A fleet that may grow to 6 instances leaves (84-7-42)/6 = 5 workers.
+	if c, err := FromContext(map[string]any{"instances": "3", "maxInstances": "6", "certificateArn": testCertArn}); err != nil || c.WorkerConcurrency != 5 {
+		t.Errorf("instances 3, maxInstances 6: workerConcurrency %d (%v), want 5", c.WorkerConcurrency, err)
+	}
+	if _, err := FromContext(map[string]any{"liveBatchSize": "50", "liveBatchWindowSeconds": "0"}); err == nil {
+		t.Error("a batch of 50 without a batching window is accepted: SQS refuses it")
+	}
+	if _, err := FromContext(map[string]any{"workerConcurrency": "2"}); err == nil {
+		t.Error("workerConcurrency 2 is accepted: the queue alone takes 2")
 	}
 }

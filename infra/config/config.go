@@ -1,4 +1,8 @@
-package main
+// Package config is what a deployment of the CDK app can vary: the table of its context keys (keys.go: name, type,
+// default, check and doc line of each, from which docs/infra.md's table is generated) and the Config they are read
+// into, checked one by one and against each other, so that a wrong value or an unknown key fails `cdk synth` instead of
+// deploying something else.
+package config
 
 import (
 	"fmt"
@@ -10,8 +14,7 @@ import (
 	"github.com/aircraftdata/platform/infra/pipeline"
 )
 
-// Config is everything a deployment can vary, read from CDK context through the table of keys (contextkeys.go, which
-// docs/infra.md's table is generated from).
+// Config is everything a deployment can vary, read from CDK context through the table of keys (keys.go).
 type Config struct {
 	StackName             string
 	Stage                 string // dev or prod
@@ -30,7 +33,7 @@ type Config struct {
 	AllowOpenIngress      bool
 	FirstCreate           bool
 
-	// The load-balanced mode (loadbalanced.go): more than one instance behind an Application Load Balancer.
+	// The load-balanced mode (infra/loadbalanced.go): more than one instance behind an Application Load Balancer.
 	Instances      int
 	MinInstances   int
 	MaxInstances   int
@@ -78,14 +81,17 @@ var (
 // maxFleetInstances bounds the load-balanced mode: a typo must not start a hundred instances.
 const maxFleetInstances = 20
 
-// ParseConfig reads the context through get (which returns nil for unset keys) and validates it, so that a wrong value
-// fails `cdk synth` with a message naming the key instead of deploying something else (a key that is not in the table
-// fails it too: checkKeys).
-func ParseConfig(get func(key string) any) (Config, error) {
+// FromContext reads the app's context (every key the CDK app was given) into a Config and validates it, so that a wrong
+// value fails `cdk synth` with a message naming the key instead of deploying something else; a key that is not in the
+// table fails it too, naming the closest one (checkKeys).
+func FromContext(context map[string]any) (Config, error) {
+	if err := checkKeys(context); err != nil {
+		return Config{}, err
+	}
 	var c Config
 	keys := c.keys()
 	for _, k := range keys {
-		v := get(k.Name)
+		v := context[k.Name]
 		if k.fleet && c.Instances == 1 {
 			if str(v, "") != "" {
 				return c, fmt.Errorf("%s needs instances > 1 (the load-balanced mode)", k.Name)
