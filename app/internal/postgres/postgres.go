@@ -150,7 +150,7 @@ func (db *DB) migrate(ctx context.Context) error {
 // (OpenMigrated), with one read and no lock.
 func (db *DB) checkSchema(ctx context.Context) error {
 	var applied []int64
-	rows, err := db.pool.Query(ctx, `SELECT version_id FROM goose_db_version`)
+	rows, err := db.pool.Query(ctx, `SELECT version_id FROM goose_db_version WHERE is_applied`)
 	if err == nil {
 		applied, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 	}
