@@ -13,8 +13,8 @@ import (
 const (
 	// MaxReceiveCount is how many times the queue hands a message to the worker before it moves it to the dead-letter
 	// queue. The worker lists a message for redelivery only when a dependency failed (a bad file is quarantined and its
-	// message done) or when it is no notification of the bucket: 5 deliveries, a visibility timeout apart, ride out a
-	// dependency outage of about half an hour at the default timeout.
+	// message done) or when it is no notification of the bucket: 5 deliveries, a visibility timeout (30 minutes at the
+	// default function timeout) apart, ride out a dependency outage of about two hours.
 	MaxReceiveCount = 5
 	// visibilityTimeouts is the queue's visibility timeout in function timeouts: AWS asks for at least 6, so that a
 	// batch's retries by the event source never overlap a delivery still being ingested.
