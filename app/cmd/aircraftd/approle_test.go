@@ -56,18 +56,7 @@ func fakeSecretsManager(t *testing.T, secrets map[string]string) string {
 // database is the role's.
 func TestServesAsTheAppRole(t *testing.T) {
 	role := stacktest.Name("app_")
-	admin := stacktest.Env(t, "DB_ADMIN_URL")
-	t.Cleanup(func() { // after the test's database (registered later, so dropped first), which holds its grants
-		conn, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			t.Errorf("drop role: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-			t.Errorf("drop role: %v", err)
-		}
-	})
+	stacktest.DropRoleAtEnd(t, role)
 	env, _, _ := stackEnv(t)
 	env["DB_APP_SECRET_ARN"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app"
 	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = fakeSecretsManager(t, map[string]string{
@@ -110,18 +99,8 @@ func TestServesAsTheAppRole(t *testing.T) {
 // says that IAM database auth is not available, and the role has the app role's DML and no DDL.
 func TestMakesTheWorkerRole(t *testing.T) {
 	role := stacktest.Name("worker_")
+	stacktest.DropRoleAtEnd(t, role)
 	admin := stacktest.Env(t, "DB_ADMIN_URL")
-	t.Cleanup(func() { // after the test's database, which holds its grants
-		conn, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			t.Errorf("drop role: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-			t.Errorf("drop role: %v", err)
-		}
-	})
 	env, _, _ := stackEnv(t)
 	env["DB_WORKER_USER"] = role
 	d := startDaemon(t, env)

@@ -26,7 +26,7 @@ import (
 // cannot create, alter nor drop a table; a second start only sets its password again.
 func TestAppRoleDoesTheWorkAndNoDDL(t *testing.T) {
 	role, password := stacktest.Name("app_"), "it's a \\ pass'word"
-	dropRoleAtEnd(t, role)
+	stacktest.DropRoleAtEnd(t, role)
 	master, masterURL := stacktest.DB(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -143,30 +143,12 @@ func withUser(t *testing.T, dbURL, user, password string) string {
 	return u.String()
 }
 
-// dropRoleAtEnd drops a test's role (roles are the cluster's) once the test's database, which holds its privileges, is
-// gone: it is registered before the database.
-func dropRoleAtEnd(t *testing.T, role string) {
-	admin := stacktest.Env(t, "DB_ADMIN_URL")
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-		}
-	})
-}
-
 // The worker role, made by the master, has no password (on RDS it logs in with IAM database auth tokens: rds_iam; here
 // that role does not exist and nothing of it is granted), processes a batch as the Lambda worker does, with the app
 // role's privileges, and cannot create, alter nor drop a table. A second start takes back any password.
 func TestWorkerRoleProcessesABatchAndNoDDL(t *testing.T) {
 	role := stacktest.Name("worker_")
-	dropRoleAtEnd(t, role)
+	stacktest.DropRoleAtEnd(t, role)
 	b := stacktest.Bucket(t)
 	master, masterURL := stacktest.DB(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -242,7 +224,7 @@ func TestWorkerRoleProcessesABatchAndNoDDL(t *testing.T) {
 // Where rds_iam exists (RDS), the worker role is made a member of it.
 func TestWorkerRoleJoinsRDSIAM(t *testing.T) {
 	role := stacktest.Name("worker_")
-	dropRoleAtEnd(t, role)
+	stacktest.DropRoleAtEnd(t, role)
 	ctx := t.Context()
 	admin, err := pgx.Connect(ctx, stacktest.Env(t, "DB_ADMIN_URL"))
 	if err != nil {
@@ -269,7 +251,7 @@ func TestWorkerRoleJoinsRDSIAM(t *testing.T) {
 // the stack's admin, like RDS's master, cannot make).
 func TestWorkerRoleRefusesDangerousRoles(t *testing.T) {
 	owner := stacktest.Name("owner_")
-	dropRoleAtEnd(t, owner)
+	stacktest.DropRoleAtEnd(t, owner)
 	master, masterURL := stacktest.DB(t)
 	ctx := t.Context()
 	admin, err := pgx.Connect(ctx, stacktest.Env(t, "DB_ADMIN_URL"))

@@ -46,6 +46,25 @@ func Name(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// DropRoleAtEnd drops role (roles are the cluster's) when the test ends, once the test's database, which holds its
+// privileges, is gone: call it before Postgres or DB, whose cleanup then runs first.
+func DropRoleAtEnd(t testing.TB, role string) {
+	t.Helper()
+	admin := Env(t, "DB_ADMIN_URL")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+}
+
 // Postgres creates an empty database for the test and returns its URL.
 func Postgres(t testing.TB) string {
 	t.Helper()
