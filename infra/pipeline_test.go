@@ -38,28 +38,6 @@ func isPipelineLogs(r Resource) bool {
 	return strings.HasPrefix(r.ID, "WorkerLogs") || strings.HasPrefix(r.ID, "BackfillLogs")
 }
 
-// policyStatements are the statements of the inline policies attached to a role (by logical id).
-func (s *Synth) policyStatements(role string) []statement {
-	var stmts []statement
-	for _, p := range s.Resources("AWS::IAM::Policy") {
-		if !slices.ContainsFunc(list(p.Props["Roles"]), func(r any) bool { return refTo(r, role) }) {
-			continue
-		}
-		for _, st := range list(p.Props["PolicyDocument"].(map[string]any)["Statement"]) {
-			st := st.(map[string]any)
-			var acts, res []string
-			for _, a := range list(st["Action"]) {
-				acts = append(acts, fmt.Sprint(a))
-			}
-			for _, r := range list(st["Resource"]) {
-				res = append(res, joinedText(r))
-			}
-			stmts = append(stmts, statement{Effect: fmt.Sprint(st["Effect"]), Actions: acts, Resources: res})
-		}
-	}
-	return stmts
-}
-
 // actionsOn maps each action of stmts to the resources it is allowed on.
 func actionsOn(stmts []statement) map[string][]string {
 	out := map[string][]string{}

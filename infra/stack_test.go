@@ -138,13 +138,19 @@ type statement struct {
 func (s *Synth) roleStatements(t testing.TB) ([]statement, []string) {
 	t.Helper()
 	role := s.serviceRole(t)
+	stmts := s.policyStatements(role)
+	var managed []string
+	for _, m := range list(s.Resource(t, role).Props["ManagedPolicyArns"]) {
+		managed = append(managed, joinedText(m))
+	}
+	return stmts, managed
+}
+
+// policyStatements are the statements of the inline policies attached to a role (by logical id).
+func (s *Synth) policyStatements(role string) []statement {
 	var stmts []statement
 	for _, p := range s.Resources("AWS::IAM::Policy") {
-		attached := false
-		for _, r := range list(p.Props["Roles"]) {
-			attached = attached || refTo(r, role)
-		}
-		if !attached {
+		if !slices.ContainsFunc(list(p.Props["Roles"]), func(r any) bool { return refTo(r, role) }) {
 			continue
 		}
 		for _, st := range list(p.Props["PolicyDocument"].(map[string]any)["Statement"]) {
@@ -159,11 +165,7 @@ func (s *Synth) roleStatements(t testing.TB) ([]statement, []string) {
 			stmts = append(stmts, statement{Effect: fmt.Sprint(st["Effect"]), Actions: acts, Resources: res})
 		}
 	}
-	var managed []string
-	for _, m := range list(s.Resource(t, role).Props["ManagedPolicyArns"]) {
-		managed = append(managed, joinedText(m))
-	}
-	return stmts, managed
+	return stmts
 }
 
 func (s *Synth) serviceRole(t testing.TB) string {
