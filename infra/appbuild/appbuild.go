@@ -13,8 +13,9 @@ import (
 )
 
 // Args is the go command of the build, before the output path. Changing a flag changes every binary and so every
-// deploy: keep it identical to the contract.
-var Args = []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o"}
+// deploy: keep it identical to the contract (and the root Makefile's GOFLAGS to its compile flags, so that the tests
+// compile what ships). nomsgpack leaves out gin's msgpack binding, which the service does not use.
+var Args = []string{"build", "-trimpath", "-tags=nomsgpack", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o"}
 
 // Env is the environment of the build: the contract's variables, and nothing inherited that changes the output
 // (GOFLAGS, GOAMD64/GOARM64 levels, GOEXPERIMENT, a workspace).

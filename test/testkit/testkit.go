@@ -14,13 +14,26 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 )
 
-// RepoRoot is the repository root (test/testkit/../..): where cdk.json is, app/ and infra/.
+// RepoRoot is the repository root, where cdk.json is, app/ and infra/: the nearest folder at or above the working
+// directory that holds cdk.json (a test runs in its package's folder, a benchmark command in bench/). The source file's
+// own path would not do: make builds with -trimpath, as the release does. It panics outside the repository.
 func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "cdk.json")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			panic("testkit: no cdk.json in any parent folder of the working directory: run from inside the repository")
+		}
+		dir = parent
+	}
 }
 
 // SamplesDirEnv overrides where the readsb-hist samples are read from.

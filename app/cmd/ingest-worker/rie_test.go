@@ -43,7 +43,9 @@ var binaries = sync.OnceValues(func() (dir string, err error) {
 		exec.Command("go", "build", "-o", filepath.Join(dir, "bootstrap"), "."),
 		exec.Command("go", "install", rieModule),
 	} {
-		cmd.Env = append(os.Environ(), "GOBIN="+dir)
+		// Without cgo, as Lambda's binary is built: the race detector's cgo (make test-app) would make it one more
+		// compile of every dependency.
+		cmd.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("%s: %v\n%s", cmd, err, out)
 		}

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -178,11 +177,25 @@ func Put(t testing.TB, b bucket.Bucket, key string, body []byte) {
 	}
 }
 
-// SamplesDir is the folder of real readsb-hist samples (shared/ beside the repository).
+// SamplesDir is the folder of real readsb-hist samples: shared/ beside the repository, whose root is the nearest folder
+// above the test's that holds go.work (make builds with -trimpath, so the source file's path is no guide).
 func SamplesDir(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "data", "readsb-hist")
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			t.Fatal("no go.work in any parent folder of the working directory: run from inside the repository")
+		}
+		root = parent
+	}
+	dir := filepath.Join(root, "..", "shared", "data", "readsb-hist")
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("sample data not found at %s: %v", dir, err)
 	}
