@@ -42,7 +42,11 @@ seed: devstack ## upload the readsb-hist samples to the local bucket
 # lint runs go vet's whole set over every package and its tests first, so the suites skip go test's own vet pass (its
 # facts for every dependency, in each build configuration, cost minutes on a cold cache).
 test: GO_TEST_FLAGS += -vet=off
-test: lint test-app test-scripts test-infra test-bench e2e ## everything CI runs: lint, unit + integration tests on the real local stack, infra tests, local e2e
+# The suites then run side by side on one local stack (each uses databases, buckets and ports of its own): most of
+# their time is waiting on processes, servers and timeouts, not compiling. Each suite's output comes in one piece.
+test: lint devstack ## everything CI runs: lint, then side by side on the real local stack: app unit + integration tests, the stack program's, infra tests, local e2e
+	@$(DEVSTACK) exec -- $(MAKE) --no-print-directory -j 5 --output-sync=target GO_TEST_FLAGS='$(GO_TEST_FLAGS)' \
+		test-app test-scripts test-infra test-bench e2e
 
 .PHONY: test-app
 test-app: devstack ## app unit and integration tests, with the race detector (starts the local stack)

@@ -65,6 +65,7 @@ func TestServiceEnvIsTheInstancesWithLocalStandIns(t *testing.T) {
 		"S3_ENDPOINT": "http://127.0.0.1:7070", "S3_BUCKET": "e2e-x",
 		"DB_HOST": "127.0.0.1", "DB_PORT": "5432", "DB_USER": "u", "DB_PASSWORD": "p", "DB_NAME": "e2e_x", "DB_SSLMODE": "disable",
 		"MONGODB_URL": "mongodb://127.0.0.1:27017", "MONGODB_DB_NAME": "e2e_x", "DOWNLOAD_PATH": "/w/downloads",
+		"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000",
 	}
 	for k, v := range want {
 		if env[k] != v {

@@ -201,6 +201,9 @@ func removeBucket(ctx context.Context, c *s3.Client, bucket string) error {
 //	HTTP_ADDR=:443 (REDIRECT_ADDR=:80 if ACME)  HTTP_ADDR=addr, no redirect listener
 //	METRICS_ADDR (default 127.0.0.1:9464)       127.0.0.1:0: runs of the suite (and make dev) never collide
 //	TLS_CERT_FILE, TLS_KEY_FILE, DOWNLOAD_PATH  cert, key, downloads
+//	RATE_LIMIT_PER_SECOND, RATE_LIMIT_BURST      lifted: the suite, the only client, reads hundreds of aircraft four
+//	                                            times, which at 20 a second was most of its time (the limit itself is
+//	                                            app/cmd/aircraftd's TestReadFloodDoesNotHurtTheWork, on the binary)
 //
 // Every other variable the instance gets, this run gets as it is.
 func (s *Stack) ServiceEnv(addr, token, downloads, cert, key string) (map[string]string, error) {
@@ -225,6 +228,8 @@ func (s *Stack) ServiceEnv(addr, token, downloads, cert, key string) (map[string
 		"MONGODB_URL":           s.MongoURL,
 		"MONGODB_DB_NAME":       s.MongoDB,
 		"DOWNLOAD_PATH":         downloads,
+		"RATE_LIMIT_PER_SECOND": "100000",
+		"RATE_LIMIT_BURST":      "100000",
 	} {
 		if v == "" {
 			return nil, fmt.Errorf("service environment: %s is empty", k)
