@@ -143,6 +143,14 @@ func (l *Runner) run(id string, prefixes []string) (backfill.State, string) {
 		go func() {
 			defer workers.Done()
 			for objs := range batches {
+				// No batch starts once a stop is asked for: the store says so as soon as DELETE has answered, while the
+				// saver may not have saved the last batch's progress yet, and so not seen it.
+				if stop, err := l.Store.AddProgress(ctx, id, backfill.Delta{}, l.Limits.Lease); err == nil && stop {
+					cancel(errStopRequested)
+				}
+				if ctx.Err() != nil {
+					continue // stopped: the lister sees it too and ends
+				}
 				d := l.batch(ctx, objs)
 				if d == nil {
 					continue // stopped mid-batch: not counted, nothing committed of it counted twice

@@ -101,3 +101,85 @@ func TestLocalRetriesAndToleratedFailures(t *testing.T) {
 		t.Errorf("backfill %+v; want failed: more batches failed than tolerated", got)
 	}
 }
+
+// slowSaves is a Store whose saves of a batch's progress take a while once slow is closed, as under load.
+type slowSaves struct {
+	backfill.Store
+	slow chan struct{}
+}
+
+func (s slowSaves) AddProgress(ctx context.Context, id string, d backfill.Delta, lease time.Duration) (bool, error) {
+	select {
+	case <-s.slow:
+		if d.BatchesDone > 0 {
+			time.Sleep(300 * time.Millisecond)
+		}
+	default:
+	}
+	return s.Store.AddProgress(ctx, id, d, lease)
+}
+
+// holdSecond is a Processor that counts its batches and holds the second until released.
+type holdSecond struct {
+	inprocess.Processor
+	calls            chan struct{}
+	second, released chan struct{}
+}
+
+func (h *holdSecond) Process(ctx context.Context, objs []bucket.Object, req ingest.Request, p *progress.Counter) (*ingest.Result, error) {
+	h.calls <- struct{}{}
+	if len(h.calls) == 2 {
+		close(h.second)
+		<-h.released
+	}
+	return h.Processor.Process(ctx, objs, req, p)
+}
+
+// Once Stop has answered, the batch under way ends whole and no other starts, though saving that batch's progress
+// (where the runner used to see the stop) takes a while.
+func TestStopKeepsTheNextBatchFromStarting(t *testing.T) {
+	ctx := context.Background()
+	b := stacktest.Bucket(t)
+	db, _ := stacktest.DB(t)
+	for i := range 8 {
+		stacktest.Put(t, b, fmt.Sprintf("k/%02d.json", i), fmt.Appendf(nil, `{"now": %d, "aircraft": [{"hex": "abc123", "gs": 100}]}`, 1698800000+i*5))
+	}
+	def := config.Defaults()
+	svc := &ingest.Service{DB: db, Bucket: b, Workers: 2, Limits: readsb.Limits{MaxBytes: def.IngestMaxFileBytes,
+		MaxString: def.IngestMaxStringBytes, MaxAircraft: def.IngestMaxAircraftPerFile, MaxDepth: def.IngestMaxDepth,
+		MaxDecodeTime: def.IngestMaxDecodeTime}}
+	h := &holdSecond{Processor: svc, calls: make(chan struct{}, 8), second: make(chan struct{}), released: make(chan struct{})}
+	limits := backfill.Limits{MaxRunning: 1, BatchSize: 2, Concurrency: 1, Retries: 1, Backoff: 10 * time.Millisecond,
+		ToleratedFailurePercent: 5, Lease: 30 * time.Second}
+	runCtx, cancel := context.WithCancel(ctx)
+	store := slowSaves{Store: backfillstore.New(db), slow: make(chan struct{})}
+	local := inprocess.New(runCtx, &inprocess.Runner{Store: store, Ingest: h, Bucket: b, Limits: limits, Log: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { cancel(); local.Wait() })
+	m := &backfill.Manager{Store: store, Runner: local, Bucket: b.Name, Limits: limits}
+	started, err := m.Start(ctx, backfill.Request{Prefix: "k/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.second
+	for got, _, err := m.Get(ctx, started.ID); got.BatchesDone < 1; got, _, err = m.Get(ctx, started.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // until the first batch is saved: the saver is idle
+	}
+	if _, _, err := m.Stop(ctx, started.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(store.slow)
+	close(h.released)
+	got := started
+	for got.State == backfill.Running {
+		time.Sleep(10 * time.Millisecond)
+		if got, _, err = m.Get(ctx, started.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.State != backfill.Stopped || got.BatchesDone != 2 || len(h.calls) != 2 {
+		t.Errorf("%s after %d batches done, %d started; want stopped after the 2 started before the stop", got.State, got.BatchesDone, len(h.calls))
+	}
+}
