@@ -38,15 +38,18 @@ seed: devstack ## upload the readsb-hist samples to the local bucket
 
 # --- tests ------------------------------------------------------------------
 
-.PHONY: test
+.PHONY: test test-after-lint
 # lint runs go vet's whole set over every package and its tests first, so the suites skip go test's own vet pass (its
 # facts for every dependency, in each build configuration, cost minutes on a cold cache).
 test: GO_TEST_FLAGS += -vet=off
-# The suites then run side by side on one local stack (each uses databases, buckets and ports of its own): most of
-# their time is waiting on processes, servers and timeouts, not compiling. Each suite's output comes in one piece.
-test: lint devstack ## everything CI runs: lint, then side by side on the real local stack: app unit + integration tests, the stack program's, infra tests, local e2e
-	@$(DEVSTACK) exec -- $(MAKE) --no-print-directory -j 5 --output-sync=target GO_TEST_FLAGS='$(GO_TEST_FLAGS)' \
-		test-app test-scripts test-infra test-bench e2e
+# The suites run side by side on one local stack (each uses databases, buckets and ports of its own): most of their
+# time is waiting on processes, servers and timeouts. The app's race-detector build shares no compile with lint, so it
+# runs beside lint; the others reuse lint's compile, so they start after it. Each suite's output comes in one piece.
+test: devstack ## everything CI runs: lint, and side by side on the real local stack: app unit + integration tests, the stack program's, infra tests, local e2e
+	@$(DEVSTACK) exec -- $(MAKE) --no-print-directory -j 6 --output-sync=target GO_TEST_FLAGS='$(GO_TEST_FLAGS)' \
+		test-app test-after-lint
+test-after-lint: lint
+	@$(MAKE) --no-print-directory --output-sync=target test-scripts test-infra test-bench e2e
 
 .PHONY: test-app
 test-app: devstack ## app unit and integration tests, with the race detector (starts the local stack)
