@@ -101,8 +101,8 @@ lint: ## actionlint on the workflows; gofmt, comment wrapping (120 columns) and 
 	@GOOS=darwin go vet ./app/internal/download/fetch/disk
 	@cd scripts && GOWORK=off go vet ./...
 	@mkdir -p .dev/bin && cd scripts && GOWORK=off go build -o ../.dev/bin/staticcheck honnef.co/go/tools/cmd/staticcheck
-	@# test/awsstack is left to go vet: staticcheck would analyze from source the twenty-odd AWS SDK services terratest's
-	@# aws module imports (EC2's alone is larger than the rest of the tree), minutes on a cold cache for one package.
+	@# test/awsstack is left to go vet: staticcheck would analyze from source the AWS SDK services only it calls (EC2, RDS,
+	@# CloudFormation, Auto Scaling, SSM), and EC2's alone is larger than the rest of the tree.
 	@.dev/bin/staticcheck ./app/... ./bench/... ./infra/... $$(go list ./test/... | grep -v /test/awsstack)
 	@cd scripts && GOWORK=off ../.dev/bin/staticcheck ./...
 	@$(MAKE) -s -C infra shellcheck

@@ -387,6 +387,27 @@ func TestBucketPredicates(t *testing.T) {
 		t.Errorf("no block: %v", p)
 	}
 
+	// GetBucketEncryption's answer: rules, each with a default algorithm or not.
+	encryption := func(algorithms ...s3types.ServerSideEncryption) *s3types.ServerSideEncryptionConfiguration {
+		c := &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{}}}
+		for _, a := range algorithms {
+			c.Rules = append(c.Rules, s3types.ServerSideEncryptionRule{
+				ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: a}})
+		}
+		return c
+	}
+	sseS3 := s3types.ServerSideEncryptionAes256
+	if p := EncryptionProblems(encryption(sseS3), sseS3); len(p) != 0 {
+		t.Errorf("SSE-S3: %v", p)
+	}
+	want := []string{"the bucket's default encryption is [aws:kms], want AES256"}
+	if p := EncryptionProblems(encryption(s3types.ServerSideEncryptionAwsKms), sseS3); !slices.Equal(p, want) {
+		t.Errorf("SSE-KMS for SSE-S3: %v", p)
+	}
+	if p := EncryptionProblems(nil, sseS3); len(p) != 1 {
+		t.Errorf("no encryption: %v", p)
+	}
+
 	// The statement CDK writes for enforceSSL: true.
 	cdk := `{"Version":"2012-10-17","Statement":[{"Action":"s3:*","Condition":{"Bool":{"aws:SecureTransport":"false"}},
 		"Effect":"Deny","Principal":{"AWS":"*"},"Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]},

@@ -212,6 +212,22 @@ func PublicAccessProblems(c *s3types.PublicAccessBlockConfiguration) []string {
 	return problems
 }
 
+// EncryptionProblems checks that the bucket encrypts new objects with want by default (SSE-S3 is AES256).
+func EncryptionProblems(c *s3types.ServerSideEncryptionConfiguration, want s3types.ServerSideEncryption) []string {
+	var have []s3types.ServerSideEncryption
+	if c != nil {
+		for _, r := range c.Rules {
+			if d := r.ApplyServerSideEncryptionByDefault; d != nil {
+				if d.SSEAlgorithm == want {
+					return nil
+				}
+				have = append(have, d.SSEAlgorithm)
+			}
+		}
+	}
+	return []string{fmt.Sprintf("the bucket's default encryption is %v, want %s", have, want)}
+}
+
 // DeniesInsecureTransport reports whether a bucket policy denies every request made without TLS (aws:SecureTransport
 // false), as CDK's enforceSSL writes it.
 func DeniesInsecureTransport(policy string) bool {
@@ -273,9 +289,9 @@ func FleetInstanceProblems(inst ec2types.Instance, wantType, fleetGroup string) 
 }
 
 // FleetCapacityProblems checks the Auto Scaling group's size: wantInstances desired and in service.
-func FleetCapacityProblems(desired, current int64, wantInstances int) []string {
+func FleetCapacityProblems(desired, current, wantInstances int) []string {
 	var problems []string
-	if desired != int64(wantInstances) {
+	if desired != wantInstances {
 		problems = append(problems, fmt.Sprintf("the group wants %d instances, the deploy asked for %d", desired, wantInstances))
 	}
 	if current != desired {

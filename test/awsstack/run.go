@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/gruntwork-io/terratest/modules/aws"
 	http_helper "github.com/gruntwork-io/terratest/modules/http-helper"
 	"github.com/gruntwork-io/terratest/modules/logger"
 	"github.com/gruntwork-io/terratest/modules/retry"
@@ -146,11 +145,11 @@ func (s *Suite) Teardown(t *testing.T) {
 // stackGone reports, as an error, a stack that is still there after its destroy, or that cannot be looked up (a role
 // without cloudformation:DescribeStacks must not pass for a clean teardown).
 func stackGone(ctx context.Context, st State) error {
-	cfg, err := aws.NewAuthenticatedSessionContext(ctx, st.Region)
+	cfg, err := awsConfig(ctx, st.Region)
 	if err != nil {
 		return err
 	}
-	resp, err := cloudformation.NewFromConfig(*cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: &st.StackName})
+	resp, err := cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: &st.StackName})
 	var status []string
 	if resp != nil {
 		for _, s := range resp.Stacks {
@@ -183,14 +182,19 @@ func (s *Suite) Validate(t *testing.T) {
 	out := s.outputs(t, st)
 	logger.Default.Logf(t, "stack %s: %s, release %s, instance %s%s", st.StackName, out.APIURL, out.ReleaseID, out.InstanceID, out.AutoScalingGroupName)
 
+	cfg := testConfig(t, st.Region)
+	token, err := secretValue(t.Context(), cfg, out.ApiTokenSecretArn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tg := e2e.Target{
 		Name:    "aws",
 		BaseURL: out.APIURL,
-		Token:   aws.GetSecretValueContext(t, t.Context(), st.Region, out.ApiTokenSecretArn),
-		Store:   e2e.S3Store{Client: aws.NewS3ClientContext(t, t.Context(), st.Region), Bucket: out.BucketName},
+		Token:   token,
+		Store:   e2e.S3Store{Client: s3.NewFromConfig(cfg), Bucket: out.BucketName},
 	}
 	if out.SelfSigned() {
-		tg.RootCAs = certificateFromSSM(t, st.Region, out.CertificateParameterName)
+		tg.RootCAs = certificateFromSSM(t, cfg, out.CertificateParameterName)
 	}
 	if err := tg.WaitHealthy(t.Context(), t, 10*time.Minute); err != nil {
 		t.Fatal(err)
@@ -198,9 +202,9 @@ func (s *Suite) Validate(t *testing.T) {
 	d := e2e.LoadData(t)
 	t.Run("api", func(t *testing.T) { e2e.Check(t, tg, e2e.NewRun(time.Now()), d) })
 	if out.LoadBalanced() {
-		t.Run("aws", func(t *testing.T) { s.checkFleet(t, st, out) })
+		t.Run("aws", func(t *testing.T) { s.checkFleet(t, cfg, st, out) })
 	} else {
-		t.Run("aws", func(t *testing.T) { s.checkAWS(t, st, out) })
+		t.Run("aws", func(t *testing.T) { s.checkAWS(t, cfg, st, out) })
 	}
 }
 
@@ -213,11 +217,8 @@ func (s *Suite) outputs(t *testing.T, st State) Outputs {
 		}
 		return out
 	}
-	cfg, err := aws.NewAuthenticatedSessionContext(t.Context(), st.Region)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := cloudformation.NewFromConfig(*cfg).DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: &st.StackName})
+	cf := cloudformation.NewFromConfig(testConfig(t, st.Region))
+	resp, err := cf.DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: &st.StackName})
 	if err != nil || len(resp.Stacks) != 1 {
 		t.Fatalf("describe stack %s: %v", st.StackName, err)
 	}
@@ -229,12 +230,12 @@ func (s *Suite) outputs(t *testing.T, st State) Outputs {
 }
 
 // certificateFromSSM waits for the instance to publish its self-signed certificate and pins it.
-func certificateFromSSM(t *testing.T, region, parameter string) *x509.CertPool {
+func certificateFromSSM(t *testing.T, cfg aws.Config, parameter string) *x509.CertPool {
 	var pool *x509.CertPool
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	_, err := retry.DoWithRetryContextE(t, ctx, "certificate from SSM "+parameter, 60, 10*time.Second, func() (string, error) {
-		value, err := aws.GetParameterContextE(t, ctx, region, parameter)
+		value, err := parameterValue(ctx, cfg, parameter)
 		if err != nil {
 			return "", err
 		}
@@ -251,11 +252,10 @@ func certificateFromSSM(t *testing.T, region, parameter string) *x509.CertPool {
 	return pool
 }
 
-// checkAWS checks the deployed resources against the design with terratest's aws module and the SDK.
-func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
+// checkAWS checks the deployed resources against the design.
+func (s *Suite) checkAWS(t *testing.T, cfg aws.Config, st State, out Outputs) {
 	ctx := t.Context()
-	region := st.Region
-	ec2c := aws.NewEc2ClientContext(t, ctx, region)
+	ec2c := ec2.NewFromConfig(cfg)
 
 	var serviceGroup, vpc string
 	t.Run("instance", func(t *testing.T) {
@@ -268,11 +268,11 @@ func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
 		if len(inst.SecurityGroups) != 1 {
 			t.Fatalf("the instance has %d security groups, want 1", len(inst.SecurityGroups))
 		}
-		serviceGroup, vpc = awssdk.ToString(inst.SecurityGroups[0].GroupId), awssdk.ToString(inst.VpcId)
+		serviceGroup, vpc = aws.ToString(inst.SecurityGroups[0].GroupId), aws.ToString(inst.VpcId)
 		var volumes []string
 		for _, m := range inst.BlockDeviceMappings {
 			if m.Ebs != nil {
-				volumes = append(volumes, awssdk.ToString(m.Ebs.VolumeId))
+				volumes = append(volumes, aws.ToString(m.Ebs.VolumeId))
 			}
 		}
 		vols, err := ec2c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: volumes})
@@ -280,8 +280,8 @@ func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
 			t.Fatal(err)
 		}
 		for _, v := range vols.Volumes {
-			if !awssdk.ToBool(v.Encrypted) {
-				t.Errorf("volume %s is not encrypted", awssdk.ToString(v.VolumeId))
+			if !aws.ToBool(v.Encrypted) {
+				t.Errorf("volume %s is not encrypted", aws.ToString(v.VolumeId))
 			}
 		}
 	})
@@ -291,21 +291,21 @@ func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
 
 	t.Run("security groups", func(t *testing.T) {
 		resp, err := ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
-			Filters: []ec2types.Filter{{Name: awssdk.String("vpc-id"), Values: []string{vpc}}},
+			Filters: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{vpc}}},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, g := range resp.SecurityGroups {
-			id := awssdk.ToString(g.GroupId)
+			id := aws.ToString(g.GroupId)
 			report(t, SSHProblems(id, g.IpPermissions))
 			switch {
 			case id == serviceGroup:
 				report(t, ServiceIngressProblems(id, g.IpPermissions, st.AllowedCidr, !out.SelfSigned()))
 			case len(g.IpPermissions) > 0:
 				// The databases' groups: their one port, from the service only.
-				port := awssdk.ToInt32(g.IpPermissions[0].FromPort)
-				report(t, OnlyFromGroupProblems(id+" ("+awssdk.ToString(g.GroupName)+")", g.IpPermissions, port, serviceGroup))
+				port := aws.ToInt32(g.IpPermissions[0].FromPort)
+				report(t, OnlyFromGroupProblems(id+" ("+aws.ToString(g.GroupName)+")", g.IpPermissions, port, serviceGroup))
 			}
 		}
 		// And from the outside: nothing answers on 22.
@@ -315,20 +315,20 @@ func (s *Suite) checkAWS(t *testing.T, st State, out Outputs) {
 		}
 	})
 
-	s.checkDataStores(t, st, out, serviceGroup)
+	s.checkDataStores(t, cfg, out, serviceGroup)
 }
 
 // checkDataStores checks the database (admitting serviceGroup only) and the bucket: the same in both variants.
-func (s *Suite) checkDataStores(t *testing.T, st State, out Outputs, serviceGroup string) {
+func (s *Suite) checkDataStores(t *testing.T, cfg aws.Config, out Outputs, serviceGroup string) {
 	ctx := t.Context()
-	region := st.Region
-	ec2c := aws.NewEc2ClientContext(t, ctx, region)
+	ec2c := ec2.NewFromConfig(cfg)
 	t.Run("database", func(t *testing.T) {
 		id, err := DBInstanceID(out.DatabaseEndpoint)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := aws.NewRdsClientContext(t, ctx, region).DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: &id})
+		rdsc := rds.NewFromConfig(cfg)
+		resp, err := rdsc.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: &id})
 		if err != nil || len(resp.DBInstances) != 1 {
 			t.Fatalf("describe database %s: %v", id, err)
 		}
@@ -336,29 +336,46 @@ func (s *Suite) checkDataStores(t *testing.T, st State, out Outputs, serviceGrou
 		report(t, DatabaseProblems(db))
 		var groups []string
 		for _, g := range db.VpcSecurityGroups {
-			groups = append(groups, awssdk.ToString(g.VpcSecurityGroupId))
+			groups = append(groups, aws.ToString(g.VpcSecurityGroupId))
 		}
 		sgs, err := ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: groups})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, g := range sgs.SecurityGroups {
-			report(t, OnlyFromGroupProblems(awssdk.ToString(g.GroupId), g.IpPermissions, 5432, serviceGroup))
+			report(t, OnlyFromGroupProblems(aws.ToString(g.GroupId), g.IpPermissions, 5432, serviceGroup))
 		}
-		if v := aws.GetParameterValueForParameterOfRdsInstanceContext(t, ctx, "rds.force_ssl", id, region); v != "1" {
+		if v, err := dbParameter(ctx, rdsc, db, "rds.force_ssl"); err != nil {
+			t.Error(err)
+		} else if v != "1" {
 			t.Errorf("rds.force_ssl = %q, want 1", v)
 		}
 	})
 
 	t.Run("bucket", func(t *testing.T) {
-		aws.AssertS3BucketVersioningExistsContext(t, ctx, region, out.BucketName)
-		aws.AssertS3BucketServerSideEncryptionContext(t, ctx, region, out.BucketName, s3types.ServerSideEncryptionAes256)
-		if !DeniesInsecureTransport(aws.GetS3BucketPolicyContext(t, ctx, region, out.BucketName)) {
+		s3c, bucket := s3.NewFromConfig(cfg), &out.BucketName
+		versioning, err := s3c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: bucket})
+		if err != nil {
+			t.Fatalf("read the versioning of bucket %s: %v", out.BucketName, err)
+		}
+		if versioning.Status != s3types.BucketVersioningStatusEnabled {
+			t.Errorf("bucket versioning is %q, want Enabled", versioning.Status)
+		}
+		encryption, err := s3c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: bucket})
+		if err != nil {
+			t.Fatalf("read the default encryption of bucket %s: %v", out.BucketName, err)
+		}
+		report(t, EncryptionProblems(encryption.ServerSideEncryptionConfiguration, s3types.ServerSideEncryptionAes256))
+		policy, err := s3c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: bucket})
+		if err != nil {
+			t.Fatalf("read the policy of bucket %s: %v", out.BucketName, err)
+		}
+		if !DeniesInsecureTransport(aws.ToString(policy.Policy)) {
 			t.Error("the bucket policy does not deny requests without TLS")
 		}
-		pab, err := aws.NewS3ClientContext(t, ctx, region).GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: &out.BucketName})
+		pab, err := s3c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: bucket})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read the public access block of bucket %s: %v", out.BucketName, err)
 		}
 		report(t, PublicAccessProblems(pab.PublicAccessBlockConfiguration))
 	})
@@ -375,14 +392,14 @@ func report(t *testing.T, problems []string) {
 func CheckCredentials(t *testing.T, region string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cfg, err := aws.NewAuthenticatedSessionContext(ctx, region)
+	cfg, err := awsConfig(ctx, region)
 	if err == nil {
 		_, err = cfg.Credentials.Retrieve(ctx)
 	}
 	if err != nil {
 		t.Fatalf("E2E_AWS=1 but no usable AWS credentials (environment, profile, web identity or instance role): %v", err)
 	}
-	account, err := aws.GetAccountIDContextE(t, ctx)
+	account, err := accountID(ctx, cfg)
 	if err != nil {
 		t.Fatalf("AWS credentials do not work: %v", err)
 	}
