@@ -190,8 +190,11 @@ func (s *Service) Pid() int {
 }
 
 // PeakRSS is the service's high-water resident set size in bytes (VmHWM in /proc/<pid>/status; Linux).
-func (s *Service) PeakRSS() (int64, error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
+func (s *Service) PeakRSS() (int64, error) { return PeakRSS(s.Pid()) }
+
+// PeakRSS is the high-water resident set size in bytes of process pid (VmHWM in /proc/<pid>/status; Linux).
+func PeakRSS(pid int) (int64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -201,7 +204,7 @@ func (s *Service) PeakRSS() (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", s.Pid())
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
 // Done is closed when the process has exited.

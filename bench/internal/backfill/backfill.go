@@ -62,6 +62,7 @@ type measured struct {
 	bytes     int64
 	obs       int64
 	cpu       map[string]float64
+	peakRSS   int64 // bytes: the largest VmHWM of a Lambda worker
 	mbs, obss float64
 }
 
@@ -278,6 +279,8 @@ func report(o Options, one, bf, lm *measured, batches int64, lambdaBatches int) 
 	line(fmt.Sprintf("backfill on Lambda (emulator), %d functions of %d MB, batches of %d", o.Workers, lambdaMemoryMB, o.BatchSize),
 		"workers", lm, o.Workers)
 	fmt.Fprintf(w, "  the emulators' own CPU seconds\t%.1f (not the function's: Lambda's runtime API, not billed)\n", lm.cpu["emulator"])
+	fmt.Fprintf(w, "  a function's peak RSS\t%.0f MiB (VmHWM; its memory is %d MB, its Go soft memory limit 3/4 of it)\n",
+		float64(lm.peakRSS)/(1<<20), lambdaMemoryMB)
 	workerCPUGB := lm.cpu["worker"] / gb
 	hours := func(m *measured, workers int) float64 {
 		return yearBytes / (m.mbs / float64(o.Workers) * 1e6 * float64(workers)) / 3600

@@ -88,17 +88,23 @@ func startFunction(ctx context.Context, rie, bootstrap string, env []string, log
 	}
 }
 
-// cpu is the CPU seconds of the worker (the emulator's children: the bootstrap) and of the emulator itself so far.
-func (f *function) cpu() (worker, emulator float64, err error) {
+// usage is the CPU seconds of the worker (the emulator's children: the bootstrap) and of the emulator itself so far,
+// and the worker's peak RSS in bytes.
+func (f *function) usage() (worker, emulator float64, peakRSS int64, err error) {
 	pid := f.cmd.Process.Pid
 	children := proc.Children(pid)
 	if len(children) == 0 {
-		return 0, 0, fmt.Errorf("the emulator %d runs no worker", pid)
+		return 0, 0, 0, fmt.Errorf("the emulator %d runs no worker", pid)
 	}
 	for _, c := range children {
 		worker += proc.CPU(c)
+		rss, err := local.PeakRSS(c)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		peakRSS = max(peakRSS, rss)
 	}
-	return worker, proc.CPU(pid), nil
+	return worker, proc.CPU(pid), peakRSS, nil
 }
 
 func (f *function) stop() {
@@ -170,7 +176,7 @@ func mapBatches(ctx context.Context, c *s3.Client, bucket, prefix string, size i
 // o.Workers execution environments of the worker binary under the emulator, each with the function's default memory,
 // sent the map's batches of o.BatchSize, one at a time each. Its CPU seconds are the workers' ("worker", what Lambda
 // bills the duration of) and the emulators' own ("emulator", Lambda's part, not the function's), read from /proc by the
-// ids of the processes it started; its log goes to logPath.
+// ids of the processes it started, as is the largest peak RSS of a worker; its log goes to logPath.
 func lambdaRun(ctx context.Context, o Options, bootstrap, rie, logPath string, stack *local.Stack, dbURL, prefix string) (*measured, int, error) {
 	log, err := os.Create(logPath)
 	if err != nil {
@@ -221,12 +227,13 @@ func lambdaRun(ctx context.Context, o Options, bootstrap, rie, logPath string, s
 		return nil, 0, err
 	}
 	for _, f := range fns {
-		w, e, err := f.cpu()
+		w, e, rss, err := f.usage()
 		if err != nil {
 			return nil, 0, err
 		}
 		m.cpu["worker"] += w
 		m.cpu["emulator"] += e
+		m.peakRSS = max(m.peakRSS, rss)
 	}
 	m.mbs, m.obss = float64(m.bytes)/1e6/m.wall, float64(m.obs)/m.wall
 	return m, len(batches), nil
