@@ -50,6 +50,9 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit(cfg.MemoryLimit, getenv))
 	}
+	if collectAtLimit(getenv) {
+		debug.SetGCPercent(-1)
+	}
 	if cfg.HasSecrets() {
 		return nil, nil, errors.New("the worker reads no secret (DB_SECRET_ARN, …): give it DATABASE_URL or DB_*")
 	}
@@ -89,11 +92,31 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 // Lambda, def (GOMEMLIMIT's default, made for aircraftd's 1 GiB instance). Lambda bills time: under aircraftd's 100 MiB
 // a 1,769 MB function would spend about a tenth of its CPU collecting garbage it has room for.
 func memoryLimit(def int64, getenv func(string) string) int64 {
-	mb, err := strconv.ParseInt(getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), 10, 64)
-	if err != nil || mb <= 0 {
+	mb, ok := functionMemory(getenv)
+	if !ok {
 		return def
 	}
 	return mb << 20 / 4 * 3
+}
+
+// collectAtLimit reports whether the collector runs only when the heap nears the memory limit (GOGC=off) rather than
+// each time the heap doubles (GOGC=100): under Lambda, unless GOGC or GOMEMLIMIT is set. An execution environment runs
+// one invocation at a time, and its live heap is bounded whatever GOGC is: the batch's aggregate (committed at 50,000
+// aircraft), one decoded file per ingest worker, each within the INGEST_MAX_* caps, and a commit's rows. At the caps
+// (files of 100,000 aircraft with 64-byte strings) it was 216-345 MB after a collection, far below the 1,327 MiB
+// limit of a 1,769 MB function (README, make bench-backfill). Below the limit, GOGC=100 traded memory the function is
+// billed for anyway for collections billed by the millisecond: about a tenth of the worker's CPU. At the limit the
+// collector runs as it would with any GOGC.
+func collectAtLimit(getenv func(string) string) bool {
+	_, ok := functionMemory(getenv)
+	return ok && getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
+}
+
+// functionMemory is the function's memory in MB (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda), and whether it runs
+// under Lambda.
+func functionMemory(getenv func(string) string) (int64, bool) {
+	mb, err := strconv.ParseInt(getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), 10, 64)
+	return mb, err == nil && mb > 0
 }
 
 // iamAuth makes the password of each new connection an IAM database auth token of the function's role, for DB_USER at

@@ -116,3 +116,22 @@ func TestMemoryLimitFollowsTheFunction(t *testing.T) {
 		}
 	}
 }
+
+// Under Lambda the collector runs only as the heap nears the memory limit, unless GOGC or GOMEMLIMIT says otherwise;
+// outside Lambda it keeps Go's default.
+func TestCollectAtLimitUnderLambda(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}, true},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769", "GOGC": "100"}, false},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769", "GOMEMLIMIT": "512MiB"}, false},
+		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "nonsense"}, false},
+		{map[string]string{}, false},
+	} {
+		if got := collectAtLimit(func(k string) string { return c.env[k] }); got != c.want {
+			t.Errorf("%v: collect at the limit %v, want %v", c.env, got, c.want)
+		}
+	}
+}
