@@ -103,10 +103,10 @@ func memoryLimit(def int64, getenv func(string) string) int64 {
 // each time the heap doubles (GOGC=100): under Lambda, unless GOGC or GOMEMLIMIT is set. An execution environment runs
 // one invocation at a time, and its live heap is bounded whatever GOGC is: the batch's aggregate (committed at 50,000
 // aircraft), one decoded file per ingest worker, each within the INGEST_MAX_* caps, and a commit's rows. At the caps
-// (files of 100,000 aircraft with 64-byte strings) it was 216-345 MB after a collection, far below the 1,327 MiB
-// limit of a 1,769 MB function (README, make bench-backfill). Below the limit, GOGC=100 traded memory the function is
-// billed for anyway for collections billed by the millisecond: about a tenth of the worker's CPU. At the limit the
-// collector runs as it would with any GOGC.
+// (files of 100,000 aircraft with 64-byte strings) it was 216-345 MB after a collection, far below the 1,327 MiB limit
+// of a 1,769 MB function (README, make bench-backfill). Below the limit, GOGC=100 traded memory the function is billed
+// for anyway for collections billed by the millisecond: about a tenth of the worker's CPU. At the limit the collector
+// runs as it would with any GOGC.
 func collectAtLimit(getenv func(string) string) bool {
 	_, ok := functionMemory(getenv)
 	return ok && getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
