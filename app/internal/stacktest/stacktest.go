@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -85,7 +86,19 @@ func Postgres(t testing.TB) string {
 			return
 		}
 		defer conn.Close(context.Background())
-		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		// FORCE ends the database's connections, but a pool that reconnects at that moment makes the drop fail ("being
+		// accessed by other users"): try again, and say so if it never goes (DropRoleAtEnd needs it gone).
+		for try := 0; ; try++ {
+			_, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			if err == nil {
+				return
+			}
+			if try == 4 {
+				t.Errorf("drop database %s: %v", name, err)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 	u, err := url.Parse(admin)
 	if err != nil {
