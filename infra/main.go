@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/aircraftdata/platform/infra/appbuild"
 	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/pipeline"
@@ -61,7 +62,7 @@ func newApp(props *awscdk.AppProps, binary func(arch string) (string, error), wo
 
 // buildService builds app/ for arch into infra/.build (as `make synth` ships it).
 func buildService(arch string) (string, error) {
-	root, err := host.RepoRoot()
+	root, err := appbuild.RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -70,7 +71,7 @@ func buildService(arch string) (string, error) {
 
 // buildWorker builds the ingest worker with the RDS CA bundle into infra/.build/worker: the function's code.
 func buildWorker() (string, error) {
-	root, err := host.RepoRoot()
+	root, err := appbuild.RepoRoot()
 	if err != nil {
 		return "", err
 	}

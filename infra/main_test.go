@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/aircraftdata/platform/infra/appbuild"
 	"github.com/aircraftdata/platform/infra/config"
 	"github.com/aircraftdata/platform/infra/host"
 	"github.com/aircraftdata/platform/infra/pipeline"
@@ -36,7 +37,7 @@ const testEnvMarker = "AIRCRAFT_INFRA_TEST_ENV"
 
 func TestMain(m *testing.M) {
 	var err error
-	if repo, err = host.RepoRoot(); err != nil {
+	if repo, err = appbuild.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "infra tests:", err)
 		os.Exit(1)
 	}

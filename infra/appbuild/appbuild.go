@@ -121,3 +121,23 @@ func Toolchain(path string) (string, error) {
 	}
 	return "", nil
 }
+
+// RepoRoot is the repository root, the folder of cdk.json and go.work that holds app/: the nearest at or above the
+// working directory (the CDK CLI runs the app from the root, tests run in their package's folder, benchmark commands in
+// bench/).
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "cdk.json")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no cdk.json in any parent folder of the working directory")
+		}
+		dir = parent
+	}
+}

@@ -8,13 +8,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
 // GrantReleaseAssets lets role read the release's files under the stack's own prefix of the CDK asset bucket
@@ -78,7 +79,7 @@ func Must(s string, err error) string {
 
 // RDSCABundle returns the path of infra/rds-ca-bundle.pem after checking its checksum.
 func RDSCABundle() (string, error) {
-	root, err := RepoRoot()
+	root, err := appbuild.RepoRoot()
 	if err != nil {
 		return "", err
 	}
@@ -91,25 +92,6 @@ func RDSCABundle() (string, error) {
 		return "", fmt.Errorf("%s: SHA-256 %s, want %s (RDSCABundleSHA256 in infra/host/release.go)", p, sum, RDSCABundleSHA256)
 	}
 	return p, nil
-}
-
-// RepoRoot is the repository root (the folder of cdk.json and go.work): the CLI runs the app from there, the tests from
-// infra/.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "cdk.json")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no cdk.json in any parent folder of the working directory")
-		}
-		dir = parent
-	}
 }
 
 // The RDS certificate bundle (RDS and DocumentDB CAs), shipped from the repository with its checksum instead of being

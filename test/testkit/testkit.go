@@ -1,6 +1,7 @@
 // Package testkit holds the helpers that every suite of the test module shares, and the benchmarks (bench/) too: where
 // the repository and the samples are, and HTTPS that trusts only a pinned certificate. It imports only the standard
-// library, so that a user of it (bench/) does not inherit terratest or a store's client.
+// library and infra/appbuild (itself only the standard library), so that a user of it (bench/) does not inherit
+// terratest, the CDK or a store's client.
 //
 // Starting aircraftd is package local's Stack.NewService and Service.Start: it needs the local stack.
 package testkit
@@ -14,26 +15,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+
+	"github.com/aircraftdata/platform/infra/appbuild"
 )
 
-// RepoRoot is the repository root, where cdk.json is, app/ and infra/: the nearest folder at or above the working
-// directory that holds cdk.json (a test runs in its package's folder, a benchmark command in bench/). The source file's
-// own path would not do: make builds with -trimpath, as the release does. It panics outside the repository.
+// RepoRoot is the repository root, where cdk.json is, app/ and infra/ (appbuild.RepoRoot: found from the working
+// directory, since make builds with -trimpath). It panics outside the repository.
 func RepoRoot() string {
-	dir, err := os.Getwd()
+	root, err := appbuild.RepoRoot()
 	if err != nil {
-		panic(err)
+		panic("testkit: " + err.Error() + ": run from inside the repository")
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "cdk.json")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			panic("testkit: no cdk.json in any parent folder of the working directory: run from inside the repository")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // SamplesDirEnv overrides where the readsb-hist samples are read from.
