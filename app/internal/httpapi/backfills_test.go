@@ -16,6 +16,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
 	"github.com/aircraftdata/platform/app/internal/backfill/inprocess"
+	"github.com/aircraftdata/platform/app/internal/backfill/inprocess/inprocesstest"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/flight/flighttest"
@@ -24,7 +25,6 @@ import (
 	"github.com/aircraftdata/platform/app/internal/jobs"
 	"github.com/aircraftdata/platform/app/internal/postgres"
 	"github.com/aircraftdata/platform/app/internal/postgres/backfillstore"
-	"github.com/aircraftdata/platform/app/internal/progress"
 	"github.com/aircraftdata/platform/app/internal/readsb"
 	"github.com/aircraftdata/platform/app/internal/stacktest"
 )
@@ -203,23 +203,6 @@ func equalJSON(a, b any) bool {
 
 func near(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }
 
-// held is a Processor whose second batch waits until released.
-type held struct {
-	inprocess.Processor
-	calls    chan struct{}
-	started  chan struct{}
-	released chan struct{}
-}
-
-func (h *held) Process(ctx context.Context, objs []bucket.Object, req ingest.Request, p *progress.Counter) (*ingest.Result, error) {
-	h.calls <- struct{}{}
-	if len(h.calls) == 2 {
-		close(h.started)
-		<-h.released
-	}
-	return h.Processor.Process(ctx, objs, req, p)
-}
-
 // DELETE stops a running backfill: the batch under way ends whole, no other starts, and the ledger holds exactly the
 // keys of the batches done.
 func TestBackfillDeleteStops(t *testing.T) {
@@ -232,18 +215,18 @@ func TestBackfillDeleteStops(t *testing.T) {
 		stacktest.Put(t, b, key, tinySnapshot(1698800000+float64(i*5), 3))
 		keys = append(keys, key)
 	}
-	h := &held{calls: make(chan struct{}, 10), started: make(chan struct{}), released: make(chan struct{})}
+	h := inprocesstest.NewHoldSecond(nil, 10)
 	url := serveStack(t, db, b, backfillLimits(2, 1), func(p inprocess.Processor) inprocess.Processor { h.Processor = p; return h })
 	status, body, hdr := call(t, "POST", url+"/api/v1/backfills", map[string]string{"prefix": "h/"})
 	if status != http.StatusCreated {
 		t.Fatalf("POST: %d %v", status, body)
 	}
-	<-h.started
+	<-h.Second
 	status, body, _ = call(t, "DELETE", url+hdr.Get("Location"), nil)
 	if status != http.StatusOK || body["stop_requested"] != true {
 		t.Fatalf("DELETE: %d %v", status, body)
 	}
-	close(h.released)
+	close(h.Released)
 	got := waitBackfill(t, url+hdr.Get("Location"))
 	if got["state"] != "stopped" || got["batches_done"] != float64(2) || got["files"] != float64(4) {
 		t.Errorf("stopped backfill: %v; want stopped after 2 batches of 2 files", got)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aircraftdata/platform/app/internal/backfill"
 	"github.com/aircraftdata/platform/app/internal/backfill/inprocess"
+	"github.com/aircraftdata/platform/app/internal/backfill/inprocess/inprocesstest"
 	"github.com/aircraftdata/platform/app/internal/bucket"
 	"github.com/aircraftdata/platform/app/internal/config"
 	"github.com/aircraftdata/platform/app/internal/ingest"
@@ -119,22 +120,6 @@ func (s slowSaves) AddProgress(ctx context.Context, id string, d backfill.Delta,
 	return s.Store.AddProgress(ctx, id, d, lease)
 }
 
-// holdSecond is a Processor that counts its batches and holds the second until released.
-type holdSecond struct {
-	inprocess.Processor
-	calls            chan struct{}
-	second, released chan struct{}
-}
-
-func (h *holdSecond) Process(ctx context.Context, objs []bucket.Object, req ingest.Request, p *progress.Counter) (*ingest.Result, error) {
-	h.calls <- struct{}{}
-	if len(h.calls) == 2 {
-		close(h.second)
-		<-h.released
-	}
-	return h.Processor.Process(ctx, objs, req, p)
-}
-
 // Once Stop has answered, the batch under way ends whole and no other starts, though saving that batch's progress
 // (where the runner used to see the stop) takes a while.
 func TestStopKeepsTheNextBatchFromStarting(t *testing.T) {
@@ -148,7 +133,7 @@ func TestStopKeepsTheNextBatchFromStarting(t *testing.T) {
 	svc := &ingest.Service{DB: db, Bucket: b, Workers: 2, Limits: readsb.Limits{MaxBytes: def.IngestMaxFileBytes,
 		MaxString: def.IngestMaxStringBytes, MaxAircraft: def.IngestMaxAircraftPerFile, MaxDepth: def.IngestMaxDepth,
 		MaxDecodeTime: def.IngestMaxDecodeTime}}
-	h := &holdSecond{Processor: svc, calls: make(chan struct{}, 8), second: make(chan struct{}), released: make(chan struct{})}
+	h := inprocesstest.NewHoldSecond(svc, 8)
 	limits := backfill.Limits{MaxRunning: 1, BatchSize: 2, Concurrency: 1, Retries: 1, Backoff: 10 * time.Millisecond,
 		ToleratedFailurePercent: 5, Lease: 30 * time.Second}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -160,7 +145,7 @@ func TestStopKeepsTheNextBatchFromStarting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-h.second
+	<-h.Second
 	for got, _, err := m.Get(ctx, started.ID); got.BatchesDone < 1; got, _, err = m.Get(ctx, started.ID) {
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +156,7 @@ func TestStopKeepsTheNextBatchFromStarting(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(store.slow)
-	close(h.released)
+	close(h.Released)
 	got := started
 	for got.State == backfill.Running {
 		time.Sleep(10 * time.Millisecond)
@@ -179,7 +164,7 @@ func TestStopKeepsTheNextBatchFromStarting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got.State != backfill.Stopped || got.BatchesDone != 2 || len(h.calls) != 2 {
-		t.Errorf("%s after %d batches done, %d started; want stopped after the 2 started before the stop", got.State, got.BatchesDone, len(h.calls))
+	if got.State != backfill.Stopped || got.BatchesDone != 2 || len(h.Calls) != 2 {
+		t.Errorf("%s after %d batches done, %d started; want stopped after the 2 started before the stop", got.State, got.BatchesDone, len(h.Calls))
 	}
 }
