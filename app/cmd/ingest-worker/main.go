@@ -50,8 +50,8 @@ func setup(ctx context.Context, getenv func(string) string) (*worker.Handler, fu
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit(cfg.MemoryLimit, getenv))
 	}
-	if collectAtLimit(getenv) {
-		debug.SetGCPercent(-1)
+	if gogc, ok := lambdaGCPercent(getenv); ok {
+		debug.SetGCPercent(gogc)
 	}
 	if cfg.HasSecrets() {
 		return nil, nil, errors.New("the worker reads no secret (DB_SECRET_ARN, …): give it DATABASE_URL or DB_*")
@@ -99,17 +99,21 @@ func memoryLimit(def int64, getenv func(string) string) int64 {
 	return mb << 20 / 4 * 3
 }
 
-// collectAtLimit reports whether the collector runs only when the heap nears the memory limit (GOGC=off) rather than
-// each time the heap doubles (GOGC=100): under Lambda, unless GOGC or GOMEMLIMIT is set. An execution environment runs
-// one invocation at a time, and its live heap is bounded whatever GOGC is: the batch's aggregate (committed at 50,000
-// aircraft), one decoded file per ingest worker, each within the INGEST_MAX_* caps, and a commit's rows. At the caps
-// (files of 100,000 aircraft with 64-byte strings) it was 216-345 MB after a collection, far below the 1,327 MiB limit
-// of a 1,769 MB function (README, make bench-backfill). Below the limit, GOGC=100 traded memory the function is billed
-// for anyway for collections billed by the millisecond: about a tenth of the worker's CPU. At the limit the collector
-// runs as it would with any GOGC.
-func collectAtLimit(getenv func(string) string) bool {
+// lambdaGOGC is the worker's GOGC under Lambda: the collector runs when the heap reaches five times what is live, not
+// twice (Go's default of 100). An execution environment runs one invocation at a time and its live heap is small: the
+// batch's aggregate, one decoded file per ingest worker and a commit's rows, 20-30 MB for readsb-hist snapshots. At 400
+// the heap peaks at 100-160 MB, its pages are reused from one collection to the next, and the collector runs a quarter
+// as often as at 100. The two ends both cost more (README, make bench-backfill): at 100 the collector marks every few
+// files; off (collecting only at the memory limit) touches up to the whole limit of fresh memory first, and on a
+// virtual machine the page faults of that first touch cost more than the collections they save (+60% CPU per GB here
+// for the first GB, +30% over 3 GB). At the caps the live heap is 216-345 MB and the memory limit, not GOGC, sets when
+// the collector runs.
+const lambdaGOGC = 400
+
+// lambdaGCPercent is the GOGC to set: lambdaGOGC under Lambda, unless GOGC or GOMEMLIMIT is set; none outside Lambda.
+func lambdaGCPercent(getenv func(string) string) (int, bool) {
 	_, ok := functionMemory(getenv)
-	return ok && getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
+	return lambdaGOGC, ok && getenv("GOGC") == "" && getenv("GOMEMLIMIT") == ""
 }
 
 // functionMemory is the function's memory in MB (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda), and whether it runs

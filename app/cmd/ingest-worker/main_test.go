@@ -117,9 +117,9 @@ func TestMemoryLimitFollowsTheFunction(t *testing.T) {
 	}
 }
 
-// Under Lambda the collector runs only as the heap nears the memory limit, unless GOGC or GOMEMLIMIT says otherwise;
-// outside Lambda it keeps Go's default.
-func TestCollectAtLimitUnderLambda(t *testing.T) {
+// Under Lambda the collector runs when the heap reaches five times what is live (GOGC=400), unless GOGC or GOMEMLIMIT
+// says otherwise; outside Lambda it keeps Go's default.
+func TestGCPercentUnderLambda(t *testing.T) {
 	for _, c := range []struct {
 		env  map[string]string
 		want bool
@@ -130,8 +130,9 @@ func TestCollectAtLimitUnderLambda(t *testing.T) {
 		{map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "nonsense"}, false},
 		{map[string]string{}, false},
 	} {
-		if got := collectAtLimit(func(k string) string { return c.env[k] }); got != c.want {
-			t.Errorf("%v: collect at the limit %v, want %v", c.env, got, c.want)
+		gogc, got := lambdaGCPercent(func(k string) string { return c.env[k] })
+		if got != c.want || got && gogc != 400 {
+			t.Errorf("%v: GOGC %d set %v, want 400 set %v", c.env, gogc, got, c.want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package readsb
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -205,6 +206,7 @@ func TestDecodeSkipsLargeIgnoredValuesWithoutMemory(t *testing.T) {
 		io.LimitReader(repeatByte('['), 20), io.LimitReader(repeatByte(']'), 20),
 		strings.NewReader(`],"alt_baro":1000,"gs":200}]}`),
 	)
+	aircraftHint.Store(0) // no map sized after an earlier test's file
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	f, err := Decode(doc, roomy)
@@ -217,6 +219,33 @@ func TestDecodeSkipsLargeIgnoredValuesWithoutMemory(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
 		t.Errorf("decoding allocated %d KiB", alloc>>10)
+	}
+}
+
+// A file's maps start at the size of the last file decoded, but never above the aircraft cap: a small file after a
+// large one allocates no more than its cap allows.
+func TestDecodeSizesMapsWithinTheCap(t *testing.T) {
+	var large strings.Builder
+	large.WriteString(`{"now":1698796829.3,"aircraft":[{"hex":"000000"}`)
+	for i := 1; i < 20_000; i++ {
+		fmt.Fprintf(&large, `,{"hex":"%06x"}`, i)
+	}
+	large.WriteString(`]}`)
+	if f, err := Decode(strings.NewReader(large.String()), roomy); err != nil || len(f.Aircraft) != 20_000 {
+		t.Fatalf("the large file: %v", err)
+	}
+	small := roomy
+	small.MaxAircraft = 10
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f, err := Decode(strings.NewReader(`{"now":1698796829.3,"aircraft":[{"hex":"abcdef","alt_baro":1000}]}`), small)
+	runtime.ReadMemStats(&after)
+	if err != nil || f.Observations != 1 {
+		t.Fatalf("the small file: %+v, %v", f, err)
+	}
+	// 20,000 entries of two maps, one of them holding a flight.Partial (over 100 bytes) each, would be over 2 MB.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10 {
+		t.Errorf("a file of 1 aircraft under a cap of 10 allocated %d KiB after a file of 20,000", alloc>>10)
 	}
 }
 
