@@ -101,13 +101,13 @@ func memoryLimit(def int64, getenv func(string) string) int64 {
 
 // lambdaGOGC is the worker's GOGC under Lambda: the collector runs when the heap reaches five times what is live, not
 // twice (Go's default of 100). An execution environment runs one invocation at a time and its live heap is small: the
-// batch's aggregate, one decoded file per ingest worker and a commit's rows, 20-30 MB for readsb-hist snapshots. At 400
-// the heap peaks at 100-160 MB, its pages are reused from one collection to the next, and the collector runs a quarter
-// as often as at 100. The two ends both cost more (README, make bench-backfill): at 100 the collector marks every few
-// files; off (collecting only at the memory limit) touches up to the whole limit of fresh memory first, and on a
-// virtual machine the page faults of that first touch cost more than the collections they save (+60% CPU per GB here
-// for the first GB, +30% over 3 GB). At the caps the live heap is 216-345 MB and the memory limit, not GOGC, sets when
-// the collector runs.
+// batch's aggregate, one decoded file per ingest worker and a commit's rows, about 20 MB for readsb-hist snapshots. At
+// 400 the heap peaks near 100 MB, its pages are reused from one collection to the next, and the collector runs a
+// quarter as often as at 100. The two ends both cost more (README, make bench-backfill): at 100 the collector marks
+// every few files; off (collecting only at the memory limit) touches up to the whole limit of fresh memory first, and
+// on a virtual machine the page faults of that first touch cost more than the collections they save (+60% CPU per GB
+// here for the first GB, +30% over 3 GB). At the caps the live heap is 184-345 MB and the memory limit, not GOGC, sets
+// when the collector runs.
 const lambdaGOGC = 400
 
 // lambdaGCPercent is the GOGC to set: lambdaGOGC under Lambda, unless GOGC or GOMEMLIMIT is set; none outside Lambda.
