@@ -97,6 +97,14 @@ func (m *measured) finish(cpu, cpuBefore map[string]float64) {
 }
 
 // Run uploads the data set, ingests it once with POST /process-s3-data and once with a backfill, and prints both.
+// workersFor is how many workers can be busy at once on files in batches of size: at most one per batch. A Distributed
+// Map runs no more children than it has batches; more workers would sit idle and thin the per-worker figures (and an
+// emulator that is never invoked starts no worker to measure).
+func workersFor(files int64, size, workers int) int {
+	batches := (files + int64(size) - 1) / int64(size)
+	return int(max(1, min(int64(workers), batches)))
+}
+
 func Run(ctx context.Context, o Options) error {
 	tmp, err := os.MkdirTemp("", "bench-backfill-")
 	if err != nil {
@@ -123,6 +131,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	nfiles, obs := int64(len(names)), int64(len(names))*snapshots.RecordsPerSnapshot
 	fmt.Fprintf(o.Out, "data set: %d snapshots, %.0f MB of JSON\n", nfiles, float64(total)/1e6)
+	if w := workersFor(nfiles, o.BatchSize, o.Workers); w != o.Workers {
+		fmt.Fprintf(o.Out, "%d workers, not %d: the data set makes %d batches of %d\n", w, o.Workers, w, o.BatchSize)
+		o.Workers = w
+	}
 	env := map[string]string{"S3_BUCKET": single.Bucket, "LOG_LEVEL": "warn"}
 
 	// One POST /process-s3-data.
