@@ -160,9 +160,7 @@ bench-ingest: devstack ## ingest >= 1 GB of generated readsb-hist snapshots: dec
 bench-backfill: devstack ## a backfill of N concurrent workers (BENCH_WORKERS, default 4) in aircraftd and as Lambda runs it (the worker under the emulator) against one POST /process-s3-data, same generated data: MB/s, obs/s per worker and in total, CPU of the processes it started, CPU-s/GB vs the pure decode's, a year on paper
 	@data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && \
 	go -C bench run ./cmd/bench-ingest -generate "$$data" $(BENCH_ARGS) && \
-	cpu=$$(BENCH_SNAPSHOTS="$$data" go -C app test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 3x ./internal/ingest | \
-		tee /dev/stderr | awk '{for (i = 2; i <= NF; i++) if ($$i == "cpu-s/GB") print $$(i-1)}') && \
-	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-backfill -data "$$data" -workers $(or $(BENCH_WORKERS),4) -decode-cpu-per-gb "$$cpu"
+	$(DEVSTACK) exec -- go -C bench run ./cmd/bench-backfill -data "$$data" -workers $(or $(BENCH_WORKERS),4)
 
 .PHONY: bench-download
 bench-download: devstack ## lane downloads 200 x 1 MiB and 1 x 1 GiB: the engine alone, then the service vs s5cmd v2.3.0: MB/s, ratios, peak RSS (BENCH_RUNS runs, default 5; BENCH_ARGS="-metrics-off", BENCH_BEFORE as bench-ingest)

@@ -2,7 +2,7 @@
 // bench-ingest -generate, ingested by one POST /process-s3-data, then by a backfill of -workers concurrent workers in
 // aircraftd, then by -workers Lambda workers under the emulator; MB/s and observations/s per worker and in total, CPU
 // seconds of the processes it started, the database's share, each one's CPU seconds per GB against the pure decode's
-// (-decode-cpu-per-gb, from BenchmarkDecodeAggregate in the same run), and a year of data on paper.
+// (BenchmarkDecodeAggregate, run right before and right after the Lambda run), and a year of data on paper.
 package main
 
 import (
@@ -24,7 +24,6 @@ func main() {
 	flag.IntVar(&o.Default, "default-concurrency", 2, "the default BACKFILL_CONCURRENCY, for the year on paper")
 	flag.IntVar(&o.DefaultSize, "default-batch", 100, "the default BACKFILL_BATCH_SIZE, for the year on paper")
 	flag.IntVar(&o.Lambda, "lambda-concurrency", 40, "the map's MaxConcurrency on Step Functions, for the year on paper")
-	flag.Float64Var(&o.DecodeCPUGB, "decode-cpu-per-gb", 0, "CPU seconds per GB of the pure decode (BenchmarkDecodeAggregate's cpu-s/GB)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
